@@ -1,0 +1,73 @@
+# qcal: `make` builds build/libqcal.a and build/calibrate.
+# `make demo` and `make test` install what they need first (tools/setup.sh, idempotent).
+CC      ?= cc
+BUILD   ?= build
+PROTO   ?= /usr/include/onnx/onnx.proto
+VENV    ?= .venv
+CFLAGS  ?= -O2 -g
+override CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude -I$(BUILD)/gen \
+           -Isrc/exec -Isrc/onnx -Isrc/core -Isrc/data -Icalib -Isrc/quant \
+           $(shell pkg-config --cflags libprotobuf-c libpng 2>/dev/null)
+LDLIBS  += -lprotobuf-c -lopenblas -lcjson -lpng -ljpeg -lm -lpthread
+
+LIB_SRC  := $(sort $(wildcard src/*/*.c calib/*.c))
+TOOL_SRC := $(sort $(wildcard tools/*.c))
+TEST_SRC := $(sort $(wildcard test/*.c))
+GEN_C    := $(BUILD)/gen/onnx.pb-c.c
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/onnx.pb-c.o
+TOOL_OBJ := $(TOOL_SRC:%.c=$(BUILD)/%.o)
+TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
+
+.PHONY: all setup test check-asan demo bench clean models
+all: $(BUILD)/calibrate $(BUILD)/test_runner $(BUILD)/backend_test
+
+$(BUILD)/gen/onnx.pb-c.c $(BUILD)/gen/onnx.pb-c.h: $(PROTO)
+	@mkdir -p $(BUILD)/gen
+	protoc-c --proto_path=$(dir $(PROTO)) --c_out=$(BUILD)/gen $(PROTO)
+
+$(BUILD)/gen/onnx.pb-c.o: $(BUILD)/gen/onnx.pb-c.c
+	$(CC) $(filter-out -Werror -Wextra,$(CFLAGS)) -w -c $< -o $@
+
+$(BUILD)/%.o: %.c $(BUILD)/gen/onnx.pb-c.h $(wildcard include/*.h src/*/*.h calib/*.h test/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libqcal.a: $(LIB_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/calibrate: $(TOOL_OBJ) $(BUILD)/libqcal.a
+	$(CC) $(CFLAGS) -o $@ $(TOOL_OBJ) $(BUILD)/libqcal.a $(LDLIBS)
+
+$(BUILD)/test_runner: $(filter-out $(BUILD)/test/backend.o,$(TEST_OBJ)) $(BUILD)/libqcal.a
+	$(CC) $(CFLAGS) -o $@ $(filter-out $(BUILD)/test/backend.o,$(TEST_OBJ)) \
+	      $(BUILD)/libqcal.a $(LDLIBS)
+
+$(BUILD)/backend_test: $(BUILD)/test/backend.o $(BUILD)/libqcal.a
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libqcal.a $(LDLIBS)
+
+setup:
+	@tools/setup.sh
+
+models: setup
+	@tools/fetch_models.sh
+
+test: setup
+	@$(MAKE) --no-print-directory all
+	@tools/run_tests.sh
+
+check-asan: setup
+	@$(MAKE) --no-print-directory BUILD=build-asan \
+	    CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	    all
+	@QC_BUILD_DIR=build-asan QC_ASAN=1 tools/run_tests.sh
+
+demo: setup
+	@$(MAKE) --no-print-directory all
+	@tools/demo.sh
+
+bench: setup
+	@$(MAKE) --no-print-directory all
+	@tools/bench.sh
+
+clean:
+	rm -rf build build-asan

@@ -1,0 +1,42 @@
+/* The float reference executor. qc_exec_new() plans once (topological order, one kernel per
+ * node, liveness); qc_exec_run() binds symbolic dims from the actual inputs, infers shapes
+ * node by node and runs. Intermediate buffers return to a pool after their last consumer, so
+ * peak memory tracks the live set. */
+#ifndef QC_EXEC_H
+#define QC_EXEC_H
+
+#include "qc_model.h"
+
+typedef struct qc_exec qc_exec;
+
+/* Called after every node with its outputs (valid only during the call unless kept).
+ * Return non-zero (an error code with err filled) to stop the run. */
+typedef int (*qc_exec_hook)(void *user, const qc_node *node, int node_index,
+                            const qc_tensor *const *outs, int n_outs, qc_err *err);
+
+typedef struct qc_exec_opts {
+    int keep_all;               /* keep every intermediate after the run (debug, tests) */
+    int const_only;             /* run only nodes computable from initializers alone, keep
+                                 * their outputs, take no inputs (constant folding) */
+} qc_exec_opts;
+
+/* `m` must outlive the executor. Fails with QC_EUNSUPPORTED naming op, node and opset. */
+int  qc_exec_new(qc_exec **out, const qc_model *m, const qc_exec_opts *opts, qc_err *err);
+void qc_exec_free(qc_exec *x);
+void qc_exec_set_hook(qc_exec *x, qc_exec_hook hook, void *user);
+
+/* inputs[i] feeds model input i (qc_model.inputs order); the data is copied in. */
+int  qc_exec_run(qc_exec *x, const qc_tensor *inputs, int n_inputs, qc_err *err);
+/* Borrowed until the next run or qc_exec_free. */
+int              qc_exec_n_outputs(const qc_exec *x);
+const qc_tensor *qc_exec_output(const qc_exec *x, int i);
+/* Any value by name after a run (NULL if freed or unknown); needs keep_all for internals. */
+const qc_tensor *qc_exec_value(const qc_exec *x, const char *name);
+/* With const_only: whether node i of the model (file index) was computed from constants. */
+int              qc_exec_node_is_const(const qc_exec *x, int node_index);
+/* Number of completed qc_exec_run calls (tests count executor passes). */
+int64_t          qc_exec_runs(const qc_exec *x);
+/* Bytes of activation buffers currently allocated / at peak. */
+size_t           qc_exec_peak_bytes(const qc_exec *x);
+
+#endif

@@ -1,0 +1,65 @@
+/* Static quantization: choose the tensors to quantize, observe activations while the float
+ * executor runs the calibration data, turn ranges into scales and rewrite the graph with
+ * QuantizeLinear/DequantizeLinear in the patterns ONNX Runtime fuses into integer kernels. */
+#ifndef QC_QUANT_H
+#define QC_QUANT_H
+
+#include "qc_exec.h"
+
+typedef struct qc_quant_opts {
+    const char *method;         /* observer for activations: minmax|ema|percentile|mse|entropy */
+    int   per_channel;          /* weights per output channel */
+    int   symmetric_act;        /* default 0: asymmetric activations */
+    int   symmetric_w;          /* default 1 */
+    int   act_dtype;            /* QC_U8 (default), QC_I8 or QC_I16 */
+    int   reduce_range;         /* 7-bit ranges for x86 without VNNI */
+    int   bias_float;           /* keep Conv/Gemm biases float instead of int32 */
+    float percentile;           /* default 99.999 */
+    float ema_constant;         /* default 0.01 */
+    int   bins;                 /* histogram bins, default 2048 */
+    const char *exclude;        /* comma-separated node names left in float */
+    const char *op_types;       /* comma-separated op types to quantize; NULL = default set */
+} qc_quant_opts;
+
+void qc_quant_opts_default(qc_quant_opts *o);
+
+/* One quantized tensor, as reported and saved in the params JSON. Channel arrays have
+ * n_channels entries (1 when per-tensor). */
+typedef struct qc_qtensor_info {
+    const char *name;
+    const char *kind;           /* "activation", "weight", "bias", "constant" */
+    const char *method;         /* observer name, "minmax" for weights, "shared" for data
+                                 * movement outputs, "derived" for biases */
+    const char *shared_with;    /* tensor whose parameters it reuses, or NULL */
+    int         dtype;          /* quantized dtype */
+    int         axis;           /* -1 per-tensor */
+    int         n_channels;
+    const float *obs_lo, *obs_hi;   /* observed range */
+    const float *lo, *hi;           /* chosen range (after clipping by the method) */
+    const float *scale;
+    const int32_t *zero_point;
+    int64_t     nonfinite;      /* NaN/Inf values skipped by the observer */
+} qc_qtensor_info;
+
+typedef struct qc_quantizer qc_quantizer;
+
+/* Plans quantization of model m (prepared: constants folded). m must outlive q. */
+int  qc_quantizer_new(qc_quantizer **out, const qc_model *m, const qc_quant_opts *o,
+                      qc_err *err);
+void qc_quantizer_free(qc_quantizer *q);
+/* Installs the observation hook on an executor planned on the same model. */
+void qc_quantizer_attach(qc_quantizer *q, qc_exec *x);
+/* Graph inputs are not produced by a node: feed each sample's inputs here too. */
+int  qc_quantizer_observe_inputs(qc_quantizer *q, const qc_tensor *inputs, int n, qc_err *err);
+/* Computes every range and scale (after all samples ran), then builds the QDQ model. */
+int  qc_quantizer_build(qc_quantizer *q, qc_model **out, qc_err *err);
+
+/* After build: what was quantized. Borrowed until qc_quantizer_free. */
+int  qc_quantizer_n_tensors(const qc_quantizer *q);
+int  qc_quantizer_tensor(const qc_quantizer *q, int i, qc_qtensor_info *info);
+int  qc_quantizer_n_quantized_nodes(const qc_quantizer *q);
+/* Nodes left in float: the i-th one's name, op and reason. Returns 0 past the end. */
+int  qc_quantizer_float_node(const qc_quantizer *q, int i, const char **name,
+                             const char **op_type, const char **why);
+
+#endif

@@ -1,0 +1,63 @@
+/* Private state of the executor, shared by plan.c, run.c and pool.c. */
+#ifndef QC_EXEC_PRIV_H
+#define QC_EXEC_PRIV_H
+
+#include "ops.h"
+#include "strmap.h"
+
+enum { VAL_INPUT, VAL_INIT, VAL_ACT };
+
+typedef struct qc_value {
+    qc_tensor  t;
+    int        kind;          /* VAL_* */
+    int        producer;      /* plan index of the producing node, -1 for inputs/inits */
+    int        last_use;      /* plan index of the last consumer; -1 if none */
+    int        is_output;     /* a graph output: survives until the next run */
+    int        live;          /* holds a pool buffer right now */
+} qc_value;
+
+typedef struct qc_block {
+    void  *ptr;
+    size_t cap;
+    int    used_this_run;
+} qc_block;
+
+typedef struct qc_pool {
+    qc_block *free;           /* blocks ready for reuse */
+    int       n_free, cap_free;
+    size_t    bytes_now, bytes_peak;
+} qc_pool;
+
+struct qc_run {
+    void  *scratch;
+    size_t scratch_cap;
+};
+
+struct qc_exec {
+    const qc_model   *m;
+    qc_exec_opts      opts;
+    int               n_values;
+    qc_value         *values;
+    qc_strmap         names;          /* value name -> index */
+    int               n_knodes;
+    qc_knode         *knodes;         /* in topological order */
+    const qc_op_def **defs;
+    int              *order;          /* plan index -> model node index */
+    char             *is_const;       /* per plan index: all inputs are constants */
+    int              *input_vals;     /* model input i -> value index */
+    int              *output_vals;    /* model output i -> value index */
+    int              *release_start;  /* values to release after node k: */
+    int              *release_list;   /*   release_list[release_start[k] .. [k+1]) */
+    qc_exec_hook      hook;
+    void             *hook_user;
+    qc_pool           pool;
+    struct qc_run     run;
+    int64_t           n_runs;
+};
+
+void *qc_pool_get(qc_pool *p, size_t nbytes, size_t *cap);
+void  qc_pool_put(qc_pool *p, void *ptr, size_t cap);
+void  qc_pool_trim(qc_pool *p);     /* frees blocks not reused during the last run */
+void  qc_pool_free(qc_pool *p);
+
+#endif

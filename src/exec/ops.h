@@ -1,0 +1,63 @@
+/* Private interface between the executor and the operator families (src/exec/ops_*.c). */
+#ifndef QC_OPS_H
+#define QC_OPS_H
+
+#include "qc_exec.h"
+
+typedef struct qc_run qc_run;
+
+/* One planned node. in[i] is NULL for an omitted optional input. Before infer() runs, every
+ * present input holds data; infer() must set dtype, ndim and dims of every out[i]; the
+ * executor then allocates out[i]->data (nbytes from dtype and dims) and calls run(). */
+typedef struct qc_knode {
+    const qc_node   *node;
+    int64_t          opset;     /* model opset of the node's domain */
+    int              n_in, n_out;
+    qc_tensor      **in;
+    qc_tensor      **out;
+    void            *state;     /* kernel-private, set by prepare(), freed by release() */
+} qc_knode;
+
+typedef struct qc_op_def {
+    const char *op_type;
+    int         since_opset;    /* the def with the largest since_opset <= model opset wins */
+    int  (*infer)(qc_knode *n, qc_err *err);
+    int  (*run)(qc_knode *n, qc_run *r, qc_err *err);
+    /* optional: plan-time checks/precomputation (attributes only; no input data yet) */
+    int  (*prepare)(qc_knode *n, qc_err *err);
+    void (*release)(qc_knode *n);
+} qc_op_def;
+
+/* Per-run scratch memory (e.g. im2col), reused across nodes; valid until the next call. */
+void *qc_run_scratch(qc_run *r, size_t nbytes, qc_err *err);
+
+/* All matrix products go through here (row-major C = alpha*op(A)*op(B) + beta*C). */
+void qc_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+              const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
+              float *c, int64_t ldc);
+
+/* Error helpers that name the node. */
+int qc_node_errf(const qc_knode *n, qc_err *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Shape helpers for infer(). */
+void qc_set_shape(qc_tensor *t, int dtype, int ndim, const int64_t *dims);
+void qc_copy_shape(qc_tensor *dst, const qc_tensor *src); /* dtype too */
+/* Normalizes a possibly negative axis against rank; QC_EINPUT if out of range. */
+int  qc_norm_axis(const qc_knode *n, int64_t axis, int rank, int *out, qc_err *err);
+
+/* Family tables, each ending with a zeroed entry; registry.c lists them. */
+extern const qc_op_def qc_ops_elementwise[];
+extern const qc_op_def qc_ops_reduce[];
+extern const qc_op_def qc_ops_norm[];
+extern const qc_op_def qc_ops_shape[];
+extern const qc_op_def qc_ops_index[];
+extern const qc_op_def qc_ops_conv[];
+extern const qc_op_def qc_ops_gemm[];
+extern const qc_op_def qc_ops_pool[];
+extern const qc_op_def qc_ops_resize[];
+extern const qc_op_def qc_ops_qdq[];
+
+const qc_op_def *qc_op_find(const char *domain, const char *op_type, int64_t opset);
+
+#endif

@@ -1,0 +1,492 @@
+/* Convolutions: Conv (1-D/2-D fast paths, N-d general) and ConvTranspose, both through
+ * qc_sgemm. Conv: pointwise convs multiply the input directly, convs with one input channel
+ * per group (depthwise) run a direct loop, everything else goes im2col + sgemm.
+ * ConvTranspose: sgemm into columns, then col2im accumulates them into the output. */
+#include <string.h>
+#include "ops.h"
+
+typedef struct convp {
+    int     nsp;                                     /* spatial rank */
+    int64_t batch, c, m, group, cg, mg;              /* channels: total and per group */
+    int64_t in[QC_MAX_DIMS], out[QC_MAX_DIMS];
+    int64_t k[QC_MAX_DIMS], s[QC_MAX_DIMS], d[QC_MAX_DIMS];
+    int64_t pb[QC_MAX_DIMS], pe[QC_MAX_DIMS];        /* pads at begin / end */
+    int64_t in_sz, out_sz, k_sz;                     /* spatial products */
+} convp;
+
+static inline int64_t floor_div(int64_t a, int64_t b)
+{
+    int64_t q = a / b;
+    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
+}
+
+static inline int64_t ceil_div(int64_t a, int64_t b)
+{
+    return -floor_div(-a, b);
+}
+
+static int ints_attr(const qc_knode *n, const char *name, int64_t *dst, int64_t def, int want,
+                     qc_err *err)
+{
+    int64_t cnt;
+    const int64_t *v = qc_attr_ints(n->node, name, &cnt);
+    if (!v) {
+        for (int i = 0; i < want; i++)
+            dst[i] = def;
+        return QC_OK;
+    }
+    if (cnt != want)
+        return qc_node_errf(n, err, QC_EINPUT, "attribute %s has %lld values, expected %d",
+                            name, (long long)cnt, want);
+    memcpy(dst, v, (size_t)want * sizeof *dst);
+    return QC_OK;
+}
+
+static int need_f32(const qc_knode *n, const qc_tensor *t, const char *what, qc_err *err)
+{
+    if (t->dtype != QC_F32)
+        return qc_node_errf(n, err, QC_EUNSUPPORTED, "%s '%s' has dtype %s; only float32 "
+                            "is supported", what, t->name ? t->name : "?",
+                            qc_dtype_name(t->dtype));
+    return QC_OK;
+}
+
+/* Shapes, attributes and padding of a Conv (transpose = 0) or ConvTranspose node. */
+static int conv_params(const qc_knode *n, int transpose, convp *p, qc_err *err)
+{
+    const qc_tensor *x = n->in[0], *w = n->in[1];
+    const qc_tensor *b = n->n_in > 2 ? n->in[2] : NULL;
+    int rc;
+    memset(p, 0, sizeof *p);
+    if ((rc = need_f32(n, x, "input", err)) || (rc = need_f32(n, w, "weight", err)) ||
+        (b && (rc = need_f32(n, b, "bias", err))))
+        return rc;
+    if (x->ndim < 3 || w->ndim != x->ndim)
+        return qc_node_errf(n, err, QC_ESHAPE, "input rank %d and weight rank %d: need "
+                            "[N, C, spatial...] and a weight of the same rank", x->ndim,
+                            w->ndim);
+    int nsp = p->nsp = x->ndim - 2;
+    p->group = qc_attr_int(n->node, "group", 1);
+    p->batch = x->dims[0];
+    p->c = x->dims[1];
+    if (p->group < 1 || p->c % p->group != 0)
+        return qc_node_errf(n, err, QC_EINPUT, "group %lld does not divide %lld input "
+                            "channels", (long long)p->group, (long long)p->c);
+    p->cg = p->c / p->group;
+    if (!transpose) {
+        p->m = w->dims[0];
+        p->mg = p->m / p->group;
+        if (w->dims[1] != p->cg || p->m % p->group != 0)
+            return qc_node_errf(n, err, QC_ESHAPE, "weight [%lld,%lld,...] does not fit %lld "
+                                "input channels in %lld groups", (long long)w->dims[0],
+                                (long long)w->dims[1], (long long)p->c, (long long)p->group);
+    } else {
+        p->mg = w->dims[1];
+        p->m = p->mg * p->group;
+        if (w->dims[0] != p->c)
+            return qc_node_errf(n, err, QC_ESHAPE, "weight dim 0 is %lld, input has %lld "
+                                "channels", (long long)w->dims[0], (long long)p->c);
+    }
+    if (b && (b->ndim != 1 || b->dims[0] != p->m))
+        return qc_node_errf(n, err, QC_ESHAPE, "bias must be [%lld]", (long long)p->m);
+    int64_t cnt;
+    const int64_t *ks = qc_attr_ints(n->node, "kernel_shape", &cnt);
+    for (int i = 0; i < nsp; i++) {
+        p->k[i] = w->dims[2 + i];
+        p->in[i] = x->dims[2 + i];
+        if (ks && (cnt != nsp || ks[i] != p->k[i]))
+            return qc_node_errf(n, err, QC_ESHAPE, "kernel_shape does not match the weight");
+    }
+    int64_t pads[2 * QC_MAX_DIMS], opad[QC_MAX_DIMS];
+    if ((rc = ints_attr(n, "strides", p->s, 1, nsp, err)) ||
+        (rc = ints_attr(n, "dilations", p->d, 1, nsp, err)) ||
+        (rc = ints_attr(n, "pads", pads, 0, 2 * nsp, err)) ||
+        (rc = ints_attr(n, "output_padding", opad, 0, nsp, err)))
+        return rc;
+    const char *ap = qc_attr_str(n->node, "auto_pad", "NOTSET");
+    int upper = !strcmp(ap, "SAME_UPPER"), lower = !strcmp(ap, "SAME_LOWER");
+    int valid = !strcmp(ap, "VALID");
+    if (!upper && !lower && !valid && strcmp(ap, "NOTSET") != 0)
+        return qc_node_errf(n, err, QC_EINPUT, "unknown auto_pad '%s'", ap);
+    const int64_t *oshape = transpose ? qc_attr_ints(n->node, "output_shape", &cnt) : NULL;
+    if (oshape) {
+        if (cnt != nsp && cnt != nsp + 2)
+            return qc_node_errf(n, err, QC_EINPUT, "output_shape has %lld values",
+                                (long long)cnt);
+        oshape += cnt - nsp;
+    }
+    p->in_sz = p->out_sz = p->k_sz = 1;
+    for (int i = 0; i < nsp; i++) {
+        if (p->k[i] < 1 || p->s[i] < 1 || p->d[i] < 1)
+            return qc_node_errf(n, err, QC_EINPUT, "kernel, strides and dilations must be "
+                                "positive (axis %d)", i);
+        int64_t ek = (p->k[i] - 1) * p->d[i] + 1, in = p->in[i];
+        if (!transpose) {
+            if (upper || lower) {
+                p->out[i] = ceil_div(in, p->s[i]);
+                int64_t total = (p->out[i] - 1) * p->s[i] + ek - in;
+                total = total < 0 ? 0 : total;
+                p->pb[i] = upper ? total / 2 : total - total / 2;
+                p->pe[i] = total - p->pb[i];
+            } else {
+                p->pb[i] = valid ? 0 : pads[i];
+                p->pe[i] = valid ? 0 : pads[nsp + i];
+                int64_t num = in + p->pb[i] + p->pe[i] - ek;
+                if (num < 0)
+                    return qc_node_errf(n, err, QC_ESHAPE, "kernel extent %lld exceeds padded "
+                                        "input %lld on axis %d", (long long)ek,
+                                        (long long)(num + ek), i);
+                p->out[i] = num / p->s[i] + 1;
+            }
+        } else {
+            int64_t full = p->s[i] * (in - 1) + opad[i] + ek;
+            if (oshape || upper || lower) {
+                /* Padding follows from the requested size; the odd unit goes to the end
+                 * for SAME_UPPER, to the start otherwise (the ONNX spec's rule). */
+                p->out[i] = oshape ? oshape[i] : in * p->s[i];
+                int64_t total = full - p->out[i];
+                p->pb[i] = upper ? floor_div(total, 2) : total - floor_div(total, 2);
+                p->pe[i] = total - p->pb[i];
+            } else {
+                p->pb[i] = valid ? 0 : pads[i];
+                p->pe[i] = valid ? 0 : pads[nsp + i];
+                p->out[i] = full - p->pb[i] - p->pe[i];
+            }
+        }
+        if (p->out[i] < 1 || (!transpose && (p->pb[i] < 0 || p->pe[i] < 0)))
+            return qc_node_errf(n, err, QC_ESHAPE, "invalid output size %lld or pads on axis "
+                                "%d", (long long)p->out[i], i);
+        p->in_sz *= p->in[i];
+        p->out_sz *= p->out[i];
+        p->k_sz *= p->k[i];
+    }
+    return QC_OK;
+}
+
+static int conv_infer_common(qc_knode *n, int transpose, qc_err *err)
+{
+    convp p;
+    int rc = conv_params(n, transpose, &p, err);
+    if (rc)
+        return rc;
+    int64_t dims[QC_MAX_DIMS];
+    dims[0] = p.batch;
+    dims[1] = p.m;
+    for (int i = 0; i < p.nsp; i++)
+        dims[2 + i] = p.out[i];
+    qc_set_shape(n->out[0], QC_F32, p.nsp + 2, dims);
+    return QC_OK;
+}
+
+static int conv_infer(qc_knode *n, qc_err *err) { return conv_infer_common(n, 0, err); }
+static int convt_infer(qc_knode *n, qc_err *err) { return conv_infer_common(n, 1, err); }
+
+/* 2-D view of a 1-D or 2-D conv: H is 1 for 1-D. */
+typedef struct conv2 {
+    int64_t ih, iw, oh, ow, kh, kw, sh, sw, dh, dw, ph, pw;
+} conv2;
+
+static void to_conv2(const convp *p, conv2 *q)
+{
+    int o = p->nsp == 2;
+    q->ih = o ? p->in[0] : 1;
+    q->oh = o ? p->out[0] : 1;
+    q->kh = o ? p->k[0] : 1;
+    q->sh = o ? p->s[0] : 1;
+    q->dh = o ? p->d[0] : 1;
+    q->ph = o ? p->pb[0] : 0;
+    q->iw = p->in[o];
+    q->ow = p->out[o];
+    q->kw = p->k[o];
+    q->sw = p->s[o];
+    q->dw = p->d[o];
+    q->pw = p->pb[o];
+}
+
+/* Positions j in [0, n) with 0 <= j * s + off < len, as [*lo, *hi). */
+static inline void valid_range(int64_t n, int64_t s, int64_t off, int64_t len, int64_t *lo,
+                               int64_t *hi)
+{
+    int64_t a = ceil_div(-off, s), b = floor_div(len - 1 - off, s) + 1;
+    *lo = a < 0 ? 0 : a > n ? n : a;
+    *hi = b > n ? n : b < *lo ? *lo : b;
+}
+
+/* Columns of output rows [oh0, oh1) for `cg` channels: row (c, kh, kw), ld (oh1-oh0)*ow. */
+static void im2col2d(const float *x, float *col, const conv2 *q, int64_t cg, int64_t oh0,
+                     int64_t oh1)
+{
+    int64_t ncol = (oh1 - oh0) * q->ow;
+    for (int64_t c = 0; c < cg; c++) {
+        const float *xc = x + c * q->ih * q->iw;
+        for (int64_t kh = 0; kh < q->kh; kh++) {
+            for (int64_t kw = 0; kw < q->kw; kw++) {
+                float *row = col + ((c * q->kh + kh) * q->kw + kw) * ncol;
+                int64_t off = kw * q->dw - q->pw, lo, hi;
+                valid_range(q->ow, q->sw, off, q->iw, &lo, &hi);
+                for (int64_t oh = oh0; oh < oh1; oh++) {
+                    float *dst = row + (oh - oh0) * q->ow;
+                    int64_t ih = oh * q->sh - q->ph + kh * q->dh;
+                    if (ih < 0 || ih >= q->ih) {
+                        memset(dst, 0, (size_t)q->ow * sizeof *dst);
+                        continue;
+                    }
+                    const float *src = xc + ih * q->iw + off;
+                    memset(dst, 0, (size_t)lo * sizeof *dst);
+                    if (q->sw == 1)
+                        memcpy(dst + lo, src + lo, (size_t)(hi - lo) * sizeof *dst);
+                    else
+                        for (int64_t ow = lo; ow < hi; ow++)
+                            dst[ow] = src[ow * q->sw];
+                    memset(dst + hi, 0, (size_t)(q->ow - hi) * sizeof *dst);
+                }
+            }
+        }
+    }
+}
+
+/* General N-d im2col for `cg` channels: row (c, k...), ld out_sz. */
+static void im2col_nd(const float *x, float *col, const convp *p)
+{
+    int nsp = p->nsp;
+    for (int64_t c = 0; c < p->cg; c++) {
+        int64_t kk[QC_MAX_DIMS] = { 0 };
+        for (int64_t kf = 0; kf < p->k_sz; kf++) {
+            float *row = col + (c * p->k_sz + kf) * p->out_sz;
+            int64_t o[QC_MAX_DIMS] = { 0 };
+            for (int64_t j = 0; j < p->out_sz; j++) {
+                int64_t off = 0, inside = 1;
+                for (int i = 0; i < nsp; i++) {
+                    int64_t v = o[i] * p->s[i] - p->pb[i] + kk[i] * p->d[i];
+                    inside &= v >= 0 && v < p->in[i];
+                    off = off * p->in[i] + v;
+                }
+                row[j] = inside ? x[c * p->in_sz + off] : 0.0f;
+                for (int i = nsp - 1; i >= 0 && ++o[i] == p->out[i]; i--)
+                    o[i] = 0;
+            }
+            for (int i = nsp - 1; i >= 0 && ++kk[i] == p->k[i]; i--)
+                kk[i] = 0;
+        }
+    }
+}
+
+/* One output channel of a conv whose group has a single input channel (depthwise):
+ * y (oh x ow, already holding the bias) += w (kh x kw) correlated with x. */
+static void depthwise2d(const float *x, const float *w, float *y, const conv2 *q)
+{
+    for (int64_t oh = 0; oh < q->oh; oh++) {
+        float *yr = y + oh * q->ow;
+        for (int64_t kh = 0; kh < q->kh; kh++) {
+            int64_t ih = oh * q->sh - q->ph + kh * q->dh;
+            if (ih < 0 || ih >= q->ih)
+                continue;
+            const float *xr = x + ih * q->iw;
+            for (int64_t kw = 0; kw < q->kw; kw++) {
+                float wv = w[kh * q->kw + kw];
+                int64_t off = kw * q->dw - q->pw, lo, hi;
+                valid_range(q->ow, q->sw, off, q->iw, &lo, &hi);
+                const float *xs = xr + off;
+                if (q->sw == 1)
+                    for (int64_t ow = lo; ow < hi; ow++)
+                        yr[ow] += wv * xs[ow];
+                else
+                    for (int64_t ow = lo; ow < hi; ow++)
+                        yr[ow] += wv * xs[ow * q->sw];
+            }
+        }
+    }
+}
+
+static void fill_bias(float *y, const float *bias, int64_t channels, int64_t len)
+{
+    for (int64_t c = 0; c < channels; c++) {
+        float v = bias ? bias[c] : 0.0f;
+        float *yc = y + c * len;
+        if (v == 0.0f) {
+            memset(yc, 0, (size_t)len * sizeof *yc);
+        } else {
+            for (int64_t i = 0; i < len; i++)
+                yc[i] = v;
+        }
+    }
+}
+
+/* Output rows per im2col tile: keeps the column buffer near `budget` bytes. */
+#define COL_BUDGET ((size_t)8 << 20)
+
+static int conv_run(qc_knode *n, qc_run *r, qc_err *err)
+{
+    const qc_tensor *x = n->in[0], *w = n->in[1];
+    const qc_tensor *b = n->n_in > 2 ? n->in[2] : NULL;
+    const float *xd = x->data, *wd = w->data, *bd = b ? b->data : NULL;
+    float *y = n->out[0]->data;
+    convp p;
+    int rc;
+    if ((rc = conv_params(n, 0, &p, err)))
+        return rc;
+    int pointwise = 1;
+    for (int i = 0; i < p.nsp; i++)
+        pointwise &= p.k[i] == 1 && p.s[i] == 1 && p.pb[i] == 0 && p.pe[i] == 0;
+    int64_t kdim = p.cg * p.k_sz;              /* GEMM inner dimension */
+    conv2 q;
+    to_conv2(&p, &q);
+    int two_d = p.nsp <= 2;
+
+    if (p.cg == 1 && two_d && !pointwise) {
+        for (int64_t bi = 0; bi < p.batch; bi++) {
+            for (int64_t m = 0; m < p.m; m++) {
+                float *ym = y + (bi * p.m + m) * p.out_sz;
+                fill_bias(ym, bd ? bd + m : NULL, 1, p.out_sz);
+                depthwise2d(xd + (bi * p.c + m / p.mg) * p.in_sz, wd + m * p.k_sz, ym, &q);
+            }
+        }
+        return QC_OK;
+    }
+
+    /* Rows of output per tile (2-D path); N-d builds the whole column matrix. */
+    int64_t rows = q.oh;
+    float *col = NULL;
+    if (!pointwise) {
+        size_t row_bytes = (size_t)kdim * (size_t)q.ow * sizeof(float);
+        if (two_d && row_bytes * (size_t)q.oh > COL_BUDGET) {
+            rows = (int64_t)(COL_BUDGET / row_bytes);
+            rows = rows < 1 ? 1 : rows;
+        }
+        size_t need = two_d ? row_bytes * (size_t)rows
+                            : (size_t)kdim * (size_t)p.out_sz * sizeof(float);
+        col = qc_run_scratch(r, need, err);
+        if (!col)
+            return err && err->code ? err->code : QC_ENOMEM;
+    }
+    for (int64_t bi = 0; bi < p.batch; bi++) {
+        for (int64_t g = 0; g < p.group; g++) {
+            const float *xg = xd + (bi * p.c + g * p.cg) * p.in_sz;
+            const float *wg = wd + g * p.mg * kdim;
+            float *yg = y + (bi * p.m + g * p.mg) * p.out_sz;
+            fill_bias(yg, bd ? bd + g * p.mg : NULL, p.mg, p.out_sz);
+            if (pointwise) {
+                qc_sgemm(0, 0, p.mg, p.out_sz, kdim, 1.0f, wg, kdim, xg, p.out_sz, 1.0f, yg,
+                         p.out_sz);
+                continue;
+            }
+            if (!two_d) {
+                im2col_nd(xg, col, &p);
+                qc_sgemm(0, 0, p.mg, p.out_sz, kdim, 1.0f, wg, kdim, col, p.out_sz, 1.0f, yg,
+                         p.out_sz);
+                continue;
+            }
+            for (int64_t oh0 = 0; oh0 < q.oh; oh0 += rows) {
+                int64_t oh1 = oh0 + rows < q.oh ? oh0 + rows : q.oh;
+                int64_t ncol = (oh1 - oh0) * q.ow;
+                im2col2d(xg, col, &q, p.cg, oh0, oh1);
+                qc_sgemm(0, 0, p.mg, ncol, kdim, 1.0f, wg, kdim, col, ncol, 1.0f,
+                         yg + oh0 * q.ow, p.out_sz);
+            }
+        }
+    }
+    return QC_OK;
+}
+
+/* ---- ConvTranspose ------------------------------------------------------------------- */
+
+/* y (mg output channels) += scatter of col rows (m, kh, kw), each over the input grid. */
+static void col2im2d(const float *col, float *y, const conv2 *q, int64_t mg)
+{
+    int64_t in_sz = q->ih * q->iw;
+    for (int64_t m = 0; m < mg; m++) {
+        float *ym = y + m * q->oh * q->ow;
+        for (int64_t kh = 0; kh < q->kh; kh++) {
+            for (int64_t kw = 0; kw < q->kw; kw++) {
+                const float *row = col + ((m * q->kh + kh) * q->kw + kw) * in_sz;
+                int64_t off = kw * q->dw - q->pw, lo, hi;
+                valid_range(q->iw, q->sw, off, q->ow, &lo, &hi);
+                for (int64_t ih = 0; ih < q->ih; ih++) {
+                    int64_t oh = ih * q->sh - q->ph + kh * q->dh;
+                    if (oh < 0 || oh >= q->oh)
+                        continue;
+                    float *yr = ym + oh * q->ow + off;
+                    const float *src = row + ih * q->iw;
+                    for (int64_t iw = lo; iw < hi; iw++)
+                        yr[iw * q->sw] += src[iw];
+                }
+            }
+        }
+    }
+}
+
+static void col2im_nd(const float *col, float *y, const convp *p)
+{
+    int nsp = p->nsp;
+    for (int64_t m = 0; m < p->mg; m++) {
+        int64_t kk[QC_MAX_DIMS] = { 0 };
+        for (int64_t kf = 0; kf < p->k_sz; kf++) {
+            const float *row = col + (m * p->k_sz + kf) * p->in_sz;
+            int64_t ii[QC_MAX_DIMS] = { 0 };
+            for (int64_t j = 0; j < p->in_sz; j++) {
+                int64_t off = 0, inside = 1;
+                for (int i = 0; i < nsp; i++) {
+                    int64_t v = ii[i] * p->s[i] - p->pb[i] + kk[i] * p->d[i];
+                    inside &= v >= 0 && v < p->out[i];
+                    off = off * p->out[i] + v;
+                }
+                if (inside)
+                    y[m * p->out_sz + off] += row[j];
+                for (int i = nsp - 1; i >= 0 && ++ii[i] == p->in[i]; i--)
+                    ii[i] = 0;
+            }
+            for (int i = nsp - 1; i >= 0 && ++kk[i] == p->k[i]; i--)
+                kk[i] = 0;
+        }
+    }
+}
+
+static int convt_run(qc_knode *n, qc_run *r, qc_err *err)
+{
+    const qc_tensor *x = n->in[0], *w = n->in[1];
+    const qc_tensor *b = n->n_in > 2 ? n->in[2] : NULL;
+    const float *xd = x->data, *wd = w->data, *bd = b ? b->data : NULL;
+    float *y = n->out[0]->data;
+    convp p;
+    int rc;
+    if ((rc = conv_params(n, 1, &p, err)))
+        return rc;
+    int pointwise = p.in_sz == p.out_sz;
+    for (int i = 0; i < p.nsp; i++)
+        pointwise &= p.k[i] == 1 && p.s[i] == 1 && p.pb[i] == 0 && p.pe[i] == 0;
+    int64_t rows = p.mg * p.k_sz;              /* column matrix height */
+    float *col = NULL;
+    if (!pointwise) {
+        col = qc_run_scratch(r, (size_t)rows * (size_t)p.in_sz * sizeof(float), err);
+        if (!col)
+            return err && err->code ? err->code : QC_ENOMEM;
+    }
+    conv2 q;
+    to_conv2(&p, &q);
+    for (int64_t bi = 0; bi < p.batch; bi++) {
+        for (int64_t g = 0; g < p.group; g++) {
+            const float *xg = xd + (bi * p.c + g * p.cg) * p.in_sz;
+            const float *wg = wd + g * p.cg * rows;
+            float *yg = y + (bi * p.m + g * p.mg) * p.out_sz;
+            fill_bias(yg, bd ? bd + g * p.mg : NULL, p.mg, p.out_sz);
+            if (pointwise) {
+                qc_sgemm(1, 0, p.mg, p.in_sz, p.cg, 1.0f, wg, p.mg, xg, p.in_sz, 1.0f, yg,
+                         p.out_sz);
+                continue;
+            }
+            qc_sgemm(1, 0, rows, p.in_sz, p.cg, 1.0f, wg, rows, xg, p.in_sz, 0.0f, col,
+                     p.in_sz);
+            if (p.nsp <= 2)
+                col2im2d(col, yg, &q, p.mg);
+            else
+                col2im_nd(col, yg, &p);
+        }
+    }
+    return QC_OK;
+}
+
+const qc_op_def qc_ops_conv[] = {
+    { "Conv",          1, conv_infer,  conv_run,  NULL, NULL },
+    { "ConvTranspose", 1, convt_infer, convt_run, NULL, NULL },
+    { 0 }
+};

@@ -1,0 +1,253 @@
+/* QuantizeLinear and DequantizeLinear: per-tensor, per-axis (opset 13) and blocked
+ * (opset 21 block_size) for 8/16/32-bit integers. */
+#include <math.h>
+#include <string.h>
+#include "ops.h"
+
+/* How a scale (and zero point) maps onto the data, viewed as [outer, d, inner]. */
+typedef struct qd_layout {
+    int64_t outer, d, inner;
+    int64_t block;      /* 0: per-tensor (d = 1) or per-axis; else blocked along the axis */
+    int64_t nblocks;    /* scale length along the axis when blocked */
+} qd_layout;
+
+static int int_dtype_ok(int dt)
+{
+    return dt == QC_U8 || dt == QC_I8 || dt == QC_U16 || dt == QC_I16 || dt == QC_I32;
+}
+
+static int qd_layout_of(const qc_knode *n, const qc_tensor *x, const qc_tensor *scale,
+                        const qc_tensor *zp, qd_layout *L, qc_err *err)
+{
+    int64_t numel = qc_tensor_numel(x), sn = qc_tensor_numel(scale);
+    int64_t block = n->opset >= 21 ? qc_attr_int(n->node, "block_size", 0) : 0;
+    memset(L, 0, sizeof *L);
+    if (scale->dtype != QC_F32)
+        return qc_node_errf(n, err, QC_EUNSUPPORTED, "scale '%s' has dtype %s; only float32 "
+                            "is supported", scale->name ? scale->name : "?",
+                            qc_dtype_name(scale->dtype));
+    if (zp && qc_tensor_numel(zp) != sn)
+        return qc_node_errf(n, err, QC_ESHAPE, "zero point has %lld elements, scale %lld",
+                            (long long)qc_tensor_numel(zp), (long long)sn);
+    if (block < 0)
+        return qc_node_errf(n, err, QC_EINPUT, "block_size %lld is negative", (long long)block);
+    if (block == 0 && sn == 1) {
+        L->outer = 1;
+        L->d = 1;
+        L->inner = numel;
+        return QC_OK;
+    }
+    if (n->opset < 13)
+        return qc_node_errf(n, err, QC_ESHAPE, "scale must be a scalar before opset 13, got "
+                            "%lld elements", (long long)sn);
+    int axis, rc;
+    if ((rc = qc_norm_axis(n, qc_attr_int(n->node, "axis", 1), x->ndim, &axis, err)))
+        return rc;
+    L->outer = 1;
+    L->inner = 1;
+    for (int i = 0; i < axis; i++)
+        L->outer *= x->dims[i];
+    for (int i = axis + 1; i < x->ndim; i++)
+        L->inner *= x->dims[i];
+    L->d = x->dims[axis];
+    if (block == 0) {
+        if (scale->ndim != 1 || scale->dims[0] != L->d)
+            return qc_node_errf(n, err, QC_ESHAPE, "per-axis scale must be 1-D of length "
+                                "%lld (axis %d), got %lld elements", (long long)L->d, axis,
+                                (long long)sn);
+        return QC_OK;
+    }
+    L->block = block;
+    L->nblocks = (L->d + block - 1) / block;
+    int ok = scale->ndim == x->ndim;
+    for (int i = 0; ok && i < x->ndim; i++)
+        ok = scale->dims[i] == (i == axis ? L->nblocks : x->dims[i]);
+    if (!ok)
+        return qc_node_errf(n, err, QC_ESHAPE, "blocked scale shape does not match input "
+                            "with block_size %lld on axis %d", (long long)block, axis);
+    return QC_OK;
+}
+
+/* Index of the scale for row (o, a); *varies says whether it also moves with the inner index. */
+static inline int64_t qd_scale_base(const qd_layout *L, int64_t o, int64_t a, int *varies)
+{
+    if (L->block) {
+        *varies = 1;
+        return (o * L->nblocks + a / L->block) * L->inner;
+    }
+    *varies = 0;
+    return L->d == 1 ? 0 : a;
+}
+
+/* ---- QuantizeLinear ------------------------------------------------------------------ */
+
+static int q_out_dtype(const qc_knode *n, int *dt, qc_err *err)
+{
+    const qc_tensor *zp = n->n_in > 2 ? n->in[2] : NULL;
+    int64_t attr = n->opset >= 21 ? qc_attr_int(n->node, "output_dtype", 0) : 0;
+    *dt = zp ? zp->dtype : attr ? (int)attr : QC_U8;
+    if (zp && attr && attr != zp->dtype)
+        return qc_node_errf(n, err, QC_EINPUT, "output_dtype %lld differs from the zero "
+                            "point's dtype %s", (long long)attr, qc_dtype_name(zp->dtype));
+    if (!int_dtype_ok(*dt))
+        return qc_node_errf(n, err, QC_EUNSUPPORTED, "quantized dtype %s is not supported",
+                            qc_dtype_name(*dt));
+    return QC_OK;
+}
+
+static int quantize_infer(qc_knode *n, qc_err *err)
+{
+    const qc_tensor *x = n->in[0];
+    const qc_tensor *zp = n->n_in > 2 ? n->in[2] : NULL;
+    qd_layout L;
+    int dt, rc;
+    if (x->dtype != QC_F32)
+        return qc_node_errf(n, err, QC_EUNSUPPORTED, "input dtype %s is not supported "
+                            "(float32 only)", qc_dtype_name(x->dtype));
+    if ((rc = q_out_dtype(n, &dt, err)) || (rc = qd_layout_of(n, x, n->in[1], zp, &L, err)))
+        return rc;
+    qc_set_shape(n->out[0], dt, x->ndim, x->dims);
+    return QC_OK;
+}
+
+/* Ties round to even (nearbyintf under the default rounding mode), then saturate. FT is
+ * the type the zero point is added in: float is exact for 8/16-bit ranges, int32 needs
+ * double. NaN maps to the zero point. */
+#define DEF_QUANTIZE(NAME, T, FT, LO, HI)                                                   \
+static void NAME(const float *x, void *yv, const float *sc, const void *zpv,                \
+                 const qd_layout *L)                                                        \
+{                                                                                           \
+    T *y = yv;                                                                              \
+    const T *zp = zpv;                                                                      \
+    for (int64_t o = 0; o < L->outer; o++) {                                                \
+        for (int64_t a = 0; a < L->d; a++) {                                                \
+            int varies;                                                                     \
+            int64_t base = qd_scale_base(L, o, a, &varies);                                 \
+            int64_t off = (o * L->d + a) * L->inner;                                        \
+            const float *xr = x + off;                                                      \
+            T *yr = y + off;                                                                \
+            for (int64_t i = 0; i < L->inner; i++) {                                        \
+                int64_t si = varies ? base + i : base;                                      \
+                FT z = zp ? (FT)zp[si] : (FT)0;                                             \
+                FT q = (FT)nearbyintf(xr[i] / sc[si]) + z;                                  \
+                if (q != q)                                                                 \
+                    q = z;                                                                  \
+                yr[i] = (T)(q < (FT)(LO) ? (FT)(LO) : q > (FT)(HI) ? (FT)(HI) : q);         \
+            }                                                                               \
+        }                                                                                   \
+    }                                                                                       \
+}
+
+DEF_QUANTIZE(quantize_u8, uint8_t, float, 0, 255)
+DEF_QUANTIZE(quantize_i8, int8_t, float, -128, 127)
+DEF_QUANTIZE(quantize_u16, uint16_t, float, 0, 65535)
+DEF_QUANTIZE(quantize_i16, int16_t, float, -32768, 32767)
+DEF_QUANTIZE(quantize_i32, int32_t, double, -2147483648.0, 2147483647.0)
+
+static int quantize_run(qc_knode *n, qc_run *r, qc_err *err)
+{
+    const qc_tensor *x = n->in[0];
+    const qc_tensor *zp = n->n_in > 2 ? n->in[2] : NULL;
+    qd_layout L;
+    int rc;
+    (void)r;
+    if ((rc = qd_layout_of(n, x, n->in[1], zp, &L, err)))
+        return rc;
+    const float *sc = n->in[1]->data;
+    const void *z = zp ? zp->data : NULL;
+    void *y = n->out[0]->data;
+    switch (n->out[0]->dtype) {
+    case QC_U8:  quantize_u8(x->data, y, sc, z, &L); break;
+    case QC_I8:  quantize_i8(x->data, y, sc, z, &L); break;
+    case QC_U16: quantize_u16(x->data, y, sc, z, &L); break;
+    case QC_I16: quantize_i16(x->data, y, sc, z, &L); break;
+    case QC_I32: quantize_i32(x->data, y, sc, z, &L); break;
+    default:
+        return qc_node_errf(n, err, QC_EINTERNAL, "unexpected output dtype %s",
+                            qc_dtype_name(n->out[0]->dtype));
+    }
+    return QC_OK;
+}
+
+/* ---- DequantizeLinear ---------------------------------------------------------------- */
+
+static int dequantize_infer(qc_knode *n, qc_err *err)
+{
+    const qc_tensor *x = n->in[0];
+    const qc_tensor *zp = n->n_in > 2 ? n->in[2] : NULL;
+    qd_layout L;
+    int rc;
+    if (!int_dtype_ok(x->dtype))
+        return qc_node_errf(n, err, QC_EUNSUPPORTED, "input dtype %s is not supported",
+                            qc_dtype_name(x->dtype));
+    if (zp && zp->dtype != x->dtype)
+        return qc_node_errf(n, err, QC_EINPUT, "zero point dtype %s differs from input %s",
+                            qc_dtype_name(zp->dtype), qc_dtype_name(x->dtype));
+    if ((rc = qd_layout_of(n, x, n->in[1], zp, &L, err)))
+        return rc;
+    qc_set_shape(n->out[0], QC_F32, x->ndim, x->dims);
+    return QC_OK;
+}
+
+/* The difference is taken in integers so int32 inputs lose no precision before scaling. */
+#define DEF_DEQUANTIZE(NAME, T)                                                             \
+static void NAME(const void *xv, float *y, const float *sc, const void *zpv,                \
+                 const qd_layout *L)                                                        \
+{                                                                                           \
+    const T *x = xv, *zp = zpv;                                                             \
+    for (int64_t o = 0; o < L->outer; o++) {                                                \
+        for (int64_t a = 0; a < L->d; a++) {                                                \
+            int varies;                                                                     \
+            int64_t base = qd_scale_base(L, o, a, &varies);                                 \
+            int64_t off = (o * L->d + a) * L->inner;                                        \
+            if (!varies) {                                                                  \
+                float s = sc[base];                                                         \
+                int64_t z = zp ? (int64_t)zp[base] : 0;                                     \
+                for (int64_t i = 0; i < L->inner; i++)                                      \
+                    y[off + i] = (float)((int64_t)x[off + i] - z) * s;                      \
+                continue;                                                                   \
+            }                                                                               \
+            for (int64_t i = 0; i < L->inner; i++) {                                        \
+                int64_t z = zp ? (int64_t)zp[base + i] : 0;                                 \
+                y[off + i] = (float)((int64_t)x[off + i] - z) * sc[base + i];               \
+            }                                                                               \
+        }                                                                                   \
+    }                                                                                       \
+}
+
+DEF_DEQUANTIZE(dequantize_u8, uint8_t)
+DEF_DEQUANTIZE(dequantize_i8, int8_t)
+DEF_DEQUANTIZE(dequantize_u16, uint16_t)
+DEF_DEQUANTIZE(dequantize_i16, int16_t)
+DEF_DEQUANTIZE(dequantize_i32, int32_t)
+
+static int dequantize_run(qc_knode *n, qc_run *r, qc_err *err)
+{
+    const qc_tensor *x = n->in[0];
+    const qc_tensor *zp = n->n_in > 2 ? n->in[2] : NULL;
+    qd_layout L;
+    int rc;
+    (void)r;
+    if ((rc = qd_layout_of(n, x, n->in[1], zp, &L, err)))
+        return rc;
+    const float *sc = n->in[1]->data;
+    const void *z = zp ? zp->data : NULL;
+    float *y = n->out[0]->data;
+    switch (x->dtype) {
+    case QC_U8:  dequantize_u8(x->data, y, sc, z, &L); break;
+    case QC_I8:  dequantize_i8(x->data, y, sc, z, &L); break;
+    case QC_U16: dequantize_u16(x->data, y, sc, z, &L); break;
+    case QC_I16: dequantize_i16(x->data, y, sc, z, &L); break;
+    case QC_I32: dequantize_i32(x->data, y, sc, z, &L); break;
+    default:
+        return qc_node_errf(n, err, QC_EINTERNAL, "unexpected input dtype %s",
+                            qc_dtype_name(x->dtype));
+    }
+    return QC_OK;
+}
+
+const qc_op_def qc_ops_qdq[] = {
+    { "QuantizeLinear",   10, quantize_infer,   quantize_run,   NULL, NULL },
+    { "DequantizeLinear", 10, dequantize_infer, dequantize_run, NULL, NULL },
+    { 0 }
+};

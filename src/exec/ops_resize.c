@@ -1,0 +1,454 @@
+/* Resize (opsets 10, 11, 13, 18, 19) and Upsample (7, 9). Nearest works on every executable
+ * dtype; linear and cubic on float32, separably over any number of axes, with taps computed
+ * on the fly (no scratch). Integer nearest upsampling of the two innermost axes (YOLO's
+ * Resize x2) has a replicate-and-memcpy fast path. */
+#include <math.h>
+#include <string.h>
+#include "ops.h"
+
+enum { M_NEAREST, M_LINEAR, M_CUBIC };
+enum { C_HALF_PIXEL, C_HALF_PIXEL_SYM, C_PYTORCH, C_ALIGN, C_ASYM, C_TF_NN, C_TF_CROP };
+enum { N_ROUND_FLOOR, N_ROUND_CEIL, N_FLOOR, N_CEIL, N_SIMPLE };
+
+/* Products of per-axis taps over the outer axes of one output row. */
+#define MAX_COMBOS 256
+
+typedef struct rs_cfg {
+    int    mode, coord, nearest, exclude_outside, antialias;
+    double cubic_a, extrap;
+} rs_cfg;
+
+typedef struct rs_axis {
+    int64_t in, out;
+    double  scale, roi_lo, roi_hi;
+    double  out_f;      /* in * scale unfloored, as the ONNX reference uses for align_corners */
+} rs_axis;
+
+typedef struct rs_taps {
+    int     n, outside;
+    int64_t idx[4];
+    double  w[4];
+} rs_taps;
+
+static const qc_tensor *opt_in(const qc_knode *n, int i)
+{
+    const qc_tensor *t = i < n->n_in ? n->in[i] : NULL;
+    return t && qc_tensor_numel(t) > 0 ? t : NULL;   /* empty means absent (roi, scales) */
+}
+
+/* Before opset 11 (and for Upsample) there are no coordinate or rounding attributes. */
+static int is_legacy(const qc_knode *n)
+{
+    return !strcmp(n->node->op_type, "Upsample") || n->opset < 11;
+}
+
+static int pick(const char *s, const char *const *names, int count)
+{
+    for (int i = 0; i < count; i++)
+        if (!strcmp(s, names[i]))
+            return i;
+    return -1;
+}
+
+static int parse_cfg(const qc_knode *n, rs_cfg *c, qc_err *err)
+{
+    static const char *const modes[] = { "nearest", "linear", "cubic", "bilinear" };
+    static const char *const coords[] = { "half_pixel", "half_pixel_symmetric",
+                                          "pytorch_half_pixel", "align_corners", "asymmetric",
+                                          "tf_half_pixel_for_nn", "tf_crop_and_resize" };
+    static const char *const nearests[] = { "round_prefer_floor", "round_prefer_ceil", "floor",
+                                            "ceil" };
+    const char *m = qc_attr_str(n->node, "mode", "nearest");
+    memset(c, 0, sizeof *c);
+    c->mode = pick(m, modes, 4);
+    if (c->mode == 3)
+        c->mode = M_LINEAR;
+    if (c->mode < 0 || (is_legacy(n) && c->mode == M_CUBIC))
+        return qc_node_errf(n, err, QC_EUNSUPPORTED, "unknown mode '%s'", m);
+    if (is_legacy(n)) {
+        c->coord = C_ASYM;
+        c->nearest = N_SIMPLE;
+        return QC_OK;
+    }
+    const char *cs = qc_attr_str(n->node, "coordinate_transformation_mode", "half_pixel");
+    const char *ns = qc_attr_str(n->node, "nearest_mode", "round_prefer_floor");
+    if ((c->coord = pick(cs, coords, 7)) < 0)
+        return qc_node_errf(n, err, QC_EUNSUPPORTED, "unknown coordinate_transformation_mode "
+                            "'%s'", cs);
+    if ((c->nearest = pick(ns, nearests, 4)) < 0)
+        return qc_node_errf(n, err, QC_EUNSUPPORTED, "unknown nearest_mode '%s'", ns);
+    c->cubic_a = qc_attr_float(n->node, "cubic_coeff_a", -0.75f);
+    c->exclude_outside = qc_attr_int(n->node, "exclude_outside", 0) != 0;
+    c->extrap = qc_attr_float(n->node, "extrapolation_value", 0.0f);
+    c->antialias = n->opset >= 18 && qc_attr_int(n->node, "antialias", 0) != 0;
+    return QC_OK;
+}
+
+static int resize_prepare(qc_knode *n, qc_err *err)
+{
+    rs_cfg c;
+    return parse_cfg(n, &c, err);
+}
+
+/* Output length, scale and roi of every axis of x. */
+static int geometry(const qc_knode *n, const rs_cfg *c, const qc_tensor *x, rs_axis *ax,
+                    qc_err *err)
+{
+    int rank = x->ndim, axes[QC_MAX_DIMS], k = rank;
+    const qc_tensor *roi = NULL, *sc = NULL, *sz = NULL;
+    const float *sa = NULL;
+    int64_t count;
+    for (int a = 0; a < rank; a++) {
+        ax[a] = (rs_axis){ x->dims[a], x->dims[a], 1.0, 0.0, 1.0, (double)x->dims[a] };
+        axes[a] = a;
+    }
+    if (!strcmp(n->node->op_type, "Upsample") && n->opset < 9) {
+        sa = qc_attr_floats(n->node, "scales", &count);
+    } else if (is_legacy(n)) {
+        sc = opt_in(n, 1);
+    } else {
+        roi = opt_in(n, 1);
+        sc = opt_in(n, 2);
+        sz = opt_in(n, 3);
+        const int64_t *aa = n->opset >= 18 ? qc_attr_ints(n->node, "axes", &count) : NULL;
+        if (aa) {
+            int seen[QC_MAX_DIMS] = {0};
+            if (count > rank)
+                return qc_node_errf(n, err, QC_EINPUT, "%lld axes for rank %d",
+                                    (long long)count, rank);
+            for (k = 0; k < count; k++) {
+                int rc = qc_norm_axis(n, aa[k], rank, &axes[k], err);
+                if (rc)
+                    return rc;
+                if (seen[axes[k]]++)
+                    return qc_node_errf(n, err, QC_EINPUT, "axis %d repeated", axes[k]);
+            }
+        }
+        if (sc && sz)
+            return qc_node_errf(n, err, QC_EINPUT, "scales and sizes are both given");
+    }
+    if (!sa && !sc && !sz)
+        return qc_node_errf(n, err, QC_EINPUT, "neither scales nor sizes is given");
+    if ((sa ? count : qc_tensor_numel(sc ? sc : sz)) != k)
+        return qc_node_errf(n, err, QC_EINPUT, "%s has %lld entries, expected %d",
+                            sz ? "sizes" : "scales",
+                            (long long)(sa ? count : qc_tensor_numel(sc ? sc : sz)), k);
+    if (roi && c->coord == C_TF_CROP) {
+        if (qc_tensor_numel(roi) != 2 * k)
+            return qc_node_errf(n, err, QC_EINPUT, "roi has %lld entries, expected %d",
+                                (long long)qc_tensor_numel(roi), 2 * k);
+        for (int i = 0; i < k; i++) {
+            ax[axes[i]].roi_lo = qc_tensor_get_f(roi, i);
+            ax[axes[i]].roi_hi = qc_tensor_get_f(roi, i + k);
+        }
+    }
+    if (sz) {
+        const char *pol = n->opset >= 18 ? qc_attr_str(n->node, "keep_aspect_ratio_policy",
+                                                       "stretch") : "stretch";
+        int keep = !strcmp(pol, "not_larger") ? 1 : !strcmp(pol, "not_smaller") ? 2 : 0;
+        double s = keep == 1 ? INFINITY : 0.0;
+        if (!keep && strcmp(pol, "stretch"))
+            return qc_node_errf(n, err, QC_EUNSUPPORTED, "unknown keep_aspect_ratio_policy "
+                                "'%s'", pol);
+        for (int i = 0; i < k; i++) {
+            rs_axis *a = &ax[axes[i]];
+            a->out = qc_tensor_get_i(sz, i);
+            if (a->out < 0 || (a->in == 0 && a->out > 0))
+                return qc_node_errf(n, err, QC_EINPUT, "cannot resize axis %d from %lld to "
+                                    "%lld", axes[i], (long long)a->in, (long long)a->out);
+            a->scale = a->in ? (double)a->out / (double)a->in : 1.0;
+            a->out_f = (double)a->out;
+            s = keep == 1 ? fmin(s, a->scale) : fmax(s, a->scale);
+        }
+        for (int i = 0; keep && i < k; i++) {
+            rs_axis *a = &ax[axes[i]];
+            a->scale = s;
+            a->out = (int64_t)floor(s * (double)a->in + 0.5);
+            a->out_f = s * (double)a->in;
+        }
+    } else {
+        for (int i = 0; i < k; i++) {
+            rs_axis *a = &ax[axes[i]];
+            a->scale = sa ? sa[i] : (double)(float)qc_tensor_get_f(sc, i);
+            if (!(a->scale > 0) || a->scale * (double)a->in > 9e18)
+                return qc_node_errf(n, err, QC_EINPUT, "invalid scale %g on axis %d", a->scale,
+                                    axes[i]);
+            a->out_f = a->scale * (double)a->in;
+            a->out = (int64_t)floor(a->out_f);
+        }
+    }
+    if (c->antialias && c->mode != M_NEAREST)
+        for (int a = 0; a < rank; a++)
+            if (ax[a].scale < 1.0)
+                return qc_node_errf(n, err, QC_EUNSUPPORTED, "antialiased downsampling is not "
+                                    "supported");
+    return QC_OK;
+}
+
+static int resize_infer(qc_knode *n, qc_err *err)
+{
+    const qc_tensor *x = n->in[0];
+    rs_cfg c;
+    rs_axis ax[QC_MAX_DIMS];
+    int64_t dims[QC_MAX_DIMS];
+    int rc;
+    if (!qc_dtype_is_executable(x->dtype))
+        return qc_node_errf(n, err, QC_EUNSUPPORTED, "input dtype %s is not supported",
+                            qc_dtype_name(x->dtype));
+    if ((rc = parse_cfg(n, &c, err)) || (rc = geometry(n, &c, x, ax, err)))
+        return rc;
+    if (c.mode != M_NEAREST && x->dtype != QC_F32)
+        return qc_node_errf(n, err, QC_EUNSUPPORTED, "%s mode supports float32 only, got %s",
+                            c.mode == M_LINEAR ? "linear" : "cubic", qc_dtype_name(x->dtype));
+    for (int a = 0; a < x->ndim; a++)
+        dims[a] = ax[a].out;
+    qc_set_shape(n->out[0], x->dtype, x->ndim, dims);
+    return QC_OK;
+}
+
+/* Output coordinate -> input coordinate. */
+static double src_coord(const rs_cfg *c, const rs_axis *a, int64_t x)
+{
+    double xr = (double)x, in = (double)a->in, out = (double)a->out;
+    switch (c->coord) {
+    case C_HALF_PIXEL:
+        return (xr + 0.5) / a->scale - 0.5;
+    case C_HALF_PIXEL_SYM: {
+        double adj = out / (a->scale * in), center = in / 2;
+        return center * (1 - adj) + (xr + 0.5) / a->scale - 0.5;
+    }
+    case C_PYTORCH:
+        return a->out > 1 ? (xr + 0.5) / a->scale - 0.5 : 0.0;
+    case C_ALIGN:   /* onnxruntime divides by out - 1 instead: differs for fractional out_f */
+        return a->out_f == 1 ? 0.0 : xr * (in - 1) / (a->out_f - 1);
+    case C_TF_NN:
+        return (xr + 0.5) / a->scale;
+    case C_TF_CROP:
+        return a->out > 1 ? a->roi_lo * (in - 1) + xr * (a->roi_hi - a->roi_lo) * (in - 1) /
+                                                       (out - 1)
+                          : 0.5 * (a->roi_lo + a->roi_hi) * (in - 1);
+    default:
+        return xr / a->scale;
+    }
+}
+
+static int64_t round_nearest(const rs_cfg *c, const rs_axis *a, double x)
+{
+    double f = floor(x);
+    switch (c->nearest) {
+    case N_ROUND_FLOOR: return (int64_t)(x == f + 0.5 ? f : round(x));
+    case N_ROUND_CEIL: return (int64_t)(x == f + 0.5 ? f + 1 : round(x));
+    case N_FLOOR: return (int64_t)f;
+    case N_CEIL: return (int64_t)ceil(x);
+    default: return (int64_t)(a->scale < 1.0 ? ceil(x) : f);  /* onnxruntime's pre-11 rule */
+    }
+}
+
+static void cubic_coeffs(double r, double A, double *w)
+{
+    double t = r + 1, u = 1 - r, v = 2 - r;
+    w[0] = ((A * t - 5 * A) * t + 8 * A) * t - 4 * A;
+    w[1] = ((A + 2) * r - (A + 3)) * r * r + 1;
+    w[2] = ((A + 2) * u - (A + 3)) * u * u + 1;
+    w[3] = ((A * v - 5 * A) * v + 8 * A) * v - 4 * A;
+}
+
+static int64_t clampi(int64_t v, int64_t hi)
+{
+    return v < 0 ? 0 : v > hi ? hi : v;
+}
+
+/* Input taps (index, weight) of output coordinate x on one axis; zero weights dropped. */
+static void taps_for(const rs_cfg *c, const rs_axis *a, int64_t x, rs_taps *t)
+{
+    double xo = src_coord(c, a, x), last = (double)(a->in - 1);
+    t->n = 0;
+    t->outside = c->coord == C_TF_CROP && (xo < 0 || xo > last);
+    if (t->outside)
+        return;
+    if (c->mode == M_NEAREST) {
+        t->idx[0] = clampi(round_nearest(c, a, xo), a->in - 1);
+        t->w[0] = 1.0;
+        t->n = 1;
+        return;
+    }
+    if (c->mode == M_LINEAR) {
+        xo = xo < 0 ? 0 : xo > last ? last : xo;
+        double f = floor(xo), r = xo - f;
+        t->idx[0] = (int64_t)f;
+        t->w[0] = 1.0 - r;
+        t->n = 1;
+        if (r > 0) {
+            t->idx[1] = clampi((int64_t)f + 1, a->in - 1);
+            t->w[1] = r;
+            t->n = 2;
+        }
+        return;
+    }
+    double f = floor(xo), w[4], sum = 0;
+    cubic_coeffs(xo - f, c->cubic_a, w);
+    for (int i = 0; i < 4; i++) {
+        int64_t idx = (int64_t)f - 1 + i;
+        if (c->exclude_outside && (idx < 0 || idx >= a->in))
+            w[i] = 0;
+        sum += w[i];
+    }
+    for (int i = 0; i < 4; i++) {
+        double wi = c->exclude_outside && sum != 0 ? w[i] / sum : w[i];
+        if (wi == 0)
+            continue;
+        t->idx[t->n] = clampi((int64_t)f - 1 + i, a->in - 1);
+        t->w[t->n++] = wi;
+    }
+}
+
+static void store_scalar(void *dst, int dtype, double v)
+{
+    switch (dtype) {
+    case QC_F32: *(float *)dst = (float)v; break;
+    case QC_U8: case QC_BOOL: *(uint8_t *)dst = (uint8_t)v; break;
+    case QC_I8: *(int8_t *)dst = (int8_t)v; break;
+    case QC_U16: *(uint16_t *)dst = (uint16_t)v; break;
+    case QC_I16: *(int16_t *)dst = (int16_t)v; break;
+    case QC_I32: *(int32_t *)dst = (int32_t)v; break;
+    case QC_I64: *(int64_t *)dst = (int64_t)v; break;
+    default: break;
+    }
+}
+
+/* Nearest with integer factors on the two innermost axes and identity elsewhere: each input
+ * element is repeated fw times along a row, each row fh times. */
+static int nearest_fast(const rs_cfg *c, const rs_axis *ax, int nd, const qc_tensor *x,
+                        qc_tensor *y)
+{
+    rs_taps t;
+    if (nd < 2 || c->coord == C_TF_CROP)
+        return 0;
+    for (int a = 0; a < nd; a++) {
+        int64_t f = ax[a].in ? ax[a].out / ax[a].in : 0;
+        if (f < 1 || ax[a].out != f * ax[a].in || (a < nd - 2 && f != 1))
+            return 0;
+        for (int64_t i = 0; i < ax[a].out; i++) {
+            taps_for(c, &ax[a], i, &t);
+            if (t.idx[0] != i / f)
+                return 0;
+        }
+    }
+    size_t es = qc_dtype_size(x->dtype);
+    int64_t h = ax[nd - 2].in, w = ax[nd - 1].in, fh = ax[nd - 2].out / h;
+    int64_t fw = ax[nd - 1].out / w, ow = w * fw, rows = qc_tensor_numel(x) / w;
+    const char *in = x->data;
+    char *out = y->data;
+    size_t orow = (size_t)ow * es;
+    for (int64_t r = 0; r < rows; r++, in += (size_t)w * es) {
+        if (es == 4 && fw == 2) {
+            const uint32_t *s = (const uint32_t *)in;
+            uint32_t *d = (uint32_t *)out;
+            for (int64_t j = 0; j < w; j++)
+                d[2 * j] = d[2 * j + 1] = s[j];
+        } else if (es == 4) {
+            const uint32_t *s = (const uint32_t *)in;
+            uint32_t *d = (uint32_t *)out;
+            for (int64_t j = 0; j < w; j++)
+                for (int64_t k = 0; k < fw; k++)
+                    d[j * fw + k] = s[j];
+        } else {
+            for (int64_t j = 0; j < w; j++)
+                for (int64_t k = 0; k < fw; k++)
+                    memcpy(out + (size_t)(j * fw + k) * es, in + (size_t)j * es, es);
+        }
+        for (int64_t k = 1; k < fh; k++)
+            memcpy(out + (size_t)k * orow, out, orow);
+        out += (size_t)fh * orow;
+    }
+    return 1;
+}
+
+static int resize_run(qc_knode *n, qc_run *r, qc_err *err)
+{
+    const qc_tensor *x = n->in[0];
+    qc_tensor *y = n->out[0];
+    rs_cfg c;
+    rs_axis ax[QC_MAX_DIMS];
+    int64_t str[QC_MAX_DIMS], idx[QC_MAX_DIMS] = {0}, off[MAX_COMBOS], s = 1;
+    double wt[MAX_COMBOS];
+    rs_taps t;
+    int rc, nd = x->ndim;
+    size_t es = qc_dtype_size(x->dtype);
+    unsigned char extrap[8];
+    (void)r;
+    if ((rc = parse_cfg(n, &c, err)) || (rc = geometry(n, &c, x, ax, err)))
+        return rc;
+    if (qc_tensor_numel(y) == 0)
+        return QC_OK;
+    if (nd == 0) {
+        memcpy(y->data, x->data, es);
+        return QC_OK;
+    }
+    if (c.mode == M_NEAREST && nearest_fast(&c, ax, nd, x, y))
+        return QC_OK;
+    store_scalar(extrap, x->dtype, c.extrap);
+    for (int a = nd - 1; a >= 0; a--) {
+        str[a] = s;
+        s *= x->dims[a];
+    }
+    const rs_axis *al = &ax[nd - 1];
+    const char *in = x->data;
+    char *out = y->data;
+    const float *xf = x->data;
+    float *yf = y->data;
+    for (;;) {
+        int nc = 1, outside = 0;
+        off[0] = 0;
+        wt[0] = 1.0;
+        for (int a = 0; a < nd - 1 && !outside; a++) {
+            taps_for(&c, &ax[a], idx[a], &t);
+            outside = t.outside;
+            if (nc * t.n > MAX_COMBOS)
+                return qc_node_errf(n, err, QC_EUNSUPPORTED, "too many interpolation taps "
+                                    "(resizing %d axes)", nd);
+            for (int i = nc - 1; i >= 0; i--)       /* expand combo i into t.n combos */
+                for (int j = t.n - 1; j >= 0; j--) {
+                    off[i * t.n + j] = off[i] + t.idx[j] * str[a];
+                    wt[i * t.n + j] = wt[i] * t.w[j];
+                }
+            nc *= t.n;
+        }
+        for (int64_t j = 0; j < al->out; j++) {
+            if (!outside)
+                taps_for(&c, al, j, &t);
+            if (outside || t.outside) {
+                memcpy(out + j * (int64_t)es, extrap, es);
+            } else if (c.mode == M_NEAREST) {
+                memcpy(out + j * (int64_t)es, in + (off[0] + t.idx[0]) * (int64_t)es, es);
+            } else {
+                double acc = 0;
+                for (int i = 0; i < nc; i++) {
+                    const float *p = xf + off[i];
+                    double v = 0;
+                    for (int k = 0; k < t.n; k++)
+                        v += t.w[k] * p[t.idx[k]];
+                    acc += wt[i] * v;
+                }
+                yf[j] = (float)acc;
+            }
+        }
+        out += al->out * (int64_t)es;
+        yf += al->out;
+        int a = nd - 2;
+        for (; a >= 0; a--) {
+            if (++idx[a] < ax[a].out)
+                break;
+            idx[a] = 0;
+        }
+        if (a < 0)
+            break;
+    }
+    return QC_OK;
+}
+
+const qc_op_def qc_ops_resize[] = {
+    { "Resize", 10, resize_infer, resize_run, resize_prepare, NULL },
+    { "Upsample", 7, resize_infer, resize_run, resize_prepare, NULL },
+    { 0 }
+};

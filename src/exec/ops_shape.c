@@ -1,0 +1,969 @@
+/* Data movement that only rearranges elements: Transpose, Reshape, Flatten, Squeeze,
+ * Unsqueeze, Concat, Split, Expand, Tile, Pad, and the shape-subgraph producers Shape, Size,
+ * Constant, ConstantOfShape, Range. Kernels copy elements of qc_dtype_size() bytes, so every
+ * executable dtype works (shape subgraphs run on int64, models feed int32 and bool too). */
+#include <math.h>
+#include <string.h>
+#include "ops.h"
+
+/* Shared with ops_index.c (Slice) and ops_resize.c; belongs in ops.h. */
+void qc_strided_copy(void *dst, const void *src, int ndim, const int64_t *dims,
+                     const int64_t *sstr, size_t es);
+
+#define MAX_COPY_DIMS (2 * QC_MAX_DIMS)
+
+static const qc_tensor *opt_in(const qc_knode *n, int i)
+{
+    return i < n->n_in ? n->in[i] : NULL;
+}
+
+static int need_exec(const qc_knode *n, const qc_tensor *t, qc_err *err)
+{
+    if (!qc_dtype_is_executable(t->dtype))
+        return qc_node_errf(n, err, QC_EUNSUPPORTED, "input '%s' has dtype %s, which the "
+                            "executor does not support", t->name ? t->name : "?",
+                            qc_dtype_name(t->dtype));
+    return QC_OK;
+}
+
+static void copy_bytes(void *dst, const void *src, size_t nbytes)
+{
+    if (nbytes && dst != src)
+        memcpy(dst, src, nbytes);
+}
+
+/* Row-major element strides. */
+static void contig_strides(const int64_t *dims, int nd, int64_t *str)
+{
+    int64_t s = 1;
+    for (int i = nd - 1; i >= 0; i--) {
+        str[i] = s;
+        s *= dims[i];
+    }
+}
+
+/* ---- strided copy ---------------------------------------------------------------------- */
+
+#define STRIDED_ROW(T)                                                   \
+    do {                                                                 \
+        T *d_ = dst;                                                     \
+        const T *s_ = src;                                               \
+        for (int64_t j_ = 0; j_ < cols; j_++)                            \
+            d_[j_] = s_[j_ * cs];                                        \
+    } while (0)
+
+static void copy_row(void *dst, const void *src, int64_t cols, int64_t cs, size_t es)
+{
+    if (cs == 1) {
+        memcpy(dst, src, (size_t)cols * es);
+        return;
+    }
+    switch (es) {
+    case 1: STRIDED_ROW(uint8_t); break;
+    case 2: STRIDED_ROW(uint16_t); break;
+    case 4: STRIDED_ROW(uint32_t); break;
+    case 8: STRIDED_ROW(uint64_t); break;
+    default:
+        for (int64_t j = 0; j < cols; j++)
+            memcpy((char *)dst + j * es, (const char *)src + j * cs * es, es);
+    }
+}
+
+/* dst[i][j] = src[i + j*cs]: a transpose, tiled so that both sides stay in cache. */
+#define TILED_T(T)                                                                   \
+    do {                                                                             \
+        T *d_ = dst;                                                                 \
+        const T *s_ = src;                                                           \
+        for (int64_t i0 = 0; i0 < rows; i0 += TILE)                                  \
+            for (int64_t j0 = 0; j0 < cols; j0 += TILE) {                            \
+                int64_t i1 = i0 + TILE < rows ? i0 + TILE : rows;                    \
+                int64_t j1 = j0 + TILE < cols ? j0 + TILE : cols;                    \
+                for (int64_t j = j0; j < j1; j++)                                    \
+                    for (int64_t i = i0; i < i1; i++)                                \
+                        d_[i * cols + j] = s_[i + j * cs];                           \
+            }                                                                        \
+    } while (0)
+
+static void copy_2d(void *dst, const void *src, int64_t rows, int64_t cols, int64_t rs,
+                    int64_t cs, size_t es)
+{
+    enum { TILE = 32 };
+    if (rs == 1 && cs != 1 && rows > 1 && cols > 1 && es <= 8 && (es & (es - 1)) == 0) {
+        switch (es) {
+        case 1: TILED_T(uint8_t); return;
+        case 2: TILED_T(uint16_t); return;
+        case 4: TILED_T(uint32_t); return;
+        default: TILED_T(uint64_t); return;
+        }
+    }
+    for (int64_t i = 0; i < rows; i++)
+        copy_row((char *)dst + (size_t)(i * cols) * es, (const char *)src + i * rs * (int64_t)es,
+                 cols, cs, es);
+}
+
+void qc_strided_copy(void *dst, const void *src, int ndim, const int64_t *dims,
+                     const int64_t *sstr, size_t es)
+{
+    int64_t d[MAX_COPY_DIMS], s[MAX_COPY_DIMS], idx[MAX_COPY_DIMS];
+    int nd = 0;
+    for (int i = 0; i < ndim; i++) {
+        if (dims[i] == 0)
+            return;
+        if (dims[i] == 1)
+            continue;
+        if (nd > 0 && s[nd - 1] == sstr[i] * dims[i]) {   /* mergeable with the previous axis */
+            d[nd - 1] *= dims[i];
+            s[nd - 1] = sstr[i];
+            continue;
+        }
+        d[nd] = dims[i];
+        s[nd] = sstr[i];
+        nd++;
+    }
+    if (nd == 0) {
+        memcpy(dst, src, es);
+        return;
+    }
+    if (nd == 1) {
+        copy_row(dst, src, d[0], s[0], es);
+        return;
+    }
+    int64_t rows = d[nd - 2], cols = d[nd - 1], plane = rows * cols, off = 0;
+    char *out = dst;
+    const char *in = src;
+    int outer = nd - 2;
+    memset(idx, 0, sizeof idx);
+    for (;;) {
+        copy_2d(out, in + off * (int64_t)es, rows, cols, s[nd - 2], s[nd - 1], es);
+        out += (size_t)plane * es;
+        int a = outer - 1;
+        for (; a >= 0; a--) {
+            off += s[a];
+            if (++idx[a] < d[a])
+                break;
+            off -= s[a] * d[a];
+            idx[a] = 0;
+        }
+        if (a < 0)
+            break;
+    }
+}
+
+/* ---- Transpose ------------------------------------------------------------------------- */
+
+static int transpose_perm(const qc_knode *n, int rank, int *perm, qc_err *err)
+{
+    int64_t np;
+    const int64_t *p = qc_attr_ints(n->node, "perm", &np);
+    int seen[QC_MAX_DIMS] = {0};
+    if (!p) {
+        for (int i = 0; i < rank; i++)
+            perm[i] = rank - 1 - i;
+        return QC_OK;
+    }
+    if (np != rank)
+        return qc_node_errf(n, err, QC_EINPUT, "perm has %lld entries for rank %d",
+                            (long long)np, rank);
+    for (int i = 0; i < rank; i++) {
+        int64_t a = p[i] < 0 ? p[i] + rank : p[i];
+        if (a < 0 || a >= rank || seen[a]++)
+            return qc_node_errf(n, err, QC_EINPUT, "perm is not a permutation of 0..%d",
+                                rank - 1);
+        perm[i] = (int)a;
+    }
+    return QC_OK;
+}
+
+static int transpose_infer(qc_knode *n, qc_err *err)
+{
+    const qc_tensor *x = n->in[0];
+    int perm[QC_MAX_DIMS], rc;
+    int64_t dims[QC_MAX_DIMS];
+    if ((rc = need_exec(n, x, err)) || (rc = transpose_perm(n, x->ndim, perm, err)))
+        return rc;
+    for (int i = 0; i < x->ndim; i++)
+        dims[i] = x->dims[perm[i]];
+    qc_set_shape(n->out[0], x->dtype, x->ndim, dims);
+    return QC_OK;
+}
+
+static int transpose_run(qc_knode *n, qc_run *r, qc_err *err)
+{
+    const qc_tensor *x = n->in[0];
+    int perm[QC_MAX_DIMS], rc;
+    int64_t str[QC_MAX_DIMS], sstr[QC_MAX_DIMS];
+    (void)r;
+    if ((rc = transpose_perm(n, x->ndim, perm, err)))
+        return rc;
+    contig_strides(x->dims, x->ndim, str);
+    for (int i = 0; i < x->ndim; i++)
+        sstr[i] = str[perm[i]];
+    /* merged axes turn NCHW<->NHWC into batched 2-D transposes */
+    qc_strided_copy(n->out[0]->data, x->data, x->ndim, n->out[0]->dims, sstr,
+                    qc_dtype_size(x->dtype));
+    return QC_OK;
+}
+
+/* ---- Reshape, Flatten, Squeeze, Unsqueeze: a new shape over the same bytes --------------- */
+
+static int copy_run(qc_knode *n, qc_run *r, qc_err *err)
+{
+    (void)r;
+    (void)err;
+    copy_bytes(n->out[0]->data, n->in[0]->data, qc_tensor_nbytes(n->in[0]));
+    return QC_OK;
+}
+
+static int reshape_infer(qc_knode *n, qc_err *err)
+{
+    const qc_tensor *x = n->in[0], *shp = opt_in(n, 1);
+    int64_t dims[QC_MAX_DIMS], count, known = 1;
+    const int64_t *attr = NULL;
+    int allowzero = n->opset >= 14 && qc_attr_int(n->node, "allowzero", 0) != 0, infer_at = -1;
+    int rc;
+    if ((rc = need_exec(n, x, err)))
+        return rc;
+    if (n->opset < 5) {
+        attr = qc_attr_ints(n->node, "shape", &count);
+    } else {
+        if (!shp)
+            return qc_node_errf(n, err, QC_EINPUT, "missing shape input");
+        if (shp->ndim != 1)
+            return qc_node_errf(n, err, QC_EINPUT, "shape input must be 1-D, got rank %d",
+                                shp->ndim);
+        count = shp->dims[0];
+    }
+    if (count > QC_MAX_DIMS)
+        return qc_node_errf(n, err, QC_EUNSUPPORTED, "target rank %lld exceeds %d",
+                            (long long)count, QC_MAX_DIMS);
+    for (int i = 0; i < count; i++) {
+        int64_t v = attr ? attr[i] : qc_tensor_get_i(shp, i);
+        if (v == 0 && !allowzero) {
+            if (i >= x->ndim)
+                return qc_node_errf(n, err, QC_ESHAPE, "shape[%d] = 0 copies a dim the input "
+                                    "(rank %d) does not have", i, x->ndim);
+            v = x->dims[i];
+        }
+        if (v == -1) {
+            if (infer_at >= 0)
+                return qc_node_errf(n, err, QC_EINPUT, "shape has more than one -1");
+            infer_at = i;
+        } else if (v < 0) {
+            return qc_node_errf(n, err, QC_EINPUT, "shape[%d] = %lld is invalid", i,
+                                (long long)v);
+        } else {
+            known *= v;
+        }
+        dims[i] = v;
+    }
+    int64_t numel = qc_tensor_numel(x);
+    if (infer_at >= 0) {
+        if (known == 0 || numel % known)
+            return qc_node_errf(n, err, QC_ESHAPE, "cannot infer the -1 dim: %lld elements "
+                                "over a known product of %lld", (long long)numel,
+                                (long long)known);
+        dims[infer_at] = numel / known;
+        known = numel;
+    }
+    if (known != numel)
+        return qc_node_errf(n, err, QC_ESHAPE, "cannot reshape %lld elements into %lld",
+                            (long long)numel, (long long)known);
+    qc_set_shape(n->out[0], x->dtype, (int)count, dims);
+    return QC_OK;
+}
+
+static int flatten_infer(qc_knode *n, qc_err *err)
+{
+    const qc_tensor *x = n->in[0];
+    int64_t axis = qc_attr_int(n->node, "axis", 1), dims[2] = {1, 1};
+    int rc;
+    if ((rc = need_exec(n, x, err)))
+        return rc;
+    if (axis < 0)
+        axis += x->ndim;
+    if (axis < 0 || axis > x->ndim)
+        return qc_node_errf(n, err, QC_EINPUT, "axis %lld out of range for rank %d",
+                            (long long)qc_attr_int(n->node, "axis", 1), x->ndim);
+    for (int i = 0; i < x->ndim; i++)
+        dims[i >= axis] *= x->dims[i];
+    qc_set_shape(n->out[0], x->dtype, 2, dims);
+    return QC_OK;
+}
+
+/* Axes of Squeeze/Unsqueeze: attribute before opset 13, optional input after. */
+static int get_axes(const qc_knode *n, int64_t *axes, int *count, qc_err *err)
+{
+    const qc_tensor *t = opt_in(n, 1);
+    int64_t c = 0;
+    if (n->opset < 13) {
+        const int64_t *a = qc_attr_ints(n->node, "axes", &c);
+        if (c > QC_MAX_DIMS)
+            return qc_node_errf(n, err, QC_EINPUT, "too many axes (%lld)", (long long)c);
+        for (int64_t i = 0; i < c; i++)
+            axes[i] = a[i];
+    } else if (t) {
+        c = qc_tensor_numel(t);
+        if (c > QC_MAX_DIMS)
+            return qc_node_errf(n, err, QC_EINPUT, "too many axes (%lld)", (long long)c);
+        for (int64_t i = 0; i < c; i++)
+            axes[i] = qc_tensor_get_i(t, i);
+    }
+    *count = (int)c;
+    return QC_OK;
+}
+
+static int squeeze_infer(qc_knode *n, qc_err *err)
+{
+    const qc_tensor *x = n->in[0];
+    int64_t axes[QC_MAX_DIMS], dims[QC_MAX_DIMS];
+    int count, drop[QC_MAX_DIMS] = {0}, nd = 0, rc;
+    if ((rc = need_exec(n, x, err)) || (rc = get_axes(n, axes, &count, err)))
+        return rc;
+    for (int i = 0; i < count; i++) {
+        int a;
+        if ((rc = qc_norm_axis(n, axes[i], x->ndim, &a, err)))
+            return rc;
+        if (x->dims[a] != 1)
+            return qc_node_errf(n, err, QC_ESHAPE, "cannot squeeze axis %d of size %lld", a,
+                                (long long)x->dims[a]);
+        drop[a] = 1;
+    }
+    for (int i = 0; i < x->ndim; i++)
+        if (!(count ? drop[i] : x->dims[i] == 1))
+            dims[nd++] = x->dims[i];
+    qc_set_shape(n->out[0], x->dtype, nd, dims);
+    return QC_OK;
+}
+
+static int unsqueeze_infer(qc_knode *n, qc_err *err)
+{
+    const qc_tensor *x = n->in[0];
+    int64_t axes[QC_MAX_DIMS], dims[QC_MAX_DIMS];
+    int count, ins[QC_MAX_DIMS] = {0}, rc;
+    if ((rc = need_exec(n, x, err)) || (rc = get_axes(n, axes, &count, err)))
+        return rc;
+    int rank = x->ndim + count;
+    if (rank > QC_MAX_DIMS)
+        return qc_node_errf(n, err, QC_EUNSUPPORTED, "output rank %d exceeds %d", rank,
+                            QC_MAX_DIMS);
+    for (int i = 0; i < count; i++) {
+        int a;
+        if ((rc = qc_norm_axis(n, axes[i], rank, &a, err)))
+            return rc;
+        if (ins[a]++)
+            return qc_node_errf(n, err, QC_EINPUT, "axis %d repeated", a);
+    }
+    for (int i = 0, j = 0; i < rank; i++)
+        dims[i] = ins[i] ? 1 : x->dims[j++];
+    qc_set_shape(n->out[0], x->dtype, rank, dims);
+    return QC_OK;
+}
+
+/* ---- Concat, Split --------------------------------------------------------------------- */
+
+static int concat_infer(qc_knode *n, qc_err *err)
+{
+    const qc_tensor *x0 = n->in[0];
+    int axis, rc;
+    int64_t dims[QC_MAX_DIMS];
+    if (n->n_in < 1 || !x0)
+        return qc_node_errf(n, err, QC_EINPUT, "needs at least one input");
+    if ((rc = need_exec(n, x0, err)) ||
+        (rc = qc_norm_axis(n, qc_attr_int(n->node, "axis", n->opset < 4 ? 1 : 0), x0->ndim,
+                           &axis, err)))
+        return rc;
+    memcpy(dims, x0->dims, sizeof dims);
+    dims[axis] = 0;
+    for (int i = 0; i < n->n_in; i++) {
+        const qc_tensor *x = n->in[i];
+        if (!x || x->dtype != x0->dtype || x->ndim != x0->ndim)
+            return qc_node_errf(n, err, QC_ESHAPE, "input %d differs in dtype or rank from "
+                                "input 0", i);
+        for (int d = 0; d < x->ndim; d++)
+            if (d != axis && x->dims[d] != x0->dims[d])
+                return qc_node_errf(n, err, QC_ESHAPE, "input %d has dim %d = %lld, input 0 "
+                                    "has %lld", i, d, (long long)x->dims[d],
+                                    (long long)x0->dims[d]);
+        dims[axis] += x->dims[axis];
+    }
+    qc_set_shape(n->out[0], x0->dtype, x0->ndim, dims);
+    return QC_OK;
+}
+
+static int concat_run(qc_knode *n, qc_run *r, qc_err *err)
+{
+    const qc_tensor *y = n->out[0];
+    int axis, rc;
+    size_t es = qc_dtype_size(y->dtype);
+    (void)r;
+    if ((rc = qc_norm_axis(n, qc_attr_int(n->node, "axis", n->opset < 4 ? 1 : 0), y->ndim,
+                           &axis, err)))
+        return rc;
+    int64_t outer = 1, inner = 1;
+    for (int d = 0; d < axis; d++)
+        outer *= y->dims[d];
+    for (int d = axis + 1; d < y->ndim; d++)
+        inner *= y->dims[d];
+    size_t out_row = (size_t)(y->dims[axis] * inner) * es, at = 0;
+    for (int i = 0; i < n->n_in; i++) {
+        const qc_tensor *x = n->in[i];
+        size_t row = (size_t)(x->dims[axis] * inner) * es;
+        if (row == 0)
+            continue;
+        for (int64_t o = 0; o < outer; o++)
+            memcpy((char *)y->data + o * out_row + at, (const char *)x->data + o * row, row);
+        at += row;
+    }
+    return QC_OK;
+}
+
+/* Length of output `i` of Split along an axis of length `len`. */
+static int split_len(const qc_knode *n, int i, int64_t len, int64_t *out, qc_err *err)
+{
+    const qc_tensor *st = n->opset >= 13 ? opt_in(n, 1) : NULL;
+    int64_t count = 0;
+    const int64_t *sa = n->opset < 13 ? qc_attr_ints(n->node, "split", &count) : NULL;
+    if (st)
+        count = qc_tensor_numel(st);
+    if (st || sa) {
+        if (count != n->n_out)
+            return qc_node_errf(n, err, QC_EINPUT, "split has %lld entries for %d outputs",
+                                (long long)count, n->n_out);
+        *out = st ? qc_tensor_get_i(st, i) : sa[i];
+        return *out < 0 ? qc_node_errf(n, err, QC_EINPUT, "negative split size") : QC_OK;
+    }
+    int64_t parts = n->n_out;
+    if (n->opset >= 18 && qc_attr_find(n->node, "num_outputs")) {
+        parts = qc_attr_int(n->node, "num_outputs", 0);
+        if (parts != n->n_out)
+            return qc_node_errf(n, err, QC_EINPUT, "num_outputs %lld but %d outputs",
+                                (long long)parts, n->n_out);
+    }
+    if (n->opset >= 18) {   /* uneven: the last chunk is smaller */
+        int64_t chunk = (len + parts - 1) / parts, start = chunk * i;
+        *out = start >= len ? 0 : (len - start < chunk ? len - start : chunk);
+        return QC_OK;
+    }
+    if (len % parts)
+        return qc_node_errf(n, err, QC_ESHAPE, "axis length %lld does not split evenly into "
+                            "%lld parts", (long long)len, (long long)parts);
+    *out = len / parts;
+    return QC_OK;
+}
+
+static int split_infer(qc_knode *n, qc_err *err)
+{
+    const qc_tensor *x = n->in[0];
+    int axis, rc;
+    int64_t dims[QC_MAX_DIMS], total = 0;
+    if ((rc = need_exec(n, x, err)) ||
+        (rc = qc_norm_axis(n, qc_attr_int(n->node, "axis", 0), x->ndim, &axis, err)))
+        return rc;
+    memcpy(dims, x->dims, sizeof dims);
+    for (int i = 0; i < n->n_out; i++) {
+        if ((rc = split_len(n, i, x->dims[axis], &dims[axis], err)))
+            return rc;
+        total += dims[axis];
+        qc_set_shape(n->out[i], x->dtype, x->ndim, dims);
+    }
+    if (total != x->dims[axis])
+        return qc_node_errf(n, err, QC_ESHAPE, "split sizes sum to %lld, axis length is %lld",
+                            (long long)total, (long long)x->dims[axis]);
+    return QC_OK;
+}
+
+static int split_run(qc_knode *n, qc_run *r, qc_err *err)
+{
+    const qc_tensor *x = n->in[0];
+    int axis, rc;
+    size_t es = qc_dtype_size(x->dtype);
+    (void)r;
+    if ((rc = qc_norm_axis(n, qc_attr_int(n->node, "axis", 0), x->ndim, &axis, err)))
+        return rc;
+    int64_t outer = 1, inner = 1;
+    for (int d = 0; d < axis; d++)
+        outer *= x->dims[d];
+    for (int d = axis + 1; d < x->ndim; d++)
+        inner *= x->dims[d];
+    size_t in_row = (size_t)(x->dims[axis] * inner) * es, at = 0;
+    for (int i = 0; i < n->n_out; i++) {
+        const qc_tensor *y = n->out[i];
+        size_t row = (size_t)(y->dims[axis] * inner) * es;
+        if (row == 0)
+            continue;
+        for (int64_t o = 0; o < outer; o++)
+            memcpy((char *)y->data + o * row, (const char *)x->data + o * in_row + at, row);
+        at += row;
+    }
+    return QC_OK;
+}
+
+/* ---- Expand, Tile ---------------------------------------------------------------------- */
+
+static int expand_infer(qc_knode *n, qc_err *err)
+{
+    const qc_tensor *x = n->in[0], *shp = opt_in(n, 1);
+    int64_t want[QC_MAX_DIMS], dims[QC_MAX_DIMS];
+    int nd, rc;
+    if ((rc = need_exec(n, x, err)))
+        return rc;
+    if (!shp || shp->ndim != 1 || shp->dims[0] > QC_MAX_DIMS)
+        return qc_node_errf(n, err, QC_EINPUT, "shape input must be 1-D with at most %d "
+                            "entries", QC_MAX_DIMS);
+    for (int i = 0; i < shp->dims[0]; i++)
+        want[i] = qc_tensor_get_i(shp, i);
+    if (qc_broadcast_shape(x->dims, x->ndim, want, (int)shp->dims[0], dims, &nd))
+        return qc_node_errf(n, err, QC_ESHAPE, "input does not broadcast to the given shape");
+    qc_set_shape(n->out[0], x->dtype, nd, dims);
+    return QC_OK;
+}
+
+static int expand_run(qc_knode *n, qc_run *r, qc_err *err)
+{
+    const qc_tensor *x = n->in[0], *y = n->out[0];
+    int64_t sstr[QC_MAX_DIMS];
+    (void)r;
+    (void)err;
+    qc_broadcast_strides(x->dims, x->ndim, y->dims, y->ndim, sstr);
+    qc_strided_copy(y->data, x->data, y->ndim, y->dims, sstr, qc_dtype_size(x->dtype));
+    return QC_OK;
+}
+
+static int tile_infer(qc_knode *n, qc_err *err)
+{
+    const qc_tensor *x = n->in[0], *rep = opt_in(n, 1);
+    int64_t dims[QC_MAX_DIMS];
+    int rc;
+    if ((rc = need_exec(n, x, err)))
+        return rc;
+    if (!rep || qc_tensor_numel(rep) != x->ndim)
+        return qc_node_errf(n, err, QC_EINPUT, "repeats must have %d entries", x->ndim);
+    for (int i = 0; i < x->ndim; i++) {
+        int64_t k = qc_tensor_get_i(rep, i);
+        if (k < 0)
+            return qc_node_errf(n, err, QC_EINPUT, "negative repeat %lld", (long long)k);
+        dims[i] = x->dims[i] * k;
+    }
+    qc_set_shape(n->out[0], x->dtype, x->ndim, dims);
+    return QC_OK;
+}
+
+static int tile_run(qc_knode *n, qc_run *r, qc_err *err)
+{
+    const qc_tensor *x = n->in[0], *y = n->out[0];
+    int64_t str[QC_MAX_DIMS], dims[MAX_COPY_DIMS], sstr[MAX_COPY_DIMS];
+    (void)r;
+    (void)err;
+    /* output axis a viewed as [repeat_a, dim_a]: row-major order is the same */
+    contig_strides(x->dims, x->ndim, str);
+    for (int i = 0; i < x->ndim; i++) {
+        dims[2 * i] = x->dims[i] ? y->dims[i] / x->dims[i] : 0;
+        dims[2 * i + 1] = x->dims[i];
+        sstr[2 * i] = 0;
+        sstr[2 * i + 1] = str[i];
+    }
+    qc_strided_copy(y->data, x->data, 2 * x->ndim, dims, sstr, qc_dtype_size(x->dtype));
+    return QC_OK;
+}
+
+/* ---- Pad ------------------------------------------------------------------------------- */
+
+enum { PAD_CONSTANT, PAD_REFLECT, PAD_EDGE, PAD_WRAP };
+
+static int pad_mode(const qc_knode *n, int *mode, qc_err *err)
+{
+    const char *m = qc_attr_str(n->node, "mode", "constant");
+    if (!strcmp(m, "constant"))
+        *mode = PAD_CONSTANT;
+    else if (!strcmp(m, "reflect"))
+        *mode = PAD_REFLECT;
+    else if (!strcmp(m, "edge"))
+        *mode = PAD_EDGE;
+    else if (!strcmp(m, "wrap"))
+        *mode = PAD_WRAP;
+    else
+        return qc_node_errf(n, err, QC_EUNSUPPORTED, "unknown mode '%s'", m);
+    return QC_OK;
+}
+
+static void store_scalar(void *dst, int dtype, double v)
+{
+    switch (dtype) {
+    case QC_F32: *(float *)dst = (float)v; break;
+    case QC_U8: *(uint8_t *)dst = (uint8_t)v; break;
+    case QC_I8: *(int8_t *)dst = (int8_t)v; break;
+    case QC_U16: *(uint16_t *)dst = (uint16_t)v; break;
+    case QC_I16: *(int16_t *)dst = (int16_t)v; break;
+    case QC_I32: *(int32_t *)dst = (int32_t)v; break;
+    case QC_I64: *(int64_t *)dst = (int64_t)v; break;
+    case QC_BOOL: *(uint8_t *)dst = v != 0; break;
+    default: break;
+    }
+}
+
+/* Begin/end pads per axis (pb[a], pe[a]) and, for mode constant, the fill value bytes. */
+static int pad_params(const qc_knode *n, const qc_tensor *x, int64_t *pb, int64_t *pe,
+                      unsigned char *fill, qc_err *err)
+{
+    int rank = x->ndim, axes[QC_MAX_DIMS], k = rank;
+    int64_t count = 0;
+    const int64_t *pa = NULL;
+    const qc_tensor *pt = NULL, *cv = NULL, *at = NULL;
+    for (int i = 0; i < rank; i++) {
+        pb[i] = pe[i] = 0;
+        axes[i] = i;
+    }
+    memset(fill, 0, 8);
+    if (n->opset < 11) {
+        pa = qc_attr_ints(n->node, qc_attr_find(n->node, "pads") ? "pads" : "paddings", &count);
+        store_scalar(fill, x->dtype, qc_attr_float(n->node, "value", 0.0f));
+    } else {
+        pt = opt_in(n, 1);
+        cv = opt_in(n, 2);
+        at = n->opset >= 18 ? opt_in(n, 3) : NULL;
+        if (!pt)
+            return qc_node_errf(n, err, QC_EINPUT, "missing pads input");
+        count = qc_tensor_numel(pt);
+        if (cv && qc_tensor_numel(cv) > 0) {
+            if (cv->dtype == x->dtype)
+                memcpy(fill, cv->data, qc_dtype_size(x->dtype));
+            else
+                store_scalar(fill, x->dtype, qc_tensor_get_f(cv, 0));
+        }
+    }
+    if (at) {
+        k = (int)qc_tensor_numel(at);
+        if (k > rank)
+            return qc_node_errf(n, err, QC_EINPUT, "%d axes for rank %d", k, rank);
+        for (int i = 0; i < k; i++) {
+            int rc = qc_norm_axis(n, qc_tensor_get_i(at, i), rank, &axes[i], err);
+            if (rc)
+                return rc;
+        }
+    }
+    if (count != 2 * k)
+        return qc_node_errf(n, err, QC_EINPUT, "pads has %lld entries, expected %d",
+                            (long long)count, 2 * k);
+    for (int i = 0; i < k; i++) {
+        pb[axes[i]] = pa ? pa[i] : qc_tensor_get_i(pt, i);
+        pe[axes[i]] = pa ? pa[i + k] : qc_tensor_get_i(pt, i + k);
+    }
+    return QC_OK;
+}
+
+static int pad_infer(qc_knode *n, qc_err *err)
+{
+    const qc_tensor *x = n->in[0];
+    int64_t pb[QC_MAX_DIMS], pe[QC_MAX_DIMS], dims[QC_MAX_DIMS];
+    unsigned char fill[8];
+    int mode, rc;
+    if ((rc = need_exec(n, x, err)) || (rc = pad_mode(n, &mode, err)) ||
+        (rc = pad_params(n, x, pb, pe, fill, err)))
+        return rc;
+    for (int i = 0; i < x->ndim; i++) {
+        dims[i] = x->dims[i] + pb[i] + pe[i];
+        if (dims[i] < 0)
+            return qc_node_errf(n, err, QC_ESHAPE, "pads make axis %d negative", i);
+        if (mode != PAD_CONSTANT && x->dims[i] == 0 && dims[i] > 0)
+            return qc_node_errf(n, err, QC_ESHAPE, "cannot pad empty axis %d in this mode", i);
+    }
+    qc_set_shape(n->out[0], x->dtype, x->ndim, dims);
+    return QC_OK;
+}
+
+/* Source index on an axis of length d for output index o shifted by the begin pad. */
+static int64_t pad_src(int mode, int64_t i, int64_t d)
+{
+    if (i >= 0 && i < d)
+        return i;
+    switch (mode) {
+    case PAD_EDGE:
+        return i < 0 ? 0 : d - 1;
+    case PAD_REFLECT: {
+        if (d == 1)
+            return 0;
+        int64_t p = 2 * (d - 1), m = ((i % p) + p) % p;
+        return m < d ? m : p - m;
+    }
+    case PAD_WRAP:
+        return ((i % d) + d) % d;
+    default:
+        return -1;
+    }
+}
+
+static int pad_run(qc_knode *n, qc_run *r, qc_err *err)
+{
+    const qc_tensor *x = n->in[0], *y = n->out[0];
+    int64_t pb[QC_MAX_DIMS], pe[QC_MAX_DIMS], str[QC_MAX_DIMS], idx[QC_MAX_DIMS] = {0};
+    unsigned char fill[8];
+    int mode, rc, nd = x->ndim;
+    size_t es = qc_dtype_size(x->dtype);
+    (void)r;
+    if ((rc = pad_mode(n, &mode, err)) || (rc = pad_params(n, x, pb, pe, fill, err)))
+        return rc;
+    if (qc_tensor_numel(y) == 0)
+        return QC_OK;
+    if (nd == 0) {
+        memcpy(y->data, x->data, es);
+        return QC_OK;
+    }
+    contig_strides(x->dims, nd, str);
+    int64_t w = y->dims[nd - 1], d = x->dims[nd - 1], lo = pb[nd - 1];
+    /* output columns [c0, c1) copy input columns straight */
+    int64_t c0 = lo < 0 ? 0 : lo, c1 = d + lo < w ? d + lo : w;
+    char *out = y->data;
+    const char *in = x->data;
+    for (;;) {
+        int64_t off = 0;
+        int outside = 0;
+        for (int a = 0; a < nd - 1; a++) {
+            int64_t s = pad_src(mode, idx[a] - pb[a], x->dims[a]);
+            if (s < 0)
+                outside = 1;
+            off += s * str[a];
+        }
+        if (outside) {
+            for (int64_t j = 0; j < w; j++)
+                memcpy(out + j * (int64_t)es, fill, es);
+        } else {
+            const char *row = in + off * (int64_t)es;
+            for (int64_t j = 0; j < w; j++) {
+                if (j == c0 && c1 > c0) {
+                    memcpy(out + j * (int64_t)es, row + (j - lo) * (int64_t)es,
+                           (size_t)(c1 - c0) * es);
+                    j = c1 - 1;
+                    continue;
+                }
+                int64_t s = pad_src(mode, j - lo, d);
+                memcpy(out + j * (int64_t)es, s < 0 ? (const char *)fill : row + s * (int64_t)es,
+                       es);
+            }
+        }
+        out += w * (int64_t)es;
+        int a = nd - 2;
+        for (; a >= 0; a--) {
+            if (++idx[a] < y->dims[a])
+                break;
+            idx[a] = 0;
+        }
+        if (a < 0)
+            break;
+    }
+    return QC_OK;
+}
+
+/* ---- Shape, Size, Constant, ConstantOfShape, Range ------------------------------------- */
+
+static void shape_range(const qc_knode *n, int rank, int64_t *start, int64_t *end)
+{
+    int64_t s = n->opset >= 15 ? qc_attr_int(n->node, "start", 0) : 0;
+    int64_t e = n->opset >= 15 ? qc_attr_int(n->node, "end", rank) : rank;
+    if (s < 0)
+        s += rank;
+    if (e < 0)
+        e += rank;
+    *start = s < 0 ? 0 : s > rank ? rank : s;
+    *end = e < 0 ? 0 : e > rank ? rank : e;
+    if (*end < *start)
+        *end = *start;
+}
+
+static int shape_infer(qc_knode *n, qc_err *err)
+{
+    int64_t s, e;
+    (void)err;
+    shape_range(n, n->in[0]->ndim, &s, &e);
+    int64_t len = e - s;
+    qc_set_shape(n->out[0], QC_I64, 1, &len);
+    return QC_OK;
+}
+
+static int shape_run(qc_knode *n, qc_run *r, qc_err *err)
+{
+    int64_t s, e, *y = n->out[0]->data;
+    (void)r;
+    (void)err;
+    shape_range(n, n->in[0]->ndim, &s, &e);
+    for (int64_t i = s; i < e; i++)
+        y[i - s] = n->in[0]->dims[i];
+    return QC_OK;
+}
+
+static int size_infer(qc_knode *n, qc_err *err)
+{
+    (void)err;
+    qc_set_shape(n->out[0], QC_I64, 0, NULL);
+    return QC_OK;
+}
+
+static int size_run(qc_knode *n, qc_run *r, qc_err *err)
+{
+    (void)r;
+    (void)err;
+    *(int64_t *)n->out[0]->data = qc_tensor_numel(n->in[0]);
+    return QC_OK;
+}
+
+static int constant_infer(qc_knode *n, qc_err *err)
+{
+    const qc_attr *a = qc_attr_find(n->node, "value");
+    int64_t len;
+    if (a && a->t) {
+        if (!qc_dtype_is_executable(a->t->dtype))
+            return qc_node_errf(n, err, QC_EUNSUPPORTED, "value has dtype %s, which the "
+                                "executor does not support", qc_dtype_name(a->t->dtype));
+        qc_copy_shape(n->out[0], a->t);
+    } else if ((a = qc_attr_find(n->node, "value_float"))) {
+        qc_set_shape(n->out[0], QC_F32, 0, NULL);
+    } else if ((a = qc_attr_find(n->node, "value_int"))) {
+        qc_set_shape(n->out[0], QC_I64, 0, NULL);
+    } else if ((a = qc_attr_find(n->node, "value_floats"))) {
+        len = a->n;
+        qc_set_shape(n->out[0], QC_F32, 1, &len);
+    } else if ((a = qc_attr_find(n->node, "value_ints"))) {
+        len = a->n;
+        qc_set_shape(n->out[0], QC_I64, 1, &len);
+    } else {
+        return qc_node_errf(n, err, QC_EUNSUPPORTED, "only value, value_float(s) and "
+                            "value_int(s) are supported");
+    }
+    return QC_OK;
+}
+
+static int constant_run(qc_knode *n, qc_run *r, qc_err *err)
+{
+    const qc_attr *a;
+    void *y = n->out[0]->data;
+    (void)r;
+    (void)err;
+    if ((a = qc_attr_find(n->node, "value")) && a->t)
+        copy_bytes(y, a->t->data, qc_tensor_nbytes(a->t));
+    else if ((a = qc_attr_find(n->node, "value_float")))
+        *(float *)y = a->f;
+    else if ((a = qc_attr_find(n->node, "value_int")))
+        *(int64_t *)y = a->i;
+    else if ((a = qc_attr_find(n->node, "value_floats")))
+        copy_bytes(y, a->floats, (size_t)a->n * sizeof(float));
+    else if ((a = qc_attr_find(n->node, "value_ints")))
+        copy_bytes(y, a->ints, (size_t)a->n * sizeof(int64_t));
+    return QC_OK;
+}
+
+static int cos_infer(qc_knode *n, qc_err *err)
+{
+    const qc_tensor *shp = n->in[0];
+    const qc_attr *a = qc_attr_find(n->node, "value");
+    int64_t dims[QC_MAX_DIMS];
+    int dtype = a && a->t ? a->t->dtype : QC_F32;
+    if (a && a->t && qc_tensor_numel(a->t) != 1)
+        return qc_node_errf(n, err, QC_EINPUT, "value must hold one element");
+    if (!qc_dtype_is_executable(dtype))
+        return qc_node_errf(n, err, QC_EUNSUPPORTED, "value has dtype %s, which the executor "
+                            "does not support", qc_dtype_name(dtype));
+    if (shp->ndim > 1 || qc_tensor_numel(shp) > QC_MAX_DIMS)
+        return qc_node_errf(n, err, QC_EINPUT, "shape input must be 1-D with at most %d "
+                            "entries", QC_MAX_DIMS);
+    int nd = (int)qc_tensor_numel(shp);
+    for (int i = 0; i < nd; i++)
+        if ((dims[i] = qc_tensor_get_i(shp, i)) < 0)
+            return qc_node_errf(n, err, QC_EINPUT, "negative dim %lld", (long long)dims[i]);
+    qc_set_shape(n->out[0], dtype, nd, dims);
+    return QC_OK;
+}
+
+static int cos_run(qc_knode *n, qc_run *r, qc_err *err)
+{
+    const qc_attr *a = qc_attr_find(n->node, "value");
+    qc_tensor *y = n->out[0];
+    size_t es = qc_dtype_size(y->dtype);
+    int64_t len = qc_tensor_numel(y);
+    unsigned char v[8] = {0};
+    (void)r;
+    (void)err;
+    if (a && a->t)
+        memcpy(v, a->t->data, es);
+    for (int64_t i = 0; i < len; i++)
+        memcpy((char *)y->data + i * (int64_t)es, v, es);
+    return QC_OK;
+}
+
+static int range_count(const qc_knode *n, int64_t *count, qc_err *err)
+{
+    const qc_tensor *s = n->in[0], *l = n->in[1], *d = n->in[2];
+    if (qc_tensor_numel(s) != 1 || qc_tensor_numel(l) != 1 || qc_tensor_numel(d) != 1)
+        return qc_node_errf(n, err, QC_EINPUT, "start, limit and delta must be scalars");
+    if (s->dtype == QC_F32) {
+        double st = qc_tensor_get_f(s, 0), li = qc_tensor_get_f(l, 0), de = qc_tensor_get_f(d, 0);
+        double c = ceil((li - st) / de);
+        if (de == 0 || !(c == c) || c > 1e15)
+            return qc_node_errf(n, err, QC_EINPUT, "invalid range %g..%g step %g", st, li, de);
+        *count = c > 0 ? (int64_t)c : 0;
+        return QC_OK;
+    }
+    int64_t st = qc_tensor_get_i(s, 0), li = qc_tensor_get_i(l, 0), de = qc_tensor_get_i(d, 0);
+    if (de == 0)
+        return qc_node_errf(n, err, QC_EINPUT, "delta is 0");
+    int64_t diff = li - st, q = diff / de;
+    if (diff % de != 0 && (diff > 0) == (de > 0))
+        q++;
+    *count = q > 0 ? q : 0;
+    return QC_OK;
+}
+
+static int range_infer(qc_knode *n, qc_err *err)
+{
+    int64_t count;
+    int rc, dt = n->in[0]->dtype;
+    if (dt != QC_F32 && dt != QC_I16 && dt != QC_I32 && dt != QC_I64)
+        return qc_node_errf(n, err, QC_EUNSUPPORTED, "dtype %s is not supported",
+                            qc_dtype_name(dt));
+    if ((rc = range_count(n, &count, err)))
+        return rc;
+    qc_set_shape(n->out[0], dt, 1, &count);
+    return QC_OK;
+}
+
+static int range_run(qc_knode *n, qc_run *r, qc_err *err)
+{
+    const qc_tensor *s = n->in[0], *d = n->in[2];
+    qc_tensor *y = n->out[0];
+    int64_t len = y->dims[0];
+    (void)r;
+    (void)err;
+    if (y->dtype == QC_F32) {
+        float st = *(const float *)s->data, de = *(const float *)d->data, *o = y->data;
+        for (int64_t i = 0; i < len; i++)
+            o[i] = st + (float)i * de;
+        return QC_OK;
+    }
+    int64_t st = qc_tensor_get_i(s, 0), de = qc_tensor_get_i(d, 0);
+    for (int64_t i = 0; i < len; i++) {
+        int64_t v = st + i * de;
+        switch (y->dtype) {
+        case QC_I64: ((int64_t *)y->data)[i] = v; break;
+        case QC_I32: ((int32_t *)y->data)[i] = (int32_t)v; break;
+        default: ((int16_t *)y->data)[i] = (int16_t)v; break;
+        }
+    }
+    return QC_OK;
+}
+
+const qc_op_def qc_ops_shape[] = {
+    { "Transpose", 1, transpose_infer, transpose_run, NULL, NULL },
+    { "Reshape", 1, reshape_infer, copy_run, NULL, NULL },
+    { "Flatten", 1, flatten_infer, copy_run, NULL, NULL },
+    { "Squeeze", 1, squeeze_infer, copy_run, NULL, NULL },
+    { "Unsqueeze", 1, unsqueeze_infer, copy_run, NULL, NULL },
+    { "Concat", 1, concat_infer, concat_run, NULL, NULL },
+    { "Split", 1, split_infer, split_run, NULL, NULL },
+    { "Expand", 8, expand_infer, expand_run, NULL, NULL },
+    { "Tile", 6, tile_infer, tile_run, NULL, NULL },
+    { "Pad", 1, pad_infer, pad_run, NULL, NULL },
+    { "Shape", 1, shape_infer, shape_run, NULL, NULL },
+    { "Size", 1, size_infer, size_run, NULL, NULL },
+    { "Constant", 1, constant_infer, constant_run, NULL, NULL },
+    { "ConstantOfShape", 9, cos_infer, cos_run, NULL, NULL },
+    { "Range", 11, range_infer, range_run, NULL, NULL },
+    { 0 }
+};

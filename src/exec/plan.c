@@ -1,0 +1,320 @@
+/* Plans a model once: values by name, topological order, one kernel per node, and for each
+ * node the values whose last consumer it is (released right after it runs). */
+#include <stdlib.h>
+#include <string.h>
+#include "exec_priv.h"
+#include "toposort.h"
+
+static int add_value(qc_exec *x, const char *name, int kind, qc_err *err)
+{
+    int i = x->n_values++;
+    x->values[i].t.name = name;
+    x->values[i].kind = kind;
+    x->values[i].producer = -1;
+    x->values[i].last_use = -1;
+    if (name[0] && qc_strmap_put(&x->names, name, i) != 0)
+        return qc_errf(err, QC_ENOMEM, "out of memory");
+    return QC_OK;
+}
+
+/* Orders nodes by their data dependencies (see qc_toposort: file order is kept when valid). */
+static int topo_sort(qc_exec *x, qc_err *err)
+{
+    const qc_model *m = x->m;
+    int nn = m->n_nodes, n_edges = 0, rc = QC_OK;
+    for (int i = 0; i < nn; i++)
+        n_edges += m->nodes[i].n_inputs;
+    int *producer = malloc(((size_t)x->n_values + 1) * sizeof *producer);
+    int *dep_start = calloc((size_t)nn + 2, sizeof *dep_start);
+    int *deps = calloc((size_t)n_edges + 1, sizeof *deps);
+    if (!producer || !dep_start || !deps) {
+        rc = qc_errf(err, QC_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (int v = 0; v < x->n_values; v++)
+        producer[v] = -1;
+    for (int i = 0; i < nn; i++)
+        for (int k = 0; k < m->nodes[i].n_outputs; k++) {
+            int v = m->nodes[i].outputs[k][0] ? qc_strmap_get(&x->names, m->nodes[i].outputs[k])
+                                              : -1;
+            if (v >= 0)
+                producer[v] = i;
+        }
+    for (int i = 0; i < nn; i++) {
+        const qc_node *n = &m->nodes[i];
+        dep_start[i + 1] = dep_start[i];
+        for (int k = 0; k < n->n_inputs; k++) {
+            if (!n->inputs[k][0])
+                continue;
+            int v = qc_strmap_get(&x->names, n->inputs[k]);
+            if (v < 0) {
+                rc = qc_errf(err, QC_EINPUT, "node '%s' (%s): input '%s' is not produced by any "
+                             "node, graph input or initializer", n->name, n->op_type,
+                             n->inputs[k]);
+                goto out;
+            }
+            if (x->values[v].kind == VAL_ACT && producer[v] >= 0)
+                deps[dep_start[i + 1]++] = producer[v];
+        }
+    }
+    int placed = qc_toposort(nn, dep_start, deps, x->order);
+    if (placed < 0) {
+        rc = qc_errf(err, QC_ENOMEM, "out of memory");
+    } else if (placed < nn) {
+        char *seen = calloc((size_t)nn + 1, 1);
+        for (int i = 0; seen && i < placed; i++)
+            seen[x->order[i]] = 1;
+        for (int i = 0; seen && i < nn; i++)
+            if (!seen[i]) {
+                rc = qc_errf(err, QC_EINPUT, "node '%s' (%s): graph has a cycle through it",
+                             m->nodes[i].name, m->nodes[i].op_type);
+                break;
+            }
+        if (!seen)
+            rc = qc_errf(err, QC_ENOMEM, "out of memory");
+        free(seen);
+    }
+out:
+    free(producer);
+    free(dep_start);
+    free(deps);
+    return rc;
+}
+
+static int plan_node(qc_exec *x, int k, qc_err *err)
+{
+    const qc_model *m = x->m;
+    const qc_node *n = &m->nodes[x->order[k]];
+    qc_knode *kn = &x->knodes[k];
+    kn->node = n;
+    kn->opset = m->opset;
+    x->defs[k] = qc_op_find(n->domain, n->op_type, m->opset);
+    if (!x->defs[k])
+        return qc_errf(err, QC_EUNSUPPORTED, "node '%s': unsupported op %s%s%s (opset %lld)",
+                       n->name, n->domain[0] ? n->domain : "", n->domain[0] ? "." : "",
+                       n->op_type, (long long)m->opset);
+    kn->n_in = n->n_inputs;
+    kn->n_out = n->n_outputs;
+    kn->in = calloc((size_t)n->n_inputs + 1, sizeof *kn->in);
+    kn->out = calloc((size_t)n->n_outputs + 1, sizeof *kn->out);
+    if (!kn->in || !kn->out)
+        return qc_errf(err, QC_ENOMEM, "out of memory");
+    for (int i = 0; i < n->n_inputs; i++) {
+        if (!n->inputs[i][0])
+            continue;
+        int v = qc_strmap_get(&x->names, n->inputs[i]);
+        kn->in[i] = &x->values[v].t;
+        x->values[v].last_use = k;
+    }
+    for (int i = 0; i < n->n_outputs; i++) {
+        int v;
+        if (n->outputs[i][0]) {
+            v = qc_strmap_get(&x->names, n->outputs[i]);
+        } else {                 /* omitted optional output: a private value, dropped at once */
+            int rc = add_value(x, "", VAL_ACT, err);
+            if (rc != QC_OK)
+                return rc;
+            v = x->n_values - 1;
+        }
+        x->values[v].producer = k;
+        kn->out[i] = &x->values[v].t;
+    }
+    if (x->defs[k]->prepare) {
+        int rc = x->defs[k]->prepare(kn, err);
+        if (rc != QC_OK)
+            return rc;
+    }
+    return QC_OK;
+}
+
+/* A node is constant when every input is an initializer or a constant node's output and the
+ * op is deterministic. DequantizeLinear stays: folding it would undo existing quantization. */
+static int mark_constants(qc_exec *x, qc_err *err)
+{
+    static const char *never[] = { "RandomNormal", "RandomUniform", "RandomNormalLike",
+                                   "RandomUniformLike", "Multinomial", "Bernoulli",
+                                   "DequantizeLinear", "QuantizeLinear", NULL };
+    char *cval = calloc((size_t)x->n_values + 1, 1);
+    x->is_const = calloc((size_t)x->n_knodes + 1, 1);
+    if (!cval || !x->is_const) {
+        free(cval);
+        return qc_errf(err, QC_ENOMEM, "out of memory");
+    }
+    for (int v = 0; v < x->n_values; v++)
+        cval[v] = x->values[v].kind == VAL_INIT;
+    for (int k = 0; k < x->n_knodes; k++) {
+        const qc_knode *kn = &x->knodes[k];
+        int c = 1;
+        for (int i = 0; never[i]; i++)
+            if (!strcmp(kn->node->op_type, never[i]))
+                c = 0;
+        for (int i = 0; i < kn->n_in && c; i++)
+            if (kn->in[i] && !cval[(qc_value *)kn->in[i] - x->values])
+                c = 0;
+        x->is_const[k] = (char)c;
+        for (int i = 0; i < kn->n_out; i++)
+            cval[(qc_value *)kn->out[i] - x->values] = (char)c;
+    }
+    free(cval);
+    return QC_OK;
+}
+
+int qc_exec_node_is_const(const qc_exec *x, int node_index)
+{
+    for (int k = 0; k < x->n_knodes; k++)
+        if (x->order[k] == node_index)
+            return x->is_const[k];
+    return 0;
+}
+
+static int build_release_lists(qc_exec *x, qc_err *err)
+{
+    int *count = calloc((size_t)x->n_knodes + 1, sizeof *count);
+    x->release_start = calloc((size_t)x->n_knodes + 2, sizeof *x->release_start);
+    x->release_list = calloc((size_t)x->n_values + 1, sizeof *x->release_list);
+    if (!count || !x->release_start || !x->release_list) {
+        free(count);
+        return qc_errf(err, QC_ENOMEM, "out of memory");
+    }
+    for (int v = 0; v < x->n_values; v++) {
+        qc_value *val = &x->values[v];
+        if (val->kind == VAL_INIT || val->is_output)
+            continue;
+        int at = val->last_use >= 0 ? val->last_use : val->producer;
+        if (at < 0)
+            continue;               /* an unused graph input: released after binding */
+        val->last_use = at;
+        count[at]++;
+    }
+    for (int k = 0; k < x->n_knodes; k++)
+        x->release_start[k + 1] = x->release_start[k] + count[k];
+    memset(count, 0, (size_t)x->n_knodes * sizeof *count);
+    for (int v = 0; v < x->n_values; v++) {
+        qc_value *val = &x->values[v];
+        if (val->kind == VAL_INIT || val->is_output || val->last_use < 0)
+            continue;
+        int at = val->last_use;
+        x->release_list[x->release_start[at] + count[at]++] = v;
+    }
+    free(count);
+    return QC_OK;
+}
+
+int qc_exec_new(qc_exec **out, const qc_model *m, const qc_exec_opts *opts, qc_err *err)
+{
+    int rc;
+    *out = NULL;
+    qc_exec *x = calloc(1, sizeof *x);
+    if (!x)
+        return qc_errf(err, QC_ENOMEM, "out of memory");
+    x->m = m;
+    if (opts)
+        x->opts = *opts;
+    int max_values = m->n_inputs + m->n_inits;
+    for (int i = 0; i < m->n_nodes; i++)
+        max_values += m->nodes[i].n_outputs;
+    x->values = calloc((size_t)max_values + 1, sizeof *x->values);
+    x->knodes = calloc((size_t)m->n_nodes + 1, sizeof *x->knodes);
+    x->defs = calloc((size_t)m->n_nodes + 1, sizeof *x->defs);
+    x->order = calloc((size_t)m->n_nodes + 1, sizeof *x->order);
+    x->input_vals = calloc((size_t)m->n_inputs + 1, sizeof *x->input_vals);
+    x->output_vals = calloc((size_t)m->n_outputs + 1, sizeof *x->output_vals);
+    if (!x->values || !x->knodes || !x->defs || !x->order || !x->input_vals ||
+        !x->output_vals || qc_strmap_init(&x->names, (size_t)max_values) != 0) {
+        rc = qc_errf(err, QC_ENOMEM, "out of memory");
+        goto fail;
+    }
+    for (int i = 0; i < m->n_inits; i++) {
+        if ((rc = add_value(x, m->inits[i].name, VAL_INIT, err)) != QC_OK)
+            goto fail;
+        x->values[x->n_values - 1].t = m->inits[i];
+    }
+    for (int i = 0; i < m->n_inputs; i++) {
+        const qc_value_info *vi = &m->inputs[i];
+        if (!qc_dtype_is_executable(vi->dtype)) {
+            rc = qc_errf(err, QC_EUNSUPPORTED, "graph input '%s' has dtype %s, which the "
+                         "executor does not support", vi->name, qc_dtype_name(vi->dtype));
+            goto fail;
+        }
+        if ((rc = add_value(x, vi->name, VAL_INPUT, err)) != QC_OK)
+            goto fail;
+        x->input_vals[i] = x->n_values - 1;
+    }
+    for (int i = 0; i < m->n_nodes; i++) {
+        const qc_node *n = &m->nodes[i];
+        for (int k = 0; k < n->n_outputs; k++) {
+            if (!n->outputs[k][0])
+                continue;
+            if (qc_strmap_get(&x->names, n->outputs[k]) >= 0) {
+                rc = qc_errf(err, QC_EINPUT, "node '%s' (%s): output '%s' is defined twice",
+                             n->name, n->op_type, n->outputs[k]);
+                goto fail;
+            }
+            if ((rc = add_value(x, n->outputs[k], VAL_ACT, err)) != QC_OK)
+                goto fail;
+        }
+    }
+    for (int i = 0; i < m->n_outputs; i++) {
+        int v = qc_strmap_get(&x->names, m->outputs[i].name);
+        if (v < 0) {
+            rc = qc_errf(err, QC_EINPUT, "graph output '%s' is not produced by the graph",
+                         m->outputs[i].name);
+            goto fail;
+        }
+        x->output_vals[i] = v;
+        x->values[v].is_output = 1;
+    }
+    if ((rc = topo_sort(x, err)) != QC_OK)
+        goto fail;
+    x->n_knodes = m->n_nodes;
+    for (int k = 0; k < m->n_nodes; k++)
+        if ((rc = plan_node(x, k, err)) != QC_OK)
+            goto fail;
+    if ((rc = mark_constants(x, err)) != QC_OK)
+        goto fail;
+    if (x->opts.keep_all || x->opts.const_only)
+        for (int v = 0; v < x->n_values; v++)
+            x->values[v].is_output = 1;
+    if ((rc = build_release_lists(x, err)) != QC_OK)
+        goto fail;
+    *out = x;
+    return QC_OK;
+fail:
+    qc_exec_free(x);
+    return rc;
+}
+
+void qc_exec_set_hook(qc_exec *x, qc_exec_hook hook, void *user)
+{
+    x->hook = hook;
+    x->hook_user = user;
+}
+
+void qc_exec_free(qc_exec *x)
+{
+    if (!x)
+        return;
+    for (int k = 0; k < x->n_knodes; k++) {
+        if (x->defs && x->defs[k] && x->defs[k]->release && x->knodes[k].node)
+            x->defs[k]->release(&x->knodes[k]);
+        free(x->knodes[k].in);
+        free(x->knodes[k].out);
+    }
+    if (x->values)
+        for (int v = 0; v < x->n_values; v++)
+            if (x->values[v].live)
+                free(x->values[v].t.data);
+    qc_pool_free(&x->pool);
+    free(x->run.scratch);
+    qc_strmap_free(&x->names);
+    free(x->values);
+    free(x->knodes);
+    free(x->defs);
+    free(x->order);
+    free(x->is_const);
+    free(x->input_vals);
+    free(x->output_vals);
+    free(x->release_start);
+    free(x->release_list);
+    free(x);
+}

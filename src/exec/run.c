@@ -1,0 +1,220 @@
+/* Runs a planned model on one set of inputs: bind symbolic dims, then per node infer shapes,
+ * take output buffers from the pool, run the kernel, call the hook, release dead values. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "exec_priv.h"
+
+void *qc_run_scratch(qc_run *r, size_t nbytes, qc_err *err)
+{
+    if (!r) {
+        qc_errf(err, QC_EINTERNAL, "kernel needs scratch memory but has no run context");
+        return NULL;
+    }
+    if (nbytes > r->scratch_cap) {
+        size_t cap = (nbytes + 4095) & ~(size_t)4095;
+        void *p = aligned_alloc(64, cap);
+        if (!p) {
+            qc_errf(err, QC_ENOMEM, "out of memory for %zu bytes of scratch", nbytes);
+            return NULL;
+        }
+        free(r->scratch);
+        r->scratch = p;
+        r->scratch_cap = cap;
+    }
+    return r->scratch;
+}
+
+int qc_node_errf(const qc_knode *n, qc_err *err, int code, const char *fmt, ...)
+{
+    char msg[sizeof err->msg];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return qc_errf(err, code, "node '%s' (%s): %s", n->node->name, n->node->op_type, msg);
+}
+
+void qc_set_shape(qc_tensor *t, int dtype, int ndim, const int64_t *dims)
+{
+    t->dtype = dtype;
+    t->ndim = ndim;
+    for (int i = 0; i < ndim && i < QC_MAX_DIMS; i++)
+        t->dims[i] = dims[i];
+}
+
+void qc_copy_shape(qc_tensor *dst, const qc_tensor *src)
+{
+    qc_set_shape(dst, src->dtype, src->ndim, src->dims);
+}
+
+int qc_norm_axis(const qc_knode *n, int64_t axis, int rank, int *out, qc_err *err)
+{
+    if (axis < -rank || axis >= rank)
+        return qc_node_errf(n, err, QC_EINPUT, "axis %lld out of range for rank %d",
+                            (long long)axis, rank);
+    *out = (int)(axis < 0 ? axis + rank : axis);
+    return QC_OK;
+}
+
+static void release_value(qc_exec *x, qc_value *v)
+{
+    if (!v->live)
+        return;
+    qc_pool_put(&x->pool, v->t.data, v->t.capacity);
+    v->t.data = NULL;
+    v->t.capacity = 0;
+    v->live = 0;
+}
+
+static int alloc_value(qc_exec *x, qc_value *v, qc_err *err)
+{
+    size_t nbytes, cap;
+    if (qc_numel_checked(v->t.dims, v->t.ndim, v->t.dtype, NULL, &nbytes) != QC_OK)
+        return qc_errf(err, QC_ESHAPE, "tensor '%s': invalid shape", v->t.name);
+    if (!qc_dtype_is_executable(v->t.dtype))
+        return qc_errf(err, QC_EUNSUPPORTED, "tensor '%s': dtype %s is not supported by the "
+                       "executor", v->t.name, qc_dtype_name(v->t.dtype));
+    void *p = qc_pool_get(&x->pool, nbytes, &cap);
+    if (!p)
+        return qc_errf(err, QC_ENOMEM, "tensor '%s': out of memory for %zu bytes", v->t.name,
+                       nbytes);
+    v->t.data = p;
+    v->t.capacity = cap;
+    v->live = 1;
+    return QC_OK;
+}
+
+/* Checks one input against its declaration and binds symbolic dims consistently. */
+static int bind_input(qc_exec *x, int i, const qc_tensor *in, const char **params,
+                      int64_t *vals, int *n_params, qc_err *err)
+{
+    const qc_value_info *vi = &x->m->inputs[i];
+    char got[128];
+    if (in->dtype != vi->dtype)
+        return qc_errf(err, QC_EINPUT, "input '%s': dtype %s, model expects %s", vi->name,
+                       qc_dtype_name(in->dtype), qc_dtype_name(vi->dtype));
+    if (in->ndim < 0 || in->ndim > QC_MAX_DIMS)
+        return qc_errf(err, QC_EINPUT, "input '%s': bad rank %d", vi->name, in->ndim);
+    if (vi->ndim >= 0 && in->ndim != vi->ndim)
+        return qc_errf(err, QC_EINPUT, "input '%s': shape %s has rank %d, model expects rank %d",
+                       vi->name, qc_shape_str(in, got, sizeof got), in->ndim, vi->ndim);
+    for (int d = 0; vi->ndim >= 0 && d < vi->ndim; d++) {
+        if (vi->dims[d] >= 0 && in->dims[d] != vi->dims[d])
+            return qc_errf(err, QC_EINPUT, "input '%s': shape %s, model expects dim %d = %lld",
+                           vi->name, qc_shape_str(in, got, sizeof got), d,
+                           (long long)vi->dims[d]);
+        if (!vi->dim_params[d])
+            continue;
+        int p = 0;
+        while (p < *n_params && strcmp(params[p], vi->dim_params[d]) != 0)
+            p++;
+        if (p == *n_params) {
+            if (*n_params < 64) {
+                params[p] = vi->dim_params[d];
+                vals[p] = in->dims[d];
+                (*n_params)++;
+            }
+        } else if (vals[p] != in->dims[d]) {
+            return qc_errf(err, QC_EINPUT, "input '%s': dim '%s' = %lld, but another input bound "
+                           "it to %lld", vi->name, vi->dim_params[d], (long long)in->dims[d],
+                           (long long)vals[p]);
+        }
+    }
+    return QC_OK;
+}
+
+static int run_node(qc_exec *x, int k, qc_err *err)
+{
+    qc_knode *kn = &x->knodes[k];
+    const qc_op_def *def = x->defs[k];
+    int rc = def->infer(kn, err);
+    if (rc != QC_OK)
+        return rc;
+    for (int i = 0; i < kn->n_out; i++) {
+        qc_value *v = (qc_value *)kn->out[i];   /* t is the first member of qc_value */
+        release_value(x, v);                    /* keep_all: a value from the previous run */
+        if ((rc = alloc_value(x, v, err)) != QC_OK) {
+            qc_err_prefix(err, "node '%s' (%s)", kn->node->name, kn->node->op_type);
+            return rc;
+        }
+    }
+    if ((rc = def->run(kn, &x->run, err)) != QC_OK)
+        return rc;
+    if (x->hook &&
+        (rc = x->hook(x->hook_user, kn->node, (int)(kn->node - x->m->nodes),
+                      (const qc_tensor *const *)kn->out, kn->n_out, err)) != QC_OK)
+        return rc;
+    if (!x->opts.keep_all)
+        for (int r = x->release_start[k]; r < x->release_start[k + 1]; r++)
+            release_value(x, &x->values[x->release_list[r]]);
+    return QC_OK;
+}
+
+int qc_exec_run(qc_exec *x, const qc_tensor *inputs, int n_inputs, qc_err *err)
+{
+    const qc_model *m = x->m;
+    const char *params[64];
+    int64_t vals[64];
+    int n_params = 0, rc = QC_OK;
+    if (n_inputs != m->n_inputs && !x->opts.const_only)
+        return qc_errf(err, QC_EINPUT, "model has %d inputs, %d given", m->n_inputs, n_inputs);
+    if (x->opts.const_only)
+        n_inputs = 0;
+    for (int v = 0; v < x->n_values; v++)
+        if (x->values[v].kind != VAL_INIT)
+            release_value(x, &x->values[v]);
+    for (int i = 0; i < n_inputs; i++) {
+        if ((rc = bind_input(x, i, &inputs[i], params, vals, &n_params, err)) != QC_OK)
+            return rc;
+        qc_value *v = &x->values[x->input_vals[i]];
+        qc_set_shape(&v->t, inputs[i].dtype, inputs[i].ndim, inputs[i].dims);
+        if ((rc = alloc_value(x, v, err)) != QC_OK)
+            return rc;
+        memcpy(v->t.data, inputs[i].data, qc_tensor_nbytes(&inputs[i]));
+        if (v->last_use < 0 && !v->is_output)
+            release_value(x, v);
+    }
+    for (int k = 0; k < x->n_knodes; k++) {
+        if (x->opts.const_only && !x->is_const[k])
+            continue;
+        if ((rc = run_node(x, k, err)) != QC_OK)
+            break;
+    }
+    qc_pool_trim(&x->pool);
+    if (rc == QC_OK)
+        x->n_runs++;
+    return rc;
+}
+
+int qc_exec_n_outputs(const qc_exec *x)
+{
+    return x->m->n_outputs;
+}
+
+const qc_tensor *qc_exec_output(const qc_exec *x, int i)
+{
+    if (i < 0 || i >= x->m->n_outputs)
+        return NULL;
+    const qc_value *v = &x->values[x->output_vals[i]];
+    return v->live || v->kind == VAL_INIT ? &v->t : NULL;
+}
+
+const qc_tensor *qc_exec_value(const qc_exec *x, const char *name)
+{
+    int v = qc_strmap_get(&x->names, name);
+    if (v < 0)
+        return NULL;
+    return x->values[v].live || x->values[v].kind == VAL_INIT ? &x->values[v].t : NULL;
+}
+
+int64_t qc_exec_runs(const qc_exec *x)
+{
+    return x->n_runs;
+}
+
+size_t qc_exec_peak_bytes(const qc_exec *x)
+{
+    return x->pool.bytes_peak;
+}

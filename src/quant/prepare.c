@@ -1,0 +1,238 @@
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "qc_edit.h"
+#include "qc_exec.h"
+#include "qc_prepare.h"
+#include "strmap.h"
+
+/* Folding a constant that expands (Expand, Tile, ConstantOfShape) can bloat the file: such
+ * nodes stay when their output passes this size and is larger than their inputs. */
+#define FOLD_MAX_BYTES ((size_t)16 << 20)
+
+static size_t node_in_bytes(const qc_model *m, const qc_exec *x, const qc_node *n)
+{
+    size_t b = 0;
+    for (int k = 0; k < n->n_inputs; k++) {
+        const qc_tensor *t = n->inputs[k][0] ? qc_exec_value(x, n->inputs[k]) : NULL;
+        if (t)
+            b += qc_tensor_nbytes(t);
+    }
+    (void)m;
+    return b;
+}
+
+static int fold_constants(const qc_model *m, qc_model **out, int *n_folded, qc_err *err)
+{
+    qc_exec_opts opts = { .const_only = 1 };
+    qc_exec *x = NULL;
+    qc_edit *e = NULL;
+    qc_strmap consumed;                 /* tensor names read by nodes that stay */
+    char *keep = calloc((size_t)m->n_nodes + 1, 1);
+    int rc, any = 0;
+    *out = NULL;
+    *n_folded = 0;
+    if (!keep || qc_strmap_init(&consumed, (size_t)m->n_nodes * 2 + 8) != 0) {
+        free(keep);
+        return qc_errf(err, QC_ENOMEM, "out of memory");
+    }
+    if ((rc = qc_exec_new(&x, m, &opts, err)) != QC_OK ||
+        (rc = qc_exec_run(x, NULL, 0, err)) != QC_OK)
+        goto out;
+    for (int i = 0; i < m->n_nodes; i++) {
+        const qc_node *n = &m->nodes[i];
+        keep[i] = !qc_exec_node_is_const(x, i);
+        if (!keep[i]) {
+            for (int k = 0; k < n->n_outputs; k++) {
+                const qc_tensor *t = n->outputs[k][0] ? qc_exec_value(x, n->outputs[k]) : NULL;
+                size_t ob = t ? qc_tensor_nbytes(t) : 0;
+                if (ob > FOLD_MAX_BYTES && ob > node_in_bytes(m, x, n))
+                    keep[i] = 1;
+            }
+        }
+        if (!keep[i])
+            any = 1;
+    }
+    if (!any)
+        goto out;
+    for (int i = 0; i < m->n_nodes; i++)
+        for (int k = 0; keep[i] && k < m->nodes[i].n_inputs; k++)
+            qc_strmap_put(&consumed, m->nodes[i].inputs[k], 1);
+    for (int i = 0; i < m->n_outputs; i++)
+        qc_strmap_put(&consumed, m->outputs[i].name, 1);
+    if ((rc = qc_edit_begin(&e, m, err)) != QC_OK)
+        goto out;
+    for (int i = 0; i < m->n_nodes && rc == QC_OK; i++) {
+        const qc_node *n = &m->nodes[i];
+        if (keep[i])
+            continue;
+        (*n_folded)++;
+        rc = qc_edit_remove_node(e, i, err);
+        for (int k = 0; k < n->n_outputs && rc == QC_OK; k++) {
+            if (!n->outputs[k][0] || qc_strmap_get(&consumed, n->outputs[k]) < 0)
+                continue;
+            qc_tensor t = *qc_exec_value(x, n->outputs[k]);
+            t.name = n->outputs[k];
+            rc = qc_edit_add_init(e, &t, err);
+        }
+    }
+    if (rc == QC_OK)
+        rc = qc_edit_finish(e, out, err);
+    else
+        qc_edit_free(e);
+out:
+    if (rc != QC_OK)
+        qc_err_prefix(err, "constant folding");
+    qc_exec_free(x);
+    qc_strmap_free(&consumed);
+    free(keep);
+    return rc;
+}
+
+static int count_readers(const qc_model *m, const char *name)
+{
+    int c = 0;
+    for (int i = 0; i < m->n_nodes; i++)
+        for (int k = 0; k < m->nodes[i].n_inputs; k++)
+            c += !strcmp(m->nodes[i].inputs[k], name);
+    for (int i = 0; i < m->n_outputs; i++)
+        c += !strcmp(m->outputs[i].name, name);
+    return c;
+}
+
+static int producer_of(const qc_model *m, const char *name)
+{
+    for (int i = 0; i < m->n_nodes; i++)
+        for (int k = 0; k < m->nodes[i].n_outputs; k++)
+            if (!strcmp(m->nodes[i].outputs[k], name))
+                return i;
+    return -1;
+}
+
+/* y = s * (conv(x) + b - mean) / sqrt(var + eps) + beta, per output channel. */
+static int fold_one_bn(const qc_model *m, qc_edit *e, int bi, int ci, qc_err *err)
+{
+    const qc_node *bn = &m->nodes[bi], *cv = &m->nodes[ci];
+    const qc_tensor *s = qc_model_init(m, bn->inputs[1]), *beta = qc_model_init(m, bn->inputs[2]);
+    const qc_tensor *mean = qc_model_init(m, bn->inputs[3]);
+    const qc_tensor *var = qc_model_init(m, bn->inputs[4]);
+    const qc_tensor *w = qc_model_init(m, cv->inputs[1]);
+    const qc_tensor *b = cv->n_inputs > 2 && cv->inputs[2][0] ? qc_model_init(m, cv->inputs[2])
+                                                              : NULL;
+    int transposed = !strcmp(cv->op_type, "ConvTranspose");
+    if (!s || !beta || !mean || !var || !w || w->dtype != QC_F32 || w->ndim < 3 ||
+        (cv->n_inputs > 2 && cv->inputs[2][0] && !b) ||
+        (transposed && qc_attr_int(cv, "group", 1) != 1))
+        return 1;                                   /* not foldable: leave it */
+    int64_t oc = transposed ? w->dims[1] : w->dims[0];
+    if (qc_tensor_numel(s) != oc || qc_tensor_numel(beta) != oc || qc_tensor_numel(mean) != oc ||
+        qc_tensor_numel(var) != oc || (b && qc_tensor_numel(b) != oc))
+        return 1;
+    float eps = qc_attr_float(bn, "epsilon", 1e-5f);
+    qc_tensor nw = *w, nb = { .dtype = QC_F32, .ndim = 1, .dims = { oc } };
+    int rc;
+    if ((rc = qc_tensor_alloc(&nw, QC_F32, w->ndim, w->dims, err)) != QC_OK)
+        return rc;
+    if ((rc = qc_tensor_alloc(&nb, QC_F32, 1, nb.dims, err)) != QC_OK) {
+        qc_tensor_free(&nw);
+        return rc;
+    }
+    int64_t per = qc_tensor_numel(w) / (transposed ? w->dims[0] * oc : oc);
+    const float *wf = w->data;
+    float *nwf = nw.data, *nbf = nb.data;
+    for (int64_t c = 0; c < oc; c++) {
+        double k = ((const float *)s->data)[c] /
+                   sqrt((double)((const float *)var->data)[c] + eps);
+        double bias = b ? ((const float *)b->data)[c] : 0.0;
+        nbf[c] = (float)((bias - ((const float *)mean->data)[c]) * k +
+                         ((const float *)beta->data)[c]);
+        if (!transposed) {
+            for (int64_t j = 0; j < per; j++)
+                nwf[c * per + j] = (float)(wf[c * per + j] * k);
+        } else {                                    /* [C_in, C_out, k...] */
+            for (int64_t i = 0; i < w->dims[0]; i++)
+                for (int64_t j = 0; j < per; j++) {
+                    int64_t at = (i * oc + c) * per + j;
+                    nwf[at] = (float)(wf[at] * k);
+                }
+        }
+    }
+    char nm[512];
+    snprintf(nm, sizeof nm, "%s_bnfolded", cv->inputs[1]);
+    nw.name = qc_edit_unique_name(e, nm);
+    snprintf(nm, sizeof nm, "%s_bias_bnfolded", cv->name);
+    nb.name = qc_edit_unique_name(e, nm);
+    rc = qc_edit_add_init(e, &nw, err);
+    if (rc == QC_OK)
+        rc = qc_edit_add_init(e, &nb, err);
+    if (rc == QC_OK)
+        rc = qc_edit_set_input(e, ci, 1, nw.name, err);
+    if (rc == QC_OK)
+        rc = cv->n_inputs > 2 ? qc_edit_set_input(e, ci, 2, nb.name, err)
+                              : qc_edit_append_input(e, ci, nb.name, err);
+    if (rc == QC_OK)
+        rc = qc_edit_set_output(e, ci, 0, bn->outputs[0], err);
+    if (rc == QC_OK)
+        rc = qc_edit_remove_node(e, bi, err);
+    qc_tensor_free(&nw);
+    qc_tensor_free(&nb);
+    return rc;
+}
+
+static int fold_batchnorm(const qc_model *m, qc_model **out, int *n_folded, qc_err *err)
+{
+    qc_edit *e = NULL;
+    int rc = QC_OK;
+    *out = NULL;
+    *n_folded = 0;
+    for (int i = 0; i < m->n_nodes && rc == QC_OK; i++) {
+        const qc_node *bn = &m->nodes[i];
+        if (strcmp(bn->op_type, "BatchNormalization") || bn->n_inputs < 5 || bn->n_outputs != 1)
+            continue;
+        int ci = producer_of(m, bn->inputs[0]);
+        if (ci < 0 || (strcmp(m->nodes[ci].op_type, "Conv") &&
+                       strcmp(m->nodes[ci].op_type, "ConvTranspose")) ||
+            m->nodes[ci].n_inputs < 2 || count_readers(m, bn->inputs[0]) != 1)
+            continue;
+        if (!e && (rc = qc_edit_begin(&e, m, err)) != QC_OK)
+            break;
+        int r = fold_one_bn(m, e, i, ci, err);
+        if (r < 0)
+            rc = r;
+        else if (r == QC_OK)
+            (*n_folded)++;
+    }
+    if (rc != QC_OK) {
+        qc_edit_free(e);
+        qc_err_prefix(err, "BatchNormalization folding");
+        return rc;
+    }
+    return e ? qc_edit_finish(e, out, err) : QC_OK;
+}
+
+int qc_prepare(const qc_model *in, qc_model **out, qc_prep_report *rep, qc_err *err)
+{
+    qc_model *a = NULL, *b = NULL;
+    qc_prep_report r = { 0 };
+    int rc = fold_constants(in, &a, &r.n_folded_nodes, err);
+    if (rc == QC_OK)
+        rc = fold_batchnorm(a ? a : in, &b, &r.n_bn_folded, err);
+    if (rc != QC_OK) {
+        qc_model_free(a);
+        return rc;
+    }
+    if (b) {
+        qc_model_free(a);
+        a = b;
+    }
+    if (!a) {       /* nothing to change: a private copy keeps ownership simple */
+        qc_edit *e;
+        if ((rc = qc_edit_begin(&e, in, err)) != QC_OK || (rc = qc_edit_finish(e, &a, err)))
+            return rc;
+    }
+    if (rep)
+        *rep = r;
+    *out = a;
+    return QC_OK;
+}

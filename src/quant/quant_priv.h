@@ -1,0 +1,56 @@
+/* Private to src/quant: the quantization plan shared by quantizer.c (selection, observation,
+ * ranges) and qdq.c (graph rewrite). */
+#ifndef QC_QUANT_PRIV_H
+#define QC_QUANT_PRIV_H
+
+#include "qc_edit.h"
+#include "qc_observer.h"
+#include "qc_quant.h"
+#include "strmap.h"
+
+enum { QT_ACT, QT_WEIGHT, QT_BIAS, QT_CONST };
+
+typedef struct qtensor {
+    const char  *name;          /* model arena */
+    int          kind;          /* QT_* */
+    int          producer;      /* node index, -1 for graph inputs and initializers */
+    int          share_from;    /* qtensor index whose parameters this one reuses, or -1 */
+    int          axis;          /* per-channel axis (weights), -1 per-tensor */
+    int          axis_conflict; /* consumers disagree on the axis: fall back to per-tensor */
+    int          bias_node;     /* QT_BIAS: the Conv/Gemm it belongs to */
+    int          bias_in, bias_w; /* QT_BIAS: qtensor indices of the input and weight */
+    int          seen_dtype;    /* dtype observed at run time (activations), 0 = never seen */
+    int          used;          /* referenced by a quantized node: gets Q/DQ */
+    int          done;          /* parameters computed */
+    qc_observer *obs;
+    /* results, n_ch entries each */
+    int          qdtype, n_ch;
+    float       *obs_lo, *obs_hi, *lo, *hi, *scale;
+    int32_t     *zp;
+} qtensor;
+
+typedef struct qnode {
+    int quantize;               /* candidate: op type selected and not excluded */
+    int final;                  /* quantized after checking dtypes */
+    const char *why;            /* reason it stays float */
+} qnode;
+
+struct qc_quantizer {
+    const qc_model *m;
+    qc_quant_opts   o;
+    qtensor        *t;
+    int             n_t, cap_t;
+    qc_strmap       by_name;        /* tensor name -> qtensor index */
+    qnode          *nodes;          /* per model node */
+    int            *out_start, *out_list;  /* node -> qtensor indices of its observed outputs */
+    int             act_qmin, act_qmax, w_qmin, w_qmax;
+    int             n_quantized;
+    char            float_why[64];
+};
+
+/* qdq.c: writes the QDQ model from a computed plan. */
+int qc_quant_rewrite(qc_quantizer *q, qc_model **out, qc_err *err);
+/* Data-movement ops whose output reuses the input's scale and zero point. */
+int qc_quant_is_movement(const char *op_type);
+
+#endif

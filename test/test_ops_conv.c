@@ -1,0 +1,636 @@
+/* Conv, ConvTranspose, MatMul, Gemm, pools and Q/DQ through the executor on one-node models
+ * built in memory, against naive loops written straight from the ONNX definitions. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include "test.h"
+#include "qc_exec.h"
+
+/* ---- a one-node model ---------------------------------------------------------------- */
+
+typedef struct tnode {
+    qc_model      m;
+    qc_node       node;
+    qc_value_info ins[4], outs[2];
+    const char   *in_names[4], *out_names[2];
+    qc_attr       attrs[12];
+    int64_t       ints[12][16];
+    qc_tensor     inputs[4];
+    qc_exec      *x;
+} tnode;
+
+static const char *const in_name[4] = { "in0", "in1", "in2", "in3" };
+static const char *const out_name[2] = { "out0", "out1" };
+
+static void tn_init(tnode *t, const char *op, int64_t opset, int n_in, int n_out)
+{
+    memset(t, 0, sizeof *t);
+    t->node.name = op;
+    t->node.op_type = op;
+    t->node.domain = "";
+    t->node.n_inputs = n_in;
+    t->node.n_outputs = n_out;
+    t->node.inputs = t->in_names;
+    t->node.outputs = t->out_names;
+    t->node.attrs = t->attrs;
+    for (int i = 0; i < n_in; i++) {
+        t->in_names[i] = in_name[i];
+        t->ins[i].name = in_name[i];
+        t->ins[i].ndim = -1;
+    }
+    for (int i = 0; i < n_out; i++) {
+        t->out_names[i] = out_name[i];
+        t->outs[i].name = out_name[i];
+        t->outs[i].ndim = -1;
+    }
+    t->m.path = "test";
+    t->m.opset = opset;
+    t->m.n_nodes = 1;
+    t->m.nodes = &t->node;
+    t->m.n_inputs = n_in;
+    t->m.inputs = t->ins;
+    t->m.n_outputs = n_out;
+    t->m.outputs = t->outs;
+}
+
+static qc_attr *tn_attr(tnode *t, const char *name, int type)
+{
+    qc_attr *a = &t->attrs[t->node.n_attrs++];
+    a->name = name;
+    a->type = type;
+    return a;
+}
+
+static void tn_ints(tnode *t, const char *name, int n, const int64_t *v)
+{
+    int slot = t->node.n_attrs;
+    qc_attr *a = tn_attr(t, name, QC_ATTR_INTS);
+    memcpy(t->ints[slot], v, (size_t)n * sizeof *v);
+    a->ints = t->ints[slot];
+    a->n = n;
+}
+
+static void tn_int(tnode *t, const char *name, int64_t v) { tn_attr(t, name, QC_ATTR_INT)->i = v; }
+static void tn_float(tnode *t, const char *name, float v) { tn_attr(t, name, QC_ATTR_FLOAT)->f = v; }
+static void tn_str(tnode *t, const char *name, const char *v) { tn_attr(t, name, QC_ATTR_STRING)->s = v; }
+
+static void tn_input(tnode *t, int i, int dtype, int ndim, const int64_t *dims, const void *d)
+{
+    qc_tensor *in = &t->inputs[i];
+    in->name = in_name[i];
+    in->dtype = dtype;
+    in->ndim = ndim;
+    if (ndim > 0)
+        memcpy(in->dims, dims, (size_t)ndim * sizeof *dims);
+    in->data = (void *)d;
+    t->ins[i].dtype = dtype;
+}
+
+/* Plans and runs; returns output k or NULL (failure reported). Call tn_free after. */
+static const qc_tensor *tn_run(tnode *t, int k)
+{
+    qc_err err = { 0 };
+    if (qc_exec_new(&t->x, &t->m, NULL, &err) != QC_OK ||
+        qc_exec_run(t->x, t->inputs, t->m.n_inputs, &err) != QC_OK) {
+        qc_test_fail(__FILE__, __LINE__, "%s: %s", t->node.op_type, err.msg);
+        return NULL;
+    }
+    return qc_exec_output(t->x, k);
+}
+
+static void tn_free(tnode *t)
+{
+    qc_exec_free(t->x);
+    t->x = NULL;
+}
+
+static uint32_t rng = 2024;
+
+static float frand(void)
+{
+    rng = rng * 1664525u + 1013904223u;
+    return (float)((rng >> 8) & 0xffff) / 32768.0f - 1.0f;
+}
+
+static float *rand_buf(int64_t n)
+{
+    float *p = malloc((size_t)(n > 0 ? n : 1) * sizeof *p);
+    for (int64_t i = 0; i < n; i++)
+        p[i] = frand();
+    return p;
+}
+
+static int64_t prod(const int64_t *d, int n)
+{
+    int64_t p = 1;
+    for (int i = 0; i < n; i++)
+        p *= d[i];
+    return p;
+}
+
+/* Compares a float output with the expected values and shape; reports the first mismatch. */
+static void check_out(const char *what, const qc_tensor *y, int ndim, const int64_t *dims,
+                      const float *want, double rtol, double atol)
+{
+    if (!y)
+        return;
+    int ok = y->ndim == ndim && y->dtype == QC_F32;
+    for (int i = 0; ok && i < ndim; i++)
+        ok = y->dims[i] == dims[i];
+    if (!ok) {
+        char buf[128];
+        qc_test_fail(__FILE__, __LINE__, "%s: output shape %s or dtype %d unexpected", what,
+                     qc_shape_str(y, buf, sizeof buf), y->dtype);
+        return;
+    }
+    const float *got = y->data;
+    for (int64_t i = 0, n = prod(dims, ndim); i < n; i++) {
+        if (!(fabs(got[i] - want[i]) <= atol + rtol * fabs(want[i]))) {
+            qc_test_fail(__FILE__, __LINE__, "%s: y[%lld] = %.7g, expected %.7g", what,
+                         (long long)i, got[i], want[i]);
+            return;
+        }
+    }
+}
+
+/* ---- Conv ---------------------------------------------------------------------------- */
+
+typedef struct conv_case {
+    const char *name;
+    int         nsp;
+    int64_t     n, c, m, group;
+    int64_t     in[3], k[3], s[3], d[3], pads[6];   /* pads: begins then ends */
+    const char *auto_pad;                          /* NULL: pass pads explicitly */
+    int         bias;
+} conv_case;
+
+static const conv_case conv_cases[] = {
+    { "2d_basic", 2, 1, 3, 4, 1, { 7, 6 }, { 3, 3 }, { 1, 1 }, { 1, 1 }, { 1, 1, 1, 1 }, 0, 1 },
+    { "2d_s2", 2, 2, 4, 6, 1, { 9, 8 }, { 3, 3 }, { 2, 2 }, { 1, 1 }, { 1, 1, 1, 1 }, 0, 0 },
+    { "2d_asym", 2, 1, 2, 3, 1, { 6, 7 }, { 3, 2 }, { 2, 3 }, { 1, 1 }, { 0, 2, 1, 1 }, 0, 1 },
+    { "2d_dil", 2, 1, 3, 2, 1, { 9, 9 }, { 3, 3 }, { 1, 2 }, { 2, 3 }, { 2, 1, 0, 3 }, 0, 1 },
+    { "2d_group", 2, 1, 6, 4, 2, { 5, 5 }, { 3, 3 }, { 1, 1 }, { 1, 1 }, { 1, 1, 1, 1 }, 0, 1 },
+    { "2d_dw", 2, 2, 5, 5, 5, { 8, 7 }, { 3, 3 }, { 1, 1 }, { 1, 1 }, { 1, 1, 1, 1 }, 0, 1 },
+    { "2d_dw_s2_mult", 2, 1, 3, 6, 3, { 9, 10 }, { 5, 3 }, { 2, 2 }, { 1, 2 }, { 2, 2, 1, 2 },
+      0, 1 },
+    { "2d_pointwise", 2, 2, 5, 7, 1, { 4, 6 }, { 1, 1 }, { 1, 1 }, { 1, 1 }, { 0 }, 0, 1 },
+    { "2d_pointwise_s2", 2, 1, 5, 3, 1, { 7, 6 }, { 1, 1 }, { 2, 2 }, { 1, 1 }, { 0 }, 0, 0 },
+    { "2d_same_lower", 2, 1, 2, 3, 1, { 6, 5 }, { 3, 4 }, { 2, 2 }, { 1, 1 }, { 1, 2, 0, 1 },
+      "SAME_LOWER", 1 },
+    { "2d_same_upper", 2, 1, 2, 3, 1, { 6, 5 }, { 3, 4 }, { 2, 2 }, { 1, 1 }, { 0, 1, 1, 2 },
+      "SAME_UPPER", 1 },
+    { "2d_valid", 2, 1, 2, 3, 1, { 6, 5 }, { 3, 2 }, { 2, 1 }, { 1, 1 }, { 0 }, "VALID", 0 },
+    /* big enough for the im2col row tiling (columns over 8 MiB) */
+    { "2d_tiled", 2, 1, 64, 4, 1, { 70, 70 }, { 3, 3 }, { 1, 1 }, { 1, 1 }, { 1, 1, 1, 1 },
+      0, 1 },
+    { "1d", 1, 2, 3, 4, 1, { 20 }, { 5 }, { 2 }, { 2 }, { 3, 1 }, 0, 1 },
+    { "1d_dw", 1, 1, 4, 4, 4, { 11 }, { 3 }, { 1 }, { 1 }, { 1, 1 }, 0, 1 },
+    { "3d", 3, 1, 2, 3, 1, { 4, 5, 6 }, { 2, 3, 2 }, { 1, 2, 1 }, { 1, 1, 2 },
+      { 1, 0, 1, 0, 1, 1 }, 0, 1 },
+    { "3d_group", 3, 1, 4, 2, 2, { 3, 4, 4 }, { 1, 2, 2 }, { 1, 1, 1 }, { 1, 1, 1 },
+      { 0, 1, 0, 0, 0, 1 }, 0, 0 },
+};
+
+static void conv_ref(const conv_case *cc, const float *x, const float *w, const float *b,
+                     const int64_t *out, float *y)
+{
+    int nsp = cc->nsp;
+    int64_t cg = cc->c / cc->group, mg = cc->m / cc->group;
+    int64_t isz = prod(cc->in, nsp), osz = prod(out, nsp), ksz = prod(cc->k, nsp);
+    for (int64_t bi = 0; bi < cc->n; bi++)
+    for (int64_t m = 0; m < cc->m; m++)
+    for (int64_t o = 0; o < osz; o++) {
+        int64_t oi[3], rem = o;
+        for (int i = nsp - 1; i >= 0; i--) {
+            oi[i] = rem % out[i];
+            rem /= out[i];
+        }
+        double acc = b ? b[m] : 0.0;
+        for (int64_t c = 0; c < cg; c++)
+        for (int64_t kf = 0; kf < ksz; kf++) {
+            int64_t kr = kf, off = 0, inside = 1, ki[3];
+            for (int i = nsp - 1; i >= 0; i--) {
+                ki[i] = kr % cc->k[i];
+                kr /= cc->k[i];
+            }
+            for (int i = 0; i < nsp; i++) {
+                int64_t v = oi[i] * cc->s[i] - cc->pads[i] + ki[i] * cc->d[i];
+                inside &= v >= 0 && v < cc->in[i];
+                off = off * cc->in[i] + v;
+            }
+            if (inside)
+                acc += (double)x[(bi * cc->c + (m / mg) * cg + c) * isz + off] *
+                       w[(m * cg + c) * ksz + kf];
+        }
+        y[(bi * cc->m + m) * osz + o] = (float)acc;
+    }
+}
+
+QC_TEST(conv_against_naive)
+{
+    for (size_t t = 0; t < sizeof conv_cases / sizeof conv_cases[0]; t++) {
+        const conv_case *cc = &conv_cases[t];
+        int nsp = cc->nsp;
+        int64_t xd[5] = { cc->n, cc->c }, wd[5] = { cc->m, cc->c / cc->group }, yd[5];
+        yd[0] = cc->n;
+        yd[1] = cc->m;
+        for (int i = 0; i < nsp; i++) {
+            xd[2 + i] = cc->in[i];
+            wd[2 + i] = cc->k[i];
+            int64_t ek = (cc->k[i] - 1) * cc->d[i] + 1;
+            yd[2 + i] = (cc->in[i] + cc->pads[i] + cc->pads[nsp + i] - ek) / cc->s[i] + 1;
+        }
+        float *x = rand_buf(prod(xd, nsp + 2)), *w = rand_buf(prod(wd, nsp + 2));
+        float *b = rand_buf(cc->m), *want = malloc((size_t)prod(yd, nsp + 2) * sizeof *want);
+        conv_ref(cc, x, w, cc->bias ? b : NULL, yd + 2, want);
+        tnode tn;
+        tn_init(&tn, "Conv", 13, cc->bias ? 3 : 2, 1);
+        tn_input(&tn, 0, QC_F32, nsp + 2, xd, x);
+        tn_input(&tn, 1, QC_F32, nsp + 2, wd, w);
+        int64_t one = cc->m;
+        if (cc->bias)
+            tn_input(&tn, 2, QC_F32, 1, &one, b);
+        tn_ints(&tn, "strides", nsp, cc->s);
+        tn_ints(&tn, "dilations", nsp, cc->d);
+        if (cc->group != 1)
+            tn_int(&tn, "group", cc->group);
+        if (cc->auto_pad)
+            tn_str(&tn, "auto_pad", cc->auto_pad);
+        else
+            tn_ints(&tn, "pads", 2 * nsp, cc->pads);
+        check_out(cc->name, tn_run(&tn, 0), nsp + 2, yd, want, 1e-4, 1e-4);
+        tn_free(&tn);
+        free(x);
+        free(w);
+        free(b);
+        free(want);
+    }
+}
+
+QC_TEST(conv_rejects_bad_group)
+{
+    int64_t xd[4] = { 1, 3, 4, 4 }, wd[4] = { 2, 2, 3, 3 };
+    float x[48] = { 0 }, w[36] = { 0 };
+    tnode tn;
+    qc_err err = { 0 };
+    tn_init(&tn, "Conv", 13, 2, 1);
+    tn_input(&tn, 0, QC_F32, 4, xd, x);
+    tn_input(&tn, 1, QC_F32, 4, wd, w);
+    tn_int(&tn, "group", 2);
+    CHECK(qc_exec_new(&tn.x, &tn.m, NULL, &err) == QC_OK);
+    CHECK(qc_exec_run(tn.x, tn.inputs, 2, &err) != QC_OK);
+    CHECK(strstr(err.msg, "Conv") != NULL);
+    tn_free(&tn);
+}
+
+/* ---- ConvTranspose ------------------------------------------------------------------- */
+
+typedef struct convt_case {
+    const char *name;
+    int         nsp;
+    int64_t     n, c, m, group;                    /* m: total output channels */
+    int64_t     in[3], k[3], s[3], d[3], pads[6], opad[3];
+    int         bias;
+} convt_case;
+
+static const convt_case convt_cases[] = {
+    { "2d_basic", 2, 1, 2, 3, 1, { 3, 4 }, { 3, 3 }, { 1, 1 }, { 1, 1 }, { 0 }, { 0 }, 1 },
+    { "2d_strided", 2, 2, 3, 2, 1, { 4, 3 }, { 3, 2 }, { 3, 2 }, { 1, 1 }, { 1, 0, 1, 1 },
+      { 1, 1 }, 1 },
+    { "2d_dil_group", 2, 1, 4, 6, 2, { 5, 4 }, { 2, 3 }, { 2, 1 }, { 2, 2 }, { 0, 1, 1, 0 },
+      { 0, 0 }, 0 },
+    { "2d_pointwise", 2, 1, 3, 4, 1, { 3, 5 }, { 1, 1 }, { 1, 1 }, { 1, 1 }, { 0 }, { 0 }, 1 },
+    { "1d", 1, 1, 2, 3, 1, { 6 }, { 4 }, { 2 }, { 1 }, { 1, 2 }, { 1 }, 1 },
+    { "3d", 3, 1, 2, 2, 1, { 2, 3, 3 }, { 2, 2, 3 }, { 2, 1, 2 }, { 1, 2, 1 },
+      { 0, 1, 1, 1, 0, 0 }, { 1, 0, 0 }, 1 },
+};
+
+QC_TEST(convtranspose_against_naive)
+{
+    for (size_t t = 0; t < sizeof convt_cases / sizeof convt_cases[0]; t++) {
+        const convt_case *cc = &convt_cases[t];
+        int nsp = cc->nsp;
+        int64_t cg = cc->c / cc->group, mg = cc->m / cc->group;
+        int64_t xd[5] = { cc->n, cc->c }, wd[5] = { cc->c, mg }, yd[5] = { cc->n, cc->m };
+        for (int i = 0; i < nsp; i++) {
+            xd[2 + i] = cc->in[i];
+            wd[2 + i] = cc->k[i];
+            yd[2 + i] = cc->s[i] * (cc->in[i] - 1) + cc->opad[i] + (cc->k[i] - 1) * cc->d[i] +
+                        1 - cc->pads[i] - cc->pads[nsp + i];
+        }
+        int64_t isz = prod(cc->in, nsp), osz = prod(yd + 2, nsp), ksz = prod(cc->k, nsp);
+        float *x = rand_buf(prod(xd, nsp + 2)), *w = rand_buf(prod(wd, nsp + 2));
+        float *b = rand_buf(cc->m), *want = calloc((size_t)prod(yd, nsp + 2), sizeof *want);
+        for (int64_t bi = 0; bi < cc->n; bi++) {
+            for (int64_t m = 0; m < cc->m; m++)
+                for (int64_t o = 0; o < osz; o++)
+                    want[(bi * cc->m + m) * osz + o] = cc->bias ? b[m] : 0.0f;
+            for (int64_t c = 0; c < cc->c; c++)
+            for (int64_t i = 0; i < isz; i++)
+            for (int64_t mm = 0; mm < mg; mm++)
+            for (int64_t kf = 0; kf < ksz; kf++) {
+                int64_t ii[3], ki[3], ir = i, kr = kf, off = 0, inside = 1;
+                for (int a = nsp - 1; a >= 0; a--) {
+                    ii[a] = ir % cc->in[a];
+                    ir /= cc->in[a];
+                    ki[a] = kr % cc->k[a];
+                    kr /= cc->k[a];
+                }
+                for (int a = 0; a < nsp; a++) {
+                    int64_t v = ii[a] * cc->s[a] - cc->pads[a] + ki[a] * cc->d[a];
+                    inside &= v >= 0 && v < yd[2 + a];
+                    off = off * yd[2 + a] + v;
+                }
+                int64_t m = (c / cg) * mg + mm;
+                if (inside)
+                    want[(bi * cc->m + m) * osz + off] +=
+                        x[(bi * cc->c + c) * isz + i] * w[(c * mg + mm) * ksz + kf];
+            }
+        }
+        tnode tn;
+        tn_init(&tn, "ConvTranspose", 13, cc->bias ? 3 : 2, 1);
+        tn_input(&tn, 0, QC_F32, nsp + 2, xd, x);
+        tn_input(&tn, 1, QC_F32, nsp + 2, wd, w);
+        int64_t nb = cc->m;
+        if (cc->bias)
+            tn_input(&tn, 2, QC_F32, 1, &nb, b);
+        tn_ints(&tn, "strides", nsp, cc->s);
+        tn_ints(&tn, "dilations", nsp, cc->d);
+        tn_ints(&tn, "pads", 2 * nsp, cc->pads);
+        tn_ints(&tn, "output_padding", nsp, cc->opad);
+        if (cc->group != 1)
+            tn_int(&tn, "group", cc->group);
+        check_out(cc->name, tn_run(&tn, 0), nsp + 2, yd, want, 1e-4, 1e-4);
+        tn_free(&tn);
+        free(x);
+        free(w);
+        free(b);
+        free(want);
+    }
+}
+
+/* ---- MatMul / Gemm ------------------------------------------------------------------- */
+
+static void matmul_case(const char *name, int na, const int64_t *ad, int nb, const int64_t *bd,
+                        int ny, const int64_t *yd)
+{
+    int64_t m = na == 1 ? 1 : ad[na - 2], k = ad[na - 1], n = nb == 1 ? 1 : bd[nb - 1];
+    int64_t nbatch = prod(yd, ny) / (m * n);
+    int nbd = ny - (na > 1) - (nb > 1);        /* output batch rank */
+    float *a = rand_buf(prod(ad, na)), *b = rand_buf(prod(bd, nb));
+    float *want = malloc((size_t)prod(yd, ny) * sizeof *want);
+    for (int64_t t = 0; t < nbatch; t++) {
+        /* unravel t over the output batch dims, then ravel into A's and B's batch dims */
+        int64_t idx[8], rem = t, ao = 0, bo = 0;
+        for (int i = nbd - 1; i >= 0; i--) {
+            idx[i] = rem % yd[i];
+            rem /= yd[i];
+        }
+        int abd = na > 2 ? na - 2 : 0, bbd = nb > 2 ? nb - 2 : 0;
+        for (int i = 0; i < abd; i++)
+            ao = ao * ad[i] + (ad[i] == 1 ? 0 : idx[nbd - abd + i]);
+        for (int i = 0; i < bbd; i++)
+            bo = bo * bd[i] + (bd[i] == 1 ? 0 : idx[nbd - bbd + i]);
+        for (int64_t i = 0; i < m; i++)
+            for (int64_t j = 0; j < n; j++) {
+                double s = 0.0;
+                for (int64_t p = 0; p < k; p++)
+                    s += (double)a[ao * m * k + i * k + p] * b[bo * k * n + p * n + j];
+                want[t * m * n + i * n + j] = (float)s;
+            }
+    }
+    tnode tn;
+    tn_init(&tn, "MatMul", 13, 2, 1);
+    tn_input(&tn, 0, QC_F32, na, ad, a);
+    tn_input(&tn, 1, QC_F32, nb, bd, b);
+    check_out(name, tn_run(&tn, 0), ny, yd, want, 1e-4, 1e-5);
+    tn_free(&tn);
+    free(a);
+    free(b);
+    free(want);
+}
+
+QC_TEST(matmul_numpy_semantics)
+{
+    matmul_case("2d", 2, (int64_t[]){ 3, 4 }, 2, (int64_t[]){ 4, 5 }, 2, (int64_t[]){ 3, 5 });
+    matmul_case("vec_mat", 1, (int64_t[]){ 4 }, 2, (int64_t[]){ 4, 5 }, 1, (int64_t[]){ 5 });
+    matmul_case("mat_vec", 2, (int64_t[]){ 3, 4 }, 1, (int64_t[]){ 4 }, 1, (int64_t[]){ 3 });
+    matmul_case("vec_vec", 1, (int64_t[]){ 4 }, 1, (int64_t[]){ 4 }, 0, (int64_t[]){ 1 });
+    matmul_case("fold_batch", 3, (int64_t[]){ 2, 3, 4 }, 2, (int64_t[]){ 4, 5 }, 3,
+                (int64_t[]){ 2, 3, 5 });
+    matmul_case("b_batched", 2, (int64_t[]){ 3, 4 }, 3, (int64_t[]){ 2, 4, 5 }, 3,
+                (int64_t[]){ 2, 3, 5 });
+    matmul_case("broadcast", 4, (int64_t[]){ 2, 1, 3, 4 }, 3, (int64_t[]){ 3, 4, 2 }, 4,
+                (int64_t[]){ 2, 3, 3, 2 });
+    matmul_case("batch_vec", 3, (int64_t[]){ 2, 3, 4 }, 1, (int64_t[]){ 4 }, 2,
+                (int64_t[]){ 2, 3 });
+    matmul_case("vec_batch", 1, (int64_t[]){ 4 }, 3, (int64_t[]){ 2, 4, 3 }, 2,
+                (int64_t[]){ 2, 3 });
+}
+
+QC_TEST(gemm_bias_broadcast)
+{
+    /* A^T (K=3 x M=2), B^T (N=4 x K=3), C [M,1]; alpha 0.5, beta 2. */
+    float a[6] = { 1, 2, 3, 4, 5, 6 }, b[12], c[2] = { 10, -10 }, want[8];
+    for (int i = 0; i < 12; i++)
+        b[i] = (float)(i - 5);
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 4; j++) {
+            float s = 0;
+            for (int p = 0; p < 3; p++)
+                s += a[p * 2 + i] * b[j * 3 + p];
+            want[i * 4 + j] = 0.5f * s + 2.0f * c[i];
+        }
+    tnode tn;
+    tn_init(&tn, "Gemm", 13, 3, 1);
+    tn_input(&tn, 0, QC_F32, 2, (int64_t[]){ 3, 2 }, a);
+    tn_input(&tn, 1, QC_F32, 2, (int64_t[]){ 4, 3 }, b);
+    tn_input(&tn, 2, QC_F32, 2, (int64_t[]){ 2, 1 }, c);
+    tn_int(&tn, "transA", 1);
+    tn_int(&tn, "transB", 1);
+    tn_float(&tn, "alpha", 0.5f);
+    tn_float(&tn, "beta", 2.0f);
+    check_out("gemm", tn_run(&tn, 0), 2, (int64_t[]){ 2, 4 }, want, 1e-6, 1e-5);
+    tn_free(&tn);
+}
+
+/* ---- pools --------------------------------------------------------------------------- */
+
+QC_TEST(maxpool_indices_and_ceil)
+{
+    /* 1x1x4x6, kernel 2x3, stride 2, ceil_mode: output 2x3, the last column of windows
+     * clipped at the edge. */
+    float x[24];
+    for (int i = 0; i < 24; i++)
+        x[i] = (float)((i * 7) % 24);
+    tnode tn;
+    tn_init(&tn, "MaxPool", 12, 1, 2);
+    tn_input(&tn, 0, QC_F32, 4, (int64_t[]){ 1, 1, 4, 6 }, x);
+    tn_ints(&tn, "kernel_shape", 2, (int64_t[]){ 2, 3 });
+    tn_ints(&tn, "strides", 2, (int64_t[]){ 2, 2 });
+    tn_int(&tn, "ceil_mode", 1);
+    const qc_tensor *y = tn_run(&tn, 0);
+    const qc_tensor *ind = tn.x ? qc_exec_output(tn.x, 1) : NULL;
+    int64_t yd[4] = { 1, 1, 2, 3 };
+    float want[6];
+    int64_t want_i[6];
+    for (int oh = 0; oh < 2; oh++)
+        for (int ow = 0; ow < 3; ow++) {
+            float m = -1;
+            int64_t at = -1;
+            for (int h = oh * 2; h < oh * 2 + 2 && h < 4; h++)
+                for (int w = ow * 2; w < ow * 2 + 3 && w < 6; w++)
+                    if (x[h * 6 + w] > m) {
+                        m = x[h * 6 + w];
+                        at = h * 6 + w;
+                    }
+            want[oh * 3 + ow] = m;
+            want_i[oh * 3 + ow] = at;
+        }
+    check_out("maxpool", y, 4, yd, want, 0, 0);
+    CHECK(ind && ind->dtype == QC_I64);
+    if (ind && ind->dtype == QC_I64)
+        for (int i = 0; i < 6; i++)
+            CHECK_INT(((const int64_t *)ind->data)[i], want_i[i]);
+    tn_free(&tn);
+}
+
+QC_TEST(avgpool_count_include_pad)
+{
+    float x[9] = { 1, 2, 3, 4, 5, 6, 7, 8, 9 };
+    for (int inc = 0; inc < 2; inc++) {
+        tnode tn;
+        tn_init(&tn, "AveragePool", 11, 1, 1);
+        tn_input(&tn, 0, QC_F32, 4, (int64_t[]){ 1, 1, 3, 3 }, x);
+        tn_ints(&tn, "kernel_shape", 2, (int64_t[]){ 2, 2 });
+        tn_ints(&tn, "pads", 4, (int64_t[]){ 1, 1, 0, 0 });
+        tn_int(&tn, "count_include_pad", inc);
+        /* windows: {1}, {1,2}, {2,3} / {1,4}, {1,2,4,5}, ... */
+        float want0[9] = { 1, 1.5f, 2.5f, 2.5f, 3, 4, 5.5f, 6, 7 };
+        float want1[9] = { 0.25f, 0.75f, 1.25f, 1.25f, 3, 4, 2.75f, 6, 7 };
+        check_out(inc ? "include_pad" : "exclude_pad", tn_run(&tn, 0), 4,
+                  (int64_t[]){ 1, 1, 3, 3 }, inc ? want1 : want0, 1e-6, 1e-6);
+        tn_free(&tn);
+    }
+}
+
+QC_TEST(global_pools)
+{
+    float x[2 * 3 * 5];
+    for (int i = 0; i < 30; i++)
+        x[i] = (float)((i * 11) % 17) - 8.0f;
+    float want_avg[6], want_max[6];
+    for (int p = 0; p < 6; p++) {
+        float s = 0, m = -1e30f;
+        for (int i = 0; i < 5; i++) {
+            s += x[p * 5 + i];
+            m = x[p * 5 + i] > m ? x[p * 5 + i] : m;
+        }
+        want_avg[p] = s / 5;
+        want_max[p] = m;
+    }
+    const char *ops[2] = { "GlobalAveragePool", "GlobalMaxPool" };
+    for (int k = 0; k < 2; k++) {
+        tnode tn;
+        tn_init(&tn, ops[k], 13, 1, 1);
+        tn_input(&tn, 0, QC_F32, 3, (int64_t[]){ 2, 3, 5 }, x);
+        check_out(ops[k], tn_run(&tn, 0), 3, (int64_t[]){ 2, 3, 1 }, k ? want_max : want_avg,
+                  1e-6, 1e-6);
+        tn_free(&tn);
+    }
+}
+
+/* ---- QuantizeLinear / DequantizeLinear ----------------------------------------------- */
+
+QC_TEST(quantize_rounds_half_even_and_saturates)
+{
+    float x[8] = { 0.5f, 1.5f, 2.5f, -0.5f, -1.5f, 1000.0f, -1000.0f, 0.26f };
+    float scale = 0.5f;
+    int8_t zp = 1;
+    /* x/scale = 1, 3, 5, -1, -3, 2000, -2000, 0.52 -> +1 */
+    int8_t want[8] = { 2, 4, 6, 0, -2, 127, -128, 2 };
+    tnode tn;
+    tn_init(&tn, "QuantizeLinear", 13, 3, 1);
+    tn_input(&tn, 0, QC_F32, 1, (int64_t[]){ 8 }, x);
+    tn_input(&tn, 1, QC_F32, 0, NULL, &scale);
+    tn_input(&tn, 2, QC_I8, 0, NULL, &zp);
+    const qc_tensor *y = tn_run(&tn, 0);
+    CHECK(y && y->dtype == QC_I8);
+    if (y && y->dtype == QC_I8)
+        for (int i = 0; i < 8; i++)
+            CHECK_INT(((const int8_t *)y->data)[i], want[i]);
+    tn_free(&tn);
+    /* ties: 0.5 -> 0, 1.5 -> 2, 2.5 -> 2 (uint8, no zero point) */
+    float t[3] = { 0.5f, 1.5f, 2.5f }, one = 1.0f;
+    tn_init(&tn, "QuantizeLinear", 13, 2, 1);
+    tn_input(&tn, 0, QC_F32, 1, (int64_t[]){ 3 }, t);
+    tn_input(&tn, 1, QC_F32, 0, NULL, &one);
+    y = tn_run(&tn, 0);
+    CHECK(y && y->dtype == QC_U8);
+    if (y && y->dtype == QC_U8) {
+        CHECK_INT(((const uint8_t *)y->data)[0], 0);
+        CHECK_INT(((const uint8_t *)y->data)[1], 2);
+        CHECK_INT(((const uint8_t *)y->data)[2], 2);
+    }
+    tn_free(&tn);
+}
+
+QC_TEST(quantize_per_axis_and_blocked)
+{
+    /* x [2,4]: per-axis on axis 1 (4 scales), then blocked on axis 1 with block 2. */
+    float x[8] = { 1, 2, 3, 4, -1, -2, -3, -4 };
+    float sc4[4] = { 1, 2, 4, 8 };
+    int16_t zp4[4] = { 0, 10, -10, 100 };
+    int16_t want4[8] = { 1, 11, -9, 100, -1, 9, -11, 100 };
+    tnode tn;
+    tn_init(&tn, "QuantizeLinear", 13, 3, 1);
+    tn_input(&tn, 0, QC_F32, 2, (int64_t[]){ 2, 4 }, x);
+    tn_input(&tn, 1, QC_F32, 1, (int64_t[]){ 4 }, sc4);
+    tn_input(&tn, 2, QC_I16, 1, (int64_t[]){ 4 }, zp4);
+    const qc_tensor *y = tn_run(&tn, 0);
+    if (y && y->dtype == QC_I16)
+        for (int i = 0; i < 8; i++)
+            CHECK_INT(((const int16_t *)y->data)[i], want4[i]);
+    else
+        CHECK(0);
+    tn_free(&tn);
+
+    float scb[4] = { 1, 2, 0.5f, 0.25f };        /* [2, 2]: rows x blocks */
+    uint8_t want_b[8] = { 1, 2, 2, 2, 0, 0, 0, 0 };
+    tn_init(&tn, "QuantizeLinear", 21, 2, 1);
+    tn_input(&tn, 0, QC_F32, 2, (int64_t[]){ 2, 4 }, x);
+    tn_input(&tn, 1, QC_F32, 2, (int64_t[]){ 2, 2 }, scb);
+    tn_int(&tn, "block_size", 2);
+    y = tn_run(&tn, 0);
+    if (y && y->dtype == QC_U8)
+        for (int i = 0; i < 8; i++)
+            CHECK_INT(((const uint8_t *)y->data)[i], want_b[i]);
+    else
+        CHECK(0);
+    tn_free(&tn);
+}
+
+QC_TEST(dequantize_int32_and_axis)
+{
+    int32_t q[4] = { 100000000, -7, 0, 2147483647 };
+    float s = 0.5f;
+    tnode tn;
+    tn_init(&tn, "DequantizeLinear", 13, 2, 1);
+    tn_input(&tn, 0, QC_I32, 1, (int64_t[]){ 4 }, q);
+    tn_input(&tn, 1, QC_F32, 0, NULL, &s);
+    float want[4] = { 50000000.0f, -3.5f, 0.0f, 1073741823.5f };
+    check_out("int32", tn_run(&tn, 0), 1, (int64_t[]){ 4 }, want, 1e-7, 0);
+    tn_free(&tn);
+
+    uint8_t q8[6] = { 0, 128, 255, 10, 20, 30 };
+    float sc[3] = { 1.0f, 0.5f, 2.0f };
+    uint8_t zp[3] = { 128, 0, 255 };
+    float want8[6] = { -128, 64, 0, -118, 10, -450 };
+    tn_init(&tn, "DequantizeLinear", 13, 3, 1);
+    tn_input(&tn, 0, QC_U8, 2, (int64_t[]){ 2, 3 }, q8);
+    tn_input(&tn, 1, QC_F32, 1, (int64_t[]){ 3 }, sc);
+    tn_input(&tn, 2, QC_U8, 1, (int64_t[]){ 3 }, zp);
+    tn_int(&tn, "axis", -1);
+    check_out("axis", tn_run(&tn, 0), 2, (int64_t[]){ 2, 3 }, want8, 0, 0);
+    tn_free(&tn);
+}

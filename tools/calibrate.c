@@ -1,0 +1,92 @@
+/* calibrate: command-line front end. Dispatches to a subcommand; errors are printed once, as
+ * "calibrate: <message>", and mapped to the exit status by qc_err_exit_status(). */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include "cmd.h"
+
+static const char usage[] =
+    "usage: calibrate [options] --data DIR MODEL.onnx -o OUT.onnx\n"
+    "       calibrate run MODEL.onnx --data DIR -o OUTDIR [options]\n"
+    "\n"
+    "Post-training quantization of ONNX models.\n"
+    "\n"
+    "commands:\n"
+    "  (none)   calibrate MODEL on the samples in DIR and write a quantized model\n"
+    "  run      run the float model on every sample and save its outputs as .npy\n"
+    "\n"
+    "DIR holds one file per sample (.npy, .pb, .png, .jpg) for single-input models, or one\n"
+    "sub-folder per sample with a file per model input (<input name>.npy or input_<k>.pb).\n"
+    "\n"
+    "Run 'calibrate run --help' for the options of a command.\n"
+    "Exit status: 0 ok, 2 usage or input error, 3 unsupported model, 4 I/O error.\n";
+
+int qc_cmd_fail(int code, const qc_err *err)
+{
+    fprintf(stderr, "calibrate: %s\n", err && err->msg[0] ? err->msg : "unknown error");
+    return qc_err_exit_status(code);
+}
+
+int qc_cmd_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fputs("calibrate: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nTry 'calibrate%s%s --help'.\n", cmd ? " " : "", cmd ? cmd : "");
+    return qc_err_exit_status(QC_EUSAGE);
+}
+
+const char *qc_cmd_optval(int argc, char **argv, int *i, const char *name, const char *alias,
+                          int *missing)
+{
+    const char *names[2] = { name, alias };
+    const char *arg = argv[*i];
+    *missing = 0;
+    for (int k = 0; k < 2; k++) {
+        if (!names[k])
+            continue;
+        size_t n = strlen(names[k]);
+        if (strncmp(arg, names[k], n) != 0)
+            continue;
+        if (arg[n] == '=') {
+            (*i)++;
+            return arg + n + 1;
+        }
+        if (arg[n] != '\0')
+            continue;
+        if (*i + 1 >= argc) {
+            *missing = 1;
+            return NULL;
+        }
+        *i += 2;
+        return argv[*i - 1];
+    }
+    return NULL;
+}
+
+/* Replaced by the real calibration command (tools/cmd_calibrate.c) when it exists. */
+__attribute__((weak)) int qc_cmd_calibrate(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    fputs("calibrate: quantization is not implemented yet\n", stderr);
+    return 3;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(usage, stderr);
+        return qc_err_exit_status(QC_EUSAGE);
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "run"))
+        return qc_cmd_run(argc - 1, argv + 1);
+    return qc_cmd_calibrate(argc, argv);
+}

@@ -1,0 +1,26 @@
+/* Subcommands of the calibrate tool. Each takes its own argv (argv[0] is the command name)
+ * and returns the process exit status: 0 ok, 2 usage/input error, 3 unsupported model,
+ * 4 I/O error, 1 anything else. */
+#ifndef QC_CMD_H
+#define QC_CMD_H
+
+#include "qc_err.h"
+
+/* The default command (no verb): calibrate and quantize. argv[0] is "calibrate". */
+int qc_cmd_calibrate(int argc, char **argv);
+/* `calibrate run MODEL --data DIR -o OUTDIR`: float outputs of every sample as .npy. */
+int qc_cmd_run(int argc, char **argv);
+
+/* Prints "calibrate: <err->msg>" once on stderr; returns the exit status for `code`. */
+int qc_cmd_fail(int code, const qc_err *err);
+/* Prints "calibrate: <message>" and "Try 'calibrate[ cmd] --help'." and returns 2. */
+int qc_cmd_usage_error(const char *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* The value of option argv[*i] ("--opt value" or "--opt=value") if argv[*i] is `name` (or
+ * `alias`, may be NULL); advances *i past it. NULL if argv[*i] is another option; sets
+ * *missing if the value is absent. */
+const char *qc_cmd_optval(int argc, char **argv, int *i, const char *name, const char *alias,
+                          int *missing);
+
+#endif

@@ -1,0 +1,228 @@
+/* calibrate run: the float reference outputs of every sample, as OUTDIR/<sample>/<output>.npy. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cmd.h"
+#include "progress.h"
+#include "qc_data.h"
+#include "qc_exec.h"
+#include "qc_io.h"
+#include "qc_npy.h"
+
+static const char run_usage[] =
+    "usage: calibrate run MODEL.onnx --data DIR -o OUTDIR [options]\n"
+    "\n"
+    "Runs the float model on every sample of DIR (sorted by name) and writes each output to\n"
+    "OUTDIR/<sample>/<output name>.npy ('/' in names becomes '_'; a sample file's extension\n"
+    "is dropped unless two samples would then share a folder).\n"
+    "\n"
+    "options:\n"
+    "  --data DIR            calibration samples (see 'calibrate --help')\n"
+    "  -o, --output OUTDIR   created if missing; existing files are replaced\n"
+    "  --limit N             only the first N samples\n"
+    "  -q, --quiet           no progress line\n"
+    "image options:\n";
+
+typedef struct run_ctx {
+    qc_model   *m;
+    qc_exec    *x;
+    qc_dataset *d;
+    char      **dirs;               /* per sample: OUTDIR/<sample> */
+    char      **files;              /* per output: sanitized "<name>.npy" */
+    int         n_samples, n_out;
+} run_ctx;
+
+static char *path_join(const char *a, const char *b)
+{
+    size_t na = strlen(a), nb = strlen(b);
+    int slash = na > 0 && a[na - 1] != '/';
+    char *p = malloc(na + (size_t)slash + nb + 1);
+    if (p) {
+        memcpy(p, a, na);
+        if (slash)
+            p[na] = '/';
+        memcpy(p + na + slash, b, nb + 1);
+    }
+    return p;
+}
+
+/* Output folder of each sample: the name without its extension, unless that collides. */
+static int sample_dirs(run_ctx *c, const char *outdir, qc_err *err)
+{
+    int n = c->n_samples, strip = 1;
+    char **stems = calloc((size_t)n + 1, sizeof *stems);
+    c->dirs = calloc((size_t)n + 1, sizeof *c->dirs);
+    if (!stems || !c->dirs) {
+        free(stems);
+        return qc_errf(err, QC_ENOMEM, "out of memory");
+    }
+    int rc = QC_OK;
+    for (int i = 0; i < n && rc == QC_OK; i++) {
+        const char *name = qc_dataset_sample_name(c->d, i);
+        const char *dot = strrchr(name, '.');
+        size_t len = dot && dot != name ? (size_t)(dot - name) : strlen(name);
+        if (!(stems[i] = strndup(name, len)))
+            rc = qc_errf(err, QC_ENOMEM, "out of memory");
+    }
+    /* names are sorted, but stems of "a.npy", "a.b.npy", "a.png" need not be adjacent */
+    for (int i = 0; i < n && rc == QC_OK && strip; i++)
+        for (int j = i + 1; j < n && strip; j++)
+            strip = strcmp(stems[i], stems[j]) != 0;
+    for (int i = 0; i < n && rc == QC_OK; i++) {
+        char safe[512];
+        qc_safe_filename(strip ? stems[i] : qc_dataset_sample_name(c->d, i), safe,
+                         sizeof safe);
+        if (!(c->dirs[i] = path_join(outdir, safe)))
+            rc = qc_errf(err, QC_ENOMEM, "out of memory");
+    }
+    for (int i = 0; i < n; i++)
+        free(stems[i]);
+    free(stems);
+    return rc;
+}
+
+static int output_files(run_ctx *c, qc_err *err)
+{
+    c->files = calloc((size_t)c->n_out + 1, sizeof *c->files);
+    if (!c->files)
+        return qc_errf(err, QC_ENOMEM, "out of memory");
+    for (int j = 0; j < c->n_out; j++) {
+        char safe[480], name[512];
+        qc_safe_filename(c->m->outputs[j].name, safe, sizeof safe);
+        snprintf(name, sizeof name, "%s.npy", safe);
+        /* "a/b" and "a_b" would share a file: number the later one */
+        for (int k = 0; k < j; k++)
+            if (!strcmp(c->files[k], name)) {
+                snprintf(name, sizeof name, "%s_%d.npy", safe, j);
+                k = -1;
+            }
+        if (!(c->files[j] = strdup(name)))
+            return qc_errf(err, QC_ENOMEM, "out of memory");
+    }
+    return QC_OK;
+}
+
+static int run_sample(run_ctx *c, int i, const char *data, qc_err *err)
+{
+    qc_tensor *in;
+    int rc = qc_dataset_load(c->d, i, &in, err);
+    if (rc)
+        return rc;
+    rc = qc_exec_run(c->x, in, c->m->n_inputs, err);
+    if (rc) {
+        qc_err_prefix(err, "%s/%s", data, qc_dataset_sample_name(c->d, i));
+        return rc;
+    }
+    if ((rc = qc_mkdir_p(c->dirs[i], err)))
+        return rc;
+    for (int j = 0; j < c->n_out && rc == QC_OK; j++) {
+        const qc_tensor *t = qc_exec_output(c->x, j);
+        char *path = path_join(c->dirs[i], c->files[j]);
+        if (!path)
+            return qc_errf(err, QC_ENOMEM, "out of memory");
+        rc = t ? qc_npy_write(path, t, err)
+               : qc_errf(err, QC_EINTERNAL, "output '%s' was not computed",
+                         c->m->outputs[j].name);
+        free(path);
+    }
+    return rc;
+}
+
+int qc_cmd_run(int argc, char **argv)
+{
+    const char *model = NULL, *data = NULL, *outdir = NULL, *val;
+    long limit = -1;
+    int quiet = 0, missing;
+    qc_preproc pp;
+    qc_err err = { 0 };
+    qc_preproc_init(&pp);
+    for (int i = 1; i < argc;) {
+        const char *a = argv[i];
+        int r;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(run_usage, stdout);
+            fputs(qc_preproc_usage, stdout);
+            return 0;
+        } else if ((val = qc_cmd_optval(argc, argv, &i, "--data", NULL, &missing)) ||
+                   missing) {
+            if (!val)
+                return qc_cmd_usage_error("run", "%s needs a value", a);
+            data = val;
+        } else if ((val = qc_cmd_optval(argc, argv, &i, "--output", "-o", &missing)) ||
+                   missing) {
+            if (!val)
+                return qc_cmd_usage_error("run", "%s needs a value", a);
+            outdir = val;
+        } else if ((val = qc_cmd_optval(argc, argv, &i, "--limit", NULL, &missing)) ||
+                   missing) {
+            char *end;
+            if (!val)
+                return qc_cmd_usage_error("run", "%s needs a value", a);
+            limit = strtol(val, &end, 10);
+            if (*end || end == val || limit < 0)
+                return qc_cmd_usage_error("run", "--limit '%s': expected a count", val);
+        } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
+            quiet = 1;
+            i++;
+        } else if ((r = qc_preproc_parse_arg(&pp, argc, argv, &i, &err)) != 0) {
+            if (r < 0)
+                return qc_cmd_usage_error("run", "%s", err.msg);
+        } else if (a[0] == '-' && a[1] != '\0') {
+            return qc_cmd_usage_error("run", "unknown option '%s'", a);
+        } else if (model) {
+            return qc_cmd_usage_error("run", "more than one model ('%s', '%s')", model, a);
+        } else {
+            model = a;
+            i++;
+        }
+    }
+    if (!model)
+        return qc_cmd_usage_error("run", "no model given");
+    if (!data)
+        return qc_cmd_usage_error("run", "--data DIR is required");
+    if (!outdir)
+        return qc_cmd_usage_error("run", "-o OUTDIR is required");
+
+    run_ctx c = { 0 };
+    qc_progress prog = { 0 };
+    double t0 = qc_now();
+    int rc = qc_model_load(&c.m, model, &err);
+    if (rc == QC_OK)
+        rc = qc_exec_new(&c.x, c.m, NULL, &err);
+    if (rc == QC_OK)
+        rc = qc_dataset_open(&c.d, data, c.m, &pp, &err);
+    if (rc == QC_OK) {
+        c.n_samples = qc_dataset_count(c.d);
+        if (limit >= 0 && limit < c.n_samples)
+            c.n_samples = (int)limit;
+        c.n_out = c.m->n_outputs;
+        rc = qc_mkdir_p(outdir, &err);
+    }
+    if (rc == QC_OK)
+        rc = sample_dirs(&c, outdir, &err);
+    if (rc == QC_OK)
+        rc = output_files(&c, &err);
+    if (rc == QC_OK) {
+        qc_progress_start(&prog, "run", "samples", c.n_samples, quiet);
+        for (int i = 0; i < c.n_samples && rc == QC_OK; i++) {
+            rc = run_sample(&c, i, data, &err);
+            qc_progress_update(&prog, i + 1);
+        }
+        qc_progress_end(&prog);
+    }
+    if (rc == QC_OK) {
+        double dt = qc_now() - t0;
+        printf("run: %d sample%s, %d output%s each -> %s (%.2f s)\n", c.n_samples,
+               c.n_samples == 1 ? "" : "s", c.n_out, c.n_out == 1 ? "" : "s", outdir, dt);
+    }
+    for (int i = 0; c.dirs && i < c.n_samples; i++)
+        free(c.dirs[i]);
+    for (int j = 0; c.files && j < c.n_out; j++)
+        free(c.files[j]);
+    free(c.dirs);
+    free(c.files);
+    qc_dataset_free(c.d);
+    qc_exec_free(c.x);
+    qc_model_free(c.m);
+    return rc ? qc_cmd_fail(rc, &err) : 0;
+}
