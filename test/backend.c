@@ -48,6 +48,14 @@ static int      n_stats, cap_stats;
 static char   **excl_names;
 static int      n_excl;
 static int      verbose;
+static int      report_fd = -1;     /* in a forked child: where results go */
+
+/* A child reports as soon as it knows the op, so that a crash later is still attributed. */
+static void report(const result *r)
+{
+    if (report_fd >= 0 && write(report_fd, r, sizeof *r) != (ssize_t)sizeof *r)
+        report_fd = -1;
+}
 
 static void *xrealloc(void *p, size_t n)
 {
@@ -370,6 +378,9 @@ static void run_case(const char *root, const char *name, result *res)
         return;
     }
     main_op(m, res->op, sizeof res->op);
+    snprintf(res->why, sizeof res->why, "died");
+    report(res);
+    res->why[0] = '\0';
     if (is_excluded(name)) {
         res->status = R_EXCL_LIST;
         goto done;
@@ -416,54 +427,78 @@ static void run_case_forked(const char *root, const char *name, result *res)
         run_case(root, name, res);
         return;
     }
+    FILE *errf = tmpfile();         /* the child's stderr, to quote a sanitizer report */
     pid_t pid = fork();
     if (pid < 0) {
         close(fd[0]);
         close(fd[1]);
+        if (errf)
+            fclose(errf);
         run_case(root, name, res);
         return;
     }
     if (pid == 0) {
         result r;
         close(fd[0]);
+        if (errf)
+            dup2(fileno(errf), 2);
+        report_fd = fd[1];
         alarm(CASE_TIMEOUT);
         run_case(root, name, &r);
-        ssize_t w = write(fd[1], &r, sizeof r);
+        report(&r);
+        int ok = report_fd >= 0;
         close(fd[1]);
         free_names(excl_names, n_excl);
         free(stats);
-        exit(w == (ssize_t)sizeof r ? 0 : 1);
+        exit(ok ? 0 : 1);
     }
     close(fd[1]);
-    size_t got = 0;
-    while (got < sizeof *res) {
-        ssize_t k = read(fd[0], (char *)res + got, sizeof *res - got);
+    /* keep the last complete report */
+    result buf;
+    size_t got = 0, n_full = 0;
+    for (;;) {
+        ssize_t k = read(fd[0], (char *)&buf + got, sizeof buf - got);
         if (k < 0 && errno == EINTR)
             continue;
         if (k <= 0)
             break;
         got += (size_t)k;
+        if (got == sizeof buf) {
+            *res = buf;
+            n_full++;
+            got = 0;
+        }
     }
     close(fd[0]);
     int st = 0;
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
         ;
-    if (got != sizeof *res) {
+    char quote[300] = "";
+    if (errf) {
+        char line[1024];
+        rewind(errf);
+        while (fgets(line, sizeof line, errf)) {
+            fputs(line, stderr);
+            if (!quote[0] && (strstr(line, "runtime error") || strstr(line, "ERROR: ")))
+                snprintf(quote, sizeof quote, "%.*s", (int)strcspn(line, "\n"), line);
+        }
+        fclose(errf);
+    }
+    if (!n_full) {
         memset(res, 0, sizeof *res);
-        res->status = R_FAIL;
-        snprintf(res->op, sizeof res->op, "(crashed)");
+        snprintf(res->op, sizeof res->op, "(unloadable)");
+        snprintf(res->why, sizeof res->why, "died while loading the model");
     }
     if (WIFSIGNALED(st)) {
+        int sig = WTERMSIG(st);
         res->status = R_FAIL;
-        snprintf(res->why, sizeof res->why, "%s", WTERMSIG(st) == SIGALRM
-                 ? "timed out" : "crashed");
-        snprintf(res->why + strlen(res->why), sizeof res->why - strlen(res->why),
-                 " (signal %d: %s)", WTERMSIG(st), strsignal(WTERMSIG(st)));
+        snprintf(res->why, sizeof res->why, "%s (signal %d: %s)",
+                 sig == SIGALRM ? "timed out" : "crashed", sig, strsignal(sig));
     } else if (WIFEXITED(st) && WEXITSTATUS(st) != 0) {
-        /* LeakSanitizer and friends report on stderr and exit non-zero after the result */
+        /* sanitizers report on stderr and exit non-zero (LeakSanitizer after the result) */
         res->status = R_FAIL;
-        snprintf(res->why, sizeof res->why, "child exited with status %d (sanitizer report "
-                 "on stderr?)", WEXITSTATUS(st));
+        snprintf(res->why, sizeof res->why, "exit status %d: %s", WEXITSTATUS(st),
+                 quote[0] ? quote : "see stderr");
     }
 }
 

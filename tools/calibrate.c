@@ -14,6 +14,9 @@ static const char usage[] =
     "commands:\n"
     "  (none)   calibrate MODEL on the samples in DIR and write a quantized model\n"
     "  run      run the float model on every sample and save its outputs as .npy\n"
+    "  info     inputs, outputs and ops of a model, and whether qcal can run it\n"
+    "  save     load a model and write it back (round trip; external data)\n"
+    "  bench    float latency of qcal's executor on the samples in DIR\n"
     "\n"
     "DIR holds one file per sample (.npy, .pb, .png, .jpg) for single-input models, or one\n"
     "sub-folder per sample with a file per model input (<input name>.npy or input_<k>.pb).\n"
@@ -88,5 +91,11 @@ int main(int argc, char **argv)
     }
     if (!strcmp(cmd, "run"))
         return qc_cmd_run(argc - 1, argv + 1);
+    if (!strcmp(cmd, "info"))
+        return qc_cmd_info(argc - 1, argv + 1);
+    if (!strcmp(cmd, "save"))
+        return qc_cmd_save(argc - 1, argv + 1);
+    if (!strcmp(cmd, "bench"))
+        return qc_cmd_bench(argc - 1, argv + 1);
     return qc_cmd_calibrate(argc, argv);
 }

@@ -11,6 +11,11 @@ int qc_cmd_calibrate(int argc, char **argv);
 /* `calibrate run MODEL --data DIR -o OUTDIR`: float outputs of every sample as .npy. */
 int qc_cmd_run(int argc, char **argv);
 
+/* `calibrate info MODEL`, `calibrate save MODEL -o OUT`, `calibrate bench MODEL --data DIR`. */
+int qc_cmd_info(int argc, char **argv);
+int qc_cmd_save(int argc, char **argv);
+int qc_cmd_bench(int argc, char **argv);
+
 /* Prints "calibrate: <err->msg>" once on stderr; returns the exit status for `code`. */
 int qc_cmd_fail(int code, const qc_err *err);
 /* Prints "calibrate: <message>" and "Try 'calibrate[ cmd] --help'." and returns 2. */

@@ -13,8 +13,8 @@ model's own package does it:
   magika   (magika.py _extract_features_from_seekable, config.min.json): the first 4096 bytes
            lstripped, first 1024 kept and padded with 256 at the end; the last 4096 bytes
            rstripped, last 1024 kept and padded with 256 at the start; int32 [1, 2048].
-Images are random crops / flips / light photometric changes of scikit-image's sample photos;
-calib and eval use disjoint photos. Magika's files are the members of the pinned wheels (code,
+Images are random crops / flips / light photometric changes of scikit-image's sample photos,
+and mosaics of its LFW face crops; calib and eval use disjoint photos and faces. Magika's files are the members of the pinned wheels (code,
 text, JSON, CSV, ELF, PNG, ONNX, ...), plus gzip and zip archives of some of them, again with
 disjoint files for calib and eval. Everything is deterministic (fixed seeds), needs only numpy,
 and is skipped when the folder already holds samples made with the same parameters.
@@ -33,10 +33,11 @@ import zlib
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-VERSION = 1                      # bump when the sample recipe changes
+VERSION = 2                      # bump when the sample recipe changes
 
-# Held-out photos for eval; the others are for calibration.
-EVAL_PHOTOS = ["motorcycle_right", "ihc", "page", "gravel", "moon"]
+# Held-out photos for eval; the others are for calibration. Each side has a person in it
+# (astronaut / camera), and face mosaics from disjoint halves of the LFW faces.
+EVAL_PHOTOS = ["camera", "motorcycle_right", "ihc", "page", "gravel"]
 
 
 # ---------------------------------------------------------------- PNG decoding (numpy only)
@@ -173,6 +174,17 @@ def augment(img, rng):
     return np.clip(out * gain + bias, 0, 255).round().astype(np.uint8)
 
 
+def face_mosaic(faces, rng):
+    """k x k tiles of 25x25 gray LFW faces, each upscaled to 100x100: faces big enough for a
+    320x320 detector input."""
+    k = int(rng.integers(2, 4))
+    idx = rng.choice(len(faces), size=k * k, replace=False)
+    tiles = [resize_bilinear((faces[i][:, :, None] * 255.0), 100, 100)[:, :, 0] for i in idx]
+    rows = [np.concatenate(tiles[r * k:(r + 1) * k], axis=1) for r in range(k)]
+    img = np.concatenate(rows, axis=0)
+    return np.repeat(np.clip(img, 0, 255).round().astype(np.uint8)[:, :, None], 3, axis=2)
+
+
 def prep_nudenet(img):
     h, w = img.shape[:2]
     s = max(h, w)
@@ -279,17 +291,24 @@ def make_images(cache, model, n_calib, n_eval, seed, prep):
     photos = [r["name"] for r in read_manifest() if r["kind"] == "photo"]
     calib_photos = [p for p in photos if p not in EVAL_PHOTOS]
     eval_photos = [p for p in photos if p in EVAL_PHOTOS]
+    faces = np.load(os.path.join(cache, "photos", "lfw_subset.npy"))[:100]
     out = {}
-    for split, pool, n, s in (("calib", calib_photos, n_calib, seed),
-                              ("eval", eval_photos, n_eval, seed + 1)):
+    for split, pool, n, s, fc in (("calib", calib_photos, n_calib, seed, faces[:50]),
+                                  ("eval", eval_photos, n_eval, seed + 1, faces[50:])):
         rng = np.random.default_rng(s)
         samples = []
+        k = 0
         for i in range(n):
-            name = pool[i % len(pool)]
-            img = load_photo(cache, name)
-            # The first pass over the photos uses them whole, later ones augmented crops.
-            if i >= len(pool):
-                img = augment(img, rng)
+            # The first pass over the photos uses them whole, later ones augmented crops;
+            # one sample in 6 after that is a face mosaic.
+            if i >= len(pool) and i % 6 == 5:
+                name, img = "faces", face_mosaic(fc, rng)
+            else:
+                name = pool[k % len(pool)]
+                k += 1
+                img = load_photo(cache, name)
+                if i >= len(pool):
+                    img = augment(img, rng)
             samples.append((name, prep(img)))
         out[split] = samples
     return out

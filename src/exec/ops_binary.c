@@ -2,6 +2,11 @@
  * the ternary Where. One driver walks numpy broadcasting; per-dtype kernels only ever see a
  * contiguous run in one of three shapes (both contiguous, b scalar, a scalar), so the compiler
  * vectorizes the same-shape and the scalar/last-dims cases. */
+/* FP exceptions are never inspected, and -O2's very-cheap vectorizer cost model skips loops
+ * whose trip count is only known at run time: either would keep these maps scalar. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-trapping-math", "vect-cost-model=dynamic")
+#endif
 #include <math.h>
 #include <stdint.h>
 #include <string.h>

@@ -4,6 +4,7 @@
  * ConvTranspose: sgemm into columns, then col2im accumulates them into the output. */
 #include <string.h>
 #include "ops.h"
+#include "conv_x86.h"
 
 typedef struct convp {
     int     nsp;                                     /* spatial rank */
@@ -342,6 +343,16 @@ static int conv_run(qc_knode *n, qc_run *r, qc_err *err)
             }
         }
         return QC_OK;
+    }
+
+    if (two_d) {
+        qc_conv2d cv = {
+            .x = xd, .w = wd, .bias = bd, .y = y, .batch = p.batch, .c = p.c, .m = p.m,
+            .group = p.group, .ih = q.ih, .iw = q.iw, .oh = q.oh, .ow = q.ow, .kh = q.kh,
+            .kw = q.kw, .sh = q.sh, .sw = q.sw, .dh = q.dh, .dw = q.dw, .ph = q.ph, .pw = q.pw,
+        };
+        if ((rc = qc_conv2d_fast(&cv, r, err)) != QC_EUNSUPPORTED)
+            return rc;
     }
 
     /* Rows of output per tile (2-D path); N-d builds the whole column matrix. */

@@ -546,76 +546,54 @@ static int topk_infer(qc_knode *n, qc_err *err)
 }
 
 /* A binary heap of k indices into one strided lane, kept in the indices output itself (so no
- * scratch is needed). The root is the worst kept element; "better" means larger (or smaller
- * when !largest) value, then smaller index, as ONNX orders ties. */
-#define TOPK_IMPL(NAME, T)                                                                   \
-static void NAME(const T *v, int64_t d, int64_t stride, int64_t k, int largest,              \
-                 int64_t *h, int64_t hs, T *vals)                                            \
-{                                                                                            \
-    int64_t n = 0;                                                                           \
-    for (int64_t i = 0; i < d; i++) {                                                        \
-        int64_t c;                                                                           \
-        if (n < k) {            /* sift up */                                                \
-            c = n++;                                                                         \
-            while (c > 0) {                                                                  \
-                int64_t p = (c - 1) / 2, ip = h[p * hs];                                     \
-                T a = v[i * stride], b = v[ip * stride];                                     \
-                if (!(largest ? (a < b || (a == b && i > ip)) : (a > b || (a == b && i > ip))))\
-                    break;                                                                   \
-                h[c * hs] = ip;                                                              \
-                c = p;                                                                       \
-            }                                                                                \
-            h[c * hs] = i;                                                                   \
-            continue;                                                                        \
-        }                                                                                    \
-        if (k == 0)                                                                          \
-            break;                                                                           \
-        {                                                                                    \
-            T a = v[i * stride], b = v[h[0] * stride];                                       \
-            if (!(largest ? a > b : a < b))                                                  \
-                continue;       /* ties keep the earlier index already held */              \
-        }                                                                                    \
-        c = 0;                  /* replace the root and sift down */                         \
-        for (;;) {                                                                           \
-            int64_t l = 2 * c + 1, w = c, iw = i;                                            \
-            for (int64_t ch = l; ch < l + 2 && ch < n; ch++) {                               \
-                int64_t ic = h[ch * hs];                                                     \
-                T a = v[ic * stride], b = v[iw * stride];                                    \
-                if (largest ? (a < b || (a == b && ic > iw)) : (a > b || (a == b && ic > iw))) {\
-                    w = ch;                                                                  \
-                    iw = ic;                                                                 \
-                }                                                                            \
-            }                                                                                \
-            if (w == c)                                                                      \
-                break;                                                                       \
-            h[c * hs] = iw;                                                                  \
-            c = w;                                                                           \
-        }                                                                                    \
-        h[c * hs] = i;                                                                       \
-    }                                                                                        \
-    /* pop the worst into the last free slot: leaves the lane sorted best first */          \
-    for (int64_t end = n - 1; end > 0; end--) {                                              \
-        int64_t worst = h[0], last = h[end * hs], c = 0;                                     \
-        for (;;) {                                                                           \
-            int64_t l = 2 * c + 1, w = c, iw = last;                                         \
-            for (int64_t ch = l; ch < l + 2 && ch < end; ch++) {                             \
-                int64_t ic = h[ch * hs];                                                     \
-                T a = v[ic * stride], b = v[iw * stride];                                    \
-                if (largest ? (a < b || (a == b && ic > iw)) : (a > b || (a == b && ic > iw))) {\
-                    w = ch;                                                                  \
-                    iw = ic;                                                                 \
-                }                                                                            \
-            }                                                                                \
-            if (w == c)                                                                      \
-                break;                                                                       \
-            h[c * hs] = iw;                                                                  \
-            c = w;                                                                           \
-        }                                                                                    \
-        h[c * hs] = last;                                                                    \
-        h[end * hs] = worst;                                                                 \
-    }                                                                                        \
-    for (int64_t j = 0; j < n; j++)                                                          \
-        vals[j * hs] = v[h[j * hs] * stride];                                                \
+ * scratch is needed). The root is the worst kept element; "worse" means smaller (larger when
+ * !largest) value, then larger index, as ONNX orders ties. */
+#define TOPK_IMPL(NAME, T)                                                                  \
+static int NAME##_worse(const T *v, int64_t s, int64_t a, int64_t b, int largest)           \
+{                                                                                           \
+    T x = v[a * s], y = v[b * s];                                                           \
+    return largest ? (x < y || (x == y && a > b)) : (x > y || (x == y && a > b));           \
+}                                                                                           \
+static void NAME##_down(const T *v, int64_t s, int64_t *h, int64_t hs, int64_t n,           \
+                        int64_t item, int largest)                                          \
+{                                                                                           \
+    int64_t c = 0;                                                                          \
+    for (;;) {                                                                              \
+        int64_t w = c, iw = item;                                                           \
+        for (int64_t ch = 2 * c + 1; ch < 2 * c + 3 && ch < n; ch++)                        \
+            if (NAME##_worse(v, s, h[ch * hs], iw, largest)) {                              \
+                w = ch;                                                                     \
+                iw = h[ch * hs];                                                            \
+            }                                                                               \
+        if (w == c)                                                                         \
+            break;                                                                          \
+        h[c * hs] = iw;                                                                     \
+        c = w;                                                                              \
+    }                                                                                       \
+    h[c * hs] = item;                                                                       \
+}                                                                                           \
+static void NAME(const T *v, int64_t d, int64_t s, int64_t k, int largest, int64_t *h,      \
+                 int64_t hs, T *vals)                                                       \
+{                                                                                           \
+    int64_t n = 0;                                                                          \
+    for (int64_t i = 0; i < d; i++) {                                                       \
+        if (n < k) {                                                                        \
+            int64_t c = n++;                                                                \
+            for (; c > 0 && NAME##_worse(v, s, i, h[(c - 1) / 2 * hs], largest);            \
+                 c = (c - 1) / 2)                                                           \
+                h[c * hs] = h[(c - 1) / 2 * hs];                                            \
+            h[c * hs] = i;                                                                  \
+        } else if (k > 0 && NAME##_worse(v, s, h[0], i, largest)) {                         \
+            NAME##_down(v, s, h, hs, n, i, largest);                                        \
+        }                                                                                   \
+    }                                                                                       \
+    for (int64_t end = n - 1; end > 0; end--) {   /* heap sort: best ends up first */       \
+        int64_t worst = h[0];                                                               \
+        NAME##_down(v, s, h, hs, end, h[end * hs], largest);                                \
+        h[end * hs] = worst;                                                                \
+    }                                                                                       \
+    for (int64_t j = 0; j < n; j++)                                                         \
+        vals[j * hs] = v[h[j * hs] * s];                                                    \
 }
 
 TOPK_IMPL(topk_f32, float)

@@ -1,10 +1,15 @@
 /* Softmax, LogSoftmax, Hardmax and the normalizations (BatchNormalization, LayerNormalization,
  * InstanceNormalization). Sums and variances accumulate in double, two passes (mean, then
  * squared deviations), so results stay within rtol 1e-4 of numpy on long rows. */
+/* FP exceptions are never inspected, and -O2's very-cheap vectorizer cost model skips loops
+ * whose trip count is only known at run time: either would keep these maps scalar. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-trapping-math", "vect-cost-model=dynamic")
+#endif
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
-#include "ops.h"
+#include "ops_ew.h"
 
 #define CHUNK 256
 
@@ -59,33 +64,56 @@ static int softmax_infer(qc_knode *n, qc_err *err)
 enum { SM_SOFT, SM_LOG, SM_HARD };
 
 /* One contiguous row: the common last-axis case. */
+QC_EW_SIMD_CLONES
 static void softmax_row(const float *x, float *y, int64_t R, int kind)
 {
-    float mx = x[0];
-    int64_t arg = 0;
     double sum = 0.0;
-    for (int64_t k = 1; k < R; k++)
-        if (x[k] > mx) {
-            mx = x[k];
-            arg = k;
-        }
     if (kind == SM_HARD) {
+        int64_t arg = 0;
+        for (int64_t k = 1; k < R; k++)
+            if (x[k] > x[arg])
+                arg = k;
         for (int64_t k = 0; k < R; k++)
             y[k] = k == arg ? 1.0f : 0.0f;
         return;
     }
+    /* eight running maxima, so the scan vectorizes */
+    float m8[8], mx = x[0];
+    int64_t k8 = 0;
+    for (int j = 0; j < 8; j++)
+        m8[j] = x[0];
+    for (; k8 + 8 <= R; k8 += 8)
+        for (int j = 0; j < 8; j++)
+            m8[j] = x[k8 + j] > m8[j] ? x[k8 + j] : m8[j];
+    for (; k8 < R; k8++)
+        mx = x[k8] > mx ? x[k8] : mx;
+    for (int j = 0; j < 8; j++)
+        mx = m8[j] > mx ? m8[j] : mx;
     if (kind == SM_SOFT) {
-        for (int64_t k = 0; k < R; k++) {
-            float e = expf(x[k] - mx);
-            y[k] = e;
-            sum += e;
+        /* eight float partial sums over blocks of 1024 (vectorizable; terms are in (0, 1]),
+         * blocks added up in double */
+        for (int64_t k0 = 0; k0 < R; k0 += 1024) {
+            int64_t k1 = R - k0 < 1024 ? R : k0 + 1024, k = k0;
+            float p8[8] = { 0 };
+            for (; k + 8 <= k1; k += 8)
+                for (int j = 0; j < 8; j++) {
+                    float e = qc_ew_expf(x[k + j] - mx);
+                    y[k + j] = e;
+                    p8[j] += e;
+                }
+            for (; k < k1; k++) {
+                y[k] = qc_ew_expf(x[k] - mx);
+                p8[0] += y[k];
+            }
+            for (int j = 0; j < 8; j++)
+                sum += p8[j];
         }
         float inv = (float)(1.0 / sum);
         for (int64_t k = 0; k < R; k++)
             y[k] *= inv;
     } else {
         for (int64_t k = 0; k < R; k++)
-            sum += expf(x[k] - mx);
+            sum += qc_ew_expf(x[k] - mx);
         /* (x - max) - log(sum): adding log(sum) to a large max first would round it away */
         float ls = (float)log(sum);
         for (int64_t k = 0; k < R; k++)
@@ -94,6 +122,7 @@ static void softmax_row(const float *x, float *y, int64_t R, int kind)
 }
 
 /* One [R] row with stride `st` for up to CHUNK interleaved positions (len of them). */
+QC_EW_SIMD_CLONES
 static void softmax_block(const float *x, float *y, int64_t R, int64_t st, int64_t len, int kind)
 {
     float mx[CHUNK];
@@ -118,7 +147,7 @@ static void softmax_block(const float *x, float *y, int64_t R, int64_t st, int64
     }
     for (int64_t k = 0; k < R; k++)
         for (int64_t i = 0; i < len; i++) {
-            float e = expf(x[k * st + i] - mx[i]);
+            float e = qc_ew_expf(x[k * st + i] - mx[i]);
             sum[i] += e;
             if (kind == SM_SOFT)
                 y[k * st + i] = e;

@@ -3,6 +3,11 @@
  * reduced each output is one contiguous double accumulation, otherwise a block of up to
  * CHUNK outputs is accumulated side by side on the stack, so memory is read in order either
  * way and no scratch buffer is needed. */
+/* FP exceptions are never inspected, and -O2's very-cheap vectorizer cost model skips loops
+ * whose trip count is only known at run time: either would keep these maps scalar. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-trapping-math", "vect-cost-model=dynamic")
+#endif
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -192,14 +197,23 @@ static int64_t sat_i64(double v)
 }
 
 /* Accumulates src[0..len) into *acc (contiguous) or acc[0..len) (one per element). */
+/* The contiguous case keeps four partial accumulators to break the add latency chain. */
 #define ACC_LOOP(T, EXPR_ONE, EXPR_VEC)                                         \
     if (one) {                                                                  \
-        double a = *acc;                                                        \
-        for (int64_t i = 0; i < len; i++) {                                     \
-            double v = (double)src[i];                                          \
+        double p4[4] = { *acc, init, init, init };                              \
+        int64_t i4 = 0;                                                         \
+        for (; i4 + 4 <= len; i4 += 4)                                          \
+            for (int j = 0; j < 4; j++) {                                       \
+                double v = (double)src[i4 + j], a = p4[j];                      \
+                EXPR_ONE;                                                       \
+                p4[j] = a;                                                      \
+            }                                                                   \
+        for (; i4 < len; i4++) {                                                \
+            double v = (double)src[i4], a = p4[0];                              \
             EXPR_ONE;                                                           \
+            p4[0] = a;                                                          \
         }                                                                       \
-        *acc = a;                                                               \
+        *acc = combine(kind, combine(kind, p4[0], p4[1]), combine(kind, p4[2], p4[3])); \
     } else {                                                                    \
         for (int64_t i = 0; i < len; i++) {                                     \
             double v = (double)src[i], a = acc[i];                              \
@@ -218,10 +232,21 @@ static int64_t sat_i64(double v)
     default: ACC_LOOP(T, a = v < a ? v : a, a = v < a ? v : a) break;           \
     }
 
+static inline double combine(int kind, double a, double b)
+{
+    switch (kind) {
+    case K_PROD: return a * b;
+    case K_MAX: return a > b ? a : b;
+    case K_MIN: return a < b ? a : b;
+    default: return a + b;
+    }
+}
+
 #define DEF_ACC(s, T)                                                           \
     static void acc_##s(const void *p, int64_t len, double *acc, int one, int kind) \
     {                                                                           \
         const T *src = p;                                                       \
+        double init = init_of(kind);                                            \
         ACC_CASES(T)                                                            \
     }
 DEF_ACC(f32, float)

@@ -1,7 +1,8 @@
-/* Resize (opsets 10, 11, 13, 18, 19) and Upsample (7, 9). Nearest works on every executable
- * dtype; linear and cubic on float32, separably over any number of axes, with taps computed
- * on the fly (no scratch). Integer nearest upsampling of the two innermost axes (YOLO's
- * Resize x2) has a replicate-and-memcpy fast path. */
+/* Ops that change spatial extent: Resize (opsets 10, 11, 13, 18, 19), Upsample (7, 9) and
+ * Pad (1 to 19). Nearest and Pad work on every executable dtype; linear and cubic on float32,
+ * separably over any number of axes, with taps computed on the fly (no scratch). Integer
+ * nearest upsampling of the two innermost axes (YOLO's Resize x2) has a replicate-and-memcpy
+ * fast path. */
 #include <math.h>
 #include <string.h>
 #include "ops.h"
@@ -10,8 +11,10 @@ enum { M_NEAREST, M_LINEAR, M_CUBIC };
 enum { C_HALF_PIXEL, C_HALF_PIXEL_SYM, C_PYTORCH, C_ALIGN, C_ASYM, C_TF_NN, C_TF_CROP };
 enum { N_ROUND_FLOOR, N_ROUND_CEIL, N_FLOOR, N_CEIL, N_SIMPLE };
 
-/* Products of per-axis taps over the outer axes of one output row. */
-#define MAX_COMBOS 256
+/* Taps per axis (antialiased downsampling widens the kernel by 1/scale) and products of
+ * taps over the outer axes of one output row. */
+#define MAX_TAPS   128
+#define MAX_COMBOS 1024
 
 typedef struct rs_cfg {
     int    mode, coord, nearest, exclude_outside, antialias;
@@ -22,12 +25,13 @@ typedef struct rs_axis {
     int64_t in, out;
     double  scale, roi_lo, roi_hi;
     double  out_f;      /* in * scale unfloored, as the ONNX reference uses for align_corners */
+    int     exact;      /* scale is out / in: divide by it as the exact ratio */
 } rs_axis;
 
 typedef struct rs_taps {
     int     n, outside;
-    int64_t idx[4];
-    double  w[4];
+    int64_t idx[MAX_TAPS];
+    double  w[MAX_TAPS];
 } rs_taps;
 
 static const qc_tensor *opt_in(const qc_knode *n, int i)
@@ -90,6 +94,17 @@ static int resize_prepare(qc_knode *n, qc_err *err)
     return parse_cfg(n, &c, err);
 }
 
+/* Antialiased kernels stretch by 1/scale: tap count and the offset of the first tap. */
+static int64_t aa_taps(const rs_cfg *c, double scale, int64_t *start)
+{
+    double s0 = floor((c->mode == M_LINEAR ? -1.0 : -2.0) / scale) + 1;
+    if (!(s0 > -1e6))
+        return INT64_MAX;
+    if (start)
+        *start = (int64_t)s0;
+    return 2 - 2 * (int64_t)s0;
+}
+
 /* Output length, scale and roi of every axis of x. */
 static int geometry(const qc_knode *n, const rs_cfg *c, const qc_tensor *x, rs_axis *ax,
                     qc_err *err)
@@ -99,7 +114,7 @@ static int geometry(const qc_knode *n, const rs_cfg *c, const qc_tensor *x, rs_a
     const float *sa = NULL;
     int64_t count;
     for (int a = 0; a < rank; a++) {
-        ax[a] = (rs_axis){ x->dims[a], x->dims[a], 1.0, 0.0, 1.0, (double)x->dims[a] };
+        ax[a] = (rs_axis){ x->dims[a], x->dims[a], 1.0, 0.0, 1.0, (double)x->dims[a], 1 };
         axes[a] = a;
     }
     if (!strcmp(n->node->op_type, "Upsample") && n->opset < 9) {
@@ -156,15 +171,17 @@ static int geometry(const qc_knode *n, const rs_cfg *c, const qc_tensor *x, rs_a
             if (a->out < 0 || (a->in == 0 && a->out > 0))
                 return qc_node_errf(n, err, QC_EINPUT, "cannot resize axis %d from %lld to "
                                     "%lld", axes[i], (long long)a->in, (long long)a->out);
-            a->scale = a->in ? (double)a->out / (double)a->in : 1.0;
+            a->scale = a->in ? (double)((float)a->out / (float)a->in) : 1.0;
             a->out_f = (double)a->out;
-            s = keep == 1 ? fmin(s, a->scale) : fmax(s, a->scale);
+            a->exact = !keep;
+            s = keep == 1 ? fmin(s, a->scale) : fmax(s, a->scale);   /* float values */
         }
         for (int i = 0; keep && i < k; i++) {
             rs_axis *a = &ax[axes[i]];
             a->scale = s;
             a->out = (int64_t)floor(s * (double)a->in + 0.5);
             a->out_f = s * (double)a->in;
+            a->exact = 0;
         }
     } else {
         for (int i = 0; i < k; i++) {
@@ -174,14 +191,14 @@ static int geometry(const qc_knode *n, const rs_cfg *c, const qc_tensor *x, rs_a
                 return qc_node_errf(n, err, QC_EINPUT, "invalid scale %g on axis %d", a->scale,
                                     axes[i]);
             a->out_f = a->scale * (double)a->in;
-            a->out = (int64_t)floor(a->out_f);
+            a->out = (int64_t)((float)a->scale * (float)a->in);   /* as onnxruntime */
+            a->exact = a->out == a->in && a->scale == 1.0;
         }
     }
-    if (c->antialias && c->mode != M_NEAREST)
-        for (int a = 0; a < rank; a++)
-            if (ax[a].scale < 1.0)
-                return qc_node_errf(n, err, QC_EUNSUPPORTED, "antialiased downsampling is not "
-                                    "supported");
+    for (int a = 0; a < rank && c->antialias && c->mode != M_NEAREST; a++)
+        if (ax[a].scale < 1.0 && aa_taps(c, ax[a].scale, NULL) > MAX_TAPS)
+            return qc_node_errf(n, err, QC_EUNSUPPORTED, "antialiased downsampling by %g needs "
+                                "more than %d taps", ax[a].scale, MAX_TAPS);
     return QC_OK;
 }
 
@@ -206,29 +223,39 @@ static int resize_infer(qc_knode *n, qc_err *err)
     return QC_OK;
 }
 
-/* Output coordinate -> input coordinate. */
+/* v / scale. Given sizes, the exact ratio in / out: 2 / (4.f / 7.f) = 3.4999998f would turn a
+ * nearest tie (7 -> 4, x = 2: 3.5) the wrong way. */
+static float unscale(const rs_axis *a, float v)
+{
+    return a->exact ? v * (float)a->in / (float)a->out : v / (float)a->scale;
+}
+
+/* Output coordinate -> input coordinate in float arithmetic, as onnxruntime and the ONNX test
+ * data compute it: in double, 11.5f / 2.3f - 0.5f would not be the 4.5 tie they round. */
 static double src_coord(const rs_cfg *c, const rs_axis *a, int64_t x)
 {
-    double xr = (double)x, in = (double)a->in, out = (double)a->out;
+    float xr = (float)x, in = (float)a->in, out = (float)a->out, s = (float)a->scale;
+    float lo = (float)a->roi_lo, hi = (float)a->roi_hi;
     switch (c->coord) {
     case C_HALF_PIXEL:
-        return (xr + 0.5) / a->scale - 0.5;
+        return unscale(a, xr + 0.5f) - 0.5f;
     case C_HALF_PIXEL_SYM: {
-        double adj = out / (a->scale * in), center = in / 2;
-        return center * (1 - adj) + (xr + 0.5) / a->scale - 0.5;
+        float adj = out / (s * in), center = in / 2;
+        return center * (1 - adj) + unscale(a, xr + 0.5f) - 0.5f;
     }
     case C_PYTORCH:
-        return a->out > 1 ? (xr + 0.5) / a->scale - 0.5 : 0.0;
-    case C_ALIGN:   /* onnxruntime divides by out - 1 instead: differs for fractional out_f */
-        return a->out_f == 1 ? 0.0 : xr * (in - 1) / (a->out_f - 1);
+        return a->out > 1 ? unscale(a, xr + 0.5f) - 0.5f : 0.0f;
+    case C_ALIGN: {  /* onnxruntime divides by out - 1: differs when in * scale is fractional */
+        float of = (float)a->out_f;
+        return of == 1 ? 0.0f : xr * (in - 1) / (of - 1);
+    }
     case C_TF_NN:
-        return (xr + 0.5) / a->scale;
+        return unscale(a, xr + 0.5f);
     case C_TF_CROP:
-        return a->out > 1 ? a->roi_lo * (in - 1) + xr * (a->roi_hi - a->roi_lo) * (in - 1) /
-                                                       (out - 1)
-                          : 0.5 * (a->roi_lo + a->roi_hi) * (in - 1);
+        return a->out > 1 ? lo * (in - 1) + xr * (hi - lo) * (in - 1) / (out - 1)
+                          : (float)(0.5 * (lo + hi) * (in - 1));
     default:
-        return xr / a->scale;
+        return unscale(a, xr);
     }
 }
 
@@ -253,6 +280,16 @@ static void cubic_coeffs(double r, double A, double *w)
     w[3] = ((A * v - 5 * A) * v + 8 * A) * v - 4 * A;
 }
 
+static double cubic_kernel(double x, double A)
+{
+    x = fabs(x);
+    if (x <= 1)
+        return ((A + 2) * x - (A + 3)) * x * x + 1;
+    if (x < 2)
+        return ((A * x - 5 * A) * x + 8 * A) * x - 4 * A;
+    return 0;
+}
+
 static int64_t clampi(int64_t v, int64_t hi)
 {
     return v < 0 ? 0 : v > hi ? hi : v;
@@ -272,32 +309,37 @@ static void taps_for(const rs_cfg *c, const rs_axis *a, int64_t x, rs_taps *t)
         t->n = 1;
         return;
     }
-    if (c->mode == M_LINEAR) {
-        xo = xo < 0 ? 0 : xo > last ? last : xo;
-        double f = floor(xo), r = xo - f;
-        t->idx[0] = (int64_t)f;
-        t->w[0] = 1.0 - r;
-        t->n = 1;
-        if (r > 0) {
-            t->idx[1] = clampi((int64_t)f + 1, a->in - 1);
-            t->w[1] = r;
-            t->n = 2;
+    double f = floor(xo), r = xo - f, w[MAX_TAPS], sum = 0;
+    int64_t first = -1, count = 4;
+    int norm = c->exclude_outside;
+    if (c->antialias && a->scale < 1.0) {   /* kernel widened by 1/scale, normalized */
+        count = aa_taps(c, a->scale, &first);
+        for (int64_t i = 0; i < count; i++) {
+            double d = a->scale * ((double)(first + i) - r);
+            w[i] = c->mode == M_LINEAR ? fmax(0.0, 1.0 - fabs(d)) : cubic_kernel(d, c->cubic_a);
         }
-        return;
+        norm = 1;
+    } else if (c->mode == M_LINEAR) {
+        xo = xo < 0 ? 0 : xo > last ? last : xo;
+        f = floor(xo);
+        w[0] = 1.0 - (xo - f);
+        w[1] = xo - f;
+        first = 0;
+        count = 2;
+    } else {
+        cubic_coeffs(r, c->cubic_a, w);
     }
-    double f = floor(xo), w[4], sum = 0;
-    cubic_coeffs(xo - f, c->cubic_a, w);
-    for (int i = 0; i < 4; i++) {
-        int64_t idx = (int64_t)f - 1 + i;
+    for (int64_t i = 0; i < count; i++) {
+        int64_t idx = (int64_t)f + first + i;
         if (c->exclude_outside && (idx < 0 || idx >= a->in))
             w[i] = 0;
         sum += w[i];
     }
-    for (int i = 0; i < 4; i++) {
-        double wi = c->exclude_outside && sum != 0 ? w[i] / sum : w[i];
+    for (int64_t i = 0; i < count; i++) {
+        double wi = norm && sum != 0 ? w[i] / sum : w[i];
         if (wi == 0)
             continue;
-        t->idx[t->n] = clampi((int64_t)f - 1 + i, a->in - 1);
+        t->idx[t->n] = clampi((int64_t)f + first + i, a->in - 1);
         t->w[t->n++] = wi;
     }
 }
@@ -306,7 +348,8 @@ static void store_scalar(void *dst, int dtype, double v)
 {
     switch (dtype) {
     case QC_F32: *(float *)dst = (float)v; break;
-    case QC_U8: case QC_BOOL: *(uint8_t *)dst = (uint8_t)v; break;
+    case QC_U8: *(uint8_t *)dst = (uint8_t)v; break;
+    case QC_BOOL: *(uint8_t *)dst = v != 0; break;
     case QC_I8: *(int8_t *)dst = (int8_t)v; break;
     case QC_U16: *(uint16_t *)dst = (uint16_t)v; break;
     case QC_I16: *(int16_t *)dst = (int16_t)v; break;
@@ -447,8 +490,188 @@ static int resize_run(qc_knode *n, qc_run *r, qc_err *err)
     return QC_OK;
 }
 
+/* ---- Pad: modes constant, reflect, edge, wrap; attribute form before opset 11 ------------------------------------------------------------------------------- */
+
+enum { PAD_CONSTANT, PAD_REFLECT, PAD_EDGE, PAD_WRAP };
+
+static int pad_mode(const qc_knode *n, int *mode, qc_err *err)
+{
+    const char *m = qc_attr_str(n->node, "mode", "constant");
+    if (!strcmp(m, "constant"))
+        *mode = PAD_CONSTANT;
+    else if (!strcmp(m, "reflect"))
+        *mode = PAD_REFLECT;
+    else if (!strcmp(m, "edge"))
+        *mode = PAD_EDGE;
+    else if (!strcmp(m, "wrap"))
+        *mode = PAD_WRAP;
+    else
+        return qc_node_errf(n, err, QC_EUNSUPPORTED, "unknown mode '%s'", m);
+    return QC_OK;
+}
+
+/* Begin/end pads per axis (pb[a], pe[a]) and, for mode constant, the fill value bytes. */
+static int pad_params(const qc_knode *n, const qc_tensor *x, int64_t *pb, int64_t *pe,
+                      unsigned char *fill, qc_err *err)
+{
+    int rank = x->ndim, axes[QC_MAX_DIMS], k = rank;
+    int64_t count = 0;
+    const int64_t *pa = NULL;
+    const qc_tensor *pt = NULL, *cv = NULL, *at = NULL;
+    for (int i = 0; i < rank; i++) {
+        pb[i] = pe[i] = 0;
+        axes[i] = i;
+    }
+    memset(fill, 0, 8);
+    if (n->opset < 11) {
+        pa = qc_attr_ints(n->node, qc_attr_find(n->node, "pads") ? "pads" : "paddings", &count);
+        store_scalar(fill, x->dtype, qc_attr_float(n->node, "value", 0.0f));
+    } else {
+        pt = n->n_in > 1 ? n->in[1] : NULL;
+        cv = opt_in(n, 2);
+        at = n->opset >= 18 && n->n_in > 3 ? n->in[3] : NULL;
+        if (!pt)
+            return qc_node_errf(n, err, QC_EINPUT, "missing pads input");
+        count = qc_tensor_numel(pt);
+        if (cv && qc_tensor_numel(cv) > 0) {
+            if (cv->dtype == x->dtype)
+                memcpy(fill, cv->data, qc_dtype_size(x->dtype));
+            else
+                store_scalar(fill, x->dtype, qc_tensor_get_f(cv, 0));
+        }
+    }
+    if (at) {
+        k = (int)qc_tensor_numel(at);
+        if (k > rank)
+            return qc_node_errf(n, err, QC_EINPUT, "%d axes for rank %d", k, rank);
+        for (int i = 0; i < k; i++) {
+            int rc = qc_norm_axis(n, qc_tensor_get_i(at, i), rank, &axes[i], err);
+            if (rc)
+                return rc;
+        }
+    }
+    if (count != 2 * k)
+        return qc_node_errf(n, err, QC_EINPUT, "pads has %lld entries, expected %d",
+                            (long long)count, 2 * k);
+    for (int i = 0; i < k; i++) {
+        pb[axes[i]] = pa ? pa[i] : qc_tensor_get_i(pt, i);
+        pe[axes[i]] = pa ? pa[i + k] : qc_tensor_get_i(pt, i + k);
+    }
+    return QC_OK;
+}
+
+static int pad_infer(qc_knode *n, qc_err *err)
+{
+    const qc_tensor *x = n->in[0];
+    int64_t pb[QC_MAX_DIMS], pe[QC_MAX_DIMS], dims[QC_MAX_DIMS];
+    unsigned char fill[8];
+    int mode, rc;
+    if (!qc_dtype_is_executable(x->dtype))
+        return qc_node_errf(n, err, QC_EUNSUPPORTED, "input dtype %s is not supported",
+                            qc_dtype_name(x->dtype));
+    if ((rc = pad_mode(n, &mode, err)) ||
+        (rc = pad_params(n, x, pb, pe, fill, err)))
+        return rc;
+    for (int i = 0; i < x->ndim; i++) {
+        dims[i] = x->dims[i] + pb[i] + pe[i];
+        if (dims[i] < 0)
+            return qc_node_errf(n, err, QC_ESHAPE, "pads make axis %d negative", i);
+        if (mode != PAD_CONSTANT && x->dims[i] == 0 && dims[i] > 0)
+            return qc_node_errf(n, err, QC_ESHAPE, "cannot pad empty axis %d in this mode", i);
+    }
+    qc_set_shape(n->out[0], x->dtype, x->ndim, dims);
+    return QC_OK;
+}
+
+/* Source index on an axis of length d for output index o shifted by the begin pad. */
+static int64_t pad_src(int mode, int64_t i, int64_t d)
+{
+    if (i >= 0 && i < d)
+        return i;
+    switch (mode) {
+    case PAD_EDGE:
+        return i < 0 ? 0 : d - 1;
+    case PAD_REFLECT: {
+        if (d == 1)
+            return 0;
+        int64_t p = 2 * (d - 1), m = ((i % p) + p) % p;
+        return m < d ? m : p - m;
+    }
+    case PAD_WRAP:
+        return ((i % d) + d) % d;
+    default:
+        return -1;
+    }
+}
+
+static int pad_run(qc_knode *n, qc_run *r, qc_err *err)
+{
+    const qc_tensor *x = n->in[0], *y = n->out[0];
+    int64_t pb[QC_MAX_DIMS], pe[QC_MAX_DIMS], str[QC_MAX_DIMS], idx[QC_MAX_DIMS] = {0};
+    unsigned char fill[8];
+    int mode, rc, nd = x->ndim;
+    size_t es = qc_dtype_size(x->dtype);
+    (void)r;
+    if ((rc = pad_mode(n, &mode, err)) || (rc = pad_params(n, x, pb, pe, fill, err)))
+        return rc;
+    if (qc_tensor_numel(y) == 0)
+        return QC_OK;
+    if (nd == 0) {
+        memcpy(y->data, x->data, es);
+        return QC_OK;
+    }
+    int64_t s = 1;
+    for (int a = nd - 1; a >= 0; a--) {
+        str[a] = s;
+        s *= x->dims[a];
+    }
+    int64_t w = y->dims[nd - 1], d = x->dims[nd - 1], lo = pb[nd - 1];
+    /* output columns [c0, c1) copy input columns straight */
+    int64_t c0 = lo < 0 ? 0 : lo, c1 = d + lo < w ? d + lo : w;
+    char *out = y->data;
+    const char *in = x->data;
+    for (;;) {
+        int64_t off = 0;
+        int outside = 0;
+        for (int a = 0; a < nd - 1; a++) {
+            int64_t s = pad_src(mode, idx[a] - pb[a], x->dims[a]);
+            if (s < 0)
+                outside = 1;
+            off += s * str[a];
+        }
+        if (outside) {
+            for (int64_t j = 0; j < w; j++)
+                memcpy(out + j * (int64_t)es, fill, es);
+        } else {
+            const char *row = in + off * (int64_t)es;
+            for (int64_t j = 0; j < w; j++) {
+                if (j == c0 && c1 > c0) {
+                    memcpy(out + j * (int64_t)es, row + (j - lo) * (int64_t)es,
+                           (size_t)(c1 - c0) * es);
+                    j = c1 - 1;
+                    continue;
+                }
+                int64_t s = pad_src(mode, j - lo, d);
+                memcpy(out + j * (int64_t)es, s < 0 ? (const char *)fill : row + s * (int64_t)es,
+                       es);
+            }
+        }
+        out += w * (int64_t)es;
+        int a = nd - 2;
+        for (; a >= 0; a--) {
+            if (++idx[a] < y->dims[a])
+                break;
+            idx[a] = 0;
+        }
+        if (a < 0)
+            break;
+    }
+    return QC_OK;
+}
+
 const qc_op_def qc_ops_resize[] = {
     { "Resize", 10, resize_infer, resize_run, resize_prepare, NULL },
     { "Upsample", 7, resize_infer, resize_run, resize_prepare, NULL },
+    { "Pad", 1, pad_infer, pad_run, NULL, NULL },
     { 0 }
 };

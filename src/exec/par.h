@@ -2,14 +2,17 @@
 #ifndef QC_PAR_H
 #define QC_PAR_H
 
-/* Body of a parallel region: called once per thread with tid in [0, nthreads). */
-typedef void (*qc_par_fn)(void *ctx, int tid, int nthreads);
+#include <stdint.h>
 
-/* Threads a region uses: QC_THREADS if set, else the online CPUs (1..16). */
+/* Processes items [lo, hi) of a parallel loop. */
+typedef void (*qc_par_fn)(void *ctx, int64_t lo, int64_t hi);
+
+/* Threads a loop may use: QC_THREADS if set, else the online CPUs (1..16). */
 int  qc_par_threads(void);
-/* Runs fn on every pool thread (the caller is thread 0) and returns when all have finished.
- * Nested or concurrent calls run serially in the caller with nthreads = 1, so callers must
- * partition work by (tid, nthreads) and never assume a particular count. */
-void qc_par_run(qc_par_fn fn, void *ctx);
+/* Runs fn over [0, n) in chunks of `grain` items claimed dynamically by the caller and the
+ * pool's workers; returns when every item is done. A worker that wakes late simply finds
+ * nothing left, so a busy machine degrades to serial execution instead of waiting. Nested
+ * or concurrent loops run serially in the caller. */
+void qc_par_for(int64_t n, int64_t grain, qc_par_fn fn, void *ctx);
 
 #endif

@@ -172,7 +172,8 @@ int qc_exec_run(qc_exec *x, const qc_tensor *inputs, int n_inputs, qc_err *err)
         qc_set_shape(&v->t, inputs[i].dtype, inputs[i].ndim, inputs[i].dims);
         if ((rc = alloc_value(x, v, err)) != QC_OK)
             return rc;
-        memcpy(v->t.data, inputs[i].data, qc_tensor_nbytes(&inputs[i]));
+        if (qc_tensor_nbytes(&inputs[i]))
+            memcpy(v->t.data, inputs[i].data, qc_tensor_nbytes(&inputs[i]));
         if (v->last_use < 0 && !v->is_output)
             release_value(x, v);
     }

@@ -122,8 +122,10 @@ static Onnx__NodeProto *node_copy(qc_edit *e, int i)
     if (!c || !in || !out)
         return NULL;
     *c = *src;
-    memcpy(in, src->input, src->n_input * sizeof(char *));
-    memcpy(out, src->output, src->n_output * sizeof(char *));
+    if (src->n_input)
+        memcpy(in, src->input, src->n_input * sizeof(char *));
+    if (src->n_output)
+        memcpy(out, src->output, src->n_output * sizeof(char *));
     c->input = in;
     c->output = out;
     e->copy[i] = c;
@@ -206,7 +208,8 @@ int qc_edit_add_init(qc_edit *e, const qc_tensor *t, qc_err *err)
     Onnx__TensorProto init = ONNX__TENSOR_PROTO__INIT;
     *tp = init;
     memcpy(dims, t->dims, (size_t)t->ndim * sizeof(int64_t));
-    memcpy(data, t->data, nbytes);
+    if (nbytes)
+        memcpy(data, t->data, nbytes);
     tp->name = name;
     tp->n_dims = (size_t)t->ndim;
     tp->dims = dims;

@@ -29,7 +29,8 @@ static int convert_attr(qc_arena *a, const Onnx__AttributeProto *ap, qc_attr *at
         char *s = qc_arena_alloc(a, ap->s.len + 1);
         if (!s)
             return qc_errf(err, QC_ENOMEM, "out of memory");
-        memcpy(s, ap->s.data, ap->s.len);
+        if (ap->s.len)
+            memcpy(s, ap->s.data, ap->s.len);
         at->s = s;
     }
     if (ap->n_floats) {
@@ -52,7 +53,8 @@ static int convert_attr(qc_arena *a, const Onnx__AttributeProto *ap, qc_attr *at
             char *s = qc_arena_alloc(a, ap->strings[i].len + 1);
             if (!s)
                 return qc_errf(err, QC_ENOMEM, "out of memory");
-            memcpy(s, ap->strings[i].data, ap->strings[i].len);
+            if (ap->strings[i].len)
+                memcpy(s, ap->strings[i].data, ap->strings[i].len);
             at->strings[i] = s;
         }
     }

@@ -49,7 +49,8 @@ static void convert_raw(void *dst, const unsigned char *src, int sd, int64_t n)
         }
         break;
     default:
-        memcpy(dst, src, (size_t)n * qc_dtype_size(sd));
+        if (n > 0)                  /* an empty tensor may have no data pointer at all */
+            memcpy(dst, src, (size_t)n * qc_dtype_size(sd));
     }
 }
 

@@ -1,0 +1,285 @@
+/* Observer registry and the parts every kind shares: config checks, tensor -> channel view,
+ * non-finite accounting, min/max scan. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "qc_observer.h"
+
+static const qc_observer_ops *const kinds[] = {
+    &qc_obs_minmax, &qc_obs_ema, &qc_obs_percentile, &qc_obs_mse, &qc_obs_entropy,
+};
+#define N_KINDS ((int)(sizeof kinds / sizeof kinds[0]))
+
+const char *qc_observer_methods(void)
+{
+    return "minmax, ema, percentile, mse, entropy";
+}
+
+void qc_obs_config_default(qc_obs_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->symmetric = 0;
+    cfg->qmin = 0;
+    cfg->qmax = 255;
+    cfg->per_channel_axis = -1;
+    cfg->ema_constant = 0.01f;
+    cfg->percentile = 99.999f;
+    cfg->bins = 2048;
+    cfg->entropy_levels = 128;
+}
+
+static int check_config(const qc_obs_config *c, qc_err *err)
+{
+    if (c->qmin >= c->qmax)
+        return qc_errf(err, QC_EUSAGE, "observer: qmin %d must be below qmax %d", c->qmin, c->qmax);
+    if (c->per_channel_axis < -1 || c->per_channel_axis >= QC_MAX_DIMS)
+        return qc_errf(err, QC_EUSAGE, "observer: per-channel axis %d out of range [-1, %d]",
+                       c->per_channel_axis, QC_MAX_DIMS - 1);
+    if (!(c->ema_constant > 0.0f && c->ema_constant <= 1.0f))
+        return qc_errf(err, QC_EUSAGE, "observer: ema constant %g not in (0, 1]",
+                       (double)c->ema_constant);
+    if (!(c->percentile >= 50.0f && c->percentile <= 100.0f))
+        return qc_errf(err, QC_EUSAGE, "observer: percentile %g not in [50, 100]",
+                       (double)c->percentile);
+    if (c->bins < 2 || c->bins > (1 << 20))
+        return qc_errf(err, QC_EUSAGE, "observer: %d histogram bins, expected 2 .. %d", c->bins,
+                       1 << 20);
+    if (c->entropy_levels < 2 || c->entropy_levels > c->bins)
+        return qc_errf(err, QC_EUSAGE, "observer: %d entropy levels, expected 2 .. bins (%d)",
+                       c->entropy_levels, c->bins);
+    return QC_OK;
+}
+
+void *qc_obs_alloc(qc_observer *o, size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size);
+    if (p)
+        o->state_bytes += n * size;
+    return p;
+}
+
+/* Per-channel bookkeeping plus the kind's own state, once the channel count is known. */
+static int init_state(qc_observer *o, int n_ch, qc_err *err)
+{
+    o->ch_count = qc_obs_alloc(o, (size_t)n_ch, sizeof *o->ch_count);
+    if (!o->ch_count)
+        return qc_errf(err, QC_ENOMEM, "observer '%s': out of memory for %d channels",
+                       o->ops->name, n_ch);
+    o->n_channels = n_ch;
+    int rc = o->ops->init(o, n_ch, err);
+    if (rc != QC_OK) {             /* leave the observer as before: no channels, no state */
+        o->ops->release(o);
+        free(o->ch_count);
+        o->ch_count = NULL;
+        o->n_channels = 0;
+        o->state_bytes = 0;
+    }
+    return rc;
+}
+
+int qc_observer_new(qc_observer **out, const char *method, const qc_obs_config *cfg, qc_err *err)
+{
+    const qc_observer_ops *ops = NULL;
+    *out = NULL;
+    for (int i = 0; method && i < N_KINDS; i++)
+        if (strcmp(method, kinds[i]->name) == 0)
+            ops = kinds[i];
+    if (!ops)
+        return qc_errf(err, QC_EUSAGE, "unknown calibration method '%s' (valid: %s)",
+                       method ? method : "(null)", qc_observer_methods());
+    qc_observer *o = calloc(1, sizeof *o);
+    if (!o)
+        return qc_errf(err, QC_ENOMEM, "observer '%s': out of memory", method);
+    o->ops = ops;
+    if (cfg)
+        o->cfg = *cfg;
+    else
+        qc_obs_config_default(&o->cfg);
+    int rc = check_config(&o->cfg, err);
+    if (rc == QC_OK && o->cfg.per_channel_axis < 0)
+        rc = init_state(o, 1, err);
+    if (rc != QC_OK) {
+        qc_observer_free(o);
+        return rc;
+    }
+    *out = o;
+    return QC_OK;
+}
+
+void qc_observer_free(qc_observer *o)
+{
+    if (!o)
+        return;
+    if (o->ops && o->ops->release)
+        o->ops->release(o);
+    free(o->ch_count);
+    free(o);
+}
+
+int qc_observer_update(qc_observer *o, const qc_tensor *t, qc_err *err)
+{
+    char shape[128];
+    if (t->dtype != QC_F32)
+        return qc_errf(err, QC_EUNSUPPORTED, "observer '%s': tensor '%s' is %s, expected float32",
+                       o->ops->name, t->name ? t->name : "?", qc_dtype_name(t->dtype));
+    int64_t numel = qc_tensor_numel(t);
+    qc_obs_view v = { .x = t->data, .outer = 1, .inner = numel, .n_ch = 1 };
+    int axis = o->cfg.per_channel_axis;
+    if (axis >= 0) {
+        if (axis >= t->ndim)
+            return qc_errf(err, QC_ESHAPE, "observer '%s': per-channel axis %d but tensor '%s' "
+                           "has shape %s", o->ops->name, axis, t->name ? t->name : "?",
+                           qc_shape_str(t, shape, sizeof shape));
+        int64_t n_ch = t->dims[axis];
+        if (n_ch < 1 || n_ch > (1 << 24) || (o->n_channels && n_ch != o->n_channels))
+            return qc_errf(err, QC_ESHAPE, "observer '%s': tensor '%s' has %lld channels on "
+                           "axis %d (shape %s), expected %d", o->ops->name,
+                           t->name ? t->name : "?", (long long)n_ch, axis,
+                           qc_shape_str(t, shape, sizeof shape),
+                           o->n_channels ? o->n_channels : 1);
+        v.n_ch = (int)n_ch;
+        v.outer = 1;
+        for (int d = 0; d < axis; d++)
+            v.outer *= t->dims[d];
+        v.inner = 1;
+        for (int d = axis + 1; d < t->ndim; d++)
+            v.inner *= t->dims[d];
+        if (!o->n_channels) {
+            int rc = init_state(o, v.n_ch, err);
+            if (rc != QC_OK)
+                return rc;
+        }
+    }
+    if (numel == 0)
+        return QC_OK;
+    if (!t->data)
+        return qc_errf(err, QC_EUSAGE, "observer '%s': tensor '%s' has no data", o->ops->name,
+                       t->name ? t->name : "?");
+    return o->ops->update(o, &v, err);
+}
+
+int qc_observer_merge(qc_observer *o, const qc_observer *other, qc_err *err)
+{
+    const qc_obs_config *a = &o->cfg, *b = &other->cfg;
+    if (o->ops != other->ops)
+        return qc_errf(err, QC_EUSAGE, "observer merge: kinds differ ('%s' vs '%s')",
+                       o->ops->name, other->ops->name);
+    if (a->symmetric != b->symmetric || a->qmin != b->qmin || a->qmax != b->qmax ||
+        a->per_channel_axis != b->per_channel_axis || a->ema_constant != b->ema_constant ||
+        a->percentile != b->percentile || a->bins != b->bins ||
+        a->entropy_levels != b->entropy_levels)
+        return qc_errf(err, QC_EUSAGE, "observer merge ('%s'): configurations differ",
+                       o->ops->name);
+    if (!other->n_channels)
+        return QC_OK;
+    if (o->n_channels && o->n_channels != other->n_channels)
+        return qc_errf(err, QC_ESHAPE, "observer merge ('%s'): %d channels vs %d",
+                       o->ops->name, o->n_channels, other->n_channels);
+    if (!o->n_channels) {
+        int rc = init_state(o, other->n_channels, err);
+        if (rc != QC_OK)
+            return rc;
+    }
+    int rc = o->ops->merge(o, other, err);
+    if (rc != QC_OK)
+        return rc;
+    o->nonfinite += other->nonfinite;
+    o->count += other->count;
+    for (int c = 0; c < o->n_channels; c++)
+        o->ch_count[c] += other->ch_count[c];
+    return QC_OK;
+}
+
+int qc_observer_range(const qc_observer *o, int channel, qc_range *out, qc_err *err)
+{
+    int n = o->n_channels;
+    if (channel < 0 || channel >= (n ? n : 1))
+        return qc_errf(err, QC_EUSAGE, "observer '%s': channel %d out of range (%d channels)",
+                       o->ops->name, channel, n);
+    if (!n || o->ch_count[channel] == 0)
+        return qc_errf(err, QC_EINPUT, "observer '%s': channel %d saw no finite value "
+                       "(%lld non-finite skipped)", o->ops->name, channel,
+                       (long long)o->nonfinite);
+    int rc = o->ops->range(o, channel, out, err);
+    if (rc == QC_OK && !(isfinite(out->lo) && isfinite(out->hi) && out->lo <= out->hi))
+        return qc_errf(err, QC_EINTERNAL, "observer '%s': channel %d: bad range [%g, %g]",
+                       o->ops->name, channel, (double)out->lo, (double)out->hi);
+    return rc;
+}
+
+int qc_observer_n_channels(const qc_observer *o)
+{
+    return o->n_channels;
+}
+
+int64_t qc_observer_nonfinite(const qc_observer *o)
+{
+    return o->nonfinite;
+}
+
+int64_t qc_observer_count(const qc_observer *o)
+{
+    return o->count;
+}
+
+size_t qc_observer_state_bytes(const qc_observer *o)
+{
+    return sizeof *o + o->state_bytes;
+}
+
+const char *qc_observer_method(const qc_observer *o)
+{
+    return o->ops->name;
+}
+
+int64_t qc_obs_scan(const float *x, int64_t n, float *mn, float *mx)
+{
+    /* Fast pass: comparisons ignore NaN by themselves; only infinities need the slow pass. */
+    float lo = INFINITY, hi = -INFINITY;
+    int64_t nan = 0;
+    for (int64_t i = 0; i < n; i++) {
+        float v = x[i];
+        lo = v < lo ? v : lo;
+        hi = v > hi ? v : hi;
+        nan += v != v;
+    }
+    if (lo != -INFINITY && hi != INFINITY) {
+        *mn = lo;
+        *mx = hi;
+        return nan;
+    }
+    int64_t bad = 0;
+    lo = INFINITY;
+    hi = -INFINITY;
+    for (int64_t i = 0; i < n; i++) {
+        float v = x[i];
+        if (!isfinite(v)) {
+            bad++;
+            continue;
+        }
+        lo = v < lo ? v : lo;
+        hi = v > hi ? v : hi;
+    }
+    *mn = lo;
+    *mx = hi;
+    return bad;
+}
+
+int64_t qc_obs_scan_channel(qc_observer *o, const qc_obs_view *v, int c, float *mn, float *mx)
+{
+    float lo = INFINITY, hi = -INFINITY;
+    int64_t bad = 0;
+    for (int64_t k = 0; k < v->outer; k++) {
+        float a, b;
+        bad += qc_obs_scan(v->x + (k * v->n_ch + c) * v->inner, v->inner, &a, &b);
+        lo = a < lo ? a : lo;
+        hi = b > hi ? b : hi;
+    }
+    *mn = lo;
+    *mx = hi;
+    int64_t good = v->outer * v->inner - bad;
+    o->nonfinite += bad;
+    o->count += good;
+    o->ch_count[c] += good;
+    return good;
+}

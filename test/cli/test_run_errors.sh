@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# `calibrate run` on bad input: one line on stderr naming the problem, and the documented exit
+# status (2 usage/input, 3 unsupported model, 4 I/O).
+source "$(dirname "$0")/lib.sh"
+OUT=$CLI_TMP/out-run
+
+expect_success run_ok -- "$CAL" run "$FX/conv.onnx" --data "$FX/data_ok" -o "$OUT" -q
+if [ -f "$OUT/s0/y.npy" ]; then cli_ok run_ok_writes_output
+else cli_fail run_ok_writes_output "$OUT/s0/y.npy missing"; fi
+
+for f in truncated garbage empty; do
+    expect_error "model_$f" 2 "$FX/$f.onnx" -- \
+        "$CAL" run "$FX/$f.onnx" --data "$FX/data_ok" -o "$OUT" -q
+done
+expect_error model_missing 4 "$FX/nope.onnx" -- \
+    "$CAL" run "$FX/nope.onnx" --data "$FX/data_ok" -o "$OUT" -q
+expect_error model_is_folder 2 "$FX/data_ok" -- \
+    "$CAL" run "$FX/data_ok" --data "$FX/data_ok" -o "$OUT" -q
+expect_error data_missing 2 "$FX/no_such_folder" -- \
+    "$CAL" run "$FX/conv.onnx" --data "$FX/no_such_folder" -o "$OUT" -q
+expect_error data_empty 2 "$FX/data_empty" -- \
+    "$CAL" run "$FX/conv.onnx" --data "$FX/data_empty" -o "$OUT" -q
+expect_error npy_wrong_shape 2 "s0.npy" "[1,3,4,4]" "[1,3,8,8]" -- \
+    "$CAL" run "$FX/conv.onnx" --data "$FX/data_shape" -o "$OUT" -q
+expect_error npy_wrong_dtype 2 "s0.npy" "int64" "float32" -- \
+    "$CAL" run "$FX/conv.onnx" --data "$FX/data_dtype" -o "$OUT" -q
+expect_error unsupported_op 3 "RandomNormalLike" "noise" "13" -- \
+    "$CAL" run "$FX/unsupported.onnx" --data "$FX/data_ok" -o "$OUT" -q
+expect_error output_not_writable 4 "$FX/conv.onnx" -- \
+    "$CAL" run "$FX/conv.onnx" --data "$FX/data_ok" -o "$FX/conv.onnx/sub" -q
+
+# Usage errors: exit 2, the message first ("calibrate: ..."), then a hint is fine.
+usage_cases=(
+    "no_model|run"
+    "no_data|run $FX/conv.onnx -o $OUT"
+    "no_output|run $FX/conv.onnx --data $FX/data_ok"
+    "unknown_option|run $FX/conv.onnx --data $FX/data_ok -o $OUT --bogus"
+    "bad_limit|run $FX/conv.onnx --data $FX/data_ok -o $OUT --limit x"
+)
+for c in "${usage_cases[@]}"; do
+    name=usage_${c%%|*}
+    args=${c#*|}
+    rc=0
+    # shellcheck disable=SC2086
+    "$CAL" $args >/dev/null 2>"$CLI_TMP/err" </dev/null || rc=$?
+    if [ "$rc" = 2 ] && head -1 "$CLI_TMP/err" | grep -q '^calibrate: '; then
+        cli_ok "$name"
+    else
+        cli_fail "$name" "'calibrate $args': exit $rc, stderr: $(head -c 300 "$CLI_TMP/err")"
+    fi
+done
+
+cli_done cli-run
