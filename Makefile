@@ -51,14 +51,17 @@ setup:
 models: setup
 	@tools/fetch_models.sh
 
+ASAN_CFLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
+              -fno-sanitize-recover=undefined
+
+# The whole suite on the optimized build and again under ASan+UBSan+LSan.
 test: setup
 	@$(MAKE) --no-print-directory all
-	@tools/run_tests.sh
+	@$(MAKE) --no-print-directory BUILD=build-asan CFLAGS="$(ASAN_CFLAGS)" all
+	@tools/test_all.sh
 
 check-asan: setup
-	@$(MAKE) --no-print-directory BUILD=build-asan \
-	    CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
-	    all
+	@$(MAKE) --no-print-directory BUILD=build-asan CFLAGS="$(ASAN_CFLAGS)" all
 	@QC_BUILD_DIR=build-asan QC_ASAN=1 tools/run_tests.sh
 
 demo: setup

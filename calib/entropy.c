@@ -2,19 +2,27 @@
  *
  * For each candidate i (number of bins kept) from L = entropy_levels up to the last non-empty
  * bin + 1 (larger i only add empty bins beyond the data):
- *   P = bins 0..i-1, with every count of bins >= i added to bin i-1;
- *   Q = P merged into L levels (bin j goes to level floor(j * L / i)), each level's mass then
- *       spread evenly over the bins of that level where P is non-zero;
- *   KL(P || Q) with both normalized (they have the same mass, and Q > 0 wherever P > 0, so no
- *   smoothing is needed).
- * The i with the smallest KL (first on ties) gives t = (i + 0.5) * bin_width (TensorRT's and
- * ncnn's convention), clamped to max |x|. Range: [-t, t] for symmetric targets; otherwise
- * [max(min, -t), min(max, t)] (if t falls short of one-signed data, the range collapses onto
- * the threshold and qc_qparams_from_range's zero widening makes it [0, t] or [-t, 0]).
+ *   P = bins 0..i-1, with every count of bins >= i added to bin i-1 (the clipped reference);
+ *   Q = the unclipped bins 0..i-1 merged into L levels (bin j goes to level floor(j * L / i)),
+ *       each level's mass spread evenly over the bins of that level where P is non-zero
+ *       (MXNet / ORT's expansion; bins of P that are zero stay zero);
+ *   KL(P || Q), each normalized to sum 1; infinite if Q is 0 where P is not (a last level
+ *   holding only outliers). Q is built from the unclipped bins, as in TensorRT's description:
+ *   merging P itself would make i = L lossless (KL 0) whatever the clipping.
+ * The i with the smallest KL gives t = (i + 0.5) * bin_width (TensorRT's and ncnn's
+ * convention), clamped to max |x|. Ties (KL within 1e-12 nats of the minimum, far above the
+ * rounding noise) go to the largest i, as in pytorch-quantization. Range: [-t, t] for
+ * symmetric targets; otherwise [max(min, -t), min(max, t)] (if t falls short of one-signed
+ * data, the range collapses onto the threshold and qc_qparams_from_range's zero widening makes
+ * it [0, t] or [-t, 0]).
+ * Bin 0 is given bin 1's count first, as NVIDIA's pytorch-quantization does: after a ReLU it
+ * holds a spike of exact zeros that the merge into level 0 would spread, and the KL would then
+ * favour i = L (level 0 = bin 0 alone) whatever the rest of the distribution.
  *
- * Cost: KL * total = sum P log P - sum_levels M log(M / n) (M level mass, n its non-zero bins),
- * so prefix sums of c, [c != 0] and c log c make each candidate O(L): about 250k logs for
- * 2048 bins and 128 levels. */
+ * Cost: with T the total, T' = T - outliers, Pm the P-mass, M the Q-mass and n the non-zero
+ * bins of each level, KL = (sum P log P - sum_levels Pm log(M / n)) / T + log(T' / T), so
+ * prefix sums of c, [c != 0] and c log c make each candidate O(L): about 250k logs for
+ * 2048 bins and 128 levels. No histogram is smoothed. */
 #include <math.h>
 #include <stdlib.h>
 #include "hist.h"
@@ -29,7 +37,10 @@ static double xlogx(double x)
     return x > 0 ? x * log(x) : 0.0;
 }
 
-/* Number of bins kept by the best candidate, or 0 if there are fewer than L bins of data. */
+#define KL_TIE 1e-12
+
+/* Number of bins kept by the best candidate, or 0 if there are fewer than L bins of data.
+ * pre: 4 * (nbins + 1) doubles. */
 static int best_candidate(const qc_hist *h, int levels, double *pre)
 {
     int nb = h->nbins, first, last;
@@ -38,46 +49,54 @@ static int best_candidate(const qc_hist *h, int levels, double *pre)
     if (imax <= levels)
         return 0;
     double *cnt = pre, *nz = pre + nb + 1, *plogp = pre + 2 * (nb + 1);
+    double *kl = pre + 3 * (nb + 1);
     cnt[0] = nz[0] = plogp[0] = 0;
     for (int j = 0; j < nb; j++) {
-        double c = (double)h->counts[j];
+        double c = (double)h->counts[j ? j : 1];        /* zero spike: see above */
         cnt[j + 1] = cnt[j] + c;
         nz[j + 1] = nz[j] + (c != 0);
         plogp[j + 1] = plogp[j] + xlogx(c);
     }
     double total = cnt[nb], best = INFINITY;
-    int best_i = imax;
     for (int i = levels; i <= imax; i++) {
-        double outl = total - cnt[i];
-        double last_bin = (double)h->counts[i - 1];
+        double outl = total - cnt[i], kept = cnt[i];
+        double last_bin = cnt[i] - cnt[i - 1];
         double p_last = last_bin + outl;
         double sum_plogp = plogp[i - 1] + xlogx(p_last);
-        double sum_mlogq = 0;
-        for (int l = 0; l < levels; l++) {
+        double sum_plogq = 0;
+        kl[i] = INFINITY;
+        if (kept <= 0)
+            continue;
+        int finite = 1;
+        for (int l = 0; l < levels && finite; l++) {
             /* level l holds bins [ceil(l i / L), ceil((l + 1) i / L)) */
             int64_t s = ((int64_t)l * i + levels - 1) / levels;
             int64_t e = ((int64_t)(l + 1) * i + levels - 1) / levels;
-            double m = cnt[e] - cnt[s], n = nz[e] - nz[s];
+            double m = cnt[e] - cnt[s], n = nz[e] - nz[s], pm = m;
             if (l == levels - 1) {
-                m += outl;
+                pm += outl;
                 n += (p_last != 0) - (last_bin != 0);
             }
-            if (m > 0)
-                sum_mlogq += m * log(m / n);
+            if (pm > 0 && m <= 0)
+                finite = 0;
+            else if (pm > 0)
+                sum_plogq += pm * log(m / n);
         }
-        double kl = (sum_plogp - sum_mlogq) / total;
-        if (kl < best) {
-            best = kl;
-            best_i = i;
+        if (finite) {
+            kl[i] = (sum_plogp - sum_plogq) / total + log(kept / total);
+            best = fmin(best, kl[i]);
         }
     }
-    return best_i;
+    int i = imax;
+    while (kl[i] > best + KL_TIE)
+        i--;
+    return i;
 }
 
 static int ent_range(const qc_observer *o, int c, qc_range *out, qc_err *err)
 {
     const qc_hist *h = qc_hist_obs_channel(o, c);
-    double *pre = malloc(3 * ((size_t)h->nbins + 1) * sizeof *pre);
+    double *pre = malloc(4 * ((size_t)h->nbins + 1) * sizeof *pre);
     if (!pre)
         return qc_errf(err, QC_ENOMEM, "observer 'entropy': out of memory");
     int i = best_candidate(h, o->cfg.entropy_levels, pre);

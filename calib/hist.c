@@ -113,7 +113,8 @@ static void grow(qc_hist *h, float lo, float hi, uint64_t *scratch)
 
 /* ---- binning: the hot loop ---- */
 
-/* Values outside [mn, mx] are the non-finite ones (already counted by the scan). */
+/* Values outside [mn, mx] are the non-finite ones (already counted by the scan). The general
+ * path works in double (x * 2^-k is exact there for every grid). */
 static void bin_abs(uint64_t *cnt, int nbins, double s, const float *x, int64_t n, float mn,
                     float mx)
 {
@@ -139,6 +140,85 @@ static void bin_signed(uint64_t *cnt, int nbins, double s, int64_t j0, const flo
         uint64_t b = (uint64_t)(j - j0);
         cnt[b < (uint64_t)nbins ? b : (uint64_t)(j < j0 ? 0 : nbins - 1)]++;
     }
+}
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#define BLOCK 1024
+
+/* Fast path, used when 2^-k is a normal float and every cell index fits in 23 bits: then
+ * v * 2^-k is exact in float too (except when it underflows, handled below), and the bin
+ * indices of 4 values are computed at once; non-finite values get index -1. */
+static int fast_ok(const qc_hist *h)
+{
+    return h->k > -120 && h->k < 120 && h->j0 > -(1 << 22) && h->j0 < (1 << 22) &&
+           h->nbins <= (1 << 20);
+}
+
+static void bin_fast(qc_hist *h, const float *x, int64_t n, float mn, float mx)
+{
+    int32_t idx[BLOCK];
+    const __m128 vs = _mm_set1_ps(ldexpf(1.0f, -h->k)), vmn = _mm_set1_ps(mn);
+    const __m128 vmx = _mm_set1_ps(mx), zero = _mm_setzero_ps();
+    const __m128 absmask = _mm_castsi128_ps(_mm_set1_epi32(0x7fffffff));
+    const __m128i j0 = _mm_set1_epi32((int32_t)h->j0), none = _mm_set1_epi32(-1);
+    uint64_t *cnt = h->counts;
+    uint32_t nb = (uint32_t)h->nbins;
+    for (int64_t i0 = 0; i0 < n; i0 += BLOCK) {
+        int m = n - i0 < BLOCK ? (int)(n - i0) : BLOCK, i = 0;
+        const float *xb = x + i0;
+        for (; i + 4 <= m; i += 4) {
+            __m128 v = _mm_loadu_ps(xb + i);
+            __m128 ok = _mm_and_ps(_mm_cmpge_ps(v, vmn), _mm_cmple_ps(v, vmx));
+            __m128i j;
+            if (h->absval) {
+                j = _mm_cvttps_epi32(_mm_and_ps(_mm_mul_ps(_mm_and_ps(v, absmask), vs), ok));
+            } else {
+                __m128 t = _mm_and_ps(_mm_mul_ps(v, vs), ok);
+                j = _mm_cvttps_epi32(t);
+                /* floor: truncation rounded negatives up; a negative value whose scaled
+                 * product underflowed to -0 belongs to cell -1 */
+                __m128 up = _mm_or_ps(_mm_cmpgt_ps(_mm_cvtepi32_ps(j), t),
+                                      _mm_and_ps(_mm_cmpeq_ps(t, zero), _mm_cmplt_ps(v, zero)));
+                j = _mm_sub_epi32(_mm_add_epi32(j, _mm_castps_si128(up)), j0);
+            }
+            __m128i okm = _mm_castps_si128(ok);
+            j = _mm_or_si128(_mm_and_si128(okm, j), _mm_andnot_si128(okm, none));
+            _mm_storeu_si128((__m128i *)(idx + i), j);
+        }
+        for (; i < m; i++) {
+            float v = xb[i];
+            int32_t j = -1;
+            if (v >= mn && v <= mx) {
+                float t = (h->absval ? fabsf(v) : v) * ldexpf(1.0f, -h->k);
+                j = (int32_t)t;
+                j -= ((float)j > t) | ((t == 0.0f) & (v < 0.0f));
+                j -= (int32_t)h->j0;
+            }
+            idx[i] = j;
+        }
+        for (i = 0; i < m; i++) {
+            uint32_t b = (uint32_t)idx[i];
+            if (b < nb)
+                cnt[b]++;
+        }
+    }
+}
+#endif
+
+static void bin_run(qc_hist *h, const float *x, int64_t n, float mn, float mx)
+{
+#if defined(__SSE2__)
+    if (fast_ok(h)) {
+        bin_fast(h, x, n, mn, mx);
+        return;
+    }
+#endif
+    double sc = ldexp(1.0, -h->k);
+    if (h->absval)
+        bin_abs(h->counts, h->nbins, sc, x, n, mn, mx);
+    else
+        bin_signed(h->counts, h->nbins, sc, h->j0, x, n, mn, mx);
 }
 
 /* ---- observer glue ---- */
@@ -181,14 +261,8 @@ int qc_hist_obs_update(qc_observer *o, const qc_obs_view *v, qc_err *err)
         if (!good)
             continue;
         grow(h, mn, mx, s->scratch);
-        double sc = ldexp(1.0, -h->k);
-        for (int64_t k = 0; k < v->outer; k++) {
-            const float *x = v->x + (k * v->n_ch + c) * v->inner;
-            if (h->absval)
-                bin_abs(h->counts, h->nbins, sc, x, v->inner, mn, mx);
-            else
-                bin_signed(h->counts, h->nbins, sc, h->j0, x, v->inner, mn, mx);
-        }
+        for (int64_t k = 0; k < v->outer; k++)
+            bin_run(h, v->x + (k * v->n_ch + c) * v->inner, v->inner, mn, mx);
         h->total += (uint64_t)good;
     }
     return QC_OK;
@@ -219,7 +293,6 @@ void qc_hist_obs_release(qc_observer *o)
             free(s->ch[c].counts);
         free(s->ch);
         free(s->scratch);
-        free(s->sub);
         free(s);
     }
     o->state = NULL;

@@ -37,7 +37,6 @@ void   qc_hist_used(const qc_hist *h, int *first, int *last);
 typedef struct qc_hist_obs {
     qc_hist  *ch;
     uint64_t *scratch;      /* nbins, for re-binning */
-    uint32_t *sub;          /* 4 x nbins partial counts for the binning loop */
 } qc_hist_obs;
 
 int  qc_hist_obs_init(qc_observer *o, int n_ch, int absval, qc_err *err);

@@ -4,6 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include "qc_observer.h"
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 static const qc_observer_ops *const kinds[] = {
     &qc_obs_minmax, &qc_obs_ema, &qc_obs_percentile, &qc_obs_mse, &qc_obs_entropy,
@@ -91,6 +94,8 @@ int qc_observer_new(qc_observer **out, const char *method, const qc_obs_config *
     if (!o)
         return qc_errf(err, QC_ENOMEM, "observer '%s': out of memory", method);
     o->ops = ops;
+    o->seen_lo = INFINITY;
+    o->seen_hi = -INFINITY;
     if (cfg)
         o->cfg = *cfg;
     else
@@ -131,12 +136,15 @@ int qc_observer_update(qc_observer *o, const qc_tensor *t, qc_err *err)
                            "has shape %s", o->ops->name, axis, t->name ? t->name : "?",
                            qc_shape_str(t, shape, sizeof shape));
         int64_t n_ch = t->dims[axis];
-        if (n_ch < 1 || n_ch > (1 << 24) || (o->n_channels && n_ch != o->n_channels))
+        if (n_ch < 1 || n_ch > (1 << 24))
             return qc_errf(err, QC_ESHAPE, "observer '%s': tensor '%s' has %lld channels on "
-                           "axis %d (shape %s), expected %d", o->ops->name,
+                           "axis %d (shape %s)", o->ops->name, t->name ? t->name : "?",
+                           (long long)n_ch, axis, qc_shape_str(t, shape, sizeof shape));
+        if (o->n_channels && n_ch != o->n_channels)
+            return qc_errf(err, QC_ESHAPE, "observer '%s': tensor '%s' has %lld channels on "
+                           "axis %d (shape %s), earlier tensors had %d", o->ops->name,
                            t->name ? t->name : "?", (long long)n_ch, axis,
-                           qc_shape_str(t, shape, sizeof shape),
-                           o->n_channels ? o->n_channels : 1);
+                           qc_shape_str(t, shape, sizeof shape), o->n_channels);
         v.n_ch = (int)n_ch;
         v.outer = 1;
         for (int d = 0; d < axis; d++)
@@ -185,8 +193,19 @@ int qc_observer_merge(qc_observer *o, const qc_observer *other, qc_err *err)
         return rc;
     o->nonfinite += other->nonfinite;
     o->count += other->count;
+    o->seen_lo = other->seen_lo < o->seen_lo ? other->seen_lo : o->seen_lo;
+    o->seen_hi = other->seen_hi > o->seen_hi ? other->seen_hi : o->seen_hi;
     for (int c = 0; c < o->n_channels; c++)
         o->ch_count[c] += other->ch_count[c];
+    return QC_OK;
+}
+
+int qc_observer_seen(const qc_observer *o, qc_range *out)
+{
+    if (!(o->seen_lo <= o->seen_hi))
+        return QC_EINPUT;
+    out->lo = o->seen_lo;
+    out->hi = o->seen_hi;
     return QC_OK;
 }
 
@@ -234,24 +253,48 @@ const char *qc_observer_method(const qc_observer *o)
 
 int64_t qc_obs_scan(const float *x, int64_t n, float *mn, float *mx)
 {
-    /* Fast pass: comparisons ignore NaN by themselves; only infinities need the slow pass. */
+    /* Fast pass: min/max comparisons skip NaN by themselves (minps returns its second operand
+     * when the first is NaN) and only record whether there is any; data with NaN or
+     * infinities take the exact slow pass. */
     float lo = INFINITY, hi = -INFINITY;
-    int64_t nan = 0;
-    for (int64_t i = 0; i < n; i++) {
+    int64_t nan = 0, i = 0;             /* nan: only whether there is any */
+#if defined(__SSE2__)
+    __m128 lo4a = _mm_set1_ps(INFINITY), lo4b = lo4a, hi4a = _mm_set1_ps(-INFINITY);
+    __m128 hi4b = hi4a;
+    __m128 nan4 = _mm_setzero_ps();
+    for (; i + 8 <= n; i += 8) {
+        __m128 a = _mm_loadu_ps(x + i), b = _mm_loadu_ps(x + i + 4);
+        lo4a = _mm_min_ps(a, lo4a);
+        lo4b = _mm_min_ps(b, lo4b);
+        hi4a = _mm_max_ps(a, hi4a);
+        hi4b = _mm_max_ps(b, hi4b);
+        nan4 = _mm_or_ps(nan4, _mm_cmpunord_ps(a, b));  /* any NaN: the slow pass counts */
+    }
+    nan += _mm_movemask_ps(nan4) != 0;
+    float l[4], h[4];
+    _mm_storeu_ps(l, _mm_min_ps(lo4a, lo4b));
+    _mm_storeu_ps(h, _mm_max_ps(hi4a, hi4b));
+    for (int k = 0; k < 4; k++) {
+        lo = l[k] < lo ? l[k] : lo;
+        hi = h[k] > hi ? h[k] : hi;
+    }
+#endif
+    for (; i < n; i++) {
         float v = x[i];
         lo = v < lo ? v : lo;
         hi = v > hi ? v : hi;
         nan += v != v;
     }
-    if (lo != -INFINITY && hi != INFINITY) {
+    if (nan == 0 && lo != -INFINITY && hi != INFINITY) {
         *mn = lo;
         *mx = hi;
-        return nan;
+        return 0;
     }
+    /* some NaN or infinity: exact count */
     int64_t bad = 0;
     lo = INFINITY;
     hi = -INFINITY;
-    for (int64_t i = 0; i < n; i++) {
+    for (i = 0; i < n; i++) {
         float v = x[i];
         if (!isfinite(v)) {
             bad++;
@@ -277,6 +320,8 @@ int64_t qc_obs_scan_channel(qc_observer *o, const qc_obs_view *v, int c, float *
     }
     *mn = lo;
     *mx = hi;
+    o->seen_lo = lo < o->seen_lo ? lo : o->seen_lo;
+    o->seen_hi = hi > o->seen_hi ? hi : o->seen_hi;
     int64_t good = v->outer * v->inner - bad;
     o->nonfinite += bad;
     o->count += good;

@@ -67,6 +67,8 @@ int  qc_observer_range(const qc_observer *o, int channel, qc_range *out, qc_err 
 int  qc_observer_n_channels(const qc_observer *o);
 /* Number of NaN/Inf values skipped so far. */
 int64_t qc_observer_nonfinite(const qc_observer *o);
+/* The raw [min, max] of every finite value seen (all channels); QC_EINPUT if none. */
+int     qc_observer_seen(const qc_observer *o, qc_range *out);
 /* Number of finite values observed so far (all channels). */
 int64_t qc_observer_count(const qc_observer *o);
 /* Bytes of state owned by the observer; constant after the first update. */
@@ -103,6 +105,7 @@ struct qc_observer {
     int      n_channels;        /* 0 until state exists */
     int64_t  nonfinite;
     int64_t  count;
+    float    seen_lo, seen_hi;  /* raw extremes of all finite values (reporting) */
     int64_t *ch_count;          /* finite values per channel (n_channels entries) */
     size_t   state_bytes;
     void    *state;             /* kind-specific */

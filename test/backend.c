@@ -552,6 +552,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "backend_test: %s: no such folder\n", root);
         return 2;
     }
+    char excl_buf[4096];
+    if (!excl_required && !is_file(excl)) {
+        /* run from elsewhere than the source root: try next to the binary (build/../test) */
+        const char *slash = strrchr(argv[0], '/');
+        int len = slash ? (int)(slash - argv[0]) : 1;
+        snprintf(excl_buf, sizeof excl_buf, "%.*s/../%s", len, slash ? argv[0] : ".",
+                 DEFAULT_EXCL);
+        excl = excl_buf;
+    }
     load_exclusions(excl, excl_required);
 
     char **cases = NULL;

@@ -20,12 +20,12 @@ MODELS=${*:-nudenet magika ddddocr}
 export OPENBLAS_NUM_THREADS=2 OMP_NUM_THREADS=2 QC_THREADS=2
 
 tools/fetch_models.sh >/dev/null
-"$PY" tools/make_inputs.py >/dev/null
+"$PY" tools/make_inputs.py --min --eval "$SAMPLES" >/dev/null
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/qc-bench.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
 
-# "... 12.34 ms ..." -> 12.34
-ms_of() { grep -oE '[0-9]+(\.[0-9]+)? ?ms' | head -1 | grep -oE '^[0-9]+(\.[0-9]+)?'; }
+# "... median 12.34 ms/sample ..." -> 12.34
+ms_of() { grep -oE 'median [0-9]+(\.[0-9]+)? ?ms' | head -1 | grep -oE '[0-9]+(\.[0-9]+)?'; }
 
 printf '%-10s %12s %12s %8s\n' model "qcal ms" "ort ms" ratio
 worst=0

@@ -90,10 +90,10 @@ static int output_files(run_ctx *c, qc_err *err)
         char safe[480], name[512];
         qc_safe_filename(c->m->outputs[j].name, safe, sizeof safe);
         snprintf(name, sizeof name, "%s.npy", safe);
-        /* "a/b" and "a_b" would share a file: number the later one */
-        for (int k = 0; k < j; k++)
+        /* "a/b" and "a_b" would share a file: number the later one until it is free */
+        for (int k = 0, suffix = j; k < j; k++)
             if (!strcmp(c->files[k], name)) {
-                snprintf(name, sizeof name, "%s_%d.npy", safe, j);
+                snprintf(name, sizeof name, "%s_%d.npy", safe, suffix++);
                 k = -1;
             }
         if (!(c->files[j] = strdup(name)))

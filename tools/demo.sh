@@ -26,7 +26,7 @@ MODEL=models/cache/$(awk -v n="$M" '$1 == "model" && $2 == n { print $9 }' model
 DATA=models/cache/data/$M
 
 step "2. make calibration and held-out samples from real material"
-show "$PY" tools/make_inputs.py --models "$M"
+show "$PY" tools/make_inputs.py --min --models "$M"
 echo "calib: $(ls "$DATA/calib" | wc -l) samples, eval: $(ls "$DATA/eval" | wc -l) samples"
 
 rm -rf "$OUT"

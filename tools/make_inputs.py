@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes calibration and held-out evaluation samples for the integration models.
 
-    tools/make_inputs.py [--calib N] [--eval N] [--models a,b] [--cache DIR] [--force]
+    tools/make_inputs.py [--calib N] [--eval N] [--models a,b] [--cache DIR] [--force] [--min]
 
 For each model (models/manifest.txt) it writes models/cache/data/<model>/{calib,eval}/*.npy,
 one file per sample holding the model input with its batch dim of 1, preprocessed the way the
@@ -346,6 +346,9 @@ def main():
     ap.add_argument("--models", default="nudenet,magika,ddddocr")
     ap.add_argument("--cache", default=os.path.join(ROOT, "models", "cache"))
     ap.add_argument("--force", action="store_true", help="rewrite even if up to date")
+    ap.add_argument("--min", action="store_true",
+                    help="keep existing folders that hold at least the requested counts (their "
+                         "first N samples are exactly what a run for N would write)")
     args = ap.parse_args()
 
     manifest = read_manifest()
@@ -357,17 +360,25 @@ def main():
         params = {"version": VERSION, "calib": args.calib, "eval": args.eval, "seed": seed}
         base = os.path.join(args.cache, "data", model)
         stamp = os.path.join(base, ".params.json")
+        n_calib, n_eval = args.calib, args.eval
         if not args.force and os.path.exists(stamp):
             with open(stamp) as f:
-                if json.load(f) == params:
-                    print(f"make_inputs: {model}: up to date ({args.calib} calib, "
-                          f"{args.eval} eval) in {base}")
-                    continue
+                old = json.load(f)
+            same = {k: old.get(k) for k in ("version", "seed")} == \
+                {k: params[k] for k in ("version", "seed")}
+            if old == params or (args.min and same and old["calib"] >= args.calib
+                                 and old["eval"] >= args.eval):
+                print(f"make_inputs: {model}: up to date ({old['calib']} calib, "
+                      f"{old['eval']} eval) in {base}")
+                continue
+            if args.min and same:       # growing one split must not shrink the other
+                n_calib, n_eval = max(n_calib, old["calib"]), max(n_eval, old["eval"])
+                params.update(calib=n_calib, eval=n_eval)
         if model == "magika":
-            out = make_magika(args.cache, manifest, args.calib, args.eval, seed)
+            out = make_magika(args.cache, manifest, n_calib, n_eval, seed)
         else:
             prep = prep_nudenet if model == "nudenet" else prep_ddddocr
-            out = make_images(args.cache, model, args.calib, args.eval, seed, prep)
+            out = make_images(args.cache, model, n_calib, n_eval, seed, prep)
         os.makedirs(base, exist_ok=True)
         if os.path.exists(stamp):
             os.remove(stamp)

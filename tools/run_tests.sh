@@ -10,7 +10,7 @@
 # sanitizer options; fewer integration samples), QC_TEST_SAMPLES (integration samples per
 # model, default 16, 4 under QC_ASAN). Full logs go to $QC_BUILD_DIR/test-logs/.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 
 BUILD=${QC_BUILD_DIR:-build}
 export QC_BUILD_DIR=$BUILD
@@ -76,7 +76,7 @@ integration_suite() {
         echo "integration: $passed passed, $failed failed"
         return 1
     fi
-    if ! "$PY" tools/make_inputs.py >"$TMP/inputs.log" 2>&1; then
+    if ! "$PY" tools/make_inputs.py --min --eval "$SAMPLES" >"$TMP/inputs.log" 2>&1; then
         bad make_inputs "$(tail -1 "$TMP/inputs.log")"
         echo "integration: $passed passed, $failed failed"
         return 1

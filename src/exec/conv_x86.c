@@ -5,6 +5,7 @@
  * im2col; weights are packed per run into 32-channel panels. Work is split over qc_par
  * threads by (panel, tile). */
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include "conv_x86.h"
 #include "par.h"
@@ -15,6 +16,11 @@
 #define NR     32               /* output channels per panel (two zmm vectors) */
 #define MR_MIN 4
 #define MR_MAX 14
+
+static size_t align64(size_t n)
+{
+    return (n + 63) & ~(size_t)63;
+}
 
 typedef void (*tile_fn)(const float *xb, const int32_t *off, const float *wp,
                         const float *bias, int64_t k, float *y, int64_t ldy, int64_t nm);
@@ -50,8 +56,8 @@ static inline __attribute__((always_inline, target("avx512f"))) void tr16(__m512
  * SW are constants in each instance, so the accumulators stay in registers; the result is
  * transposed in registers so each channel's MR outputs go out as one masked store. */
 static inline __attribute__((always_inline, target("avx512f"))) void
-tile_body(const int MR, const int SW, const float *xb, const int32_t *off, const float *wp,
-          const float *bias, int64_t k, float *y, int64_t ldy, int64_t nm)
+tile_body(const int MR, const int SW, const int NV, const float *xb, const int32_t *off,
+          const float *wp, const float *bias, int64_t k, float *y, int64_t ldy, int64_t nm)
 {
     __m512 acc[MR_MAX][2];
     __m512 b0 = _mm512_loadu_ps(bias), b1 = _mm512_loadu_ps(bias + 16);
@@ -62,16 +68,18 @@ tile_body(const int MR, const int SW, const float *xb, const int32_t *off, const
     }
     for (int64_t q = 0; q < k; q++) {
         const float *p = xb + off[q];
-        __m512 w0 = _mm512_load_ps(wp + q * NR), w1 = _mm512_load_ps(wp + q * NR + 16);
+        __m512 w0 = _mm512_load_ps(wp + q * NR);
+        __m512 w1 = NV > 1 ? _mm512_load_ps(wp + q * NR + 16) : w0;
 #pragma GCC unroll 14
         for (int i = 0; i < MR; i++) {
             __m512 v = _mm512_set1_ps(p[i * SW]);
             acc[i][0] = _mm512_fmadd_ps(v, w0, acc[i][0]);
-            acc[i][1] = _mm512_fmadd_ps(v, w1, acc[i][1]);
+            if (NV > 1)
+                acc[i][1] = _mm512_fmadd_ps(v, w1, acc[i][1]);
         }
     }
     __mmask16 mask = (__mmask16)((1u << MR) - 1);
-    for (int h = 0; h < 2 && h * 16 < nm; h++) {
+    for (int h = 0; h < NV && h * 16 < nm; h++) {
         __m512 r[16];
 #pragma GCC unroll 16
         for (int i = 0; i < 16; i++)
@@ -83,24 +91,30 @@ tile_body(const int MR, const int SW, const float *xb, const int32_t *off, const
     }
 }
 
-#define TILE(MR, SW)                                                                        \
+#define TILE(MR, SW, NV)                                                                    \
 static __attribute__((target("avx512f"))) void                                              \
-tile_##MR##_##SW(const float *xb, const int32_t *off, const float *wp, const float *bias,   \
-                 int64_t k, float *y, int64_t ldy, int64_t nm)                              \
+tile_##MR##_##SW##_##NV(const float *xb, const int32_t *off, const float *wp,               \
+                        const float *bias, int64_t k, float *y, int64_t ldy, int64_t nm)    \
 {                                                                                           \
-    tile_body(MR, SW, xb, off, wp, bias, k, y, ldy, nm);                                    \
+    tile_body(MR, SW, NV, xb, off, wp, bias, k, y, ldy, nm);                                \
 }
-#define TILES(MR) TILE(MR, 1) TILE(MR, 2)
+#define TILES(MR) TILE(MR, 1, 1) TILE(MR, 1, 2) TILE(MR, 2, 1) TILE(MR, 2, 2)
 TILES(4) TILES(5) TILES(6) TILES(7) TILES(8) TILES(9) TILES(10) TILES(11) TILES(12)
 TILES(13) TILES(14)
 
-static const tile_fn tiles[MR_MAX + 1][2] = {
-    [4] = { tile_4_1, tile_4_2 },   [5] = { tile_5_1, tile_5_2 },
-    [6] = { tile_6_1, tile_6_2 },   [7] = { tile_7_1, tile_7_2 },
-    [8] = { tile_8_1, tile_8_2 },   [9] = { tile_9_1, tile_9_2 },
-    [10] = { tile_10_1, tile_10_2 }, [11] = { tile_11_1, tile_11_2 },
-    [12] = { tile_12_1, tile_12_2 }, [13] = { tile_13_1, tile_13_2 },
-    [14] = { tile_14_1, tile_14_2 },
+/* [MR][stride - 1][vectors - 1] */
+static const tile_fn tiles[MR_MAX + 1][2][2] = {
+    [4] = { { tile_4_1_1, tile_4_1_2 }, { tile_4_2_1, tile_4_2_2 } },
+    [5] = { { tile_5_1_1, tile_5_1_2 }, { tile_5_2_1, tile_5_2_2 } },
+    [6] = { { tile_6_1_1, tile_6_1_2 }, { tile_6_2_1, tile_6_2_2 } },
+    [7] = { { tile_7_1_1, tile_7_1_2 }, { tile_7_2_1, tile_7_2_2 } },
+    [8] = { { tile_8_1_1, tile_8_1_2 }, { tile_8_2_1, tile_8_2_2 } },
+    [9] = { { tile_9_1_1, tile_9_1_2 }, { tile_9_2_1, tile_9_2_2 } },
+    [10] = { { tile_10_1_1, tile_10_1_2 }, { tile_10_2_1, tile_10_2_2 } },
+    [11] = { { tile_11_1_1, tile_11_1_2 }, { tile_11_2_1, tile_11_2_2 } },
+    [12] = { { tile_12_1_1, tile_12_1_2 }, { tile_12_2_1, tile_12_2_2 } },
+    [13] = { { tile_13_1_1, tile_13_1_2 }, { tile_13_2_1, tile_13_2_2 } },
+    [14] = { { tile_14_1_1, tile_14_1_2 }, { tile_14_2_1, tile_14_2_2 } },
 };
 
 typedef struct fast_ctx {
@@ -115,11 +129,31 @@ typedef struct fast_ctx {
     int32_t *off;                        /* k -> input offset */
     float   *y;                          /* current batch's output */
     int64_t  batch_index;
-    tile_fn  fn;
+    int      pack_w;                     /* weights still need packing this run */
+    tile_fn  fn, fn16;                   /* full panels / panels of <= 16 channels */
 } fast_ctx;
 
-/* Phase 1, items [0, c): padded copy of input channel i; items [c, c + group * panels):
- * packing of one weight panel (first batch only). */
+/* Packs one 32-channel weight panel (and its bias) of group/panel index gp. */
+static void pack_panel(const fast_ctx *c, int64_t gp, float *wpk, float *bpk)
+{
+    const qc_conv2d *cv = c->cv;
+    int64_t g = gp / c->panels, m0 = (gp % c->panels) * NR;
+    float *wp = wpk + gp * c->k * NR;
+    for (int j = 0; j < NR; j++) {
+        int64_t m = g * c->mg + m0 + j;
+        int ok = m0 + j < c->mg;
+        if (bpk)
+            bpk[gp * NR + j] = ok && cv->bias ? cv->bias[m] : 0.0f;
+        if (!wpk)
+            continue;
+        const float *wr = cv->w + m * c->k;
+        for (int64_t q = 0; q < c->k; q++)
+            wp[q * NR + j] = ok ? wr[q] : 0.0f;
+    }
+}
+
+/* Phase 1, items [0, c): padded copy of input channel i (when padding); items
+ * [c, c + group * panels): one weight panel, packed unless cached. */
 static void prep_items(void *vctx, int64_t lo, int64_t hi)
 {
     fast_ctx *c = vctx;
@@ -135,16 +169,7 @@ static void prep_items(void *vctx, int64_t lo, int64_t hi)
                        (size_t)cv->iw * sizeof *dst);
             continue;
         }
-        int64_t gp = it - nch, g = gp / c->panels, m0 = (gp % c->panels) * NR;
-        float *wp = c->wpk + gp * c->k * NR, *bp = c->bpk + gp * NR;
-        for (int j = 0; j < NR; j++) {
-            int64_t m = g * c->mg + m0 + j;
-            int ok = m0 + j < c->mg;
-            bp[j] = ok && cv->bias ? cv->bias[m] : 0.0f;
-            const float *wr = cv->w + m * c->k;
-            for (int64_t q = 0; q < c->k; q++)
-                wp[q * NR + j] = ok ? wr[q] : 0.0f;
-        }
+        pack_panel(c, it - nch, c->pack_w ? c->wpk : NULL, c->bpk);
     }
 }
 
@@ -164,8 +189,170 @@ static void compute_items(void *vctx, int64_t lo, int64_t hi)
         int64_t gp = g * c->panels + pn;
         int64_t m0 = pn * NR, nm = c->mg - m0 < NR ? c->mg - m0 : NR;
         float *y = c->y + (g * c->mg + m0) * ohw + oh * c->ow + ow0;
-        c->fn(xb, c->off, c->wpk + gp * c->k * NR, c->bpk + gp * NR, c->k, y, ohw, nm);
+        tile_fn fn = nm > 16 ? c->fn : c->fn16;
+        fn(xb, c->off, c->wpk + gp * c->k * NR, c->bpk + gp * NR, c->k, y, ohw, nm);
     }
+}
+
+/* ---- pointwise (1x1, stride 1, no padding): y[m, p] = b[m] + sum_c w[m, c] x[c, p] ----
+ * Output channels go along registers (MC <= 14 broadcast weights), positions along vector
+ * lanes (NP vectors of 16 contiguous positions), so input rows are read as whole vectors
+ * and results are stored as vectors without any transpose. */
+
+#define MC_MAX 14
+#define PW_LD  16               /* packed weights: 16 floats per reduction index */
+
+typedef void (*pw_fn)(const float *x, int64_t ldx, const float *wp, const float *bias,
+                      int64_t k, float *y, int64_t ldy, __mmask16 m0, __mmask16 m1);
+
+static inline __attribute__((always_inline, target("avx512f"))) void
+pw_body(const int MC, const int NP, const float *x, int64_t ldx, const float *wp,
+        const float *bias, int64_t k, float *y, int64_t ldy, __mmask16 m0, __mmask16 m1)
+{
+    __m512 acc[MC_MAX][2];
+#pragma GCC unroll 14
+    for (int i = 0; i < MC; i++) {
+        acc[i][0] = _mm512_set1_ps(bias[i]);
+        acc[i][1] = acc[i][0];
+    }
+    for (int64_t q = 0; q < k; q++) {
+        const float *xr = x + q * ldx, *wq = wp + q * PW_LD;
+        /* The next tile's inputs: rows of many channel planes defeat the hardware
+         * prefetchers once the input outgrows the caches. */
+        _mm_prefetch((const char *)(xr + 32), _MM_HINT_T0);
+        _mm_prefetch((const char *)(xr + 48), _MM_HINT_T0);
+        __m512 x0 = _mm512_maskz_loadu_ps(m0, xr);
+        __m512 x1 = NP > 1 ? _mm512_maskz_loadu_ps(m1, xr + 16) : x0;
+#pragma GCC unroll 14
+        for (int i = 0; i < MC; i++) {
+            __m512 w = _mm512_set1_ps(wq[i]);
+            acc[i][0] = _mm512_fmadd_ps(w, x0, acc[i][0]);
+            if (NP > 1)
+                acc[i][1] = _mm512_fmadd_ps(w, x1, acc[i][1]);
+        }
+    }
+#pragma GCC unroll 14
+    for (int i = 0; i < MC; i++) {
+        _mm512_mask_storeu_ps(y + i * ldy, m0, acc[i][0]);
+        if (NP > 1)
+            _mm512_mask_storeu_ps(y + i * ldy + 16, m1, acc[i][1]);
+    }
+}
+
+#define PW(MC)                                                                              \
+static __attribute__((target("avx512f"))) void                                              \
+pw_##MC(const float *x, int64_t ldx, const float *wp, const float *bias, int64_t k,         \
+        float *y, int64_t ldy, __mmask16 m0, __mmask16 m1)                                  \
+{                                                                                           \
+    pw_body(MC, 2, x, ldx, wp, bias, k, y, ldy, m0, m1);                                    \
+}
+PW(1) PW(2) PW(3) PW(4) PW(5) PW(6) PW(7) PW(8) PW(9) PW(10) PW(11) PW(12) PW(13) PW(14)
+
+static const pw_fn pw_fns[MC_MAX + 1] = {
+    NULL, pw_1, pw_2, pw_3, pw_4, pw_5, pw_6, pw_7, pw_8, pw_9, pw_10, pw_11, pw_12, pw_13,
+    pw_14,
+};
+
+typedef struct pw_ctx {
+    const qc_conv2d *cv;
+    int64_t  cg, mg, hw, panels, ntiles; /* per group; ntiles of 32 positions */
+    const float *wpk;                    /* [group][panel][cg][PW_LD] */
+    float   *bpk;                        /* [group][panel][PW_LD] */
+    float   *pack_into;                  /* pack weights here this run (NULL: cached) */
+    int64_t  batch_index;
+} pw_ctx;
+
+/* Channels [*m0, *m0 + return) of panel pn: panels are balanced so none is tiny. */
+static inline int64_t pw_panel(const pw_ctx *c, int64_t pn, int64_t *m0)
+{
+    *m0 = pn * c->mg / c->panels;
+    return (pn + 1) * c->mg / c->panels - *m0;
+}
+
+static void pw_pack(const pw_ctx *c, int64_t gp, float *wpk, float *bpk)
+{
+    const qc_conv2d *cv = c->cv;
+    int64_t g = gp / c->panels, m0, mc = pw_panel(c, gp % c->panels, &m0);
+    for (int i = 0; i < PW_LD; i++) {
+        int ok = i < mc;
+        int64_t m = g * c->mg + m0 + i;
+        if (bpk)
+            bpk[gp * PW_LD + i] = ok && cv->bias ? cv->bias[m] : 0.0f;
+        if (!wpk)
+            continue;
+        float *wp = wpk + gp * c->cg * PW_LD + i;
+        for (int64_t q = 0; q < c->cg; q++)
+            wp[q * PW_LD] = ok ? cv->w[m * c->cg + q] : 0.0f;
+    }
+}
+
+static void pw_prep_items(void *vctx, int64_t lo, int64_t hi)
+{
+    pw_ctx *c = vctx;
+    for (int64_t gp = lo; gp < hi; gp++)
+        pw_pack(c, gp, c->pack_into, c->bpk);
+}
+
+/* Items: (group, tile, panel), panels innermost so a tile of input stays in L1. */
+static void pw_items(void *vctx, int64_t lo, int64_t hi)
+{
+    pw_ctx *c = vctx;
+    const qc_conv2d *cv = c->cv;
+    int64_t per_group = c->ntiles * c->panels;
+    for (int64_t it = lo; it < hi; it++) {
+        int64_t g = it / per_group, r = it % per_group;
+        int64_t t = r / c->panels, pn = r % c->panels;
+        int64_t p0 = t * 32, np = c->hw - p0 < 32 ? c->hw - p0 : 32;
+        __mmask16 m0 = np >= 16 ? 0xffff : (__mmask16)((1u << np) - 1);
+        __mmask16 m1 = np >= 32 ? 0xffff : np > 16 ? (__mmask16)((1u << (np - 16)) - 1) : 0;
+        int64_t m0c, mc = pw_panel(c, pn, &m0c);
+        int64_t gp = g * c->panels + pn;
+        const float *x = cv->x + (c->batch_index * cv->c + g * c->cg) * c->hw + p0;
+        float *y = cv->y + (c->batch_index * cv->m + g * c->mg + m0c) * c->hw + p0;
+        pw_fns[mc](x, c->hw, c->wpk + gp * c->cg * PW_LD, c->bpk + gp * PW_LD, c->cg, y,
+                   c->hw, m0, m1);
+    }
+}
+
+static int pointwise(const qc_conv2d *cv, qc_run *r, qc_err *err)
+{
+    pw_ctx c;
+    memset(&c, 0, sizeof c);
+    c.cv = cv;
+    c.cg = cv->c / cv->group;
+    c.mg = cv->m / cv->group;
+    c.hw = cv->ih * cv->iw;
+    c.panels = (c.mg + MC_MAX - 1) / MC_MAX;
+    c.ntiles = (c.hw + 31) / 32;
+    int64_t npack = cv->group * c.panels;
+    size_t wbytes = align64((size_t)(npack * c.cg * PW_LD) * sizeof(float));
+    size_t bbytes = align64((size_t)(npack * PW_LD) * sizeof(float));
+    qc_conv_cache *cache = cv->cache;
+    if (cache && (cache->w != cv->w || cache->nbytes != wbytes || cache->layout != 2)) {
+        qc_conv_cache_free(cache);
+        cache->wpk = aligned_alloc(64, wbytes);
+        if (cache->wpk) {
+            cache->nbytes = wbytes;
+            cache->layout = 2;
+            for (int64_t gp = 0; gp < npack; gp++)
+                pw_pack(&c, gp, cache->wpk, NULL);
+            cache->w = cv->w;
+        }
+    }
+    int cached = cache && cache->w == cv->w;
+    char *s = qc_run_scratch(r, (cached ? 0 : wbytes) + bbytes, err);
+    if (!s)
+        return err && err->code ? err->code : QC_ENOMEM;
+    c.wpk = cached ? cache->wpk : (const float *)s;
+    c.pack_into = cached ? NULL : (float *)s;
+    c.bpk = (float *)(s + (cached ? 0 : wbytes));
+    qc_par_for(npack, 4, pw_prep_items, &c);
+    int64_t items = cv->group * c.ntiles * c.panels;
+    for (int64_t bi = 0; bi < cv->batch; bi++) {
+        c.batch_index = bi;
+        qc_par_for(items, items / (8 * qc_par_threads()) + 1, pw_items, &c);
+    }
+    return QC_OK;
 }
 
 /* Positions per tile for a row of `ow`: fewest FMA-equivalent cycles, tails overlapping. */
@@ -183,10 +370,6 @@ static int64_t pick_mr(int64_t ow)
     return best;
 }
 
-static size_t align64(size_t n)
-{
-    return (n + 63) & ~(size_t)63;
-}
 
 int qc_conv2d_fast(const qc_conv2d *cv, qc_run *r, qc_err *err)
 {
@@ -202,6 +385,11 @@ int qc_conv2d_fast(const qc_conv2d *cv, qc_run *r, qc_err *err)
     c.panels = (c.mg + NR - 1) / NR;
     int linear = cv->kh == 1 && cv->kw == 1 && cv->sh == 1 && cv->sw == 1 && cv->ph == 0 &&
                  cv->pw == 0 && cv->oh == cv->ih && cv->ow == cv->iw;
+    /* Pointwise kernels work in 32-position tiles; when padding the last tile wastes much,
+     * the general tiles below (any row length) do better. */
+    int64_t hw = cv->ih * cv->iw;
+    if (linear && ((hw + 31) / 32 * 32 - hw) * 100 <= 15 * hw)
+        return pointwise(cv, r, err);
     if (linear) {           /* pointwise: one long row over the whole plane */
         c.oh = 1;
         c.ow = cv->oh * cv->ow;
@@ -228,16 +416,36 @@ int qc_conv2d_fast(const qc_conv2d *cv, qc_run *r, qc_err *err)
         return QC_EUNSUPPORTED;
     c.tpr = (c.ow + c.mr - 1) / c.mr;
     c.ntiles = c.oh * c.tpr;
-    c.fn = tiles[c.mr][c.sw - 1];
+    c.fn = tiles[c.mr][c.sw - 1][1];
+    c.fn16 = tiles[c.mr][c.sw - 1][0];
 
     size_t wbytes = align64((size_t)(cv->group * c.panels * c.k * NR) * sizeof(float));
+    qc_conv_cache *cache = cv->cache;
+    if (cache && (cache->w != cv->w || cache->nbytes != wbytes || cache->layout != 1)) {
+        /* Packed once per node for constant weights; a failed allocation only costs speed. */
+        qc_conv_cache_free(cache);
+        cache->wpk = aligned_alloc(64, wbytes);
+        if (cache->wpk) {
+            cache->nbytes = wbytes;
+            cache->layout = 1;
+            c.wpk = cache->wpk;
+            c.pack_w = 1;
+            for (int64_t gp = 0; gp < cv->group * c.panels; gp++)
+                pack_panel(&c, gp, c.wpk, NULL);
+            cache->w = cv->w;
+        }
+    }
+    int cached = cache && cache->w == cv->w;
+    if (cached)
+        wbytes = 0;
     size_t bbytes = align64((size_t)(cv->group * c.panels * NR) * sizeof(float));
     size_t obytes = align64((size_t)c.k * sizeof(int32_t));
     size_t xbytes = c.pad ? (size_t)(cv->c * c.ihp * c.iwp) * sizeof(float) : 0;
     char *s = qc_run_scratch(r, wbytes + bbytes + obytes + xbytes, err);
     if (!s)
         return err && err->code ? err->code : QC_ENOMEM;
-    c.wpk = (float *)s;
+    c.wpk = cached ? cache->wpk : (float *)s;
+    c.pack_w = !cached;
     c.bpk = (float *)(s + wbytes);
     c.off = (int32_t *)(s + wbytes + bbytes);
     c.xpad = c.pad ? (float *)(s + wbytes + bbytes + obytes) : NULL;
@@ -250,6 +458,7 @@ int qc_conv2d_fast(const qc_conv2d *cv, qc_run *r, qc_err *err)
         c.xb = c.pad ? c.xpad : cv->x + bi * cv->c * cv->ih * cv->iw;
         c.y = cv->y + bi * cv->m * cv->oh * cv->ow;
         int64_t nprep = (c.pad ? cv->c : 0) + (bi == 0 ? cv->group * c.panels : 0);
+        c.pack_w = !cached;
         qc_par_for(nprep, 4, prep_items, &c);
         int64_t items = cv->group * c.panels * c.ntiles;
         qc_par_for(items, items / (8 * qc_par_threads()) + 1, compute_items, &c);
@@ -266,3 +475,13 @@ int qc_conv2d_fast(const qc_conv2d *cv, qc_run *r, qc_err *err)
 }
 
 #endif
+
+void qc_conv_cache_free(qc_conv_cache *c)
+{
+    if (!c)
+        return;
+    free(c->wpk);
+    c->wpk = NULL;
+    c->w = NULL;
+    c->nbytes = 0;
+}

@@ -4,8 +4,19 @@
 
 #include "ops.h"
 
+/* Packed weights kept across runs for a constant weight tensor (owned by the node). */
+typedef struct qc_conv_cache {
+    const float *w;                 /* the weights packed below (NULL: empty) */
+    float       *wpk;
+    size_t       nbytes;
+    int          layout;            /* which kernel's packing wpk holds */
+} qc_conv_cache;
+
+void qc_conv_cache_free(qc_conv_cache *c);
+
 /* A 2-D NCHW convolution (1-D as H = 1), y = conv(x, w) + bias. */
 typedef struct qc_conv2d {
+    qc_conv_cache *cache;           /* NULL unless w is constant across runs */
     const float *x, *w, *bias;      /* bias may be NULL */
     float       *y;
     int64_t      batch, c, m, group;

@@ -3,7 +3,9 @@
  * per group (depthwise) run a direct loop, everything else goes im2col + sgemm.
  * ConvTranspose: sgemm into columns, then col2im accumulates them into the output. */
 #include <string.h>
+#include <stdlib.h>
 #include "ops.h"
+#include "exec_priv.h"
 #include "conv_x86.h"
 
 typedef struct convp {
@@ -346,8 +348,10 @@ static int conv_run(qc_knode *n, qc_run *r, qc_err *err)
     }
 
     if (two_d) {
+        /* Packed weights are cached only for initializers: their data cannot change. */
+        int konst = ((const qc_value *)w)->kind == VAL_INIT;
         qc_conv2d cv = {
-            .x = xd, .w = wd, .bias = bd, .y = y, .batch = p.batch, .c = p.c, .m = p.m,
+            .cache = konst ? n->state : NULL, .x = xd, .w = wd, .bias = bd, .y = y, .batch = p.batch, .c = p.c, .m = p.m,
             .group = p.group, .ih = q.ih, .iw = q.iw, .oh = q.oh, .ow = q.ow, .kh = q.kh,
             .kw = q.kw, .sh = q.sh, .sw = q.sw, .dh = q.dh, .dw = q.dw, .ph = q.ph, .pw = q.pw,
         };
@@ -496,8 +500,23 @@ static int convt_run(qc_knode *n, qc_run *r, qc_err *err)
     return QC_OK;
 }
 
+static int conv_prepare(qc_knode *n, qc_err *err)
+{
+    n->state = calloc(1, sizeof(qc_conv_cache));
+    if (!n->state)
+        return qc_node_errf(n, err, QC_ENOMEM, "out of memory");
+    return QC_OK;
+}
+
+static void conv_release(qc_knode *n)
+{
+    qc_conv_cache_free(n->state);
+    free(n->state);
+    n->state = NULL;
+}
+
 const qc_op_def qc_ops_conv[] = {
-    { "Conv",          1, conv_infer,  conv_run,  NULL, NULL },
+    { "Conv",          1, conv_infer,  conv_run,  conv_prepare, conv_release },
     { "ConvTranspose", 1, convt_infer, convt_run, NULL, NULL },
     { 0 }
 };

@@ -154,7 +154,8 @@ static int slice_run(qc_knode *n, qc_run *r, qc_err *err)
     contig_strides(x->dims, x->ndim, str);
     for (int a = 0; a < x->ndim; a++) {
         off += start[a] * str[a];
-        str[a] *= step[a];
+        /* a step past the axis takes one element; step * stride could overflow */
+        str[a] = len[a] > 1 ? str[a] * step[a] : 0;
     }
     qc_strided_copy(n->out[0]->data, (const char *)x->data + off * (int64_t)es, x->ndim, len,
                     str, es);

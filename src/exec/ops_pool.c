@@ -4,6 +4,10 @@
 #include <math.h>
 #include <string.h>
 #include "ops.h"
+#include "par.h"
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 enum { POOL_MAX, POOL_AVG, POOL_LP };
 
@@ -211,6 +215,62 @@ DEF_MAX2D(max2d_f32, float, -INFINITY)
 DEF_MAX2D(max2d_u8, uint8_t, 0)
 DEF_MAX2D(max2d_i8, int8_t, -128)
 
+/* dst[i] = max(dst[i], src[i]). */
+static inline void max_into(float *dst, const float *src, int64_t n)
+{
+    int64_t i = 0;
+#if defined(__SSE2__)
+    for (; i + 4 <= n; i += 4)
+        _mm_storeu_ps(dst + i, _mm_max_ps(_mm_loadu_ps(src + i), _mm_loadu_ps(dst + i)));
+#endif
+    for (; i < n; i++)
+        dst[i] = src[i] > dst[i] ? src[i] : dst[i];
+}
+
+#define ROW_BUF 4096            /* floats of one padded input row for the separable path */
+
+typedef struct max_sep {
+    const float *x;
+    float       *y;
+    const pool2 *q;
+} max_sep;
+
+/* Float MaxPool without Indices for planes [p0, p1): per output row, first the max over
+ * the kernel's rows into a -inf padded row buffer, then the max along it. */
+static void max2d_sep(void *vctx, int64_t p0, int64_t p1)
+{
+    const max_sep *c = vctx;
+    const pool2 *q = c->q;
+    float vm[ROW_BUF];
+    int64_t wext = (q->ow - 1) * q->sw + (q->kw - 1) * q->dw + 1;   /* padded row used */
+    int64_t ncopy = wext - q->pw < q->iw ? wext - q->pw : q->iw;
+    for (int64_t pl = p0; pl < p1; pl++) {
+        const float *xp = c->x + pl * q->ih * q->iw;
+        float *yp = c->y + pl * q->oh * q->ow;
+        for (int64_t oh = 0; oh < q->oh; oh++) {
+            for (int64_t i = 0; i < wext; i++)
+                vm[i] = -INFINITY;
+            int64_t hs = oh * q->sh - q->ph;
+            for (int64_t kh = 0; kh < q->kh; kh++) {
+                int64_t ih = hs + kh * q->dh;
+                if (ih >= 0 && ih < q->ih && ncopy > 0)
+                    max_into(vm + q->pw, xp + ih * q->iw, ncopy);
+            }
+            float *yr = yp + oh * q->ow;
+            for (int64_t ow = 0; ow < q->ow; ow++)
+                yr[ow] = -INFINITY;
+            for (int64_t kw = 0; kw < q->kw; kw++) {
+                const float *src = vm + kw * q->dw;
+                if (q->sw == 1)
+                    max_into(yr, src, q->ow);
+                else
+                    for (int64_t ow = 0; ow < q->ow; ow++)
+                        yr[ow] = src[ow * q->sw] > yr[ow] ? src[ow * q->sw] : yr[ow];
+            }
+        }
+    }
+}
+
 /* Average or Lp over a 2-D window. */
 static void avg2d(const float *x, float *y, const pool2 *q, int64_t planes, int kind,
                   int include_pad, float pw)
@@ -352,8 +412,14 @@ static int pool_run_kind(qc_knode *n, int kind, qc_err *err)
         max2d_u8(x->data, n->out[0]->data, idx, &q, p.planes, colmaj);
     else if (x->dtype == QC_I8)
         max2d_i8(x->data, n->out[0]->data, idx, &q, p.planes, colmaj);
-    else
+    else if (!idx && q.pw + q.iw <= ROW_BUF &&
+             (q.ow - 1) * q.sw + (q.kw - 1) * q.dw + 1 <= ROW_BUF) {
+        max_sep c = { x->data, n->out[0]->data, &q };
+        int64_t per = q.oh * q.ow * q.kh * q.kw;       /* rough work per plane */
+        qc_par_for(p.planes, 65536 / (per + 1) + 1, max2d_sep, &c);
+    } else {
         max2d_f32(x->data, n->out[0]->data, idx, &q, p.planes, colmaj);
+    }
     return QC_OK;
 }
 

@@ -197,7 +197,11 @@ static int64_t sat_i64(double v)
 }
 
 /* Accumulates src[0..len) into *acc (contiguous) or acc[0..len) (one per element). */
-/* The contiguous case keeps four partial accumulators to break the add latency chain. */
+/* The contiguous case keeps four partial accumulators to break the add latency chain. The
+ * per-element case rounds every step to the input type (RND): onnxruntime accumulates float32
+ * reductions over outer axes sequentially in float32, and models such as layer norms written
+ * as E[x^2] - E[x]^2 are so ill-conditioned that matching it matters more than a more exact
+ * sum (double then float rounding equals float rounding for +, * by the 2p+2 rule). */
 #define ACC_LOOP(T, EXPR_ONE, EXPR_VEC)                                         \
     if (one) {                                                                  \
         double p4[4] = { *acc, init, init, init };                              \
@@ -218,7 +222,7 @@ static int64_t sat_i64(double v)
         for (int64_t i = 0; i < len; i++) {                                     \
             double v = (double)src[i], a = acc[i];                              \
             EXPR_VEC;                                                           \
-            acc[i] = a;                                                         \
+            acc[i] = RND(a);                                                    \
         }                                                                       \
     }
 #define ACC_CASES(T)                                                            \
@@ -249,7 +253,10 @@ static inline double combine(int kind, double a, double b)
         double init = init_of(kind);                                            \
         ACC_CASES(T)                                                            \
     }
+#define RND(a) ((double)(float)(a))
 DEF_ACC(f32, float)
+#undef RND
+#define RND(a) (a)
 DEF_ACC(i32, int32_t)
 DEF_ACC(i64, int64_t)
 DEF_ACC(u8, uint8_t)

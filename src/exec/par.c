@@ -11,7 +11,7 @@
 #include "par.h"
 
 #define MAX_THREADS 16
-#define SPIN_ROUNDS 100000      /* polls (x86 pause, ~10 ns each) before a worker sleeps */
+#define SPIN_ROUNDS 20000       /* polls (x86 pause, ~10 ns each) before a worker sleeps */
 
 static pthread_once_t   once = PTHREAD_ONCE_INIT;
 static int              n_threads = 1;

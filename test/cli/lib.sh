@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034
 # Shared by test/cli/test_*.sh (sourced, not run). Each check prints "ok   NAME" or
 # "FAIL NAME: why"; cli_done prints "<suite>: N passed, N failed" and returns 0 or 1.
 # Environment: QC_BUILD_DIR (default build), VENV (default .venv).

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `calibrate run` on bad input: one line on stderr naming the problem, and the documented exit
 # status (2 usage/input, 3 unsupported model, 4 I/O).
+# shellcheck source=test/cli/lib.sh
 source "$(dirname "$0")/lib.sh"
 OUT=$CLI_TMP/out-run
 
@@ -12,7 +13,7 @@ for f in truncated garbage empty; do
     expect_error "model_$f" 2 "$FX/$f.onnx" -- \
         "$CAL" run "$FX/$f.onnx" --data "$FX/data_ok" -o "$OUT" -q
 done
-expect_error model_missing 4 "$FX/nope.onnx" -- \
+expect_error model_missing 2 "$FX/nope.onnx" -- \
     "$CAL" run "$FX/nope.onnx" --data "$FX/data_ok" -o "$OUT" -q
 expect_error model_is_folder 2 "$FX/data_ok" -- \
     "$CAL" run "$FX/data_ok" --data "$FX/data_ok" -o "$OUT" -q

@@ -110,19 +110,22 @@ def entropy(x, bins, levels, symmetric):
     w = 2.0 ** k
     amax = float(np.abs(x).max())
     first, last = used(c)
-    best_i, best = 0, np.inf
+    c[0] = c[1]  # pytorch-quantization's fix for the zero spike of ReLU outputs
+    kls = {}
     for i in range(levels, last + 2):
         p = c[:i].copy()
         p[i - 1] += c[i:].sum()
         level = (np.arange(i) * levels) // i
-        mass = np.bincount(level, weights=p, minlength=levels)
+        mass = np.bincount(level, weights=c[:i], minlength=levels)  # unclipped bins
         nonzero = np.bincount(level, weights=(p > 0).astype(np.float64), minlength=levels)
         q = np.where(p > 0, mass[level] / np.maximum(nonzero[level], 1), 0.0)
+        if q.sum() == 0 or np.any((p > 0) & (q == 0)):
+            continue  # infinite divergence
         pn, qn = p / p.sum(), q / q.sum()
         m = pn > 0
-        kl = float(np.sum(pn[m] * np.log(pn[m] / qn[m])))
-        if kl < best:
-            best, best_i = kl, i
+        kls[i] = float(np.sum(pn[m] * np.log(pn[m] / qn[m])))
+    # ties (within 1e-12 nats) go to the largest threshold
+    best_i = max(i for i, kl in kls.items() if kl <= min(kls.values()) + 1e-12) if kls else 0
     t = min((best_i + 0.5) * w, amax) if best_i else amax
     if symmetric:
         return -t, t, w

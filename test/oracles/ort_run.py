@@ -4,8 +4,8 @@
     ort_run.py MODEL --data DIR --out OUTDIR [--limit N] [--threads 2] [--opt all|basic|none]
         writes OUTDIR/<sample>/<output>.npy named exactly as `calibrate run` names them.
     ort_run.py MODEL --data DIR --bench RUNS [--limit N]
-        prints "ort: <median ms> ms/sample ..." : per sample, one warm-up run then the median
-        of RUNS timed runs; the figure is the median over samples.
+        prints "ort: median <ms> ms/sample ...", measured like `calibrate bench`: one warm-up
+        pass over the samples, then RUNS timed passes; the median pass's mean per sample.
 """
 import argparse
 import os
@@ -41,18 +41,21 @@ def main():
         die(f"{args.data}: no samples")
 
     if args.bench:
-        per_sample = []
-        for s in samples:
-            feeds = feeds_for(s, inputs)
-            sess.run(None, feeds)
-            times = []
-            for _ in range(args.bench):
+        # Same measure as `calibrate bench`: a warm-up pass over the samples, then RUNS timed
+        # passes; each pass gives the mean time per sample; report the median pass.
+        feeds = [feeds_for(s, inputs) for s in samples]
+        passes = []
+        for r in range(-1, args.bench):
+            total = 0.0
+            for f in feeds:
                 t0 = time.perf_counter()
-                sess.run(None, feeds)
-                times.append((time.perf_counter() - t0) * 1e3)
-            per_sample.append(float(np.median(times)))
-        print(f"ort: {np.median(per_sample):.3f} ms/sample (median of {args.bench} runs x "
-              f"{len(samples)} samples, {args.threads} threads)")
+                sess.run(None, f)
+                total += time.perf_counter() - t0
+            if r >= 0:
+                passes.append(total / len(feeds) * 1e3)
+        print(f"ort: median {np.median(passes):.3f} ms/sample (min {min(passes):.3f}, max "
+              f"{max(passes):.3f}) over {args.bench} runs of {len(samples)} samples, "
+              f"{args.threads} threads")
         return
 
     dirs = sample_dirs([s[0] for s in samples])

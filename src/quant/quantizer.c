@@ -1,0 +1,607 @@
+/* What to quantize, observing activations during calibration, and ranges -> scales. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "qc_qparams.h"
+#include "quant_priv.h"
+
+static const char *const default_ops[] = {
+    "Conv", "ConvTranspose", "Gemm", "MatMul", "Add", "Mul", "Concat", "MaxPool",
+    "AveragePool", "GlobalAveragePool", "Resize", "Reshape", "Transpose", "Squeeze",
+    "Unsqueeze", "Flatten", "Split", "Slice", "Sigmoid", "Relu", "Clip", "LeakyRelu",
+    "Softmax", "Pad", "Gather", "Where", NULL
+};
+
+static const char *const movement_ops[] = {
+    "Reshape", "Transpose", "Squeeze", "Unsqueeze", "Flatten", "MaxPool", "Split", "Slice",
+    "Gather", "Resize", "GlobalMaxPool", "Identity", "Pad", NULL
+};
+
+int qc_quant_is_movement(const char *op)
+{
+    for (int i = 0; movement_ops[i]; i++)
+        if (!strcmp(op, movement_ops[i]))
+            return 1;
+    return 0;
+}
+
+void qc_quant_opts_default(qc_quant_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->method = "minmax";
+    o->symmetric_w = 1;
+    o->act_dtype = QC_U8;
+    o->percentile = 99.999f;
+    o->ema_constant = 0.01f;
+    o->bins = 2048;
+}
+
+static int in_list(const char *list, const char *item)
+{
+    size_t n = strlen(item);
+    for (const char *p = list; p && *p;) {
+        const char *c = strchr(p, ',');
+        size_t len = c ? (size_t)(c - p) : strlen(p);
+        if (len == n && !strncmp(p, item, n))
+            return 1;
+        p = c ? c + 1 : p + len;
+    }
+    return 0;
+}
+
+static int op_selected(const qc_quant_opts *o, const char *op)
+{
+    if (o->op_types)
+        return in_list(o->op_types, op);
+    for (int i = 0; default_ops[i]; i++)
+        if (!strcmp(op, default_ops[i]))
+            return 1;
+    return 0;
+}
+
+/* Input slots of an op that carry quantizable float data, and the role of each:
+ * 'a' activation, 'w' weight (per-channel axis from weight_axis), 'b' bias, 0 none. */
+static char slot_role(const qc_node *n, int slot, const qc_model *m)
+{
+    const char *op = n->op_type;
+    int is_init = qc_model_init(m, n->inputs[slot]) != NULL;
+    if (!strcmp(op, "Conv") || !strcmp(op, "ConvTranspose"))
+        return slot == 0 ? 'a' : slot == 1 ? 'w' : slot == 2 ? 'b' : 0;
+    if (!strcmp(op, "Gemm")) {
+        if (slot == 0)
+            return 'a';
+        if (slot == 1)
+            return is_init ? 'w' : 'a';
+        if (slot == 2) {
+            const qc_tensor *c = qc_model_init(m, n->inputs[2]);
+            return c && c->ndim == 1 ? 'b' : 0;
+        }
+        return 0;
+    }
+    if (!strcmp(op, "MatMul"))
+        return slot == 1 && is_init ? 'w' : slot < 2 ? 'a' : 0;
+    if (!strcmp(op, "Add") || !strcmp(op, "Mul") || !strcmp(op, "Concat"))
+        return 'a';
+    if (!strcmp(op, "Where"))
+        return slot == 1 || slot == 2 ? 'a' : 0;
+    return slot == 0 ? 'a' : 0;
+}
+
+static int weight_axis(const qc_node *n, const qc_tensor *w)
+{
+    const char *op = n->op_type;
+    if (!strcmp(op, "Conv"))
+        return 0;
+    if (!strcmp(op, "ConvTranspose"))
+        return 1;
+    if (!strcmp(op, "Gemm"))
+        return qc_attr_int(n, "transB", 0) ? 0 : 1;
+    if (!strcmp(op, "MatMul"))
+        return w->ndim - 1;
+    return -1;
+}
+
+static int add_t(qc_quantizer *q, const char *name, int kind, int producer, qc_err *err)
+{
+    int i = qc_strmap_get(&q->by_name, name);
+    if (i >= 0)
+        return i;
+    if (q->n_t == q->cap_t) {
+        int nc = q->cap_t ? 2 * q->cap_t : 64;
+        qtensor *nt = realloc(q->t, (size_t)nc * sizeof *nt);
+        if (!nt)
+            return qc_errf(err, QC_ENOMEM, "out of memory");
+        q->t = nt;
+        q->cap_t = nc;
+    }
+    i = q->n_t++;
+    memset(&q->t[i], 0, sizeof q->t[i]);
+    q->t[i].name = name;
+    q->t[i].kind = kind;
+    q->t[i].producer = producer;
+    q->t[i].share_from = -1;
+    q->t[i].axis = -1;
+    q->t[i].bias_in = q->t[i].bias_w = q->t[i].bias_node = -1;
+    if (qc_strmap_put(&q->by_name, name, i) != 0)
+        return qc_errf(err, QC_ENOMEM, "out of memory");
+    return i;
+}
+
+static int producer_of(const qc_model *m, const char *name)
+{
+    for (int i = 0; i < m->n_nodes; i++)
+        for (int k = 0; k < m->nodes[i].n_outputs; k++)
+            if (!strcmp(m->nodes[i].outputs[k], name))
+                return i;
+    return -1;
+}
+
+static int select_tensors(qc_quantizer *q, qc_err *err)
+{
+    const qc_model *m = q->m;
+    for (int i = 0; i < m->n_nodes; i++) {
+        const qc_node *n = &m->nodes[i];
+        qnode *qn = &q->nodes[i];
+        if (!op_selected(&q->o, n->op_type)) {
+            qn->why = "op type not quantized";
+            continue;
+        }
+        if (q->o.exclude && in_list(q->o.exclude, n->name)) {
+            qn->why = "excluded by --exclude";
+            continue;
+        }
+        qn->quantize = 1;
+    }
+    for (int i = 0; i < m->n_nodes; i++) {
+        const qc_node *n = &m->nodes[i];
+        if (!q->nodes[i].quantize)
+            continue;
+        int w_idx = -1, a_idx = -1;
+        for (int k = 0; k < n->n_inputs; k++) {
+            if (!n->inputs[k][0])
+                continue;
+            char role = slot_role(n, k, m);
+            const qc_tensor *init = qc_model_init(m, n->inputs[k]);
+            int idx;
+            if (!role)
+                continue;
+            if (role == 'w' || role == 'b' || (role == 'a' && init)) {
+                if (!init || init->dtype != QC_F32)
+                    continue;
+                int kind = role == 'w' ? QT_WEIGHT : role == 'b' ? QT_BIAS : QT_CONST;
+                if ((idx = add_t(q, n->inputs[k], kind, -1, err)) < 0)
+                    return idx;
+                qtensor *t = &q->t[idx];
+                if (t->kind != kind) {          /* used as weight by one node, data by another */
+                    if (t->kind == QT_BIAS || kind == QT_BIAS)
+                        t->kind = QT_CONST;
+                    else if (kind == QT_WEIGHT)
+                        t->kind = QT_WEIGHT;
+                }
+                if (kind == QT_WEIGHT) {
+                    int ax = q->o.per_channel ? weight_axis(n, init) : -1;
+                    if (t->axis >= 0 && ax != t->axis)
+                        t->axis_conflict = 1;
+                    if (t->axis < 0 || ax == t->axis)
+                        t->axis = ax;
+                    w_idx = idx;
+                }
+                if (kind == QT_BIAS) {
+                    if (t->bias_node >= 0 && t->bias_node != i)
+                        t->kind = QT_CONST;     /* shared bias: no single input scale */
+                    t->bias_node = i;
+                }
+                t->seen_dtype = QC_F32;
+            } else {
+                if ((idx = add_t(q, n->inputs[k], QT_ACT, producer_of(m, n->inputs[k]),
+                                 err)) < 0)
+                    return idx;
+                if (k == 0)
+                    a_idx = idx;
+            }
+        }
+        for (int k = 0; k < n->n_inputs; k++) {     /* link biases to their scales */
+            int idx = n->inputs[k][0] ? qc_strmap_get(&q->by_name, n->inputs[k]) : -1;
+            if (idx >= 0 && q->t[idx].kind == QT_BIAS && q->t[idx].bias_node == i) {
+                q->t[idx].bias_in = a_idx;
+                q->t[idx].bias_w = w_idx;
+                if (a_idx < 0 || w_idx < 0)
+                    q->t[idx].kind = QT_CONST;
+            }
+        }
+        for (int k = 0; k < n->n_outputs; k++) {
+            if (!n->outputs[k][0])
+                continue;
+            if ((!strcmp(n->op_type, "MaxPool") || !strcmp(n->op_type, "TopK")) && k > 0)
+                continue;                           /* indices */
+            int idx = add_t(q, n->outputs[k], QT_ACT, i, err);
+            if (idx < 0)
+                return idx;
+            if (qc_quant_is_movement(n->op_type) && n->n_inputs > 0) {
+                int src = qc_strmap_get(&q->by_name, n->inputs[0]);
+                if (src >= 0 && q->t[src].kind == QT_ACT)
+                    q->t[idx].share_from = src;
+            }
+        }
+    }
+    return QC_OK;
+}
+
+static int make_observers(qc_quantizer *q, qc_err *err)
+{
+    const qc_model *m = q->m;
+    int *count = calloc((size_t)m->n_nodes + 1, sizeof *count);
+    q->out_start = calloc((size_t)m->n_nodes + 2, sizeof *q->out_start);
+    q->out_list = calloc((size_t)q->n_t + 1, sizeof *q->out_list);
+    if (!count || !q->out_start || !q->out_list) {
+        free(count);
+        return qc_errf(err, QC_ENOMEM, "out of memory");
+    }
+    qc_obs_config cfg = {
+        .symmetric = q->o.symmetric_act, .qmin = q->act_qmin, .qmax = q->act_qmax,
+        .per_channel_axis = -1, .ema_constant = q->o.ema_constant,
+        .percentile = q->o.percentile, .bins = q->o.bins, .entropy_levels = 128,
+    };
+    int rc = QC_OK;
+    for (int i = 0; i < q->n_t && rc == QC_OK; i++) {
+        qtensor *t = &q->t[i];
+        if (t->kind != QT_ACT)
+            continue;
+        /* every activation gets an observer, shared ones too: a shared output whose source
+         * turns out not float can then still stand on its own */
+        rc = qc_observer_new(&t->obs, q->o.method, &cfg, err);
+        if (t->producer >= 0)
+            count[t->producer]++;
+    }
+    for (int k = 0; k < m->n_nodes; k++)
+        q->out_start[k + 1] = q->out_start[k] + count[k];
+    memset(count, 0, (size_t)m->n_nodes * sizeof *count);
+    for (int i = 0; i < q->n_t; i++)
+        if (q->t[i].kind == QT_ACT && q->t[i].producer >= 0) {
+            int p = q->t[i].producer;
+            q->out_list[q->out_start[p] + count[p]++] = i;
+        }
+    free(count);
+    return rc;
+}
+
+int qc_quantizer_new(qc_quantizer **out, const qc_model *m, const qc_quant_opts *o,
+                     qc_err *err)
+{
+    int rc;
+    *out = NULL;
+    qc_quantizer *q = calloc(1, sizeof *q);
+    if (!q)
+        return qc_errf(err, QC_ENOMEM, "out of memory");
+    q->m = m;
+    q->o = *o;
+    q->nodes = calloc((size_t)m->n_nodes + 1, sizeof *q->nodes);
+    if (!q->nodes || qc_strmap_init(&q->by_name, (size_t)m->n_nodes * 2 + 16) != 0) {
+        qc_quantizer_free(q);
+        return qc_errf(err, QC_ENOMEM, "out of memory");
+    }
+    if (o->act_dtype != QC_U8 && o->act_dtype != QC_I8 && o->act_dtype != QC_I16 &&
+        o->act_dtype != QC_U16) {
+        qc_quantizer_free(q);
+        return qc_errf(err, QC_EUSAGE, "activation type must be uint8, int8, int16 or uint16");
+    }
+    qc_qrange(o->act_dtype, o->symmetric_act, o->reduce_range, &q->act_qmin, &q->act_qmax);
+    qc_qrange(QC_I8, o->symmetric_w, o->reduce_range, &q->w_qmin, &q->w_qmax);
+    if ((rc = select_tensors(q, err)) != QC_OK || (rc = make_observers(q, err)) != QC_OK) {
+        qc_quantizer_free(q);
+        return rc;
+    }
+    *out = q;
+    return QC_OK;
+}
+
+static int observe(qc_quantizer *q, qtensor *t, const qc_tensor *v, qc_err *err)
+{
+    if (!t->seen_dtype)
+        t->seen_dtype = v->dtype;
+    if (v->dtype != QC_F32 || !t->obs)
+        return QC_OK;
+    int rc = qc_observer_update(t->obs, v, err);
+    if (rc != QC_OK)
+        qc_err_prefix(err, "tensor '%s'", t->name);
+    (void)q;
+    return rc;
+}
+
+static int hook(void *user, const qc_node *node, int node_index,
+                const qc_tensor *const *outs, int n_outs, qc_err *err)
+{
+    qc_quantizer *q = user;
+    (void)node;
+    for (int r = q->out_start[node_index]; r < q->out_start[node_index + 1]; r++) {
+        qtensor *t = &q->t[q->out_list[r]];
+        for (int k = 0; k < n_outs; k++)
+            if (outs[k]->name && !strcmp(outs[k]->name, t->name)) {
+                int rc = observe(q, t, outs[k], err);
+                if (rc != QC_OK)
+                    return rc;
+            }
+    }
+    return QC_OK;
+}
+
+void qc_quantizer_attach(qc_quantizer *q, qc_exec *x)
+{
+    qc_exec_set_hook(x, hook, q);
+}
+
+int qc_quantizer_observe_inputs(qc_quantizer *q, const qc_tensor *inputs, int n, qc_err *err)
+{
+    for (int i = 0; i < n && i < q->m->n_inputs; i++) {
+        int idx = qc_strmap_get(&q->by_name, q->m->inputs[i].name);
+        if (idx >= 0) {
+            int rc = observe(q, &q->t[idx], &inputs[i], err);
+            if (rc != QC_OK)
+                return rc;
+        }
+    }
+    return QC_OK;
+}
+
+static int alloc_results(qtensor *t, int n_ch, qc_err *err)
+{
+    t->n_ch = n_ch;
+    t->obs_lo = calloc((size_t)n_ch, sizeof(float));
+    t->obs_hi = calloc((size_t)n_ch, sizeof(float));
+    t->lo = calloc((size_t)n_ch, sizeof(float));
+    t->hi = calloc((size_t)n_ch, sizeof(float));
+    t->scale = calloc((size_t)n_ch, sizeof(float));
+    t->zp = calloc((size_t)n_ch, sizeof(int32_t));
+    if (!t->obs_lo || !t->obs_hi || !t->lo || !t->hi || !t->scale || !t->zp)
+        return qc_errf(err, QC_ENOMEM, "out of memory");
+    return QC_OK;
+}
+
+/* min/max of a constant, per channel along axis (or whole tensor). */
+static int const_ranges(qtensor *t, const qc_tensor *w, int axis, qc_err *err)
+{
+    int64_t n = qc_tensor_numel(w), ch = axis >= 0 ? w->dims[axis] : 1, inner = 1;
+    for (int d = axis + 1; axis >= 0 && d < w->ndim; d++)
+        inner *= w->dims[d];
+    int rc = alloc_results(t, (int)ch, err);
+    if (rc != QC_OK)
+        return rc;
+    for (int64_t c = 0; c < ch; c++) {
+        t->obs_lo[c] = INFINITY;
+        t->obs_hi[c] = -INFINITY;
+    }
+    const float *d = w->data;
+    for (int64_t i = 0; i < n; i++) {
+        int64_t c = axis >= 0 ? (i / inner) % ch : 0;
+        if (!isfinite(d[i]))
+            return qc_errf(err, QC_EINPUT, "weight '%s' contains NaN or Inf", t->name);
+        if (d[i] < t->obs_lo[c])
+            t->obs_lo[c] = d[i];
+        if (d[i] > t->obs_hi[c])
+            t->obs_hi[c] = d[i];
+    }
+    for (int64_t c = 0; c < ch; c++) {
+        if (t->obs_lo[c] > t->obs_hi[c])
+            t->obs_lo[c] = t->obs_hi[c] = 0;
+        t->lo[c] = t->obs_lo[c];
+        t->hi[c] = t->obs_hi[c];
+    }
+    return QC_OK;
+}
+
+static int compute_params(qc_quantizer *q, int i, qc_err *err)
+{
+    qtensor *t = &q->t[i];
+    int rc = QC_OK;
+    if (t->done)
+        return QC_OK;
+    t->done = 1;
+    if (t->kind == QT_ACT) {
+        t->qdtype = q->o.act_dtype;
+        if (t->share_from >= 0 && q->t[t->share_from].used) {
+            qtensor *s = &q->t[t->share_from];
+            if ((rc = compute_params(q, t->share_from, err)) != QC_OK ||
+                (rc = alloc_results(t, 1, err)) != QC_OK)
+                return rc;
+            t->lo[0] = s->lo[0];
+            t->hi[0] = s->hi[0];
+            t->scale[0] = s->scale[0];
+            t->zp[0] = s->zp[0];
+        } else {
+            qc_range r = { 0, 0 };
+            t->share_from = -1;
+            if ((rc = alloc_results(t, 1, err)) != QC_OK ||
+                (rc = qc_observer_range(t->obs, 0, &r, err)) != QC_OK)
+                return rc;
+            t->lo[0] = r.lo;
+            t->hi[0] = r.hi;
+            qc_qparams_from_range(r, q->o.symmetric_act, q->act_qmin, q->act_qmax,
+                                  &t->scale[0], &t->zp[0]);
+        }
+        if (t->obs) {
+            qc_range r = { 0, 0 };
+            if (qc_observer_seen(t->obs, &r) == QC_OK) {
+                t->obs_lo[0] = r.lo;
+                t->obs_hi[0] = r.hi;
+            }
+        }
+        return QC_OK;
+    }
+    const qc_tensor *w = qc_model_init(q->m, t->name);
+    if (t->kind == QT_BIAS)
+        return QC_OK;                       /* after inputs and weights: see finish_biases */
+    int axis = t->kind == QT_WEIGHT && !t->axis_conflict ? t->axis : -1;
+    t->axis = axis;
+    if ((rc = const_ranges(t, w, axis, err)) != QC_OK)
+        return rc;
+    int sym = t->kind == QT_WEIGHT ? q->o.symmetric_w : q->o.symmetric_act;
+    int qmin = t->kind == QT_WEIGHT ? q->w_qmin : q->act_qmin;
+    int qmax = t->kind == QT_WEIGHT ? q->w_qmax : q->act_qmax;
+    t->qdtype = t->kind == QT_WEIGHT ? QC_I8 : q->o.act_dtype;
+    for (int c = 0; c < t->n_ch; c++) {
+        qc_range r = { t->lo[c], t->hi[c] };
+        qc_qparams_from_range(r, sym, qmin, qmax, &t->scale[c], &t->zp[c]);
+    }
+    return QC_OK;
+}
+
+/* int32 bias: scale = input scale * weight scale; where the bias would not fit in int32 the
+ * weight scale grows instead (clipping a bias costs far more accuracy than coarser weights). */
+static int finish_bias(qc_quantizer *q, qtensor *t, qc_err *err)
+{
+    const qc_tensor *b = qc_model_init(q->m, t->name);
+    qtensor *in = &q->t[t->bias_in], *w = &q->t[t->bias_w];
+    int64_t n = qc_tensor_numel(b);
+    int rc = alloc_results(t, (int)n, err);
+    if (rc != QC_OK)
+        return rc;
+    t->axis = 0;
+    t->qdtype = QC_I32;
+    const float *bd = b->data;
+    const double lim = 2147483647.0 * 0.999;
+    for (int64_t c = 0; c < n; c++) {       /* first grow weight scales where needed */
+        int wc = w->n_ch == 1 ? 0 : (int)c;
+        if (fabs(bd[c]) / ((double)in->scale[0] * w->scale[wc]) > lim)
+            w->scale[wc] = (float)(fabs(bd[c]) / (in->scale[0] * lim));
+    }
+    for (int64_t c = 0; c < n; c++) {
+        int wc = w->n_ch == 1 ? 0 : (int)c;
+        t->obs_lo[c] = t->lo[c] = bd[c] < 0 ? bd[c] : 0;
+        t->obs_hi[c] = t->hi[c] = bd[c] > 0 ? bd[c] : 0;
+        t->scale[c] = in->scale[0] * w->scale[wc];
+        t->zp[c] = 0;
+    }
+    return QC_OK;
+}
+
+int qc_quantizer_build(qc_quantizer *q, qc_model **out, qc_err *err)
+{
+    const qc_model *m = q->m;
+    int rc;
+    *out = NULL;
+    /* a node is quantized when every tensor it would quantize turned out to be float */
+    for (int i = 0; i < m->n_nodes; i++) {
+        const qc_node *n = &m->nodes[i];
+        qnode *qn = &q->nodes[i];
+        qn->final = qn->quantize;
+        for (int k = 0; k < n->n_inputs && qn->final; k++) {
+            int idx = n->inputs[k][0] ? qc_strmap_get(&q->by_name, n->inputs[k]) : -1;
+            if (idx >= 0 && q->t[idx].seen_dtype != QC_F32 && slot_role(n, k, m)) {
+                qn->final = 0;
+                qn->why = q->t[idx].seen_dtype ? "input is not float" : "input never computed";
+            } else if (idx >= 0 && slot_role(n, k, m) && q->t[idx].obs &&
+                       qc_observer_count(q->t[idx].obs) == 0) {
+                qn->final = 0;
+                qn->why = "input had no finite value in the calibration data";
+            }
+        }
+        if (qn->final && !strcmp(n->op_type, "Resize") &&
+            strcmp(qc_attr_str(n, "mode", "nearest"), "nearest") != 0) {
+            qn->final = 1;          /* linear Resize is fused too; kept for clarity */
+        }
+    }
+    q->n_quantized = 0;
+    for (int i = 0; i < m->n_nodes; i++) {
+        const qc_node *n = &m->nodes[i];
+        if (!q->nodes[i].final)
+            continue;
+        q->n_quantized++;
+        for (int k = 0; k < n->n_inputs; k++) {
+            int idx = n->inputs[k][0] ? qc_strmap_get(&q->by_name, n->inputs[k]) : -1;
+            if (idx >= 0 && slot_role(n, k, m))
+                q->t[idx].used = 1;
+        }
+        for (int k = 0; k < n->n_outputs; k++) {
+            int idx = n->outputs[k][0] ? qc_strmap_get(&q->by_name, n->outputs[k]) : -1;
+            if (idx >= 0 && q->t[idx].seen_dtype == QC_F32 &&
+                (!q->t[idx].obs || qc_observer_count(q->t[idx].obs) > 0))
+                q->t[idx].used = 1;
+        }
+    }
+    for (int i = 0; i < q->n_t; i++) {
+        qtensor *t = &q->t[i];
+        if (t->kind == QT_BIAS && t->used && (q->o.bias_float || !q->t[t->bias_in].used ||
+                                             !q->nodes[t->bias_node].final))
+            t->used = 0;            /* float bias stays as it is */
+        if (t->used && (rc = compute_params(q, i, err)) != QC_OK)
+            return rc;
+    }
+    for (int i = 0; i < q->n_t; i++)
+        if (q->t[i].used && q->t[i].kind == QT_BIAS &&
+            (rc = finish_bias(q, &q->t[i], err)) != QC_OK)
+            return rc;
+    return qc_quant_rewrite(q, out, err);
+}
+
+void qc_quantizer_free(qc_quantizer *q)
+{
+    if (!q)
+        return;
+    for (int i = 0; i < q->n_t; i++) {
+        qtensor *t = &q->t[i];
+        qc_observer_free(t->obs);
+        free(t->obs_lo);
+        free(t->obs_hi);
+        free(t->lo);
+        free(t->hi);
+        free(t->scale);
+        free(t->zp);
+    }
+    free(q->t);
+    free(q->nodes);
+    free(q->out_start);
+    free(q->out_list);
+    qc_strmap_free(&q->by_name);
+    free(q);
+}
+
+int qc_quantizer_n_tensors(const qc_quantizer *q)
+{
+    return q->n_t;
+}
+
+int qc_quantizer_tensor(const qc_quantizer *q, int i, qc_qtensor_info *info)
+{
+    static const char *kinds[] = { "activation", "weight", "bias", "constant" };
+    if (i < 0 || i >= q->n_t || !q->t[i].used || !q->t[i].done)
+        return 0;
+    const qtensor *t = &q->t[i];
+    info->name = t->name;
+    info->kind = kinds[t->kind];
+    info->method = t->kind == QT_ACT ? (t->share_from >= 0 ? "shared" : q->o.method)
+                 : t->kind == QT_BIAS ? "derived" : "minmax";
+    info->shared_with = t->share_from >= 0 ? q->t[t->share_from].name : NULL;
+    info->dtype = t->qdtype;
+    info->axis = t->axis;
+    info->n_channels = t->n_ch;
+    info->obs_lo = t->obs_lo;
+    info->obs_hi = t->obs_hi;
+    info->lo = t->lo;
+    info->hi = t->hi;
+    info->scale = t->scale;
+    info->zero_point = t->zp;
+    info->nonfinite = t->obs ? qc_observer_nonfinite(t->obs) : 0;
+    return 1;
+}
+
+int qc_quantizer_n_quantized_nodes(const qc_quantizer *q)
+{
+    return q->n_quantized;
+}
+
+int qc_quantizer_float_node(const qc_quantizer *q, int i, const char **name,
+                            const char **op_type, const char **why)
+{
+    for (int k = 0; k < q->m->n_nodes; k++) {
+        if (q->nodes[k].final)
+            continue;
+        if (i-- == 0) {
+            *name = q->m->nodes[k].name;
+            *op_type = q->m->nodes[k].op_type;
+            *why = q->nodes[k].why ? q->nodes[k].why : "not quantized";
+            return 1;
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,311 @@
+/* calibrate --data DIR MODEL.onnx [-o OUT.onnx]: prepare, observe, quantize, write. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cmd.h"
+#include "progress.h"
+#include "qc_data.h"
+#include "qc_params.h"
+#include "qc_prepare.h"
+#include "qc_quant.h"
+
+static const char cal_usage[] =
+    "usage: calibrate --data DIR MODEL.onnx [-o OUT.onnx] [options]\n"
+    "\n"
+    "Runs MODEL in float32 on the samples in DIR, observes every tensor to be quantized and\n"
+    "writes a QDQ model that ONNX Runtime runs with integer kernels (default OUT:\n"
+    "MODEL.int8.onnx beside the input).\n"
+    "\n"
+    "quantization:\n"
+    "  --method M              minmax (default), ema, percentile, mse, entropy\n"
+    "  --per-channel           weights per output channel (Conv axis 0, ConvTranspose 1,\n"
+    "                          Gemm/MatMul the output column)\n"
+    "  --symmetric-activations activations symmetric (default asymmetric)\n"
+    "  --asymmetric-weights    weights asymmetric (default symmetric int8 [-127,127])\n"
+    "  --symmetric-weights     (default)\n"
+    "  --activation-type T     uint8 (default), int8, int16\n"
+    "  --reduce-range          7-bit ranges (x86 without VNNI)\n"
+    "  --bias float|int32      int32 biases (default) or keep them float\n"
+    "  --percentile P          for --method percentile (default 99.999)\n"
+    "  --ema-constant C        for --method ema (default 0.01)\n"
+    "  --bins N                histogram bins (default 2048)\n"
+    "  --exclude N1,N2         node names left in float\n"
+    "  --op-types T1,T2        op types to quantize (default: Conv ConvTranspose Gemm MatMul\n"
+    "                          Add Mul Concat pooling Resize Sigmoid Softmax Relu Clip and\n"
+    "                          data movement ops)\n"
+    "  --no-prepare            skip constant and BatchNorm folding\n"
+    "data and output:\n"
+    "  --data DIR              calibration samples (see 'calibrate --help')\n"
+    "  --limit N               only the first N samples\n"
+    "  --strict                a sample with NaN/Inf is an error (default: skipped, warned)\n"
+    "  -o, --output OUT        quantized model path\n"
+    "  --params-out FILE.json  every tensor's observed range, chosen range, scale, zero point\n"
+    "  -q, --quiet             no progress line and no summary\n"
+    "image options:\n";
+
+typedef struct cal_args {
+    const char *model, *data, *out, *params_out;
+    long        limit;
+    int         quiet, strict, no_prepare;
+    qc_quant_opts o;
+    qc_preproc  pp;
+} cal_args;
+
+static int parse_type(const char *s, int *dt)
+{
+    if (!strcmp(s, "uint8"))
+        *dt = QC_U8;
+    else if (!strcmp(s, "int8"))
+        *dt = QC_I8;
+    else if (!strcmp(s, "int16"))
+        *dt = QC_I16;
+    else
+        return -1;
+    return 0;
+}
+
+static int parse_args(cal_args *a, int argc, char **argv)
+{
+    qc_err err = { 0 };
+    int missing;
+    const char *val;
+    for (int i = 1; i < argc;) {
+        const char *s = argv[i];
+        int r;
+#define OPT(name, alias)                                                                   \
+    ((val = qc_cmd_optval(argc, argv, &i, name, alias, &missing)) != NULL ||              \
+     (missing && (qc_cmd_usage_error(NULL, "%s needs a value", s), 1)))
+        if (!strcmp(s, "--help") || !strcmp(s, "-h")) {
+            fputs(cal_usage, stdout);
+            fputs(qc_preproc_usage, stdout);
+            return 1;
+        } else if (OPT("--data", NULL)) {
+            if (!val) return -1;
+            a->data = val;
+        } else if (OPT("--output", "-o")) {
+            if (!val) return -1;
+            a->out = val;
+        } else if (OPT("--method", NULL)) {
+            if (!val) return -1;
+            a->o.method = val;
+        } else if (OPT("--activation-type", NULL)) {
+            if (!val) return -1;
+            if (parse_type(val, &a->o.act_dtype))
+                return qc_cmd_usage_error(NULL, "--activation-type '%s': expected uint8, int8 "
+                                          "or int16", val), -1;
+        } else if (OPT("--bias", NULL)) {
+            if (!val) return -1;
+            if (strcmp(val, "float") && strcmp(val, "int32"))
+                return qc_cmd_usage_error(NULL, "--bias '%s': expected float or int32", val),
+                       -1;
+            a->o.bias_float = !strcmp(val, "float");
+        } else if (OPT("--percentile", NULL)) {
+            char *end;
+            if (!val) return -1;
+            a->o.percentile = strtof(val, &end);
+            if (*end || !(a->o.percentile > 0 && a->o.percentile <= 100))
+                return qc_cmd_usage_error(NULL, "--percentile '%s': expected (0, 100]", val),
+                       -1;
+        } else if (OPT("--ema-constant", NULL)) {
+            char *end;
+            if (!val) return -1;
+            a->o.ema_constant = strtof(val, &end);
+            if (*end || !(a->o.ema_constant > 0 && a->o.ema_constant <= 1))
+                return qc_cmd_usage_error(NULL, "--ema-constant '%s': expected (0, 1]", val),
+                       -1;
+        } else if (OPT("--bins", NULL)) {
+            char *end;
+            if (!val) return -1;
+            long b = strtol(val, &end, 10);
+            if (*end || b < 128 || b > (1 << 16))
+                return qc_cmd_usage_error(NULL, "--bins '%s': expected 128..65536", val), -1;
+            a->o.bins = (int)b;
+        } else if (OPT("--limit", NULL)) {
+            char *end;
+            if (!val) return -1;
+            a->limit = strtol(val, &end, 10);
+            if (*end || a->limit < 1)
+                return qc_cmd_usage_error(NULL, "--limit '%s': expected a count", val), -1;
+        } else if (OPT("--exclude", NULL)) {
+            if (!val) return -1;
+            a->o.exclude = val;
+        } else if (OPT("--op-types", NULL)) {
+            if (!val) return -1;
+            a->o.op_types = val;
+        } else if (OPT("--params-out", NULL)) {
+            if (!val) return -1;
+            a->params_out = val;
+        } else if (!strcmp(s, "--per-channel")) {
+            a->o.per_channel = 1, i++;
+        } else if (!strcmp(s, "--symmetric-activations")) {
+            a->o.symmetric_act = 1, i++;
+        } else if (!strcmp(s, "--symmetric-weights")) {
+            a->o.symmetric_w = 1, i++;
+        } else if (!strcmp(s, "--asymmetric-weights")) {
+            a->o.symmetric_w = 0, i++;
+        } else if (!strcmp(s, "--reduce-range")) {
+            a->o.reduce_range = 1, i++;
+        } else if (!strcmp(s, "--strict")) {
+            a->strict = 1, i++;
+        } else if (!strcmp(s, "--no-prepare")) {
+            a->no_prepare = 1, i++;
+        } else if (!strcmp(s, "-q") || !strcmp(s, "--quiet")) {
+            a->quiet = 1, i++;
+        } else if ((r = qc_preproc_parse_arg(&a->pp, argc, argv, &i, &err)) != 0) {
+            if (r < 0)
+                return qc_cmd_usage_error(NULL, "%s", err.msg), -1;
+        } else if (s[0] == '-' && s[1]) {
+            return qc_cmd_usage_error(NULL, "unknown option '%s'", s), -1;
+        } else if (a->model) {
+            return qc_cmd_usage_error(NULL, "more than one model ('%s', '%s')", a->model, s),
+                   -1;
+        } else {
+            a->model = s;
+            i++;
+        }
+#undef OPT
+    }
+    if (!a->model)
+        return qc_cmd_usage_error(NULL, "no model given"), -1;
+    if (!a->data)
+        return qc_cmd_usage_error(NULL, "--data DIR is required"), -1;
+    return 0;
+}
+
+static int64_t count_nonfinite(const qc_tensor *in, int n)
+{
+    int64_t bad = 0;
+    for (int i = 0; i < n; i++) {
+        if (in[i].dtype != QC_F32)
+            continue;
+        const float *d = in[i].data;
+        for (int64_t k = 0, len = qc_tensor_numel(&in[i]); k < len; k++)
+            bad += !isfinite(d[k]);
+    }
+    return bad;
+}
+
+static char *default_output(const char *model)
+{
+    size_t n = strlen(model);
+    const char *ext = n > 5 && !strcmp(model + n - 5, ".onnx") ? model + n - 5 : model + n;
+    char *out = malloc(n + 16);
+    if (out)
+        snprintf(out, n + 16, "%.*s.int8.onnx", (int)(ext - model), model);
+    return out;
+}
+
+int qc_cmd_calibrate(int argc, char **argv)
+{
+    cal_args a = { .limit = -1 };
+    qc_err err = { 0 };
+    qc_quant_opts_default(&a.o);
+    qc_preproc_init(&a.pp);
+    int pr = parse_args(&a, argc, argv);
+    if (pr)
+        return pr > 0 ? 0 : 2;
+    a.pp.allow_nonfinite = 1;          /* checked here: skipped with a warning, or --strict */
+
+    qc_model *m = NULL, *prep = NULL, *qm = NULL;
+    qc_exec *x = NULL;
+    qc_dataset *d = NULL;
+    qc_quantizer *q = NULL;
+    qc_prep_report rep = { 0 };
+    qc_progress prog = { 0 };
+    char *out = a.out ? NULL : default_output(a.model);
+    const char *out_path = a.out ? a.out : out;
+    double t0 = qc_now();
+    int used = 0, skipped = 0, n = 0;
+    int rc = out_path ? qc_model_load(&m, a.model, &err) : qc_errf(&err, QC_ENOMEM, "no memory");
+    if (rc == QC_OK && !a.no_prepare)
+        rc = qc_prepare(m, &prep, &rep, &err);
+    const qc_model *work = prep ? prep : m;
+    if (rc == QC_OK)
+        rc = qc_quantizer_new(&q, work, &a.o, &err);
+    if (rc == QC_OK)
+        rc = qc_exec_new(&x, work, NULL, &err);
+    if (rc == QC_OK)
+        rc = qc_dataset_open(&d, a.data, work, &a.pp, &err);
+    if (rc == QC_OK) {
+        n = qc_dataset_count(d);
+        if (a.limit > 0 && a.limit < n)
+            n = (int)a.limit;
+        qc_quantizer_attach(q, x);
+        qc_progress_start(&prog, "calibrate", "samples", n, a.quiet);
+    }
+    for (int i = 0; i < n && rc == QC_OK; i++) {
+        qc_tensor *in;
+        const char *name = qc_dataset_sample_name(d, i);
+        if ((rc = qc_dataset_load(d, i, &in, &err)) != QC_OK)
+            break;
+        int64_t bad = count_nonfinite(in, work->n_inputs);
+        if (bad) {
+            if (a.strict) {
+                rc = qc_errf(&err, QC_EINPUT, "%s/%s: %lld NaN/Inf values (--strict)", a.data,
+                             name, (long long)bad);
+                break;
+            }
+            qc_progress_end(&prog);
+            fprintf(stderr, "calibrate: warning: %s/%s: %lld NaN/Inf values, sample skipped\n",
+                    a.data, name, (long long)bad);
+            skipped++;
+            continue;
+        }
+        if ((rc = qc_quantizer_observe_inputs(q, in, work->n_inputs, &err)) == QC_OK &&
+            (rc = qc_exec_run(x, in, work->n_inputs, &err)) != QC_OK)
+            qc_err_prefix(&err, "%s/%s", a.data, name);
+        used++;
+        qc_progress_update(&prog, i + 1);
+    }
+    qc_progress_end(&prog);
+    if (rc == QC_OK && used == 0)
+        rc = qc_errf(&err, QC_EINPUT, "%s: no usable calibration sample", a.data);
+    if (rc == QC_OK)
+        rc = qc_quantizer_build(q, &qm, &err);
+    if (rc == QC_OK)
+        rc = qc_model_save(qm, out_path, 0, &err);
+    if (rc == QC_OK && a.params_out)
+        rc = qc_params_write_json(q, a.params_out, &err);
+    if (rc == QC_OK && !a.quiet) {
+        int n_t = 0, n_float = 0;
+        qc_qtensor_info info;
+        for (int i = 0; i < qc_quantizer_n_tensors(q); i++)
+            n_t += qc_quantizer_tensor(q, i, &info);
+        const char *nm, *op, *why;
+        while (qc_quantizer_float_node(q, n_float, &nm, &op, &why))
+            n_float++;
+        printf("calibrate: %d sample%s (%d skipped), method %s%s; folded %d constant and %d "
+               "BatchNorm nodes\n", used, used == 1 ? "" : "s", skipped, a.o.method,
+               a.o.per_channel ? ", per-channel weights" : "", rep.n_folded_nodes,
+               rep.n_bn_folded);
+        printf("calibrate: %d tensors quantized, %d nodes quantized, %d left in float\n", n_t,
+               qc_quantizer_n_quantized_nodes(q), n_float);
+        /* group the float nodes by op and reason */
+        for (int i = 0; i < n_float; i++) {
+            const char *nm2, *op2, *why2;
+            int dup = 0, count = 0;
+            qc_quantizer_float_node(q, i, &nm, &op, &why);
+            for (int k = 0; k < i && !dup; k++) {
+                qc_quantizer_float_node(q, k, &nm2, &op2, &why2);
+                dup = !strcmp(op, op2) && !strcmp(why, why2);
+            }
+            if (dup)
+                continue;
+            for (int k = i; k < n_float; k++) {
+                qc_quantizer_float_node(q, k, &nm2, &op2, &why2);
+                count += !strcmp(op, op2) && !strcmp(why, why2);
+            }
+            printf("  float: %-20s x%-4d %s\n", op, count, why);
+        }
+        printf("calibrate: wrote %s (%.2f s)\n", out_path, qc_now() - t0);
+    }
+    qc_quantizer_free(q);
+    qc_dataset_free(d);
+    qc_exec_free(x);
+    qc_model_free(qm);
+    qc_model_free(prep);
+    qc_model_free(m);
+    free(out);
+    return rc ? qc_cmd_fail(rc, &err) : 0;
+}

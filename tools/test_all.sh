@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# `make test`: every suite twice, on the optimized build (build/) and under AddressSanitizer +
+# UndefinedBehaviorSanitizer + LeakSanitizer (build-asan/). Closing line: "N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 2
+total_p=0 total_f=0 status=0
+for variant in release asan; do
+    log=$(mktemp)
+    if [ "$variant" = asan ]; then
+        QC_BUILD_DIR=build-asan QC_ASAN=1 tools/run_tests.sh "$@" 2>&1 | tee "$log" | sed '$d'
+    else
+        tools/run_tests.sh "$@" 2>&1 | tee "$log" | sed '$d'
+    fi
+    [ "${PIPESTATUS[0]}" = 0 ] || status=1
+    line=$(tail -1 "$log")
+    rm -f "$log"
+    if [[ "$line" =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
+        echo "$variant: $line"
+        total_p=$((total_p + BASH_REMATCH[1]))
+        total_f=$((total_f + BASH_REMATCH[2]))
+    else
+        echo "$variant: FAIL: test run ended without a summary"
+        total_f=$((total_f + 1))
+        status=1
+    fi
+done
+echo "$total_p passed, $total_f failed"
+[ "$status" = 0 ] && [ "$total_f" = 0 ]
