@@ -24,6 +24,8 @@ void qc_edit_free(qc_edit *e);
 int  qc_edit_set_input(qc_edit *e, int node, int slot, const char *name, qc_err *err);
 /* Appends an input to original node `node` (e.g. a bias for a Conv that had none). */
 int  qc_edit_append_input(qc_edit *e, int node, const char *name, qc_err *err);
+/* Drops attribute `name` of original node `node` (absent: nothing happens). */
+int  qc_edit_remove_attr(qc_edit *e, int node, const char *name, qc_err *err);
 /* Renames output `slot` of original node `node`. */
 int  qc_edit_set_output(qc_edit *e, int node, int slot, const char *name, qc_err *err);
 int  qc_edit_remove_node(qc_edit *e, int node, qc_err *err);
@@ -37,8 +39,9 @@ int  qc_edit_add_init(qc_edit *e, const qc_tensor *t, qc_err *err);
 int  qc_edit_add_node(qc_edit *e, int after, const char *op_type, const char *name,
                       int n_in, const char *const *in, int n_out, const char *const *out,
                       const qc_edit_attr *attrs, int n_attrs, qc_err *err);
-/* Raises the default-domain opset (never lowers it). */
-void qc_edit_require_opset(qc_edit *e, int64_t opset);
+/* Raises the default-domain opset (never lowers it); the target after all requests. */
+void    qc_edit_require_opset(qc_edit *e, int64_t opset);
+int64_t qc_edit_opset(const qc_edit *e);
 /* A name not used by any tensor or node of the model or the edit so far: "<base>" or
  * "<base>_<n>". Borrowed until qc_edit_free. */
 const char *qc_edit_unique_name(qc_edit *e, const char *base);

@@ -174,9 +174,9 @@ static const conv_case conv_cases[] = {
     { "2d_dw_s2_mult", 2, 1, 3, 6, 3, { 9, 10 }, { 5, 3 }, { 2, 2 }, { 1, 2 }, { 2, 2, 1, 2 },
       0, 1 },
     { "2d_pointwise", 2, 2, 5, 7, 1, { 4, 6 }, { 1, 1 }, { 1, 1 }, { 1, 1 }, { 0 }, 0, 1 },
-    { "2d_pw_exact", 2, 1, 5, 20, 1, { 12, 16 }, { 1, 1 }, { 1, 1 }, { 1, 1 }, { 0 }, 0, 1 },
-    { "2d_pw_tail", 2, 2, 3, 17, 1, { 10, 19 }, { 1, 1 }, { 1, 1 }, { 1, 1 }, { 0 }, 0, 1 },
-    { "2d_pw_group", 2, 1, 4, 6, 2, { 8, 8 }, { 1, 1 }, { 1, 1 }, { 1, 1 }, { 0 }, 0, 0 },
+    { "2d_pw_exact", 2, 1, 5, 20, 1, { 24, 32 }, { 1, 1 }, { 1, 1 }, { 1, 1 }, { 0 }, 0, 1 },
+    { "2d_pw_tail", 2, 2, 3, 17, 1, { 20, 39 }, { 1, 1 }, { 1, 1 }, { 1, 1 }, { 0 }, 0, 1 },
+    { "2d_pw_group", 2, 1, 4, 6, 2, { 20, 20 }, { 1, 1 }, { 1, 1 }, { 1, 1 }, { 0 }, 0, 0 },
     { "2d_m48", 2, 1, 5, 48, 1, { 6, 9 }, { 3, 3 }, { 1, 2 }, { 1, 1 }, { 1, 1, 1, 1 }, 0, 1 },
     { "2d_pointwise_s2", 2, 1, 5, 3, 1, { 7, 6 }, { 1, 1 }, { 2, 2 }, { 1, 1 }, { 0 }, 0, 0 },
     { "2d_same_lower", 2, 1, 2, 3, 1, { 6, 5 }, { 3, 4 }, { 2, 2 }, { 1, 1 }, { 1, 2, 0, 1 },
@@ -230,7 +230,7 @@ static void conv_ref(const conv_case *cc, const float *x, const float *w, const 
     }
 }
 
-QC_TEST(conv_against_naive)
+static void conv_cases_run(const char *path)
 {
     for (size_t t = 0; t < sizeof conv_cases / sizeof conv_cases[0]; t++) {
         const conv_case *cc = &conv_cases[t];
@@ -262,13 +262,61 @@ QC_TEST(conv_against_naive)
             tn_str(&tn, "auto_pad", cc->auto_pad);
         else
             tn_ints(&tn, "pads", 2 * nsp, cc->pads);
-        check_out(cc->name, tn_run(&tn, 0), nsp + 2, yd, want, 1e-4, 1e-4);
+        char what[96];
+        snprintf(what, sizeof what, "%s (%s)", cc->name, path);
+        check_out(what, tn_run(&tn, 0), nsp + 2, yd, want, 1e-4, 1e-4);
         tn_free(&tn);
         free(x);
         free(w);
         free(b);
         free(want);
     }
+}
+
+QC_TEST(conv_against_naive)
+{
+    conv_cases_run("default");
+}
+
+QC_TEST(conv_portable_against_naive)
+{
+    setenv("QC_CONV_PORTABLE", "1", 1);
+    conv_cases_run("portable");
+    unsetenv("QC_CONV_PORTABLE");
+}
+
+/* Weights as an initializer take the packed-weight cache; a second run with new input must
+ * not reuse anything but the weights. */
+QC_TEST(conv_cached_weights_two_runs)
+{
+    const conv_case *cc = &conv_cases[1];              /* 2d_s2 */
+    int64_t xd[4] = { cc->n, cc->c, cc->in[0], cc->in[1] }, wd[4] = { cc->m, cc->c, 3, 3 };
+    int64_t yd[4] = { cc->n, cc->m, 5, 4 };
+    float *w = rand_buf(prod(wd, 4)), *want = malloc((size_t)prod(yd, 4) * sizeof *want);
+    qc_tensor init = { .name = "in1", .dtype = QC_F32, .ndim = 4, .data = w };
+    memcpy(init.dims, wd, sizeof wd);
+    tnode tn;
+    qc_err err = { 0 };
+    tn_init(&tn, "Conv", 13, 2, 1);
+    tn.m.n_inputs = 1;                                 /* in1 is the initializer */
+    tn.m.n_inits = 1;
+    tn.m.inits = &init;
+    tn.ins[0].dtype = QC_F32;
+    tn_ints(&tn, "strides", 2, cc->s);
+    tn_ints(&tn, "pads", 4, cc->pads);
+    CHECK_OK(qc_exec_new(&tn.x, &tn.m, NULL, &err));
+    for (int run = 0; run < 2 && tn.x; run++) {
+        float *x = rand_buf(prod(xd, 4));
+        conv_ref(cc, x, w, NULL, yd + 2, want);
+        tn_input(&tn, 0, QC_F32, 4, xd, x);
+        CHECK_OK(qc_exec_run(tn.x, tn.inputs, 1, &err));
+        check_out(run ? "second run" : "first run", qc_exec_output(tn.x, 0), 4, yd, want,
+                  1e-4, 1e-4);
+        free(x);
+    }
+    tn_free(&tn);
+    free(w);
+    free(want);
 }
 
 QC_TEST(conv_rejects_bad_group)

@@ -258,6 +258,20 @@ QC_TEST(shape_slice_negative_steps_and_clamps)
     CHECK_INT(o.out[0].dims[0], 4);
     CHECK(((float *)o.out[0].data)[0] == 6);
     free_case(&o);
+    /* x7[::2] of a 7-element tensor: the vector path must not read past element 6 (ASan) */
+    int64_t d7 = 7, s0[1] = { 0 }, two[1] = { 2 };
+    qc_tensor x7 = mk(QC_F32, 1, &d7), t0 = mk_i64(1, s0), t2 = mk_i64(1, two);
+    for (int i = 0; i < 7; i++)
+        ((float *)x7.data)[i] = (float)i;
+    op_case h = { .op = "Slice", .opset = 13, .n_in = 5, .n_out = 1,
+                  .in = { &x7, &t0, &ts, &ta, &t2 } };
+    CHECK_OK(run_case(&h, &err));
+    CHECK_INT(h.out[0].dims[0], 4);
+    CHECK(((float *)h.out[0].data)[3] == 6);
+    free_case(&h);
+    qc_tensor_free(&x7);
+    qc_tensor_free(&t0);
+    qc_tensor_free(&t2);
     qc_tensor_free(&x);
     qc_tensor_free(&ts);
     qc_tensor_free(&te);

@@ -385,10 +385,10 @@ int qc_conv2d_fast(const qc_conv2d *cv, qc_run *r, qc_err *err)
     c.panels = (c.mg + NR - 1) / NR;
     int linear = cv->kh == 1 && cv->kw == 1 && cv->sh == 1 && cv->sw == 1 && cv->ph == 0 &&
                  cv->pw == 0 && cv->oh == cv->ih && cv->ow == cv->iw;
-    /* Pointwise kernels work in 32-position tiles; when padding the last tile wastes much,
-     * the general tiles below (any row length) do better. */
+    /* Pointwise kernels work in 32-position tiles; on small planes (measured: below 20x20)
+     * or when padding the last tile wastes much, the general tiles below do better. */
     int64_t hw = cv->ih * cv->iw;
-    if (linear && ((hw + 31) / 32 * 32 - hw) * 100 <= 15 * hw)
+    if (linear && hw >= 400 && ((hw + 31) / 32 * 32 - hw) * 100 <= 15 * hw)
         return pointwise(cv, r, err);
     if (linear) {           /* pointwise: one long row over the whole plane */
         c.oh = 1;

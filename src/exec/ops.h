@@ -46,6 +46,10 @@ void qc_copy_shape(qc_tensor *dst, const qc_tensor *src); /* dtype too */
 /* Normalizes a possibly negative axis against rank; QC_EINPUT if out of range. */
 int  qc_norm_axis(const qc_knode *n, int64_t axis, int rank, int *out, qc_err *err);
 
+/* Copies an ndim strided view of src (element strides sstr, element size es) into dense dst. */
+void qc_strided_copy(void *dst, const void *src, int ndim, const int64_t *dims,
+                     const int64_t *sstr, size_t es);
+
 /* Family tables, each ending with a zeroed entry; registry.c lists them. */
 extern const qc_op_def qc_ops_elementwise[];
 extern const qc_op_def qc_ops_reduce[];

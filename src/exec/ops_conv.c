@@ -315,6 +315,13 @@ static void fill_bias(float *y, const float *bias, int64_t channels, int64_t len
     }
 }
 
+/* QC_CONV_PORTABLE=1 forces the im2col + sgemm path (tests compare both paths). */
+static int portable_only(void)
+{
+    const char *e = getenv("QC_CONV_PORTABLE");
+    return e && e[0] == '1';
+}
+
 /* Output rows per im2col tile: keeps the column buffer near `budget` bytes. */
 #define COL_BUDGET ((size_t)8 << 20)
 
@@ -347,7 +354,7 @@ static int conv_run(qc_knode *n, qc_run *r, qc_err *err)
         return QC_OK;
     }
 
-    if (two_d) {
+    if (two_d && !portable_only()) {
         /* Packed weights are cached only for initializers: their data cannot change. */
         int konst = ((const qc_value *)w)->kind == VAL_INIT;
         qc_conv2d cv = {

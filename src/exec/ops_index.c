@@ -5,10 +5,6 @@
 #include <string.h>
 #include "ops.h"
 
-/* Defined in ops_shape.c. */
-void qc_strided_copy(void *dst, const void *src, int ndim, const int64_t *dims,
-                     const int64_t *sstr, size_t es);
-
 static const qc_tensor *opt_in(const qc_knode *n, int i)
 {
     return i < n->n_in ? n->in[i] : NULL;

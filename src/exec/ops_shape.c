@@ -10,11 +10,6 @@
 #endif
 #include "ops.h"
 
-/* Gathers a strided view (strides in elements, may be 0 or negative) into contiguous dst.
- * Shared with ops_index.c (Slice); belongs in ops.h. */
-void qc_strided_copy(void *dst, const void *src, int ndim, const int64_t *dims,
-                     const int64_t *sstr, size_t es);
-
 #define MAX_COPY_DIMS (2 * QC_MAX_DIMS)
 
 static const qc_tensor *opt_in(const qc_knode *n, int i)
@@ -68,7 +63,7 @@ static void copy_row(void *dst, const void *src, int64_t cols, int64_t cs, size_
         const float *s = src;
         float *d = dst;
         int64_t j = 0;
-        for (; j + 4 <= cols; j += 4) {
+        for (; j + 5 <= cols; j += 4) {     /* reads up to s[2j + 7], the row has 2 cols - 1 */
             __m128 a = _mm_loadu_ps(s + 2 * j), b = _mm_loadu_ps(s + 2 * j + 4);
             _mm_storeu_ps(d + j, _mm_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)));
         }

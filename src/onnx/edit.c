@@ -159,6 +159,25 @@ int qc_edit_append_input(qc_edit *e, int node, const char *name, qc_err *err)
     return QC_OK;
 }
 
+int qc_edit_remove_attr(qc_edit *e, int node, const char *name, qc_err *err)
+{
+    if (node < 0 || node >= e->n_orig)
+        return qc_errf(err, QC_EINTERNAL, "edit: no node %d", node);
+    Onnx__NodeProto *c = node_copy(e, node);
+    if (!c)
+        return qc_errf(err, QC_ENOMEM, "out of memory");
+    Onnx__AttributeProto **a = qc_arena_array(&e->arena, c->n_attribute + 1, sizeof *a);
+    if (!a)
+        return qc_errf(err, QC_ENOMEM, "out of memory");
+    size_t k = 0;
+    for (size_t i = 0; i < c->n_attribute; i++)
+        if (!c->attribute[i]->name || strcmp(c->attribute[i]->name, name) != 0)
+            a[k++] = c->attribute[i];
+    c->attribute = a;
+    c->n_attribute = k;
+    return QC_OK;
+}
+
 int qc_edit_set_output(qc_edit *e, int node, int slot, const char *name, qc_err *err)
 {
     if (node < 0 || node >= e->n_orig || slot < 0 ||
@@ -296,6 +315,11 @@ void qc_edit_require_opset(qc_edit *e, int64_t opset)
 {
     if (opset > e->opset)
         e->opset = opset;
+}
+
+int64_t qc_edit_opset(const qc_edit *e)
+{
+    return e->opset;
 }
 
 const char *qc_edit_unique_name(qc_edit *e, const char *base)

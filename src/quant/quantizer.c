@@ -137,6 +137,56 @@ static int producer_of(const qc_model *m, const char *name)
     return -1;
 }
 
+static int is_one_of(const char *op, const char *const *list)
+{
+    for (int i = 0; list[i]; i++)
+        if (!strcmp(op, list[i]))
+            return 1;
+    return 0;
+}
+
+/* Decomposed normalizations (LayerNorm written as E[x^2] - E[x]^2, softmax, RMS norms) subtract
+ * nearly equal quantities: int8 error there is amplified without bound, while the arithmetic
+ * costs nothing next to the convolutions and matmuls around it. Tensors derived from a
+ * reduction, square, root or reciprocal, through elementwise ops only, are "statistics"; the
+ * elementwise ops reading them stay float. The region ends at compute ops (MatMul, Conv...). */
+static void mark_statistics(qc_quantizer *q)
+{
+    static const char *const seeds[] = { "ReduceSum", "ReduceMean", "ReduceSumSquare",
+                                         "ReduceL2", "ReduceLogSumExp", "Sqrt", "Reciprocal",
+                                         "Pow", NULL };
+    static const char *const flow[] = { "Add", "Sub", "Mul", "Div", "Max", "Min", "Sqrt",
+                                        "Reciprocal", "Pow", "Neg", "Exp", "Log", "Expand",
+                                        "Reshape", "Unsqueeze", "Squeeze", "Identity", NULL };
+    const qc_model *m = q->m;
+    qc_strmap stat;
+    if (qc_strmap_init(&stat, (size_t)m->n_nodes + 16) != 0)
+        return;
+    /* nodes are in file order, which exporters keep topological; a second sweep catches the
+     * rare model that is not */
+    for (int sweep = 0; sweep < 2; sweep++)
+        for (int i = 0; i < m->n_nodes; i++) {
+            const qc_node *n = &m->nodes[i];
+            int in_stat = is_one_of(n->op_type, seeds);
+            if (!strcmp(n->op_type, "Mul") && n->n_inputs == 2 &&
+                !strcmp(n->inputs[0], n->inputs[1]))
+                in_stat = 1;                                    /* a square */
+            for (int k = 0; k < n->n_inputs && !in_stat; k++)
+                in_stat = n->inputs[k][0] && qc_strmap_get(&stat, n->inputs[k]) >= 0 &&
+                          is_one_of(n->op_type, flow);
+            if (!in_stat)
+                continue;
+            for (int k = 0; k < n->n_outputs; k++)
+                if (n->outputs[k][0])
+                    qc_strmap_put(&stat, n->outputs[k], 1);
+            if (q->nodes[i].quantize && is_one_of(n->op_type, flow)) {
+                q->nodes[i].quantize = 0;
+                q->nodes[i].why = "normalization arithmetic (kept float: cancellation)";
+            }
+        }
+    qc_strmap_free(&stat);
+}
+
 static int select_tensors(qc_quantizer *q, qc_err *err)
 {
     const qc_model *m = q->m;
@@ -153,6 +203,7 @@ static int select_tensors(qc_quantizer *q, qc_err *err)
         }
         qn->quantize = 1;
     }
+    mark_statistics(q);
     for (int i = 0; i < m->n_nodes; i++) {
         const qc_node *n = &m->nodes[i];
         if (!q->nodes[i].quantize)
