@@ -26,6 +26,8 @@ int  qc_edit_set_input(qc_edit *e, int node, int slot, const char *name, qc_err 
 int  qc_edit_append_input(qc_edit *e, int node, const char *name, qc_err *err);
 /* Drops attribute `name` of original node `node` (absent: nothing happens). */
 int  qc_edit_remove_attr(qc_edit *e, int node, const char *name, qc_err *err);
+/* Sets an INT attribute of original node `node` (replacing one of the same name). */
+int  qc_edit_set_attr_int(qc_edit *e, int node, const char *name, int64_t value, qc_err *err);
 /* Renames output `slot` of original node `node`. */
 int  qc_edit_set_output(qc_edit *e, int node, int slot, const char *name, qc_err *err);
 int  qc_edit_remove_node(qc_edit *e, int node, qc_err *err);

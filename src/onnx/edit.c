@@ -178,6 +178,30 @@ int qc_edit_remove_attr(qc_edit *e, int node, const char *name, qc_err *err)
     return QC_OK;
 }
 
+int qc_edit_set_attr_int(qc_edit *e, int node, const char *name, int64_t value, qc_err *err)
+{
+    int rc = qc_edit_remove_attr(e, node, name, err);
+    if (rc != QC_OK)
+        return rc;
+    Onnx__NodeProto *c = e->copy[node];
+    Onnx__AttributeProto **a = qc_arena_array(&e->arena, c->n_attribute + 2, sizeof *a);
+    Onnx__AttributeProto *at = qc_arena_alloc(&e->arena, sizeof *at);
+    Onnx__AttributeProto init = ONNX__ATTRIBUTE_PROTO__INIT;
+    if (!a || !at)
+        return qc_errf(err, QC_ENOMEM, "out of memory");
+    *at = init;
+    at->name = dup(e, name);
+    at->has_type = 1;
+    at->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT;
+    at->has_i = 1;
+    at->i = value;
+    if (c->n_attribute)
+        memcpy(a, c->attribute, c->n_attribute * sizeof *a);
+    a[c->n_attribute++] = at;
+    c->attribute = a;
+    return at->name ? QC_OK : qc_errf(err, QC_ENOMEM, "out of memory");
+}
+
 int qc_edit_set_output(qc_edit *e, int node, int slot, const char *name, qc_err *err)
 {
     if (node < 0 || node >= e->n_orig || slot < 0 ||

@@ -157,6 +157,8 @@ int qc_quant_rewrite(qc_quantizer *q, qc_model **out, qc_err *err)
             if (idx >= 0 && q->t[idx].used && q->t[idx].kind == QT_ACT)
                 rc = qc_edit_set_input(e, j, k, nm[idx].dq, err);
         }
+    if (rc == QC_OK)
+        rc = qc_opset_upgrade(e, q, err);
     if (rc == QC_OK) {
         rc = qc_edit_finish(e, out, err);
         e = NULL;

@@ -20,6 +20,7 @@ typedef struct qtensor {
     int          bias_node;     /* QT_BIAS: the Conv/Gemm it belongs to */
     int          bias_in, bias_w; /* QT_BIAS: qtensor indices of the input and weight */
     int          seen_dtype;    /* dtype observed at run time (activations), 0 = never seen */
+    int          rank;          /* rank observed at run time (0 = unknown) */
     int          used;          /* referenced by a quantized node: gets Q/DQ */
     int          done;          /* parameters computed */
     qc_observer *obs;
@@ -50,6 +51,9 @@ struct qc_quantizer {
 
 /* qdq.c: writes the QDQ model from a computed plan. */
 int qc_quant_rewrite(qc_quantizer *q, qc_model **out, qc_err *err);
+/* opset.c: rewrites nodes whose signature changed between the model's opset and the edit's
+ * target opset (attributes that became inputs), or refuses with advice. */
+int qc_opset_upgrade(qc_edit *e, const qc_quantizer *q, qc_err *err);
 /* Data-movement ops whose output reuses the input's scale and zero point. */
 int qc_quant_is_movement(const char *op_type);
 

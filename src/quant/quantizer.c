@@ -351,6 +351,7 @@ static int observe(qc_quantizer *q, qtensor *t, const qc_tensor *v, qc_err *err)
 {
     if (!t->seen_dtype)
         t->seen_dtype = v->dtype;
+    t->rank = v->ndim;
     if (v->dtype != QC_F32 || !t->obs)
         return QC_OK;
     int rc = qc_observer_update(t->obs, v, err);
