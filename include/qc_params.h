@@ -6,5 +6,12 @@
 #include "qc_quant.h"
 
 int qc_params_write_json(const qc_quantizer *q, const char *path, qc_err *err);
+/* TensorRT calibration cache (activation scales, symmetric int8). */
+int qc_params_write_trt_cache(const qc_quantizer *q, const char *path, qc_err *err);
+/* onnxruntime TensorQuantOverrides JSON (activation rmin/rmax, scale, zero point). */
+int qc_params_write_ort_overrides(const qc_quantizer *q, const char *path, qc_err *err);
+/* Applies the activation ranges of a --params-out file to q (no data needed); *n_applied
+ * counts the tensors q knew. QC_EINPUT names the file and the problem. */
+int qc_params_read_json(qc_quantizer *q, const char *path, int *n_applied, qc_err *err);
 
 #endif

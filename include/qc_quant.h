@@ -5,6 +5,7 @@
 #define QC_QUANT_H
 
 #include "qc_exec.h"
+#include "qc_observer.h"
 
 typedef struct qc_quant_opts {
     const char *method;         /* observer for activations: minmax|ema|percentile|mse|entropy */
@@ -39,6 +40,7 @@ typedef struct qc_qtensor_info {
     const float *scale;
     const int32_t *zero_point;
     int64_t     nonfinite;      /* NaN/Inf values skipped by the observer */
+    int         rank;           /* activations: rank seen during calibration */
 } qc_qtensor_info;
 
 typedef struct qc_quantizer qc_quantizer;
@@ -51,6 +53,11 @@ void qc_quantizer_free(qc_quantizer *q);
 void qc_quantizer_attach(qc_quantizer *q, qc_exec *x);
 /* Graph inputs are not produced by a node: feed each sample's inputs here too. */
 int  qc_quantizer_observe_inputs(qc_quantizer *q, const qc_tensor *inputs, int n, qc_err *err);
+/* Uses a saved range for activation `name` instead of observing it (--params-in): `range` is
+ * the chosen clipping range, `seen` the raw observed one (reporting), `rank` its rank.
+ * Returns 1 if the tensor is one this quantizer would observe, 0 otherwise. */
+int  qc_quantizer_set_range(qc_quantizer *q, const char *name, qc_range range, qc_range seen,
+                            int rank);
 /* Computes every range and scale (after all samples ran), then builds the QDQ model. */
 int  qc_quantizer_build(qc_quantizer *q, qc_model **out, qc_err *err);
 

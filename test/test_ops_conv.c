@@ -230,7 +230,7 @@ static void conv_ref(const conv_case *cc, const float *x, const float *w, const 
     }
 }
 
-static void conv_cases_run(const char *path)
+static void conv_cases_run(const char *path, int silu)
 {
     for (size_t t = 0; t < sizeof conv_cases / sizeof conv_cases[0]; t++) {
         const conv_case *cc = &conv_cases[t];
@@ -247,8 +247,13 @@ static void conv_cases_run(const char *path)
         float *x = rand_buf(prod(xd, nsp + 2)), *w = rand_buf(prod(wd, nsp + 2));
         float *b = rand_buf(cc->m), *want = malloc((size_t)prod(yd, nsp + 2) * sizeof *want);
         conv_ref(cc, x, w, cc->bias ? b : NULL, yd + 2, want);
+        if (silu)
+            for (int64_t i = 0, len = prod(yd, nsp + 2); i < len; i++)
+                want[i] = (float)(want[i] / (1.0 + exp(-(double)want[i])));
         tnode tn;
         tn_init(&tn, "Conv", 13, cc->bias ? 3 : 2, 1);
+        if (silu)
+            tn_str(&tn, "qc_activation", "Silu");
         tn_input(&tn, 0, QC_F32, nsp + 2, xd, x);
         tn_input(&tn, 1, QC_F32, nsp + 2, wd, w);
         int64_t one = cc->m;
@@ -263,7 +268,7 @@ static void conv_cases_run(const char *path)
         else
             tn_ints(&tn, "pads", 2 * nsp, cc->pads);
         char what[96];
-        snprintf(what, sizeof what, "%s (%s)", cc->name, path);
+        snprintf(what, sizeof what, "%s (%s%s)", cc->name, path, silu ? ", silu" : "");
         check_out(what, tn_run(&tn, 0), nsp + 2, yd, want, 1e-4, 1e-4);
         tn_free(&tn);
         free(x);
@@ -275,13 +280,22 @@ static void conv_cases_run(const char *path)
 
 QC_TEST(conv_against_naive)
 {
-    conv_cases_run("default");
+    conv_cases_run("default", 0);
 }
 
 QC_TEST(conv_portable_against_naive)
 {
     setenv("QC_CONV_PORTABLE", "1", 1);
-    conv_cases_run("portable");
+    conv_cases_run("portable", 0);
+    unsetenv("QC_CONV_PORTABLE");
+}
+
+/* The planner's Conv + x * Sigmoid(x) fusion, on every path. */
+QC_TEST(conv_fused_silu)
+{
+    conv_cases_run("default", 1);
+    setenv("QC_CONV_PORTABLE", "1", 1);
+    conv_cases_run("portable", 1);
     unsetenv("QC_CONV_PORTABLE");
 }
 

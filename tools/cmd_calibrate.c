@@ -41,11 +41,14 @@ static const char cal_usage[] =
     "  --strict                a sample with NaN/Inf is an error (default: skipped, warned)\n"
     "  -o, --output OUT        quantized model path\n"
     "  --params-out FILE.json  every tensor's observed range, chosen range, scale, zero point\n"
+    "  --params-in FILE.json   re-apply saved activation ranges (no --data needed)\n"
+    "  --trt-cache FILE        also write a TensorRT calibration cache\n"
+    "  --ort-overrides FILE    also write onnxruntime TensorQuantOverrides JSON\n"
     "  -q, --quiet             no progress line and no summary\n"
     "image options:\n";
 
 typedef struct cal_args {
-    const char *model, *data, *out, *params_out;
+    const char *model, *data, *out, *params_out, *params_in, *trt_cache, *ort_overrides;
     long        limit;
     int         quiet, strict, no_prepare;
     qc_quant_opts o;
@@ -136,6 +139,15 @@ static int parse_args(cal_args *a, int argc, char **argv)
         } else if (OPT("--params-out", NULL)) {
             if (!val) return -1;
             a->params_out = val;
+        } else if (OPT("--params-in", NULL)) {
+            if (!val) return -1;
+            a->params_in = val;
+        } else if (OPT("--trt-cache", NULL)) {
+            if (!val) return -1;
+            a->trt_cache = val;
+        } else if (OPT("--ort-overrides", NULL)) {
+            if (!val) return -1;
+            a->ort_overrides = val;
         } else if (!strcmp(s, "--per-channel")) {
             a->o.per_channel = 1, i++;
         } else if (!strcmp(s, "--symmetric-activations")) {
@@ -168,8 +180,8 @@ static int parse_args(cal_args *a, int argc, char **argv)
     }
     if (!a->model)
         return qc_cmd_usage_error(NULL, "no model given"), -1;
-    if (!a->data)
-        return qc_cmd_usage_error(NULL, "--data DIR is required"), -1;
+    if (!a->data && !a->params_in)
+        return qc_cmd_usage_error(NULL, "--data DIR is required (or --params-in FILE)"), -1;
     return 0;
 }
 
@@ -225,9 +237,12 @@ int qc_cmd_calibrate(int argc, char **argv)
         rc = qc_quantizer_new(&q, work, &a.o, &err);
     if (rc == QC_OK)
         rc = qc_exec_new(&x, work, NULL, &err);
-    if (rc == QC_OK)
+    int n_applied = 0;
+    if (rc == QC_OK && a.params_in)
+        rc = qc_params_read_json(q, a.params_in, &n_applied, &err);
+    if (rc == QC_OK && a.data)
         rc = qc_dataset_open(&d, a.data, work, &a.pp, &err);
-    if (rc == QC_OK) {
+    if (rc == QC_OK && d) {
         n = qc_dataset_count(d);
         if (a.limit > 0 && a.limit < n)
             n = (int)a.limit;
@@ -259,7 +274,7 @@ int qc_cmd_calibrate(int argc, char **argv)
         qc_progress_update(&prog, i + 1);
     }
     qc_progress_end(&prog);
-    if (rc == QC_OK && used == 0)
+    if (rc == QC_OK && used == 0 && !a.params_in)
         rc = qc_errf(&err, QC_EINPUT, "%s: no usable calibration sample", a.data);
     if (rc == QC_OK)
         rc = qc_quantizer_build(q, &qm, &err);
@@ -267,6 +282,10 @@ int qc_cmd_calibrate(int argc, char **argv)
         rc = qc_model_save(qm, out_path, 0, &err);
     if (rc == QC_OK && a.params_out)
         rc = qc_params_write_json(q, a.params_out, &err);
+    if (rc == QC_OK && a.trt_cache)
+        rc = qc_params_write_trt_cache(q, a.trt_cache, &err);
+    if (rc == QC_OK && a.ort_overrides)
+        rc = qc_params_write_ort_overrides(q, a.ort_overrides, &err);
     if (rc == QC_OK && !a.quiet) {
         int n_t = 0, n_float = 0;
         qc_qtensor_info info;
@@ -275,6 +294,8 @@ int qc_cmd_calibrate(int argc, char **argv)
         const char *nm, *op, *why;
         while (qc_quantizer_float_node(q, n_float, &nm, &op, &why))
             n_float++;
+        if (a.params_in)
+            printf("calibrate: %d activation ranges from %s\n", n_applied, a.params_in);
         printf("calibrate: %d sample%s (%d skipped), method %s%s; folded %d constant and %d "
                "BatchNorm nodes\n", used, used == 1 ? "" : "s", skipped, a.o.method,
                a.o.per_channel ? ", per-channel weights" : "", rep.n_folded_nodes,

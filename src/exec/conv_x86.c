@@ -22,8 +22,30 @@ static size_t align64(size_t n)
     return (n + 63) & ~(size_t)63;
 }
 
+/* x * sigmoid(x) = x / (1 + exp(-x)); exp by Cephes' range reduction and polynomial
+ * (about 1 ulp), the division exact. */
+static inline __attribute__((always_inline, target("avx512f"))) __m512 silu16(__m512 x)
+{
+    const __m512 one = _mm512_set1_ps(1.0f);
+    __m512 t = _mm512_sub_ps(_mm512_setzero_ps(), x);
+    t = _mm512_min_ps(_mm512_max_ps(t, _mm512_set1_ps(-88.0f)), _mm512_set1_ps(88.0f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(t, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), t);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, one));
+    return _mm512_div_ps(x, _mm512_add_ps(one, _mm512_scalef_ps(p, n)));
+}
+
 typedef void (*tile_fn)(const float *xb, const int32_t *off, const float *wp,
-                        const float *bias, int64_t k, float *y, int64_t ldy, int64_t nm);
+                        const float *bias, int64_t k, float *y, int64_t ldy, int64_t nm,
+                        int act);
 
 /* In-register transpose of a 16x16 block: r[i] lane j becomes r[j] lane i. */
 static inline __attribute__((always_inline, target("avx512f"))) void tr16(__m512 *r)
@@ -57,7 +79,8 @@ static inline __attribute__((always_inline, target("avx512f"))) void tr16(__m512
  * transposed in registers so each channel's MR outputs go out as one masked store. */
 static inline __attribute__((always_inline, target("avx512f"))) void
 tile_body(const int MR, const int SW, const int NV, const float *xb, const int32_t *off,
-          const float *wp, const float *bias, int64_t k, float *y, int64_t ldy, int64_t nm)
+          const float *wp, const float *bias, int64_t k, float *y, int64_t ldy, int64_t nm,
+          int act)
 {
     __m512 acc[MR_MAX][2];
     __m512 b0 = _mm512_loadu_ps(bias), b1 = _mm512_loadu_ps(bias + 16);
@@ -78,6 +101,14 @@ tile_body(const int MR, const int SW, const int NV, const float *xb, const int32
                 acc[i][1] = _mm512_fmadd_ps(v, w1, acc[i][1]);
         }
     }
+    if (act == QC_CONV_SILU) {
+#pragma GCC unroll 14
+        for (int i = 0; i < MR; i++) {
+            acc[i][0] = silu16(acc[i][0]);
+            if (NV > 1)
+                acc[i][1] = silu16(acc[i][1]);
+        }
+    }
     __mmask16 mask = (__mmask16)((1u << MR) - 1);
     for (int h = 0; h < NV && h * 16 < nm; h++) {
         __m512 r[16];
@@ -94,9 +125,10 @@ tile_body(const int MR, const int SW, const int NV, const float *xb, const int32
 #define TILE(MR, SW, NV)                                                                    \
 static __attribute__((target("avx512f"))) void                                              \
 tile_##MR##_##SW##_##NV(const float *xb, const int32_t *off, const float *wp,               \
-                        const float *bias, int64_t k, float *y, int64_t ldy, int64_t nm)    \
+                        const float *bias, int64_t k, float *y, int64_t ldy, int64_t nm,    \
+                        int act)                                                            \
 {                                                                                           \
-    tile_body(MR, SW, NV, xb, off, wp, bias, k, y, ldy, nm);                                \
+    tile_body(MR, SW, NV, xb, off, wp, bias, k, y, ldy, nm, act);                           \
 }
 #define TILES(MR) TILE(MR, 1, 1) TILE(MR, 1, 2) TILE(MR, 2, 1) TILE(MR, 2, 2)
 TILES(4) TILES(5) TILES(6) TILES(7) TILES(8) TILES(9) TILES(10) TILES(11) TILES(12)
@@ -190,7 +222,8 @@ static void compute_items(void *vctx, int64_t lo, int64_t hi)
         int64_t m0 = pn * NR, nm = c->mg - m0 < NR ? c->mg - m0 : NR;
         float *y = c->y + (g * c->mg + m0) * ohw + oh * c->ow + ow0;
         tile_fn fn = nm > 16 ? c->fn : c->fn16;
-        fn(xb, c->off, c->wpk + gp * c->k * NR, c->bpk + gp * NR, c->k, y, ohw, nm);
+        fn(xb, c->off, c->wpk + gp * c->k * NR, c->bpk + gp * NR, c->k, y, ohw, nm,
+           c->cv->act);
     }
 }
 
@@ -203,11 +236,12 @@ static void compute_items(void *vctx, int64_t lo, int64_t hi)
 #define PW_LD  16               /* packed weights: 16 floats per reduction index */
 
 typedef void (*pw_fn)(const float *x, int64_t ldx, const float *wp, const float *bias,
-                      int64_t k, float *y, int64_t ldy, __mmask16 m0, __mmask16 m1);
+                      int64_t k, float *y, int64_t ldy, __mmask16 m0, __mmask16 m1, int act);
 
 static inline __attribute__((always_inline, target("avx512f"))) void
 pw_body(const int MC, const int NP, const float *x, int64_t ldx, const float *wp,
-        const float *bias, int64_t k, float *y, int64_t ldy, __mmask16 m0, __mmask16 m1)
+        const float *bias, int64_t k, float *y, int64_t ldy, __mmask16 m0, __mmask16 m1,
+        int act)
 {
     __m512 acc[MC_MAX][2];
 #pragma GCC unroll 14
@@ -231,6 +265,14 @@ pw_body(const int MC, const int NP, const float *x, int64_t ldx, const float *wp
                 acc[i][1] = _mm512_fmadd_ps(w, x1, acc[i][1]);
         }
     }
+    if (act == QC_CONV_SILU) {
+#pragma GCC unroll 14
+        for (int i = 0; i < MC; i++) {
+            acc[i][0] = silu16(acc[i][0]);
+            if (NP > 1)
+                acc[i][1] = silu16(acc[i][1]);
+        }
+    }
 #pragma GCC unroll 14
     for (int i = 0; i < MC; i++) {
         _mm512_mask_storeu_ps(y + i * ldy, m0, acc[i][0]);
@@ -242,9 +284,9 @@ pw_body(const int MC, const int NP, const float *x, int64_t ldx, const float *wp
 #define PW(MC)                                                                              \
 static __attribute__((target("avx512f"))) void                                              \
 pw_##MC(const float *x, int64_t ldx, const float *wp, const float *bias, int64_t k,         \
-        float *y, int64_t ldy, __mmask16 m0, __mmask16 m1)                                  \
+        float *y, int64_t ldy, __mmask16 m0, __mmask16 m1, int act)                         \
 {                                                                                           \
-    pw_body(MC, 2, x, ldx, wp, bias, k, y, ldy, m0, m1);                                    \
+    pw_body(MC, 2, x, ldx, wp, bias, k, y, ldy, m0, m1, act);                               \
 }
 PW(1) PW(2) PW(3) PW(4) PW(5) PW(6) PW(7) PW(8) PW(9) PW(10) PW(11) PW(12) PW(13) PW(14)
 
@@ -310,7 +352,7 @@ static void pw_items(void *vctx, int64_t lo, int64_t hi)
         const float *x = cv->x + (c->batch_index * cv->c + g * c->cg) * c->hw + p0;
         float *y = cv->y + (c->batch_index * cv->m + g * c->mg + m0c) * c->hw + p0;
         pw_fns[mc](x, c->hw, c->wpk + gp * c->cg * PW_LD, c->bpk + gp * PW_LD, c->cg, y,
-                   c->hw, m0, m1);
+                   c->hw, m0, m1, cv->act);
     }
 }
 

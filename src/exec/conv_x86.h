@@ -14,13 +14,17 @@ typedef struct qc_conv_cache {
 
 void qc_conv_cache_free(qc_conv_cache *c);
 
-/* A 2-D NCHW convolution (1-D as H = 1), y = conv(x, w) + bias. */
+/* Activation applied to the conv's output inside the kernel. */
+enum { QC_CONV_LINEAR = 0, QC_CONV_SILU = 1 };
+
+/* A 2-D NCHW convolution (1-D as H = 1), y = act(conv(x, w) + bias). */
 typedef struct qc_conv2d {
     qc_conv_cache *cache;           /* NULL unless w is constant across runs */
     const float *x, *w, *bias;      /* bias may be NULL */
     float       *y;
     int64_t      batch, c, m, group;
     int64_t      ih, iw, oh, ow, kh, kw, sh, sw, dh, dw, ph, pw;
+    int          act;               /* QC_CONV_* */
 } qc_conv2d;
 
 /* Runs the convolution on the fast path. Returns QC_EUNSUPPORTED, with nothing written and

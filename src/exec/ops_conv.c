@@ -2,8 +2,9 @@
  * qc_sgemm. Conv: pointwise convs multiply the input directly, convs with one input channel
  * per group (depthwise) run a direct loop, everything else goes im2col + sgemm.
  * ConvTranspose: sgemm into columns, then col2im accumulates them into the output. */
-#include <string.h>
+#include <math.h>
 #include <stdlib.h>
+#include <string.h>
 #include "ops.h"
 #include "exec_priv.h"
 #include "conv_x86.h"
@@ -166,11 +167,13 @@ static int conv_params(const qc_knode *n, int transpose, convp *p, qc_err *err)
     return QC_OK;
 }
 
+static int conv_activation(const qc_knode *n, int *act, qc_err *err);
+
 static int conv_infer_common(qc_knode *n, int transpose, qc_err *err)
 {
     convp p;
-    int rc = conv_params(n, transpose, &p, err);
-    if (rc)
+    int act, rc = conv_params(n, transpose, &p, err);
+    if (rc || (!transpose && (rc = conv_activation(n, &act, err))))
         return rc;
     int64_t dims[QC_MAX_DIMS];
     dims[0] = p.batch;
@@ -325,7 +328,8 @@ static int portable_only(void)
 /* Output rows per im2col tile: keeps the column buffer near `budget` bytes. */
 #define COL_BUDGET ((size_t)8 << 20)
 
-static int conv_run(qc_knode *n, qc_run *r, qc_err *err)
+/* Computes the conv; with act set, *act_done says whether the kernel already applied it. */
+static int conv_compute(qc_knode *n, qc_run *r, int act, int *act_done, qc_err *err)
 {
     const qc_tensor *x = n->in[0], *w = n->in[1];
     const qc_tensor *b = n->n_in > 2 ? n->in[2] : NULL;
@@ -358,12 +362,15 @@ static int conv_run(qc_knode *n, qc_run *r, qc_err *err)
         /* Packed weights are cached only for initializers: their data cannot change. */
         int konst = ((const qc_value *)w)->kind == VAL_INIT;
         qc_conv2d cv = {
-            .cache = konst ? n->state : NULL, .x = xd, .w = wd, .bias = bd, .y = y, .batch = p.batch, .c = p.c, .m = p.m,
-            .group = p.group, .ih = q.ih, .iw = q.iw, .oh = q.oh, .ow = q.ow, .kh = q.kh,
-            .kw = q.kw, .sh = q.sh, .sw = q.sw, .dh = q.dh, .dw = q.dw, .ph = q.ph, .pw = q.pw,
+            .cache = konst ? n->state : NULL, .x = xd, .w = wd, .bias = bd, .y = y,
+            .batch = p.batch, .c = p.c, .m = p.m, .group = p.group, .ih = q.ih, .iw = q.iw,
+            .oh = q.oh, .ow = q.ow, .kh = q.kh, .kw = q.kw, .sh = q.sh, .sw = q.sw,
+            .dh = q.dh, .dw = q.dw, .ph = q.ph, .pw = q.pw, .act = act,
         };
-        if ((rc = qc_conv2d_fast(&cv, r, err)) != QC_EUNSUPPORTED)
+        if ((rc = qc_conv2d_fast(&cv, r, err)) != QC_EUNSUPPORTED) {
+            *act_done = 1;
             return rc;
+        }
     }
 
     /* Rows of output per tile (2-D path); N-d builds the whole column matrix. */
@@ -406,6 +413,33 @@ static int conv_run(qc_knode *n, qc_run *r, qc_err *err)
                          yg + oh0 * q.ow, p.out_sz);
             }
         }
+    }
+    return QC_OK;
+}
+
+/* The planner may fuse a following x * Sigmoid(x) into a Conv by giving it the string
+ * attribute qc_activation = "Silu" (not an ONNX attribute; never written to files). */
+static int conv_activation(const qc_knode *n, int *act, qc_err *err)
+{
+    const char *a = qc_attr_str(n->node, "qc_activation", NULL);
+    *act = QC_CONV_LINEAR;
+    if (!a)
+        return QC_OK;
+    if (strcmp(a, "Silu") != 0)
+        return qc_node_errf(n, err, QC_EUNSUPPORTED, "unknown qc_activation '%s'", a);
+    *act = QC_CONV_SILU;
+    return QC_OK;
+}
+
+static int conv_run(qc_knode *n, qc_run *r, qc_err *err)
+{
+    int act, done = 0, rc;
+    if ((rc = conv_activation(n, &act, err)) || (rc = conv_compute(n, r, act, &done, err)))
+        return rc;
+    if (act == QC_CONV_SILU && !done) {
+        float *y = n->out[0]->data;
+        for (int64_t i = 0, len = qc_tensor_numel(n->out[0]); i < len; i++)
+            y[i] = y[i] / (1.0f + expf(-y[i]));
     }
     return QC_OK;
 }

@@ -24,6 +24,8 @@ typedef struct qtensor {
     int          used;          /* referenced by a quantized node: gets Q/DQ */
     int          done;          /* parameters computed */
     qc_observer *obs;
+    int          fixed;         /* range given by --params-in instead of observed */
+    qc_range     fixed_range, fixed_seen;
     /* results, n_ch entries each */
     int          qdtype, n_ch;
     float       *obs_lo, *obs_hi, *lo, *hi, *scale;

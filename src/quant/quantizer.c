@@ -396,6 +396,21 @@ int qc_quantizer_observe_inputs(qc_quantizer *q, const qc_tensor *inputs, int n,
     return QC_OK;
 }
 
+int qc_quantizer_set_range(qc_quantizer *q, const char *name, qc_range range, qc_range seen,
+                           int rank)
+{
+    int idx = qc_strmap_get(&q->by_name, name);
+    if (idx < 0 || q->t[idx].kind != QT_ACT)
+        return 0;
+    qtensor *t = &q->t[idx];
+    t->fixed = 1;
+    t->fixed_range = range;
+    t->fixed_seen = seen;
+    t->seen_dtype = QC_F32;
+    t->rank = rank;
+    return 1;
+}
+
 static int alloc_results(qtensor *t, int n_ch, qc_err *err)
 {
     t->n_ch = n_ch;
@@ -463,15 +478,21 @@ static int compute_params(qc_quantizer *q, int i, qc_err *err)
         } else {
             qc_range r = { 0, 0 };
             t->share_from = -1;
-            if ((rc = alloc_results(t, 1, err)) != QC_OK ||
-                (rc = qc_observer_range(t->obs, 0, &r, err)) != QC_OK)
+            if ((rc = alloc_results(t, 1, err)) != QC_OK)
+                return rc;
+            if (t->fixed)
+                r = t->fixed_range;
+            else if ((rc = qc_observer_range(t->obs, 0, &r, err)) != QC_OK)
                 return rc;
             t->lo[0] = r.lo;
             t->hi[0] = r.hi;
             qc_qparams_from_range(r, q->o.symmetric_act, q->act_qmin, q->act_qmax,
                                   &t->scale[0], &t->zp[0]);
         }
-        if (t->obs) {
+        if (t->fixed) {
+            t->obs_lo[0] = t->fixed_seen.lo;
+            t->obs_hi[0] = t->fixed_seen.hi;
+        } else if (t->obs) {
             qc_range r = { 0, 0 };
             if (qc_observer_seen(t->obs, &r) == QC_OK) {
                 t->obs_lo[0] = r.lo;
@@ -542,7 +563,7 @@ int qc_quantizer_build(qc_quantizer *q, qc_model **out, qc_err *err)
             if (idx >= 0 && q->t[idx].seen_dtype != QC_F32 && slot_role(n, k, m)) {
                 qn->final = 0;
                 qn->why = q->t[idx].seen_dtype ? "input is not float" : "input never computed";
-            } else if (idx >= 0 && slot_role(n, k, m) && q->t[idx].obs &&
+            } else if (idx >= 0 && slot_role(n, k, m) && q->t[idx].obs && !q->t[idx].fixed &&
                        qc_observer_count(q->t[idx].obs) == 0) {
                 qn->final = 0;
                 qn->why = "input had no finite value in the calibration data";
@@ -567,7 +588,7 @@ int qc_quantizer_build(qc_quantizer *q, qc_model **out, qc_err *err)
         for (int k = 0; k < n->n_outputs; k++) {
             int idx = n->outputs[k][0] ? qc_strmap_get(&q->by_name, n->outputs[k]) : -1;
             if (idx >= 0 && q->t[idx].seen_dtype == QC_F32 &&
-                (!q->t[idx].obs || qc_observer_count(q->t[idx].obs) > 0))
+                (!q->t[idx].obs || q->t[idx].fixed || qc_observer_count(q->t[idx].obs) > 0))
                 q->t[idx].used = 1;
         }
     }
@@ -634,6 +655,7 @@ int qc_quantizer_tensor(const qc_quantizer *q, int i, qc_qtensor_info *info)
     info->scale = t->scale;
     info->zero_point = t->zp;
     info->nonfinite = t->obs ? qc_observer_nonfinite(t->obs) : 0;
+    info->rank = t->rank;
     return 1;
 }
 

@@ -7,7 +7,8 @@ the model would see change (e.g. after quantization), not raw tensor error.
 nudenet (YOLOv8, output0 [1, 4+18, N]) and ddddocr (YOLOX, output [1, N, 6]) are decoded the
 way their packages do it (score threshold, class-wise NMS at IoU 0.45) and the detections of
 GOT are matched to those of REF (same class, IoU >= 0.5): prints counts and F1. magika prints
-the top-1 label agreement. Exit 0 (this reports, it does not judge).
+the top-1 label agreement. Exit 0 (this reports, it does not judge). Other oracles import
+agreement() (quant_check.py judges it against a threshold).
 """
 import os
 import sys
@@ -105,19 +106,18 @@ def load_dir(root):
     return out
 
 
-def main():
-    if len(sys.argv) != 4:
-        sys.exit(__doc__.strip().splitlines()[2].strip())
-    model, got_dir, ref_dir = sys.argv[1:]
-    got, ref = load_dir(got_dir), load_dir(ref_dir)
+def agreement(model, got, ref):
+    """got, ref: {sample: first output array}. Returns (fraction in [0, 1], one-line text).
+    Detectors: F1 of GOT's detections matched to REF's (same class, IoU >= 0.5) after decode
+    and NMS; magika: the share of samples whose top-1 label agrees."""
     common = sorted(set(got) & set(ref))
     if model == "magika":
         same = sum(int(got[s].argmax() == ref[s].argmax()) for s in common)
-        print(f"magika: top-1 label agrees on {same}/{len(common)} samples")
-        return
+        frac = same / len(common) if common else 0.0
+        return frac, f"magika: top-1 label agrees on {same}/{len(common)} samples"
     decode = {"nudenet": decode_nudenet, "ddddocr": decode_ddddocr}.get(model)
     if decode is None:
-        sys.exit(f"task_metrics: unknown model '{model}'")
+        raise ValueError(f"task_metrics: unknown model '{model}'")
     n_got = n_ref = hits = 0
     for s in common:
         g, r = decode(got[s]), decode(ref[s])
@@ -127,8 +127,19 @@ def main():
     prec = hits / n_got if n_got else 1.0
     rec = hits / n_ref if n_ref else 1.0
     f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
-    print(f"{model}: {len(common)} samples, {n_ref} reference detections, {n_got} detections, "
-          f"{hits} matched (same class, IoU >= 0.5): F1 {f1:.3f}")
+    return f1, (f"{model}: {len(common)} samples, {n_ref} reference detections, {n_got} "
+                f"detections, {hits} matched (same class, IoU >= 0.5): F1 {f1:.3f}")
+
+
+def main():
+    if len(sys.argv) != 4:
+        sys.exit(__doc__.strip().splitlines()[2].strip())
+    model, got_dir, ref_dir = sys.argv[1:]
+    try:
+        _, text = agreement(model, load_dir(got_dir), load_dir(ref_dir))
+    except ValueError as e:
+        sys.exit(str(e))
+    print(text)
 
 
 if __name__ == "__main__":
