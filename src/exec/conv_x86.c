@@ -195,10 +195,17 @@ static void prep_items(void *vctx, int64_t lo, int64_t hi)
         if (it < nch) {
             const float *src = cv->x + (c->batch_index * cv->c + it) * cv->ih * cv->iw;
             float *dst = c->xpad + it * c->ihp * c->iwp;
-            memset(dst, 0, (size_t)(c->ihp * c->iwp) * sizeof *dst);
-            for (int64_t h = 0; h < cv->ih; h++)
-                memcpy(dst + (h + cv->ph) * c->iwp + cv->pw, src + h * cv->iw,
-                       (size_t)cv->iw * sizeof *dst);
+            int64_t right = c->iwp - cv->pw - cv->iw, below = c->ihp - cv->ph - cv->ih;
+            /* Only the border is zeroed: the copy is memory-bound on large inputs. */
+            memset(dst, 0, (size_t)(cv->ph * c->iwp + cv->pw) * sizeof *dst);
+            for (int64_t h = 0; h < cv->ih; h++) {
+                float *row = dst + (h + cv->ph) * c->iwp + cv->pw;
+                memcpy(row, src + h * cv->iw, (size_t)cv->iw * sizeof *dst);
+                /* right pad of this row and left pad of the next */
+                memset(row + cv->iw, 0, (size_t)(right + (h + 1 < cv->ih ? cv->pw : 0)) *
+                       sizeof *dst);
+            }
+            memset(dst + (cv->ph + cv->ih) * c->iwp, 0, (size_t)(below * c->iwp) * sizeof *dst);
             continue;
         }
         pack_panel(c, it - nch, c->pack_w ? c->wpk : NULL, c->bpk);

@@ -52,6 +52,7 @@ ACT_TYPES = {"u8": TensorProto.UINT8, "i8": TensorProto.INT8, "i16": TensorProto
 SYM_ZP = {TensorProto.UINT8: 128, TensorProto.INT8: 0, TensorProto.INT16: 0,
           TensorProto.UINT16: 32768}
 # Ops that move or select values without computing: an element keeps its quantization step.
+WEIGHT_OPS = {"Conv", "ConvTranspose", "Gemm", "MatMul"}
 MOVE_OPS = {"Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Concat"}
 
 FAILED = 0
@@ -139,11 +140,17 @@ def check_one(spec, samples, float_out):
         if s.dtype != np.float32 or not np.all(np.isfinite(s)) or not np.all(s > 0):
             return fail(name, f"{n.op_type} '{n.name}': scale {s.dtype} min {s.min():g} is "
                               "not positive finite float32")
-    # weights: DequantizeLinear of an 8-bit constant
-    w_dq = [n for n in dqs if g.is_const(n.input[0]) and
-            g.const(n.input[0]).dtype in (np.int8, np.uint8)]
+    # weights: DequantizeLinear of a constant feeding a Conv/Gemm/MatMul operand (other
+    # constants, e.g. a Mul's, are quantized like activations)
+    w_in = {i for n in g.m.graph.node if n.op_type in WEIGHT_OPS for i in n.input[:2]}
+    w_dq = [n for n in dqs if g.is_const(n.input[0]) and n.output[0] in w_in]
     if not w_dq:
-        return fail(name, "no quantized weight (DequantizeLinear of an int8 constant)")
+        return fail(name, "no quantized weight (DequantizeLinear of a constant feeding "
+                          "Conv/Gemm/MatMul)")
+    for n in w_dq:
+        if g.const(n.input[0]).dtype != np.int8:
+            return fail(name, f"weight DequantizeLinear '{n.name}': {g.const(n.input[0]).dtype}"
+                              ", expected int8")
     n_pc = sum(g.const(n.input[1]).size > 1 for n in w_dq)
     if "pc" in flags and n_pc == 0:
         return fail(name, f"--per-channel: all {len(w_dq)} weight scales are per tensor")
@@ -539,7 +546,6 @@ def float_ops(path):
         m = onnx.load(so.optimized_model_filepath)
     g = m.graph
     flt = {i.name for i in g.input if i.type.tensor_type.elem_type == TensorProto.FLOAT}
-    flt |= {t.name for t in g.initializer if t.data_type == TensorProto.FLOAT}
     no_float_out = {"Shape", "Size", "Equal", "Less", "Greater", "LessOrEqual",
                     "GreaterOrEqual", "ArgMax", "ArgMin", "NonZero", "IsNaN", "IsInf"}
     ops, all_ops = collections.Counter(), collections.Counter()
@@ -551,6 +557,7 @@ def float_ops(path):
             continue
         if op == "QuantizeLinear" or "QLinear" in op or op.endswith("Integer"):
             continue
+        # float constants (Resize scales, Clip bounds) do not make an integer op float
         fed = any(i in flt for i in n.input if i)
         if op == "Cast":
             to = next(at.i for at in n.attribute if at.name == "to")
