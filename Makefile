@@ -30,7 +30,8 @@ $(BUILD)/gen/onnx.pb-c.o: $(BUILD)/gen/onnx.pb-c.c
 
 $(BUILD)/%.o: %.c $(BUILD)/gen/onnx.pb-c.h $(wildcard include/*.h src/*/*.h calib/*.h test/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	@echo "  CC $(BUILD)/$*.o"
+	@$(CC) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/libqcal.a: $(LIB_OBJ)
 	rm -f $@ && ar rcs $@ $^
