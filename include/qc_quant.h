@@ -51,6 +51,10 @@ int  qc_quantizer_new(qc_quantizer **out, const qc_model *m, const qc_quant_opts
 void qc_quantizer_free(qc_quantizer *q);
 /* Installs the observation hook on an executor planned on the same model. */
 void qc_quantizer_attach(qc_quantizer *q, qc_exec *x);
+/* The hook itself, for callers that feed several quantizers from one executor pass (same
+ * signature as qc_exec_hook with the quantizer as user). */
+int  qc_quantizer_observe(qc_quantizer *q, const qc_node *node, int node_index,
+                          const qc_tensor *const *outs, int n_outs, qc_err *err);
 /* Graph inputs are not produced by a node: feed each sample's inputs here too. */
 int  qc_quantizer_observe_inputs(qc_quantizer *q, const qc_tensor *inputs, int n, qc_err *err);
 /* Uses a saved range for activation `name` instead of observing it (--params-in): `range` is

@@ -1,8 +1,50 @@
 /* Matrix products: the qc_sgemm() wrapper over OpenBLAS, Gemm and MatMul. */
 #include <limits.h>
+#include <pthread.h>
 #include <string.h>
 #include <cblas.h>
 #include "ops.h"
+#include "par.h"
+
+/* OpenBLAS runs single-threaded; large products are split over the qc_par pool instead.
+ * Its own idle threads would otherwise spin (sched_yield) for a while after every call,
+ * competing with the pool's workers for the same cores. */
+static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
+
+static void blas_init(void)
+{
+    openblas_set_num_threads(1);
+}
+
+typedef struct gemm_split {
+    int          ta, tb, by_rows;
+    int64_t      m, n, k, chunk;
+    float        alpha, beta;
+    const float *a, *b;
+    int64_t      lda, ldb, ldc;
+    float       *c;
+} gemm_split;
+
+static void gemm_chunks(void *vctx, int64_t lo, int64_t hi)
+{
+    const gemm_split *g = vctx;
+    for (int64_t t = lo; t < hi; t++) {
+        int64_t total = g->by_rows ? g->m : g->n, s0 = t * g->chunk;
+        int64_t len = total - s0 < g->chunk ? total - s0 : g->chunk;
+        if (len <= 0)
+            continue;
+        if (g->by_rows)
+            cblas_sgemm(CblasRowMajor, g->ta ? CblasTrans : CblasNoTrans,
+                        g->tb ? CblasTrans : CblasNoTrans, (int)len, (int)g->n, (int)g->k,
+                        g->alpha, g->a + (g->ta ? s0 : s0 * g->lda), (int)g->lda, g->b,
+                        (int)g->ldb, g->beta, g->c + s0 * g->ldc, (int)g->ldc);
+        else
+            cblas_sgemm(CblasRowMajor, g->ta ? CblasTrans : CblasNoTrans,
+                        g->tb ? CblasTrans : CblasNoTrans, (int)g->m, (int)len, (int)g->k,
+                        g->alpha, g->a, (int)g->lda, g->b + (g->tb ? s0 * g->ldb : s0),
+                        (int)g->ldb, g->beta, g->c + s0, (int)g->ldc);
+    }
+}
 
 void qc_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
               const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
@@ -10,6 +52,7 @@ void qc_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float a
 {
     if (m <= 0 || n <= 0)
         return;
+    pthread_once(&blas_once, blas_init);
     if (k <= 0 || alpha == 0.0f) {
         /* BLAS would reject lda = 0 here; the product is empty, only beta*C remains. */
         for (int64_t i = 0; i < m; i++) {
@@ -36,6 +79,16 @@ void qc_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float a
             cblas_sgemv(CblasRowMajor, trans_b ? CblasNoTrans : CblasTrans,
                         (int)(trans_b ? n : k), (int)(trans_b ? k : n), alpha, b, (int)ldb,
                         a, (int)(trans_a ? lda : 1), beta, c, 1);
+        return;
+    }
+    int nt = qc_par_threads();
+    if (nt > 1 && (double)m * (double)n * (double)k >= 2e6) {
+        /* Split the longer side into a few chunks (multiples of 16) per thread. */
+        gemm_split g = { trans_a, trans_b, m >= n, m, n, k, 0, alpha, beta, a, b, lda, ldb,
+                         ldc, c };
+        int64_t total = g.by_rows ? m : n, parts = 2 * (int64_t)nt;
+        g.chunk = ((total + parts - 1) / parts + 15) / 16 * 16;
+        qc_par_for((total + g.chunk - 1) / g.chunk, 1, gemm_chunks, &g);
         return;
     }
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,

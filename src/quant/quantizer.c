@@ -361,10 +361,9 @@ static int observe(qc_quantizer *q, qtensor *t, const qc_tensor *v, qc_err *err)
     return rc;
 }
 
-static int hook(void *user, const qc_node *node, int node_index,
-                const qc_tensor *const *outs, int n_outs, qc_err *err)
+int qc_quantizer_observe(qc_quantizer *q, const qc_node *node, int node_index,
+                         const qc_tensor *const *outs, int n_outs, qc_err *err)
 {
-    qc_quantizer *q = user;
     (void)node;
     for (int r = q->out_start[node_index]; r < q->out_start[node_index + 1]; r++) {
         qtensor *t = &q->t[q->out_list[r]];
@@ -376,6 +375,12 @@ static int hook(void *user, const qc_node *node, int node_index,
             }
     }
     return QC_OK;
+}
+
+static int hook(void *user, const qc_node *node, int node_index,
+                const qc_tensor *const *outs, int n_outs, qc_err *err)
+{
+    return qc_quantizer_observe(user, node, node_index, outs, n_outs, err);
 }
 
 void qc_quantizer_attach(qc_quantizer *q, qc_exec *x)
