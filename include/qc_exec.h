@@ -18,6 +18,9 @@ typedef struct qc_exec_opts {
     int keep_all;               /* keep every intermediate after the run (debug, tests) */
     int const_only;             /* run only nodes computable from initializers alone, keep
                                  * their outputs, take no inputs (constant folding) */
+    int fuse;                   /* fold activations into their producer (Conv + SiLU): faster,
+                                 * but the tensors in between are never computed, so no hook
+                                 * may need them */
 } qc_exec_opts;
 
 /* `m` must outlive the executor. Fails with QC_EUNSUPPORTED naming op, node and opset. */

@@ -164,7 +164,7 @@ int qc_cmd_bench(int argc, char **argv)
     double *t = calloc((size_t)runs, sizeof *t);
     int rc = t ? qc_model_load(&m, model, &err) : qc_errf(&err, QC_ENOMEM, "out of memory");
     if (rc == QC_OK)
-        rc = qc_exec_new(&x, m, NULL, &err);
+        rc = qc_exec_new(&x, m, &(qc_exec_opts){ .fuse = 1 }, &err);
     if (rc == QC_OK)
         rc = qc_dataset_open(&d, data, m, &pp, &err);
     int n = rc == QC_OK ? qc_dataset_count(d) : 0;

@@ -188,7 +188,7 @@ int qc_cmd_run(int argc, char **argv)
     double t0 = qc_now();
     int rc = qc_model_load(&c.m, model, &err);
     if (rc == QC_OK)
-        rc = qc_exec_new(&c.x, c.m, NULL, &err);
+        rc = qc_exec_new(&c.x, c.m, &(qc_exec_opts){ .fuse = 1 }, &err);
     if (rc == QC_OK)
         rc = qc_dataset_open(&c.d, data, c.m, &pp, &err);
     if (rc == QC_OK) {

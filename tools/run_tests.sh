@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Runs every test suite in order: unit tests, ONNX backend conformance, integration (real
-# models against onnxruntime, save round trip) and the CLI error tests. Each suite prints its
+# models against onnxruntime, save round trip), quantization (quantized models checked in
+# onnxruntime, fidelity, executor agreement) and the CLI error tests. Each suite prints its
 # own "<suite>: N passed, N failed"; the last line is the sum, "N passed, N failed", and the
 # exit status is non-zero if anything failed.
 #
-#   tools/run_tests.sh [SUITE...]        (unit backend integration cli; default: all)
+#   tools/run_tests.sh [SUITE...]        (unit backend integration quant cli; default: all)
 #
 # Environment: QC_BUILD_DIR (binaries, default build), VENV (default .venv), QC_ASAN=1 (set
 # sanitizer options; fewer integration samples), QC_TEST_SAMPLES (integration samples per
-# model, default 16, 4 under QC_ASAN). Full logs go to $QC_BUILD_DIR/test-logs/.
+# model, default 16, 4 under QC_ASAN), QC_QUANT_CALIB / QC_QUANT_EVAL (quant suite calibration
+# and held-out samples, default 32 / 32). Full logs go to $QC_BUILD_DIR/test-logs/.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 
@@ -122,6 +124,122 @@ integration_suite() {
     [ "$failed" = 0 ]
 }
 
+# Quantization (test/oracles/quant_check.py) on each integration model:
+#  - matrix: every method x per-tensor/per-channel weights x asymmetric/symmetric activations,
+#    calibrated on a few samples: the model passes onnx.checker (full), is quantized the way
+#    the options say, runs in onnxruntime with finite outputs; the five methods differ.
+#    Under QC_ASAN a reduced matrix: each method once, both settings of each flag covered.
+#  - fidelity: percentile, per-channel, the whole calibration set; on held-out eval samples
+#    SQNR >= 20 dB against the float model and task agreement >= 95% (both in onnxruntime).
+#  - exec_match: `calibrate run` on that quantized model within one quantization step of
+#    onnxruntime running it (where they first differ is printed on failure).
+#  - tidy: no dead nodes in it.
+# Environment: QC_QUANT_CALIB (calibration samples, default 32), QC_QUANT_EVAL (eval samples,
+# default 32; 4 for exec_match under QC_ASAN).
+quant_suite() {
+    local passed=0 failed=0
+    ok() { echo "ok   $1"; passed=$((passed + 1)); }
+    bad() { echo "FAIL $1: $2"; failed=$((failed + 1)); }
+    # tally NAME command...: runs a quant_check.py command, shows its lines, counts them
+    tally() {
+        local name=$1 out rc=0 p f
+        shift
+        out=$("$@" 2>&1) || rc=$?
+        [ -n "$out" ] && echo "$out"
+        p=$(grep -c '^ok ' <<<"$out")
+        f=$(grep -c '^FAIL ' <<<"$out")
+        passed=$((passed + p))
+        failed=$((failed + f))
+        if [ "$rc" != 0 ] && [ "$f" = 0 ]; then
+            bad "$name" "exit status $rc: $(tail -1 <<<"$out")"
+        elif [ "$p" = 0 ] && [ "$f" = 0 ]; then
+            bad "$name" "no result"
+        fi
+    }
+    local n_calib=${QC_QUANT_CALIB:-32} n_eval=${QC_QUANT_EVAL:-32}
+    local qc="$PY test/oracles/quant_check.py"
+    if ! tools/fetch_models.sh >"$TMP/fetch.log" 2>&1; then
+        bad fetch_models "$(tail -1 "$TMP/fetch.log")"
+        echo "quant: $passed passed, $failed failed"
+        return 1
+    fi
+    if ! "$PY" tools/make_inputs.py --min --calib "$n_calib" --eval "$n_eval" \
+            >"$TMP/inputs.log" 2>&1; then
+        bad make_inputs "$(tail -1 "$TMP/inputs.log")"
+        echo "quant: $passed passed, $failed failed"
+        return 1
+    fi
+    local combos m_limit x_eval=$n_eval
+    if [ "${QC_ASAN:-0}" = 1 ]; then
+        combos="minmax:pt:asym ema:pc:sym percentile:pc:asym mse:pt:sym entropy:pc:asym"
+        m_limit=4
+        x_eval=4
+        echo "quant: QC_ASAN: reduced matrix (each method once, 5 of 20 combinations, --limit" \
+             "$m_limit); exec_match on $x_eval eval samples"
+    else
+        combos=""
+        local meth w a
+        for meth in minmax ema percentile mse entropy; do
+            for w in pt pc; do
+                for a in asym sym; do combos="$combos $meth:$w:$a"; done
+            done
+        done
+        m_limit=8
+        echo "quant: full matrix (5 methods x 2 weight x 2 activation modes, --limit $m_limit," \
+             "2 eval samples); fidelity on $n_calib calib / $n_eval eval samples"
+    fi
+    local m path d calib eval c meth w a q specs args
+    for m in $MODELS; do
+        path=$(model_path "$m")
+        calib=models/cache/data/$m/calib
+        eval=models/cache/data/$m/eval
+        d=$TMP/quant/$m
+        mkdir -p "$d"
+        specs=()
+        for c in $combos; do
+            IFS=: read -r meth w a <<<"$c"
+            q=$d/$meth-$w-$a.onnx
+            args=(--method "$meth")
+            [ "$w" = pc ] && args+=(--per-channel)
+            [ "$a" = sym ] && args+=(--symmetric-activations)
+            if "$CAL" --data "$calib" "$path" -o "$q" --limit "$m_limit" -q "${args[@]}" \
+                    >"$d/cal.log" 2>&1; then
+                specs+=("$q@$w,$a")
+            else
+                bad "calibrate_${m}_$meth-$w-$a" "$(tail -1 "$d/cal.log")"
+            fi
+        done
+        [ ${#specs[@]} -gt 0 ] && tally "check_$m" $qc check --data "$eval" --limit 2 \
+            --float "$path" "${specs[@]}"
+        if [ "${QC_ASAN:-0}" != 1 ]; then
+            for w in pt pc; do
+                for a in asym sym; do
+                    tally "distinct_${m}_$w-$a" $qc distinct "${m}_$w-$a" \
+                        "$d"/{minmax,ema,percentile,mse,entropy}-$w-$a.onnx
+                done
+            done
+        fi
+        # fidelity and executor agreement: percentile, per-channel, whole calibration set
+        q=$d/$m.percentile-pc.onnx
+        if ! "$CAL" --data "$calib" "$path" -o "$q" --limit "$n_calib" --method percentile \
+                --per-channel -q >"$d/cal.log" 2>&1; then
+            bad "calibrate_${m}_percentile-pc" "$(tail -1 "$d/cal.log")"
+            continue
+        fi
+        tally "fidelity_$m" $qc fidelity "$m" "$path" "$q" --data "$eval" --limit "$n_eval"
+        if ! "$CAL" run "$q" --data "$eval" -o "$d/qc" --limit "$x_eval" -q \
+                >"$d/run.log" 2>&1; then
+            bad "exec_match_$m" "calibrate run: $(tail -1 "$d/run.log")"
+        else
+            tally "exec_match_$m" $qc exec-match "$q" --name "$m" --data "$eval" \
+                --got "$d/qc" --limit "$x_eval" --cal "$CAL" --work "$d/diverge"
+        fi
+        tally "tidy_$m" $qc tidy "$q" --name "$m"
+    done
+    echo "quant: $passed passed, $failed failed"
+    [ "$failed" = 0 ]
+}
+
 cli_suites() {
     local s
     for s in test/cli/test_*.sh; do
@@ -129,12 +247,13 @@ cli_suites() {
     done
 }
 
-SUITES=${*:-unit backend integration cli}
+SUITES=${*:-unit backend integration quant cli}
 for s in $SUITES; do
     case $s in
         unit)        run_suite unit '^ok ' "$BUILD/test_runner" ;;
         backend)     run_suite backend '' "$BUILD/backend_test" ;;
         integration) run_suite integration '' integration_suite ;;
+        quant)       run_suite quant '' quant_suite ;;
         cli)         cli_suites ;;
         *)           echo "run_tests: unknown suite '$s'" >&2; exit 2 ;;
     esac

@@ -44,6 +44,7 @@ struct qc_exec {
     const qc_op_def **defs;
     int              *order;          /* plan index -> model node index */
     char             *is_const;       /* per plan index: all inputs are constants */
+    char             *skip;           /* per plan index: fused into another node */
     int              *input_vals;     /* model input i -> value index */
     int              *output_vals;    /* model output i -> value index */
     int              *release_start;  /* values to release after node k: */

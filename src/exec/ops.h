@@ -16,7 +16,18 @@ typedef struct qc_knode {
     qc_tensor      **in;
     qc_tensor      **out;
     void            *state;     /* kernel-private, set by prepare(), freed by release() */
+    int              act;       /* activation fused in by the planner (QC_ACT_*) */
+    uint32_t         const_in;  /* bit i: input i is an initializer (data never changes) */
 } qc_knode;
+
+/* Activations the planner folds into the producing kernel (only when no hook or keep_all
+ * needs the tensors in between): Conv -> x * Sigmoid(x). */
+enum { QC_ACT_NONE = 0, QC_ACT_SILU = 1 };
+
+static inline int qc_knode_input_is_const(const qc_knode *n, int i)
+{
+    return i < 32 && (n->const_in >> i & 1u);
+}
 
 typedef struct qc_op_def {
     const char *op_type;

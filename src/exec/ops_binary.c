@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <string.h>
 #include "ops_ew.h"
+#include "par.h"
 
 enum {
     B_ADD, B_SUB, B_MUL, B_DIV, B_POW, B_MOD, B_PRELU, B_MIN, B_MAX, B_SUM, B_MEAN,
@@ -223,6 +224,39 @@ static void pow_mixed(const void *pa, const void *pb, void *py, int64_t n, int m
 }
 
 /* y[ty's shape] = fn(a, b) with numpy broadcasting of a and b to ty's shape. */
+/* Large flat cases (same shape, or one side a scalar) are split over the thread pool. */
+#define PAR_MIN  (1 << 16)
+#define PAR_GRAIN (1 << 14)
+
+typedef struct flat_job {
+    bin_fn      fn;
+    const char *pa, *pb;
+    char       *py;
+    size_t      ea, eb, ey;
+    int         mode;
+    const void *ctx;
+} flat_job;
+
+static void flat_chunk(void *arg, int64_t lo, int64_t hi)
+{
+    const flat_job *j = arg;
+    j->fn(j->pa + (j->mode == 2 ? 0 : lo * (int64_t)j->ea),
+          j->pb + (j->mode == 1 ? 0 : lo * (int64_t)j->eb), j->py + lo * (int64_t)j->ey, hi - lo,
+          j->mode, j->ctx);
+}
+
+static void flat_run(const qc_tensor *ta, const qc_tensor *tb, qc_tensor *ty, bin_fn fn,
+                     int64_t total, int mode, const void *ctx)
+{
+    if (total < PAR_MIN) {
+        fn(ta->data, tb->data, ty->data, total, mode, ctx);
+        return;
+    }
+    flat_job j = { fn, ta->data, tb->data, ty->data, qc_dtype_size(ta->dtype),
+                   qc_dtype_size(tb->dtype), qc_dtype_size(ty->dtype), mode, ctx };
+    qc_par_for(total, PAR_GRAIN, flat_chunk, &j);
+}
+
 static void bcast_run(const qc_tensor *ta, const qc_tensor *tb, qc_tensor *ty, bin_fn fn,
                       const void *ctx)
 {
@@ -232,15 +266,15 @@ static void bcast_run(const qc_tensor *ta, const qc_tensor *tb, qc_tensor *ty, b
     if (total == 0)
         return;
     if (na == total && nb == total) {
-        fn(pa, pb, py, total, 0, ctx);
+        flat_run(ta, tb, ty, fn, total, 0, ctx);
         return;
     }
     if (na == total && nb == 1) {
-        fn(pa, pb, py, total, 1, ctx);
+        flat_run(ta, tb, ty, fn, total, 1, ctx);
         return;
     }
     if (na == 1 && nb == total) {
-        fn(pa, pb, py, total, 2, ctx);
+        flat_run(ta, tb, ty, fn, total, 2, ctx);
         return;
     }
     int64_t sa[QC_MAX_DIMS], sb[QC_MAX_DIMS], d[QC_MAX_DIMS], ca[QC_MAX_DIMS], cb[QC_MAX_DIMS];

@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include "ops.h"
-#include "exec_priv.h"
 #include "conv_x86.h"
 
 typedef struct convp {
@@ -360,7 +359,7 @@ static int conv_compute(qc_knode *n, qc_run *r, int act, int *act_done, qc_err *
 
     if (two_d && !portable_only()) {
         /* Packed weights are cached only for initializers: their data cannot change. */
-        int konst = ((const qc_value *)w)->kind == VAL_INIT;
+        int konst = qc_knode_input_is_const(n, 1);
         conv2 f = q;
         if (q.iw == 1 && q.kw == 1 && q.ow == 1 && q.pw == 0) {
             /* [N, C, H, 1] convs (1-D convs written as 2-D) run as rows along H. */
@@ -430,17 +429,11 @@ static int conv_compute(qc_knode *n, qc_run *r, int act, int *act_done, qc_err *
     return QC_OK;
 }
 
-/* The planner may fuse a following x * Sigmoid(x) into a Conv by giving it the string
- * attribute qc_activation = "Silu" (not an ONNX attribute; never written to files). */
+/* The planner may fuse a following x * Sigmoid(x) into a Conv (qc_knode.act). */
 static int conv_activation(const qc_knode *n, int *act, qc_err *err)
 {
-    const char *a = qc_attr_str(n->node, "qc_activation", NULL);
-    *act = QC_CONV_LINEAR;
-    if (!a)
-        return QC_OK;
-    if (strcmp(a, "Silu") != 0)
-        return qc_node_errf(n, err, QC_EUNSUPPORTED, "unknown qc_activation '%s'", a);
-    *act = QC_CONV_SILU;
+    (void)err;
+    *act = n->act == QC_ACT_SILU ? QC_CONV_SILU : QC_CONV_LINEAR;
     return QC_OK;
 }
 

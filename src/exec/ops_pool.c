@@ -459,27 +459,40 @@ static int global_infer(qc_knode *n, qc_err *err)
     return QC_OK;
 }
 
-static int global_run_kind(qc_knode *n, int kind)
+typedef struct global_ctx {
+    const float *x;
+    float       *y;
+    int64_t      len;
+    int          kind;
+    float        p;
+} global_ctx;
+
+/* Planes [p0, p1) of a global pool. */
+static void global_planes(void *vctx, int64_t p0, int64_t p1)
 {
-    const qc_tensor *x = n->in[0];
-    const float *xd = x->data;
-    float *y = n->out[0]->data;
-    int64_t planes = x->dims[0] * x->dims[1], len = 1;
-    for (int i = 2; i < x->ndim; i++)
-        len *= x->dims[i];
-    float p = kind == POOL_LP ? lp_exponent(n) : 0.0f;
-    for (int64_t pl = 0; pl < planes; pl++) {
-        const float *v = xd + pl * len;
-        if (kind == POOL_MAX) {
-            float m = len > 0 ? v[0] : -INFINITY;
-            for (int64_t i = 1; i < len; i++)
+    const global_ctx *c = vctx;
+    int64_t len = c->len;
+    for (int64_t pl = p0; pl < p1; pl++) {
+        const float *v = c->x + pl * len;
+        int64_t i = 0;
+        if (c->kind == POOL_MAX) {
+            float m = -INFINITY;
+#if defined(__SSE2__)
+            __m128 mv = _mm_set1_ps(-INFINITY);
+            for (; i + 4 <= len; i += 4)
+                mv = _mm_max_ps(_mm_loadu_ps(v + i), mv);
+            float t[4];
+            _mm_storeu_ps(t, mv);
+            for (int j = 0; j < 4; j++)
+                m = t[j] > m ? t[j] : m;
+#endif
+            for (; i < len; i++)
                 m = v[i] > m ? v[i] : m;
-            y[pl] = m;
-        } else if (kind == POOL_AVG) {
+            c->y[pl] = m;
+        } else if (c->kind == POOL_AVG) {
             /* Several accumulators: shorter dependency chain, vectorizable, and less
              * rounding drift on large planes. */
             float acc[8] = { 0 };
-            int64_t i = 0;
             for (; i + 8 <= len; i += 8)
                 for (int j = 0; j < 8; j++)
                     acc[j] += v[i + j];
@@ -488,14 +501,25 @@ static int global_run_kind(qc_knode *n, int kind)
                 s += v[i];
             for (int j = 0; j < 8; j++)
                 s += acc[j];
-            y[pl] = len > 0 ? s / (float)len : 0.0f;
+            c->y[pl] = len > 0 ? s / (float)len : 0.0f;
         } else {
             double s = 0.0;
-            for (int64_t i = 0; i < len; i++)
-                s += pow(fabs(v[i]), p);
-            y[pl] = (float)pow(s, 1.0 / p);
+            for (; i < len; i++)
+                s += pow(fabs(v[i]), c->p);
+            c->y[pl] = (float)pow(s, 1.0 / c->p);
         }
     }
+}
+
+static int global_run_kind(qc_knode *n, int kind)
+{
+    const qc_tensor *x = n->in[0];
+    global_ctx c = { x->data, n->out[0]->data, 1, kind,
+                     kind == POOL_LP ? lp_exponent(n) : 0.0f };
+    int64_t planes = x->dims[0] * x->dims[1];
+    for (int i = 2; i < x->ndim; i++)
+        c.len *= x->dims[i];
+    qc_par_for(planes, 32768 / (c.len + 1) + 1, global_planes, &c);
     return QC_OK;
 }
 

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <string.h>
 #include "ops_ew.h"
+#include "par.h"
 
 enum {
     /* float32 only */
@@ -393,6 +394,22 @@ static void run_cast(const qc_tensor *x, qc_tensor *y, int64_t len)
     }
 }
 
+typedef struct unary_job {
+    const qc_knode  *n;
+    int              code;
+    const qc_tensor *x;
+    qc_tensor       *y;
+} unary_job;
+
+static void unary_chunk(void *arg, int64_t lo, int64_t hi)
+{
+    const unary_job *j = arg;
+    qc_tensor xs = *j->x, ys = *j->y;
+    xs.data = (float *)j->x->data + lo;
+    ys.data = (float *)j->y->data + lo;
+    run_float(j->n, j->code, &xs, &ys, hi - lo);
+}
+
 int qc_ew_unary_run(qc_knode *n, qc_run *r, qc_err *err)
 {
     const uop *op = find_uop(n);
@@ -402,7 +419,11 @@ int qc_ew_unary_run(qc_knode *n, qc_run *r, qc_err *err)
     (void)r;
     if (!op)
         return qc_node_errf(n, err, QC_EINTERNAL, "no elementwise kernel");
-    if (op->code <= U_ISINF) {
+    if (op->code <= U_ISINF && len >= (1 << 16) && x->dtype == QC_F32 &&
+        y->dtype == QC_F32) {
+        unary_job j = { n, op->code, x, y };       /* large tensors: over the thread pool */
+        qc_par_for(len, 1 << 14, unary_chunk, &j);
+    } else if (op->code <= U_ISINF) {
         run_float(n, op->code, x, y, len);
     } else if (op->code < U_CLIP) {
         run_signed(op->code, x, y, len);

@@ -73,6 +73,27 @@ static void *worker(void *arg)
     return NULL;
 }
 
+/* fork(): hold the pool's locks across it so the child never inherits one mid-use, and
+ * let the child (which has no workers) run every loop itself. */
+static void fork_prepare(void)
+{
+    pthread_mutex_lock(&run_mu);
+    pthread_mutex_lock(&wake_mu);
+}
+
+static void fork_parent(void)
+{
+    pthread_mutex_unlock(&wake_mu);
+    pthread_mutex_unlock(&run_mu);
+}
+
+static void fork_child(void)
+{
+    pthread_mutex_unlock(&wake_mu);
+    pthread_mutex_unlock(&run_mu);
+    n_threads = 1;
+}
+
 static void init_pool(void)
 {
     const char *env = getenv("QC_THREADS");
@@ -82,6 +103,8 @@ static void init_pool(void)
     if (n > MAX_THREADS)
         n = MAX_THREADS;
     int started = 1;
+    if (n > 1 && pthread_atfork(fork_prepare, fork_parent, fork_child) != 0)
+        n = 1;
     for (int t = 1; t < n; t++) {
         pthread_t th;
         pthread_attr_t at;

@@ -105,6 +105,8 @@ static int plan_node(qc_exec *x, int k, qc_err *err)
         int v = qc_strmap_get(&x->names, n->inputs[i]);
         kn->in[i] = &x->values[v].t;
         x->values[v].last_use = k;
+        if (i < 32 && x->values[v].kind == VAL_INIT)
+            kn->const_in |= 1u << i;
     }
     for (int i = 0; i < n->n_outputs; i++) {
         int v;
@@ -165,6 +167,54 @@ int qc_exec_node_is_const(const qc_exec *x, int node_index)
         if (x->order[k] == node_index)
             return x->is_const[k];
     return 0;
+}
+
+static int n_readers(const qc_exec *x, const qc_tensor *t, int *reader)
+{
+    int c = 0;
+    for (int k = 0; k < x->n_knodes; k++)
+        for (int i = 0; i < x->knodes[k].n_in; i++)
+            if (x->knodes[k].in[i] == t && !x->skip[k]) {
+                c++;
+                *reader = k;
+            }
+    return c;
+}
+
+/* Conv -> Sigmoid -> Mul(conv, sigmoid) (SiLU, as exported by YOLOv5/v8) becomes one Conv that
+ * writes the Mul's output. Only the Conv family knows how (qc_knode.act). */
+static void fuse_activations(qc_exec *x)
+{
+    for (int k = 0; k < x->n_knodes; k++) {
+        qc_knode *c = &x->knodes[k];
+        if (strcmp(c->node->op_type, "Conv") || c->n_out != 1 || x->skip[k])
+            continue;
+        qc_value *cv = (qc_value *)c->out[0];
+        if (cv->is_output)
+            continue;
+        int sk = -1, mk = -1, mul_reader = -1;
+        for (int j = k + 1; j < x->n_knodes; j++) {
+            const qc_knode *o = &x->knodes[j];
+            if (!strcmp(o->node->op_type, "Sigmoid") && o->n_in == 1 && o->in[0] == c->out[0])
+                sk = j;
+        }
+        if (sk < 0 || ((qc_value *)x->knodes[sk].out[0])->is_output)
+            continue;
+        for (int j = k + 1; j < x->n_knodes; j++) {
+            const qc_knode *o = &x->knodes[j];
+            if (!strcmp(o->node->op_type, "Mul") && o->n_in == 2 &&
+                ((o->in[0] == c->out[0] && o->in[1] == x->knodes[sk].out[0]) ||
+                 (o->in[1] == c->out[0] && o->in[0] == x->knodes[sk].out[0])))
+                mk = j;
+        }
+        if (mk < 0 || n_readers(x, c->out[0], &mul_reader) != 2 ||
+            n_readers(x, x->knodes[sk].out[0], &mul_reader) != 1)
+            continue;
+        c->act = QC_ACT_SILU;
+        c->out[0] = x->knodes[mk].out[0];
+        ((qc_value *)c->out[0])->producer = k;
+        x->skip[sk] = x->skip[mk] = 1;
+    }
 }
 
 static int build_release_lists(qc_exec *x, qc_err *err)
@@ -272,6 +322,12 @@ int qc_exec_new(qc_exec **out, const qc_model *m, const qc_exec_opts *opts, qc_e
             goto fail;
     if ((rc = mark_constants(x, err)) != QC_OK)
         goto fail;
+    if (!(x->skip = calloc((size_t)x->n_knodes + 1, 1))) {
+        rc = qc_errf(err, QC_ENOMEM, "out of memory");
+        goto fail;
+    }
+    if (x->opts.fuse && !x->opts.keep_all && !x->opts.const_only)
+        fuse_activations(x);
     if (x->opts.keep_all || x->opts.const_only)
         for (int v = 0; v < x->n_values; v++)
             x->values[v].is_output = 1;
@@ -312,6 +368,7 @@ void qc_exec_free(qc_exec *x)
     free(x->defs);
     free(x->order);
     free(x->is_const);
+    free(x->skip);
     free(x->input_vals);
     free(x->output_vals);
     free(x->release_start);

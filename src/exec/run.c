@@ -178,7 +178,7 @@ int qc_exec_run(qc_exec *x, const qc_tensor *inputs, int n_inputs, qc_err *err)
             release_value(x, v);
     }
     for (int k = 0; k < x->n_knodes; k++) {
-        if (x->opts.const_only && !x->is_const[k])
+        if ((x->opts.const_only && !x->is_const[k]) || x->skip[k])
             continue;
         if ((rc = run_node(x, k, err)) != QC_OK)
             break;

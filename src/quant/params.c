@@ -210,9 +210,10 @@ int qc_params_read_json(qc_quantizer *q, const char *path, int *n_applied, qc_er
         double lo, hi, olo, ohi, rank = 0;
         if (number_at(t, "min", &lo) || number_at(t, "max", &hi) || !isfinite(lo) ||
             !isfinite(hi) || lo > hi) {
-            cJSON_Delete(root);
-            return qc_errf(err, QC_EINPUT, "%s: tensor '%s': missing or bad min/max", path,
-                           t->string ? t->string : "");
+            rc = qc_errf(err, QC_EINPUT, "%s: tensor '%s': missing or bad min/max", path,
+                         t->string ? t->string : "");
+            cJSON_Delete(root);             /* after the message: t->string lives in root */
+            return rc;
         }
         if (number_at(t, "observed_min", &olo) || number_at(t, "observed_max", &ohi)) {
             olo = lo;

@@ -537,7 +537,8 @@ static int finish_bias(qc_quantizer *q, qtensor *t, qc_err *err)
     t->axis = 0;
     t->qdtype = QC_I32;
     const float *bd = b->data;
-    const double lim = 2147483647.0 * 0.999;
+    /* half of int32: the integer kernel adds the products of a whole dot product to it */
+    const double lim = 1073741823.0;
     for (int64_t c = 0; c < n; c++) {       /* first grow weight scales where needed */
         int wc = w->n_ch == 1 ? 0 : (int)c;
         if (fabs(bd[c]) / ((double)in->scale[0] * w->scale[wc]) > lim)

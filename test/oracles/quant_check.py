@@ -25,10 +25,12 @@
       failure, with --cal, finds where the two start to differ: every QuantizeLinear output is
       exposed and compared in integer steps, ours against onnxruntime fused (default
       optimizations) and against onnxruntime unfused (QDQ simulated in float).
+  quant_check.py tidy Q.onnx [--name NAME]
+      No dead nodes: every node output is consumed or is a graph output.
   quant_check.py ort-ops MODEL.onnx
       The ops onnxruntime (ORT_ENABLE_EXTENDED) leaves computing on float data.
 
-check, distinct, fidelity and exec-match print "ok   NAME: figures" or "FAIL NAME: why" per
+check, distinct, fidelity, exec-match and tidy print "ok   NAME: figures" or "FAIL NAME: why" per
 check and exit 1 if one failed; usage errors exit 2.
 """
 import argparse
@@ -310,17 +312,29 @@ def cmd_fidelity(a):
 
 # ---------------------------------------------------------------- exec-match
 
-def infer_shapes(model):
-    try:
-        m = onnx.shape_inference.infer_shapes(model)
-    except Exception:
-        return {}
-    shapes = {}
-    for vi in list(m.graph.value_info) + list(m.graph.output) + list(m.graph.input):
-        d = vi.type.tensor_type.shape.dim
-        if vi.type.tensor_type.HasField("shape") and all(x.HasField("dim_value") for x in d):
-            shapes[vi.name] = tuple(x.dim_value for x in d)
-    return shapes
+def trace_shapes(model, g, outputs, sample):
+    """Shapes of the tensors between each output and the DequantizeLinear nodes it comes from
+    through MOVE_OPS, from one onnxruntime run (unoptimized) that exposes them."""
+    need, todo = set(), list(outputs)
+    while todo:
+        t = todo.pop()
+        n = g.prod.get(t)
+        if t in need or n is None:
+            continue
+        need.add(t)
+        if n.op_type in MOVE_OPS:
+            todo.extend(i for i in n.input if i and not g.is_const(i))
+    exp = onnx.ModelProto()
+    exp.CopyFrom(model)
+    have = {o.name for o in exp.graph.output}
+    extra = sorted(need - have)
+    for t in extra:
+        exp.graph.output.append(helper.make_tensor_value_info(t, TensorProto.FLOAT, None))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "trace.onnx")
+        onnx.save(exp, path)
+        res, names = run_ort(path, [sample], "none")
+    return {o: tuple(r.shape) for o, r in zip(names, res[0])}
 
 
 def step_of(g, shapes, name, depth=0):
@@ -391,8 +405,8 @@ def cmd_exec_match(a):
     samples = samples_of(a.data, a.limit)
     model = onnx.load(a.q)
     g = Graph(model)
-    shapes = infer_shapes(model)
     ref, names = run_ort(a.q, samples)
+    shapes = trace_shapes(model, g, names, samples[0])
     got = load_got(a.got, samples, names)
     label = "exec_match_" + (a.name or os.path.splitext(os.path.basename(a.q))[0])
     problems, figures = [], []
@@ -445,6 +459,18 @@ def cmd_exec_match(a):
     if not problems:
         return ok(label, msg)
     fail(label, "; ".join(problems) + " -- " + msg)
+    # For scale: how far apart are onnxruntime's own two ways of running the model?
+    unf, _ = run_ort(a.q, samples, "none")
+    for k, o in enumerate(names):
+        step = step_of(g, shapes, o)
+        if step is None:
+            continue
+        r_u = max(float(np.max(np.abs(u[k].astype(np.float64) - rs[k]) /
+                                np.broadcast_to(step, rs[k].shape))) for u, rs in zip(unf, ref))
+        r_o = max(float(np.max(np.abs(gs[k].astype(np.float64) - u[k]) /
+                                np.broadcast_to(step, u[k].shape))) for gs, u in zip(got, unf))
+        print(f"     '{o}': onnxruntime fused vs onnxruntime unfused (QDQ in float) differ by up "
+              f"to {r_u:.2f} steps; ours vs unfused {r_o:.2f} steps")
     if a.cal:
         diverge(a, model, samples[worst_sample])
 
@@ -506,7 +532,8 @@ def diverge(a, model, sample):
             worst_unf = (d_u, n)
         for lim in (0, 1):
             if d_f > lim and lim not in first:
-                first[lim] = (n, d_f)
+                first[lim] = (n, f"{d_f} steps in {int(np.sum(q != fused[0][i]))} of {q.size} "
+                                 "elements")
     print(f"     diverge: ours vs onnxruntime fused, max step difference per tensor: "
           f"{hist[0]} tensors 0, {hist[1]} tensors 1, {hist[2]} tensors 2, {hist[3]} "
           "tensors >= 3")
@@ -527,9 +554,22 @@ def diverge(a, model, sample):
                     j = idx[dq.input[0]]
                     ins.append(str(int(np.max(np.abs(ours[j].astype(np.int64) -
                                                       fused[0][j])))))
-        print(f"     diverge: {what}: '{n.output[0]}' ({d} steps), produced by "
+        print(f"     diverge: {what}: '{n.output[0]}' ({d}), produced by "
               f"{p.op_type if p else '?'} '{p.name if p else '?'}'" +
               (f" whose quantized inputs differ by {', '.join(ins)} step(s)" if ins else ""))
+
+
+# ---------------------------------------------------------------- tidy
+
+def cmd_tidy(a):
+    m = onnx.load(a.q)
+    used = {i for n in m.graph.node for i in n.input} | {o.name for o in m.graph.output}
+    dead = [n for n in m.graph.node if not any(o in used for o in n.output if o)]
+    label = "tidy_" + (a.name or os.path.splitext(os.path.basename(a.q))[0])
+    if dead:
+        return fail(label, f"{len(dead)} dead node(s) (outputs neither consumed nor graph "
+                           "outputs): " + ", ".join(f"{n.op_type} '{n.name}'" for n in dead[:4]))
+    ok(label, f"{len(m.graph.node)} nodes, none dead")
 
 
 # ---------------------------------------------------------------- ort-ops
@@ -607,11 +647,14 @@ def main():
     c.add_argument("--name")
     c.add_argument("--cal", help="calibrate binary, for the divergence search on failure")
     c.add_argument("--work", help="folder for the divergence search (default: a temp dir)")
+    c = sub.add_parser("tidy")
+    c.add_argument("q")
+    c.add_argument("--name")
     c = sub.add_parser("ort-ops")
     c.add_argument("model")
     a = ap.parse_args()
     {"check": cmd_check, "distinct": cmd_distinct, "fidelity": cmd_fidelity,
-     "exec-match": cmd_exec_match, "ort-ops": cmd_ort_ops}[a.cmd](a)
+     "exec-match": cmd_exec_match, "tidy": cmd_tidy, "ort-ops": cmd_ort_ops}[a.cmd](a)
     sys.exit(1 if FAILED else 0)
 
 

@@ -1,0 +1,828 @@
+#!/usr/bin/env python3
+"""Behaviour of `calibrate` on small generated models, one function per case: each builds a
+model with onnx.helper, writes .npy calibration samples, runs CALIBRATE and checks the QDQ model
+it wrote (structure with onnx, numbers with onnxruntime against the float model).
+
+    quant_behaviour.py CALIBRATE WORKDIR [CASE...]     (default: every case)
+    quant_behaviour.py --list
+
+Prints "ok   CASE: figures" or "FAIL CASE: why" per case; exit status 1 if one failed, 2 on
+usage errors. Expected values are derived from the float model, the data or the quantized
+model's own parameters, never copied from a run of the tool.
+"""
+import collections
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+F32 = np.float32
+INT32_MAX = 2**31 - 1
+MIN_SQNR = 25.0
+CASES = collections.OrderedDict()
+
+
+class Fail(Exception):
+    pass
+
+
+def case(fn):
+    CASES[fn.__name__] = fn
+    return fn
+
+
+def need(cond, msg):
+    if not cond:
+        raise Fail(msg)
+
+
+# ---------------------------------------------------------------- building models and data
+
+def init(name, arr):
+    return numpy_helper.from_array(np.asarray(arr), name)
+
+
+def vi(name, shape, dtype=TensorProto.FLOAT):
+    return helper.make_tensor_value_info(name, dtype, shape)
+
+
+def node(op, ins, outs, name, **attrs):
+    return helper.make_node(op, ins, outs, name=name, **attrs)
+
+
+def randn(rng, shape, std=1.0):
+    return rng.normal(0, std, shape).astype(F32)
+
+
+class Ctx:
+    """One case's folder, the calibrate binary and the helpers that run it."""
+
+    def __init__(self, cal, work):
+        self.cal = cal
+        self.work = work
+        os.makedirs(work, exist_ok=True)
+
+    def path(self, name):
+        return os.path.join(self.work, name)
+
+    def model(self, name, nodes, inputs, outputs, inits, opset=13):
+        g = helper.make_graph(nodes, name, inputs, outputs, inits)
+        m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+        m.ir_version = 8
+        onnx.checker.check_model(m, full_check=True)
+        p = self.path(name + ".onnx")
+        onnx.save(m, p)
+        return p
+
+    def data(self, name, arrays, names=None):
+        d = self.path(name)
+        shutil.rmtree(d, ignore_errors=True)
+        os.makedirs(d)
+        for i, a in enumerate(arrays):
+            np.save(os.path.join(d, names[i] if names else f"s{i:02d}.npy"), a)
+        return d
+
+    def run(self, *args):
+        return subprocess.run([self.cal, *args], capture_output=True, text=True,
+                              errors="replace", timeout=300)
+
+    def calibrate(self, model, data, out, *flags):
+        """Runs calibrate, which must succeed; returns the loaded, checked QDQ model."""
+        out = self.path(out)
+        args = ["--data", data] if data else []
+        r = self.run(*args, model, "-o", out, "-q", *flags)
+        need(r.returncode == 0, f"calibrate {' '.join(flags)} exited {r.returncode}: "
+             f"{r.stderr.strip()[:300]}")
+        return QModel(out)
+
+
+def expect_error(r, code, *needles):
+    """A refused run: exit status `code`, one stderr line 'calibrate: ...' with each needle."""
+    err = r.stderr.strip()
+    need(r.returncode == code, f"exit status {r.returncode}, expected {code} (stderr: {err[:200]})")
+    need(len(err.splitlines()) == 1, f"{len(err.splitlines())} lines on stderr, expected 1: "
+         f"{err[:300]}")
+    need(err.startswith("calibrate: "), f"stderr does not start with 'calibrate: ': {err}")
+    for s in needles:
+        need(s in err, f"stderr lacks '{s}': {err}")
+
+
+# ---------------------------------------------------------------- looking at the QDQ model
+
+class QModel:
+    def __init__(self, path):
+        self.path = path
+        need(os.path.exists(path), f"{path} was not written")
+        self.m = onnx.load(path)
+        try:
+            onnx.checker.check_model(self.m, full_check=True)
+        except Exception as e:  # noqa: BLE001 - any checker complaint is a failure
+            raise Fail(f"onnx.checker: {str(e).splitlines()[0][:300]}")
+        g = self.m.graph
+        self.inits = {t.name: t for t in g.initializer}
+        self.nodes = list(g.node)
+        self.by_name = {n.name: n for n in g.node}
+        self.producer = {o: n for n in g.node for o in n.output if o}
+        self.consumers = collections.defaultdict(list)
+        for n in g.node:
+            for t in n.input:
+                if t:
+                    self.consumers[t].append(n)
+        self.opset = max(o.version for o in self.m.opset_import if o.domain in ("", "ai.onnx"))
+
+    def ops(self, op):
+        return [n for n in self.nodes if n.op_type == op]
+
+    def node(self, name):
+        need(name in self.by_name, f"node '{name}' missing from the quantized model")
+        return self.by_name[name]
+
+    def arr(self, name):
+        need(name in self.inits, f"'{name}' is not an initializer")
+        return numpy_helper.to_array(self.inits[name])
+
+    def dq_feeding(self, tensor):
+        n = self.producer.get(tensor)
+        return n if n is not None and n.op_type == "DequantizeLinear" else None
+
+    def qconst(self, node_name, slot, dtype):
+        """Input `slot` of a node must be a DequantizeLinear of a `dtype` initializer:
+        returns (dq node, quantized values, scale)."""
+        n = self.node(node_name)
+        need(len(n.input) > slot and n.input[slot], f"{node_name} has no input {slot}")
+        t = n.input[slot]
+        dq = self.dq_feeding(t)
+        need(dq is not None, f"{node_name} input {slot} ('{t}') is not produced by "
+             f"DequantizeLinear (producer: {self.op_of(t)})")
+        src = dq.input[0]
+        need(src in self.inits, f"{node_name} input {slot}: DequantizeLinear reads '{src}', "
+             f"not an initializer")
+        got = self.inits[src].data_type
+        need(got == dtype, f"{node_name} input {slot}: quantized as "
+             f"{TensorProto.DataType.Name(got)}, expected {TensorProto.DataType.Name(dtype)}")
+        return dq, self.arr(src), self.arr(dq.input[1])
+
+    def op_of(self, tensor):
+        if tensor in self.inits:
+            return "initializer " + TensorProto.DataType.Name(self.inits[tensor].data_type)
+        n = self.producer.get(tensor)
+        return f"{n.op_type} '{n.name}'" if n is not None else "graph input"
+
+    def float_init(self, node_name, slot):
+        n = self.node(node_name)
+        t = n.input[slot]
+        need(t in self.inits, f"{node_name} input {slot} ('{t}') is not an initializer "
+             f"(producer: {self.op_of(t)})")
+        need(self.inits[t].data_type == TensorProto.FLOAT, f"{node_name} input {slot} is "
+             f"{TensorProto.DataType.Name(self.inits[t].data_type)}, expected FLOAT")
+        return self.arr(t)
+
+    def qdq_scales(self):
+        """Every scale of every QuantizeLinear/DequantizeLinear (name, array)."""
+        out = []
+        for n in self.nodes:
+            if n.op_type in ("QuantizeLinear", "DequantizeLinear"):
+                need(len(n.input) > 1 and n.input[1] in self.inits,
+                     f"{n.name}: scale '{n.input[1] if len(n.input) > 1 else ''}' is not an "
+                     f"initializer")
+                out.append((n.input[1], self.arr(n.input[1])))
+        return out
+
+    def zero_point(self, qnode):
+        need(len(qnode.input) > 2 and qnode.input[2] in self.inits,
+             f"{qnode.name}: no zero point initializer")
+        return self.inits[qnode.input[2]].data_type, self.arr(qnode.input[2])
+
+    def q_of(self, tensor):
+        qs = [n for n in self.consumers.get(tensor, []) if n.op_type == "QuantizeLinear"]
+        need(len(qs) == 1, f"{len(qs)} QuantizeLinear nodes read '{tensor}', expected 1")
+        return qs[0]
+
+
+def attr(n, name, default):
+    for a in n.attribute:
+        if a.name == name:
+            return helper.get_attribute_value(a)
+    return default
+
+
+def session(path):
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.log_severity_level = 3
+    try:
+        return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    except Exception as e:  # noqa: BLE001
+        raise Fail(f"onnxruntime cannot load {os.path.basename(path)}: "
+                   f"{str(e).splitlines()[0][:300]}")
+
+
+def run_all(path, feeds):
+    s = session(path)
+    try:
+        return [s.run(None, f) for f in feeds]
+    except Exception as e:  # noqa: BLE001
+        raise Fail(f"onnxruntime cannot run {os.path.basename(path)}: "
+                   f"{str(e).splitlines()[0][:300]}")
+
+
+def sqnr(float_path, q_path, feeds):
+    """Worst over outputs of 10 log10(signal energy / error energy), all samples pooled."""
+    fo, qo = run_all(float_path, feeds), run_all(q_path, feeds)
+    worst = math.inf
+    for k in range(len(fo[0])):
+        sig = err = 0.0
+        for a, b in zip(fo, qo):
+            need(a[k].shape == b[k].shape, f"output {k}: shape {b[k].shape}, float model "
+                 f"gives {a[k].shape}")
+            need(np.all(np.isfinite(b[k])), f"output {k} has NaN/Inf")
+            sig += float(np.sum(a[k].astype(np.float64) ** 2))
+            err += float(np.sum((a[k].astype(np.float64) - b[k]) ** 2))
+        worst = min(worst, math.inf if err == 0 else 10 * math.log10(sig / err))
+    return worst
+
+
+def need_sqnr(float_path, q_path, feeds, label="", floor=MIN_SQNR):
+    s = sqnr(float_path, q_path, feeds)
+    need(s >= floor, f"{label}SQNR {s:.1f} dB < {floor} dB against the float model")
+    return s
+
+
+def feeds_x(arrays, name="x"):
+    return [{name: a} for a in arrays]
+
+
+def no_float_copy(q, shape, what):
+    """No FLOAT initializer or Constant node of the weight's shape is left in the model."""
+    for t in q.inits.values():
+        need(not (t.data_type == TensorProto.FLOAT and tuple(t.dims) == shape),
+             f"float initializer '{t.name}' {shape} left beside the quantized {what}")
+    left = [n.name for n in q.ops("Constant")]
+    need(not left, f"Constant nodes left in the quantized model: {left}")
+
+
+# ---------------------------------------------------------------- the cases
+
+@case
+def constant_node_weights(c):
+    """Conv weight and bias from Constant nodes (Paddle exports) are quantized like
+    initializers: an int8 initializer behind DequantizeLinear, no float copy left."""
+    rng = np.random.default_rng(11)
+    w, b = randn(rng, (8, 3, 3, 3), 0.3), randn(rng, (8,), 0.1)
+    nodes = [node("Constant", [], ["w"], "w_const", value=init("w", w)),
+             node("Constant", [], ["b"], "b_const", value=init("b", b)),
+             node("Conv", ["x", "w", "b"], ["c"], "conv", pads=[1, 1, 1, 1]),
+             node("Relu", ["c"], ["y"], "relu")]
+    fm = c.model("constw", nodes, [vi("x", [1, 3, 8, 8])], [vi("y", [1, 8, 8, 8])], [])
+    d = c.data("data", [randn(rng, (1, 3, 8, 8)) for _ in range(8)])
+    q = c.calibrate(fm, d, "constw.q.onnx")
+    _, wq, _ = q.qconst("conv", 1, TensorProto.INT8)
+    need(wq.shape == w.shape, f"int8 weight shape {wq.shape}, expected {w.shape}")
+    q.qconst("conv", 2, TensorProto.INT32)
+    no_float_copy(q, w.shape, "weight")
+    s = need_sqnr(fm, q.path, feeds_x([randn(rng, (1, 3, 8, 8)) for _ in range(8)]))
+    return f"int8 weight + int32 bias behind DequantizeLinear, SQNR {s:.1f} dB"
+
+
+@case
+def fp16_weights(c):
+    """FLOAT16 initializers behind Cast(to=float) feeding Conv and MatMul end up int8."""
+    rng = np.random.default_rng(12)
+    w = randn(rng, (4, 3, 3, 3), 0.3).astype(np.float16)
+    b = randn(rng, (4,), 0.1).astype(np.float16)
+    m = randn(rng, (4, 5), 0.5).astype(np.float16)
+    f = TensorProto.FLOAT
+    nodes = [node("Cast", ["w16"], ["w"], "cast_w", to=f),
+             node("Cast", ["b16"], ["b"], "cast_b", to=f),
+             node("Cast", ["m16"], ["m"], "cast_m", to=f),
+             node("Conv", ["x", "w", "b"], ["c"], "conv", pads=[1, 1, 1, 1]),
+             node("Relu", ["c"], ["r"], "relu"),
+             node("GlobalAveragePool", ["r"], ["g"], "gap"),
+             node("Flatten", ["g"], ["fl"], "flatten"),
+             node("MatMul", ["fl", "m"], ["y"], "matmul")]
+    fm = c.model("fp16", nodes, [vi("x", [1, 3, 8, 8])], [vi("y", [1, 5])],
+                 [init("w16", w), init("b16", b), init("m16", m)])
+    d = c.data("data", [randn(rng, (1, 3, 8, 8)) for _ in range(8)])
+    q = c.calibrate(fm, d, "fp16.q.onnx")
+    _, wq, _ = q.qconst("conv", 1, TensorProto.INT8)
+    _, mq, _ = q.qconst("matmul", 1, TensorProto.INT8)
+    need(wq.shape == w.shape and mq.shape == m.shape,
+         f"int8 shapes {wq.shape} {mq.shape}, expected {w.shape} {m.shape}")
+    left = [t.name for t in q.inits.values() if t.data_type == TensorProto.FLOAT16]
+    need(not left, f"FLOAT16 initializers left: {left}")
+    need(not q.ops("Cast"), f"Cast nodes left: {[n.name for n in q.ops('Cast')]}")
+    s = need_sqnr(fm, q.path, feeds_x([randn(rng, (1, 3, 8, 8)) for _ in range(8)]))
+    return f"Conv and MatMul weights int8, no FLOAT16 left, SQNR {s:.1f} dB"
+
+
+def bn_params(rng, ch, name):
+    return [init(name + "_s", rng.uniform(0.5, 1.5, ch).astype(F32)),
+            init(name + "_b", randn(rng, (ch,), 0.5)),
+            init(name + "_m", randn(rng, (ch,), 0.5)),
+            init(name + "_v", rng.uniform(0.5, 2.0, ch).astype(F32))]
+
+
+def bn_node(src, out, name):
+    return node("BatchNormalization", [src, name + "_s", name + "_b", name + "_m", name + "_v"],
+                [out], name, epsilon=1e-3)
+
+
+@case
+def batchnorm_folding(c):
+    """Conv (without and with bias) and ConvTranspose followed by BatchNormalization: the BN is
+    folded away and the quantized model still computes the float model's outputs."""
+    rng = np.random.default_rng(13)
+    inits = [init("wa", randn(rng, (6, 3, 3, 3), 0.3)), init("wb", randn(rng, (5, 3, 3, 3), 0.3)),
+             init("bb", randn(rng, (5,), 0.3)), init("wc", randn(rng, (3, 4, 2, 2), 0.3))]
+    inits += bn_params(rng, 6, "bn_a") + bn_params(rng, 5, "bn_b") + bn_params(rng, 4, "bn_c")
+    nodes = [node("Conv", ["x", "wa"], ["ca"], "conv_nobias", pads=[1, 1, 1, 1]),
+             bn_node("ca", "ya", "bn_a"),
+             node("Conv", ["x", "wb", "bb"], ["cb"], "conv_bias", pads=[1, 1, 1, 1]),
+             bn_node("cb", "yb", "bn_b"),
+             node("ConvTranspose", ["x", "wc"], ["cc"], "convt", strides=[2, 2]),
+             bn_node("cc", "yc", "bn_c")]
+    fm = c.model("bn", nodes, [vi("x", [1, 3, 8, 8])],
+                 [vi("ya", [1, 6, 8, 8]), vi("yb", [1, 5, 8, 8]), vi("yc", [1, 4, 16, 16])],
+                 inits)
+    d = c.data("data", [randn(rng, (1, 3, 8, 8)) for _ in range(8)])
+    q = c.calibrate(fm, d, "bn.q.onnx")
+    left = [n.name for n in q.ops("BatchNormalization")]
+    need(not left, f"BatchNormalization left: {left}")
+    for name in ("conv_nobias", "conv_bias", "convt"):
+        q.qconst(name, 1, TensorProto.INT8)
+    test = feeds_x([randn(rng, (1, 3, 8, 8)) for _ in range(8)])
+    s = need_sqnr(fm, q.path, test)
+    return f"3 BatchNormalization folded (Conv, Conv+bias, ConvTranspose), worst SQNR {s:.1f} dB"
+
+
+@case
+def shared_weight(c):
+    """One initializer read by two Conv nodes is quantized once: one int8 tensor, one
+    DequantizeLinear feeding both (per tensor and per channel)."""
+    rng = np.random.default_rng(14)
+    w = randn(rng, (4, 4, 3, 3), 0.3)
+    nodes = [node("Conv", ["x", "w", "b1"], ["c1"], "conv1", pads=[1, 1, 1, 1]),
+             node("Relu", ["c1"], ["r1"], "relu1"),
+             node("Conv", ["r1", "w", "b2"], ["c2"], "conv2", pads=[1, 1, 1, 1]),
+             node("Add", ["c2", "x"], ["y"], "add")]
+    fm = c.model("shared", nodes, [vi("x", [1, 4, 8, 8])], [vi("y", [1, 4, 8, 8])],
+                 [init("w", w), init("b1", randn(rng, (4,), 0.1)),
+                  init("b2", randn(rng, (4,), 0.1))])
+    d = c.data("data", [randn(rng, (1, 4, 8, 8)) for _ in range(8)])
+    figures = []
+    for label, flags in (("per-tensor", []), ("per-channel", ["--per-channel"])):
+        q = c.calibrate(fm, d, f"shared{len(flags)}.q.onnx", *flags)
+        dq1, _, _ = q.qconst("conv1", 1, TensorProto.INT8)
+        dq2, _, _ = q.qconst("conv2", 1, TensorProto.INT8)
+        need(dq1 is dq2 or dq1.name == dq2.name,
+             f"{label}: conv1 and conv2 read different DequantizeLinear nodes "
+             f"('{dq1.name}', '{dq2.name}')")
+        i8 = [t.name for t in q.inits.values()
+              if t.data_type == TensorProto.INT8 and tuple(t.dims) == w.shape]
+        need(len(i8) == 1, f"{label}: {len(i8)} int8 initializers of shape {w.shape}: {i8}")
+        dqs = [n.name for n in q.ops("DequantizeLinear") if n.input[0] == i8[0]]
+        need(len(dqs) == 1, f"{label}: {len(dqs)} DequantizeLinear read '{i8[0]}': {dqs}")
+        no_float_copy(q, w.shape, "weight")
+        s = need_sqnr(fm, q.path, feeds_x([randn(rng, (1, 4, 8, 8)) for _ in range(4)]),
+                      label + ": ")
+        figures.append(f"{label} SQNR {s:.1f} dB")
+    return "one int8 weight + one DequantizeLinear; " + ", ".join(figures)
+
+
+@case
+def varying_shapes(c):
+    """Dynamic H, W: calibration samples of several sizes, the result runs on another size."""
+    rng = np.random.default_rng(15)
+    nodes = [node("Conv", ["x", "w", "b"], ["c"], "conv", pads=[1, 1, 1, 1]),
+             node("Relu", ["c"], ["r"], "relu"),
+             node("GlobalAveragePool", ["r"], ["g"], "gap"),
+             node("Flatten", ["g"], ["f"], "flatten"),
+             node("Gemm", ["f", "gw", "gb"], ["y"], "gemm", transB=1)]
+    fm = c.model("dyn", nodes, [vi("x", [1, 3, "H", "W"])], [vi("y", [1, 5])],
+                 [init("w", randn(rng, (8, 3, 3, 3), 0.3)), init("b", randn(rng, (8,), 0.1)),
+                  init("gw", randn(rng, (5, 8), 0.5)), init("gb", randn(rng, (5,), 0.1))])
+    sizes = [(8, 8), (12, 10), (16, 16), (7, 9), (5, 11)]
+    d = c.data("data", [randn(rng, (1, 3, h, w)) for h, w in sizes])
+    q = c.calibrate(fm, d, "dyn.q.onnx")
+    dims = q.m.graph.input[0].type.tensor_type.shape.dim
+    need(len(dims) == 4 and not dims[2].HasField("dim_value") and
+         not dims[3].HasField("dim_value"),
+         f"input shape fixed in the quantized model: {[str(x).strip() for x in dims]}")
+    q.qconst("conv", 1, TensorProto.INT8)
+    q.qconst("gemm", 1, TensorProto.INT8)
+    test = [randn(rng, (1, 3, 20, 13)) for _ in range(4)] + \
+           [randn(rng, (1, 3, 9, 9)) for _ in range(4)]
+    s = need_sqnr(fm, q.path, feeds_x(test))
+    return f"{len(sizes)} calibration sizes, runs at 20x13 and 9x9, SQNR {s:.1f} dB"
+
+
+@case
+def zero_width_range(c):
+    """An activation that is always zero (x * 0) gets a positive finite scale; onnxruntime
+    output has no NaN and matches the float model."""
+    rng = np.random.default_rng(16)
+    nodes = [node("Conv", ["x", "w", "b"], ["c"], "conv", pads=[1, 1, 1, 1]),
+             node("Mul", ["c", "zero"], ["z"], "times_zero"),
+             node("Add", ["c", "z"], ["y"], "add")]
+    fm = c.model("zero", nodes, [vi("x", [1, 3, 8, 8])], [vi("y", [1, 4, 8, 8])],
+                 [init("w", randn(rng, (4, 3, 3, 3), 0.3)), init("b", randn(rng, (4,), 0.1)),
+                  init("zero", np.array(0.0, F32))])
+    d = c.data("data", [randn(rng, (1, 3, 8, 8)) for _ in range(6)])
+    figures = []
+    for label, flags in (("asymmetric uint8", []),
+                         ("symmetric int8", ["--symmetric-activations", "--activation-type",
+                                             "int8"])):
+        q = c.calibrate(fm, d, f"zero{len(flags)}.q.onnx", *flags)
+        qz = q.q_of("z")                        # the zero tensor itself is quantized
+        scales = q.qdq_scales()
+        for name, s in scales:
+            need(np.all(np.isfinite(s)) and np.all(s > 0), f"{label}: scale '{name}' = {s}")
+        need(float(q.arr(qz.input[1])) > 0, f"{label}: scale of z not positive")
+        s = need_sqnr(fm, q.path, feeds_x([randn(rng, (1, 3, 8, 8)) for _ in range(4)]),
+                      label + ": ")
+        figures.append(f"{label}: {len(scales)} scales > 0, SQNR {s:.1f} dB")
+    return "; ".join(figures)
+
+
+@case
+def bias_overflow(c):
+    """Tiny weights (1e-8) with large biases (1e3): bias / (s_in * s_w) would not fit in int32.
+    The int32 bias must not saturate, keep scale = s_in * s_w, and the output stays right."""
+    rng = np.random.default_rng(17)
+    w = randn(rng, (4, 3, 3, 3), 1e-8)
+    b = (rng.uniform(500, 1500, 4) * np.array([1, -1, 1, -1])).astype(F32)
+    nodes = [node("Conv", ["x", "w", "b"], ["y"], "conv", pads=[1, 1, 1, 1])]
+    fm = c.model("bias", nodes, [vi("x", [1, 3, 8, 8])], [vi("y", [1, 4, 8, 8])],
+                 [init("w", w), init("b", b)])
+    d = c.data("data", [randn(rng, (1, 3, 8, 8)) for _ in range(6)])
+    figures = []
+    for label, flags in (("per-tensor", []), ("per-channel", ["--per-channel"])):
+        q = c.calibrate(fm, d, f"bias{len(flags)}.q.onnx", *flags)
+        _, bq, bs = q.qconst("conv", 2, TensorProto.INT32)
+        _, _, ws = q.qconst("conv", 1, TensorProto.INT8)
+        xdq = q.dq_feeding(q.node("conv").input[0])
+        need(xdq is not None, f"{label}: conv input 0 not from DequantizeLinear")
+        xs = q.arr(xdq.input[1])
+        big = np.abs(bq.astype(np.int64)).max()
+        need(big < INT32_MAX, f"{label}: int32 bias saturated ({bq.tolist()})")
+        want = (xs.astype(np.float64) * ws.astype(np.float64)) * np.ones_like(bs, np.float64)
+        need(np.allclose(bs, want, rtol=1e-5, atol=0),
+             f"{label}: bias scale {bs.tolist()} != input scale x weight scale {want.tolist()}")
+        back = bq.astype(np.float64) * bs
+        need(np.allclose(back, b, rtol=1e-3), f"{label}: dequantized bias {back.tolist()} "
+             f"!= float bias {b.tolist()}")
+        s = need_sqnr(fm, q.path, feeds_x([randn(rng, (1, 3, 8, 8)) for _ in range(4)]),
+                      label + ": ")
+        figures.append(f"{label}: max |q| {big:.3g}, SQNR {s:.1f} dB")
+    return "; ".join(figures)
+
+
+def read_from_dq(q, n):
+    return [t for t in n.input if t and q.dq_feeding(t) is not None]
+
+
+@case
+def exclude_and_op_types(c):
+    """--exclude NODE leaves that node's inputs float; --op-types Conv quantizes only what Conv
+    nodes read (and their outputs), not MatMul/Mul/Add."""
+    rng = np.random.default_rng(18)
+    # x -> conv1 -> Tanh (not quantized) -> conv2 (excluded) -> Relu -> conv3 -> y
+    nodes = [node("Conv", ["x", "w1", "b1"], ["c1"], "conv1", pads=[1, 1, 1, 1]),
+             node("Tanh", ["c1"], ["t"], "tanh"),
+             node("Conv", ["t", "w2", "b2"], ["c2"], "conv2", pads=[1, 1, 1, 1]),
+             node("Relu", ["c2"], ["r"], "relu"),
+             node("Conv", ["r", "w3", "b3"], ["y"], "conv3", pads=[1, 1, 1, 1])]
+    inits = []
+    for k in (1, 2, 3):
+        inits += [init(f"w{k}", randn(rng, (4, 4 if k > 1 else 3, 3, 3), 0.3)),
+                  init(f"b{k}", randn(rng, (4,), 0.1))]
+    fm = c.model("excl", nodes, [vi("x", [1, 3, 8, 8])], [vi("y", [1, 4, 8, 8])], inits)
+    d = c.data("data", [randn(rng, (1, 3, 8, 8)) for _ in range(6)])
+    q = c.calibrate(fm, d, "excl.q.onnx", "--exclude", "conv2")
+    conv2 = q.node("conv2")
+    bad = read_from_dq(q, conv2)
+    need(not bad, f"--exclude conv2: conv2 reads DequantizeLinear outputs {bad}")
+    q.float_init("conv2", 1)
+    q.float_init("conv2", 2)
+    q.qconst("conv1", 1, TensorProto.INT8)
+    q.qconst("conv3", 1, TensorProto.INT8)
+    s1 = need_sqnr(fm, q.path, feeds_x([randn(rng, (1, 3, 8, 8)) for _ in range(4)]),
+                   "--exclude: ")
+
+    # x * k + kb -> conv -> Relu -> GlobalAveragePool -> Flatten -> MatMul + mb -> y
+    nodes = [node("Mul", ["x", "k"], ["m"], "mul"),
+             node("Add", ["m", "kb"], ["a"], "add_pre"),
+             node("Conv", ["a", "w", "b"], ["c"], "conv", pads=[1, 1, 1, 1]),
+             node("Relu", ["c"], ["r"], "relu"),
+             node("GlobalAveragePool", ["r"], ["g"], "gap"),
+             node("Flatten", ["g"], ["f"], "flatten"),
+             node("MatMul", ["f", "mw"], ["mm"], "matmul"),
+             node("Add", ["mm", "mb"], ["y"], "add_post")]
+    fm2 = c.model("optypes", nodes, [vi("x", [1, 3, 8, 8])], [vi("y", [1, 5])],
+                  [init("k", rng.uniform(0.5, 2, (1, 3, 1, 1)).astype(F32)),
+                   init("kb", randn(rng, (1, 3, 1, 1), 0.5)),
+                   init("w", randn(rng, (6, 3, 3, 3), 0.3)), init("b", randn(rng, (6,), 0.1)),
+                   init("mw", randn(rng, (6, 5), 0.5)), init("mb", randn(rng, (5,), 0.1))])
+    # control: by default MatMul's weight is quantized, so the check below can tell
+    dflt = c.calibrate(fm2, d, "optypes_default.q.onnx")
+    dflt.qconst("matmul", 1, TensorProto.INT8)
+    q = c.calibrate(fm2, d, "optypes.q.onnx", "--op-types", "Conv")
+    need(q.dq_feeding(q.node("conv").input[0]) is not None,
+         "--op-types Conv: conv input 'a' not quantized")
+    q.qconst("conv", 1, TensorProto.INT8)
+    conv_tensors = {"a", "w", "b", "c"}            # what the Conv reads and writes
+    for n in q.nodes:
+        if n.op_type in ("Conv", "QuantizeLinear", "DequantizeLinear"):
+            continue
+        for t in read_from_dq(q, n):
+            dq = q.dq_feeding(t)
+            qn = q.producer.get(dq.input[0])
+            orig = qn.input[0] if qn is not None and qn.op_type == "QuantizeLinear" else t
+            need(orig in conv_tensors, f"--op-types Conv: {n.op_type} '{n.name}' reads "
+                 f"quantized '{orig}', which no Conv reads or writes")
+    q.float_init("matmul", 1)
+    q.float_init("mul", 1)
+    i8 = sorted({n.input[0] for n in q.ops("DequantizeLinear") if n.input[0] in q.inits and
+                 q.inits[n.input[0]].data_type == TensorProto.INT8})
+    need(len(i8) == 1, f"--op-types Conv: int8 constants {i8}, expected only the Conv weight")
+    s2 = need_sqnr(fm2, q.path, feeds_x([randn(rng, (1, 3, 8, 8)) for _ in range(4)]),
+                   "--op-types: ")
+    return (f"--exclude conv2 reads float, SQNR {s1:.1f} dB; --op-types Conv leaves MatMul/"
+            f"Mul/Add float, SQNR {s2:.1f} dB")
+
+
+@case
+def activation_types(c):
+    """--activation-type int8/int16, --symmetric-activations and --reduce-range show in the
+    zero points and weight codes, and onnxruntime runs every variant."""
+    rng = np.random.default_rng(19)
+    nodes = [node("Conv", ["x", "w1", "b1"], ["c1"], "conv1", pads=[1, 1, 1, 1]),
+             node("Relu", ["c1"], ["r"], "relu"),
+             node("Conv", ["r", "w2", "b2"], ["c2"], "conv2", pads=[1, 1, 1, 1]),
+             node("Add", ["c2", "x"], ["y"], "add")]
+    fm = c.model("acts", nodes, [vi("x", [1, 3, 8, 8])], [vi("y", [1, 3, 8, 8])],
+                 [init("w1", randn(rng, (4, 3, 3, 3), 0.3)), init("b1", randn(rng, (4,), 0.1)),
+                  init("w2", randn(rng, (3, 4, 3, 3), 0.3)), init("b2", randn(rng, (3,), 0.1))])
+    d = c.data("data", [randn(rng, (1, 3, 8, 8)) for _ in range(6)])
+    test = feeds_x([randn(rng, (1, 3, 8, 8)) for _ in range(4)])
+    U8, I8, I16 = TensorProto.UINT8, TensorProto.INT8, TensorProto.INT16
+    variants = [
+        ("int8", ["--activation-type", "int8"], I8, None),
+        ("int16", ["--activation-type", "int16"], I16, None),
+        ("symmetric uint8", ["--symmetric-activations"], U8, 128),
+        ("symmetric int8", ["--symmetric-activations", "--activation-type", "int8"], I8, 0),
+    ]
+    figures = []
+    for i, (label, flags, dtype, zp) in enumerate(variants):
+        q = c.calibrate(fm, d, f"acts{i}.q.onnx", *flags)
+        qs = q.ops("QuantizeLinear")
+        need(qs, f"{label}: no QuantizeLinear")
+        for qn in qs:
+            dt, z = q.zero_point(qn)
+            need(dt == dtype, f"{label}: {qn.name} zero point is "
+                 f"{TensorProto.DataType.Name(dt)}, expected {TensorProto.DataType.Name(dtype)}")
+            need(zp is None or np.all(z == zp), f"{label}: {qn.name} zero point {z}, "
+                 f"expected {zp}")
+        if dtype == I16:
+            need(q.opset >= 21, f"int16: opset {q.opset}, 16-bit Q/DQ needs >= 21")
+        s = need_sqnr(fm, q.path, test, label + ": ")
+        figures.append(f"{label} SQNR {s:.1f}")
+    q = c.calibrate(fm, d, "acts_rr.q.onnx", "--reduce-range")
+    big = 0
+    for name in ("conv1", "conv2"):
+        _, wq, _ = q.qconst(name, 1, I8)
+        need(wq.min() >= -64 and wq.max() <= 64, f"--reduce-range: {name} weight codes "
+             f"[{wq.min()}, {wq.max()}] outside [-64, 64]")
+        big = max(big, int(np.abs(wq.astype(np.int32)).max()))
+    need(big > 32, f"--reduce-range: weight codes only reach {big}")
+    s = need_sqnr(fm, q.path, test, "--reduce-range: ", floor=20.0)
+    figures.append(f"reduce-range |w| <= {big}, SQNR {s:.1f}")
+    return "; ".join(figures) + " dB"
+
+
+@case
+def per_channel_axes(c):
+    """--per-channel: the weight DequantizeLinear axis and scale length per op (Conv 0,
+    ConvTranspose 1, Gemm transB=1 0, Gemm transB=0 1, MatMul 1). Channel counts all differ,
+    so a wrong axis shows in the scale length too."""
+    rng = np.random.default_rng(20)
+    nodes = [node("Conv", ["x", "cw", "cb"], ["c"], "conv", pads=[1, 1, 1, 1]),
+             node("ConvTranspose", ["c", "tw", "tb"], ["t"], "convt", strides=[2, 2]),
+             node("GlobalAveragePool", ["t"], ["g"], "gap"),
+             node("Flatten", ["g"], ["f"], "flatten"),
+             node("Gemm", ["f", "g1w", "g1b"], ["g1"], "gemm_tb1", transB=1),
+             node("Gemm", ["g1", "g2w", "g2b"], ["g2"], "gemm_tb0"),
+             node("MatMul", ["g2", "mw"], ["y"], "matmul")]
+    shapes = {"cw": (8, 3, 3, 3), "tw": (8, 6, 2, 2), "g1w": (5, 6), "g2w": (5, 4),
+              "mw": (4, 7)}
+    inits = [init(k, randn(rng, s, 0.4)) for k, s in shapes.items()]
+    inits += [init("cb", randn(rng, (8,), 0.1)), init("tb", randn(rng, (6,), 0.1)),
+              init("g1b", randn(rng, (5,), 0.1)), init("g2b", randn(rng, (4,), 0.1))]
+    fm = c.model("pc", nodes, [vi("x", [1, 3, 8, 8])], [vi("y", [1, 7])], inits)
+    d = c.data("data", [randn(rng, (1, 3, 8, 8)) for _ in range(6)])
+    q = c.calibrate(fm, d, "pc.q.onnx", "--per-channel")
+    want = [("conv", "cw", 0), ("convt", "tw", 1), ("gemm_tb1", "g1w", 0),
+            ("gemm_tb0", "g2w", 1), ("matmul", "mw", 1)]
+    for name, w, axis in want:
+        dq, wq, sc = q.qconst(name, 1, TensorProto.INT8)
+        got = attr(dq, "axis", 1)           # DequantizeLinear's default axis is 1
+        need(sc.ndim == 1, f"{name}: weight scale has shape {sc.shape}, expected 1-D")
+        need(got == axis, f"{name}: weight DequantizeLinear axis {got}, expected {axis}")
+        need(sc.shape[0] == shapes[w][axis], f"{name}: {sc.shape[0]} scales, expected "
+             f"{shapes[w][axis]} (dim {axis} of {shapes[w]})")
+    s = need_sqnr(fm, q.path, feeds_x([randn(rng, (1, 3, 8, 8)) for _ in range(4)]))
+    return f"axes Conv 0, ConvTranspose 1, Gemm tB=1 0, Gemm tB=0 1, MatMul 1; SQNR {s:.1f} dB"
+
+
+@case
+def bias_float(c):
+    """--bias float keeps Conv and Gemm biases as float initializers: no int32 tensor."""
+    rng = np.random.default_rng(21)
+    nodes = [node("Conv", ["x", "w", "b"], ["c"], "conv", pads=[1, 1, 1, 1]),
+             node("Relu", ["c"], ["r"], "relu"),
+             node("GlobalAveragePool", ["r"], ["g"], "gap"),
+             node("Flatten", ["g"], ["f"], "flatten"),
+             node("Gemm", ["f", "gw", "gb"], ["y"], "gemm", transB=1)]
+    b, gb = randn(rng, (6,), 0.2), randn(rng, (5,), 0.2)
+    fm = c.model("biasf", nodes, [vi("x", [1, 3, 8, 8])], [vi("y", [1, 5])],
+                 [init("w", randn(rng, (6, 3, 3, 3), 0.3)), init("b", b),
+                  init("gw", randn(rng, (5, 6), 0.5)), init("gb", gb)])
+    d = c.data("data", [randn(rng, (1, 3, 8, 8)) for _ in range(6)])
+    q = c.calibrate(fm, d, "biasf.q.onnx", "--bias", "float")
+    need(np.array_equal(q.float_init("conv", 2), b), "conv bias values changed")
+    need(np.array_equal(q.float_init("gemm", 2), gb), "gemm bias values changed")
+    i32 = [t.name for t in q.inits.values() if t.data_type == TensorProto.INT32]
+    need(not i32, f"int32 initializers with --bias float: {i32}")
+    q.qconst("conv", 1, TensorProto.INT8)
+    q.qconst("gemm", 1, TensorProto.INT8)
+    s = need_sqnr(fm, q.path, feeds_x([randn(rng, (1, 3, 8, 8)) for _ in range(4)]))
+    return f"Conv and Gemm biases float, no int32, SQNR {s:.1f} dB"
+
+
+@case
+def params_roundtrip(c):
+    """--params-out then --params-in (no --data) rebuilds a byte-identical model; a corrupt
+    parameters file is refused with exit 2 and one line naming it."""
+    rng = np.random.default_rng(22)
+    nodes = [node("Conv", ["x", "w1", "b1"], ["c1"], "conv1", pads=[1, 1, 1, 1]),
+             node("Relu", ["c1"], ["r"], "relu"),
+             node("Conv", ["r", "w2", "b2"], ["c2"], "conv2", pads=[1, 1, 1, 1]),
+             node("Add", ["c2", "x"], ["a"], "add"),
+             node("Sigmoid", ["a"], ["y"], "sigmoid")]
+    fm = c.model("params", nodes, [vi("x", [1, 3, 8, 8])], [vi("y", [1, 3, 8, 8])],
+                 [init("w1", randn(rng, (4, 3, 3, 3), 0.3)), init("b1", randn(rng, (4,), 0.1)),
+                  init("w2", randn(rng, (3, 4, 3, 3), 0.3)), init("b2", randn(rng, (3,), 0.1))])
+    d = c.data("data", [randn(rng, (1, 3, 8, 8)) for _ in range(6)])
+    figures = []
+    for label, flags in (("minmax", []), ("percentile", ["--method", "percentile",
+                                                         "--per-channel"])):
+        p = c.path(f"p_{label}.json")
+        c.calibrate(fm, d, f"params_{label}_a.onnx", "--params-out", p, *flags)
+        need(os.path.exists(p), f"{label}: --params-out wrote nothing")
+        c.calibrate(fm, None, f"params_{label}_b.onnx", "--params-in", p, *flags)
+        with open(c.path(f"params_{label}_a.onnx"), "rb") as f:
+            a = f.read()
+        with open(c.path(f"params_{label}_b.onnx"), "rb") as f:
+            b = f.read()
+        need(a == b, f"{label}: model from --params-in differs from the calibrated one "
+             f"({len(a)} vs {len(b)} bytes)")
+        figures.append(f"{label} {len(a)} bytes identical")
+    good = open(c.path("p_minmax.json"), encoding="utf-8").read()
+    # one activation's min made a string: the message must name the file and that tensor
+    doc = json.loads(good)
+    acts = [k for k, v in doc["tensors"].items() if v.get("kind") == "activation"]
+    need(acts, "p_minmax.json lists no activation")
+    doc["tensors"][acts[-1]]["min"] = "oops"
+    corrupt = {
+        "truncated.json": (good[:len(good) // 2], []),
+        "garbage.json": ("\x00\x01 this is not JSON {{{", []),
+        "bad_min.json": (json.dumps(doc, indent=1), [f"'{acts[-1]}'"]),
+    }
+    for name, (text, needles) in corrupt.items():
+        p = c.path(name)
+        with open(p, "w", encoding="utf-8") as f:
+            f.write(text)
+        out = c.path("corrupt.onnx")
+        r = c.run("--params-in", p, fm, "-o", out, "-q")
+        try:
+            expect_error(r, 2, p, *needles)
+        except Fail as e:
+            raise Fail(f"{name}: {e}")
+        need(not os.path.exists(out), f"{name}: an output model was written anyway")
+    return "; ".join(figures) + f"; {len(corrupt)} corrupt files refused (exit 2)"
+
+
+@case
+def ranges_include_zero(c):
+    """All-positive (Relu + 5) and all-negative (-Relu - 5) activations: the range is widened
+    to include 0, so the uint8 zero point is 0 (resp. 255), 0 is exactly representable and
+    the representable range still covers every calibration value."""
+    rng = np.random.default_rng(23)
+    nodes = [node("Relu", ["x"], ["r"], "relu"),
+             node("Add", ["r", "five"], ["pos"], "add_pos"),
+             node("Conv", ["pos", "w1"], ["y1"], "conv_pos"),
+             node("Mul", ["r", "minus_one"], ["n"], "neg"),
+             node("Add", ["n", "minus_five"], ["negt"], "add_neg"),
+             node("Conv", ["negt", "w2"], ["y2"], "conv_neg")]
+    fm = c.model("zero_in", nodes, [vi("x", [1, 3, 8, 8])],
+                 [vi("y1", [1, 4, 8, 8]), vi("y2", [1, 4, 8, 8])],
+                 [init("five", np.array(5.0, F32)), init("minus_one", np.array(-1.0, F32)),
+                  init("minus_five", np.array(-5.0, F32)),
+                  init("w1", randn(rng, (4, 3, 1, 1), 0.3)),
+                  init("w2", randn(rng, (4, 3, 1, 1), 0.3))])
+    xs = [randn(rng, (1, 3, 8, 8)) for _ in range(6)]
+    d = c.data("data", xs)
+    q = c.calibrate(fm, d, "zero_in.q.onnx")
+    pos = np.concatenate([np.maximum(x, 0) + 5 for x in xs])
+    figures = []
+    for tensor, data, want_zp in (("pos", pos, 0), ("negt", -pos, 255)):
+        qn = q.q_of(tensor)
+        dt, zp = q.zero_point(qn)
+        scale = float(q.arr(qn.input[1]))
+        need(dt == TensorProto.UINT8, f"{tensor}: zero point {TensorProto.DataType.Name(dt)}")
+        zp = int(zp)
+        need(0 <= zp <= 255, f"{tensor}: zero point {zp} outside [0, 255]")
+        need(zp == want_zp, f"{tensor}: data in [{data.min():.3f}, {data.max():.3f}] but zero "
+             f"point {zp}: the range does not include 0")
+        lo, hi = scale * (0 - zp), scale * (255 - zp)
+        need(lo <= min(data.min(), 0) + scale / 2 and hi >= max(data.max(), 0) - scale / 2,
+             f"{tensor}: representable [{lo:.3f}, {hi:.3f}] misses calibration data "
+             f"[{data.min():.3f}, {data.max():.3f}]")
+        figures.append(f"{tensor} zp {zp} covers [{lo:.2f}, {hi:.2f}]")
+    s = need_sqnr(fm, q.path, feeds_x([randn(rng, (1, 3, 8, 8)) for _ in range(4)]))
+    return "; ".join(figures) + f"; SQNR {s:.1f} dB"
+
+
+@case
+def nan_in_data(c):
+    """A sample with NaN: skipped with a warning naming it (exit 0); --strict: exit 2 naming
+    it, no model written."""
+    rng = np.random.default_rng(24)
+    nodes = [node("Conv", ["x", "w", "b"], ["c"], "conv", pads=[1, 1, 1, 1]),
+             node("Relu", ["c"], ["y"], "relu")]
+    fm = c.model("nan", nodes, [vi("x", [1, 3, 8, 8])], [vi("y", [1, 4, 8, 8])],
+                 [init("w", randn(rng, (4, 3, 3, 3), 0.3)), init("b", randn(rng, (4,), 0.1))])
+    xs = [randn(rng, (1, 3, 8, 8)) for _ in range(5)]
+    xs[2] = xs[2].copy()
+    xs[2][0, 1, 3, 4] = np.nan
+    names = ["s0.npy", "s1.npy", "poisoned.npy", "s3.npy", "s4.npy"]
+    d = c.data("data", xs, names)
+    out = c.path("nan.q.onnx")
+    r = c.run("--data", d, fm, "-o", out, "-q")
+    need(r.returncode == 0, f"exit status {r.returncode} (stderr: {r.stderr.strip()[:300]})")
+    warn = [ln for ln in r.stderr.splitlines() if "poisoned.npy" in ln]
+    need(warn and "warning" in warn[0], f"no warning naming poisoned.npy on stderr: "
+         f"{r.stderr.strip()[:300]}")
+    q = QModel(out)
+    for name, s in q.qdq_scales():
+        need(np.all(np.isfinite(s)) and np.all(s > 0), f"scale '{name}' = {s} after NaN sample")
+    s = need_sqnr(fm, q.path, feeds_x([randn(rng, (1, 3, 8, 8)) for _ in range(4)]))
+    out2 = c.path("nan_strict.q.onnx")
+    r = c.run("--data", d, fm, "-o", out2, "-q", "--strict")
+    try:
+        expect_error(r, 2, "poisoned.npy")
+    except Fail as e:
+        raise Fail(f"--strict: {e}")
+    need(not os.path.exists(out2), "--strict: a model was written anyway")
+    return f"warning '{warn[0][:70]}', SQNR {s:.1f} dB; --strict exit 2"
+
+
+# ---------------------------------------------------------------- driver
+
+def main(argv):
+    if len(argv) == 2 and argv[1] == "--list":
+        print("\n".join(CASES))
+        return 0
+    if len(argv) < 3 or argv[1].startswith("-"):
+        print(__doc__.strip(), file=sys.stderr)
+        return 2
+    cal, work, names = argv[1], argv[2], argv[3:] or list(CASES)
+    unknown = [n for n in names if n not in CASES]
+    if unknown:
+        print(f"quant_behaviour.py: unknown case(s) {unknown}; --list shows them",
+              file=sys.stderr)
+        return 2
+    failed = 0
+    for name in names:
+        try:
+            msg = CASES[name](Ctx(cal, os.path.join(work, name)))
+            print(f"ok   {name}: {msg}")
+        except Fail as e:
+            print(f"FAIL {name}: {e}")
+            failed += 1
+        except Exception as e:  # noqa: BLE001 - a crash in a case is that case's failure
+            print(f"FAIL {name}: {type(e).__name__}: {str(e).splitlines()[0][:300]}")
+            failed += 1
+        sys.stdout.flush()
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
