@@ -37,6 +37,8 @@ const qc_tensor *qc_exec_output(const qc_exec *x, int i);
 const qc_tensor *qc_exec_value(const qc_exec *x, const char *name);
 /* With const_only: whether node i of the model (file index) was computed from constants. */
 int              qc_exec_node_is_const(const qc_exec *x, int node_index);
+/* Nodes folded into their producer by qc_exec_opts.fuse (they never run on their own). */
+int              qc_exec_fused_nodes(const qc_exec *x);
 /* Number of completed qc_exec_run calls (tests count executor passes). */
 int64_t          qc_exec_runs(const qc_exec *x);
 /* Bytes of activation buffers currently allocated / at peak. */

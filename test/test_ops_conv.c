@@ -10,7 +10,10 @@
 
 typedef struct tnode {
     qc_model      m;
-    qc_node       node;
+    qc_node       nodes[3];     /* the op; [1],[2]: Sigmoid and Mul of a SiLU tail */
+    const char   *tail_io[2][2];
+    const char   *mid_names[1];
+    int           silu;
     qc_value_info ins[4], outs[2];
     const char   *in_names[4], *out_names[2];
     qc_attr       attrs[12];
@@ -25,14 +28,14 @@ static const char *const out_name[2] = { "out0", "out1" };
 static void tn_init(tnode *t, const char *op, int64_t opset, int n_in, int n_out)
 {
     memset(t, 0, sizeof *t);
-    t->node.name = op;
-    t->node.op_type = op;
-    t->node.domain = "";
-    t->node.n_inputs = n_in;
-    t->node.n_outputs = n_out;
-    t->node.inputs = t->in_names;
-    t->node.outputs = t->out_names;
-    t->node.attrs = t->attrs;
+    t->nodes[0].name = op;
+    t->nodes[0].op_type = op;
+    t->nodes[0].domain = "";
+    t->nodes[0].n_inputs = n_in;
+    t->nodes[0].n_outputs = n_out;
+    t->nodes[0].inputs = t->in_names;
+    t->nodes[0].outputs = t->out_names;
+    t->nodes[0].attrs = t->attrs;
     for (int i = 0; i < n_in; i++) {
         t->in_names[i] = in_name[i];
         t->ins[i].name = in_name[i];
@@ -46,7 +49,7 @@ static void tn_init(tnode *t, const char *op, int64_t opset, int n_in, int n_out
     t->m.path = "test";
     t->m.opset = opset;
     t->m.n_nodes = 1;
-    t->m.nodes = &t->node;
+    t->m.nodes = t->nodes;
     t->m.n_inputs = n_in;
     t->m.inputs = t->ins;
     t->m.n_outputs = n_out;
@@ -55,7 +58,7 @@ static void tn_init(tnode *t, const char *op, int64_t opset, int n_in, int n_out
 
 static qc_attr *tn_attr(tnode *t, const char *name, int type)
 {
-    qc_attr *a = &t->attrs[t->node.n_attrs++];
+    qc_attr *a = &t->attrs[t->nodes[0].n_attrs++];
     a->name = name;
     a->type = type;
     return a;
@@ -63,7 +66,7 @@ static qc_attr *tn_attr(tnode *t, const char *name, int type)
 
 static void tn_ints(tnode *t, const char *name, int n, const int64_t *v)
 {
-    int slot = t->node.n_attrs;
+    int slot = t->nodes[0].n_attrs;
     qc_attr *a = tn_attr(t, name, QC_ATTR_INTS);
     memcpy(t->ints[slot], v, (size_t)n * sizeof *v);
     a->ints = t->ints[slot];
@@ -86,13 +89,34 @@ static void tn_input(tnode *t, int i, int dtype, int ndim, const int64_t *dims, 
     t->ins[i].dtype = dtype;
 }
 
+/* Appends x * Sigmoid(x) after the op (output "out0" moves to the Mul), which the planner
+ * fuses into the Conv kernel (qc_exec_opts.fuse). */
+static void tn_silu(tnode *t)
+{
+    static const char *const mid = "conv_out", *const sig = "sig_out";
+    t->silu = 1;
+    t->mid_names[0] = mid;
+    t->nodes[0].outputs = t->mid_names;
+    t->tail_io[0][0] = mid;
+    t->tail_io[0][1] = sig;
+    t->tail_io[1][0] = mid;
+    t->tail_io[1][1] = sig;
+    t->nodes[1] = (qc_node){ .name = "sig", .op_type = "Sigmoid", .domain = "", .n_inputs = 1,
+                             .n_outputs = 1, .inputs = t->tail_io[0],
+                             .outputs = &t->tail_io[0][1] };
+    t->nodes[2] = (qc_node){ .name = "mul", .op_type = "Mul", .domain = "", .n_inputs = 2,
+                             .n_outputs = 1, .inputs = t->tail_io[1], .outputs = t->out_names };
+    t->m.n_nodes = 3;
+}
+
 /* Plans and runs; returns output k or NULL (failure reported). Call tn_free after. */
 static const qc_tensor *tn_run(tnode *t, int k)
 {
     qc_err err = { 0 };
-    if (qc_exec_new(&t->x, &t->m, NULL, &err) != QC_OK ||
+    qc_exec_opts opts = { .fuse = t->silu };
+    if (qc_exec_new(&t->x, &t->m, &opts, &err) != QC_OK ||
         qc_exec_run(t->x, t->inputs, t->m.n_inputs, &err) != QC_OK) {
-        qc_test_fail(__FILE__, __LINE__, "%s: %s", t->node.op_type, err.msg);
+        qc_test_fail(__FILE__, __LINE__, "%s: %s", t->nodes[0].op_type, err.msg);
         return NULL;
     }
     return qc_exec_output(t->x, k);
@@ -255,7 +279,7 @@ static void conv_cases_run(const char *path, int silu)
         tnode tn;
         tn_init(&tn, "Conv", 13, cc->bias ? 3 : 2, 1);
         if (silu)
-            tn_str(&tn, "qc_activation", "Silu");
+            tn_silu(&tn);
         tn_input(&tn, 0, QC_F32, nsp + 2, xd, x);
         tn_input(&tn, 1, QC_F32, nsp + 2, wd, w);
         int64_t one = cc->m;
@@ -272,6 +296,8 @@ static void conv_cases_run(const char *path, int silu)
         char what[96];
         snprintf(what, sizeof what, "%s (%s%s)", cc->name, path, silu ? ", silu" : "");
         check_out(what, tn_run(&tn, 0), nsp + 2, yd, want, 1e-4, 1e-4);
+        if (silu && tn.x)
+            CHECK_INT(qc_exec_fused_nodes(tn.x), 2);        /* Sigmoid and Mul folded in */
         tn_free(&tn);
         free(x);
         free(w);

@@ -219,3 +219,11 @@ size_t qc_exec_peak_bytes(const qc_exec *x)
 {
     return x->pool.bytes_peak;
 }
+
+int qc_exec_fused_nodes(const qc_exec *x)
+{
+    int n = 0;
+    for (int k = 0; k < x->n_knodes; k++)
+        n += x->skip[k] != 0;
+    return n;
+}

@@ -1,0 +1,179 @@
+/* Comparing calibration strategies in one run (`calibrate compare`).
+ *
+ * One float pass over the calibration data feeds every candidate: the candidates' activation
+ * ranges come from observers shared by all candidates that can use the same state (one
+ * minmax, one per EMA constant, one signed and one |x| histogram per bin count: percentile
+ * at any p, mse and entropy all read the same histogram), then each candidate's quantizer gets
+ * its ranges through qc_quantizer_set_range() and builds its QDQ model. The models are those
+ * `calibrate --method M ...` writes with the same data, byte for byte.
+ *
+ * Evaluation runs each QDQ model in qcal's executor against the float model on held-out
+ * samples: output SQNR, cosine similarity, max abs error, top-1 agreement of classifier-like
+ * outputs ([N, C], C > 1), and per quantized activation tensor T the SQNR of the quantized
+ * model's DequantizeLinear output of T against the float model's T, and the saturation rate
+ * of T (fraction of the float values outside the range the quantization grid represents).
+ *
+ * Memory: the float model runs once per eval sample with every intermediate kept (one
+ * sample's activations); when every candidate's model and executor fit in the budget they all
+ * run on that sample (the float pass is shared: "sample-major"); otherwise one candidate is
+ * built, evaluated and freed at a time and the float pass is repeated for each
+ * ("candidate-major"). Nothing grows with the number of samples.
+ *
+ * Extension points (later work): `--method auto` = qc_compare_best_model(); sensitivity and
+ * mixed precision read the per-layer results; an HTML report renders the same results. */
+#ifndef QC_COMPARE_H
+#define QC_COMPARE_H
+
+#include "qc_data.h"
+#include "qc_quant.h"
+
+/* ---- metrics (src/quant/metrics.c): small pure functions ---- */
+
+/* Error of `got` against a float reference, accumulated over any number of tensors. Pairs
+ * whose reference is not finite are skipped; a non-finite `got` against a finite reference is
+ * counted in `nonfinite` and makes the error infinite. */
+typedef struct qc_errstat {
+    double  ref2, got2, dot, err2;  /* sums of r^2, g^2, r g, (g - r)^2 */
+    double  max_abs;                /* max |g - r| */
+    int64_t n;                      /* pairs counted */
+    int64_t nonfinite;
+    int64_t top1_rows, top1_agree;  /* classifier-like outputs: rows compared, argmax equal */
+} qc_errstat;
+
+void    qc_errstat_add(qc_errstat *s, const float *ref, const float *got, int64_t n);
+/* Rows of `cols` scores: counts rows whose argmax (first maximum) agree. */
+void    qc_errstat_add_top1(qc_errstat *s, const float *ref, const float *got, int64_t rows,
+                            int64_t cols);
+/* 10 log10(sum r^2 / sum (g - r)^2): +inf when the error is 0 (also when both are 0), -inf
+ * when the signal is 0 but the error is not, or a value was non-finite. */
+double  qc_errstat_sqnr_db(const qc_errstat *s);
+/* sum r g / sqrt(sum r^2 sum g^2): 1 when both are all zero, 0 when only one is; NaN when
+ * nothing was counted or a value was non-finite. */
+double  qc_errstat_cosine(const qc_errstat *s);
+/* Fraction of rows with the same argmax; NaN when no rows were compared. */
+double  qc_errstat_top1(const qc_errstat *s);
+/* Index of the first maximum of x[0..n) (NaN never wins); -1 if n <= 0. */
+int64_t qc_argmax(const float *x, int64_t n);
+
+/* One-shot forms of the above over a single pair of arrays. */
+double  qc_metric_sqnr_db(const float *ref, const float *got, int64_t n);
+double  qc_metric_cosine(const float *ref, const float *got, int64_t n);
+double  qc_metric_max_abs(const float *ref, const float *got, int64_t n);
+double  qc_metric_top1(const float *ref, const float *got, int64_t rows, int64_t cols);
+
+/* Per-layer accumulation (the hot loop of evaluation): sums r^2 and (g - r)^2 over finite
+ * references, and counts the references outside [lo, hi] (saturated by the quantizer). */
+typedef struct qc_layerstat {
+    double  ref2, err2;
+    int64_t n, saturated, nonfinite;
+} qc_layerstat;
+
+void    qc_layerstat_add(qc_layerstat *s, const float *ref, const float *got, int64_t n,
+                         float lo, float hi);
+double  qc_layerstat_sqnr_db(const qc_layerstat *s);
+
+/* ---- candidates ---- */
+
+enum { QC_CMP_NO = 0, QC_CMP_YES = 1, QC_CMP_BOTH = 2, QC_CMP_DEFAULT = 3 };
+enum { QC_METRIC_SQNR = 0, QC_METRIC_COSINE = 1, QC_METRIC_TOP1 = 2 };
+
+typedef struct qc_cand {
+    char          name[64];         /* "percentile 99.99 pc", "minmax pt sym" */
+    qc_quant_opts o;                /* exactly the options of the equivalent `calibrate` */
+} qc_cand;
+
+typedef struct qc_compare_grid {
+    const char *methods;            /* comma list; NULL: minmax,ema,percentile,mse,entropy */
+    const char *percentiles;        /* comma list; NULL: 99.9,99.99,99.999 */
+    int per_channel;                /* QC_CMP_*; DEFAULT: per-channel, plus per-tensor
+                                     * variants of minmax and of the highest percentile */
+    int symmetric_act;              /* QC_CMP_NO (default), QC_CMP_YES, QC_CMP_BOTH */
+} qc_compare_grid;
+
+/* Candidates of the grid, every other option taken from `base` (activation type, bins, EMA
+ * constant, exclusions...). *out is malloc'd (free()). QC_EUSAGE naming a bad list entry. */
+int qc_compare_make_grid(const qc_quant_opts *base, const qc_compare_grid *g, qc_cand **out,
+                         int *n, qc_err *err);
+
+/* ---- the comparison ---- */
+
+typedef struct qc_layer_result {
+    const char *name;               /* the float tensor (prepared model's arena) */
+    double      sqnr_db;            /* DequantizeLinear output vs float tensor, eval set */
+    double      saturation;         /* fraction of float values outside [clip_lo, clip_hi] */
+    float       clip_lo, clip_hi;   /* (qmin - zp) scale, (qmax - zp) scale */
+    float       lo, hi;             /* range chosen by the method (before the zero widening) */
+    int64_t     n;                  /* values compared */
+} qc_layer_result;
+
+typedef struct qc_output_result {
+    const char *name;
+    int         classifier;         /* [N, C] with C > 1: top-1 counted */
+    qc_errstat  st;
+} qc_output_result;
+
+typedef struct qc_cand_result {
+    const qc_cand *cand;
+    /* over the float outputs: worst SQNR, worst cosine, largest max abs error; top-1 pooled
+     * over classifier-like outputs (NaN if none) */
+    double sqnr_db, cosine, max_abs, top1;
+    int    n_outputs;
+    qc_output_result *outputs;
+    int    n_layers;
+    qc_layer_result *layers;
+    int    worst_layer;             /* lowest layer SQNR, -1 if no layer */
+    int    n_quantized_nodes, n_float_nodes;
+    int    n_eval;                  /* eval samples evaluated */
+    double build_seconds, eval_seconds;
+} qc_cand_result;
+
+typedef struct qc_compare qc_compare;
+
+/* Plans the candidates on model m (prepared; must outlive c). Creates one quantizer per
+ * candidate and one float executor for calibration. */
+int  qc_compare_new(qc_compare **out, const qc_model *m, const qc_cand *cands, int n_cands,
+                    qc_err *err);
+void qc_compare_free(qc_compare *c);
+
+/* One calibration sample: one float pass that feeds every candidate. */
+int  qc_compare_observe(qc_compare *c, const qc_tensor *inputs, int n_inputs, qc_err *err);
+
+typedef void (*qc_compare_progress_fn)(void *user, int64_t done, int64_t total);
+
+typedef struct qc_compare_eval_opts {
+    int     metric;                 /* QC_METRIC_*: which model qc_compare_best_model keeps */
+    size_t  max_bytes;              /* memory budget of sample-major evaluation; 0: 1 GiB */
+    int     force_schedule;         /* 0 auto, 1 sample-major, 2 candidate-major (tests) */
+    qc_compare_progress_fn progress;
+    void   *progress_user;
+} qc_compare_eval_opts;
+
+/* Builds every candidate (after all qc_compare_observe calls) and evaluates it on samples
+ * idx[0..n) of d (a sample with NaN/Inf in a float input is skipped and counted). */
+int  qc_compare_evaluate(qc_compare *c, qc_dataset *d, const int *idx, int n,
+                         const qc_compare_eval_opts *o, qc_err *err);
+
+int                   qc_compare_n(const qc_compare *c);
+const qc_cand_result *qc_compare_result(const qc_compare *c, int i);
+const qc_quantizer   *qc_compare_quantizer(const qc_compare *c, int i);
+/* Candidate indices, best first by `metric` (ties: higher SQNR, then grid order). */
+void qc_compare_rank(const qc_compare *c, int metric, int *order);
+/* The best candidate's model by the evaluation's metric (borrowed until qc_compare_free). */
+const qc_model *qc_compare_best_model(const qc_compare *c, int *index);
+
+typedef struct qc_compare_stats {
+    int64_t float_passes;           /* float executor runs over the calibration data */
+    int64_t eval_float_passes;      /* float executor runs over the eval data */
+    int64_t quant_passes;           /* quantized model runs (all candidates) */
+    int     n_eval, eval_skipped;   /* eval samples used / skipped (NaN/Inf) */
+    int     n_observed;             /* activation tensors observed */
+    int     n_observer_groups;      /* observers per tensor (shared state kinds) */
+    int     sample_major;           /* schedule used */
+    size_t  observer_bytes;         /* state of the shared observers */
+    size_t  float_peak_bytes;       /* float executor activations at peak (calibration) */
+    size_t  eval_peak_bytes;        /* float eval executor, every intermediate kept */
+} qc_compare_stats;
+
+void qc_compare_get_stats(const qc_compare *c, qc_compare_stats *s);
+
+#endif
