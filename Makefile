@@ -18,7 +18,7 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/onnx.pb-c.o
 TOOL_OBJ := $(TOOL_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all setup test check-asan demo bench clean models fuzz
+.PHONY: all setup test check-asan demo bench clean models fuzz peers
 all: $(BUILD)/calibrate $(BUILD)/test_runner $(BUILD)/backend_test
 
 $(BUILD)/gen/onnx.pb-c.c $(BUILD)/gen/onnx.pb-c.h: $(PROTO)
@@ -72,6 +72,11 @@ demo: setup
 bench: setup
 	@$(MAKE) --no-print-directory all
 	@tools/bench.sh
+
+# qcal against onnxruntime's quantize_static and NNCF on the integration models.
+peers: setup
+	@$(MAKE) --no-print-directory all
+	@tools/peers.sh
 
 # libFuzzer targets (clang); FUZZ_SECONDS per target (default 60).
 fuzz: setup

@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# `make fuzz`: builds the libFuzzer targets (test/fuzz/fuzz_*.c) with clang, ASan and UBSan
+# into build-fuzz/, generates their seed corpora there (test/fuzz/make_seeds.py,
+# make_image_seeds.c), replays the committed regression inputs, then fuzzes each target for
+# FUZZ_SECONDS. Per target it prints executions and crashes; the closing line is
+# "fuzz: N passed, N failed" and the exit status is non-zero on any crash.
+#
+#   tools/fuzz.sh [TARGET...]     (model model_extdata npy tensor_pb image params; default all)
+#
+# Environment: FUZZ_SECONDS (per target, default 60), FUZZ_BUILD (default build-fuzz),
+# FUZZ_ARGS (extra libFuzzer flags), VENV (default .venv).
+# A crash, leak, timeout (> 10 s for one input) or out-of-memory (> 2048 MB) leaves the input
+# in $FUZZ_BUILD/artifacts/<target>/ and copies it (if under 64 KiB) to
+# test/fuzz/regressions/<target>/, where test/cli/test_fuzz_regressions.sh replays it on every
+# `make test`: fix the bug, keep the file. The corpus grows in $FUZZ_BUILD/corpus/<target>/
+# across runs.
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 2
+
+SECONDS_PER=${FUZZ_SECONDS:-60}
+B=${FUZZ_BUILD:-build-fuzz}
+PY=${VENV:-.venv}/bin/python
+ALL="model model_extdata npy tensor_pb image params"
+TARGETS=${*:-$ALL}
+CC=${FUZZ_CC:-clang}
+SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
+CFLAGS_LIB="-O1 -g -fno-omit-frame-pointer $SAN -fsanitize=fuzzer-no-link"
+LDLIBS="-lprotobuf-c -lopenblas -lcjson -lpng -ljpeg -lm -lpthread"
+INC="-std=c11 -D_GNU_SOURCE -Iinclude -I$B/gen -Isrc/exec -Isrc/onnx -Isrc/core -Isrc/data
+     -Icalib -Isrc/quant $(pkg-config --cflags libprotobuf-c libpng 2>/dev/null)"
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+export OPENBLAS_NUM_THREADS=1
+
+die() { echo "fuzz: $*" >&2; echo "fuzz: 0 passed, 1 failed"; exit 1; }
+
+command -v "$CC" >/dev/null || die "$CC not found (Debian: apt-get install clang libclang-rt-14-dev)"
+for t in $TARGETS; do
+    [ -f "test/fuzz/fuzz_$t.c" ] || die "unknown target '$t' (targets: $ALL)"
+done
+
+echo "fuzz: building the library with $CC + ASan/UBSan + fuzzer instrumentation in $B/"
+make --no-print-directory BUILD="$B" CC="$CC" CFLAGS="$CFLAGS_LIB" "$B/libqcal.a" \
+    >"$B.build.log" 2>&1 || { tail -20 "$B.build.log"; die "library build failed"; }
+mkdir -p "$B/fuzz" "$B/seeds" "$B/corpus" "$B/artifacts" "$B/logs"
+mv -f "$B.build.log" "$B/logs/build.log"
+for t in $TARGETS; do
+    # shellcheck disable=SC2086
+    "$CC" $CFLAGS_LIB -fsanitize=fuzzer $INC -Itest/fuzz "test/fuzz/fuzz_$t.c" \
+        -o "$B/fuzz/fuzz_$t" "$B/libqcal.a" $LDLIBS 2>"$B/logs/cc_$t.log" ||
+        { cat "$B/logs/cc_$t.log"; die "cannot build fuzz_$t"; }
+done
+
+echo "fuzz: generating seed corpora in $B/seeds/"
+rm -rf "$B/seeds"
+mkdir -p "$B/seeds/image"
+"$PY" test/fuzz/make_seeds.py "$B/seeds" >"$B/logs/seeds.log" 2>&1 ||
+    { tail -5 "$B/logs/seeds.log"; die "test/fuzz/make_seeds.py failed"; }
+cc -O1 -o "$B/make_image_seeds" test/fuzz/make_image_seeds.c -lpng -ljpeg \
+    $(pkg-config --cflags libpng 2>/dev/null) >>"$B/logs/seeds.log" 2>&1 &&
+    "$B/make_image_seeds" "$B/seeds/image" >>"$B/logs/seeds.log" 2>&1 ||
+    die "image seeds failed (see $B/logs/seeds.log)"
+for f in models/cache/photos/*.png models/cache/photos/*.jpg; do
+    # real photos are large: only small ones make useful seeds
+    [ -f "$f" ] && [ "$(stat -c %s "$f")" -lt 65536 ] && cp "$f" "$B/seeds/image/"
+done
+tail -1 "$B/logs/seeds.log"
+
+QC_FUZZ_TMP=$(mktemp -d /dev/shm/qc-fuzz-run.XXXXXX 2>/dev/null || mktemp -d)
+export QC_FUZZ_TMP
+trap 'rm -rf "$QC_FUZZ_TMP"' EXIT
+
+passed=0 failed=0
+for t in $TARGETS; do
+    bin=$B/fuzz/fuzz_$t
+    reg=test/fuzz/regressions/$t
+    art=$B/artifacts/$t
+    log=$B/logs/fuzz_$t.log
+    mkdir -p "$B/corpus/$t" "$art"
+    if [ -d "$reg" ] && [ -n "$(ls -A "$reg")" ]; then
+        if ! "$bin" -rss_limit_mb=2048 -timeout=10 "$reg"/* >"$B/logs/replay_$t.log" 2>&1; then
+            echo "FAIL $t: a regression input in $reg crashes (see $B/logs/replay_$t.log)"
+            failed=$((failed + 1))
+            continue
+        fi
+    fi
+    dict=()
+    [ -f "$B/seeds/$t.dict" ] && dict=("-dict=$B/seeds/$t.dict")
+    maxlen=()
+    case $t in model*) maxlen=(-max_len=262144) ;; esac
+    before=$(find "$art" -type f | wc -l)
+    rc=0
+    # shellcheck disable=SC2086
+    "$bin" -max_total_time="$SECONDS_PER" -rss_limit_mb=2048 -timeout=10 \
+        -print_final_stats=1 -artifact_prefix="$art/" "${dict[@]}" "${maxlen[@]}" \
+        ${FUZZ_ARGS:-} "$B/corpus/$t" "$B/seeds/$t" >"$log" 2>&1 || rc=$?
+    execs=$(grep -E '^stat::number_of_executed_units' "$log" | tail -1 | awk '{print $2}')
+    secs=$(grep -E '^Done [0-9]+ runs in [0-9]+ second' "$log" | tail -1 |
+           sed -E 's/^Done [0-9]+ runs in ([0-9]+) second.*/\1/')
+    corpus=$(find "$B/corpus/$t" -type f | wc -l)
+    new=$(find "$art" -type f | wc -l)
+    crashes=$((new - before))
+    [ "$rc" != 0 ] && [ "$crashes" = 0 ] && crashes=1
+    if [ "$crashes" = 0 ]; then
+        echo "ok   $t: ${execs:-?} executions in ${secs:-$SECONDS_PER} s, 0 crashes," \
+             "corpus $corpus"
+        passed=$((passed + 1))
+    else
+        echo "FAIL $t: ${execs:-?} executions, $crashes crash(es) (exit $rc; see $log)"
+        grep -E '^(==[0-9]+==ERROR|SUMMARY|.*runtime error)' "$log" | head -3 | sed 's/^/     /'
+        mkdir -p "$reg"
+        find "$art" -type f -newer "$B/logs/cc_$t.log" -size -64k | while read -r f; do
+            cp "$f" "$reg/"
+            echo "     input kept as $reg/$(basename "$f")"
+        done
+        failed=$((failed + 1))
+    fi
+done
+echo "fuzz: $passed passed, $failed failed"
+[ "$failed" = 0 ]
