@@ -80,6 +80,8 @@ const int64_t *qc_attr_ints(const qc_node *n, const char *name, int64_t *count);
 const float   *qc_attr_floats(const qc_node *n, const char *name, int64_t *count);
 
 const qc_tensor *qc_model_init(const qc_model *m, const char *name);
+/* Index of the node producing tensor `name`, -1 if none (graph input, initializer). Linear. */
+int              qc_model_producer(const qc_model *m, const char *name);
 
 /* Reads a serialized ONNX TensorProto (.pb) into an owned tensor (free with qc_tensor_free;
  * t->name is NULL). F16/BF16/F64 data become float32. If `name` is not NULL it receives a

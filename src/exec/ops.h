@@ -47,6 +47,15 @@ void qc_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float a
               const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
               float *c, int64_t ldc);
 
+/* Input i, or NULL when omitted or past the node's inputs. */
+static inline const qc_tensor *qc_opt_in(const qc_knode *n, int i)
+{
+    return i < n->n_in ? n->in[i] : NULL;
+}
+
+/* QC_EUNSUPPORTED naming the node and dtype unless t is of an executable dtype. */
+int qc_need_exec(const qc_knode *n, const qc_tensor *t, qc_err *err);
+
 /* Error helpers that name the node. */
 int qc_node_errf(const qc_knode *n, qc_err *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

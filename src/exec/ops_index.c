@@ -5,19 +5,6 @@
 #include <string.h>
 #include "ops.h"
 
-static const qc_tensor *opt_in(const qc_knode *n, int i)
-{
-    return i < n->n_in ? n->in[i] : NULL;
-}
-
-static int need_exec(const qc_knode *n, const qc_tensor *t, qc_err *err)
-{
-    if (!qc_dtype_is_executable(t->dtype))
-        return qc_node_errf(n, err, QC_EUNSUPPORTED, "input '%s' has dtype %s, which the "
-                            "executor does not support", t->name ? t->name : "?",
-                            qc_dtype_name(t->dtype));
-    return QC_OK;
-}
 
 static int need_int(const qc_knode *n, const qc_tensor *t, const char *what, qc_err *err)
 {
@@ -72,10 +59,10 @@ static int slice_params(const qc_knode *n, const qc_tensor *x, int64_t *start, i
         ae = qc_attr_ints(n->node, "ends", &ke);
         aa = qc_attr_ints(n->node, "axes", &ka);
     } else {
-        ts = opt_in(n, 1);
-        te = opt_in(n, 2);
-        ta = opt_in(n, 3);
-        tp = opt_in(n, 4);
+        ts = qc_opt_in(n, 1);
+        te = qc_opt_in(n, 2);
+        ta = qc_opt_in(n, 3);
+        tp = qc_opt_in(n, 4);
         if (!ts || !te)
             return qc_node_errf(n, err, QC_EINPUT, "missing starts or ends input");
         k = qc_tensor_numel(ts);
@@ -129,7 +116,7 @@ static int slice_infer(qc_knode *n, qc_err *err)
     const qc_tensor *x = n->in[0];
     int64_t start[QC_MAX_DIMS], step[QC_MAX_DIMS], len[QC_MAX_DIMS];
     int rc;
-    if ((rc = need_exec(n, x, err)) || (rc = slice_params(n, x, start, step, len, err)))
+    if ((rc = qc_need_exec(n, x, err)) || (rc = slice_params(n, x, start, step, len, err)))
         return rc;
     qc_set_shape(n->out[0], x->dtype, x->ndim, len);
     return QC_OK;
@@ -165,7 +152,7 @@ static int gather_infer(qc_knode *n, qc_err *err)
     const qc_tensor *x = n->in[0], *ind = n->in[1];
     int64_t dims[QC_MAX_DIMS];
     int axis, rc, nd = 0;
-    if ((rc = need_exec(n, x, err)) || (rc = need_int(n, ind, "indices", err)) ||
+    if ((rc = qc_need_exec(n, x, err)) || (rc = need_int(n, ind, "indices", err)) ||
         (rc = qc_norm_axis(n, qc_attr_int(n->node, "axis", 0), x->ndim, &axis, err)))
         return rc;
     if (x->ndim - 1 + ind->ndim > QC_MAX_DIMS)
@@ -219,7 +206,7 @@ static int gather_el_infer(qc_knode *n, qc_err *err)
 {
     const qc_tensor *x = n->in[0], *ind = n->in[1];
     int axis, rc;
-    if ((rc = need_exec(n, x, err)) || (rc = need_int(n, ind, "indices", err)) ||
+    if ((rc = qc_need_exec(n, x, err)) || (rc = need_int(n, ind, "indices", err)) ||
         (rc = qc_norm_axis(n, qc_attr_int(n->node, "axis", 0), x->ndim, &axis, err)))
         return rc;
     if (ind->ndim != x->ndim)
@@ -315,7 +302,7 @@ static int gather_nd_infer(qc_knode *n, qc_err *err)
     const qc_tensor *x = n->in[0], *ind = n->in[1];
     int64_t nb, nt, k, slice, dims[2 * QC_MAX_DIMS];
     int rc, nd = 0;
-    if ((rc = need_exec(n, x, err)) || (rc = need_int(n, ind, "indices", err)) ||
+    if ((rc = qc_need_exec(n, x, err)) || (rc = need_int(n, ind, "indices", err)) ||
         (rc = gather_nd_geom(n, &nb, &nt, &k, &slice, err)))
         return rc;
     for (int i = 0; i < ind->ndim - 1; i++)
@@ -430,7 +417,7 @@ static int scatter_infer(qc_knode *n, qc_err *err)
 {
     const qc_tensor *x = n->in[0], *ind = n->in[1], *upd = n->in[2];
     int axis, red, rc;
-    if ((rc = need_exec(n, x, err)) || (rc = need_int(n, ind, "indices", err)) ||
+    if ((rc = qc_need_exec(n, x, err)) || (rc = need_int(n, ind, "indices", err)) ||
         (rc = scatter_reduction(n, x, &red, err)) ||
         (rc = qc_norm_axis(n, qc_attr_int(n->node, "axis", 0), x->ndim, &axis, err)))
         return rc;
@@ -459,7 +446,7 @@ static int scatter_nd_infer(qc_knode *n, qc_err *err)
 {
     const qc_tensor *x = n->in[0], *ind = n->in[1], *upd = n->in[2];
     int red, rc;
-    if ((rc = need_exec(n, x, err)) || (rc = need_int(n, ind, "indices", err)) ||
+    if ((rc = qc_need_exec(n, x, err)) || (rc = need_int(n, ind, "indices", err)) ||
         (rc = scatter_reduction(n, x, &red, err)))
         return rc;
     int64_t k = ind->ndim ? ind->dims[ind->ndim - 1] : 0;
@@ -512,7 +499,7 @@ static int topk_params(const qc_knode *n, const qc_tensor *x, int *axis, int64_t
     if (n->opset < 10) {
         *k = qc_attr_int(n->node, "k", -1);
     } else {
-        const qc_tensor *kt = opt_in(n, 1);
+        const qc_tensor *kt = qc_opt_in(n, 1);
         if (!kt || qc_tensor_numel(kt) != 1)
             return qc_node_errf(n, err, QC_EINPUT, "K must be a 1-element tensor");
         *k = qc_tensor_get_i(kt, 0);
@@ -654,7 +641,7 @@ static int nonzero_infer(qc_knode *n, qc_err *err)
     int64_t cnt = 0, total = qc_tensor_numel(x), dims[2];
     size_t es = qc_dtype_size(x->dtype);
     int rc;
-    if ((rc = need_exec(n, x, err)))
+    if ((rc = qc_need_exec(n, x, err)))
         return rc;
     for (int64_t i = 0; i < total; i++)
         cnt += is_nonzero(x, i, es);
@@ -705,7 +692,7 @@ static int onehot_infer(qc_knode *n, qc_err *err)
     const qc_tensor *ind = n->in[0];
     int64_t depth, dims[QC_MAX_DIMS];
     int axis, rc;
-    if ((rc = need_exec(n, n->in[2], err)) || (rc = onehot_geom(n, &axis, &depth, err)))
+    if ((rc = qc_need_exec(n, n->in[2], err)) || (rc = onehot_geom(n, &axis, &depth, err)))
         return rc;
     if (ind->ndim + 1 > QC_MAX_DIMS)
         return qc_node_errf(n, err, QC_EUNSUPPORTED, "output rank exceeds %d", QC_MAX_DIMS);

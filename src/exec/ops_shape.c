@@ -12,19 +12,6 @@
 
 #define MAX_COPY_DIMS (2 * QC_MAX_DIMS)
 
-static const qc_tensor *opt_in(const qc_knode *n, int i)
-{
-    return i < n->n_in ? n->in[i] : NULL;
-}
-
-static int need_exec(const qc_knode *n, const qc_tensor *t, qc_err *err)
-{
-    if (!qc_dtype_is_executable(t->dtype))
-        return qc_node_errf(n, err, QC_EUNSUPPORTED, "input '%s' has dtype %s, which the "
-                            "executor does not support", t->name ? t->name : "?",
-                            qc_dtype_name(t->dtype));
-    return QC_OK;
-}
 
 static void copy_bytes(void *dst, const void *src, size_t nbytes)
 {
@@ -230,7 +217,7 @@ static int transpose_infer(qc_knode *n, qc_err *err)
     const qc_tensor *x = n->in[0];
     int perm[QC_MAX_DIMS], rc;
     int64_t dims[QC_MAX_DIMS];
-    if ((rc = need_exec(n, x, err)) || (rc = transpose_perm(n, x->ndim, perm, err)))
+    if ((rc = qc_need_exec(n, x, err)) || (rc = transpose_perm(n, x->ndim, perm, err)))
         return rc;
     for (int i = 0; i < x->ndim; i++)
         dims[i] = x->dims[perm[i]];
@@ -267,12 +254,12 @@ static int copy_run(qc_knode *n, qc_run *r, qc_err *err)
 
 static int reshape_infer(qc_knode *n, qc_err *err)
 {
-    const qc_tensor *x = n->in[0], *shp = opt_in(n, 1);
+    const qc_tensor *x = n->in[0], *shp = qc_opt_in(n, 1);
     int64_t dims[QC_MAX_DIMS], count, known = 1;
     const int64_t *attr = NULL;
     int allowzero = n->opset >= 14 && qc_attr_int(n->node, "allowzero", 0) != 0, infer_at = -1;
     int rc;
-    if ((rc = need_exec(n, x, err)))
+    if ((rc = qc_need_exec(n, x, err)))
         return rc;
     if (n->opset < 5) {
         attr = qc_attr_ints(n->node, "shape", &count);
@@ -328,7 +315,7 @@ static int flatten_infer(qc_knode *n, qc_err *err)
     const qc_tensor *x = n->in[0];
     int64_t axis = qc_attr_int(n->node, "axis", 1), dims[2] = {1, 1};
     int rc;
-    if ((rc = need_exec(n, x, err)))
+    if ((rc = qc_need_exec(n, x, err)))
         return rc;
     if (axis < 0)
         axis += x->ndim;
@@ -344,7 +331,7 @@ static int flatten_infer(qc_knode *n, qc_err *err)
 /* Axes of Squeeze/Unsqueeze: attribute before opset 13, optional input after. */
 static int get_axes(const qc_knode *n, int64_t *axes, int *count, qc_err *err)
 {
-    const qc_tensor *t = opt_in(n, 1);
+    const qc_tensor *t = qc_opt_in(n, 1);
     int64_t c = 0;
     if (n->opset < 13) {
         const int64_t *a = qc_attr_ints(n->node, "axes", &c);
@@ -368,7 +355,7 @@ static int squeeze_infer(qc_knode *n, qc_err *err)
     const qc_tensor *x = n->in[0];
     int64_t axes[QC_MAX_DIMS], dims[QC_MAX_DIMS];
     int count, drop[QC_MAX_DIMS] = {0}, nd = 0, rc;
-    if ((rc = need_exec(n, x, err)) || (rc = get_axes(n, axes, &count, err)))
+    if ((rc = qc_need_exec(n, x, err)) || (rc = get_axes(n, axes, &count, err)))
         return rc;
     for (int i = 0; i < count; i++) {
         int a;
@@ -391,7 +378,7 @@ static int unsqueeze_infer(qc_knode *n, qc_err *err)
     const qc_tensor *x = n->in[0];
     int64_t axes[QC_MAX_DIMS], dims[QC_MAX_DIMS];
     int count, ins[QC_MAX_DIMS] = {0}, rc;
-    if ((rc = need_exec(n, x, err)) || (rc = get_axes(n, axes, &count, err)))
+    if ((rc = qc_need_exec(n, x, err)) || (rc = get_axes(n, axes, &count, err)))
         return rc;
     int rank = x->ndim + count;
     if (rank > QC_MAX_DIMS)
@@ -419,7 +406,7 @@ static int concat_infer(qc_knode *n, qc_err *err)
     int64_t dims[QC_MAX_DIMS];
     if (n->n_in < 1 || !x0)
         return qc_node_errf(n, err, QC_EINPUT, "needs at least one input");
-    if ((rc = need_exec(n, x0, err)) ||
+    if ((rc = qc_need_exec(n, x0, err)) ||
         (rc = qc_norm_axis(n, qc_attr_int(n->node, "axis", n->opset < 4 ? 1 : 0), x0->ndim,
                            &axis, err)))
         return rc;
@@ -471,7 +458,7 @@ static int concat_run(qc_knode *n, qc_run *r, qc_err *err)
 /* Length of output `i` of Split along an axis of length `len`. */
 static int split_len(const qc_knode *n, int i, int64_t len, int64_t *out, qc_err *err)
 {
-    const qc_tensor *st = n->opset >= 13 ? opt_in(n, 1) : NULL;
+    const qc_tensor *st = n->opset >= 13 ? qc_opt_in(n, 1) : NULL;
     int64_t count = 0;
     const int64_t *sa = n->opset < 13 ? qc_attr_ints(n->node, "split", &count) : NULL;
     if (st && qc_tensor_numel(st) == 0)
@@ -509,7 +496,7 @@ static int split_infer(qc_knode *n, qc_err *err)
     const qc_tensor *x = n->in[0];
     int axis, rc;
     int64_t dims[QC_MAX_DIMS], total = 0;
-    if ((rc = need_exec(n, x, err)) ||
+    if ((rc = qc_need_exec(n, x, err)) ||
         (rc = qc_norm_axis(n, qc_attr_int(n->node, "axis", 0), x->ndim, &axis, err)))
         return rc;
     memcpy(dims, x->dims, sizeof dims);
@@ -555,10 +542,10 @@ static int split_run(qc_knode *n, qc_run *r, qc_err *err)
 
 static int expand_infer(qc_knode *n, qc_err *err)
 {
-    const qc_tensor *x = n->in[0], *shp = opt_in(n, 1);
+    const qc_tensor *x = n->in[0], *shp = qc_opt_in(n, 1);
     int64_t want[QC_MAX_DIMS], dims[QC_MAX_DIMS];
     int nd, rc;
-    if ((rc = need_exec(n, x, err)))
+    if ((rc = qc_need_exec(n, x, err)))
         return rc;
     if (!shp || shp->ndim != 1 || shp->dims[0] > QC_MAX_DIMS)
         return qc_node_errf(n, err, QC_EINPUT, "shape input must be 1-D with at most %d "
@@ -584,10 +571,10 @@ static int expand_run(qc_knode *n, qc_run *r, qc_err *err)
 
 static int tile_infer(qc_knode *n, qc_err *err)
 {
-    const qc_tensor *x = n->in[0], *rep = opt_in(n, 1);
+    const qc_tensor *x = n->in[0], *rep = qc_opt_in(n, 1);
     int64_t dims[QC_MAX_DIMS];
     int rc;
-    if ((rc = need_exec(n, x, err)))
+    if ((rc = qc_need_exec(n, x, err)))
         return rc;
     if (!rep || qc_tensor_numel(rep) != x->ndim)
         return qc_node_errf(n, err, QC_EINPUT, "repeats must have %d entries", x->ndim);

@@ -36,6 +36,15 @@ int qc_node_errf(const qc_knode *n, qc_err *err, int code, const char *fmt, ...)
     return qc_errf(err, code, "node '%s' (%s): %s", n->node->name, n->node->op_type, msg);
 }
 
+int qc_need_exec(const qc_knode *n, const qc_tensor *t, qc_err *err)
+{
+    if (!qc_dtype_is_executable(t->dtype))
+        return qc_node_errf(n, err, QC_EUNSUPPORTED, "input '%s' has dtype %s, which the "
+                            "executor does not support", t->name ? t->name : "?",
+                            qc_dtype_name(t->dtype));
+    return QC_OK;
+}
+
 void qc_set_shape(qc_tensor *t, int dtype, int ndim, const int64_t *dims)
 {
     t->dtype = dtype;

@@ -321,3 +321,12 @@ const qc_tensor *qc_model_init(const qc_model *m, const char *name)
             return &m->inits[i];
     return NULL;
 }
+
+int qc_model_producer(const qc_model *m, const char *name)
+{
+    for (int i = 0; i < m->n_nodes; i++)
+        for (int k = 0; k < m->nodes[i].n_outputs; k++)
+            if (!strcmp(m->nodes[i].outputs[k], name))
+                return i;
+    return -1;
+}

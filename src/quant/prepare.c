@@ -101,15 +101,6 @@ static int count_readers(const qc_model *m, const char *name)
     return c;
 }
 
-static int producer_of(const qc_model *m, const char *name)
-{
-    for (int i = 0; i < m->n_nodes; i++)
-        for (int k = 0; k < m->nodes[i].n_outputs; k++)
-            if (!strcmp(m->nodes[i].outputs[k], name))
-                return i;
-    return -1;
-}
-
 /* y = s * (conv(x) + b - mean) / sqrt(var + eps) + beta, per output channel. */
 static int fold_one_bn(const qc_model *m, qc_edit *e, int bi, int ci, qc_err *err)
 {
@@ -190,7 +181,7 @@ static int fold_batchnorm(const qc_model *m, qc_model **out, int *n_folded, qc_e
         const qc_node *bn = &m->nodes[i];
         if (strcmp(bn->op_type, "BatchNormalization") || bn->n_inputs < 5 || bn->n_outputs != 1)
             continue;
-        int ci = producer_of(m, bn->inputs[0]);
+        int ci = qc_model_producer(m, bn->inputs[0]);
         if (ci < 0 || (strcmp(m->nodes[ci].op_type, "Conv") &&
                        strcmp(m->nodes[ci].op_type, "ConvTranspose")) ||
             m->nodes[ci].n_inputs < 2 || count_readers(m, bn->inputs[0]) != 1)

@@ -128,15 +128,6 @@ static int add_t(qc_quantizer *q, const char *name, int kind, int producer, qc_e
     return i;
 }
 
-static int producer_of(const qc_model *m, const char *name)
-{
-    for (int i = 0; i < m->n_nodes; i++)
-        for (int k = 0; k < m->nodes[i].n_outputs; k++)
-            if (!strcmp(m->nodes[i].outputs[k], name))
-                return i;
-    return -1;
-}
-
 static int is_one_of(const char *op, const char *const *list)
 {
     for (int i = 0; list[i]; i++)
@@ -245,7 +236,7 @@ static int select_tensors(qc_quantizer *q, qc_err *err)
                 }
                 t->seen_dtype = QC_F32;
             } else {
-                if ((idx = add_t(q, n->inputs[k], QT_ACT, producer_of(m, n->inputs[k]),
+                if ((idx = add_t(q, n->inputs[k], QT_ACT, qc_model_producer(m, n->inputs[k]),
                                  err)) < 0)
                     return idx;
                 if (k == 0)

@@ -46,13 +46,14 @@ static void png(const char *dir, const char *name, int color, int depth, int int
         png_set_tRNS(p, info, trans, 2, NULL);
     }
     png_write_info(p, info);
+    int passes = png_set_interlace_handling(p);
     int ch = png_get_channels(p, info), bps = depth == 16 ? 2 : 1;
     unsigned char row[W * 4 * 2];
-    for (int y = 0; y < H; y++) {
+    for (int y = 0; y < H * passes; y++) {
         memset(row, 0, sizeof row);
         for (int x = 0; x < W; x++)
             for (int c = 0; c < ch; c++) {
-                unsigned char v = pixel(x, y, c);
+                unsigned char v = pixel(x, y % H, c);
                 if (color == PNG_COLOR_TYPE_PALETTE)
                     v &= 15;
                 if (depth == 16) {

@@ -1,0 +1,429 @@
+/* calibrate compare, the library part: candidates, the shared calibration pass, builds.
+ * Evaluation (metrics of each built model against the float model) is in compare_eval.c. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "compare_priv.h"
+#include "qc_qparams.h"
+
+/* ---- the grid ---- */
+
+static const char *const all_methods[] = { "minmax", "ema", "percentile", "mse", "entropy",
+                                           NULL };
+
+static const char *method_name(const char *s, size_t len)
+{
+    for (int i = 0; all_methods[i]; i++)
+        if (strlen(all_methods[i]) == len && !strncmp(all_methods[i], s, len))
+            return all_methods[i];
+    return NULL;
+}
+
+/* Splits a comma list into items; returns the count or -1 if an item is empty. */
+static int split(const char *list, const char **item, size_t *len, int max)
+{
+    int n = 0;
+    for (const char *p = list;;) {
+        const char *c = strchr(p, ',');
+        size_t l = c ? (size_t)(c - p) : strlen(p);
+        if (l == 0 || n == max)
+            return -1;
+        item[n] = p;
+        len[n++] = l;
+        if (!c)
+            return n;
+        p = c + 1;
+    }
+}
+
+static int add_cand(qc_cand *out, int *n, const qc_quant_opts *base, const char *method,
+                    float pct, int pc, int sym)
+{
+    qc_cand *c = &out[(*n)++];
+    char p[32] = "";
+    c->o = *base;
+    c->o.method = method;
+    c->o.per_channel = pc;
+    c->o.symmetric_act = sym;
+    if (!strcmp(method, "percentile")) {
+        c->o.percentile = pct;
+        snprintf(p, sizeof p, " %g", (double)pct);
+    }
+    snprintf(c->name, sizeof c->name, "%s%s %s%s", method, p, pc ? "pc" : "pt",
+             sym ? " sym" : "");
+    return QC_OK;
+}
+
+int qc_compare_make_grid(const qc_quant_opts *base, const qc_compare_grid *g, qc_cand **out,
+                         int *n_out, qc_err *err)
+{
+    enum { MAXL = 32 };
+    const char *item[MAXL], *methods[MAXL];
+    size_t len[MAXL];
+    float pcts[MAXL];
+    int n_m, n_p;
+    *out = NULL;
+    *n_out = 0;
+    if ((n_m = split(g->methods ? g->methods : "minmax,ema,percentile,mse,entropy", item, len,
+                     MAXL)) < 0)
+        return qc_errf(err, QC_EUSAGE, "methods: empty entry or more than %d", MAXL);
+    for (int i = 0; i < n_m; i++) {
+        if (!(methods[i] = method_name(item[i], len[i])))
+            return qc_errf(err, QC_EUSAGE, "unknown method '%.*s' (valid: %s)", (int)len[i],
+                           item[i], qc_observer_methods());
+        for (int k = 0; k < i; k++)
+            if (methods[k] == methods[i])
+                return qc_errf(err, QC_EUSAGE, "method '%s' given twice", methods[i]);
+    }
+    if ((n_p = split(g->percentiles ? g->percentiles : "99.9,99.99,99.999", item, len,
+                     MAXL)) < 0)
+        return qc_errf(err, QC_EUSAGE, "percentiles: empty entry or more than %d", MAXL);
+    for (int i = 0; i < n_p; i++) {
+        char buf[32], *end;
+        snprintf(buf, sizeof buf, "%.*s", (int)(len[i] < 31 ? len[i] : 31), item[i]);
+        pcts[i] = strtof(buf, &end);
+        if (*end || len[i] > 31 || !(pcts[i] >= 50.0f && pcts[i] <= 100.0f))
+            return qc_errf(err, QC_EUSAGE, "percentile '%.*s': expected a number in [50, 100]",
+                           (int)len[i], item[i]);
+        for (int k = 0; k < i; k++)
+            if (pcts[k] == pcts[i])
+                return qc_errf(err, QC_EUSAGE, "percentile %g given twice", (double)pcts[i]);
+    }
+    /* per-channel first: the usual choice */
+    int pc_hi = g->per_channel == QC_CMP_NO ? 0 : 1;
+    int pc_lo = g->per_channel == QC_CMP_NO || g->per_channel == QC_CMP_BOTH ? 0 : 1;
+    int sym_lo = g->symmetric_act == QC_CMP_YES ? 1 : 0;
+    int sym_hi = g->symmetric_act == QC_CMP_YES || g->symmetric_act == QC_CMP_BOTH ? 1 : 0;
+    int max = (n_m + n_p) * 2 * 2 + 8;
+    qc_cand *c = calloc((size_t)max, sizeof *c);
+    if (!c)
+        return qc_errf(err, QC_ENOMEM, "out of memory");
+    int n = 0;
+    float top = 0;
+    for (int i = 0; i < n_p; i++)
+        top = pcts[i] > top ? pcts[i] : top;
+    for (int sym = sym_lo; sym <= sym_hi; sym++) {
+        for (int pc = pc_hi; pc >= pc_lo; pc--)
+            for (int i = 0; i < n_m; i++) {
+                int np = !strcmp(methods[i], "percentile") ? n_p : 1;
+                for (int k = 0; k < np; k++)
+                    add_cand(c, &n, base, methods[i], pcts[k], pc, sym);
+            }
+        if (g->per_channel != QC_CMP_DEFAULT)
+            continue;
+        /* per-channel weights are not always better (depthwise layers of some MobileNets):
+         * the per-tensor variants of the two methods most used with them */
+        for (int i = 0; i < n_m; i++)
+            if (!strcmp(methods[i], "minmax") || !strcmp(methods[i], "percentile"))
+                add_cand(c, &n, base, methods[i], top, 0, sym);
+    }
+    *out = c;
+    *n_out = n;
+    return QC_OK;
+}
+
+/* ---- observation groups: one observer state shared by every candidate that can use it ---- */
+
+/* The observer configuration quantizer.c gives a candidate's activation observers. */
+void qc_cmp_obs_config(const qc_quant_opts *o, qc_obs_config *cfg)
+{
+    qc_obs_config_default(cfg);
+    qc_qrange(o->act_dtype, o->symmetric_act, o->reduce_range, &cfg->qmin, &cfg->qmax);
+    cfg->symmetric = o->symmetric_act;
+    cfg->per_channel_axis = -1;
+    cfg->ema_constant = o->ema_constant;
+    cfg->percentile = o->percentile;
+    cfg->bins = o->bins;
+    cfg->entropy_levels = 128;
+}
+
+/* minmax ranges ignore the configuration; EMA depends on its constant only; percentile and
+ * mse histogram x (asymmetric) or |x| (symmetric), entropy always |x|: the state depends only
+ * on (absval, bins) and every range function reads that same qc_hist_obs state. */
+static void group_of(const qc_quant_opts *o, ogroup *g)
+{
+    memset(g, 0, sizeof *g);
+    if (!strcmp(o->method, "minmax")) {
+        g->kind = G_MINMAX;
+    } else if (!strcmp(o->method, "ema")) {
+        g->kind = G_EMA;
+        g->ema_c = o->ema_constant;
+    } else {
+        g->kind = G_HIST;
+        g->absval = !strcmp(o->method, "entropy") ? 1 : o->symmetric_act;
+        g->bins = o->bins;
+    }
+}
+
+static int group_new_observer(const ogroup *g, qc_observer **obs, qc_err *err)
+{
+    qc_obs_config cfg;
+    qc_obs_config_default(&cfg);
+    if (g->kind == G_MINMAX)
+        return qc_observer_new(obs, "minmax", &cfg, err);
+    if (g->kind == G_EMA) {
+        cfg.ema_constant = g->ema_c;
+        return qc_observer_new(obs, "ema", &cfg, err);
+    }
+    cfg.symmetric = g->absval;          /* percentile's init: |x| histogram when symmetric */
+    cfg.bins = g->bins;
+    cfg.entropy_levels = g->bins < 128 ? g->bins : 128;
+    return qc_observer_new(obs, "percentile", &cfg, err);
+}
+
+/* The range candidate `o` would get from its own observer, computed from the shared state.
+ * For histogram kinds a read-only view of the shared observer with the candidate's kind and
+ * configuration: the range functions read only the histogram, which is the same state for
+ * all three kinds (calib/hist.h). */
+int qc_cmp_range(const qc_observer *shared, const qc_quant_opts *o, qc_range *r, qc_err *err)
+{
+    if (!strcmp(o->method, "minmax") || !strcmp(o->method, "ema"))
+        return qc_observer_range(shared, 0, r, err);
+    qc_observer view = *shared;
+    view.ops = !strcmp(o->method, "percentile") ? &qc_obs_percentile
+             : !strcmp(o->method, "mse") ? &qc_obs_mse : &qc_obs_entropy;
+    qc_cmp_obs_config(o, &view.cfg);
+    return qc_observer_range(&view, 0, r, err);
+}
+
+/* ---- the calibration pass ---- */
+
+static int observe(qc_compare *c, otensor *t, const qc_tensor *v, qc_err *err)
+{
+    if (!t->seen_dtype)
+        t->seen_dtype = v->dtype;
+    t->rank = v->ndim;
+    if (v->dtype != QC_F32)
+        return QC_OK;
+    for (int g = 0; g < c->n_groups; g++) {
+        int rc = qc_observer_update(t->obs[g], v, err);
+        if (rc != QC_OK) {
+            qc_err_prefix(err, "tensor '%s'", t->name);
+            return rc;
+        }
+    }
+    return QC_OK;
+}
+
+static int calib_hook(void *user, const qc_node *node, int node_index,
+                      const qc_tensor *const *outs, int n_outs, qc_err *err)
+{
+    qc_compare *c = user;
+    (void)node;
+    for (int r = c->node_start[node_index]; r < c->node_start[node_index + 1]; r++) {
+        otensor *t = &c->t[c->node_list[r]];
+        for (int k = 0; k < n_outs; k++)
+            if (outs[k]->name && !strcmp(outs[k]->name, t->name)) {
+                int rc = observe(c, t, outs[k], err);
+                if (rc != QC_OK)
+                    return rc;
+            }
+    }
+    return QC_OK;
+}
+
+static int add_tensor(qc_compare *c, const char *name, int producer, qc_err *err)
+{
+    otensor *t = &c->t[c->n_t++];
+    t->name = name;
+    t->producer = producer;
+    if (!(t->obs = calloc((size_t)c->n_groups, sizeof *t->obs)))
+        return qc_errf(err, QC_ENOMEM, "out of memory");
+    for (int g = 0; g < c->n_groups; g++) {
+        int rc = group_new_observer(&c->groups[g], &t->obs[g], err);
+        if (rc != QC_OK)
+            return rc;
+        c->observer_bytes += qc_observer_state_bytes(t->obs[g]);
+    }
+    return QC_OK;
+}
+
+/* The activations the candidates observe: selection depends on the model, --op-types and
+ * --exclude only, which every candidate of a grid shares, so a throwaway quantizer answers
+ * for all (qc_quantizer_set_range() says whether it would observe a tensor). */
+static int plan_tensors(qc_compare *c, qc_err *err)
+{
+    const qc_model *m = c->m;
+    qc_quantizer *probe = NULL;
+    int rc = qc_quantizer_new(&probe, m, &c->cands[0].o, err);
+    if (rc != QC_OK)
+        return rc;
+    int cap = m->n_inputs;
+    for (int i = 0; i < m->n_nodes; i++)
+        cap += m->nodes[i].n_outputs;
+    c->t = calloc((size_t)cap + 1, sizeof *c->t);
+    c->input_t = calloc((size_t)m->n_inputs + 1, sizeof *c->input_t);
+    c->node_start = calloc((size_t)m->n_nodes + 2, sizeof *c->node_start);
+    c->node_list = calloc((size_t)cap + 1, sizeof *c->node_list);
+    if (!c->t || !c->input_t || !c->node_start || !c->node_list) {
+        qc_quantizer_free(probe);
+        return qc_errf(err, QC_ENOMEM, "out of memory");
+    }
+    qc_range r = { 0, 1 };
+    for (int i = 0; i < m->n_inputs && rc == QC_OK; i++) {
+        c->input_t[i] = -1;
+        if (qc_quantizer_set_range(probe, m->inputs[i].name, r, r, 1)) {
+            c->input_t[i] = c->n_t;
+            rc = add_tensor(c, m->inputs[i].name, -1, err);
+        }
+    }
+    for (int i = 0; i < m->n_nodes && rc == QC_OK; i++) {
+        c->node_start[i + 1] = c->node_start[i];
+        for (int k = 0; k < m->nodes[i].n_outputs && rc == QC_OK; k++) {
+            const char *name = m->nodes[i].outputs[k];
+            if (name[0] && qc_quantizer_set_range(probe, name, r, r, 1)) {
+                c->node_list[c->node_start[i + 1]++] = c->n_t;
+                rc = add_tensor(c, name, i, err);
+            }
+        }
+    }
+    qc_quantizer_free(probe);
+    return rc;
+}
+
+int qc_compare_new(qc_compare **out, const qc_model *m, const qc_cand *cands, int n_cands,
+                   qc_err *err)
+{
+    int rc = QC_OK;
+    *out = NULL;
+    if (n_cands < 1)
+        return qc_errf(err, QC_EUSAGE, "compare: no candidate");
+    qc_compare *c = calloc(1, sizeof *c);
+    if (!c)
+        return qc_errf(err, QC_ENOMEM, "out of memory");
+    c->m = m;
+    c->n = n_cands;
+    c->best = -1;
+    c->cands = calloc((size_t)n_cands, sizeof *c->cands);
+    c->ce = calloc((size_t)n_cands, sizeof *c->ce);
+    c->groups = calloc((size_t)n_cands, sizeof *c->groups);
+    if (!c->cands || !c->ce || !c->groups) {
+        rc = qc_errf(err, QC_ENOMEM, "out of memory");
+        goto fail;
+    }
+    memcpy(c->cands, cands, (size_t)n_cands * sizeof *cands);
+    for (int i = 0; i < n_cands; i++) {
+        ogroup g;
+        cand_eval *ce = &c->ce[i];
+        ce->c = c;
+        ce->cand = &c->cands[i];
+        ce->res.cand = ce->cand;
+        ce->res.top1 = NAN;
+        ce->res.worst_layer = -1;
+        group_of(&ce->cand->o, &g);
+        int k = 0;
+        while (k < c->n_groups && memcmp(&c->groups[k], &g, sizeof g) != 0)
+            k++;
+        if (k == c->n_groups)
+            c->groups[c->n_groups++] = g;
+        ce->group = k;
+        if ((rc = qc_quantizer_new(&ce->q, m, &ce->cand->o, err)) != QC_OK) {
+            qc_err_prefix(err, "candidate '%s'", ce->cand->name);
+            goto fail;
+        }
+    }
+    if ((rc = plan_tensors(c, err)) != QC_OK || (rc = qc_exec_new(&c->x, m, NULL, err)) != QC_OK)
+        goto fail;
+    qc_exec_set_hook(c->x, calib_hook, c);
+    *out = c;
+    return QC_OK;
+fail:
+    qc_compare_free(c);
+    return rc;
+}
+
+int qc_compare_observe(qc_compare *c, const qc_tensor *inputs, int n_inputs, qc_err *err)
+{
+    for (int i = 0; i < n_inputs && i < c->m->n_inputs; i++)
+        if (c->input_t[i] >= 0) {
+            int rc = observe(c, &c->t[c->input_t[i]], &inputs[i], err);
+            if (rc != QC_OK)
+                return rc;
+        }
+    return qc_exec_run(c->x, inputs, n_inputs, err);
+}
+
+/* Gives every candidate quantizer the ranges its own observers would have produced. Tensors
+ * never seen as float (or with no finite value) get none: the quantizer then leaves their
+ * consumers in float, as it does after observing them itself. */
+int qc_cmp_set_ranges(qc_compare *c, qc_err *err)
+{
+    for (int i = 0; i < c->n; i++) {
+        cand_eval *ce = &c->ce[i];
+        for (int k = 0; k < c->n_t; k++) {
+            otensor *t = &c->t[k];
+            const qc_observer *o = t->obs[ce->group];
+            qc_range r, seen;
+            if (t->seen_dtype != QC_F32 || qc_observer_count(o) == 0 ||
+                qc_observer_seen(o, &seen) != QC_OK)
+                continue;
+            int rc = qc_cmp_range(o, &ce->cand->o, &r, err);
+            if (rc != QC_OK) {
+                qc_err_prefix(err, "candidate '%s': tensor '%s'", ce->cand->name, t->name);
+                return rc;
+            }
+            qc_quantizer_set_range(ce->q, t->name, r, seen, t->rank);
+        }
+    }
+    return QC_OK;
+}
+
+void qc_compare_free(qc_compare *c)
+{
+    if (!c)
+        return;
+    for (int i = 0; i < c->n_t; i++) {
+        for (int g = 0; c->t[i].obs && g < c->n_groups; g++)
+            qc_observer_free(c->t[i].obs[g]);
+        free(c->t[i].obs);
+    }
+    for (int i = 0; c->ce && i < c->n; i++) {
+        qc_cmp_cand_release(&c->ce[i], 1);
+        qc_quantizer_free(c->ce[i].q);
+        free(c->ce[i].res.outputs);
+        free(c->ce[i].res.layers);
+        free(c->ce[i].lst);
+    }
+    qc_exec_free(c->x);
+    qc_exec_free(c->fx);
+    free(c->t);
+    free(c->input_t);
+    free(c->node_start);
+    free(c->node_list);
+    free(c->groups);
+    free(c->ce);
+    free(c->cands);
+    free(c);
+}
+
+int qc_compare_n(const qc_compare *c)
+{
+    return c->n;
+}
+
+const qc_cand_result *qc_compare_result(const qc_compare *c, int i)
+{
+    return i >= 0 && i < c->n ? &c->ce[i].res : NULL;
+}
+
+const qc_quantizer *qc_compare_quantizer(const qc_compare *c, int i)
+{
+    return i >= 0 && i < c->n ? c->ce[i].q : NULL;
+}
+
+void qc_compare_get_stats(const qc_compare *c, qc_compare_stats *s)
+{
+    memset(s, 0, sizeof *s);
+    s->float_passes = qc_exec_runs(c->x);
+    s->eval_float_passes = c->eval_float_runs;
+    s->quant_passes = c->quant_runs;
+    s->n_eval = c->n_eval;
+    s->eval_skipped = c->eval_skipped;
+    s->n_observed = c->n_t;
+    s->n_observer_groups = c->n_groups;
+    s->sample_major = c->sample_major;
+    s->observer_bytes = c->observer_bytes;
+    s->float_peak_bytes = qc_exec_peak_bytes(c->x);
+    s->eval_peak_bytes = c->eval_peak;
+}

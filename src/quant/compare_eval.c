@@ -1,0 +1,395 @@
+/* calibrate compare: building each candidate and measuring it against the float model. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "compare_priv.h"
+#include "strmap.h"
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Saturation bounds of QuantizeLinear: the full integer range of the dtype (symmetric and
+ * reduced ranges only shape the scale; QuantizeLinear still saturates at the dtype's ends). */
+static void dtype_range(int dtype, double *lo, double *hi)
+{
+    switch (dtype) {
+    case QC_U8: *lo = 0; *hi = 255; break;
+    case QC_I8: *lo = -128; *hi = 127; break;
+    case QC_U16: *lo = 0; *hi = 65535; break;
+    case QC_I16: *lo = -32768; *hi = 32767; break;
+    default: *lo = -2147483648.0; *hi = 2147483647.0; break;
+    }
+}
+
+void qc_cmp_cand_release(cand_eval *ce, int model)
+{
+    qc_exec_free(ce->qx);
+    ce->qx = NULL;
+    if (model) {
+        qc_model_free(ce->qm);
+        ce->qm = NULL;
+    }
+    free(ce->node_layer);
+    free(ce->out_map);
+    ce->node_layer = ce->out_map = NULL;
+}
+
+static int layer_hook(void *user, const qc_node *node, int node_index,
+                      const qc_tensor *const *outs, int n_outs, qc_err *err)
+{
+    cand_eval *ce = user;
+    int l = ce->node_layer[node_index];
+    (void)node;
+    (void)err;
+    if (l < 0 || n_outs < 1)
+        return QC_OK;
+    const qc_layer_result *lr = &ce->res.layers[l];
+    const qc_tensor *ref = qc_exec_value(ce->c->fx, lr->name), *got = outs[0];
+    if (!ref || ref->dtype != QC_F32 || got->dtype != QC_F32 ||
+        qc_tensor_numel(ref) != qc_tensor_numel(got))
+        return QC_OK;
+    qc_layerstat_add(&ce->lst[l], ref->data, got->data, qc_tensor_numel(ref), lr->clip_lo,
+                     lr->clip_hi);
+    return QC_OK;
+}
+
+/* Layers: the quantized activations, each found at its DequantizeLinear in the built model by
+ * structure (DequantizeLinear(QuantizeLinear(T))), not by name, so renamed outputs still
+ * match. */
+static int map_layers(cand_eval *ce, qc_err *err)
+{
+    const qc_model *qm = ce->qm;
+    qc_strmap by_name, q_out;
+    int n = 0, rc = QC_OK;
+    int n_t = qc_quantizer_n_tensors(ce->q);
+    qc_qtensor_info info;
+    ce->res.layers = calloc((size_t)n_t + 1, sizeof *ce->res.layers);
+    ce->lst = calloc((size_t)n_t + 1, sizeof *ce->lst);
+    ce->node_layer = malloc(((size_t)qm->n_nodes + 1) * sizeof *ce->node_layer);
+    if (!ce->res.layers || !ce->lst || !ce->node_layer)
+        return qc_errf(err, QC_ENOMEM, "out of memory");
+    if (qc_strmap_init(&by_name, (size_t)n_t + 16) != 0)
+        return qc_errf(err, QC_ENOMEM, "out of memory");
+    if (qc_strmap_init(&q_out, (size_t)n_t + 16) != 0) {
+        qc_strmap_free(&by_name);
+        return qc_errf(err, QC_ENOMEM, "out of memory");
+    }
+    for (int i = 0; i < n_t && rc == QC_OK; i++) {
+        if (!qc_quantizer_tensor(ce->q, i, &info) || strcmp(info.kind, "activation") != 0)
+            continue;
+        qc_layer_result *lr = &ce->res.layers[n];
+        double qlo, qhi;
+        dtype_range(info.dtype, &qlo, &qhi);
+        lr->name = info.name;
+        lr->lo = info.lo[0];
+        lr->hi = info.hi[0];
+        lr->clip_lo = (float)((qlo - info.zero_point[0]) * info.scale[0]);
+        lr->clip_hi = (float)((qhi - info.zero_point[0]) * info.scale[0]);
+        if (qc_strmap_put(&by_name, info.name, n++) != 0)
+            rc = qc_errf(err, QC_ENOMEM, "out of memory");
+    }
+    ce->res.n_layers = n;
+    for (int j = 0; j < qm->n_nodes && rc == QC_OK; j++) {
+        const qc_node *nd = &qm->nodes[j];
+        int l;
+        if (!strcmp(nd->op_type, "QuantizeLinear") && nd->n_inputs > 0 && nd->n_outputs > 0 &&
+            (l = qc_strmap_get(&by_name, nd->inputs[0])) >= 0 &&
+            qc_strmap_put(&q_out, nd->outputs[0], l) != 0)
+            rc = qc_errf(err, QC_ENOMEM, "out of memory");
+    }
+    for (int j = 0; j < qm->n_nodes; j++) {
+        const qc_node *nd = &qm->nodes[j];
+        ce->node_layer[j] = -1;
+        if (!strcmp(nd->op_type, "DequantizeLinear") && nd->n_inputs > 0)
+            ce->node_layer[j] = qc_strmap_get(&q_out, nd->inputs[0]);
+    }
+    qc_strmap_free(&by_name);
+    qc_strmap_free(&q_out);
+    return rc;
+}
+
+static int build_cand(qc_compare *c, cand_eval *ce, qc_err *err)
+{
+    const qc_model *m = c->m;
+    double t0 = now();
+    const char *nm, *op, *why;
+    int rc = QC_OK;
+    if (!ce->qm) {
+        free(ce->res.layers);
+        free(ce->lst);
+        ce->res.layers = NULL;
+        ce->lst = NULL;
+        if ((rc = qc_quantizer_build(ce->q, &ce->qm, err)) != QC_OK)
+            goto fail;
+    }
+    if ((rc = map_layers(ce, err)) != QC_OK)
+        goto fail;
+    ce->out_map = malloc(((size_t)m->n_outputs + 1) * sizeof *ce->out_map);
+    if (!ce->out_map && (rc = qc_errf(err, QC_ENOMEM, "out of memory")) != QC_OK)
+        goto fail;
+    for (int i = 0; i < m->n_outputs; i++) {
+        ce->out_map[i] = -1;
+        for (int k = 0; k < ce->qm->n_outputs; k++)
+            if (!strcmp(ce->qm->outputs[k].name, m->outputs[i].name))
+                ce->out_map[i] = k;
+    }
+    if ((rc = qc_exec_new(&ce->qx, ce->qm, NULL, err)) != QC_OK)
+        goto fail;
+    qc_exec_set_hook(ce->qx, layer_hook, ce);
+    ce->res.n_quantized_nodes = qc_quantizer_n_quantized_nodes(ce->q);
+    ce->res.n_float_nodes = 0;
+    while (qc_quantizer_float_node(ce->q, ce->res.n_float_nodes, &nm, &op, &why))
+        ce->res.n_float_nodes++;
+    ce->res.build_seconds += now() - t0;
+    return QC_OK;
+fail:
+    qc_err_prefix(err, "candidate '%s'", ce->cand->name);
+    return rc;
+}
+
+static int alloc_outputs(qc_compare *c, cand_eval *ce, qc_err *err)
+{
+    if (ce->res.outputs)
+        return QC_OK;
+    ce->res.n_outputs = c->m->n_outputs;
+    ce->res.outputs = calloc((size_t)c->m->n_outputs + 1, sizeof *ce->res.outputs);
+    if (!ce->res.outputs)
+        return qc_errf(err, QC_ENOMEM, "out of memory");
+    for (int i = 0; i < c->m->n_outputs; i++)
+        ce->res.outputs[i].name = c->m->outputs[i].name;
+    return QC_OK;
+}
+
+/* One eval sample through candidate ce; the float model has just run on it (c->fx). */
+static int eval_one(qc_compare *c, cand_eval *ce, const qc_tensor *in, qc_err *err)
+{
+    double t0 = now();
+    int rc = qc_exec_run(ce->qx, in, c->m->n_inputs, err);
+    if (rc != QC_OK) {
+        qc_err_prefix(err, "candidate '%s'", ce->cand->name);
+        return rc;
+    }
+    c->quant_runs++;
+    for (int i = 0; i < c->m->n_outputs; i++) {
+        qc_output_result *o = &ce->res.outputs[i];
+        const qc_tensor *ref = qc_exec_output(c->fx, i);
+        const qc_tensor *got = ce->out_map[i] >= 0 ? qc_exec_output(ce->qx, ce->out_map[i])
+                                                   : NULL;
+        if (!ref || !got || ref->dtype != QC_F32)
+            continue;
+        if (got->dtype != QC_F32 || !qc_shape_equal(ref, got))
+            return qc_errf(err, QC_EINTERNAL, "candidate '%s': output '%s' differs in shape or "
+                           "type from the float model's", ce->cand->name, o->name);
+        int64_t n = qc_tensor_numel(ref);
+        qc_errstat_add(&o->st, ref->data, got->data, n);
+        if (ref->ndim == 2 && ref->dims[1] > 1) {
+            o->classifier = 1;
+            qc_errstat_add_top1(&o->st, ref->data, got->data, ref->dims[0], ref->dims[1]);
+        }
+    }
+    ce->res.n_eval++;
+    ce->res.eval_seconds += now() - t0;
+    return QC_OK;
+}
+
+static void finish_cand(cand_eval *ce)
+{
+    qc_cand_result *r = &ce->res;
+    int any = 0;
+    int64_t rows = 0, agree = 0;
+    r->sqnr_db = r->cosine = NAN;
+    r->max_abs = 0;
+    for (int i = 0; i < r->n_outputs; i++) {
+        const qc_errstat *st = &r->outputs[i].st;
+        if (!st->n && !st->nonfinite)
+            continue;
+        double s = qc_errstat_sqnr_db(st), cs = qc_errstat_cosine(st);
+        r->sqnr_db = !any || s < r->sqnr_db ? s : r->sqnr_db;
+        r->cosine = !any || !(cs >= r->cosine) ? cs : r->cosine;
+        r->max_abs = st->nonfinite ? INFINITY : fmax(r->max_abs, st->max_abs);
+        rows += st->top1_rows;
+        agree += st->top1_agree;
+        any = 1;
+    }
+    r->top1 = rows ? (double)agree / (double)rows : NAN;
+    r->worst_layer = -1;
+    for (int l = 0; l < r->n_layers; l++) {
+        qc_layer_result *lr = &r->layers[l];
+        const qc_layerstat *s = &ce->lst[l];
+        lr->n = s->n;
+        lr->sqnr_db = s->n ? qc_layerstat_sqnr_db(s) : NAN;
+        lr->saturation = s->n ? (double)s->saturated / (double)s->n : NAN;
+        if (s->n && (r->worst_layer < 0 || lr->sqnr_db < r->layers[r->worst_layer].sqnr_db))
+            r->worst_layer = l;
+    }
+    ce->finished = 1;
+}
+
+static double metric_of(const qc_cand_result *r, int metric)
+{
+    double v = metric == QC_METRIC_COSINE ? r->cosine
+             : metric == QC_METRIC_TOP1 ? r->top1 : r->sqnr_db;
+    return isnan(v) ? -INFINITY : v;
+}
+
+/* > 0 if a ranks before b */
+static int better(const qc_cand_result *a, int ia, const qc_cand_result *b, int ib, int metric)
+{
+    double x = metric_of(a, metric), y = metric_of(b, metric);
+    if (x != y)
+        return x > y ? 1 : -1;
+    x = metric_of(a, QC_METRIC_SQNR);
+    y = metric_of(b, QC_METRIC_SQNR);
+    if (x != y)
+        return x > y ? 1 : -1;
+    return ia < ib ? 1 : -1;
+}
+
+void qc_compare_rank(const qc_compare *c, int metric, int *order)
+{
+    for (int i = 0; i < c->n; i++) {
+        int k = i;
+        while (k > 0 && better(&c->ce[i].res, i, &c->ce[order[k - 1]].res, order[k - 1],
+                               metric) > 0) {
+            order[k] = order[k - 1];
+            k--;
+        }
+        order[k] = i;
+    }
+}
+
+const qc_model *qc_compare_best_model(const qc_compare *c, int *index)
+{
+    if (index)
+        *index = c->best;
+    return c->best >= 0 ? c->ce[c->best].qm : NULL;
+}
+
+static int64_t nonfinite_inputs(const qc_tensor *in, int n)
+{
+    int64_t bad = 0;
+    for (int i = 0; i < n; i++) {
+        if (in[i].dtype != QC_F32)
+            continue;
+        const float *d = in[i].data;
+        for (int64_t k = 0, len = qc_tensor_numel(&in[i]); k < len; k++)
+            bad += !isfinite(d[k]);
+    }
+    return bad;
+}
+
+/* Loads eval sample idx and runs the float model on it; *skip if it holds NaN/Inf. */
+static int float_run(qc_compare *c, qc_dataset *d, int idx, qc_tensor **in, int *skip,
+                     qc_err *err)
+{
+    int rc = qc_dataset_load(d, idx, in, err);
+    *skip = 0;
+    if (rc != QC_OK)
+        return rc;
+    if (nonfinite_inputs(*in, c->m->n_inputs)) {
+        *skip = 1;
+        return QC_OK;
+    }
+    if ((rc = qc_exec_run(c->fx, *in, c->m->n_inputs, err)) != QC_OK) {
+        qc_err_prefix(err, "%s", qc_dataset_sample_name(d, idx));
+        return rc;
+    }
+    c->eval_float_runs++;
+    size_t peak = qc_exec_peak_bytes(c->fx);
+    c->eval_peak = peak > c->eval_peak ? peak : c->eval_peak;
+    return QC_OK;
+}
+
+/* Keeps the better of the current best and candidate i (by metric); frees the other's model
+ * when `drop` (candidate-major: at most two models alive). */
+static void keep_best(qc_compare *c, int i, int metric, int drop)
+{
+    if (c->best < 0 || better(&c->ce[i].res, i, &c->ce[c->best].res, c->best, metric) > 0) {
+        if (drop && c->best >= 0)
+            qc_cmp_cand_release(&c->ce[c->best], 1);
+        c->best = i;
+    } else if (drop) {
+        qc_cmp_cand_release(&c->ce[i], 1);
+    }
+}
+
+int qc_compare_evaluate(qc_compare *c, qc_dataset *d, const int *idx, int n,
+                        const qc_compare_eval_opts *o, qc_err *err)
+{
+    const qc_model *m = c->m;
+    qc_exec_opts keep = { .keep_all = 1 };
+    qc_tensor *in;
+    int rc = QC_OK, skip;
+    if (!c->ranges_set && (rc = qc_cmp_set_ranges(c, err)) != QC_OK)
+        return rc;
+    c->ranges_set = 1;
+    if (!c->fx && (rc = qc_exec_new(&c->fx, m, &keep, err)) != QC_OK)
+        return rc;
+    for (int i = 0; i < c->n; i++)
+        if ((rc = alloc_outputs(c, &c->ce[i], err)) != QC_OK)
+            return rc;
+    /* every candidate alive at once costs about its weights plus its activations */
+    size_t w_bytes = 0, budget = o->max_bytes ? o->max_bytes : (size_t)1 << 30;
+    for (int i = 0; i < m->n_inputs + 0 && 0; i++)
+        ;
+    for (int i = 0; i < m->n_inits; i++)
+        w_bytes += qc_tensor_nbytes(&m->inits[i]);
+    size_t per_cand = w_bytes + qc_exec_peak_bytes(c->x);
+    c->sample_major = o->force_schedule == 1 ||
+                      (o->force_schedule == 0 && per_cand * (size_t)c->n <= budget);
+    int64_t total = (int64_t)n * c->n, done = 0;
+    c->n_eval = 0;
+    c->eval_skipped = 0;
+    if (c->sample_major) {
+        for (int i = 0; i < c->n && rc == QC_OK; i++)
+            rc = build_cand(c, &c->ce[i], err);
+        for (int s = 0; s < n && rc == QC_OK; s++) {
+            if ((rc = float_run(c, d, idx[s], &in, &skip, err)) != QC_OK)
+                break;
+            c->eval_skipped += skip;
+            c->n_eval += !skip;
+            for (int i = 0; i < c->n && rc == QC_OK && !skip; i++)
+                rc = eval_one(c, &c->ce[i], in, err);
+            done += c->n;
+            if (o->progress)
+                o->progress(o->progress_user, done, total);
+        }
+        for (int i = 0; i < c->n && rc == QC_OK; i++) {
+            finish_cand(&c->ce[i]);
+            qc_cmp_cand_release(&c->ce[i], 0);
+            keep_best(c, i, o->metric, 0);
+        }
+        for (int i = 0; i < c->n && rc == QC_OK; i++)
+            if (i != c->best)
+                qc_cmp_cand_release(&c->ce[i], 1);
+        return rc;
+    }
+    for (int i = 0; i < c->n && rc == QC_OK; i++) {
+        cand_eval *ce = &c->ce[i];
+        if ((rc = build_cand(c, ce, err)) != QC_OK)
+            break;
+        for (int s = 0; s < n && rc == QC_OK; s++) {
+            if ((rc = float_run(c, d, idx[s], &in, &skip, err)) != QC_OK)
+                break;
+            if (i == 0) {
+                c->eval_skipped += skip;
+                c->n_eval += !skip;
+            }
+            if (!skip)
+                rc = eval_one(c, ce, in, err);
+            if (o->progress)
+                o->progress(o->progress_user, ++done, total);
+        }
+        if (rc != QC_OK)
+            break;
+        finish_cand(ce);
+        qc_cmp_cand_release(ce, 0);
+        keep_best(c, i, o->metric, 1);
+    }
+    return rc;
+}

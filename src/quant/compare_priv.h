@@ -1,0 +1,65 @@
+/* Private to compare.c (candidates, calibration pass) and compare_eval.c (builds, metrics). */
+#ifndef QC_COMPARE_PRIV_H
+#define QC_COMPARE_PRIV_H
+
+#include "qc_compare.h"
+#include "qc_observer.h"
+
+enum { G_MINMAX = 1, G_EMA, G_HIST };
+
+/* Observer state shared by the candidates whose ranges can be computed from it. Compared
+ * with memcmp: zero-initialized, padding included. */
+typedef struct ogroup {
+    int   kind;                 /* G_* */
+    int   absval, bins;         /* G_HIST */
+    float ema_c;                /* G_EMA */
+} ogroup;
+
+/* An activation the candidates observe. */
+typedef struct otensor {
+    const char   *name;         /* prepared model's arena */
+    int           producer;     /* node index, -1 for a graph input */
+    int           seen_dtype, rank;
+    qc_observer **obs;          /* one per group */
+} otensor;
+
+typedef struct cand_eval {
+    struct qc_compare *c;
+    const qc_cand *cand;
+    int            group;
+    qc_quantizer  *q;
+    qc_model      *qm;          /* built QDQ model */
+    qc_exec       *qx;
+    int           *node_layer;  /* qm node index -> layer (its DequantizeLinear), or -1 */
+    int           *out_map;     /* float model output i -> qm output index, or -1 */
+    qc_layerstat  *lst;         /* n_layers accumulators */
+    qc_cand_result res;
+    int            finished;
+} cand_eval;
+
+struct qc_compare {
+    const qc_model *m;
+    qc_cand        *cands;
+    int             n;
+    cand_eval      *ce;
+    ogroup         *groups;
+    int             n_groups;
+    otensor        *t;
+    int             n_t;
+    int            *input_t;                /* graph input -> otensor index or -1 */
+    int            *node_start, *node_list; /* node -> otensor indices of its outputs */
+    qc_exec        *x;                      /* float, calibration */
+    qc_exec        *fx;                     /* float, eval: every intermediate kept */
+    size_t          observer_bytes, eval_peak;
+    int             ranges_set;
+    int             n_eval, eval_skipped, sample_major, best;
+    int64_t         eval_float_runs, quant_runs;
+};
+
+void qc_cmp_obs_config(const qc_quant_opts *o, qc_obs_config *cfg);
+int  qc_cmp_range(const qc_observer *shared, const qc_quant_opts *o, qc_range *r, qc_err *err);
+int  qc_cmp_set_ranges(qc_compare *c, qc_err *err);
+/* Frees a candidate's executor and, if `model`, its built model too. */
+void qc_cmp_cand_release(cand_eval *ce, int model);
+
+#endif
