@@ -79,6 +79,8 @@ enum { QC_METRIC_SQNR = 0, QC_METRIC_COSINE = 1, QC_METRIC_TOP1 = 2 };
 
 typedef struct qc_cand {
     char          name[64];         /* "percentile 99.99 pc", "minmax pt sym" */
+    char          percentile[16];   /* percentile: o.percentile as the shortest text that
+                                     * reads back as the same float; "" otherwise */
     qc_quant_opts o;                /* exactly the options of the equivalent `calibrate` */
 } qc_cand;
 
@@ -144,17 +146,22 @@ typedef struct qc_compare_eval_opts {
     int     metric;                 /* QC_METRIC_*: which model qc_compare_best_model keeps */
     size_t  max_bytes;              /* memory budget of sample-major evaluation; 0: 1 GiB */
     int     force_schedule;         /* 0 auto, 1 sample-major, 2 candidate-major (tests) */
+    int     strict;                 /* an eval sample with NaN/Inf is an error, not skipped */
     qc_compare_progress_fn progress;
     void   *progress_user;
 } qc_compare_eval_opts;
 
-/* Builds every candidate (after all qc_compare_observe calls) and evaluates it on samples
- * idx[0..n) of d (a sample with NaN/Inf in a float input is skipped and counted). */
+/* Builds every candidate (after all qc_compare_observe calls; once) and evaluates it on samples
+ * idx[0..n) of d (a sample with NaN/Inf in a float input is skipped and counted, or with
+ * o->strict is QC_EINPUT naming it). */
 int  qc_compare_evaluate(qc_compare *c, qc_dataset *d, const int *idx, int n,
                          const qc_compare_eval_opts *o, qc_err *err);
 
 int                   qc_compare_n(const qc_compare *c);
 const qc_cand_result *qc_compare_result(const qc_compare *c, int i);
+/* Candidate i's quantizer (what was quantized, scales...). Its ranges were given through
+ * qc_quantizer_set_range, so qc_qtensor_info.method reads "minmax": the candidate's method is
+ * in qc_cand_result.cand. */
 const qc_quantizer   *qc_compare_quantizer(const qc_compare *c, int i);
 /* Candidate indices, best first by `metric` (ties: higher SQNR, then grid order). */
 void qc_compare_rank(const qc_compare *c, int metric, int *order);

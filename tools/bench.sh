@@ -1,12 +1,24 @@
 #!/usr/bin/env bash
-# Float latency of qcal's executor against onnxruntime on the integration models: same input
-# samples, 2 threads each, one warm-up then the median of RUNS runs per sample.
+# Benchmarks on the integration models (not timed tests: the machine is shared, so read the
+# figures, do not gate commits on them). Parts (QC_BENCH_PARTS, default all):
+#   float  qcal's float executor against onnxruntime: same input samples, 2 threads each, one
+#          warm-up then the median of RUNS runs per sample.
+#   quant  onnxruntime (2 threads) on the quantized model (percentile, per-channel) against
+#          the float model, same samples, median of RUNS; and the op types onnxruntime
+#          (ORT_ENABLE_EXTENDED) still runs on float data.
+#   cost   per method: `calibrate` wall time on CAL_N calibration samples against the float
+#          executor's time on the same samples (`calibrate bench`; ratio must be <= 2), and
+#          the peak RSS of `calibrate` on CAL_N and on RSS_N samples (must not grow).
 #
 #   tools/bench.sh [MODEL...]            (default: nudenet magika ddddocr)
 #
 # Environment: QC_BUILD_DIR (default build), VENV (default .venv), QC_BENCH_RUNS (default 10),
 # QC_BENCH_SAMPLES (samples per model, default 4), QC_BENCH_MAX_RATIO (if set, exit 1 when a
-# model's qcal/onnxruntime ratio is above it).
+# model's qcal/onnxruntime float ratio is above it), QC_BENCH_PARTS (default "float quant
+# cost"), QC_BENCH_METHODS (default all five), QC_BENCH_CAL_N (default 100), QC_BENCH_RSS_N
+# (default 1000). The cost part makes CAL_N calibration samples per model in
+# models/cache/bench/ and a folder of RSS_N symlinks cycling over them. Exit 1 if a check
+# (ratio <= 2, RSS not growing, QC_BENCH_MAX_RATIO) fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +29,13 @@ CAL=$BUILD/calibrate
 RUNS=${QC_BENCH_RUNS:-10}
 SAMPLES=${QC_BENCH_SAMPLES:-4}
 MODELS=${*:-nudenet magika ddddocr}
+PARTS=${QC_BENCH_PARTS:-float quant cost}
+METHODS=${QC_BENCH_METHODS:-minmax ema percentile mse entropy}
+CAL_N=${QC_BENCH_CAL_N:-100}
+RSS_N=${QC_BENCH_RSS_N:-1000}
+# RSS growth from 10x the samples that still counts as "not growing": allocator and stdio
+# noise is a few hundred KiB; keeping one sample's input per sample would be far more.
+RSS_SLACK_KB=2048
 export OPENBLAS_NUM_THREADS=2 OMP_NUM_THREADS=2 QC_THREADS=2
 
 tools/fetch_models.sh >/dev/null
@@ -24,45 +43,166 @@ tools/fetch_models.sh >/dev/null
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/qc-bench.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
 
+has_part() { [[ " $PARTS " == *" $1 "* ]]; }
+model_path() {
+    awk -v n="$1" '$1 == "model" && $2 == n { print "models/cache/" $9 }' models/manifest.txt
+}
 # "... median 12.34 ms/sample ..." -> 12.34
 ms_of() { grep -oE 'median [0-9]+(\.[0-9]+)? ?ms' | head -1 | grep -oE '[0-9]+(\.[0-9]+)?'; }
+# measure OUT command...: runs it, writes "wall_seconds max_rss_kib exit_status" to OUT
+measure() {
+    local out=$1
+    shift
+    "$PY" - "$out" "$@" <<'EOF'
+import resource, subprocess, sys, time
+t0 = time.perf_counter()
+rc = subprocess.run(sys.argv[2:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE).returncode
+wall = time.perf_counter() - t0
+rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+with open(sys.argv[1], "w") as f:
+    f.write(f"{wall:.3f} {rss} {rc}\n")
+EOF
+}
 
-printf '%-10s %12s %12s %8s\n' model "qcal ms" "ort ms" ratio
-worst=0
 status=0
 for m in $MODELS; do
-    path=$(awk -v n="$m" '$1 == "model" && $2 == n { print "models/cache/" $9 }' \
-               models/manifest.txt)
-    if [ -z "$path" ]; then
+    if [ -z "$(model_path "$m")" ]; then
         echo "bench: unknown model '$m'" >&2
         exit 2
     fi
-    # the same first SAMPLES eval samples for both sides
-    data=$TMP/$m
-    mkdir -p "$data"
+    # the same first SAMPLES eval samples for every side
+    mkdir -p "$TMP/$m"
     for f in $(ls "models/cache/data/$m/eval" | head -n "$SAMPLES"); do
-        ln -s "$PWD/models/cache/data/$m/eval/$f" "$data/$f"
+        ln -s "$PWD/models/cache/data/$m/eval/$f" "$TMP/$m/$f"
     done
-    if ! out=$("$CAL" bench "$path" --data "$data" --runs "$RUNS" 2>&1); then
-        printf '%-10s %s\n' "$m" "calibrate bench failed: $(echo "$out" | tail -1)"
-        status=1
-        continue
-    fi
-    ours=$(echo "$out" | ms_of || true)
-    ort=$("$PY" test/oracles/ort_run.py "$path" --data "$data" --bench "$RUNS" | ms_of)
-    if [ -z "$ours" ] || [ -z "$ort" ]; then
-        printf '%-10s %s\n' "$m" "no timing found (calibrate bench said: $(echo "$out" | tail -1))"
-        status=1
-        continue
-    fi
-    ratio=$(awk -v a="$ours" -v b="$ort" 'BEGIN { printf "%.2f", a / b }')
-    printf '%-10s %12.2f %12.2f %8s\n' "$m" "$ours" "$ort" "$ratio"
-    worst=$(awk -v a="$ratio" -v b="$worst" 'BEGIN { print (a > b) ? a : b }')
 done
-echo "bench: worst ratio $worst (qcal / onnxruntime, $RUNS runs x $SAMPLES samples, 2 threads)"
-if [ -n "${QC_BENCH_MAX_RATIO:-}" ] &&
-        awk -v a="$worst" -v b="$QC_BENCH_MAX_RATIO" 'BEGIN { exit !(a > b) }'; then
-    echo "bench: ratio above QC_BENCH_MAX_RATIO=$QC_BENCH_MAX_RATIO"
-    status=1
+
+if has_part float; then
+    echo "== float: qcal executor vs onnxruntime ($RUNS runs x $SAMPLES samples, 2 threads)"
+    printf '%-10s %12s %12s %8s\n' model "qcal ms" "ort ms" ratio
+    worst=0
+    for m in $MODELS; do
+        path=$(model_path "$m")
+        if ! out=$("$CAL" bench "$path" --data "$TMP/$m" --runs "$RUNS" 2>&1); then
+            printf '%-10s %s\n' "$m" "calibrate bench failed: $(echo "$out" | tail -1)"
+            status=1
+            continue
+        fi
+        ours=$(echo "$out" | ms_of || true)
+        ort=$("$PY" test/oracles/ort_run.py "$path" --data "$TMP/$m" --bench "$RUNS" | ms_of)
+        if [ -z "$ours" ] || [ -z "$ort" ]; then
+            printf '%-10s %s\n' "$m" "no timing found (calibrate bench said: $(echo "$out" |
+                tail -1))"
+            status=1
+            continue
+        fi
+        ratio=$(awk -v a="$ours" -v b="$ort" 'BEGIN { printf "%.2f", a / b }')
+        printf '%-10s %12.2f %12.2f %8s\n' "$m" "$ours" "$ort" "$ratio"
+        worst=$(awk -v a="$ratio" -v b="$worst" 'BEGIN { print (a > b) ? a : b }')
+    done
+    echo "bench: worst ratio $worst (qcal / onnxruntime, $RUNS runs x $SAMPLES samples, 2 threads)"
+    if [ -n "${QC_BENCH_MAX_RATIO:-}" ] &&
+            awk -v a="$worst" -v b="$QC_BENCH_MAX_RATIO" 'BEGIN { exit !(a > b) }'; then
+        echo "bench: ratio above QC_BENCH_MAX_RATIO=$QC_BENCH_MAX_RATIO"
+        status=1
+    fi
+fi
+
+if has_part quant; then
+    echo
+    echo "== quant: onnxruntime on the quantized model (percentile, per-channel) vs the float" \
+         "model ($RUNS runs x $SAMPLES samples, 2 threads)"
+    printf '%-10s %10s %10s %8s  %s\n' model "float ms" "int8 ms" speedup \
+        "ORT (EXTENDED) graph: ops left on float data"
+    for m in $MODELS; do
+        path=$(model_path "$m")
+        q=$TMP/$m.int8.onnx
+        if ! out=$("$CAL" --data "models/cache/data/$m/calib" "$path" -o "$q" \
+                       --method percentile --per-channel -q 2>&1); then
+            printf '%-10s %s\n' "$m" "calibrate failed: $(echo "$out" | tail -1)"
+            status=1
+            continue
+        fi
+        f_ms=$("$PY" test/oracles/ort_run.py "$path" --data "$TMP/$m" --bench "$RUNS" | ms_of)
+        q_ms=$("$PY" test/oracles/ort_run.py "$q" --data "$TMP/$m" --bench "$RUNS" | ms_of)
+        ops=$("$PY" test/oracles/quant_check.py ort-ops "$q")
+        printf '%-10s %10.2f %10.2f %7.2fx  %s\n' "$m" "$f_ms" "$q_ms" \
+            "$(awk -v a="$f_ms" -v b="$q_ms" 'BEGIN { print a / b }')" "$ops"
+    done
+fi
+
+if has_part cost; then
+    echo
+    echo "== cost: calibrate on $CAL_N samples vs the float executor on them (ratio must be" \
+         "<= 2); peak RSS on $CAL_N vs $RSS_N samples (must not grow by more than" \
+         "$RSS_SLACK_KB KiB)"
+    # CAL_N real samples per model in a cache of their own (the test data stays as it is),
+    # RSS_N symlinks cycling over them.
+    BC=models/cache/bench
+    mkdir -p "$BC"
+    for d in photos wheels magika; do [ -e "$BC/$d" ] || ln -sfn "../$d" "$BC/$d"; done
+    models_csv=$(echo "$MODELS" | tr ' ' ',')
+    "$PY" tools/make_inputs.py --cache "$BC" --min --calib "$CAL_N" --eval 1 \
+        --models "$models_csv" >/dev/null
+    echo "(load: 1-minute load average during the calibrate runs; on 2 shared cores, wall" \
+         "times are only as good as the load allows)"
+    printf '%-10s %-10s %9s %9s %6s %5s %10s %10s %8s  %s\n' model method "cal s" "float s" \
+        ratio load "RSS@$CAL_N" "RSS@$RSS_N" "growth" verdict
+    for m in $MODELS; do
+        path=$(model_path "$m")
+        small=$TMP/$m-cal$CAL_N
+        big=$TMP/$m-cal$RSS_N
+        mkdir -p "$small" "$big"
+        mapfile -t files < <(ls "$BC/data/$m/calib" | head -n "$CAL_N")
+        for f in "${files[@]}"; do ln -s "$PWD/$BC/data/$m/calib/$f" "$small/$f"; done
+        for ((i = 0; i < RSS_N; i++)); do
+            f=${files[$((i % ${#files[@]}))]}
+            ln -s "$PWD/$BC/data/$m/calib/$f" "$big/$(printf '%05d' "$i")_$f"
+        done
+        for meth in $METHODS; do
+            # float executor on the same samples just before (warm-up pass + 2 timed passes,
+            # the faster), calibrate twice (the faster): both sides' best case on a shared
+            # machine
+            if ! out=$("$CAL" bench "$path" --data "$small" --runs 2 2>&1); then
+                printf '%-10s %s\n' "$m" "calibrate bench failed: $(echo "$out" | tail -1)"
+                status=1
+                continue
+            fi
+            min_ms=$(echo "$out" | grep -oE '\(min [0-9]+(\.[0-9]+)?' | grep -oE '[0-9.]+$')
+            float_s=$(awk -v ms="$min_ms" -v n="${#files[@]}" \
+                          'BEGIN { printf "%.2f", ms * n / 1000 }')
+            measure "$TMP/m1" "$CAL" --data "$small" "$path" -o "$TMP/q.onnx" --method "$meth" \
+                --per-channel -q
+            measure "$TMP/m2" "$CAL" --data "$small" "$path" -o "$TMP/q.onnx" --method "$meth" \
+                --per-channel -q
+            load=$(cut -d' ' -f1 /proc/loadavg)
+            measure "$TMP/m3" "$CAL" --data "$big" "$path" -o "$TMP/q.onnx" --method "$meth" \
+                --per-channel -q
+            read -r w1 r1 rc1 <"$TMP/m1"
+            read -r w2 r2 rc2 <"$TMP/m2"
+            read -r _ r3 rc3 <"$TMP/m3"
+            if [ "$rc1$rc2$rc3" != 000 ]; then
+                printf '%-10s %-10s %s\n' "$m" "$meth" "calibrate failed (exit $rc1/$rc2/$rc3)"
+                status=1
+                continue
+            fi
+            wall=$(awk -v a="$w1" -v b="$w2" 'BEGIN { print (a < b) ? a : b }')
+            rss_small=$(( r1 < r2 ? r1 : r2 ))
+            ratio=$(awk -v a="$wall" -v b="$float_s" 'BEGIN { printf "%.2f", a / b }')
+            growth=$((r3 - rss_small))
+            verdict=ok
+            if awk -v r="$ratio" 'BEGIN { exit !(r > 2) }'; then
+                verdict="FAIL: ratio > 2"
+            fi
+            if [ "$growth" -gt "$RSS_SLACK_KB" ]; then
+                [ "$verdict" = ok ] && verdict="FAIL:" || verdict="$verdict;"
+                verdict="$verdict RSS grows"
+            fi
+            [ "$verdict" = ok ] || status=1
+            printf '%-10s %-10s %9.2f %9.2f %6s %5s %6d KiB %6d KiB %+5d KiB  %s\n' "$m" \
+                "$meth" "$wall" "$float_s" "$ratio" "$load" "$rss_small" "$r3" "$growth" \
+                "$verdict"
+        done
+    done
 fi
 exit $status

@@ -1,5 +1,6 @@
 /* calibrate: command-line front end. Dispatches to a subcommand; errors are printed once, as
  * "calibrate: <message>", and mapped to the exit status by qc_err_exit_status(). */
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -8,12 +9,14 @@
 static const char usage[] =
     "usage: calibrate [options] --data DIR MODEL.onnx -o OUT.onnx\n"
     "       calibrate run MODEL.onnx --data DIR -o OUTDIR [options]\n"
+    "       calibrate compare --data DIR [--eval DIR] MODEL.onnx [options]\n"
     "\n"
     "Post-training quantization of ONNX models.\n"
     "\n"
     "commands:\n"
     "  (none)   calibrate MODEL on the samples in DIR and write a quantized model\n"
     "  run      run the float model on every sample and save its outputs as .npy\n"
+    "  compare  rank calibration strategies (one float pass feeds them all) by their error\n"
     "  info     inputs, outputs and ops of a model, and whether qcal can run it\n"
     "  save     load a model and write it back (round trip; external data)\n"
     "  bench    float latency of qcal's executor on the samples in DIR\n"
@@ -78,8 +81,34 @@ __attribute__((weak)) int qc_cmd_calibrate(int argc, char **argv)
     return 3;
 }
 
+/* In src/core/atomic.c; belongs in include/qc_io.h. */
+void qc_afile_unlink_all(void);
+
+/* An interrupted run leaves no temp file behind: remove the ones being written, then die of
+ * the signal as usual (SA_RESETHAND restored the default action; the raised signal is
+ * delivered when the handler returns). */
+static void on_signal(int sig)
+{
+    qc_afile_unlink_all();
+    raise(sig);
+}
+
+static void catch_signals(void)
+{
+    static const int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+        if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler != SIG_IGN)
+            sigaction(sigs[i], &sa, NULL);      /* ignored stays ignored (nohup, &) */
+}
+
 int main(int argc, char **argv)
 {
+    catch_signals();
     if (argc < 2) {
         fputs(usage, stderr);
         return qc_err_exit_status(QC_EUSAGE);
@@ -91,6 +120,8 @@ int main(int argc, char **argv)
     }
     if (!strcmp(cmd, "run"))
         return qc_cmd_run(argc - 1, argv + 1);
+    if (!strcmp(cmd, "compare"))
+        return qc_cmd_compare(argc - 1, argv + 1);
     if (!strcmp(cmd, "info"))
         return qc_cmd_info(argc - 1, argv + 1);
     if (!strcmp(cmd, "save"))

@@ -1,6 +1,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,8 +10,45 @@
 #include <unistd.h>
 #include "qc_io.h"
 
+/* Temp files being written, for qc_afile_unlink_all() from a signal handler. A slot holds a
+ * copy of the temp name from before open() until after rename()/unlink(), so whenever the
+ * file can exist its name is here; copies in static storage, so a handler running on another
+ * thread never reads freed memory. Only the writing thread fills and clears slots. */
+#define MAX_PENDING 16
+static char pending_name[MAX_PENDING][PATH_MAX];
+static volatile sig_atomic_t pending_used[MAX_PENDING];
+
+static void track(const char *tmp)
+{
+    size_t n = strlen(tmp) + 1;
+    for (int i = 0; n <= PATH_MAX && i < MAX_PENDING; i++)
+        if (!pending_used[i]) {
+            memcpy(pending_name[i], tmp, n);
+            __atomic_signal_fence(__ATOMIC_SEQ_CST);    /* the name before the flag */
+            pending_used[i] = 1;
+            return;
+        }
+}
+
+static void untrack(const char *tmp)
+{
+    for (int i = 0; tmp && i < MAX_PENDING; i++)
+        if (pending_used[i] && !strcmp(pending_name[i], tmp))
+            pending_used[i] = 0;
+}
+
+/* Async-signal-safe (unlink only): removes every temp file still being written. For a
+ * SIGINT/SIGTERM handler in the tool, which then re-raises the signal. */
+void qc_afile_unlink_all(void)
+{
+    for (int i = 0; i < MAX_PENDING; i++)
+        if (pending_used[i])
+            unlink(pending_name[i]);
+}
+
 static void release(qc_afile *a)
 {
+    untrack(a->tmp);
     free(a->path);
     free(a->tmp);
     a->path = a->tmp = NULL;
@@ -40,6 +79,7 @@ int qc_afile_open(qc_afile *a, const char *path, qc_err *err)
         return qc_errf(err, QC_ENOMEM, "%s: out of memory", path);
     }
     snprintf(a->tmp, n, "%s.tmp.%ld", path, (long)getpid());
+    track(a->tmp);                          /* registered before the file exists */
     int fd = open(a->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
     if (fd < 0) {
         int e = errno;

@@ -3,6 +3,15 @@
 #include <string.h>
 #include "qc_err.h"
 
+/* Messages quote names and strings from input files: a control character there (a newline,
+ * an escape sequence) would break the one-line contract or drive the terminal. */
+static void one_line(char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            *s = '?';
+}
+
 int qc_errf(qc_err *err, int code, const char *fmt, ...)
 {
     if (err) {
@@ -10,6 +19,7 @@ int qc_errf(qc_err *err, int code, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(err->msg, sizeof err->msg, fmt, ap);
         va_end(ap);
+        one_line(err->msg);
         err->code = code;
     }
     return code;
@@ -35,6 +45,7 @@ void qc_err_prefix(qc_err *err, const char *fmt, ...)
         lo = cap - lp - 2;
     memcpy(err->msg + lp + 2, old, lo);
     err->msg[lp + 2 + lo] = '\0';
+    one_line(err->msg);
 }
 
 int qc_err_exit_status(int code)

@@ -57,6 +57,8 @@ typedef struct jerr_ctx {
     struct jpeg_error_mgr mgr;
     jmp_buf               jump;
     int                   warning;  /* first warning code, 0 if none */
+    int                   eof;      /* the data ended early: at the end of the file or at a
+                                     * marker (libjpeg pads the rest with gray) */
 } jerr_ctx;
 
 static void jpeg_fail(j_common_ptr cinfo)
@@ -70,6 +72,9 @@ static void jpeg_message(j_common_ptr cinfo, int level)
     jerr_ctx *je = (jerr_ctx *)cinfo->err;
     if (level < 0 && !je->warning)
         je->warning = je->mgr.msg_code ? je->mgr.msg_code : -1;
+    if (level < 0 &&
+        (je->mgr.msg_code == JWRN_JPEG_EOF || je->mgr.msg_code == JWRN_HIT_MARKER))
+        je->eof = 1;
 }
 
 static void jpeg_silent(j_common_ptr cinfo)
@@ -86,6 +91,7 @@ static int decode_jpeg(qc_image *img, FILE *f, const char *path, qc_err *err)
     je.mgr.emit_message = jpeg_message;
     je.mgr.output_message = jpeg_silent;
     je.warning = 0;
+    je.eof = 0;
     if (setjmp(je.jump)) {
         char msg[JMSG_LENGTH_MAX];
         je.mgr.format_message((j_common_ptr)&cinfo, msg);
@@ -112,13 +118,15 @@ static int decode_jpeg(qc_image *img, FILE *f, const char *path, qc_err *err)
         return rc;
     }
     size_t stride = (size_t)img->width * 3;
-    while (cinfo.output_scanline < cinfo.output_height) {
+    /* Stop at the end of the data: a few hundred bytes may declare 16000x16000 pixels, and
+     * decoding the gray padding would cost seconds and most of a gigabyte for nothing. */
+    while (cinfo.output_scanline < cinfo.output_height && !je.eof) {
         JSAMPROW row = img->rgb + cinfo.output_scanline * stride;
         jpeg_read_scanlines(&cinfo, &row, 1);
     }
     /* A truncated file is padded with gray by libjpeg: calibrating on it would be wrong. */
-    if (je.warning == JWRN_JPEG_EOF)
-        rc = qc_errf(err, QC_EINPUT, "%s: truncated JPEG data", path);
+    if (je.eof)
+        rc = qc_errf(err, QC_EINPUT, "%s: truncated or corrupt JPEG data", path);
     else
         jpeg_finish_decompress(&cinfo);
     jpeg_destroy_decompress(&cinfo);

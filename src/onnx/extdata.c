@@ -1,10 +1,12 @@
 /* External tensor data: `location` relative to the model's folder, optional offset/length.
  * Paths may not escape the folder: a model from the internet must not read /etc/passwd. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include "onnx_priv.h"
 
 int qc_onnx_is_external(const Onnx__TensorProto *tp)
@@ -39,6 +41,7 @@ static int location_is_safe(const char *loc)
     return 1;
 }
 
+/* With dst NULL only validates (location, file, size and range) without reading. */
 int qc_onnx_extdata_read(const Onnx__TensorProto *tp, const char *dir, void *dst, size_t nbytes,
                          const char *what, qc_err *err)
 {
@@ -76,22 +79,31 @@ int qc_onnx_extdata_read(const Onnx__TensorProto *tp, const char *dir, void *dst
         return qc_errf(err, QC_ENOMEM, "out of memory");
     snprintf(path, plen, "%s/%s", dir, loc);
     int rc = QC_OK;
-    FILE *f = fopen(path, "rb");
+    /* O_NONBLOCK: a FIFO in the model's folder must fail the S_ISREG check, not hang open() */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    FILE *f = NULL;
     struct stat st;
-    if (!f) {
+    if (fd < 0) {
         rc = qc_errf(err, QC_EIO, "%s: cannot open external data '%s': %s", what, path,
                      strerror(errno));
-    } else if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+    } else if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         rc = qc_errf(err, QC_EINPUT, "%s: external data '%s' is not a regular file", what, path);
     } else if (off > (unsigned long long)st.st_size ||
                nbytes > (unsigned long long)st.st_size - off) {
         rc = qc_errf(err, QC_EINPUT, "%s: external data '%s' has %lld bytes, tensor needs %zu at "
                      "offset %llu", what, path, (long long)st.st_size, nbytes, off);
+    } else if (!dst) {
+        /* validation only: the caller allocates once the size is known to be real */
+    } else if (!(f = fdopen(fd, "rb"))) {
+        rc = qc_errf(err, QC_EIO, "%s: cannot read external data '%s': %s", what, path,
+                     strerror(errno));
     } else if (fseeko(f, (off_t)off, SEEK_SET) != 0 || fread(dst, 1, nbytes, f) != nbytes) {
         rc = qc_errf(err, QC_EIO, "%s: cannot read external data '%s'", what, path);
     }
     if (f)
         fclose(f);
+    else if (fd >= 0)
+        close(fd);
     free(path);
     return rc;
 }

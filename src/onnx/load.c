@@ -184,6 +184,63 @@ static int build(qc_model *m, qc_model_priv *p, const char *what, qc_err *err)
     return QC_OK;
 }
 
+/* protobuf-c unpacks nested messages recursively with no depth limit: subgraphs nested a
+ * hundred thousand deep (a few MB) overflow the stack. Walk the wire format first, bounded
+ * like protobuf's own parsers (onnx and onnxruntime cannot load deeper models either).
+ * Malformed bytes are left for protobuf-c to report. */
+#define MAX_NESTING 100
+
+static int read_varint(const uint8_t *p, size_t n, size_t *i, uint64_t *v)
+{
+    *v = 0;
+    for (int shift = 0; shift < 64 && *i < n; shift += 7) {
+        uint8_t b = p[(*i)++];
+        *v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80))
+            return 1;
+    }
+    return 0;
+}
+
+static int nesting_ok(const uint8_t *p, size_t n, const ProtobufCMessageDescriptor *d,
+                      int depth)
+{
+    if (depth > MAX_NESTING)
+        return 0;
+    for (size_t i = 0; i < n;) {
+        uint64_t key, len;
+        if (!read_varint(p, n, &i, &key))
+            return 1;
+        switch (key & 7) {
+        case 0:
+            if (!read_varint(p, n, &i, &len))
+                return 1;
+            break;
+        case 1:
+            i += 8;
+            break;
+        case 5:
+            i += 4;
+            break;
+        case 2: {
+            if (!read_varint(p, n, &i, &len) || len > n - i)
+                return 1;
+            const ProtobufCFieldDescriptor *f =
+                key >> 3 <= UINT32_MAX
+                    ? protobuf_c_message_descriptor_get_field(d, (unsigned)(key >> 3)) : NULL;
+            if (f && f->type == PROTOBUF_C_TYPE_MESSAGE &&
+                !nesting_ok(p + i, (size_t)len, f->descriptor, depth + 1))
+                return 0;
+            i += (size_t)len;
+            break;
+        }
+        default:
+            return 1;
+        }
+    }
+    return 1;
+}
+
 int qc_model_load_bytes(qc_model **out, const void *bytes, size_t n, const char *dir,
                         const char *name, qc_err *err)
 {
@@ -201,6 +258,11 @@ int qc_model_load_bytes(qc_model **out, const void *bytes, size_t n, const char 
     m->path = qc_arena_strdup(&p->arena, what);
     m->dir = dir ? qc_arena_strdup(&p->arena, dir) : NULL;
     int rc;
+    if (!nesting_ok(bytes, n, &onnx__model_proto__descriptor, 0)) {
+        qc_model_free(m);
+        return qc_errf(err, QC_EINPUT, "%s: messages nested more than %d deep (subgraphs "
+                       "inside subgraphs): refused", what, MAX_NESTING);
+    }
     p->proto = onnx__model_proto__unpack(NULL, n, bytes);
     if (!p->proto)
         rc = qc_errf(err, QC_EINPUT, "%s: not a valid ONNX model (protobuf parse failed)", what);

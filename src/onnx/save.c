@@ -1,10 +1,12 @@
 /* qc_model -> file. The kept ModelProto is packed as is; tensors living in external files are
  * pulled inline, unless the model would pass protobuf's 2 GiB limit, in which case large
  * initializers go to "<path>.data". Changes to the proto are undone before returning. */
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "onnx_priv.h"
 #include "qc_io.h"
 
@@ -108,7 +110,22 @@ static void make_external(edit *e, const char *loc, size_t off, size_t n)
     tp->external_data = e->entry_ptrs;
 }
 
-static int pack_and_write(const Onnx__ModelProto *mp, const char *path, qc_err *err)
+/* Flushes a finished temp file to disk without renaming it (the FILE stays open). */
+static int sync_tmp(qc_afile *a, qc_err *err)
+{
+    if (fflush(a->f) == 0 && (fsync(fileno(a->f)) == 0 || errno == EINVAL || errno == EROFS))
+        return QC_OK;
+    int code = qc_errf(err, QC_EIO, "%s: write failed: %s", a->path, strerror(errno));
+    qc_afile_abort(a);
+    return code;
+}
+
+/* Packs the model into its temp file; only when both it and the external data file (`data`,
+ * may be NULL) are complete on disk are they renamed, data first: a full disk or a signal
+ * never leaves a new .data beside an old model (or replaces the .data of the previous
+ * output) unless the new model follows it a rename later. */
+static int pack_and_write(const Onnx__ModelProto *mp, const char *path, qc_afile *data,
+                          qc_err *err)
 {
     size_t n = onnx__model_proto__get_packed_size(mp);
     if (n > ((size_t)2 << 30))
@@ -118,10 +135,18 @@ static int pack_and_write(const Onnx__ModelProto *mp, const char *path, qc_err *
     if (!buf)
         return qc_errf(err, QC_ENOMEM, "%s: out of memory packing %zu bytes", path, n);
     size_t got = onnx__model_proto__pack(mp, buf);
-    int rc = got == n ? qc_write_file_atomic(path, buf, n, err)
+    qc_afile a;
+    int rc = got == n ? qc_afile_open(&a, path, err)
                       : qc_errf(err, QC_EINTERNAL, "%s: protobuf packed %zu of %zu bytes", path,
                                 got, n);
+    if (rc == QC_OK)
+        rc = qc_afile_write(&a, buf, n, err);
     free(buf);
+    if (rc == QC_OK && data && (rc = sync_tmp(&a, err)) == QC_OK &&
+        (rc = qc_afile_commit(data, err)) != QC_OK)
+        qc_afile_abort(&a);
+    if (rc == QC_OK)
+        rc = qc_afile_commit(&a, err);
     return rc;
 }
 
@@ -197,9 +222,9 @@ int qc_model_save(const qc_model *m, const char *path, size_t external_threshold
         }
     }
     if (rc == QC_OK && external)
-        rc = qc_afile_commit(&data, err);
+        rc = sync_tmp(&data, err);
     if (rc == QC_OK)
-        rc = pack_and_write(p->proto, path, err);
+        rc = pack_and_write(p->proto, path, external ? &data : NULL, err);
 done:
     if (external)
         qc_afile_abort(&data);

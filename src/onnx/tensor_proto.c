@@ -111,7 +111,24 @@ int qc_onnx_tensor_convert(const Onnx__TensorProto *tp, qc_tensor *t, qc_arena *
     }
     if (qc_numel_checked(t->dims, t->ndim, sd, &numel, &src_bytes) != QC_OK)
         return qc_errf(err, QC_EINPUT, "%s: invalid or too large shape", what);
-    int dd = exec_dtype(sd);
+    /* Check the stored size before allocating: a few bytes of header may claim gigabytes. */
+    int dd = exec_dtype(sd), ext = qc_onnx_is_external(tp);
+    size_t count = 0;
+    if (ext) {
+        int rc = qc_onnx_extdata_read(tp, dir, NULL, src_bytes, what, err);
+        if (rc != QC_OK)
+            return rc;
+    } else if (tp->has_raw_data) {
+        if (tp->raw_data.len != src_bytes)
+            return qc_errf(err, QC_EINPUT, "%s: raw_data has %zu bytes, shape and dtype %s need "
+                           "%zu", what, tp->raw_data.len, qc_dtype_name(sd), src_bytes);
+    } else if (typed_count(tp, sd, &count) != 0) {
+        return qc_errf(err, QC_EUNSUPPORTED, "%s: dtype %s not supported", what,
+                       qc_dtype_name(sd));
+    } else if ((int64_t)count != numel) {
+        return qc_errf(err, QC_EINPUT, "%s: %zu values stored, shape needs %lld", what, count,
+                       (long long)numel);
+    }
     size_t dst_bytes = (size_t)numel * qc_dtype_size(dd);
     t->dtype = dd;
     void *dst = alloc_in(arena, dst_bytes);
@@ -120,7 +137,7 @@ int qc_onnx_tensor_convert(const Onnx__TensorProto *tp, qc_tensor *t, qc_arena *
     t->data = dst;
     t->capacity = dst_bytes;
     int rc = QC_OK;
-    if (qc_onnx_is_external(tp)) {
+    if (ext) {
         if (dd == sd) {
             rc = qc_onnx_extdata_read(tp, dir, dst, src_bytes, what, err);
         } else {
@@ -132,21 +149,9 @@ int qc_onnx_tensor_convert(const Onnx__TensorProto *tp, qc_tensor *t, qc_arena *
             free(tmp);
         }
     } else if (tp->has_raw_data) {
-        if (tp->raw_data.len != src_bytes)
-            rc = qc_errf(err, QC_EINPUT, "%s: raw_data has %zu bytes, shape and dtype %s need %zu",
-                         what, tp->raw_data.len, qc_dtype_name(sd), src_bytes);
-        else
-            convert_raw(dst, tp->raw_data.data, sd, numel);
+        convert_raw(dst, tp->raw_data.data, sd, numel);
     } else {
-        size_t count = 0;
-        if (typed_count(tp, sd, &count) != 0)
-            rc = qc_errf(err, QC_EUNSUPPORTED, "%s: dtype %s not supported", what,
-                         qc_dtype_name(sd));
-        else if ((int64_t)count != numel)
-            rc = qc_errf(err, QC_EINPUT, "%s: %zu values stored, shape needs %lld", what, count,
-                         (long long)numel);
-        else
-            convert_typed(dst, tp, sd, numel);
+        convert_typed(dst, tp, sd, numel);
     }
     if (rc != QC_OK && !arena) {
         free(dst);

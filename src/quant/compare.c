@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "compare_priv.h"
+#include "par.h"
 #include "qc_qparams.h"
 
 /* ---- the grid ---- */
@@ -48,7 +49,13 @@ static int add_cand(qc_cand *out, int *n, const qc_quant_opts *base, const char 
     c->o.symmetric_act = sym;
     if (!strcmp(method, "percentile")) {
         c->o.percentile = pct;
-        snprintf(p, sizeof p, " %g", (double)pct);
+        /* the shortest text that reads back as the same float (--percentile P) */
+        for (int digits = 1; digits <= 9; digits++) {
+            snprintf(c->percentile, sizeof c->percentile, "%.*g", digits, (double)pct);
+            if (strtof(c->percentile, NULL) == pct)
+                break;
+        }
+        snprintf(p, sizeof p, " %s", c->percentile);
     }
     snprintf(c->name, sizeof c->name, "%s%s %s%s", method, p, pc ? "pc" : "pt",
              sym ? " sym" : "");
@@ -189,20 +196,54 @@ int qc_cmp_range(const qc_observer *shared, const qc_quant_opts *o, qc_range *r,
 
 /* ---- the calibration pass ---- */
 
-static int observe(qc_compare *c, otensor *t, const qc_tensor *v, qc_err *err)
+/* One update of one shared observer: the items of a parallel loop (observers are
+ * independent; the histogram ones cost several times the minmax scan). */
+typedef struct obs_item {
+    qc_observer     *o;
+    const qc_tensor *v;
+    const char      *name;
+    int              rc;
+    qc_err           err;
+} obs_item;
+
+static void update_items(void *ctx, int64_t lo, int64_t hi)
+{
+    obs_item *it = ctx;
+    for (int64_t i = lo; i < hi; i++) {
+        it[i].rc = qc_observer_update(it[i].o, it[i].v, &it[i].err);
+        if (it[i].rc != QC_OK)
+            qc_err_prefix(&it[i].err, "tensor '%s'", it[i].name);
+    }
+}
+
+static int add_items(qc_compare *c, otensor *t, const qc_tensor *v)
 {
     if (!t->seen_dtype)
         t->seen_dtype = v->dtype;
     t->rank = v->ndim;
     if (v->dtype != QC_F32)
-        return QC_OK;
+        return 0;
     for (int g = 0; g < c->n_groups; g++) {
-        int rc = qc_observer_update(t->obs[g], v, err);
-        if (rc != QC_OK) {
-            qc_err_prefix(err, "tensor '%s'", t->name);
-            return rc;
-        }
+        obs_item *it = &c->items[c->n_items++];
+        it->o = t->obs[g];
+        it->v = v;
+        it->name = t->name;
     }
+    return 1;
+}
+
+static int run_items(qc_compare *c, qc_err *err)
+{
+    int n = c->n_items;
+    c->n_items = 0;
+    if (n == 0)
+        return QC_OK;
+    qc_par_for(n, 1, update_items, c->items);
+    for (int i = 0; i < n; i++)
+        if (c->items[i].rc != QC_OK) {
+            *err = c->items[i].err;
+            return c->items[i].rc;
+        }
     return QC_OK;
 }
 
@@ -214,13 +255,10 @@ static int calib_hook(void *user, const qc_node *node, int node_index,
     for (int r = c->node_start[node_index]; r < c->node_start[node_index + 1]; r++) {
         otensor *t = &c->t[c->node_list[r]];
         for (int k = 0; k < n_outs; k++)
-            if (outs[k]->name && !strcmp(outs[k]->name, t->name)) {
-                int rc = observe(c, t, outs[k], err);
-                if (rc != QC_OK)
-                    return rc;
-            }
+            if (outs[k]->name && !strcmp(outs[k]->name, t->name))
+                add_items(c, t, outs[k]);
     }
-    return QC_OK;
+    return run_items(c, err);
 }
 
 static int add_tensor(qc_compare *c, const char *name, int producer, qc_err *err)
@@ -246,7 +284,9 @@ static int plan_tensors(qc_compare *c, qc_err *err)
 {
     const qc_model *m = c->m;
     qc_quantizer *probe = NULL;
-    int rc = qc_quantizer_new(&probe, m, &c->cands[0].o, err);
+    qc_quant_opts po = c->cands[0].o;
+    po.method = "minmax";
+    int rc = qc_quantizer_new(&probe, m, &po, err);
     if (rc != QC_OK)
         return rc;
     int cap = m->n_inputs;
@@ -279,6 +319,12 @@ static int plan_tensors(qc_compare *c, qc_err *err)
         }
     }
     qc_quantizer_free(probe);
+    int most = m->n_inputs;
+    for (int i = 0; i < m->n_nodes; i++)
+        most = most > m->nodes[i].n_outputs ? most : m->nodes[i].n_outputs;
+    c->items = calloc((size_t)(most + 1) * (size_t)c->n_groups, sizeof *c->items);
+    if (rc == QC_OK && !c->items)
+        rc = qc_errf(err, QC_ENOMEM, "out of memory");
     return rc;
 }
 
@@ -318,7 +364,12 @@ int qc_compare_new(qc_compare **out, const qc_model *m, const qc_cand *cands, in
         if (k == c->n_groups)
             c->groups[c->n_groups++] = g;
         ce->group = k;
-        if ((rc = qc_quantizer_new(&ce->q, m, &ce->cand->o, err)) != QC_OK) {
+        /* the quantizer's own observers are never fed (its ranges come through
+         * qc_quantizer_set_range), so it gets the kind with the smallest state; everything
+         * else it does is independent of the method */
+        qc_quant_opts qo = ce->cand->o;
+        qo.method = "minmax";
+        if ((rc = qc_quantizer_new(&ce->q, m, &qo, err)) != QC_OK) {
             qc_err_prefix(err, "candidate '%s'", ce->cand->name);
             goto fail;
         }
@@ -336,12 +387,10 @@ fail:
 int qc_compare_observe(qc_compare *c, const qc_tensor *inputs, int n_inputs, qc_err *err)
 {
     for (int i = 0; i < n_inputs && i < c->m->n_inputs; i++)
-        if (c->input_t[i] >= 0) {
-            int rc = observe(c, &c->t[c->input_t[i]], &inputs[i], err);
-            if (rc != QC_OK)
-                return rc;
-        }
-    return qc_exec_run(c->x, inputs, n_inputs, err);
+        if (c->input_t[i] >= 0)
+            add_items(c, &c->t[c->input_t[i]], &inputs[i]);
+    int rc = run_items(c, err);
+    return rc != QC_OK ? rc : qc_exec_run(c->x, inputs, n_inputs, err);
 }
 
 /* Gives every candidate quantizer the ranges its own observers would have produced. Tensors
@@ -392,6 +441,7 @@ void qc_compare_free(qc_compare *c)
     free(c->node_start);
     free(c->node_list);
     free(c->groups);
+    free(c->items);
     free(c->ce);
     free(c->cands);
     free(c);

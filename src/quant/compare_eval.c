@@ -4,6 +4,7 @@
 #include <string.h>
 #include <time.h>
 #include "compare_priv.h"
+#include "qc_prepare.h"
 #include "strmap.h"
 
 static double now(void)
@@ -29,7 +30,9 @@ static void dtype_range(int dtype, double *lo, double *hi)
 void qc_cmp_cand_release(cand_eval *ce, int model)
 {
     qc_exec_free(ce->qx);
+    qc_model_free(ce->em);
     ce->qx = NULL;
+    ce->em = NULL;
     if (model) {
         qc_model_free(ce->qm);
         ce->qm = NULL;
@@ -61,9 +64,8 @@ static int layer_hook(void *user, const qc_node *node, int node_index,
 /* Layers: the quantized activations, each found at its DequantizeLinear in the built model by
  * structure (DequantizeLinear(QuantizeLinear(T))), not by name, so renamed outputs still
  * match. */
-static int map_layers(cand_eval *ce, qc_err *err)
+static int map_layers(cand_eval *ce, const qc_model *qm, qc_err *err)
 {
-    const qc_model *qm = ce->qm;
     qc_strmap by_name, q_out;
     int n = 0, rc = QC_OK;
     int n_t = qc_quantizer_n_tensors(ce->q);
@@ -119,26 +121,24 @@ static int build_cand(qc_compare *c, cand_eval *ce, qc_err *err)
     double t0 = now();
     const char *nm, *op, *why;
     int rc = QC_OK;
-    if (!ce->qm) {
-        free(ce->res.layers);
-        free(ce->lst);
-        ce->res.layers = NULL;
-        ce->lst = NULL;
-        if ((rc = qc_quantizer_build(ce->q, &ce->qm, err)) != QC_OK)
-            goto fail;
-    }
-    if ((rc = map_layers(ce, err)) != QC_OK)
+    /* The executor runs the QDQ model with the weights' DequantizeLinear folded into float
+     * initializers (qc_prepare's constant folding): the same values the DequantizeLinear
+     * kernel yields at every run, but computed once, and the convolutions get constant
+     * weights they can pre-pack. */
+    if ((rc = qc_quantizer_build(ce->q, &ce->qm, err)) != QC_OK ||
+        (rc = qc_prepare(ce->qm, &ce->em, NULL, err)) != QC_OK ||
+        (rc = map_layers(ce, ce->em, err)) != QC_OK)
         goto fail;
     ce->out_map = malloc(((size_t)m->n_outputs + 1) * sizeof *ce->out_map);
     if (!ce->out_map && (rc = qc_errf(err, QC_ENOMEM, "out of memory")) != QC_OK)
         goto fail;
     for (int i = 0; i < m->n_outputs; i++) {
         ce->out_map[i] = -1;
-        for (int k = 0; k < ce->qm->n_outputs; k++)
-            if (!strcmp(ce->qm->outputs[k].name, m->outputs[i].name))
+        for (int k = 0; k < ce->em->n_outputs; k++)
+            if (!strcmp(ce->em->outputs[k].name, m->outputs[i].name))
                 ce->out_map[i] = k;
     }
-    if ((rc = qc_exec_new(&ce->qx, ce->qm, NULL, err)) != QC_OK)
+    if ((rc = qc_exec_new(&ce->qx, ce->em, NULL, err)) != QC_OK)
         goto fail;
     qc_exec_set_hook(ce->qx, layer_hook, ce);
     ce->res.n_quantized_nodes = qc_quantizer_n_quantized_nodes(ce->q);
@@ -210,7 +210,8 @@ static void finish_cand(cand_eval *ce)
             continue;
         double s = qc_errstat_sqnr_db(st), cs = qc_errstat_cosine(st);
         r->sqnr_db = !any || s < r->sqnr_db ? s : r->sqnr_db;
-        r->cosine = !any || !(cs >= r->cosine) ? cs : r->cosine;
+        if (!any || isnan(cs) || cs < r->cosine)            /* NaN sticks: worst */
+            r->cosine = any && isnan(r->cosine) ? r->cosine : cs;
         r->max_abs = st->nonfinite ? INFINITY : fmax(r->max_abs, st->max_abs);
         rows += st->top1_rows;
         agree += st->top1_agree;
@@ -284,16 +285,19 @@ static int64_t nonfinite_inputs(const qc_tensor *in, int n)
 }
 
 /* Loads eval sample idx and runs the float model on it; *skip if it holds NaN/Inf. */
-static int float_run(qc_compare *c, qc_dataset *d, int idx, qc_tensor **in, int *skip,
-                     qc_err *err)
+static int float_run(qc_compare *c, qc_dataset *d, int idx, int strict, qc_tensor **in,
+                     int *skip, qc_err *err)
 {
     int rc = qc_dataset_load(d, idx, in, err);
+    int64_t bad;
     *skip = 0;
     if (rc != QC_OK)
         return rc;
-    if (nonfinite_inputs(*in, c->m->n_inputs)) {
+    if ((bad = nonfinite_inputs(*in, c->m->n_inputs)) != 0) {
         *skip = 1;
-        return QC_OK;
+        return strict ? qc_errf(err, QC_EINPUT, "eval sample %s: %lld NaN/Inf values "
+                                "(--strict)", qc_dataset_sample_name(d, idx), (long long)bad)
+                      : QC_OK;
     }
     if ((rc = qc_exec_run(c->fx, *in, c->m->n_inputs, err)) != QC_OK) {
         qc_err_prefix(err, "%s", qc_dataset_sample_name(d, idx));
@@ -325,21 +329,22 @@ int qc_compare_evaluate(qc_compare *c, qc_dataset *d, const int *idx, int n,
     qc_exec_opts keep = { .keep_all = 1 };
     qc_tensor *in;
     int rc = QC_OK, skip;
-    if (!c->ranges_set && (rc = qc_cmp_set_ranges(c, err)) != QC_OK)
-        return rc;
+    if (c->ranges_set)
+        return qc_errf(err, QC_EUSAGE, "compare: candidates already evaluated");
     c->ranges_set = 1;
+    if ((rc = qc_cmp_set_ranges(c, err)) != QC_OK)
+        return rc;
     if (!c->fx && (rc = qc_exec_new(&c->fx, m, &keep, err)) != QC_OK)
         return rc;
     for (int i = 0; i < c->n; i++)
         if ((rc = alloc_outputs(c, &c->ce[i], err)) != QC_OK)
             return rc;
-    /* every candidate alive at once costs about its weights plus its activations */
+    /* every candidate alive at once costs about twice its weights (the QDQ model and its
+     * folded copy) and twice the float activations (the Q/DQ outputs) */
     size_t w_bytes = 0, budget = o->max_bytes ? o->max_bytes : (size_t)1 << 30;
-    for (int i = 0; i < m->n_inputs + 0 && 0; i++)
-        ;
     for (int i = 0; i < m->n_inits; i++)
         w_bytes += qc_tensor_nbytes(&m->inits[i]);
-    size_t per_cand = w_bytes + qc_exec_peak_bytes(c->x);
+    size_t per_cand = 2 * (w_bytes + qc_exec_peak_bytes(c->x));
     c->sample_major = o->force_schedule == 1 ||
                       (o->force_schedule == 0 && per_cand * (size_t)c->n <= budget);
     int64_t total = (int64_t)n * c->n, done = 0;
@@ -349,7 +354,7 @@ int qc_compare_evaluate(qc_compare *c, qc_dataset *d, const int *idx, int n,
         for (int i = 0; i < c->n && rc == QC_OK; i++)
             rc = build_cand(c, &c->ce[i], err);
         for (int s = 0; s < n && rc == QC_OK; s++) {
-            if ((rc = float_run(c, d, idx[s], &in, &skip, err)) != QC_OK)
+            if ((rc = float_run(c, d, idx[s], o->strict, &in, &skip, err)) != QC_OK)
                 break;
             c->eval_skipped += skip;
             c->n_eval += !skip;
@@ -374,7 +379,7 @@ int qc_compare_evaluate(qc_compare *c, qc_dataset *d, const int *idx, int n,
         if ((rc = build_cand(c, ce, err)) != QC_OK)
             break;
         for (int s = 0; s < n && rc == QC_OK; s++) {
-            if ((rc = float_run(c, d, idx[s], &in, &skip, err)) != QC_OK)
+            if ((rc = float_run(c, d, idx[s], o->strict, &in, &skip, err)) != QC_OK)
                 break;
             if (i == 0) {
                 c->eval_skipped += skip;

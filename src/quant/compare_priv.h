@@ -29,9 +29,10 @@ typedef struct cand_eval {
     int            group;
     qc_quantizer  *q;
     qc_model      *qm;          /* built QDQ model */
-    qc_exec       *qx;
-    int           *node_layer;  /* qm node index -> layer (its DequantizeLinear), or -1 */
-    int           *out_map;     /* float model output i -> qm output index, or -1 */
+    qc_model      *em;          /* qm with constants folded, as evaluated */
+    qc_exec       *qx;          /* runs em */
+    int           *node_layer;  /* em node index -> layer (its DequantizeLinear), or -1 */
+    int           *out_map;     /* float model output i -> em output index, or -1 */
     qc_layerstat  *lst;         /* n_layers accumulators */
     qc_cand_result res;
     int            finished;
@@ -48,6 +49,8 @@ struct qc_compare {
     int             n_t;
     int            *input_t;                /* graph input -> otensor index or -1 */
     int            *node_start, *node_list; /* node -> otensor indices of its outputs */
+    struct obs_item *items;                 /* observer updates of one node (parallel) */
+    int             n_items;
     qc_exec        *x;                      /* float, calibration */
     qc_exec        *fx;                     /* float, eval: every intermediate kept */
     size_t          observer_bytes, eval_peak;
@@ -59,7 +62,7 @@ struct qc_compare {
 void qc_cmp_obs_config(const qc_quant_opts *o, qc_obs_config *cfg);
 int  qc_cmp_range(const qc_observer *shared, const qc_quant_opts *o, qc_range *r, qc_err *err);
 int  qc_cmp_set_ranges(qc_compare *c, qc_err *err);
-/* Frees a candidate's executor and, if `model`, its built model too. */
+/* Frees a candidate's executor and evaluated model and, if `model`, its built model too. */
 void qc_cmp_cand_release(cand_eval *ce, int model);
 
 #endif

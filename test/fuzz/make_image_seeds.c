@@ -9,8 +9,7 @@
 #include <png.h>
 #include <jpeglib.h>
 
-#define W 13
-#define H 9
+static int W = 13, H = 9;           /* odd sizes: resizing rounds differently per axis */
 
 static unsigned char pixel(int x, int y, int c)
 {
@@ -48,7 +47,7 @@ static void png(const char *dir, const char *name, int color, int depth, int int
     png_write_info(p, info);
     int passes = png_set_interlace_handling(p);
     int ch = png_get_channels(p, info), bps = depth == 16 ? 2 : 1;
-    unsigned char row[W * 4 * 2];
+    unsigned char row[64 * 4 * 2];
     for (int y = 0; y < H * passes; y++) {
         memset(row, 0, sizeof row);
         for (int x = 0; x < W; x++)
@@ -97,7 +96,7 @@ static void jpeg(const char *dir, const char *name, int comps, J_COLOR_SPACE cs,
         jpeg_simple_progression(&c);
     c.restart_in_rows = restart;
     jpeg_start_compress(&c, TRUE);
-    unsigned char row[W * 4];
+    unsigned char row[64 * 4];
     while (c.next_scanline < c.image_height) {
         for (int x = 0; x < W; x++)
             for (int k = 0; k < comps; k++)
@@ -139,5 +138,8 @@ int main(int argc, char **argv)
     jpeg(d, "restart", 3, JCS_RGB, 1, 0, 1, 0);
     jpeg(d, "cmyk", 4, JCS_CMYK, 1, 0, 0, 0);
     jpeg(d, "truncated", 3, JCS_RGB, 1, 0, 0, 300);
+    W = 64, H = 48;
+    png(d, "rgb_64x48", PNG_COLOR_TYPE_RGB, 8, PNG_INTERLACE_NONE);
+    jpeg(d, "rgb_64x48", 3, JCS_RGB, 2, 0, 0, 0);
     return 0;
 }

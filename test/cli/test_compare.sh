@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# `calibrate compare`: usage errors, NaN/Inf samples; on each integration model
+# (models/manifest.txt) every default candidate from ONE float pass over the calibration data
+# (the JSON's float_passes, counted by the executor), the winner byte-identical to
+# `calibrate` with its options, and a ranking that agrees with onnxruntime running each
+# candidate quantized by `calibrate` (Spearman >= 0.9, test/oracles/compare_check.py); both
+# evaluation schedules give the same numbers; the default held-out split.
+# Environment: QC_CMP_CALIB / QC_CMP_EVAL (calibration and eval samples, default 32 / 16);
+# under QC_ASAN=1 a few samples, two models and no ranking check (the ranking needs the eval
+# set; the sanitizers need the code paths).
+# shellcheck source=test/cli/lib.sh
+source "$(dirname "$0")/lib.sh"
+M=$FX/conv.onnx
+
+# Usage errors: exit 2, the message first ("calibrate: ..."), then a hint is fine.
+expect_usage() {
+    local name=$1 pat=$2 rc=0
+    shift 3
+    "$@" >/dev/null 2>"$CLI_TMP/err" </dev/null || rc=$?
+    if [ "$rc" = 2 ] && head -1 "$CLI_TMP/err" | grep -q '^calibrate: ' &&
+            head -1 "$CLI_TMP/err" | grep -qF -- "$pat"; then
+        cli_ok "$name"
+    else
+        cli_fail "$name" "exit $rc, stderr: $(head -c 300 "$CLI_TMP/err")"
+    fi
+}
+expect_usage usage_metric "--metric 'psnr'" -- "$CAL" compare --data "$FX/data_ok" "$M" \
+    --metric psnr
+expect_usage usage_methods "unknown method 'kl'" -- "$CAL" compare --data "$FX/data_ok" "$M" \
+    --methods minmax,kl
+expect_usage usage_percentiles "percentile '120'" -- "$CAL" compare --data "$FX/data_ok" \
+    "$M" --percentiles 99.9,120
+expect_usage usage_per_channel "--per-channel 'maybe'" -- "$CAL" compare --data \
+    "$FX/data_ok" "$M" --per-channel maybe
+expect_usage usage_no_data "--data DIR is required" -- "$CAL" compare "$M"
+expect_usage usage_bad_limit "--eval-limit '0'" -- "$CAL" compare --data "$FX/data_ok" "$M" \
+    --eval-limit 0
+expect_error no_eval_sample 2 "no evaluation sample" -- "$CAL" compare --data "$FX/data_ok" "$M"
+expect_error eval_empty 2 "data_empty: no samples" -- "$CAL" compare --data "$FX/data_ok" \
+    --eval "$FX/data_empty" "$M"
+expect_error eval_bad_shape 2 "s0.npy" -- "$CAL" compare --data "$FX/data_ok" \
+    --eval "$FX/data_shape" "$M"
+
+# A tiny model end to end: table, JSON, best model written.
+if "$CAL" compare --data "$FX/data_ok" --eval "$FX/data_ok" "$M" --json "$CLI_TMP/fx.json" \
+        --write-best "$CLI_TMP/fx-best.onnx" >"$CLI_TMP/fx.out" 2>&1 &&
+   [ -s "$CLI_TMP/fx-best.onnx" ] && grep -q '^   1  ' "$CLI_TMP/fx.out" &&
+   awk 'length > 100 { bad = 1 } END { exit bad }' "$CLI_TMP/fx.out"; then
+    cli_ok "fixture_end_to_end"
+else
+    cli_fail fixture_end_to_end "$(tail -3 "$CLI_TMP/fx.out" | tr '\n' ' ')"
+fi
+
+# NaN/Inf samples: skipped with a warning (calibration and eval), an error with --strict.
+if ! "$PY" - "$FX" <<'EOF'
+import os, sys
+import numpy as np
+fx = sys.argv[1]
+good = np.load(os.path.join(fx, "data_ok", "s0.npy"))
+bad = good.copy()
+bad[0, 1, 2, 3] = np.nan
+os.makedirs(os.path.join(fx, "cmp_nan"), exist_ok=True)
+np.save(os.path.join(fx, "cmp_nan", "s0.npy"), good)
+np.save(os.path.join(fx, "cmp_nan", "s1.npy"), bad)
+EOF
+then
+    cli_fail setup_nan "could not write the NaN data folder"
+fi
+rc=0
+"$CAL" compare --data "$FX/cmp_nan" --eval "$FX/cmp_nan" "$M" --json "$CLI_TMP/nan.json" -q \
+    >/dev/null 2>"$CLI_TMP/nan.err" || rc=$?
+if [ "$rc" = 0 ] && grep -q "warning: .*s1.npy: 1 NaN/Inf values, sample skipped" \
+        "$CLI_TMP/nan.err" && grep -q "warning: 1 eval sample with NaN/Inf skipped" \
+        "$CLI_TMP/nan.err" && v=$("$PY" -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+got = (r["calib_samples"], r["calib_skipped"], r["float_passes"], r["eval_samples"],
+       r["eval_skipped"])
+assert got == (1, 1, 1, 1, 1), got
+print("1 calibration and 1 eval sample skipped")' "$CLI_TMP/nan.json" 2>&1); then
+    cli_ok "nan_skipped: $v"
+else
+    cli_fail nan_skipped "exit $rc: $(head -c 300 "$CLI_TMP/nan.err") $v"
+fi
+expect_error nan_strict 2 "s1.npy: 1 NaN/Inf values (--strict)" -- "$CAL" compare --data \
+    "$FX/cmp_nan" --eval "$FX/data_ok" "$M" --strict
+expect_error nan_strict_eval 2 "eval sample s1.npy: 1 NaN/Inf values (--strict)" -- "$CAL" \
+    compare --data "$FX/data_ok" --eval "$FX/cmp_nan" "$M" --strict
+
+if ! tools/fetch_models.sh >"$CLI_TMP/fetch.log" 2>&1; then
+    cli_fail fetch_models "$(tail -1 "$CLI_TMP/fetch.log")"
+    cli_done compare
+    exit
+fi
+N_CALIB=${QC_CMP_CALIB:-32}
+N_EVAL=${QC_CMP_EVAL:-16}
+if ! "$PY" tools/make_inputs.py --min --calib "$N_CALIB" --eval "$N_EVAL" \
+        >"$CLI_TMP/inputs.log" 2>&1; then
+    cli_fail make_inputs "$(tail -1 "$CLI_TMP/inputs.log")"
+    cli_done compare
+    exit
+fi
+model_path() {
+    awk -v n="$1" '$1 == "model" && $2 == n { print "models/cache/" $9 }' models/manifest.txt
+}
+CHECK_ARGS=(--limit "$N_CALIB" --eval-limit "$N_EVAL")
+MODELS=$(awk '$1 == "model" { print $2 }' models/manifest.txt)
+if [ "${QC_ASAN:-0}" = 1 ]; then
+    CHECK_ARGS=(--limit 2 --eval-limit 1 --no-ranking)
+    MODELS="nudenet magika"             # an image detector and an int32-input classifier
+fi
+
+# tally: runs compare_check.py and counts its ok/FAIL lines
+tally() {
+    local name=$1 out rc=0
+    shift
+    out=$("$@" 2>&1) || rc=$?
+    [ -n "$out" ] && echo "$out"
+    CLI_PASSED=$((CLI_PASSED + $(grep -c '^ok ' <<<"$out")))
+    CLI_FAILED=$((CLI_FAILED + $(grep -c '^FAIL ' <<<"$out")))
+    if [ "$rc" != 0 ] && ! grep -q '^FAIL ' <<<"$out"; then
+        cli_fail "$name" "exit status $rc: $(tail -1 <<<"$out")"
+    fi
+}
+
+for m in $MODELS; do
+    data=models/cache/data/$m
+    tally "check_$m" "$PY" test/oracles/compare_check.py "$CAL" "$(model_path "$m")" \
+        --calib "$data/calib" --eval "$data/eval" --work "$CLI_TMP/$m" --name "$m" \
+        "${CHECK_ARGS[@]}"
+done
+
+# Side by side (one float pass per eval sample) and one candidate at a time (the float pass
+# repeated) give the same numbers; magika also ranks by top-1 (a classifier).
+m=magika
+data=models/cache/data/$m
+for s in sample-major candidate-major; do
+    "$CAL" compare --data "$data/calib" --eval "$data/eval" "$(model_path $m)" --limit 3 \
+        --eval-limit 2 --schedule "$s" --metric top1 --json "$CLI_TMP/$s.json" -q \
+        >"$CLI_TMP/$s.log" 2>&1 || cli_fail "schedule_$s" "$(tail -1 "$CLI_TMP/$s.log")"
+done
+if v=$("$PY" - "$CLI_TMP/sample-major.json" "$CLI_TMP/candidate-major.json" <<'EOF'
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+strip = lambda c: {k: v for k, v in c.items() if not k.endswith("seconds")}
+assert a["schedule"] == "sample-major" and b["schedule"] == "candidate-major"
+assert a["eval_float_passes"] == 2 and b["eval_float_passes"] == 2 * len(b["candidates"])
+assert a["ranking"] == b["ranking"], (a["ranking"], b["ranking"])
+for x, y in zip(a["candidates"], b["candidates"]):
+    assert strip(x) == strip(y), x["name"]
+assert all(c["top1"] is not None for c in a["candidates"]), "magika has no top-1"
+print(f"{len(a['candidates'])} candidates, same numbers; best by top-1: {a['best']}")
+EOF
+); then
+    cli_ok "schedules_agree: $v"
+else
+    cli_fail schedules_agree "$(echo "$v" | tail -1)"
+fi
+
+# Default split: every 4th sample of --data held out (8 samples: 6 calibrate, 2 evaluate).
+m=nudenet
+if "$CAL" compare --data "models/cache/data/$m/calib" "$(model_path $m)" --limit 8 \
+        --methods minmax,percentile --percentiles 99.99 --json "$CLI_TMP/split.json" -q \
+        >"$CLI_TMP/split.log" 2>&1 &&
+   v=$("$PY" -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+got = (r["calib_samples"], r["float_passes"], r["eval_samples"], len(r["candidates"]))
+assert got == (6, 6, 2, 4), got
+print("6 calibration + 2 eval samples, 4 candidates")' "$CLI_TMP/split.json" 2>&1); then
+    cli_ok "default_split: $v"
+else
+    cli_fail default_split "$(tail -1 "$CLI_TMP/split.log") $v"
+fi
+cli_done compare

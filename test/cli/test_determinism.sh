@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Determinism: the same inputs and flags give a byte-identical quantized model and parameters
+# file across two runs and whatever the thread counts (OPENBLAS_NUM_THREADS for sgemm,
+# QC_THREADS for qcal's own kernel threads: 1 and 2 each), and `calibrate run` gives
+# byte-identical float outputs across thread counts. On the nudenet integration model when
+# models/cache has it (tools/fetch_models.sh, tools/make_inputs.py), else on the fixture.
+# shellcheck source=test/cli/lib.sh
+source "$(dirname "$0")/lib.sh"
+
+MODEL=$(awk '$1 == "model" && $2 == "nudenet" { print "models/cache/" $9 }' \
+        models/manifest.txt 2>/dev/null)
+DATA=models/cache/data/nudenet/calib
+LIMIT=8
+[ "${QC_ASAN:-0}" = 1 ] && LIMIT=3
+if [ -z "$MODEL" ] || [ ! -f "$MODEL" ] || [ ! -d "$DATA" ]; then
+    echo "note: nudenet not in models/cache: using the generated fixture model"
+    MODEL=$FX/conv.onnx
+    DATA=$FX/data_ok
+fi
+D=$CLI_TMP/det
+mkdir -p "$D"
+
+# quantize TAG BLAS_THREADS QC_THREADS METHOD: writes $D/TAG.onnx and $D/TAG.json
+quantize() {
+    local rc=0
+    OPENBLAS_NUM_THREADS=$2 QC_THREADS=$3 "$CAL" --data "$DATA" "$MODEL" -o "$D/$1.onnx" \
+        --params-out "$D/$1.json" --limit "$LIMIT" --method "$4" --per-channel -q \
+        >/dev/null 2>"$CLI_TMP/err" </dev/null || rc=$?
+    [ "$rc" = 0 ] || echo "exit $rc: $(head -c 300 "$CLI_TMP/err")"
+}
+
+for method in percentile entropy; do
+    err=$(quantize "$method-a" 2 2 "$method")
+    if [ -n "$err" ]; then
+        cli_fail "quantize_${method}_deterministic" "$err"
+        continue
+    fi
+    for variant in "again 2 2" "blas1_qc1 1 1" "blas1_qc2 1 2" "blas2_qc1 2 1"; do
+        read -r tag blas qc <<<"$variant"
+        name=quantize_${method}_$tag
+        err=$(quantize "$method-$tag" "$blas" "$qc" "$method")
+        if [ -n "$err" ]; then
+            cli_fail "$name" "$err"
+        elif ! cmp -s "$D/$method-a.onnx" "$D/$method-$tag.onnx"; then
+            cli_fail "$name" "model differs from the first run (OPENBLAS_NUM_THREADS=$blas" \
+                "QC_THREADS=$qc): $(cmp "$D/$method-a.onnx" "$D/$method-$tag.onnx" | head -1)"
+        elif ! cmp -s "$D/$method-a.json" "$D/$method-$tag.json"; then
+            cli_fail "$name" "parameters differ: $(diff "$D/$method-a.json" \
+                "$D/$method-$tag.json" | head -3 | tr '\n' ' ')"
+        else
+            cli_ok "$name"
+        fi
+    done
+done
+
+# The float executor's outputs: QC_THREADS / OPENBLAS_NUM_THREADS 1 against 2.
+rc1=0 rc2=0
+OPENBLAS_NUM_THREADS=1 QC_THREADS=1 "$CAL" run "$MODEL" --data "$DATA" -o "$D/run1" \
+    --limit "$LIMIT" -q >/dev/null 2>"$CLI_TMP/err" </dev/null || rc1=$?
+OPENBLAS_NUM_THREADS=2 QC_THREADS=2 "$CAL" run "$MODEL" --data "$DATA" -o "$D/run2" \
+    --limit "$LIMIT" -q >/dev/null 2>>"$CLI_TMP/err" </dev/null || rc2=$?
+if [ "$rc1" != 0 ] || [ "$rc2" != 0 ]; then
+    cli_fail run_threads_identical "exit $rc1/$rc2: $(head -c 300 "$CLI_TMP/err")"
+else
+    diffs=$(cd "$D/run1" && find . -name '*.npy' | sort | while read -r f; do
+                cmp -s "$f" "../run2/$f" || echo "$f"; done)
+    n=$(find "$D/run1" -name '*.npy' | wc -l)
+    if [ "$n" -gt 0 ] && [ -z "$diffs" ]; then
+        cli_ok "run_threads_identical: $n outputs"
+    else
+        cli_fail run_threads_identical "$n outputs, differing: $(echo "$diffs" | head -3 |
+            tr '\n' ' ')"
+    fi
+fi
+
+cli_done cli-determinism

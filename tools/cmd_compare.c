@@ -1,0 +1,605 @@
+/* calibrate compare --data DIR [--eval DIR] MODEL.onnx: every calibration strategy of a grid
+ * from one float pass, each quantized model measured against the float one, ranked. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cjson/cJSON.h>
+#include "cmd.h"
+#include "progress.h"
+#include "qc_compare.h"
+#include "qc_data.h"
+#include "qc_io.h"
+#include "qc_prepare.h"
+
+static const char cmp_usage[] =
+    "usage: calibrate compare --data DIR [--eval DIR] MODEL.onnx [options]\n"
+    "\n"
+    "Compares calibration strategies in one run: ONE float pass over the calibration samples\n"
+    "feeds every candidate, each candidate's QDQ model is built (the model 'calibrate' writes\n"
+    "with the same options) and run in qcal's executor on the eval samples against the float\n"
+    "model. Prints the candidates ranked by --metric. Without --eval, every 4th sample of DIR\n"
+    "(the 4th, 8th, ... in name order) is held out for evaluation and the others calibrate.\n"
+    "\n"
+    "candidates (default: minmax, ema, percentile 99.9/99.99/99.999, mse, entropy with\n"
+    "per-channel weights and asymmetric activations, plus minmax and percentile 99.999 with\n"
+    "per-tensor weights):\n"
+    "  --methods LIST          comma-separated subset of minmax,ema,percentile,mse,entropy\n"
+    "  --percentiles LIST      percentile candidates (default 99.9,99.99,99.999)\n"
+    "  --per-channel MODE      yes, no or both (default: yes, plus the two per-tensor ones)\n"
+    "  --symmetric-activations MODE  no (default), yes or both\n"
+    "  shared by all candidates: --activation-type T, --asymmetric-weights, --reduce-range,\n"
+    "  --bias float|int32, --bins N, --ema-constant C, --exclude N1,N2, --op-types T1,T2,\n"
+    "  --no-prepare (as for 'calibrate')\n"
+    "ranking and output:\n"
+    "  --metric M              sqnr (default), cosine or top1 (classifier outputs [N, C])\n"
+    "  --json FILE             every number: per candidate, per output, per layer\n"
+    "  --write-best OUT.onnx   the best candidate's quantized model\n"
+    "data:\n"
+    "  --data DIR              calibration samples (see 'calibrate --help')\n"
+    "  --eval DIR              evaluation samples (default: every 4th sample of --data)\n"
+    "  --limit N               only the first N samples of --data (before the split)\n"
+    "  --eval-limit N          only the first N evaluation samples\n"
+    "  --max-memory MB         candidates evaluated side by side (one float pass per eval\n"
+    "                          sample) while their models and activations fit in MB (default\n"
+    "                          1024); otherwise one at a time, the float pass repeated\n"
+    "  --strict                a sample with NaN/Inf is an error (default: skipped, warned)\n"
+    "  -q, --quiet             no progress line and no table\n"
+    "\n"
+    "Metrics: output SQNR = 10 log10(sum f^2 / sum (q - f)^2) over all eval samples (the worst\n"
+    "float output counts), cosine similarity (worst output), max |q - f|, top-1 agreement of\n"
+    "[N, C] outputs; per quantized activation T: SQNR of the quantized model's\n"
+    "DequantizeLinear output of T against the float model's T, and the fraction of T's float\n"
+    "values outside the range its QuantizeLinear represents (saturation).\n"
+    "image options:\n";
+
+typedef struct cmp_args {
+    const char *model, *data, *eval, *json, *best;
+    long        limit, eval_limit, max_mb;
+    int         quiet, strict, no_prepare, metric, schedule;
+    qc_quant_opts   o;
+    qc_compare_grid g;
+    qc_preproc      pp;
+} cmp_args;
+
+static const char *const metric_names[] = { "sqnr", "cosine", "top1" };
+
+static int parse_mode(const char *s, int *mode)
+{
+    if (!strcmp(s, "yes"))
+        *mode = QC_CMP_YES;
+    else if (!strcmp(s, "no"))
+        *mode = QC_CMP_NO;
+    else if (!strcmp(s, "both"))
+        *mode = QC_CMP_BOTH;
+    else
+        return -1;
+    return 0;
+}
+
+static int parse_count(const char *opt, const char *val, long lo, long hi, long *out)
+{
+    char *end;
+    long v = strtol(val, &end, 10);
+    if (*end || end == val || v < lo || v > hi)
+        return qc_cmd_usage_error("compare", "%s '%s': expected %ld..%ld", opt, val, lo, hi);
+    *out = v;
+    return 0;
+}
+
+static int parse_args(cmp_args *a, int argc, char **argv)
+{
+    qc_err err = { 0 };
+    int missing;
+    const char *val;
+    long v;
+    for (int i = 1; i < argc;) {
+        const char *s = argv[i];
+        int r;
+#define OPT(name)                                                                          \
+    ((val = qc_cmd_optval(argc, argv, &i, name, NULL, &missing)) != NULL ||               \
+     (missing && (qc_cmd_usage_error("compare", "%s needs a value", s), 1)))
+        if (!strcmp(s, "--help") || !strcmp(s, "-h")) {
+            fputs(cmp_usage, stdout);
+            fputs(qc_preproc_usage, stdout);
+            return 1;
+        } else if (OPT("--data")) {
+            if (!val) return -1;
+            a->data = val;
+        } else if (OPT("--eval")) {
+            if (!val) return -1;
+            a->eval = val;
+        } else if (OPT("--json")) {
+            if (!val) return -1;
+            a->json = val;
+        } else if (OPT("--write-best")) {
+            if (!val) return -1;
+            a->best = val;
+        } else if (OPT("--methods")) {
+            if (!val) return -1;
+            a->g.methods = val;
+        } else if (OPT("--percentiles")) {
+            if (!val) return -1;
+            a->g.percentiles = val;
+        } else if (OPT("--per-channel")) {
+            if (!val) return -1;
+            if (parse_mode(val, &a->g.per_channel))
+                return qc_cmd_usage_error("compare", "--per-channel '%s': expected yes, no or "
+                                          "both", val), -1;
+        } else if (OPT("--symmetric-activations")) {
+            if (!val) return -1;
+            if (parse_mode(val, &a->g.symmetric_act))
+                return qc_cmd_usage_error("compare", "--symmetric-activations '%s': expected "
+                                          "yes, no or both", val), -1;
+        } else if (OPT("--metric")) {
+            if (!val) return -1;
+            a->metric = -1;
+            for (int k = 0; k < 3; k++)
+                if (!strcmp(val, metric_names[k]))
+                    a->metric = k;
+            if (a->metric < 0)
+                return qc_cmd_usage_error("compare", "--metric '%s': expected sqnr, cosine or "
+                                          "top1", val), -1;
+        } else if (OPT("--activation-type")) {
+            if (!val) return -1;
+            if (!strcmp(val, "uint8"))
+                a->o.act_dtype = QC_U8;
+            else if (!strcmp(val, "int8"))
+                a->o.act_dtype = QC_I8;
+            else if (!strcmp(val, "int16"))
+                a->o.act_dtype = QC_I16;
+            else
+                return qc_cmd_usage_error("compare", "--activation-type '%s': expected uint8, "
+                                          "int8 or int16", val), -1;
+        } else if (OPT("--bias")) {
+            if (!val) return -1;
+            if (strcmp(val, "float") && strcmp(val, "int32"))
+                return qc_cmd_usage_error("compare", "--bias '%s': expected float or int32",
+                                          val), -1;
+            a->o.bias_float = !strcmp(val, "float");
+        } else if (OPT("--ema-constant")) {
+            char *end;
+            if (!val) return -1;
+            a->o.ema_constant = strtof(val, &end);
+            if (*end || !(a->o.ema_constant > 0 && a->o.ema_constant <= 1))
+                return qc_cmd_usage_error("compare", "--ema-constant '%s': expected (0, 1]",
+                                          val), -1;
+        } else if (OPT("--bins")) {
+            if (!val || parse_count("--bins", val, 128, 1 << 16, &v)) return -1;
+            a->o.bins = (int)v;
+        } else if (OPT("--limit")) {
+            if (!val || parse_count("--limit", val, 1, 1L << 30, &a->limit)) return -1;
+        } else if (OPT("--eval-limit")) {
+            if (!val || parse_count("--eval-limit", val, 1, 1L << 30, &a->eval_limit))
+                return -1;
+        } else if (OPT("--max-memory")) {
+            if (!val || parse_count("--max-memory", val, 1, 1L << 24, &a->max_mb)) return -1;
+        } else if (OPT("--schedule")) {         /* tests: force an evaluation order */
+            if (!val) return -1;
+            if (!strcmp(val, "sample-major"))
+                a->schedule = 1;
+            else if (!strcmp(val, "candidate-major"))
+                a->schedule = 2;
+            else
+                return qc_cmd_usage_error("compare", "--schedule '%s': expected sample-major "
+                                          "or candidate-major", val), -1;
+        } else if (OPT("--exclude")) {
+            if (!val) return -1;
+            a->o.exclude = val;
+        } else if (OPT("--op-types")) {
+            if (!val) return -1;
+            a->o.op_types = val;
+        } else if (!strcmp(s, "--asymmetric-weights")) {
+            a->o.symmetric_w = 0, i++;
+        } else if (!strcmp(s, "--symmetric-weights")) {
+            a->o.symmetric_w = 1, i++;
+        } else if (!strcmp(s, "--reduce-range")) {
+            a->o.reduce_range = 1, i++;
+        } else if (!strcmp(s, "--strict")) {
+            a->strict = 1, i++;
+        } else if (!strcmp(s, "--no-prepare")) {
+            a->no_prepare = 1, i++;
+        } else if (!strcmp(s, "-q") || !strcmp(s, "--quiet")) {
+            a->quiet = 1, i++;
+        } else if ((r = qc_preproc_parse_arg(&a->pp, argc, argv, &i, &err)) != 0) {
+            if (r < 0)
+                return qc_cmd_usage_error("compare", "%s", err.msg), -1;
+        } else if (s[0] == '-' && s[1]) {
+            return qc_cmd_usage_error("compare", "unknown option '%s'", s), -1;
+        } else if (a->model) {
+            return qc_cmd_usage_error("compare", "more than one model ('%s', '%s')", a->model,
+                                      s), -1;
+        } else {
+            a->model = s;
+            i++;
+        }
+#undef OPT
+    }
+    if (!a->model)
+        return qc_cmd_usage_error("compare", "no model given"), -1;
+    if (!a->data)
+        return qc_cmd_usage_error("compare", "--data DIR is required"), -1;
+    return 0;
+}
+
+/* ---- report ---- */
+
+/* JSON has no infinities: an exact match's SQNR is the string "inf" (Python's float()
+ * reads it), an undefined value (nothing compared) is null. */
+static cJSON *num(double v)
+{
+    if (isnan(v))
+        return cJSON_CreateNull();
+    if (isinf(v))
+        return cJSON_CreateString(v > 0 ? "inf" : "-inf");
+    return cJSON_CreateNumber(v);
+}
+
+static void add_num(cJSON *o, const char *k, double v)
+{
+    cJSON_AddItemToObject(o, k, num(v));
+}
+
+static cJSON *cand_args(const qc_cand *c)
+{
+    cJSON *a = cJSON_CreateArray();
+    cJSON_AddItemToArray(a, cJSON_CreateString("--method"));
+    cJSON_AddItemToArray(a, cJSON_CreateString(c->o.method));
+    if (c->percentile[0]) {
+        cJSON_AddItemToArray(a, cJSON_CreateString("--percentile"));
+        cJSON_AddItemToArray(a, cJSON_CreateString(c->percentile));
+    }
+    if (c->o.per_channel)
+        cJSON_AddItemToArray(a, cJSON_CreateString("--per-channel"));
+    if (c->o.symmetric_act)
+        cJSON_AddItemToArray(a, cJSON_CreateString("--symmetric-activations"));
+    return a;
+}
+
+static cJSON *cand_json(const qc_cand_result *r, int rank)
+{
+    cJSON *o = cJSON_CreateObject(), *outs = cJSON_CreateArray(), *l = cJSON_CreateObject();
+    const qc_cand *c = r->cand;
+    cJSON_AddStringToObject(o, "name", c->name);
+    cJSON_AddNumberToObject(o, "rank", rank);
+    cJSON_AddStringToObject(o, "method", c->o.method);
+    if (!strcmp(c->o.method, "percentile"))
+        cJSON_AddNumberToObject(o, "percentile", (double)c->o.percentile);
+    cJSON_AddBoolToObject(o, "per_channel", c->o.per_channel);
+    cJSON_AddBoolToObject(o, "symmetric_activations", c->o.symmetric_act);
+    cJSON_AddItemToObject(o, "calibrate_args", cand_args(c));
+    add_num(o, "sqnr_db", r->sqnr_db);
+    add_num(o, "cosine", r->cosine);
+    add_num(o, "max_abs", r->max_abs);
+    add_num(o, "top1", r->top1);
+    cJSON_AddNumberToObject(o, "eval_samples", r->n_eval);
+    cJSON_AddNumberToObject(o, "quantized_nodes", r->n_quantized_nodes);
+    cJSON_AddNumberToObject(o, "float_nodes", r->n_float_nodes);
+    add_num(o, "build_seconds", r->build_seconds);
+    add_num(o, "eval_seconds", r->eval_seconds);
+    if (r->worst_layer >= 0) {
+        cJSON *w = cJSON_CreateObject();
+        cJSON_AddStringToObject(w, "name", r->layers[r->worst_layer].name);
+        add_num(w, "sqnr_db", r->layers[r->worst_layer].sqnr_db);
+        cJSON_AddItemToObject(o, "worst_layer", w);
+    }
+    for (int i = 0; i < r->n_outputs; i++) {
+        const qc_output_result *out = &r->outputs[i];
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "name", out->name);
+        add_num(j, "sqnr_db", qc_errstat_sqnr_db(&out->st));
+        add_num(j, "cosine", qc_errstat_cosine(&out->st));
+        add_num(j, "max_abs", out->st.max_abs);
+        add_num(j, "top1", qc_errstat_top1(&out->st));
+        cJSON_AddNumberToObject(j, "values", (double)out->st.n);
+        cJSON_AddItemToArray(outs, j);
+    }
+    cJSON_AddItemToObject(o, "outputs", outs);
+    const char *keys[] = { "name", "sqnr_db", "saturation", "clip_min", "clip_max", "min",
+                           "max", "values" };
+    cJSON *arr[8];
+    for (int k = 0; k < 8; k++) {
+        arr[k] = cJSON_CreateArray();
+        cJSON_AddItemToObject(l, keys[k], arr[k]);
+    }
+    for (int i = 0; i < r->n_layers; i++) {
+        const qc_layer_result *x = &r->layers[i];
+        cJSON_AddItemToArray(arr[0], cJSON_CreateString(x->name));
+        cJSON_AddItemToArray(arr[1], num(x->sqnr_db));
+        cJSON_AddItemToArray(arr[2], num(x->saturation));
+        cJSON_AddItemToArray(arr[3], num(x->clip_lo));
+        cJSON_AddItemToArray(arr[4], num(x->clip_hi));
+        cJSON_AddItemToArray(arr[5], num(x->lo));
+        cJSON_AddItemToArray(arr[6], num(x->hi));
+        cJSON_AddItemToArray(arr[7], cJSON_CreateNumber((double)x->n));
+    }
+    cJSON_AddItemToObject(o, "layers", l);
+    return o;
+}
+
+typedef struct run_info {
+    int    n_calib, calib_skipped;
+    double t_prepare, t_calib, t_eval, t_total;
+} run_info;
+
+static int write_json(const cmp_args *a, const qc_compare *c, const int *order,
+                      const run_info *ri, qc_err *err)
+{
+    qc_compare_stats st;
+    qc_compare_get_stats(c, &st);
+    cJSON *root = cJSON_CreateObject(), *cands = cJSON_CreateArray();
+    cJSON *rank = cJSON_CreateArray(), *secs = cJSON_CreateObject();
+    if (!root || !cands || !rank || !secs) {
+        cJSON_Delete(root);
+        cJSON_Delete(cands);
+        cJSON_Delete(rank);
+        cJSON_Delete(secs);
+        return qc_errf(err, QC_ENOMEM, "out of memory");
+    }
+    cJSON_AddStringToObject(root, "format", "qcal-compare");
+    cJSON_AddNumberToObject(root, "version", 1);
+    cJSON_AddStringToObject(root, "model", a->model);
+    cJSON_AddStringToObject(root, "data", a->data);
+    if (a->eval)
+        cJSON_AddStringToObject(root, "eval", a->eval);
+    else
+        cJSON_AddStringToObject(root, "eval_split", "every 4th sample of data");
+    cJSON_AddStringToObject(root, "metric", metric_names[a->metric]);
+    cJSON_AddNumberToObject(root, "calib_samples", ri->n_calib);
+    cJSON_AddNumberToObject(root, "calib_skipped", ri->calib_skipped);
+    cJSON_AddNumberToObject(root, "float_passes", (double)st.float_passes);
+    cJSON_AddNumberToObject(root, "eval_samples", st.n_eval);
+    cJSON_AddNumberToObject(root, "eval_skipped", st.eval_skipped);
+    cJSON_AddNumberToObject(root, "eval_float_passes", (double)st.eval_float_passes);
+    cJSON_AddNumberToObject(root, "quantized_passes", (double)st.quant_passes);
+    cJSON_AddStringToObject(root, "schedule", st.sample_major ? "sample-major"
+                                                              : "candidate-major");
+    cJSON_AddNumberToObject(root, "observed_tensors", st.n_observed);
+    cJSON_AddNumberToObject(root, "observers_per_tensor", st.n_observer_groups);
+    cJSON_AddNumberToObject(root, "observer_bytes", (double)st.observer_bytes);
+    cJSON_AddNumberToObject(root, "float_peak_bytes", (double)st.float_peak_bytes);
+    cJSON_AddNumberToObject(root, "eval_peak_bytes", (double)st.eval_peak_bytes);
+    add_num(secs, "prepare", ri->t_prepare);
+    add_num(secs, "calibrate", ri->t_calib);
+    add_num(secs, "build_and_evaluate", ri->t_eval);
+    add_num(secs, "total", ri->t_total);
+    cJSON_AddItemToObject(root, "seconds", secs);
+    int n = qc_compare_n(c);
+    cJSON_AddStringToObject(root, "best", qc_compare_result(c, order[0])->cand->name);
+    for (int i = 0; i < n; i++)
+        cJSON_AddItemToArray(rank, cJSON_CreateString(qc_compare_result(c, order[i])->cand->name));
+    cJSON_AddItemToObject(root, "ranking", rank);
+    for (int i = 0; i < n; i++) {
+        int r = 0;
+        while (order[r] != i)
+            r++;
+        cJSON_AddItemToArray(cands, cand_json(qc_compare_result(c, i), r + 1));
+    }
+    cJSON_AddItemToObject(root, "candidates", cands);
+    char *s = cJSON_Print(root);
+    cJSON_Delete(root);
+    if (!s)
+        return qc_errf(err, QC_ENOMEM, "out of memory");
+    size_t len = strlen(s);
+    s[len] = '\n';                      /* replaces the terminator: written by length */
+    int rc = qc_write_file_atomic(a->json, s, len + 1, err);
+    free(s);
+    return rc;
+}
+
+static void fmt_db(char *buf, size_t n, double v)
+{
+    if (isnan(v))
+        snprintf(buf, n, "-");
+    else if (isinf(v))
+        snprintf(buf, n, v > 0 ? "inf" : "-inf");
+    else
+        snprintf(buf, n, "%.2f", v);
+}
+
+/* Fits the 100-column table: long layer names keep their tail. */
+static void print_table(const qc_compare *c, const int *order)
+{
+    char sq[16], cs[16], t1[16], wl[64], wdb[16];
+    printf("%4s  %-24s %7s %9s %9s %6s  %s\n", "rank", "candidate", "SQNR dB", "cosine",
+           "max abs", "top-1", "worst layer (SQNR dB)");
+    for (int i = 0; i < qc_compare_n(c); i++) {
+        const qc_cand_result *r = qc_compare_result(c, order[i]);
+        fmt_db(sq, sizeof sq, r->sqnr_db);
+        if (isnan(r->cosine))
+            snprintf(cs, sizeof cs, "-");
+        else
+            snprintf(cs, sizeof cs, "%.6f", r->cosine);
+        if (isnan(r->top1))
+            snprintf(t1, sizeof t1, "-");
+        else
+            snprintf(t1, sizeof t1, "%.1f%%", 100.0 * r->top1);
+        wl[0] = wdb[0] = 0;
+        if (r->worst_layer >= 0) {
+            const char *nm = r->layers[r->worst_layer].name;
+            size_t len = strlen(nm), room = 26;
+            if (len > room)
+                snprintf(wl, sizeof wl, "..%s", nm + len - (room - 2));
+            else
+                snprintf(wl, sizeof wl, "%s", nm);
+            fmt_db(wdb, sizeof wdb, r->layers[r->worst_layer].sqnr_db);
+        }
+        printf("%4d  %-24.24s %7s %9s %9.3g %6s  %-26s %6s\n", i + 1, r->cand->name, sq, cs,
+               r->max_abs, t1, wl, wdb);
+    }
+}
+
+static void progress_cb(void *user, int64_t done, int64_t total)
+{
+    (void)total;
+    qc_progress_update(user, done);
+}
+
+static int64_t count_nonfinite(const qc_tensor *in, int n)
+{
+    int64_t bad = 0;
+    for (int i = 0; i < n; i++) {
+        if (in[i].dtype != QC_F32)
+            continue;
+        const float *d = in[i].data;
+        for (int64_t k = 0, len = qc_tensor_numel(&in[i]); k < len; k++)
+            bad += !isfinite(d[k]);
+    }
+    return bad;
+}
+
+int qc_cmd_compare(int argc, char **argv)
+{
+    cmp_args a = { .limit = -1, .g = { .per_channel = QC_CMP_DEFAULT,
+                                       .symmetric_act = QC_CMP_NO } };
+    qc_err err = { 0 };
+    qc_quant_opts_default(&a.o);
+    qc_preproc_init(&a.pp);
+    int pr = parse_args(&a, argc, argv);
+    if (pr)
+        return pr > 0 ? 0 : 2;
+    a.pp.allow_nonfinite = 1;           /* checked here: skipped with a warning, or --strict */
+
+    qc_model *m = NULL, *prep = NULL;
+    qc_dataset *d = NULL, *de = NULL;
+    qc_compare *c = NULL;
+    qc_cand *cands = NULL;
+    qc_progress prog = { 0 };
+    int *calib_idx = NULL, *eval_idx = NULL, *order = NULL, n_cands = 0, n_cal = 0, n_ev = 0;
+    run_info ri = { 0 };
+    double t0 = qc_now(), t1;
+    int rc = qc_compare_make_grid(&a.o, &a.g, &cands, &n_cands, &err);
+    if (rc != QC_OK)
+        return qc_cmd_usage_error("compare", "%s", err.msg);
+    if (rc == QC_OK)
+        rc = qc_model_load(&m, a.model, &err);
+    if (rc == QC_OK && !a.no_prepare)
+        rc = qc_prepare(m, &prep, NULL, &err);
+    const qc_model *work = prep ? prep : m;
+    ri.t_prepare = qc_now() - t0;
+    if (rc == QC_OK)
+        rc = qc_dataset_open(&d, a.data, work, &a.pp, &err);
+    if (rc == QC_OK && a.eval)
+        rc = qc_dataset_open(&de, a.eval, work, &a.pp, &err);
+    if (rc == QC_OK) {
+        int n = qc_dataset_count(d);
+        if (a.limit > 0 && a.limit < n)
+            n = (int)a.limit;
+        int n_e = de ? qc_dataset_count(de) : n;
+        calib_idx = calloc((size_t)n + 1, sizeof *calib_idx);
+        eval_idx = calloc((size_t)n_e + 1, sizeof *eval_idx);
+        order = calloc((size_t)n_cands + 1, sizeof *order);
+        if (!calib_idx || !eval_idx || !order)
+            rc = qc_errf(&err, QC_ENOMEM, "out of memory");
+        for (int i = 0; rc == QC_OK && i < n; i++) {
+            if (!de && i % 4 == 3)
+                eval_idx[n_ev++] = i;
+            else
+                calib_idx[n_cal++] = i;
+        }
+        for (int i = 0; rc == QC_OK && de && i < n_e; i++)
+            eval_idx[n_ev++] = i;
+        if (a.eval_limit > 0 && a.eval_limit < n_ev)
+            n_ev = (int)a.eval_limit;
+        if (rc == QC_OK && n_ev == 0)
+            rc = qc_errf(&err, QC_EINPUT, "%s: no evaluation sample (%s)", de ? a.eval : a.data,
+                         de ? "empty folder" : "fewer than 4 samples to hold every 4th out; "
+                         "give --eval DIR");
+    }
+    if (rc == QC_OK)
+        rc = qc_compare_new(&c, work, cands, n_cands, &err);
+    t1 = qc_now();
+    qc_progress_start(&prog, "compare: calibrate", "samples", n_cal, a.quiet);
+    for (int s = 0; rc == QC_OK && s < n_cal; s++) {
+        qc_tensor *in;
+        const char *name = qc_dataset_sample_name(d, calib_idx[s]);
+        if ((rc = qc_dataset_load(d, calib_idx[s], &in, &err)) != QC_OK)
+            break;
+        int64_t bad = count_nonfinite(in, work->n_inputs);
+        if (bad) {
+            if (a.strict) {
+                rc = qc_errf(&err, QC_EINPUT, "%s/%s: %lld NaN/Inf values (--strict)", a.data,
+                             name, (long long)bad);
+                break;
+            }
+            qc_progress_end(&prog);
+            fprintf(stderr, "calibrate: warning: %s/%s: %lld NaN/Inf values, sample skipped\n",
+                    a.data, name, (long long)bad);
+            ri.calib_skipped++;
+            continue;
+        }
+        if ((rc = qc_compare_observe(c, in, work->n_inputs, &err)) != QC_OK)
+            qc_err_prefix(&err, "%s/%s", a.data, name);
+        ri.n_calib++;
+        qc_progress_update(&prog, s + 1);
+    }
+    qc_progress_end(&prog);
+    if (rc == QC_OK && ri.n_calib == 0)
+        rc = qc_errf(&err, QC_EINPUT, "%s: no usable calibration sample", a.data);
+    ri.t_calib = qc_now() - t1;
+    t1 = qc_now();
+    if (rc == QC_OK) {
+        qc_compare_eval_opts eo = {
+            .metric = a.metric, .max_bytes = (size_t)(a.max_mb ? a.max_mb : 1024) << 20,
+            .force_schedule = a.schedule, .strict = a.strict, .progress = progress_cb,
+            .progress_user = &prog,
+        };
+        qc_progress_start(&prog, "compare: evaluate", "runs", (int64_t)n_ev * n_cands,
+                          a.quiet);
+        rc = qc_compare_evaluate(c, de ? de : d, eval_idx, n_ev, &eo, &err);
+        qc_progress_end(&prog);
+    }
+    ri.t_eval = qc_now() - t1;
+    if (rc == QC_OK) {
+        qc_compare_stats st;
+        qc_compare_get_stats(c, &st);
+        if (st.eval_skipped)
+            fprintf(stderr, "calibrate: warning: %d eval sample%s with NaN/Inf skipped\n",
+                    st.eval_skipped, st.eval_skipped == 1 ? "" : "s");
+        if (st.n_eval == 0)
+            rc = qc_errf(&err, QC_EINPUT, "%s: no usable evaluation sample",
+                         de ? a.eval : a.data);
+    }
+    if (rc == QC_OK)
+        qc_compare_rank(c, a.metric, order);
+    if (rc == QC_OK && a.metric == QC_METRIC_TOP1 &&
+        isnan(qc_compare_result(c, order[0])->top1))
+        fprintf(stderr, "calibrate: warning: no classifier-like output ([N, C], C > 1): "
+                "ranked by SQNR\n");
+    const qc_model *bm = rc == QC_OK ? qc_compare_best_model(c, NULL) : NULL;
+    if (rc == QC_OK && a.best) {
+        if (!bm)
+            rc = qc_errf(&err, QC_EINTERNAL, "no best model kept");
+        else
+            rc = qc_model_save(bm, a.best, 0, &err);
+    }
+    ri.t_total = qc_now() - t0;
+    if (rc == QC_OK && a.json)
+        rc = write_json(&a, c, order, &ri, &err);
+    if (rc == QC_OK && !a.quiet) {
+        qc_compare_stats st;
+        qc_compare_get_stats(c, &st);
+        print_table(c, order);
+        printf("compare: %d candidates, %lld float passes over %d calibration samples (%d "
+               "skipped), %d observers per tensor\n", n_cands, (long long)st.float_passes,
+               ri.n_calib, ri.calib_skipped, st.n_observer_groups);
+        printf("compare: %d eval samples%s, %s\n", st.n_eval,
+               de ? "" : " (every 4th of --data)",
+               st.sample_major ? "candidates side by side" : "one candidate at a time");
+        printf("compare: best by %s: %s (%.2f s: calibrate %.2f, build + evaluate %.2f)\n",
+               metric_names[a.metric], qc_compare_result(c, order[0])->cand->name, ri.t_total,
+               ri.t_calib, ri.t_eval);
+        if (a.best)
+            printf("compare: wrote %s\n", a.best);
+    }
+    qc_compare_free(c);
+    qc_dataset_free(d);
+    qc_dataset_free(de);
+    qc_model_free(prep);
+    qc_model_free(m);
+    free(cands);
+    free(calib_idx);
+    free(eval_idx);
+    free(order);
+    return rc ? qc_cmd_fail(rc, &err) : 0;
+}
