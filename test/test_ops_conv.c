@@ -728,3 +728,56 @@ QC_TEST(dequantize_int32_and_axis)
     check_out("axis", tn_run(&tn, 0), 2, (int64_t[]){ 2, 3 }, want8, 0, 0);
     tn_free(&tn);
 }
+
+/* The vectorized per-tensor uint8 Q/DQ paths against the scalar ones (QC_QDQ_SCALAR), on data
+ * with ties, saturation in both directions, NaN and a tail that is not a multiple of 8. */
+QC_TEST(qdq_u8_fast_path_matches_scalar)
+{
+    enum { N = 1003 };
+    static float x[N];
+    float scale = 0.25f;
+    uint8_t zp = 37;
+    for (int i = 0; i < N; i++)
+        x[i] = (float)(i % 211 - 105) * 0.125f;          /* multiples of half a step: ties */
+    x[5] = 1e9f;
+    x[6] = -1e9f;
+    x[7] = NAN;
+    x[N - 1] = 63.875f;
+    uint8_t q[2][N];
+    float d[2][N];
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass)
+            setenv("QC_QDQ_SCALAR", "1", 1);
+        tnode tn;
+        tn_init(&tn, "QuantizeLinear", 13, 3, 1);
+        tn_input(&tn, 0, QC_F32, 1, (int64_t[]){ N }, x);
+        tn_input(&tn, 1, QC_F32, 0, NULL, &scale);
+        tn_input(&tn, 2, QC_U8, 0, NULL, &zp);
+        const qc_tensor *y = tn_run(&tn, 0);
+        CHECK(y && y->dtype == QC_U8);
+        if (y)
+            memcpy(q[pass], y->data, N);
+        tn_free(&tn);
+        tn_init(&tn, "DequantizeLinear", 13, 3, 1);
+        tn_input(&tn, 0, QC_U8, 1, (int64_t[]){ N }, q[pass]);
+        tn_input(&tn, 1, QC_F32, 0, NULL, &scale);
+        tn_input(&tn, 2, QC_U8, 0, NULL, &zp);
+        y = tn_run(&tn, 0);
+        CHECK(y && y->dtype == QC_F32);
+        if (y)
+            memcpy(d[pass], y->data, N * sizeof(float));
+        tn_free(&tn);
+    }
+    unsetenv("QC_QDQ_SCALAR");
+    int bad_q = 0, bad_d = 0;
+    for (int i = 0; i < N; i++) {
+        bad_q += q[0][i] != q[1][i];
+        bad_d += memcmp(&d[0][i], &d[1][i], sizeof(float)) != 0;
+    }
+    CHECK_INT(bad_q, 0);
+    CHECK_INT(bad_d, 0);
+    CHECK_INT(q[0][5], 255);
+    CHECK_INT(q[0][6], 0);
+    CHECK_INT(q[0][7], 37);                               /* NaN -> zero point */
+    CHECK_INT(q[0][100], 35);                             /* -2.5 steps: tie to even, -2 */
+}

@@ -5,7 +5,7 @@
 # FUZZ_SECONDS. Per target it prints executions and crashes; the closing line is
 # "fuzz: N passed, N failed" and the exit status is non-zero on any crash.
 #
-#   tools/fuzz.sh [TARGET...]     (model model_extdata npy tensor_pb image params; default all)
+#   tools/fuzz.sh [TARGET...]  (model model_extdata prepare npy tensor_pb image params; default all)
 #
 # Environment: FUZZ_SECONDS (per target, default 60), FUZZ_BUILD (default build-fuzz),
 # FUZZ_ARGS (extra libFuzzer flags), VENV (default .venv).
@@ -20,7 +20,7 @@ cd "$(dirname "$0")/.." || exit 2
 SECONDS_PER=${FUZZ_SECONDS:-60}
 B=${FUZZ_BUILD:-build-fuzz}
 PY=${VENV:-.venv}/bin/python
-ALL="model model_extdata npy tensor_pb image params"
+ALL="model model_extdata prepare npy tensor_pb image params"
 TARGETS=${*:-$ALL}
 CC=${FUZZ_CC:-clang}
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
@@ -80,11 +80,13 @@ for t in $TARGETS; do
             continue
         fi
     fi
+    seeds=$B/seeds/$t
+    [ "$t" = prepare ] && seeds=$B/seeds/model      # the same models, folded
     dict=()
     [ -f "$B/seeds/$t.dict" ] && dict=("-dict=$B/seeds/$t.dict")
     maxlen=()
     case $t in
-        model*) maxlen=(-max_len=262144) ;;     # skeletons of the real models fit
+        model* | prepare) maxlen=(-max_len=262144) ;;  # skeletons of the real models fit
         image) maxlen=(-max_len=16384) ;;       # decoding cost grows with the pixels
     esac
     before=$(find "$art" -type f | wc -l)
@@ -92,7 +94,7 @@ for t in $TARGETS; do
     # shellcheck disable=SC2086
     "$bin" -max_total_time="$SECONDS_PER" -rss_limit_mb=2048 -timeout=10 \
         -print_final_stats=1 -artifact_prefix="$art/" "${dict[@]}" "${maxlen[@]}" \
-        ${FUZZ_ARGS:-} "$B/corpus/$t" "$B/seeds/$t" >"$log" 2>&1 || rc=$?
+        ${FUZZ_ARGS:-} "$B/corpus/$t" "$seeds" >"$log" 2>&1 || rc=$?
     execs=$(grep -E '^stat::number_of_executed_units' "$log" | tail -1 | awk '{print $2}')
     secs=$(grep -E '^Done [0-9]+ runs in [0-9]+ second' "$log" | tail -1 |
            sed -E 's/^Done [0-9]+ runs in ([0-9]+) second.*/\1/')

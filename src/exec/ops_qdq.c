@@ -1,6 +1,7 @@
 /* QuantizeLinear and DequantizeLinear: per-tensor, per-axis (opset 13) and blocked
  * (opset 21 block_size) for 8/16/32-bit integers. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include "ops.h"
 
@@ -144,10 +145,66 @@ DEF_QUANTIZE(quantize_u16, uint16_t, float, 0, 65535)
 DEF_QUANTIZE(quantize_i16, int16_t, float, -32768, 32767)
 DEF_QUANTIZE(quantize_i32, int32_t, double, -2147483648.0, 2147483647.0)
 
+
+#ifdef __SSE2__
+#include <emmintrin.h>
+/* Per-tensor uint8, the activation case calibration and `compare` run millions of times:
+ * same arithmetic as DEF_QUANTIZE (IEEE division, round half to even by the default MXCSR
+ * mode, zero point added exactly in float, saturation by the packs), eight lanes at a time. */
+static void quantize_u8_sse2(const float *x, uint8_t *y, int64_t n, float s, float z)
+{
+    const __m128 vs = _mm_set1_ps(s), vz = _mm_set1_ps(z), lo = _mm_set1_ps(-1e6f),
+                 hi = _mm_set1_ps(1e6f);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m128 a = _mm_div_ps(_mm_loadu_ps(x + i), vs);
+        __m128 b = _mm_div_ps(_mm_loadu_ps(x + i + 4), vs);
+        /* NaN lanes become 0 (then the zero point); huge values clamp before cvtps */
+        a = _mm_and_ps(_mm_min_ps(_mm_max_ps(a, lo), hi), _mm_cmpord_ps(a, a));
+        b = _mm_and_ps(_mm_min_ps(_mm_max_ps(b, lo), hi), _mm_cmpord_ps(b, b));
+        __m128i ia = _mm_cvtps_epi32(_mm_add_ps(_mm_cvtepi32_ps(_mm_cvtps_epi32(a)), vz));
+        __m128i ib = _mm_cvtps_epi32(_mm_add_ps(_mm_cvtepi32_ps(_mm_cvtps_epi32(b)), vz));
+        __m128i p = _mm_packs_epi32(ia, ib);
+        _mm_storel_epi64((__m128i *)(y + i), _mm_packus_epi16(p, p));
+    }
+    for (; i < n; i++) {
+        float q = nearbyintf(x[i] / s) + z;
+        if (q != q)
+            q = z;
+        y[i] = (uint8_t)(q < 0.0f ? 0.0f : q > 255.0f ? 255.0f : q);
+    }
+}
+
+static void dequantize_u8_sse2(const uint8_t *x, float *y, int64_t n, float s, int z)
+{
+    const __m128 vs = _mm_set1_ps(s);
+    const __m128i vz = _mm_set1_epi32(z), zero = _mm_setzero_si128();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m128i v = _mm_unpacklo_epi8(_mm_loadl_epi64((const __m128i *)(x + i)), zero);
+        __m128i a = _mm_sub_epi32(_mm_unpacklo_epi16(v, zero), vz);
+        __m128i b = _mm_sub_epi32(_mm_unpackhi_epi16(v, zero), vz);
+        _mm_storeu_ps(y + i, _mm_mul_ps(_mm_cvtepi32_ps(a), vs));
+        _mm_storeu_ps(y + i + 4, _mm_mul_ps(_mm_cvtepi32_ps(b), vs));
+    }
+    for (; i < n; i++)
+        y[i] = (float)((int)x[i] - z) * s;
+}
+#endif
+
 static int quantize_run(qc_knode *n, qc_run *r, qc_err *err)
 {
     const qc_tensor *x = n->in[0];
     const qc_tensor *zp = n->n_in > 2 ? n->in[2] : NULL;
+#ifdef __SSE2__
+    if (n->out[0]->dtype == QC_U8 && qc_tensor_numel(n->in[1]) == 1 &&
+        (!zp || zp->dtype == QC_U8) && !getenv("QC_QDQ_SCALAR")) {
+        quantize_u8_sse2(x->data, n->out[0]->data, qc_tensor_numel(x),
+                         ((const float *)n->in[1]->data)[0],
+                         zp ? (float)((const uint8_t *)zp->data)[0] : 0.0f);
+        return QC_OK;
+    }
+#endif
     qd_layout L;
     int rc;
     (void)r;
@@ -225,6 +282,14 @@ static int dequantize_run(qc_knode *n, qc_run *r, qc_err *err)
 {
     const qc_tensor *x = n->in[0];
     const qc_tensor *zp = n->n_in > 2 ? n->in[2] : NULL;
+#ifdef __SSE2__
+    if (x->dtype == QC_U8 && qc_tensor_numel(n->in[1]) == 1 && !getenv("QC_QDQ_SCALAR")) {
+        dequantize_u8_sse2(x->data, n->out[0]->data, qc_tensor_numel(x),
+                           ((const float *)n->in[1]->data)[0],
+                           zp ? ((const uint8_t *)zp->data)[0] : 0);
+        return QC_OK;
+    }
+#endif
     qd_layout L;
     int rc;
     (void)r;

@@ -7,7 +7,7 @@
 # shellcheck source=test/cli/lib.sh
 source "$(dirname "$0")/lib.sh"
 
-TARGETS="model model_extdata npy tensor_pb image params"
+TARGETS="model model_extdata prepare npy tensor_pb image params"
 CC=${CC:-cc}
 FLAGS=(-O1 -g -std=c11 -D_GNU_SOURCE -w)
 [ "${QC_ASAN:-0}" = 1 ] && FLAGS+=(-fsanitize=address,undefined -fno-sanitize-recover=undefined
@@ -45,6 +45,7 @@ for t in $TARGETS; do
     dirs=()
     [ -d "test/fuzz/regressions/$t" ] && dirs+=("test/fuzz/regressions/$t")
     [ -d "$SEEDS/$t" ] && dirs+=("$SEEDS/$t")
+    [ "$t" = prepare ] && dirs+=("$SEEDS/model")
     if [ ${#dirs[@]} = 0 ]; then
         cli_fail "replay_$t" "no inputs"
         continue
