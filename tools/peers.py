@@ -627,7 +627,8 @@ def main():
         "all models of a table timed round-robin; a tool's models differ only "
         "in their scales, so the spread among them is the measurement noise (the machine is "
         f"shared: load average {load0} at the start, {os.getloadavg()[0]:.1f} at the end), and "
-        "the latency targets compare the median over each tool's models. *float compute nodes*: nodes of a computing "
+        "the latency targets compare the median over each tool's models. "
+        "*float compute nodes*: nodes of a computing "
         "op type (Conv, MatMul, Gemm, Add, Mul, Sigmoid, ...) with a float output in the graph "
         "onnxruntime optimizes at ORT_ENABLE_EXTENDED, i.e. work not done by integer kernels.",
         "",

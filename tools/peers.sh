@@ -7,8 +7,8 @@
 #
 # The peers live in their own venv (.venv-peers, from tools/peers-requirements.txt, created
 # here idempotently) so that the test venv stays lean; pip install is the only download.
-# Environment: QC_BUILD_DIR (default build), VENV (test venv for fetch_models, default .venv),
-# PEERS_VENV (default .venv-peers), QC_PEERS_ORT_MEM_GB (default 8), QC_PEERS_TIMEOUT (600).
+# Environment: QC_BUILD_DIR (default build), PEERS_VENV (default .venv-peers, also used by
+# fetch_models.sh), QC_PEERS_ORT_MEM_GB (default 8), QC_PEERS_TIMEOUT (600).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,5 +30,5 @@ fi
 if [ ! -x "$BUILD/calibrate" ]; then
     make --no-print-directory BUILD="$BUILD" "$BUILD/calibrate"
 fi
-tools/fetch_models.sh >/dev/null
+VENV=$PVENV tools/fetch_models.sh >/dev/null
 QC_BUILD_DIR=$BUILD exec "$PVENV/bin/python" tools/peers.py "$@"

@@ -22,6 +22,8 @@ typedef struct qtensor {
     int          seen_dtype;    /* dtype observed at run time (activations), 0 = never seen */
     int          rank;          /* rank observed at run time (0 = unknown) */
     int          used;          /* referenced by a quantized node: gets Q/DQ */
+    int          n_readers;     /* node inputs reading it (graph outputs not counted) */
+    int          output_path;   /* reaches a graph output through data movement only */
     int          done;          /* parameters computed */
     qc_observer *obs;
     int          fixed;         /* range given by --params-in instead of observed */

@@ -178,6 +178,48 @@ static void mark_statistics(qc_quantizer *q)
     qc_strmap_free(&stat);
 }
 
+/* The "head": tensors after the last compute op (Conv, MatMul, Gemm) on the way to a graph
+ * output, i.e. the model's answer: detection scores after their sigmoid, decoded boxes,
+ * probabilities. A clipping method (entropy, percentile, mse) cuts exactly the rare large
+ * values that matter there (a confident score: entropy took YOLO class scores from 0.85 to
+ * 0.12, under the detection threshold), so those tensors always get their full observed
+ * range. Also counts each tensor's node readers. */
+static void mark_output_paths(qc_quantizer *q)
+{
+    static const char *const stop[] = { "Conv", "ConvTranspose", "MatMul", "Gemm", NULL };
+    const qc_model *m = q->m;
+    for (int i = 0; i < m->n_nodes; i++)
+        for (int k = 0; k < m->nodes[i].n_inputs; k++) {
+            int idx = m->nodes[i].inputs[k][0] ? qc_strmap_get(&q->by_name,
+                                                               m->nodes[i].inputs[k]) : -1;
+            if (idx >= 0)
+                q->t[idx].n_readers++;
+        }
+    qc_strmap out;
+    if (qc_strmap_init(&out, (size_t)m->n_outputs * 4 + 16) != 0)
+        return;
+    for (int i = 0; i < m->n_outputs; i++)
+        qc_strmap_put(&out, m->outputs[i].name, 1);
+    /* walk producers backwards; file order is topological, so one reverse sweep suffices
+     * for exporters' ordering and a second one covers the rest */
+    for (int sweep = 0; sweep < 2; sweep++)
+        for (int i = m->n_nodes - 1; i >= 0; i--) {
+            const qc_node *n = &m->nodes[i];
+            int feeds = 0;
+            for (int k = 0; k < n->n_outputs && !feeds; k++)
+                feeds = n->outputs[k][0] && qc_strmap_get(&out, n->outputs[k]) >= 0;
+            if (!feeds || is_one_of(n->op_type, stop))
+                continue;
+            for (int k = 0; k < n->n_inputs; k++)
+                if (n->inputs[k][0] && !qc_model_init(m, n->inputs[k]))
+                    qc_strmap_put(&out, n->inputs[k], 1);
+        }
+    for (int i = 0; i < q->n_t; i++)
+        if (qc_strmap_get(&out, q->t[i].name) >= 0)
+            q->t[i].output_path = 1;
+    qc_strmap_free(&out);
+}
+
 static int select_tensors(qc_quantizer *q, qc_err *err)
 {
     const qc_model *m = q->m;
@@ -267,6 +309,7 @@ static int select_tensors(qc_quantizer *q, qc_err *err)
             }
         }
     }
+    mark_output_paths(q);
     return QC_OK;
 }
 
@@ -476,7 +519,11 @@ static int compute_params(qc_quantizer *q, int i, qc_err *err)
             t->share_from = -1;
             if ((rc = alloc_results(t, 1, err)) != QC_OK)
                 return rc;
-            if (t->fixed)
+            if (t->output_path && t->fixed)
+                r = t->fixed_seen;              /* never clip the model's answer */
+            else if (t->output_path && qc_observer_seen(t->obs, &r) == QC_OK)
+                ;
+            else if (t->fixed)
                 r = t->fixed_range;
             else if ((rc = qc_observer_range(t->obs, 0, &r, err)) != QC_OK)
                 return rc;
@@ -584,7 +631,10 @@ int qc_quantizer_build(qc_quantizer *q, qc_model **out, qc_err *err)
         }
         for (int k = 0; k < n->n_outputs; k++) {
             int idx = n->outputs[k][0] ? qc_strmap_get(&q->by_name, n->outputs[k]) : -1;
-            if (idx >= 0 && q->t[idx].seen_dtype == QC_F32 &&
+            /* a tensor only the graph output reads stays float: a Q/DQ pair there would
+             * either be dead (the output keeps the float name) or, made live, round the
+             * model's answer (class scores in 0..1 on a box-coordinate scale) */
+            if (idx >= 0 && q->t[idx].seen_dtype == QC_F32 && q->t[idx].n_readers > 0 &&
                 (!q->t[idx].obs || q->t[idx].fixed || qc_observer_count(q->t[idx].obs) > 0))
                 q->t[idx].used = 1;
         }
@@ -639,7 +689,9 @@ int qc_quantizer_tensor(const qc_quantizer *q, int i, qc_qtensor_info *info)
     const qtensor *t = &q->t[i];
     info->name = t->name;
     info->kind = kinds[t->kind];
-    info->method = t->kind == QT_ACT ? (t->share_from >= 0 ? "shared" : q->o.method)
+    info->method = t->kind == QT_ACT ? (t->share_from >= 0 ? "shared"
+                                        : t->output_path ? "minmax (output path)"
+                                        : q->o.method)
                  : t->kind == QT_BIAS ? "derived" : "minmax";
     info->shared_with = t->share_from >= 0 ? q->t[t->share_from].name : NULL;
     info->dtype = t->qdtype;
