@@ -34,7 +34,8 @@ export OPENBLAS_NUM_THREADS=1
 
 die() { echo "fuzz: $*" >&2; echo "fuzz: 0 passed, 1 failed"; exit 1; }
 
-command -v "$CC" >/dev/null || die "$CC not found (Debian: apt-get install clang libclang-rt-14-dev)"
+command -v "$CC" >/dev/null ||
+    die "$CC not found (Debian: apt-get install clang libclang-rt-14-dev)"
 for t in $TARGETS; do
     [ -f "test/fuzz/fuzz_$t.c" ] || die "unknown target '$t' (targets: $ALL)"
 done
@@ -56,10 +57,12 @@ rm -rf "$B/seeds"
 mkdir -p "$B/seeds/image"
 "$PY" test/fuzz/make_seeds.py "$B/seeds" >"$B/logs/seeds.log" 2>&1 ||
     { tail -5 "$B/logs/seeds.log"; die "test/fuzz/make_seeds.py failed"; }
-cc -O1 -o "$B/make_image_seeds" test/fuzz/make_image_seeds.c -lpng -ljpeg \
-    $(pkg-config --cflags libpng 2>/dev/null) >>"$B/logs/seeds.log" 2>&1 &&
-    "$B/make_image_seeds" "$B/seeds/image" >>"$B/logs/seeds.log" 2>&1 ||
+read -r -a PNG_CFLAGS <<<"$(pkg-config --cflags libpng 2>/dev/null)"
+if ! cc -O1 -o "$B/make_image_seeds" test/fuzz/make_image_seeds.c "${PNG_CFLAGS[@]}" -lpng \
+        -ljpeg >>"$B/logs/seeds.log" 2>&1 ||
+        ! "$B/make_image_seeds" "$B/seeds/image" >>"$B/logs/seeds.log" 2>&1; then
     die "image seeds failed (see $B/logs/seeds.log)"
+fi
 tail -1 "$B/logs/seeds.log"
 
 QC_FUZZ_TMP=$(mktemp -d /dev/shm/qc-fuzz-run.XXXXXX 2>/dev/null || mktemp -d)

@@ -45,48 +45,50 @@ if [ "$(id -u)" = 0 ]; then
 fi
 can_drop() { [ "$(id -u)" != 0 ] || [ ${#AS_USER[@]} -gt 0 ]; }
 
-# ---- the table: NAME | EXIT | substrings of the message (;-separated) | arguments ----------
-# $M conv.onnx, $FX make_fixtures.py output, $F make_failure_fixtures.py output, $OUT scratch.
+# ---- the table: NAME|EXIT|substrings of the message (;-separated)|arguments ----------------
+# $M conv.onnx, $FX make_fixtures.py output, $F make_failure_fixtures.py output; $d good data,
+# $o a scratch output.
+d=$FX/data_ok
+o="-o $OUT/a.onnx"
 cases=(
-"model_missing        |2|$FX/nope.onnx;cannot open            |--data $FX/data_ok $FX/nope.onnx -o $OUT/a.onnx"
-"model_is_folder      |2|$FX/data_ok;not a regular file       |--data $FX/data_ok $FX/data_ok -o $OUT/a.onnx"
-"model_truncated      |2|$FX/truncated.onnx                   |--data $FX/data_ok $FX/truncated.onnx -o $OUT/a.onnx"
-"model_garbage        |2|$FX/garbage.onnx;not a valid ONNX    |--data $FX/data_ok $FX/garbage.onnx -o $OUT/a.onnx"
-"model_empty          |2|$FX/empty.onnx;empty                 |--data $FX/data_ok $FX/empty.onnx -o $OUT/a.onnx"
-"model_nested_deep    |2|$F/deep.onnx;nested                  |--data $FX/data_ok $F/deep.onnx -o $OUT/a.onnx"
-"model_huge_claim     |2|$F/huge_claim.onnx;'a';raw_data      |--data $FX/data_ok $F/huge_claim.onnx -o $OUT/a.onnx"
-"ext_escapes_folder   |2|$F/ext/escape.onnx;../secret.bin     |info $F/ext/escape.onnx"
-"ext_absolute         |2|$F/ext/absolute.onnx;/etc/hostname   |info $F/ext/absolute.onnx"
-"ext_fifo             |2|$F/ext/fifo.onnx;not a regular file  |info $F/ext/fifo.onnx"
-"unsupported_op       |3|RandomNormalLike;noise;13            |--data $FX/data_ok $FX/unsupported.onnx -o $OUT/a.onnx"
-"data_missing         |2|$FX/none                             |--data $FX/none $M -o $OUT/a.onnx"
-"data_is_file         |2|$M                                   |--data $M $M -o $OUT/a.onnx"
-"data_empty           |2|$FX/data_empty                       |--data $FX/data_empty $M -o $OUT/a.onnx"
-"npy_wrong_dtype      |2|s0.npy;int64;float32                 |--data $FX/data_dtype $M -o $OUT/a.onnx"
-"npy_wrong_shape      |2|s0.npy;[1,3,4,4];[1,3,8,8]           |--data $FX/data_shape $M -o $OUT/a.onnx"
-"npy_big_endian       |2|data_be/s0.npy;big-endian            |--data $F/data_be $M -o $OUT/a.onnx"
-"npy_truncated        |2|data_trunc/s0.npy;truncated          |--data $F/data_trunc $M -o $OUT/a.onnx"
-"image_not_an_image   |2|data_badimg/s0.png;not a PNG or JPEG |--data $F/data_badimg $M -o $OUT/a.onnx"
-"image_png_truncated  |2|data_truncpng/s0.png;PNG             |--data $F/data_truncpng $M -o $OUT/a.onnx"
-"image_jpeg_bomb      |2|data_bomb/s0.jpg;JPEG                |--data $F/data_bomb $M -o $OUT/a.onnx"
-"nan_sample_strict    |2|data_nan/s1.npy;--strict             |--data $F/data_nan $M -o $OUT/a.onnx --strict"
-"output_is_input      |2|$M;overwrite                         |--data $FX/data_ok $M -o $M"
-"save_output_is_input |2|$M;overwrite                         |save $M -o $M"
-"output_folder_missing|4|$OUT/no/a.onnx                       |--data $FX/data_ok $M -o $OUT/no/a.onnx"
-"output_under_a_file  |4|$M/a.onnx                            |--data $FX/data_ok $M -o $M/a.onnx"
-"run_output_on_a_file |4|$M                                   |run $M --data $FX/data_ok -o $M/sub"
+"model_missing|2|$FX/nope.onnx;cannot open|--data $d $FX/nope.onnx $o"
+"model_is_folder|2|$FX/data_ok;not a regular file|--data $d $FX/data_ok $o"
+"model_truncated|2|$FX/truncated.onnx|--data $d $FX/truncated.onnx $o"
+"model_garbage|2|$FX/garbage.onnx;not a valid ONNX|--data $d $FX/garbage.onnx $o"
+"model_empty|2|$FX/empty.onnx;empty|--data $d $FX/empty.onnx $o"
+"model_nested_deep|2|$F/deep.onnx;nested|--data $d $F/deep.onnx $o"
+"model_huge_claim|2|$F/huge_claim.onnx;'a';raw_data|--data $d $F/huge_claim.onnx $o"
+"ext_escapes_folder|2|$F/ext/escape.onnx;../secret.bin|info $F/ext/escape.onnx"
+"ext_absolute|2|$F/ext/absolute.onnx;/etc/hostname|info $F/ext/absolute.onnx"
+"ext_fifo|2|$F/ext/fifo.onnx;not a regular file|info $F/ext/fifo.onnx"
+"unsupported_op|3|RandomNormalLike;noise;13|--data $d $FX/unsupported.onnx $o"
+"data_missing|2|$FX/none|--data $FX/none $M $o"
+"data_is_file|2|$M|--data $M $M $o"
+"data_empty|2|$FX/data_empty|--data $FX/data_empty $M $o"
+"npy_wrong_dtype|2|s0.npy;int64;float32|--data $FX/data_dtype $M $o"
+"npy_wrong_shape|2|s0.npy;[1,3,4,4];[1,3,8,8]|--data $FX/data_shape $M $o"
+"npy_big_endian|2|data_be/s0.npy;big-endian|--data $F/data_be $M $o"
+"npy_truncated|2|data_trunc/s0.npy;truncated|--data $F/data_trunc $M $o"
+"image_not_an_image|2|data_badimg/s0.png;not a PNG or JPEG|--data $F/data_badimg $M $o"
+"image_png_truncated|2|data_truncpng/s0.png;PNG|--data $F/data_truncpng $M $o"
+"image_jpeg_bomb|2|data_bomb/s0.jpg;JPEG|--data $F/data_bomb $M $o"
+"nan_sample_strict|2|data_nan/s1.npy;--strict|--data $F/data_nan $M $o --strict"
+"output_is_input|2|$M;overwrite|--data $d $M -o $M"
+"save_output_is_input|2|$M;overwrite|save $M -o $M"
+"output_folder_missing|4|$OUT/no/a.onnx|--data $d $M -o $OUT/no/a.onnx"
+"output_under_a_file|4|$M/a.onnx|--data $d $M -o $M/a.onnx"
+"run_output_on_a_file|4|$M|run $M --data $d -o $M/sub"
 )
 for c in "${cases[@]}"; do
     IFS='|' read -r name code pats args <<<"$c"
-    name=${name%% *}
-    IFS=';' read -r -a want <<<"${pats%"${pats##*[![:space:]]}"}"
+    IFS=';' read -r -a want <<<"$pats"
     read -r -a argv <<<"$args"
     case ${argv[0]} in info | save) ;; *) argv+=(-q) ;; esac
     # every case must fail fast (a hang on a FIFO or a decompression bomb is a failure)
     expect_error "$name" "$code" "${want[@]}" -- timeout 60 "$CAL" "${argv[@]}"
 done
 if [ -z "$(ls -A "$OUT")" ]; then cli_ok table_writes_nothing
-else cli_fail table_writes_nothing "left in $OUT: $(ls -A "$OUT" | tr '\n' ' ')"; fi
+else cli_fail table_writes_nothing "left in $OUT: $(find "$OUT" -mindepth 1 | tr '\n' ' ')"; fi
 
 # Good inputs that look like the bad ones above still work.
 expect_success ext_inside_folder_loads -- "$CAL" info "$F/ext/ok.onnx"
@@ -118,7 +120,8 @@ if can_drop; then
     expect_error run_folder_unwritable 4 "$CLI_TMP/ro/run" -- \
         "${AS_USER[@]}" "$CAL" run "$M" --data "$FX/data_ok" -o "$CLI_TMP/ro/run" -q
     if [ -z "$(ls -A "$CLI_TMP/ro")" ]; then cli_ok unwritable_leaves_nothing
-    else cli_fail unwritable_leaves_nothing "left: $(ls -A "$CLI_TMP/ro" | tr '\n' ' ')"; fi
+    else cli_fail unwritable_leaves_nothing "left: $(find "$CLI_TMP/ro" -mindepth 1 |
+        tr '\n' ' ')"; fi
 else
     echo "skip model_unreadable, output_folder_unwritable: root without setpriv"
 fi

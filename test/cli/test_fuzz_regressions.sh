@@ -10,6 +10,7 @@ source "$(dirname "$0")/lib.sh"
 TARGETS="model model_extdata prepare npy tensor_pb image params"
 CC=${CC:-cc}
 FLAGS=(-O1 -g -std=c11 -D_GNU_SOURCE -w)
+# shellcheck disable=SC2054
 [ "${QC_ASAN:-0}" = 1 ] && FLAGS+=(-fsanitize=address,undefined -fno-sanitize-recover=undefined
                                    -fno-omit-frame-pointer)
 INC=(-Iinclude -I"$BUILD/gen" -Isrc/exec -Isrc/onnx -Isrc/core -Isrc/data -Icalib -Isrc/quant

@@ -301,7 +301,7 @@ def cmd_fidelity(a):
     if not worst >= a.min_sqnr:
         problems.append(f"SQNR {worst:.2f} dB < {a.min_sqnr:g} dB (short by "
                         f"{a.min_sqnr - worst:.2f} dB)")
-    if not 100 * frac >= a.min_agree:
+    if not round(100 * frac, 9) >= a.min_agree:     # 266/280 is 95%, not 94.999...
         problems.append(f"task agreement {100 * frac:.2f}% < {a.min_agree:g}% (short by "
                         f"{a.min_agree - 100 * frac:.2f} points)")
     if problems:
