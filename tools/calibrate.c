@@ -115,8 +115,10 @@ int main(int argc, char **argv)
     }
     const char *cmd = argv[1];
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+        char *help[] = { argv[0], "--help", NULL };
         fputs(usage, stdout);
-        return 0;
+        fputs("\n", stdout);
+        return qc_cmd_calibrate(2, help);      /* and the options of the main command */
     }
     if (!strcmp(cmd, "run"))
         return qc_cmd_run(argc - 1, argv + 1);
