@@ -48,6 +48,8 @@ void qc_broadcast_strides(const int64_t *dims, int nd, const int64_t *out_dims, 
 /* Standalone owned tensors (data from malloc). qc_tensor_free frees data only. */
 int  qc_tensor_alloc(qc_tensor *t, int dtype, int ndim, const int64_t *dims, qc_err *err);
 void qc_tensor_free(qc_tensor *t);
+/* NaN/Inf values in the float32 tensors among t[0..n) (other dtypes count 0). */
+int64_t qc_tensors_nonfinite(const qc_tensor *t, int n);
 /* Value i of a tensor of any integer/float dtype as double / int64 (for shape inputs). */
 double  qc_tensor_get_f(const qc_tensor *t, int64_t i);
 int64_t qc_tensor_get_i(const qc_tensor *t, int64_t i);

@@ -5,6 +5,7 @@
 #define QC_CMD_H
 
 #include "qc_err.h"
+#include "qc_quant.h"
 
 /* The default command (no verb): calibrate and quantize. argv[0] is "calibrate". */
 int qc_cmd_calibrate(int argc, char **argv);
@@ -17,6 +18,12 @@ int qc_cmd_compare(int argc, char **argv);
 int qc_cmd_info(int argc, char **argv);
 int qc_cmd_save(int argc, char **argv);
 int qc_cmd_bench(int argc, char **argv);
+
+/* Quantization options shared by calibrate and compare (--activation-type, --bias,
+ * --ema-constant, --bins, --exclude, --op-types, --symmetric-weights, --asymmetric-weights,
+ * --reduce-range): 1 if argv[*i] was one (and *i moved past it), 0 if not, -1 after a usage
+ * error was printed. */
+int qc_cmd_quant_opt(qc_quant_opts *o, int argc, char **argv, int *i, const char *cmd);
 
 /* Prints "calibrate: <err->msg>" once on stderr; returns the exit status for `code`. */
 int qc_cmd_fail(int code, const qc_err *err);

@@ -55,19 +55,6 @@ typedef struct cal_args {
     qc_preproc  pp;
 } cal_args;
 
-static int parse_type(const char *s, int *dt)
-{
-    if (!strcmp(s, "uint8"))
-        *dt = QC_U8;
-    else if (!strcmp(s, "int8"))
-        *dt = QC_I8;
-    else if (!strcmp(s, "int16"))
-        *dt = QC_I16;
-    else
-        return -1;
-    return 0;
-}
-
 static int parse_args(cal_args *a, int argc, char **argv)
 {
     qc_err err = { 0 };
@@ -92,17 +79,6 @@ static int parse_args(cal_args *a, int argc, char **argv)
         } else if (OPT("--method", NULL)) {
             if (!val) return -1;
             a->o.method = val;
-        } else if (OPT("--activation-type", NULL)) {
-            if (!val) return -1;
-            if (parse_type(val, &a->o.act_dtype))
-                return qc_cmd_usage_error(NULL, "--activation-type '%s': expected uint8, int8 "
-                                          "or int16", val), -1;
-        } else if (OPT("--bias", NULL)) {
-            if (!val) return -1;
-            if (strcmp(val, "float") && strcmp(val, "int32"))
-                return qc_cmd_usage_error(NULL, "--bias '%s': expected float or int32", val),
-                       -1;
-            a->o.bias_float = !strcmp(val, "float");
         } else if (OPT("--percentile", NULL)) {
             char *end;
             if (!val) return -1;
@@ -110,32 +86,12 @@ static int parse_args(cal_args *a, int argc, char **argv)
             if (*end || !(a->o.percentile > 0 && a->o.percentile <= 100))
                 return qc_cmd_usage_error(NULL, "--percentile '%s': expected (0, 100]", val),
                        -1;
-        } else if (OPT("--ema-constant", NULL)) {
-            char *end;
-            if (!val) return -1;
-            a->o.ema_constant = strtof(val, &end);
-            if (*end || !(a->o.ema_constant > 0 && a->o.ema_constant <= 1))
-                return qc_cmd_usage_error(NULL, "--ema-constant '%s': expected (0, 1]", val),
-                       -1;
-        } else if (OPT("--bins", NULL)) {
-            char *end;
-            if (!val) return -1;
-            long b = strtol(val, &end, 10);
-            if (*end || b < 128 || b > (1 << 16))
-                return qc_cmd_usage_error(NULL, "--bins '%s': expected 128..65536", val), -1;
-            a->o.bins = (int)b;
         } else if (OPT("--limit", NULL)) {
             char *end;
             if (!val) return -1;
             a->limit = strtol(val, &end, 10);
             if (*end || a->limit < 1)
                 return qc_cmd_usage_error(NULL, "--limit '%s': expected a count", val), -1;
-        } else if (OPT("--exclude", NULL)) {
-            if (!val) return -1;
-            a->o.exclude = val;
-        } else if (OPT("--op-types", NULL)) {
-            if (!val) return -1;
-            a->o.op_types = val;
         } else if (OPT("--params-out", NULL)) {
             if (!val) return -1;
             a->params_out = val;
@@ -152,12 +108,9 @@ static int parse_args(cal_args *a, int argc, char **argv)
             a->o.per_channel = 1, i++;
         } else if (!strcmp(s, "--symmetric-activations")) {
             a->o.symmetric_act = 1, i++;
-        } else if (!strcmp(s, "--symmetric-weights")) {
-            a->o.symmetric_w = 1, i++;
-        } else if (!strcmp(s, "--asymmetric-weights")) {
-            a->o.symmetric_w = 0, i++;
-        } else if (!strcmp(s, "--reduce-range")) {
-            a->o.reduce_range = 1, i++;
+        } else if ((r = qc_cmd_quant_opt(&a->o, argc, argv, &i, NULL)) != 0) {
+            if (r < 0)
+                return -1;
         } else if (!strcmp(s, "--strict")) {
             a->strict = 1, i++;
         } else if (!strcmp(s, "--no-prepare")) {
@@ -183,19 +136,6 @@ static int parse_args(cal_args *a, int argc, char **argv)
     if (!a->data && !a->params_in)
         return qc_cmd_usage_error(NULL, "--data DIR is required (or --params-in FILE)"), -1;
     return 0;
-}
-
-static int64_t count_nonfinite(const qc_tensor *in, int n)
-{
-    int64_t bad = 0;
-    for (int i = 0; i < n; i++) {
-        if (in[i].dtype != QC_F32)
-            continue;
-        const float *d = in[i].data;
-        for (int64_t k = 0, len = qc_tensor_numel(&in[i]); k < len; k++)
-            bad += !isfinite(d[k]);
-    }
-    return bad;
 }
 
 static char *default_output(const char *model)
@@ -254,7 +194,7 @@ int qc_cmd_calibrate(int argc, char **argv)
         const char *name = qc_dataset_sample_name(d, i);
         if ((rc = qc_dataset_load(d, i, &in, &err)) != QC_OK)
             break;
-        int64_t bad = count_nonfinite(in, work->n_inputs);
+        int64_t bad = qc_tensors_nonfinite(in, work->n_inputs);
         if (bad) {
             if (a.strict) {
                 rc = qc_errf(&err, QC_EINPUT, "%s/%s: %lld NaN/Inf values (--strict)", a.data,

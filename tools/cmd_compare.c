@@ -92,7 +92,6 @@ static int parse_args(cmp_args *a, int argc, char **argv)
     qc_err err = { 0 };
     int missing;
     const char *val;
-    long v;
     for (int i = 1; i < argc;) {
         const char *s = argv[i];
         int r;
@@ -140,33 +139,6 @@ static int parse_args(cmp_args *a, int argc, char **argv)
             if (a->metric < 0)
                 return qc_cmd_usage_error("compare", "--metric '%s': expected sqnr, cosine or "
                                           "top1", val), -1;
-        } else if (OPT("--activation-type")) {
-            if (!val) return -1;
-            if (!strcmp(val, "uint8"))
-                a->o.act_dtype = QC_U8;
-            else if (!strcmp(val, "int8"))
-                a->o.act_dtype = QC_I8;
-            else if (!strcmp(val, "int16"))
-                a->o.act_dtype = QC_I16;
-            else
-                return qc_cmd_usage_error("compare", "--activation-type '%s': expected uint8, "
-                                          "int8 or int16", val), -1;
-        } else if (OPT("--bias")) {
-            if (!val) return -1;
-            if (strcmp(val, "float") && strcmp(val, "int32"))
-                return qc_cmd_usage_error("compare", "--bias '%s': expected float or int32",
-                                          val), -1;
-            a->o.bias_float = !strcmp(val, "float");
-        } else if (OPT("--ema-constant")) {
-            char *end;
-            if (!val) return -1;
-            a->o.ema_constant = strtof(val, &end);
-            if (*end || !(a->o.ema_constant > 0 && a->o.ema_constant <= 1))
-                return qc_cmd_usage_error("compare", "--ema-constant '%s': expected (0, 1]",
-                                          val), -1;
-        } else if (OPT("--bins")) {
-            if (!val || parse_count("--bins", val, 128, 1 << 16, &v)) return -1;
-            a->o.bins = (int)v;
         } else if (OPT("--limit")) {
             if (!val || parse_count("--limit", val, 1, 1L << 30, &a->limit)) return -1;
         } else if (OPT("--eval-limit")) {
@@ -183,18 +155,9 @@ static int parse_args(cmp_args *a, int argc, char **argv)
             else
                 return qc_cmd_usage_error("compare", "--schedule '%s': expected sample-major "
                                           "or candidate-major", val), -1;
-        } else if (OPT("--exclude")) {
-            if (!val) return -1;
-            a->o.exclude = val;
-        } else if (OPT("--op-types")) {
-            if (!val) return -1;
-            a->o.op_types = val;
-        } else if (!strcmp(s, "--asymmetric-weights")) {
-            a->o.symmetric_w = 0, i++;
-        } else if (!strcmp(s, "--symmetric-weights")) {
-            a->o.symmetric_w = 1, i++;
-        } else if (!strcmp(s, "--reduce-range")) {
-            a->o.reduce_range = 1, i++;
+        } else if ((r = qc_cmd_quant_opt(&a->o, argc, argv, &i, "compare")) != 0) {
+            if (r < 0)
+                return -1;
         } else if (!strcmp(s, "--strict")) {
             a->strict = 1, i++;
         } else if (!strcmp(s, "--no-prepare")) {
@@ -435,19 +398,6 @@ static void progress_cb(void *user, int64_t done, int64_t total)
     qc_progress_update(user, done);
 }
 
-static int64_t count_nonfinite(const qc_tensor *in, int n)
-{
-    int64_t bad = 0;
-    for (int i = 0; i < n; i++) {
-        if (in[i].dtype != QC_F32)
-            continue;
-        const float *d = in[i].data;
-        for (int64_t k = 0, len = qc_tensor_numel(&in[i]); k < len; k++)
-            bad += !isfinite(d[k]);
-    }
-    return bad;
-}
-
 int qc_cmd_compare(int argc, char **argv)
 {
     cmp_args a = { .limit = -1, .g = { .per_channel = QC_CMP_DEFAULT,
@@ -515,7 +465,7 @@ int qc_cmd_compare(int argc, char **argv)
         const char *name = qc_dataset_sample_name(d, calib_idx[s]);
         if ((rc = qc_dataset_load(d, calib_idx[s], &in, &err)) != QC_OK)
             break;
-        int64_t bad = count_nonfinite(in, work->n_inputs);
+        int64_t bad = qc_tensors_nonfinite(in, work->n_inputs);
         if (bad) {
             if (a.strict) {
                 rc = qc_errf(&err, QC_EINPUT, "%s/%s: %lld NaN/Inf values (--strict)", a.data,

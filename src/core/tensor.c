@@ -169,6 +169,19 @@ void qc_tensor_free(qc_tensor *t)
     t->capacity = 0;
 }
 
+int64_t qc_tensors_nonfinite(const qc_tensor *t, int n)
+{
+    int64_t bad = 0;
+    for (int i = 0; i < n; i++) {
+        if (t[i].dtype != QC_F32)
+            continue;
+        const float *d = t[i].data;
+        for (int64_t k = 0, len = qc_tensor_numel(&t[i]); k < len; k++)
+            bad += !isfinite(d[k]);
+    }
+    return bad;
+}
+
 double qc_tensor_get_f(const qc_tensor *t, int64_t i)
 {
     switch (t->dtype) {

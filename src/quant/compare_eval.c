@@ -271,19 +271,6 @@ const qc_model *qc_compare_best_model(const qc_compare *c, int *index)
     return c->best >= 0 ? c->ce[c->best].qm : NULL;
 }
 
-static int64_t nonfinite_inputs(const qc_tensor *in, int n)
-{
-    int64_t bad = 0;
-    for (int i = 0; i < n; i++) {
-        if (in[i].dtype != QC_F32)
-            continue;
-        const float *d = in[i].data;
-        for (int64_t k = 0, len = qc_tensor_numel(&in[i]); k < len; k++)
-            bad += !isfinite(d[k]);
-    }
-    return bad;
-}
-
 /* Loads eval sample idx and runs the float model on it; *skip if it holds NaN/Inf. */
 static int float_run(qc_compare *c, qc_dataset *d, int idx, int strict, qc_tensor **in,
                      int *skip, qc_err *err)
@@ -293,7 +280,7 @@ static int float_run(qc_compare *c, qc_dataset *d, int idx, int strict, qc_tenso
     *skip = 0;
     if (rc != QC_OK)
         return rc;
-    if ((bad = nonfinite_inputs(*in, c->m->n_inputs)) != 0) {
+    if ((bad = qc_tensors_nonfinite(*in, c->m->n_inputs)) != 0) {
         *skip = 1;
         return strict ? qc_errf(err, QC_EINPUT, "eval sample %s: %lld NaN/Inf values "
                                 "(--strict)", qc_dataset_sample_name(d, idx), (long long)bad)

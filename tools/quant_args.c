@@ -1,0 +1,67 @@
+/* Options that set qc_quant_opts fields the same way in `calibrate` and `calibrate compare`. */
+#include <stdlib.h>
+#include <string.h>
+#include "cmd.h"
+
+int qc_cmd_quant_opt(qc_quant_opts *o, int argc, char **argv, int *i, const char *cmd)
+{
+    const char *s = argv[*i], *val;
+    int missing;
+    static const char *const valued[] = { "--activation-type", "--bias", "--ema-constant",
+                                          "--bins", "--exclude", "--op-types", NULL };
+    if (!strcmp(s, "--symmetric-weights") || !strcmp(s, "--asymmetric-weights")) {
+        o->symmetric_w = s[2] == 's';
+        (*i)++;
+        return 1;
+    }
+    if (!strcmp(s, "--reduce-range")) {
+        o->reduce_range = 1;
+        (*i)++;
+        return 1;
+    }
+    for (int k = 0; valued[k]; k++) {
+        if (!(val = qc_cmd_optval(argc, argv, i, valued[k], NULL, &missing)) && !missing)
+            continue;
+        if (!val)
+            return qc_cmd_usage_error(cmd, "%s needs a value", s), -1;
+        char *end;
+        switch (k) {
+        case 0:
+            if (!strcmp(val, "uint8"))
+                o->act_dtype = QC_U8;
+            else if (!strcmp(val, "int8"))
+                o->act_dtype = QC_I8;
+            else if (!strcmp(val, "int16"))
+                o->act_dtype = QC_I16;
+            else
+                return qc_cmd_usage_error(cmd, "--activation-type '%s': expected uint8, int8 or "
+                                          "int16", val), -1;
+            break;
+        case 1:
+            if (strcmp(val, "float") && strcmp(val, "int32"))
+                return qc_cmd_usage_error(cmd, "--bias '%s': expected float or int32", val), -1;
+            o->bias_float = !strcmp(val, "float");
+            break;
+        case 2:
+            o->ema_constant = strtof(val, &end);
+            if (*end || !(o->ema_constant > 0 && o->ema_constant <= 1))
+                return qc_cmd_usage_error(cmd, "--ema-constant '%s': expected (0, 1]", val), -1;
+            break;
+        case 3: {
+            long b = strtol(val, &end, 10);
+            if (*end || end == val || b < 128 || b > (1 << 16))
+                return qc_cmd_usage_error(cmd, "--bins '%s': expected 128..65536", val), -1;
+            o->bins = (int)b;
+            break;
+        }
+        case 4:
+            o->exclude = val;
+            break;
+        default:
+            o->op_types = val;
+            break;
+        }
+        return 1;
+    }
+    return 0;
+}
