@@ -25,6 +25,14 @@ int qc_cmd_bench(int argc, char **argv);
  * error was printed. */
 int qc_cmd_quant_opt(qc_quant_opts *o, int argc, char **argv, int *i, const char *cmd);
 
+/* Loads calibration sample i of d into *in. A sample with NaN/Inf values is an error with
+ * `strict`, else it is skipped with a one-line warning (after clearing the progress line):
+ * returns QC_OK, 1 when skipped, or an error code with err filled. */
+struct qc_dataset;
+struct qc_progress;
+int qc_cmd_load_sample(struct qc_dataset *d, int i, int n_inputs, const char *dir, int strict,
+                       struct qc_progress *prog, qc_tensor **in, qc_err *err);
+
 /* Prints "calibrate: <err->msg>" once on stderr; returns the exit status for `code`. */
 int qc_cmd_fail(int code, const qc_err *err);
 /* Prints "calibrate: <message>" and "Try 'calibrate[ cmd] --help'." and returns 2. */

@@ -192,19 +192,10 @@ int qc_cmd_calibrate(int argc, char **argv)
     for (int i = 0; i < n && rc == QC_OK; i++) {
         qc_tensor *in;
         const char *name = qc_dataset_sample_name(d, i);
-        if ((rc = qc_dataset_load(d, i, &in, &err)) != QC_OK)
-            break;
-        int64_t bad = qc_tensors_nonfinite(in, work->n_inputs);
-        if (bad) {
-            if (a.strict) {
-                rc = qc_errf(&err, QC_EINPUT, "%s/%s: %lld NaN/Inf values (--strict)", a.data,
-                             name, (long long)bad);
-                break;
-            }
-            qc_progress_end(&prog);
-            fprintf(stderr, "calibrate: warning: %s/%s: %lld NaN/Inf values, sample skipped\n",
-                    a.data, name, (long long)bad);
-            skipped++;
+        if ((rc = qc_cmd_load_sample(d, i, work->n_inputs, a.data, a.strict, &prog, &in,
+                                     &err)) != QC_OK) {
+            if (rc == 1)
+                skipped++, rc = QC_OK;
             continue;
         }
         if ((rc = qc_quantizer_observe_inputs(q, in, work->n_inputs, &err)) == QC_OK &&

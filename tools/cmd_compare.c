@@ -463,19 +463,10 @@ int qc_cmd_compare(int argc, char **argv)
     for (int s = 0; rc == QC_OK && s < n_cal; s++) {
         qc_tensor *in;
         const char *name = qc_dataset_sample_name(d, calib_idx[s]);
-        if ((rc = qc_dataset_load(d, calib_idx[s], &in, &err)) != QC_OK)
-            break;
-        int64_t bad = qc_tensors_nonfinite(in, work->n_inputs);
-        if (bad) {
-            if (a.strict) {
-                rc = qc_errf(&err, QC_EINPUT, "%s/%s: %lld NaN/Inf values (--strict)", a.data,
-                             name, (long long)bad);
-                break;
-            }
-            qc_progress_end(&prog);
-            fprintf(stderr, "calibrate: warning: %s/%s: %lld NaN/Inf values, sample skipped\n",
-                    a.data, name, (long long)bad);
-            ri.calib_skipped++;
+        if ((rc = qc_cmd_load_sample(d, calib_idx[s], work->n_inputs, a.data, a.strict, &prog,
+                                     &in, &err)) != QC_OK) {
+            if (rc == 1)
+                ri.calib_skipped++, rc = QC_OK;
             continue;
         }
         if ((rc = qc_compare_observe(c, in, work->n_inputs, &err)) != QC_OK)

@@ -1,7 +1,30 @@
-/* Options that set qc_quant_opts fields the same way in `calibrate` and `calibrate compare`. */
+/* What `calibrate` and `calibrate compare` share: the options that set qc_quant_opts fields,
+ * and how a calibration sample is loaded (NaN/Inf: skipped with a warning, or --strict). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "cmd.h"
+#include "progress.h"
+#include "qc_data.h"
+
+int qc_cmd_load_sample(qc_dataset *d, int i, int n_inputs, const char *dir, int strict,
+                       qc_progress *prog, qc_tensor **in, qc_err *err)
+{
+    const char *name = qc_dataset_sample_name(d, i);
+    int rc = qc_dataset_load(d, i, in, err);
+    if (rc != QC_OK)
+        return rc;
+    int64_t bad = qc_tensors_nonfinite(*in, n_inputs);
+    if (!bad)
+        return QC_OK;
+    if (strict)
+        return qc_errf(err, QC_EINPUT, "%s/%s: %lld NaN/Inf values (--strict)", dir, name,
+                       (long long)bad);
+    qc_progress_end(prog);
+    fprintf(stderr, "calibrate: warning: %s/%s: %lld NaN/Inf values, sample skipped\n", dir,
+            name, (long long)bad);
+    return 1;
+}
 
 int qc_cmd_quant_opt(qc_quant_opts *o, int argc, char **argv, int *i, const char *cmd)
 {
