@@ -23,6 +23,10 @@ int  qc_afile_commit(qc_afile *a, qc_err *err);
 /* Removes the temp file and releases a; safe to call after commit or a failure. */
 void qc_afile_abort(qc_afile *a);
 
+/* Deletes every temp file an unfinished qc_afile is writing; async-signal-safe (for SIGINT/
+ * SIGTERM handlers, which then re-raise the signal). */
+void qc_afile_unlink_all(void);
+
 /* One-shot: writes n bytes atomically. */
 int  qc_write_file_atomic(const char *path, const void *data, size_t n, qc_err *err);
 

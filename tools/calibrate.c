@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "cmd.h"
+#include "qc_io.h"
 
 static const char usage[] =
     "usage: calibrate [options] --data DIR MODEL.onnx -o OUT.onnx\n"
@@ -80,9 +81,6 @@ __attribute__((weak)) int qc_cmd_calibrate(int argc, char **argv)
     fputs("calibrate: quantization is not implemented yet\n", stderr);
     return 3;
 }
-
-/* In src/core/atomic.c; belongs in include/qc_io.h. */
-void qc_afile_unlink_all(void);
 
 /* An interrupted run leaves no temp file behind: remove the ones being written, then die of
  * the signal as usual (SA_RESETHAND restored the default action; the raised signal is

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <png.h>
 #include <jpeglib.h>
 #include <jerror.h>
@@ -104,6 +105,23 @@ static int decode_jpeg(qc_image *img, FILE *f, const char *path, qc_err *err)
     if (cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK) {
         jpeg_destroy_decompress(&cinfo);
         return qc_errf(err, QC_EINPUT, "%s: CMYK JPEG images are not supported", path);
+    }
+    /* Checked before jpeg_start_decompress: progressive and multi-scan files are decoded there
+     * into a whole-image coefficient buffer, so a few hundred bytes declaring 30000x10000
+     * pixels would cost a gigabyte and seconds. Huffman coding spends at least one bit per
+     * 8x8 block on its DC coefficient: a shorter file cannot hold the image. */
+    uint64_t w = cinfo.image_width, h = cinfo.image_height, blocks = ((w + 7) / 8) * ((h + 7) / 8);
+    struct stat st;
+    if (w == 0 || h == 0 || w * h > MAX_PIXELS) {
+        jpeg_destroy_decompress(&cinfo);
+        return qc_errf(err, QC_EINPUT, "%s: unsupported image size %llux%llu", path,
+                       (unsigned long long)w, (unsigned long long)h);
+    }
+    if (!cinfo.arith_code && fstat(fileno(f), &st) == 0 && (uint64_t)st.st_size < blocks / 8) {
+        jpeg_destroy_decompress(&cinfo);
+        return qc_errf(err, QC_EINPUT, "%s: truncated or corrupt JPEG data (%lld bytes cannot "
+                       "hold %llux%llu pixels)", path, (long long)st.st_size,
+                       (unsigned long long)w, (unsigned long long)h);
     }
     cinfo.out_color_space = JCS_RGB;
     jpeg_start_decompress(&cinfo);

@@ -428,6 +428,12 @@ out:
     return rc;
 }
 
+/* Names a file may leave out (protobuf-c gives NULL for an absent optional string). */
+static const char *nz(const char *s)
+{
+    return s ? s : "";
+}
+
 int qc_edit_finish(qc_edit *e, qc_model **out, qc_err *err)
 {
     qc_model_priv *p = e->m->priv;
@@ -457,10 +463,10 @@ int qc_edit_finish(qc_edit *e, qc_model **out, qc_err *err)
         for (size_t k = 0; k < g.node[i]->n_input; k++)
             qc_strmap_put(&refs, g.node[i]->input[k], 1);
     for (size_t i = 0; i < g.n_output; i++)
-        qc_strmap_put(&refs, g.output[i]->name, 1);
+        qc_strmap_put(&refs, nz(g.output[i]->name), 1);
     g.n_initializer = 0;
     for (size_t i = 0; i < e->g->n_initializer; i++) {
-        const char *nm = e->g->initializer[i]->name;
+        const char *nm = nz(e->g->initializer[i]->name);
         if (qc_strmap_get(&e->removed_inits, nm) < 0 && qc_strmap_get(&refs, nm) >= 0)
             g.initializer[g.n_initializer++] = e->g->initializer[i];
         else if (qc_strmap_get(&e->removed_inits, nm) < 0)
@@ -472,10 +478,10 @@ int qc_edit_finish(qc_edit *e, qc_model **out, qc_err *err)
     qc_strmap_free(&refs);
     g.n_input = 0;
     for (size_t i = 0; i < e->g->n_input; i++) {
-        const char *nm = e->g->input[i]->name;
+        const char *nm = nz(e->g->input[i]->name);
         int was_init = 0;
         for (size_t k = 0; k < e->g->n_initializer && !was_init; k++)
-            was_init = !strcmp(e->g->initializer[k]->name, nm);
+            was_init = !strcmp(nz(e->g->initializer[k]->name), nm);
         if (!(was_init && qc_strmap_get(&e->removed_inits, nm) >= 0))
             g.input[g.n_input++] = e->g->input[i];
     }

@@ -20,7 +20,8 @@ typedef struct qc_model_priv {
  * F32; reads external data relative to dir (NULL forbids it). `what` names the source. */
 int qc_onnx_tensor_convert(const Onnx__TensorProto *tp, qc_tensor *t, qc_arena *arena,
                            const char *dir, const char *what, qc_err *err);
-/* Opens and validates an external-data reference: returns the file's bytes range. */
+/* Reads an external-data reference (location, offset, length) into dst; with dst NULL it only
+ * validates the location, the file and the byte range. */
 int qc_onnx_extdata_read(const Onnx__TensorProto *tp, const char *dir, void *dst, size_t nbytes,
                          const char *what, qc_err *err);
 int qc_onnx_is_external(const Onnx__TensorProto *tp);

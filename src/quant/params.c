@@ -220,6 +220,8 @@ int qc_params_read_json(qc_quantizer *q, const char *path, int *n_applied, qc_er
             ohi = hi;
         }
         number_at(t, "rank", &rank);
+        if (!(rank >= 0 && rank <= QC_MAX_DIMS))    /* (int)1e308 would be undefined */
+            rank = 0;
         qc_range r = { (float)lo, (float)hi }, s = { (float)olo, (float)ohi };
         *n_applied += qc_quantizer_set_range(q, t->string, r, s, (int)rank);
     }

@@ -7,7 +7,8 @@
 #  - a full disk: a 64 KiB tmpfs (as root; else "skip ... cannot mount tmpfs"), and a file
 #    size limit hitting the model after its external data file was written;
 #  - SIGTERM and SIGINT while `calibrate save` writes a ~200 MB model and while `calibrate`
-#    writes its quantized form, at several delays (QC_ASAN: a 96 MB model).
+#    writes its quantized form, at several delays (QC_ASAN: a 96 MB model);
+#  - JPEG decompression bombs refused in under 200 MB of memory.
 # Fixtures: test/oracles/make_fixtures.py (lib.sh) and make_failure_fixtures.py.
 # shellcheck source=test/cli/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -72,6 +73,7 @@ cases=(
 "image_not_an_image|2|data_badimg/s0.png;not a PNG or JPEG|--data $F/data_badimg $M $o"
 "image_png_truncated|2|data_truncpng/s0.png;PNG|--data $F/data_truncpng $M $o"
 "image_jpeg_bomb|2|data_bomb/s0.jpg;JPEG|--data $F/data_bomb $M $o"
+"image_progressive_bomb|2|data_pbomb/s0.jpg;16000x16000|--data $F/data_pbomb $M $o"
 "nan_sample_strict|2|data_nan/s1.npy;--strict|--data $F/data_nan $M $o --strict"
 "output_is_input|2|$M;overwrite|--data $d $M -o $M"
 "save_output_is_input|2|$M;overwrite|save $M -o $M"
@@ -89,6 +91,15 @@ for c in "${cases[@]}"; do
 done
 if [ -z "$(ls -A "$OUT")" ]; then cli_ok table_writes_nothing
 else cli_fail table_writes_nothing "left in $OUT: $(find "$OUT" -mindepth 1 | tr '\n' ' ')"; fi
+
+# Decompression bombs are refused without allocating what their headers claim (libjpeg would
+# take 0.5-0.75 GB and most of a second for these 200-byte files).
+for b in data_bomb data_pbomb; do
+    res=$("$PY" test/oracles/maxrss.py -- "$CAL" run "$M" --data "$F/$b" -o "$OUT/r" -q)
+    mb=$(echo "$res" | sed -E 's/.*max RSS ([0-9]+) MB/\1/')
+    if [[ "$res" == "exit 2,"* ]] && [ "$mb" -lt 200 ]; then cli_ok "${b}_small_footprint: $res"
+    else cli_fail "${b}_small_footprint" "$res (expected exit 2, under 200 MB)"; fi
+done
 
 # Good inputs that look like the bad ones above still work.
 expect_success ext_inside_folder_loads -- "$CAL" info "$F/ext/ok.onnx"

@@ -25,6 +25,8 @@ OUTDIR/
   data_badimg/s0.png   not an image
   data_truncpng/s0.png a valid 8x8 PNG cut in its image data
   data_bomb/s0.jpg     163-byte JPEG whose header claims 16000x16000 pixels
+  data_pbomb/s0.jpg    282-byte progressive JPEG claiming 16000x16000 (libjpeg would zero a
+                       whole-image coefficient buffer before reading any data)
   data_jpg/s0.jpg      a valid 8x8 JPEG (loads)
   data_nan/            s0.npy finite, s1.npy with a NaN and an Inf
 """
@@ -43,6 +45,13 @@ TINY_JPEG = base64.b64decode(
     "/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDABALDA4MChAODQ4SERATGCgaGBYWGDEjJR0oOjM9PDkzODdASFxOQER"
     "XRTc4UG1RV19iZ2hnPk1xeXBkeFxlZ2P/wAALCAAIAAgBAREA/8QAFAABAAAAAAAAAAAAAAAAAAAABv/EABYQAA"
     "MAAAAAAAAAAAAAAAAAAAAFQf/aAAgBAQAAPwAquh//2Q==")
+# The same, progressive (jpeg_simple_progression): 282 bytes.
+TINY_PROGRESSIVE_JPEG = base64.b64decode(
+    "/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDABALDA4MChAODQ4SERATGCgaGBYWGDEjJR0oOjM9PDkzODdASFxOQER"
+    "XRTc4UG1RV19iZ2hnPk1xeXBkeFxlZ2P/wgALCAAIAAgBAREA/8QAFAABAAAAAAAAAAAAAAAAAAAABf/aAAgBAQ"
+    "AAAAEr/8QAFRABAQAAAAAAAAAAAAAAAAAAAAP/2gAIAQEAAQUCm//EABQQAQAAAAAAAAAAAAAAAAAAAAD/2gAIAQ"
+    "EABj8Cf//EABQQAQAAAAAAAAAAAAAAAAAAAAD/2gAIAQEAAT8hP//aAAgBAQAAABB//8QAFRABAQAAAAAAAAAAAA"
+    "AAAAAAAEH/2gAIAQEAAT8Ql//Z")
 
 
 def varint(n):
@@ -180,7 +189,7 @@ def main():
 
     sample = rng.standard_normal((1, 3, 8, 8)).astype(np.float32)
     for d in ("data_be", "data_trunc", "data_badimg", "data_truncpng", "data_bomb",
-              "data_jpg", "data_nan"):
+              "data_pbomb", "data_jpg", "data_nan"):
         os.makedirs(os.path.join(out, d), exist_ok=True)
     np.save(os.path.join(out, "data_be", "s0.npy"), sample.astype(">f4"))
     np.save(os.path.join(out, "data_trunc", "s0.npy"), sample)
@@ -198,6 +207,11 @@ def main():
     bomb = bytearray(TINY_JPEG)
     bomb[i + 5:i + 9] = struct.pack(">HH", 16000, 16000)
     with open(os.path.join(out, "data_bomb", "s0.jpg"), "wb") as f:
+        f.write(bytes(bomb))
+    i = TINY_PROGRESSIVE_JPEG.index(b"\xff\xc2")
+    bomb = bytearray(TINY_PROGRESSIVE_JPEG)
+    bomb[i + 5:i + 9] = struct.pack(">HH", 16000, 16000)
+    with open(os.path.join(out, "data_pbomb", "s0.jpg"), "wb") as f:
         f.write(bytes(bomb))
     with open(os.path.join(out, "data_jpg", "s0.jpg"), "wb") as f:
         f.write(TINY_JPEG)
