@@ -29,19 +29,8 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from oracle_util import die, feeds_for, list_samples, ort_session  # noqa: E402
+from oracle_util import die, fail, failures, feeds_for, list_samples, ok, ort_session  # noqa: E402
 
-FAILED = 0
-
-
-def ok(name, msg):
-    print(f"ok   {name}: {msg}", flush=True)
-
-
-def fail(name, msg):
-    global FAILED
-    FAILED += 1
-    print(f"FAIL {name}: {msg}", flush=True)
 
 
 def run(cmd):
@@ -229,4 +218,4 @@ def main():
 
 if __name__ == "__main__":
     main()
-    sys.exit(1 if FAILED else 0)
+    sys.exit(1 if failures() else 0)

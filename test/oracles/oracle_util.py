@@ -130,3 +130,22 @@ def save_npy(path, arr):
     tmp = path + ".tmp.npy"
     np.save(tmp, arr)
     os.replace(tmp, path)
+
+
+# ok/FAIL lines for the test suites (tools/run_tests.sh counts them); failures() for the
+# process exit status.
+_FAILED = 0
+
+
+def ok(name, msg):
+    print(f"ok   {name}: {msg}", flush=True)
+
+
+def fail(name, msg):
+    global _FAILED
+    _FAILED += 1
+    print(f"FAIL {name}: {msg}", flush=True)
+
+
+def failures():
+    return _FAILED

@@ -46,8 +46,8 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from oracle_util import die, feeds_for, list_samples, ort_session, output_files, \
-    sample_dirs  # noqa: E402
+from oracle_util import die, fail, failures, feeds_for, list_samples, ok, ort_session, \
+    output_files, sample_dirs  # noqa: E402
 from task_metrics import agreement  # noqa: E402
 
 ACT_TYPES = {"u8": TensorProto.UINT8, "i8": TensorProto.INT8, "i16": TensorProto.INT16}
@@ -57,17 +57,6 @@ SYM_ZP = {TensorProto.UINT8: 128, TensorProto.INT8: 0, TensorProto.INT16: 0,
 WEIGHT_OPS = {"Conv", "ConvTranspose", "Gemm", "MatMul"}
 MOVE_OPS = {"Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Concat"}
 
-FAILED = 0
-
-
-def ok(name, msg):
-    print(f"ok   {name}: {msg}", flush=True)
-
-
-def fail(name, msg):
-    global FAILED
-    FAILED += 1
-    print(f"FAIL {name}: {msg}", flush=True)
 
 
 def first_line(e):
@@ -655,7 +644,7 @@ def main():
     a = ap.parse_args()
     {"check": cmd_check, "distinct": cmd_distinct, "fidelity": cmd_fidelity,
      "exec-match": cmd_exec_match, "tidy": cmd_tidy, "ort-ops": cmd_ort_ops}[a.cmd](a)
-    sys.exit(1 if FAILED else 0)
+    sys.exit(1 if failures() else 0)
 
 
 if __name__ == "__main__":
