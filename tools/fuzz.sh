@@ -5,12 +5,12 @@
 # FUZZ_SECONDS. Per target it prints executions and crashes; the closing line is
 # "fuzz: N passed, N failed" and the exit status is non-zero on any crash.
 #
-#   tools/fuzz.sh [TARGET...]     (model model_extdata npy tensor_pb image params: the default;
-#                                  also prepare: constant folding runs kernels on the file's
-#                                  initializers; not in the default list until the executor
-#                                  checks every node's required inputs, see test/fuzz/pending/)
+#   tools/fuzz.sh [TARGET...]     (default: model model_extdata prepare npy tensor_pb image
+#                                  params; prepare runs constant folding, i.e. the kernels, on
+#                                  the file's initializers)
 #
-# Environment: FUZZ_SECONDS (per target, default 60), FUZZ_BUILD (default build-fuzz),
+# Environment: FUZZ_SECONDS (per target, default 60), FUZZ_JOBS (targets fuzzed at the same
+# time, default 1), FUZZ_BUILD (default build-fuzz),
 # FUZZ_ARGS (extra libFuzzer flags), VENV (default .venv).
 # A crash, leak, timeout (> 10 s for one input) or out-of-memory (> 2048 MB) leaves the input
 # in $FUZZ_BUILD/artifacts/<target>/ and copies it (if under 64 KiB) to
@@ -21,9 +21,10 @@ set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 
 SECONDS_PER=${FUZZ_SECONDS:-60}
+JOBS=${FUZZ_JOBS:-1}
 B=${FUZZ_BUILD:-build-fuzz}
 PY=${VENV:-.venv}/bin/python
-ALL="model model_extdata npy tensor_pb image params"
+ALL="model model_extdata prepare npy tensor_pb image params"
 TARGETS=${*:-$ALL}
 CC=${FUZZ_CC:-clang}
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
@@ -40,7 +41,7 @@ die() { echo "fuzz: $*" >&2; echo "fuzz: 0 passed, 1 failed"; exit 1; }
 command -v "$CC" >/dev/null ||
     die "$CC not found (Debian: apt-get install clang libclang-rt-14-dev)"
 for t in $TARGETS; do
-    [ -f "test/fuzz/fuzz_$t.c" ] || die "unknown target '$t' (targets: $ALL prepare)"
+    [ -f "test/fuzz/fuzz_$t.c" ] || die "unknown target '$t' (targets: $ALL)"
 done
 
 echo "fuzz: building the library with $CC + ASan/UBSan + fuzzer instrumentation in $B/"
@@ -72,31 +73,28 @@ QC_FUZZ_TMP=$(mktemp -d /dev/shm/qc-fuzz-run.XXXXXX 2>/dev/null || mktemp -d)
 export QC_FUZZ_TMP
 trap 'rm -rf "$QC_FUZZ_TMP"' EXIT
 
-passed=0 failed=0
-for t in $TARGETS; do
-    bin=$B/fuzz/fuzz_$t
-    reg=test/fuzz/regressions/$t
-    art=$B/artifacts/$t
-    log=$B/logs/fuzz_$t.log
+# fuzz_one TARGET: replays the target's regression inputs, then fuzzes it; its verdict line(s)
+# go to $B/logs/result_TARGET, the first word "ok" or "FAIL".
+fuzz_one() {
+    local t=$1 bin=$B/fuzz/fuzz_$1 reg=test/fuzz/regressions/$1 art=$B/artifacts/$1
+    local log=$B/logs/fuzz_$1.log res=$B/logs/result_$1
     mkdir -p "$B/corpus/$t" "$art"
     if [ -d "$reg" ] && [ -n "$(ls -A "$reg")" ]; then
         if ! "$bin" -rss_limit_mb=2048 -timeout=10 "$reg"/* >"$B/logs/replay_$t.log" 2>&1; then
-            echo "FAIL $t: a regression input in $reg crashes (see $B/logs/replay_$t.log)"
-            failed=$((failed + 1))
-            continue
+            echo "FAIL $t: a regression input in $reg crashes (see $B/logs/replay_$t.log)" >"$res"
+            return
         fi
     fi
-    seeds=$B/seeds/$t
+    local seeds=$B/seeds/$t
     [ "$t" = prepare ] && seeds=$B/seeds/model      # the same models, folded
-    dict=()
+    local dict=() maxlen=()
     [ -f "$B/seeds/$t.dict" ] && dict=("-dict=$B/seeds/$t.dict")
-    maxlen=()
     case $t in
         model* | prepare) maxlen=(-max_len=262144) ;;  # skeletons of the real models fit
         image) maxlen=(-max_len=16384) ;;       # decoding cost grows with the pixels
     esac
+    local before rc=0 execs secs corpus new crashes
     before=$(find "$art" -type f | wc -l)
-    rc=0
     # shellcheck disable=SC2086
     "$bin" -max_total_time="$SECONDS_PER" -rss_limit_mb=2048 -timeout=10 \
         -print_final_stats=1 -artifact_prefix="$art/" "${dict[@]}" "${maxlen[@]}" \
@@ -110,9 +108,10 @@ for t in $TARGETS; do
     [ "$rc" != 0 ] && [ "$crashes" = 0 ] && crashes=1
     if [ "$crashes" = 0 ]; then
         echo "ok   $t: ${execs:-?} executions in ${secs:-$SECONDS_PER} s, 0 crashes," \
-             "corpus $corpus"
-        passed=$((passed + 1))
-    else
+             "corpus $corpus" >"$res"
+        return
+    fi
+    {
         echo "FAIL $t: ${execs:-?} executions, $crashes crash(es) (exit $rc; see $log)"
         grep -E '^(==[0-9]+==ERROR|SUMMARY|.*runtime error)' "$log" | head -3 | sed 's/^/     /'
         mkdir -p "$reg"
@@ -120,6 +119,32 @@ for t in $TARGETS; do
             cp "$f" "$reg/"
             echo "     input kept as $reg/$(basename "$f")"
         done
+    } >"$res"
+}
+
+# FUZZ_JOBS targets at a time (CI: one per core), results printed in target order.
+running=0
+for t in $TARGETS; do
+    rm -f "$B/logs/result_$t"
+    fuzz_one "$t" &
+    running=$((running + 1))
+    if [ "$running" -ge "$JOBS" ]; then
+        wait -n
+        running=$((running - 1))
+    fi
+done
+wait
+passed=0 failed=0
+for t in $TARGETS; do
+    if [ ! -f "$B/logs/result_$t" ]; then
+        echo "FAIL $t: no result (see $B/logs/fuzz_$t.log)"
+        failed=$((failed + 1))
+        continue
+    fi
+    cat "$B/logs/result_$t"
+    if head -1 "$B/logs/result_$t" | grep -q '^ok '; then
+        passed=$((passed + 1))
+    else
         failed=$((failed + 1))
     fi
 done

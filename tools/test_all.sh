@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make test`: every suite twice, on the optimized build (build/) and under AddressSanitizer +
-# UndefinedBehaviorSanitizer + LeakSanitizer (build-asan/). Closing line: "N passed, N failed".
+# UndefinedBehaviorSanitizer + LeakSanitizer (build-asan/), then every libFuzzer target for
+# QC_FUZZ_SECONDS (tools/fuzz.sh). Closing line: "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 total_p=0 total_f=0 status=0
@@ -24,5 +25,23 @@ for variant in release asan; do
         status=1
     fi
 done
+# Every fuzz target for QC_FUZZ_SECONDS (default 60; 0 skips), two at a time.
+fuzz_s=${QC_FUZZ_SECONDS:-60}
+if [ "$fuzz_s" != 0 ] && [ $# = 0 ]; then
+    log=$(mktemp)
+    FUZZ_SECONDS=$fuzz_s FUZZ_JOBS=${FUZZ_JOBS:-2} tools/fuzz.sh 2>&1 | tee "$log" | sed '$d'
+    [ "${PIPESTATUS[0]}" = 0 ] || status=1
+    line=$(tail -1 "$log")
+    rm -f "$log"
+    if [[ "$line" =~ ^fuzz:\ ([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
+        echo "$line"
+        total_p=$((total_p + BASH_REMATCH[1]))
+        total_f=$((total_f + BASH_REMATCH[2]))
+    else
+        echo "fuzz: FAIL: fuzzing ended without a summary"
+        total_f=$((total_f + 1))
+        status=1
+    fi
+fi
 echo "$total_p passed, $total_f failed"
 [ "$status" = 0 ] && [ "$total_f" = 0 ]

@@ -39,6 +39,23 @@ typedef struct qc_op_def {
     void (*release)(qc_knode *n);
 } qc_op_def;
 
+/* How many inputs/outputs a node of an ONNX operator version must have (src/exec/arity.c,
+ * generated from the onnx package's schemas by tools/gen_arity.py). */
+typedef struct qc_arity {
+    const char *op_type;
+    int         since_opset;
+    int         min_in, max_in;
+    int         n_formal;       /* formal inputs; later inputs belong to the last (variadic) */
+    unsigned    optional;       /* bit i: formal input i may be omitted (empty name) */
+    int         min_out;
+} qc_arity;
+
+extern const qc_arity qc_arity_table[];
+extern const int qc_arity_count;
+
+/* The schema of op_type (default domain) at `opset`, or NULL when onnx has none. */
+const qc_arity *qc_arity_find(const char *op_type, int64_t opset);
+
 /* Per-run scratch memory (e.g. im2col), reused across nodes; valid until the next call. */
 void *qc_run_scratch(qc_run *r, size_t nbytes, qc_err *err);
 

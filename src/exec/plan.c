@@ -1,8 +1,10 @@
 /* Plans a model once: values by name, topological order, one kernel per node, and for each
  * node the values whose last consumer it is (released right after it runs). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "exec_priv.h"
+#include "qfuse.h"
 #include "toposort.h"
 
 static int add_value(qc_exec *x, const char *name, int kind, qc_err *err)
@@ -81,6 +83,35 @@ out:
     return rc;
 }
 
+/* Kernels assume what the operator's schema guarantees: every required input present, at least
+ * the minimum number of outputs. Checked here once, as onnx.checker and onnxruntime do. */
+static int check_arity(const qc_node *n, int64_t opset, qc_err *err)
+{
+    const qc_arity *a = qc_arity_find(n->op_type, opset);
+    if (!a)
+        return QC_OK;
+    if (n->n_inputs < a->min_in || n->n_inputs > a->max_in) {
+        char want[32];
+        if (a->min_in == a->max_in)
+            snprintf(want, sizeof want, "%d", a->min_in);
+        else
+            snprintf(want, sizeof want, "%d to %d", a->min_in, a->max_in);
+        return qc_errf(err, QC_EINPUT, "node '%s': %s (opset %lld) takes %s inputs, has %d",
+                       n->name, n->op_type, (long long)opset, want, n->n_inputs);
+    }
+    for (int i = 0; i < n->n_inputs; i++) {
+        int formal = i < a->n_formal ? i : a->n_formal - 1;
+        if (!n->inputs[i][0] && formal >= 0 && !(a->optional >> formal & 1u))
+            return qc_errf(err, QC_EINPUT, "node '%s': %s input %d is required but omitted",
+                           n->name, n->op_type, i);
+    }
+    if (n->n_outputs < a->min_out || n->n_outputs < 1)
+        return qc_errf(err, QC_EINPUT, "node '%s': %s needs at least %d output%s, has %d",
+                       n->name, n->op_type, a->min_out > 1 ? a->min_out : 1,
+                       a->min_out > 1 ? "s" : "", n->n_outputs);
+    return QC_OK;
+}
+
 static int plan_node(qc_exec *x, int k, qc_err *err)
 {
     const qc_model *m = x->m;
@@ -93,6 +124,9 @@ static int plan_node(qc_exec *x, int k, qc_err *err)
         return qc_errf(err, QC_EUNSUPPORTED, "node '%s': unsupported op %s%s%s (opset %lld)",
                        n->name, n->domain[0] ? n->domain : "", n->domain[0] ? "." : "",
                        n->op_type, (long long)m->opset);
+    int rc = check_arity(n, m->opset, err);
+    if (rc != QC_OK)
+        return rc;
     kn->n_in = n->n_inputs;
     kn->n_out = n->n_outputs;
     kn->in = calloc((size_t)n->n_inputs + 1, sizeof *kn->in);
@@ -113,7 +147,7 @@ static int plan_node(qc_exec *x, int k, qc_err *err)
         if (n->outputs[i][0]) {
             v = qc_strmap_get(&x->names, n->outputs[i]);
         } else {                 /* omitted optional output: a private value, dropped at once */
-            int rc = add_value(x, "", VAL_ACT, err);
+            rc = add_value(x, "", VAL_ACT, err);
             if (rc != QC_OK)
                 return rc;
             v = x->n_values - 1;
@@ -122,7 +156,7 @@ static int plan_node(qc_exec *x, int k, qc_err *err)
         kn->out[i] = &x->values[v].t;
     }
     if (x->defs[k]->prepare) {
-        int rc = x->defs[k]->prepare(kn, err);
+        rc = x->defs[k]->prepare(kn, err);
         if (rc != QC_OK)
             return rc;
     }
@@ -328,6 +362,9 @@ int qc_exec_new(qc_exec **out, const qc_model *m, const qc_exec_opts *opts, qc_e
     }
     if (x->opts.fuse && !x->opts.keep_all && !x->opts.const_only)
         fuse_activations(x);
+    if (x->opts.emulate_ort && !x->opts.keep_all && !x->opts.const_only &&
+        (rc = qc_qfuse(x, err)) != QC_OK)         /* onnxruntime emulation: qfuse.c */
+        goto fail;
     if (x->opts.keep_all || x->opts.const_only)
         for (int v = 0; v < x->n_values; v++)
             x->values[v].is_output = 1;

@@ -22,3 +22,20 @@ const qc_op_def *qc_op_find(const char *domain, const char *op_type, int64_t ops
     }
     return best;
 }
+
+const qc_arity *qc_arity_find(const char *op_type, int64_t opset)
+{
+    int lo = 0, hi = qc_arity_count;        /* first row of op_type: rows sorted by name */
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2;
+        if (strcmp(qc_arity_table[mid].op_type, op_type) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    const qc_arity *best = NULL;
+    for (int i = lo; i < qc_arity_count && !strcmp(qc_arity_table[i].op_type, op_type); i++)
+        if (qc_arity_table[i].since_opset <= opset)
+            best = &qc_arity_table[i];
+    return best;
+}

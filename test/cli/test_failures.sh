@@ -63,6 +63,8 @@ cases=(
 "ext_absolute|2|$F/ext/absolute.onnx;/etc/hostname|info $F/ext/absolute.onnx"
 "ext_fifo|2|$F/ext/fifo.onnx;not a regular file|info $F/ext/fifo.onnx"
 "unsupported_op|3|RandomNormalLike;noise;13|--data $d $FX/unsupported.onnx $o"
+"required_input_omitted|2|mean_of_nothing;input 0 is required|info $F/omitted_input.onnx"
+"too_few_inputs|2|gather_half;GatherND;takes 2 inputs, has 1|--data $d $F/few_inputs.onnx $o"
 "data_missing|2|$FX/none|--data $FX/none $M $o"
 "data_is_file|2|$M|--data $M $M $o"
 "data_empty|2|$FX/data_empty|--data $FX/data_empty $M $o"

@@ -151,6 +151,13 @@ def main():
     with open(os.path.join(out, "secret.bin"), "wb") as f:
         f.write(b"\1" * 16)
 
+    # required inputs: a ReduceSum whose data input is omitted, a GatherND with one input
+    red = helper.make_node("ReduceMean", ["", "x"], ["y"], name="mean_of_nothing")
+    save(model([red], [x4], [vi("y", [1])], [], opset=18),
+         os.path.join(out, "omitted_input.onnx"))
+    gnd = helper.make_node("GatherND", ["x"], ["y"], name="gather_half")
+    save(model([gnd], [x4], [vi("y", [4])], []), os.path.join(out, "few_inputs.onnx"))
+
     x = vi("x", [1, 256])
     w = numpy_helper.from_array(rng.standard_normal((256, 512)).astype(np.float32), "w")
     mm = helper.make_node("MatMul", ["x", "w"], ["m"], name="mm")
