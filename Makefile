@@ -18,7 +18,7 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/onnx.pb-c.o
 TOOL_OBJ := $(TOOL_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all setup test check-asan demo bench clean models fuzz peers acceptance
+.PHONY: all setup test check-asan demo bench clean models fuzz peers acceptance report-demo
 all: $(BUILD)/calibrate $(BUILD)/test_runner $(BUILD)/backend_test
 
 $(BUILD)/gen/onnx.pb-c.c $(BUILD)/gen/onnx.pb-c.h: $(PROTO)
@@ -78,6 +78,19 @@ bench: setup
 acceptance: setup
 	@$(MAKE) --no-print-directory all
 	@QC_ACCEPTANCE=1 tools/run_tests.sh quant
+
+# `calibrate compare --html` on the nudenet model: $(BUILD)/report.html, opened in headless
+# Chromium (fails on any console error or network request) and screenshot to $(BUILD)/report.png,
+# the best candidate's worst layer (its histogram and thresholds) to $(BUILD)/report-worst.png.
+report-demo: setup
+	@$(MAKE) --no-print-directory all
+	@tools/fetch_models.sh
+	@$(VENV)/bin/python tools/make_inputs.py --min --models nudenet
+	$(BUILD)/calibrate compare --data models/cache/data/nudenet/calib \
+	    --eval models/cache/data/nudenet/eval models/cache/nudenet/320n.onnx \
+	    --json $(BUILD)/report.json --html $(BUILD)/report.html
+	$(VENV)/bin/python tools/report_check.py $(BUILD)/report.html $(BUILD)/report.png \
+	    --element details.worst $(BUILD)/report-worst.png
 
 # qcal against onnxruntime's quantize_static and NNCF on the integration models.
 peers: setup

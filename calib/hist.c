@@ -1,8 +1,11 @@
 /* The histogram shared by the percentile, mse and entropy observers (grid: see hist.h). */
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include "hist.h"
+#include "par.h"
+#include "scan.h"
 
 /* ---- grid ---- */
 
@@ -111,114 +114,319 @@ static void grow(qc_hist *h, float lo, float hi, uint64_t *scratch)
     h->hi = nhi;
 }
 
-/* ---- binning: the hot loop ---- */
+/* ---- binning: the hot loop ----
+ *
+ * A bin job bins the values v of x with blo <= v <= bhi and not xlo <= v <= xhi (an empty
+ * exclusion has xlo > xhi), in chunks the thread pool runs. Each chunk counts into local
+ * uint32 histograms (NSUB of them, taken in turn, so that runs of one value do not chain
+ * their increments through memory; one extra slot takes the values not binned, so the
+ * increments need no test) and adds them to the shared uint64 counts under a lock: integer
+ * sums, so the result does not depend on the threads. Non-finite values are never inside
+ * [blo, bhi]. A job can also scan the min/max of the values it passes over (scan.h). */
 
-/* Values outside [mn, mx] are the non-finite ones (already counted by the scan). The general
- * path works in double (x * 2^-k is exact there for every grid). */
-static void bin_abs(uint64_t *cnt, int nbins, double s, const float *x, int64_t n, float mn,
-                    float mx)
-{
-    for (int64_t i = 0; i < n; i++) {
-        float v = x[i];
-        if (!(v >= mn && v <= mx))
-            continue;
-        int64_t b = (int64_t)((double)fabsf(v) * s);   /* >= 0: truncation is floor */
-        cnt[b < nbins ? b : nbins - 1]++;
-    }
-}
+#define BLOCK 1024
+#define NSUB 4
+#define LOCAL_BINS 4096         /* local histograms up to this; bigger ones count directly */
+#define FLUSH_AT (1 << 30)      /* local uint32 counts flushed before they could overflow */
 
-static void bin_signed(uint64_t *cnt, int nbins, double s, int64_t j0, const float *x, int64_t n,
-                       float mn, float mx)
+typedef struct bin_job {
+    const float   *x;
+    int64_t        n, chunk;    /* n: elements covered by the chunks (a multiple of 8) */
+    int            k, nbins, absval, fast;
+    int64_t        j0;
+    float          blo, bhi, xlo, xhi;
+    uint64_t      *counts;      /* shared */
+    int            direct;      /* no local histogram: single chunk, plain increments */
+    int            shared;      /* chunks run in parallel: counts under mu */
+    pthread_mutex_t mu;
+    qc_scan_lanes *part;        /* per chunk, or NULL: no scan */
+} bin_job;
+
+/* Bin index of v, or nbins when v is not to be binned (double arithmetic: exact for every
+ * grid). */
+static inline uint32_t bin_general(const bin_job *j, double sc, float v)
 {
-    for (int64_t i = 0; i < n; i++) {
-        float v = x[i];
-        if (!(v >= mn && v <= mx))
-            continue;
-        double t = (double)v * s;
-        int64_t j = (int64_t)t;
-        j -= (double)j > t;                             /* floor */
-        uint64_t b = (uint64_t)(j - j0);
-        cnt[b < (uint64_t)nbins ? b : (uint64_t)(j < j0 ? 0 : nbins - 1)]++;
+    if (!(v >= j->blo && v <= j->bhi) || (v >= j->xlo && v <= j->xhi))
+        return (uint32_t)j->nbins;
+    if (j->absval) {
+        int64_t b = (int64_t)((double)fabsf(v) * sc);      /* >= 0: truncation is floor */
+        return (uint32_t)(b < j->nbins ? b : j->nbins - 1);
     }
+    double t = (double)v * sc;
+    int64_t c = (int64_t)t;
+    c -= (double)c > t;                                     /* floor */
+    int64_t b = c - j->j0;
+    return (uint32_t)(b < 0 ? 0 : b >= j->nbins ? j->nbins - 1 : b);
 }
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
-#define BLOCK 1024
 
 /* Fast path, used when 2^-k is a normal float and every cell index fits in 23 bits: then
  * v * 2^-k is exact in float too (except when it underflows, handled below), and the bin
- * indices of 4 values are computed at once; non-finite values get index -1. */
+ * indices of 4 values are computed at once. */
 static int fast_ok(const qc_hist *h)
 {
     return h->k > -120 && h->k < 120 && h->j0 > -(1 << 22) && h->j0 < (1 << 22) &&
            h->nbins <= (1 << 20);
 }
 
-static void bin_fast(qc_hist *h, const float *x, int64_t n, float mn, float mx)
+typedef struct fast_consts {
+    __m128  s, blo, bhi, xlo, xhi, zero, absmask;
+    __m128i j0, nb;
+} fast_consts;
+
+static void fast_init(fast_consts *f, const bin_job *j)
 {
-    int32_t idx[BLOCK];
-    const __m128 vs = _mm_set1_ps(ldexpf(1.0f, -h->k)), vmn = _mm_set1_ps(mn);
-    const __m128 vmx = _mm_set1_ps(mx), zero = _mm_setzero_ps();
-    const __m128 absmask = _mm_castsi128_ps(_mm_set1_epi32(0x7fffffff));
-    const __m128i j0 = _mm_set1_epi32((int32_t)h->j0), none = _mm_set1_epi32(-1);
-    uint64_t *cnt = h->counts;
-    uint32_t nb = (uint32_t)h->nbins;
-    for (int64_t i0 = 0; i0 < n; i0 += BLOCK) {
-        int m = n - i0 < BLOCK ? (int)(n - i0) : BLOCK, i = 0;
-        const float *xb = x + i0;
-        for (; i + 4 <= m; i += 4) {
-            __m128 v = _mm_loadu_ps(xb + i);
-            __m128 ok = _mm_and_ps(_mm_cmpge_ps(v, vmn), _mm_cmple_ps(v, vmx));
-            __m128i j;
-            if (h->absval) {
-                j = _mm_cvttps_epi32(_mm_and_ps(_mm_mul_ps(_mm_and_ps(v, absmask), vs), ok));
-            } else {
-                __m128 t = _mm_and_ps(_mm_mul_ps(v, vs), ok);
-                j = _mm_cvttps_epi32(t);
-                /* floor: truncation rounded negatives up; a negative value whose scaled
-                 * product underflowed to -0 belongs to cell -1 */
-                __m128 up = _mm_or_ps(_mm_cmpgt_ps(_mm_cvtepi32_ps(j), t),
-                                      _mm_and_ps(_mm_cmpeq_ps(t, zero), _mm_cmplt_ps(v, zero)));
-                j = _mm_sub_epi32(_mm_add_epi32(j, _mm_castps_si128(up)), j0);
-            }
-            __m128i okm = _mm_castps_si128(ok);
-            j = _mm_or_si128(_mm_and_si128(okm, j), _mm_andnot_si128(okm, none));
-            _mm_storeu_si128((__m128i *)(idx + i), j);
-        }
-        for (; i < m; i++) {
-            float v = xb[i];
-            int32_t j = -1;
-            if (v >= mn && v <= mx) {
-                float t = (h->absval ? fabsf(v) : v) * ldexpf(1.0f, -h->k);
-                j = (int32_t)t;
-                j -= ((float)j > t) | ((t == 0.0f) & (v < 0.0f));
-                j -= (int32_t)h->j0;
-            }
-            idx[i] = j;
-        }
-        for (i = 0; i < m; i++) {
-            uint32_t b = (uint32_t)idx[i];
-            if (b < nb)
-                cnt[b]++;
-        }
+    f->s = _mm_set1_ps(ldexpf(1.0f, -j->k));
+    f->blo = _mm_set1_ps(j->blo);
+    f->bhi = _mm_set1_ps(j->bhi);
+    f->xlo = _mm_set1_ps(j->xlo);
+    f->xhi = _mm_set1_ps(j->xhi);
+    f->zero = _mm_setzero_ps();
+    f->absmask = _mm_castsi128_ps(_mm_set1_epi32(0x7fffffff));
+    f->j0 = _mm_set1_epi32((int32_t)j->j0);
+    f->nb = _mm_set1_epi32(j->nbins);
+}
+
+static inline __m128i fast_index(const fast_consts *f, int absval, __m128 v)
+{
+    __m128 ok = _mm_and_ps(_mm_cmpge_ps(v, f->blo), _mm_cmple_ps(v, f->bhi));
+    ok = _mm_andnot_ps(_mm_and_ps(_mm_cmpge_ps(v, f->xlo), _mm_cmple_ps(v, f->xhi)), ok);
+    __m128i b;
+    if (absval) {
+        b = _mm_cvttps_epi32(_mm_and_ps(_mm_mul_ps(_mm_and_ps(v, f->absmask), f->s), ok));
+    } else {
+        __m128 t = _mm_and_ps(_mm_mul_ps(v, f->s), ok);
+        b = _mm_cvttps_epi32(t);
+        /* floor: truncation rounded negatives up; a negative value whose scaled product
+         * underflowed to -0 belongs to cell -1 */
+        __m128 up = _mm_or_ps(_mm_cmpgt_ps(_mm_cvtepi32_ps(b), t),
+                              _mm_and_ps(_mm_cmpeq_ps(t, f->zero), _mm_cmplt_ps(v, f->zero)));
+        b = _mm_sub_epi32(_mm_add_epi32(b, _mm_castps_si128(up)), f->j0);
     }
+    /* values inside the grid's range map inside it; out-of-range indices are skipped all
+     * the same (the local histograms are not bounds-checked) */
+    __m128i okm = _mm_andnot_si128(_mm_or_si128(_mm_cmplt_epi32(b, _mm_setzero_si128()),
+                                                _mm_cmpgt_epi32(b, f->nb)),
+                                   _mm_castps_si128(ok));
+    return _mm_or_si128(_mm_and_si128(okm, b), _mm_andnot_si128(okm, f->nb));
 }
 #endif
 
-static void bin_run(qc_hist *h, const float *x, int64_t n, float mn, float mx)
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define HAVE_AVX2 1
+
+/* 8 values at a time. `trunc`: every value to bin is >= 0 (or binned as |x|), so truncation
+ * is floor; else floor, and a negative value whose product underflowed to -0 goes to cell
+ * -1. `excl`: the job has an exclusion range. */
+static inline __attribute__((always_inline, target("avx2"))) int
+index8(const bin_job *j, const float *x, int m, uint32_t *idx, qc_scan_lanes *lanes,
+       const int trunc, const int excl, const int scan)
 {
+    const __m256 s = _mm256_set1_ps(ldexpf(1.0f, -j->k)), zero = _mm256_setzero_ps();
+    const __m256 blo = _mm256_set1_ps(j->blo), bhi = _mm256_set1_ps(j->bhi);
+    const __m256 xlo = _mm256_set1_ps(j->xlo), xhi = _mm256_set1_ps(j->xhi);
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    const __m256i j0 = _mm256_set1_epi32((int32_t)j->j0), nb = _mm256_set1_epi32(j->nbins);
+    __m256 lo = zero, hi = zero, nan = zero;
+    int i = 0;
+    if (scan) {
+        lo = _mm256_loadu_ps(lanes->lo);
+        hi = _mm256_loadu_ps(lanes->hi);
+    }
+    for (; i + 8 <= m; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        if (scan) {
+            lo = _mm256_min_ps(v, lo);
+            hi = _mm256_max_ps(v, hi);
+            nan = _mm256_or_ps(nan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+        }
+        __m256 ok = _mm256_and_ps(_mm256_cmp_ps(v, blo, _CMP_GE_OQ),
+                                  _mm256_cmp_ps(v, bhi, _CMP_LE_OQ));
+        if (excl)
+            ok = _mm256_andnot_ps(_mm256_and_ps(_mm256_cmp_ps(v, xlo, _CMP_GE_OQ),
+                                                _mm256_cmp_ps(v, xhi, _CMP_LE_OQ)), ok);
+        __m256i b;
+        if (trunc) {
+            __m256 a = j->absval ? _mm256_and_ps(v, absmask) : v;
+            b = _mm256_cvttps_epi32(_mm256_mul_ps(a, s));
+        } else {
+            __m256 t = _mm256_mul_ps(v, s);
+            __m256 under = _mm256_and_ps(_mm256_cmp_ps(t, zero, _CMP_EQ_OQ),
+                                         _mm256_cmp_ps(v, zero, _CMP_LT_OQ));
+            b = _mm256_add_epi32(_mm256_cvttps_epi32(_mm256_floor_ps(t)),
+                                 _mm256_castps_si256(under));
+        }
+        b = _mm256_sub_epi32(b, j0);
+        b = _mm256_blendv_epi8(nb, b, _mm256_castps_si256(ok));
+        _mm256_storeu_si256((__m256i *)(idx + i), _mm256_min_epu32(b, nb));
+    }
+    if (scan) {
+        _mm256_storeu_ps(lanes->lo, lo);
+        _mm256_storeu_ps(lanes->hi, hi);
+        lanes->nan |= _mm256_movemask_ps(nan) != 0;
+    }
+    return i;
+}
+
+static __attribute__((target("avx2"))) int
+block_index_avx2(const bin_job *j, const float *x, int m, uint32_t *idx, qc_scan_lanes *lanes)
+{
+    int trunc = j->absval || j->blo >= 0.0f, excl = j->xlo <= j->xhi;
+    if (lanes)
+        return trunc ? index8(j, x, m, idx, lanes, 1, 0, 1) : index8(j, x, m, idx, lanes, 0, 0, 1);
+    if (excl)
+        return trunc ? index8(j, x, m, idx, NULL, 1, 1, 0) : index8(j, x, m, idx, NULL, 0, 1, 0);
+    return trunc ? index8(j, x, m, idx, NULL, 1, 0, 0) : index8(j, x, m, idx, NULL, 0, 0, 0);
+}
+
+static int use_avx2(void)
+{
+    static int v = -1;
+    if (v < 0)
+        v = __builtin_cpu_supports("avx2");
+    return v;
+}
+#endif
+
+/* Bin indices of x[0, m) (nbins: skip); with lanes, scans them too (m a multiple of 8). */
+static void block_index(const bin_job *j, const float *x, int m, uint32_t *idx,
+                        qc_scan_lanes *lanes)
+{
+    int i = 0;
+#if defined(HAVE_AVX2)
+    /* with lanes, m is a multiple of 8: the scan is complete */
+    if (j->fast && use_avx2())
+        i = block_index_avx2(j, x, m, idx, lanes);
+    else
+#endif
+    if (lanes)
+        qc_scan_lanes_run(lanes, x, m);
 #if defined(__SSE2__)
-    if (fast_ok(h)) {
-        bin_fast(h, x, n, mn, mx);
-        return;
+    if (j->fast && i == 0) {
+        fast_consts f;
+        fast_init(&f, j);
+        for (; i + 4 <= m; i += 4)
+            _mm_storeu_si128((__m128i *)(idx + i), fast_index(&f, j->absval,
+                                                             _mm_loadu_ps(x + i)));
     }
 #endif
-    double sc = ldexp(1.0, -h->k);
-    if (h->absval)
-        bin_abs(h->counts, h->nbins, sc, x, n, mn, mx);
-    else
-        bin_signed(h->counts, h->nbins, sc, h->j0, x, n, mn, mx);
+    double sc = ldexp(1.0, -j->k);
+    for (; i < m; i++)
+        idx[i] = bin_general(j, sc, x[i]);
+}
+
+static void flush_local(bin_job *j, uint32_t *loc)
+{
+    int nbins = j->nbins;
+    const uint32_t *l1 = loc + nbins + 1, *l2 = l1 + nbins + 1, *l3 = l2 + nbins + 1;
+    uint64_t *cnt = j->counts;
+    if (j->shared)
+        pthread_mutex_lock(&j->mu);
+    for (int b = 0; b < nbins; b++)
+        cnt[b] += (uint64_t)loc[b] + l1[b] + l2[b] + l3[b];
+    if (j->shared)
+        pthread_mutex_unlock(&j->mu);
+    memset(loc, 0, NSUB * ((size_t)nbins + 1) * sizeof *loc);
+}
+
+static void bin_chunks(void *ctx, int64_t lo, int64_t hi)
+{
+    bin_job *j = ctx;
+    uint32_t idx[BLOCK];
+    uint32_t loc[NSUB * (LOCAL_BINS + 1)];  /* NSUB histograms of nbins + 1 (the last: skip) */
+    const uint32_t nb = (uint32_t)j->nbins;
+    uint32_t *l0 = loc, *l1 = loc + nb + 1, *l2 = l1 + nb + 1, *l3 = l2 + nb + 1;
+    int64_t pending = 0;
+    if (!j->direct)
+        memset(loc, 0, NSUB * ((size_t)nb + 1) * sizeof *loc);
+    for (int64_t c = lo; c < hi; c++) {
+        int64_t a = c * j->chunk, end = j->n - a < j->chunk ? j->n : a + j->chunk;
+        qc_scan_lanes *lanes = j->part ? &j->part[c] : NULL;
+        if (lanes)
+            qc_scan_lanes_init(lanes);
+        for (int64_t i0 = a; i0 < end; i0 += BLOCK) {
+            int m = end - i0 < BLOCK ? (int)(end - i0) : BLOCK, i = 0;
+            block_index(j, j->x + i0, m, idx, lanes);
+            if (j->direct) {
+                uint64_t *cnt = j->counts;
+                for (; i < m; i++)
+                    if (idx[i] < nb)
+                        cnt[idx[i]]++;
+                continue;
+            }
+            for (; i + 4 <= m; i += 4) {
+                l0[idx[i]]++;
+                l1[idx[i + 1]]++;
+                l2[idx[i + 2]]++;
+                l3[idx[i + 3]]++;
+            }
+            for (; i < m; i++)
+                l0[idx[i] < nb ? idx[i] : nb]++;
+            if ((pending += m) >= FLUSH_AT) {
+                flush_local(j, loc);
+                pending = 0;
+            }
+        }
+    }
+    if (!j->direct && pending)
+        flush_local(j, loc);
+}
+
+/* Runs a job over x[0, n): the chunks cover x[0, n & ~7), the tail is binned here. With
+ * `scan`, also returns the scan of x (qc_scan_finish). */
+static int64_t bin_run(bin_job *j, const float *x, int64_t n, int scan, float *mn, float *mx)
+{
+    qc_scan_lanes part[QC_SCAN_MAX_CHUNKS];
+    j->x = x;
+    j->n = n & ~(int64_t)7;
+    j->chunk = qc_scan_chunk(j->n);
+    j->part = scan ? part : NULL;
+    /* small tensors: zeroing and flushing local histograms would cost more than it saves */
+    j->direct = j->nbins > LOCAL_BINS || j->n < 4 * BLOCK;
+    int64_t n_chunks = (j->n + j->chunk - 1) / j->chunk;
+    if (j->direct || n_chunks <= 1 || j->n < QC_SCAN_PAR_MIN) {
+        j->chunk = j->n > 0 ? j->n : 1;
+        n_chunks = j->n > 0;
+        bin_chunks(j, 0, n_chunks);
+    } else {
+        j->shared = 1;
+        pthread_mutex_init(&j->mu, NULL);
+        qc_par_for(n_chunks, 1, bin_chunks, j);
+        pthread_mutex_destroy(&j->mu);
+    }
+    double sc = ldexp(1.0, -j->k);
+    for (int64_t i = j->n; i < n; i++) {
+        uint32_t b = bin_general(j, sc, x[i]);
+        if (b < (uint32_t)j->nbins)
+            j->counts[b]++;
+    }
+    if (!scan)
+        return 0;
+    if (n_chunks == 0)
+        qc_scan_lanes_init(&part[0]);
+    for (int64_t c = 1; c < n_chunks; c++)
+        qc_scan_lanes_merge(&part[0], &part[c]);
+    return qc_scan_finish(&part[0], x, n, mn, mx);
+}
+
+static void job_of(bin_job *j, const qc_hist *h, float blo, float bhi, float xlo, float xhi)
+{
+    memset(j, 0, sizeof *j);
+    j->k = h->k;
+    j->j0 = h->j0;
+    j->nbins = h->nbins;
+    j->absval = h->absval;
+#if defined(__SSE2__)
+    j->fast = fast_ok(h);
+#endif
+    j->blo = blo;
+    j->bhi = bhi;
+    j->xlo = xlo;
+    j->xhi = xhi;
+    j->counts = h->counts;
 }
 
 /* ---- observer glue ---- */
@@ -250,10 +458,41 @@ nomem:
                    o->ops->name, n_ch, nb);
 }
 
+/* Per-tensor observers whose histogram already has data bin and scan in one pass over the
+ * tensor, on the current grid (values inside the range seen so far). Only when the sample
+ * widens the range does the grid grow (whole bins merge: exact) and a second pass bin the
+ * values outside the old range; either way the counts are those of binning every value on
+ * the final grid. */
+static int update_one_pass(qc_observer *o, qc_hist *h, const float *x, int64_t n,
+                           uint64_t *scratch)
+{
+    bin_job j;
+    float mn, mx, olo = h->lo, ohi = h->hi;
+    job_of(&j, h, olo, ohi, INFINITY, -INFINITY);
+    int64_t bad = bin_run(&j, x, n, 1, &mn, &mx);
+    int64_t good = n - bad;
+    o->nonfinite += bad;
+    o->count += good;
+    o->ch_count[0] += good;
+    if (!good)
+        return QC_OK;
+    o->seen_lo = mn < o->seen_lo ? mn : o->seen_lo;
+    o->seen_hi = mx > o->seen_hi ? mx : o->seen_hi;
+    grow(h, mn, mx, scratch);
+    if (mn < olo || mx > ohi) {
+        job_of(&j, h, mn, mx, olo, ohi);
+        bin_run(&j, x, n, 0, NULL, NULL);
+    }
+    h->total += (uint64_t)good;
+    return QC_OK;
+}
+
 int qc_hist_obs_update(qc_observer *o, const qc_obs_view *v, qc_err *err)
 {
     qc_hist_obs *s = o->state;
     (void)err;
+    if (v->n_ch == 1 && v->outer == 1 && s->ch[0].total)
+        return update_one_pass(o, &s->ch[0], v->x, v->inner, s->scratch);
     for (int c = 0; c < v->n_ch; c++) {
         qc_hist *h = &s->ch[c];
         float mn, mx;
@@ -261,8 +500,11 @@ int qc_hist_obs_update(qc_observer *o, const qc_obs_view *v, qc_err *err)
         if (!good)
             continue;
         grow(h, mn, mx, s->scratch);
-        for (int64_t k = 0; k < v->outer; k++)
-            bin_run(h, v->x + (k * v->n_ch + c) * v->inner, v->inner, mn, mx);
+        for (int64_t k = 0; k < v->outer; k++) {
+            bin_job j;
+            job_of(&j, h, mn, mx, INFINITY, -INFINITY);
+            bin_run(&j, v->x + (k * v->n_ch + c) * v->inner, v->inner, 0, NULL, NULL);
+        }
         h->total += (uint64_t)good;
     }
     return QC_OK;

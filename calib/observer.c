@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include "qc_observer.h"
+#include "par.h"
+#include "scan.h"
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
@@ -251,35 +253,69 @@ const char *qc_observer_method(const qc_observer *o)
     return o->ops->name;
 }
 
-int64_t qc_obs_scan(const float *x, int64_t n, float *mn, float *mx)
+void qc_scan_lanes_init(qc_scan_lanes *l)
 {
-    /* Fast pass: min/max comparisons skip NaN by themselves (minps returns its second operand
-     * when the first is NaN) and only record whether there is any; data with NaN or
-     * infinities take the exact slow pass. */
-    float lo = INFINITY, hi = -INFINITY;
-    int64_t nan = 0, i = 0;             /* nan: only whether there is any */
+    for (int k = 0; k < 8; k++) {
+        l->lo[k] = INFINITY;
+        l->hi[k] = -INFINITY;
+    }
+    l->nan = 0;
+}
+
+void qc_scan_lanes_run(qc_scan_lanes *l, const float *x, int64_t n)
+{
+    /* min/max comparisons skip NaN by themselves (minps returns its second operand when the
+     * first is NaN) and only record whether there is any; qc_scan_finish then takes the exact
+     * slow pass */
 #if defined(__SSE2__)
-    __m128 lo4a = _mm_set1_ps(INFINITY), lo4b = lo4a, hi4a = _mm_set1_ps(-INFINITY);
-    __m128 hi4b = hi4a;
+    __m128 lo4a = _mm_loadu_ps(l->lo), lo4b = _mm_loadu_ps(l->lo + 4);
+    __m128 hi4a = _mm_loadu_ps(l->hi), hi4b = _mm_loadu_ps(l->hi + 4);
     __m128 nan4 = _mm_setzero_ps();
-    for (; i + 8 <= n; i += 8) {
+    for (int64_t i = 0; i + 8 <= n; i += 8) {
         __m128 a = _mm_loadu_ps(x + i), b = _mm_loadu_ps(x + i + 4);
         lo4a = _mm_min_ps(a, lo4a);
         lo4b = _mm_min_ps(b, lo4b);
         hi4a = _mm_max_ps(a, hi4a);
         hi4b = _mm_max_ps(b, hi4b);
-        nan4 = _mm_or_ps(nan4, _mm_cmpunord_ps(a, b));  /* any NaN: the slow pass counts */
+        nan4 = _mm_or_ps(nan4, _mm_cmpunord_ps(a, b));
     }
-    nan += _mm_movemask_ps(nan4) != 0;
-    float l[4], h[4];
-    _mm_storeu_ps(l, _mm_min_ps(lo4a, lo4b));
-    _mm_storeu_ps(h, _mm_max_ps(hi4a, hi4b));
-    for (int k = 0; k < 4; k++) {
-        lo = l[k] < lo ? l[k] : lo;
-        hi = h[k] > hi ? h[k] : hi;
-    }
+    l->nan |= _mm_movemask_ps(nan4) != 0;
+    _mm_storeu_ps(l->lo, lo4a);
+    _mm_storeu_ps(l->lo + 4, lo4b);
+    _mm_storeu_ps(l->hi, hi4a);
+    _mm_storeu_ps(l->hi + 4, hi4b);
+#else
+    for (int64_t i = 0; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) {
+            float v = x[i + k];
+            l->lo[k] = v < l->lo[k] ? v : l->lo[k];
+            l->hi[k] = v > l->hi[k] ? v : l->hi[k];
+            l->nan |= v != v;
+        }
 #endif
-    for (; i < n; i++) {
+}
+
+void qc_scan_lanes_merge(qc_scan_lanes *acc, const qc_scan_lanes *later)
+{
+    for (int k = 0; k < 8; k++) {
+        acc->lo[k] = later->lo[k] < acc->lo[k] ? later->lo[k] : acc->lo[k];
+        acc->hi[k] = later->hi[k] > acc->hi[k] ? later->hi[k] : acc->hi[k];
+    }
+    acc->nan |= later->nan;
+}
+
+int64_t qc_scan_finish(const qc_scan_lanes *l, const float *x, int64_t n, float *mn, float *mx)
+{
+    /* lanes 0-3 and 4-7 meet as minps(a, b) did (b on ties), then one by one */
+    float lo = INFINITY, hi = -INFINITY;
+    int64_t nan = l->nan, i;
+    for (int k = 0; k < 4; k++) {
+        float a = l->lo[k] < l->lo[k + 4] ? l->lo[k] : l->lo[k + 4];
+        float b = l->hi[k] > l->hi[k + 4] ? l->hi[k] : l->hi[k + 4];
+        lo = a < lo ? a : lo;
+        hi = b > hi ? b : hi;
+    }
+    for (i = n & ~(int64_t)7; i < n; i++) {
         float v = x[i];
         lo = v < lo ? v : lo;
         hi = v > hi ? v : hi;
@@ -306,6 +342,46 @@ int64_t qc_obs_scan(const float *x, int64_t n, float *mn, float *mx)
     *mn = lo;
     *mx = hi;
     return bad;
+}
+
+int64_t qc_scan_chunk(int64_t n)
+{
+    int64_t c = (n + QC_SCAN_MAX_CHUNKS - 1) / QC_SCAN_MAX_CHUNKS;
+    c = (c + 7) & ~(int64_t)7;
+    return c < 16384 ? 16384 : c;
+}
+
+typedef struct scan_job {
+    const float   *x;
+    int64_t        n, chunk;    /* n: a multiple of 8 */
+    qc_scan_lanes *part;        /* per chunk */
+} scan_job;
+
+static void scan_chunks(void *ctx, int64_t lo, int64_t hi)
+{
+    scan_job *j = ctx;
+    for (int64_t c = lo; c < hi; c++) {
+        int64_t a = c * j->chunk, len = j->n - a < j->chunk ? j->n - a : j->chunk;
+        qc_scan_lanes_init(&j->part[c]);
+        qc_scan_lanes_run(&j->part[c], j->x + a, len);
+    }
+}
+
+int64_t qc_obs_scan(const float *x, int64_t n, float *mn, float *mx)
+{
+    qc_scan_lanes part[QC_SCAN_MAX_CHUNKS];
+    scan_job j = { .x = x, .n = n & ~(int64_t)7, .part = part };
+    j.chunk = qc_scan_chunk(j.n);
+    int64_t n_chunks = (j.n + j.chunk - 1) / j.chunk;
+    if (n_chunks > 1 && j.n >= QC_SCAN_PAR_MIN) {
+        qc_par_for(n_chunks, 1, scan_chunks, &j);
+        for (int64_t c = 1; c < n_chunks; c++)
+            qc_scan_lanes_merge(&part[0], &part[c]);
+    } else {
+        qc_scan_lanes_init(&part[0]);
+        qc_scan_lanes_run(&part[0], x, j.n);
+    }
+    return qc_scan_finish(&part[0], x, n, mn, mx);
 }
 
 int64_t qc_obs_scan_channel(qc_observer *o, const qc_obs_view *v, int c, float *mn, float *mx)

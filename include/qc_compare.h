@@ -19,8 +19,8 @@
  * built, evaluated and freed at a time and the float pass is repeated for each
  * ("candidate-major"). Nothing grows with the number of samples.
  *
- * Extension points (later work): `--method auto` = qc_compare_best_model(); sensitivity and
- * mixed precision read the per-layer results; an HTML report renders the same results. */
+ * `--method auto` (an "auto" candidate), sensitivity and mixed precision are at the end of
+ * this header (compare_auto.c, compare_sens.c); an HTML report renders the same results. */
 #ifndef QC_COMPARE_H
 #define QC_COMPARE_H
 
@@ -82,6 +82,8 @@ typedef struct qc_cand {
     char          percentile[16];   /* percentile: o.percentile as the shortest text that
                                      * reads back as the same float; "" otherwise */
     qc_quant_opts o;                /* exactly the options of the equivalent `calibrate` */
+    float         clip_weight;      /* method "auto": weight of the clipping error against the
+                                     * rounding error in its local cost (1: plain MSE) */
 } qc_cand;
 
 typedef struct qc_compare_grid {
@@ -90,7 +92,12 @@ typedef struct qc_compare_grid {
     int per_channel;                /* QC_CMP_*; DEFAULT: per-channel, plus per-tensor
                                      * variants of minmax and of the highest percentile */
     int symmetric_act;              /* QC_CMP_NO (default), QC_CMP_YES, QC_CMP_BOTH */
+    int auto_mode;                  /* QC_AUTO_*: "auto" candidates (--method auto) */
 } qc_compare_grid;
+
+/* auto_mode: no auto candidate (0), one per activation symmetry after the grid, or only
+ * auto (what `calibrate --method auto` builds). */
+enum { QC_AUTO_NONE = 0, QC_AUTO_ADD = 1, QC_AUTO_ONLY = 2 };
 
 /* Candidates of the grid, every other option taken from `base` (activation type, bins, EMA
  * constant, exclusions...). *out is malloc'd (free()). QC_EUSAGE naming a bad list entry. */
@@ -182,5 +189,132 @@ typedef struct qc_compare_stats {
 } qc_compare_stats;
 
 void qc_compare_get_stats(const qc_compare *c, qc_compare_stats *s);
+
+/* ---- observed tensors, read-only (reports) ---- */
+
+/* One observed activation and its calibration histogram: the shared signed one when a
+ * candidate histograms x, else the |x| one (entropy, symmetric candidates); counts is NULL
+ * when no candidate uses a histogram (minmax and ema only) or the tensor was never seen as
+ * float. Bin b covers [edge0 + b width, edge0 + (b + 1) width). Borrowed until the next
+ * qc_compare_observe or qc_compare_free. */
+typedef struct qc_compare_hist {
+    const char     *name;           /* prepared model's arena */
+    int             producer;       /* node index, -1 for a graph input */
+    int             absval;         /* histogram of |x| */
+    int             nbins;          /* 0 when counts is NULL */
+    double          edge0, width;
+    const uint64_t *counts;
+    uint64_t        total;          /* finite values seen */
+    float           seen_lo, seen_hi;   /* raw min / max (0, 0 if none) */
+} qc_compare_hist;
+
+/* Observed activations, in graph order (graph inputs first, then node outputs). */
+int qc_compare_n_tensors(const qc_compare *c);
+/* QC_OK and *h for tensor i (0 <= i < qc_compare_n_tensors), QC_EUSAGE otherwise. */
+int qc_compare_tensor_hist(const qc_compare *c, int i, qc_compare_hist *h, qc_err *err);
+
+/* ---- --method auto (src/quant/compare_auto.c) ----
+ *
+ * The "auto" candidate chooses each activation's range separately: every range the single
+ * methods would give the tensor (minmax, ema, percentile 99.9 / 99.99 / 99.999, mse,
+ * entropy, from the shared observers) is costed on the tensor's calibration histogram as the
+ * expected squared error of quantize-dequantize with that range's actual scale and zero
+ * point: rounding error step^2 / 12 for the values inside the representable interval plus
+ * clip_weight times the squared distance of the values outside it (each bin's values spread
+ * uniformly over the bin); the cheapest range wins. Each weight (Conv, Gemm, MatMul) is
+ * quantized per channel or per tensor, whichever gives the smaller squared weight error (the
+ * layer output error for uncorrelated inputs is that error times E[x^2], the same factor for
+ * both). The output confirms it: auto is evaluated like every other candidate. */
+#define QC_AUTO_CLIP_WEIGHT 1.0f
+
+typedef struct qc_auto_info {
+    int            n_options;       /* ranges chosen among */
+    const qc_cand *options;         /* their single-method candidates (activations only) */
+    const int     *option_tensors;  /* tensors that chose each option */
+    int            n_tensors;       /* activation tensors observed */
+    const char *const *tensor;      /* their names (prepared model) */
+    const int     *choice;          /* option per tensor, -1 if it got no range */
+    const double  *cost;            /* expected squared error per value of the chosen range */
+    int            n_weights;       /* weights that could be per channel */
+    int            n_weights_per_tensor;   /* of which auto quantizes per tensor */
+} qc_auto_info;
+
+/* Candidate i's choices (after qc_compare_evaluate or qc_compare_build_one); 0 if candidate
+ * i is not an auto candidate, 1 if *info was filled (borrowed until qc_compare_free). */
+int qc_compare_auto_info(const qc_compare *c, int i, qc_auto_info *info);
+
+/* Builds candidate i's model without evaluating anything (after all qc_compare_observe
+ * calls; then qc_compare_evaluate can no longer run): `calibrate --method auto`. *out is
+ * borrowed until qc_compare_free. */
+int qc_compare_build_one(qc_compare *c, int i, const qc_model **out, qc_err *err);
+
+/* ---- sensitivity and mixed precision (src/quant/compare_sens.c) ----
+ *
+ * The sensitivity of a node is the output SQNR of candidate `base` with only that node left
+ * in float (--exclude NODE), on samples the caller gives: calibration samples, so that the
+ * eval set stays held out for the mixed-precision check. Leaving one node in float and
+ * quantizing one node alone cost the same (one model per node); the first measures directly
+ * what mixed precision buys, so nodes go float in the order of the SQNR they recover.
+ * Data-movement nodes (Reshape, Transpose, MaxPool...) reuse their input's scale and are
+ * not measured: they come last in the order. */
+typedef struct qc_sens_layer {
+    const char *node, *op_type;     /* prepared model's arena */
+    double      sqnr_db;            /* output SQNR with this node float; NaN: not measured */
+} qc_sens_layer;
+
+/* Measures every quantized node of candidate `base` (after qc_compare_evaluate) on samples
+ * idx[0..n) of d (NaN/Inf samples skipped). */
+int  qc_compare_sensitivity(qc_compare *c, int base, qc_dataset *d, const int *idx, int n,
+                            qc_err *err);
+int  qc_compare_n_sens(const qc_compare *c);
+/* Most sensitive first (highest SQNR when left float); NULL past the end. */
+const qc_sens_layer *qc_compare_sens(const qc_compare *c, int i);
+/* The base candidate's output SQNR on the sensitivity samples, its index. */
+double qc_compare_sens_base(const qc_compare *c, int *base);
+
+typedef struct qc_mixed_result {
+    int     n_float;                /* nodes left in float, the most sensitive first */
+    const char *const *float_nodes;
+    double  target_db;              /* NaN with keep_float */
+    int     reached;                /* sqnr_db >= target_db */
+    double  sqnr_db, cosine, max_abs, top1;     /* on the eval samples, as qc_cand_result */
+    double  base_sqnr_db;           /* the base candidate, same samples */
+    int     n_eval, n_models;       /* eval samples; mixed models evaluated */
+    const qc_model *model;          /* the mixed QDQ model (borrowed until qc_compare_free) */
+} qc_mixed_result;
+
+/* After qc_compare_sensitivity. keep_float >= 0: that many of the most sensitive nodes float.
+ * keep_float < 0: the fewest reaching target_db on eval samples idx[0..n): counts 1, 2, 4...
+ * until one reaches it, then bisection below it (each probe is a full evaluation; the answer
+ * was measured to reach the target, or it is all nodes float, which is the float model). */
+int  qc_compare_mixed(qc_compare *c, qc_dataset *d, const int *idx, int n, int keep_float,
+                      double target_db, qc_err *err);
+const qc_mixed_result *qc_compare_mixed_result(const qc_compare *c);
+
+/* ---- auto confirmed on the output (compare_sens.c) ----
+ *
+ * The local cost does not see how a tensor's error reaches the output. When auto's own
+ * choice loses to the best single method S on the eval set, hybrids are built: S's ranges
+ * and weights, except the tensors where S's range costs more than tau times auto's (tau =
+ * 2, 8, 32). S and the hybrids are measured on calibration samples (the eval set stays
+ * held out for the answer), the best of them is "auto" and is then evaluated on the eval
+ * set; when that is S itself, auto falls back to S. */
+typedef struct qc_auto_confirm {
+    int     auto_cand, single;      /* candidate indices: auto, the best single method */
+    double  tau;                    /* the hybrid chosen; 0: S itself (fallback) */
+    int     n_switched;             /* tensors given auto's range */
+    int     n_calib;                /* calibration samples of the choice */
+    double  calib_single_db, calib_db;      /* S and the chosen one on them */
+    double  sqnr_db, cosine, max_abs, top1; /* the chosen one on the eval samples */
+    const qc_model *model;          /* its QDQ model (borrowed until qc_compare_free) */
+} qc_auto_confirm;
+
+/* After qc_compare_evaluate: if the best auto candidate ranks below the best single method by
+ * `metric`, chooses among S and the hybrids on calibration samples cidx[0..cn) of cd and
+ * evaluates the choice on eval samples eidx[0..en) of ed. Nothing to do (returns QC_OK,
+ * qc_compare_auto_confirmed NULL) when auto already wins or there is no auto candidate. */
+int  qc_compare_auto_confirm(qc_compare *c, int metric, qc_dataset *cd, const int *cidx,
+                             int cn, qc_dataset *ed, const int *eidx, int en, qc_err *err);
+const qc_auto_confirm *qc_compare_auto_confirmed(const qc_compare *c);
 
 #endif

@@ -21,6 +21,10 @@ typedef struct qc_exec_opts {
     int fuse;                   /* fold activations into their producer (Conv + SiLU): faster,
                                  * but the tensors in between are never computed, so no hook
                                  * may need them */
+    int emulate_ort;            /* QDQ models: run the DQ -> op -> Q groups onnxruntime fuses
+                                 * (Conv, MatMul, Sigmoid, Softmax, Add, Mul) as its integer
+                                 * kernels round (src/exec/qfuse.c); the fused op's hook call
+                                 * sees the Q's output. Ignored with keep_all or const_only */
 } qc_exec_opts;
 
 /* `m` must outlive the executor. Fails with QC_EUNSUPPORTED naming op, node and opset. */

@@ -11,6 +11,7 @@ static const char usage[] =
     "usage: calibrate [options] --data DIR MODEL.onnx -o OUT.onnx\n"
     "       calibrate run MODEL.onnx --data DIR -o OUTDIR [options]\n"
     "       calibrate compare --data DIR [--eval DIR] MODEL.onnx [options]\n"
+    "       calibrate doctor --data DIR [--eval DIR] MODEL.onnx [QUANTIZED.onnx] [options]\n"
     "\n"
     "Post-training quantization of ONNX models.\n"
     "\n"
@@ -18,6 +19,7 @@ static const char usage[] =
     "  (none)   calibrate MODEL on the samples in DIR and write a quantized model\n"
     "  run      run the float model on every sample and save its outputs as .npy\n"
     "  compare  rank calibration strategies (one float pass feeds them all) by their error\n"
+    "  doctor   find what makes the quantized model wrong (data, ranges, model), with fixes\n"
     "  info     inputs, outputs and ops of a model, and whether qcal can run it\n"
     "  save     load a model and write it back (round trip; external data)\n"
     "  bench    float latency of qcal's executor on the samples in DIR\n"
@@ -122,6 +124,8 @@ int main(int argc, char **argv)
         return qc_cmd_run(argc - 1, argv + 1);
     if (!strcmp(cmd, "compare"))
         return qc_cmd_compare(argc - 1, argv + 1);
+    if (!strcmp(cmd, "doctor"))
+        return qc_cmd_doctor(argc - 1, argv + 1);
     if (!strcmp(cmd, "info"))
         return qc_cmd_info(argc - 1, argv + 1);
     if (!strcmp(cmd, "save"))

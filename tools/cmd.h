@@ -13,6 +13,8 @@ int qc_cmd_calibrate(int argc, char **argv);
 int qc_cmd_run(int argc, char **argv);
 /* `calibrate compare --data DIR [--eval DIR] MODEL`: calibration strategies ranked. */
 int qc_cmd_compare(int argc, char **argv);
+/* `calibrate doctor --data DIR [--eval DIR] MODEL [QUANTIZED]`: findings, worst first. */
+int qc_cmd_doctor(int argc, char **argv);
 
 /* `calibrate info MODEL`, `calibrate save MODEL -o OUT`, `calibrate bench MODEL --data DIR`. */
 int qc_cmd_info(int argc, char **argv);

@@ -5,6 +5,8 @@
 #include <string.h>
 #include "cmd.h"
 #include "progress.h"
+#include "qc_biascorr.h"
+#include "qc_compare.h"
 #include "qc_data.h"
 #include "qc_params.h"
 #include "qc_prepare.h"
@@ -18,7 +20,11 @@ static const char cal_usage[] =
     "MODEL.int8.onnx beside the input).\n"
     "\n"
     "quantization:\n"
-    "  --method M              minmax (default), ema, percentile, mse, entropy\n"
+    "  --method M              minmax (default), ema, percentile, mse, entropy, or auto:\n"
+    "                          each activation gets the range (of those methods') with the\n"
+    "                          least expected quantization error on its own histogram, each\n"
+    "                          weight per channel or per tensor by its error ('calibrate\n"
+    "                          compare' confirms it on the output)\n"
     "  --per-channel           weights per output channel (Conv axis 0, ConvTranspose 1,\n"
     "                          Gemm/MatMul the output column)\n"
     "  --symmetric-activations activations symmetric (default asymmetric)\n"
@@ -35,6 +41,8 @@ static const char cal_usage[] =
     "                          Add Mul Concat pooling Resize Sigmoid Softmax Relu Clip and\n"
     "                          data movement ops)\n"
     "  --no-prepare            skip constant and BatchNorm folding\n"
+    "  --bias-correction       then move each Conv/Gemm bias by the mean per-channel error of\n"
+    "                          its output, quantized vs float, on the first 32 samples\n"
     "data and output:\n"
     "  --data DIR              calibration samples (see 'calibrate --help')\n"
     "  --limit N               only the first N samples\n"
@@ -50,7 +58,7 @@ static const char cal_usage[] =
 typedef struct cal_args {
     const char *model, *data, *out, *params_out, *params_in, *trt_cache, *ort_overrides;
     long        limit;
-    int         quiet, strict, no_prepare;
+    int         quiet, strict, no_prepare, bias_corr;
     qc_quant_opts o;
     qc_preproc  pp;
 } cal_args;
@@ -115,6 +123,8 @@ static int parse_args(cal_args *a, int argc, char **argv)
             a->strict = 1, i++;
         } else if (!strcmp(s, "--no-prepare")) {
             a->no_prepare = 1, i++;
+        } else if (!strcmp(s, "--bias-correction")) {
+            a->bias_corr = 1, i++;
         } else if (!strcmp(s, "-q") || !strcmp(s, "--quiet")) {
             a->quiet = 1, i++;
         } else if ((r = qc_preproc_parse_arg(&a->pp, argc, argv, &i, &err)) != 0) {
@@ -135,6 +145,8 @@ static int parse_args(cal_args *a, int argc, char **argv)
         return qc_cmd_usage_error(NULL, "no model given"), -1;
     if (!a->data && !a->params_in)
         return qc_cmd_usage_error(NULL, "--data DIR is required (or --params-in FILE)"), -1;
+    if (a->bias_corr && !a->data)
+        return qc_cmd_usage_error(NULL, "--bias-correction needs --data DIR"), -1;
     return 0;
 }
 
@@ -146,6 +158,105 @@ static char *default_output(const char *model)
     if (out)
         snprintf(out, n + 16, "%.*s.int8.onnx", (int)(ext - model), model);
     return out;
+}
+
+/* --bias-correction on the first samples (at most --limit). */
+static int bias_correct(const cal_args *a, const qc_model *work, qc_dataset *d,
+                        const qc_model *qm, qc_model **out, qc_biascorr_stats *bst, qc_err *err)
+{
+    qc_biascorr_opts bo;
+    qc_biascorr_opts_default(&bo);
+    if (a->limit > 0 && a->limit < bo.n_samples)
+        bo.n_samples = (int)a->limit;
+    return qc_bias_correct(work, qm, d, &bo, out, bst, err);
+}
+
+/* --method auto: the compare machinery with only the auto candidate (one float pass). */
+static int calibrate_auto(const cal_args *a, const char *out_path, qc_err *err)
+{
+    qc_model *m = NULL, *prep = NULL;
+    qc_dataset *d = NULL;
+    qc_compare *c = NULL;
+    qc_cand *cands = NULL;
+    qc_progress prog = { 0 };
+    const qc_model *qm = NULL;
+    qc_compare_grid g = { .per_channel = QC_CMP_YES,
+                          .symmetric_act = a->o.symmetric_act ? QC_CMP_YES : QC_CMP_NO,
+                          .auto_mode = QC_AUTO_ONLY };
+    int n_cands = 0, used = 0, skipped = 0, n = 0;
+    double t0 = qc_now();
+    if (a->params_in)
+        return qc_errf(err, QC_EUSAGE, "--method auto chooses ranges from histograms: give "
+                       "--data, not --params-in");
+    int rc = qc_compare_make_grid(&a->o, &g, &cands, &n_cands, err);
+    if (rc == QC_OK)
+        rc = qc_model_load(&m, a->model, err);
+    if (rc == QC_OK && !a->no_prepare)
+        rc = qc_prepare(m, &prep, NULL, err);
+    const qc_model *work = prep ? prep : m;
+    if (rc == QC_OK)
+        rc = qc_dataset_open(&d, a->data, work, &a->pp, err);
+    if (rc == QC_OK)
+        rc = qc_compare_new(&c, work, cands, n_cands, err);
+    if (rc == QC_OK) {
+        n = qc_dataset_count(d);
+        if (a->limit > 0 && a->limit < n)
+            n = (int)a->limit;
+        qc_progress_start(&prog, "calibrate", "samples", n, a->quiet);
+    }
+    for (int i = 0; i < n && rc == QC_OK; i++) {
+        qc_tensor *in;
+        if ((rc = qc_cmd_load_sample(d, i, work->n_inputs, a->data, a->strict, &prog, &in,
+                                     err)) != QC_OK) {
+            if (rc == 1)
+                skipped++, rc = QC_OK;
+            continue;
+        }
+        if ((rc = qc_compare_observe(c, in, work->n_inputs, err)) != QC_OK)
+            qc_err_prefix(err, "%s/%s", a->data, qc_dataset_sample_name(d, i));
+        used++;
+        qc_progress_update(&prog, i + 1);
+    }
+    qc_progress_end(&prog);
+    if (rc == QC_OK && used == 0)
+        rc = qc_errf(err, QC_EINPUT, "%s: no usable calibration sample", a->data);
+    if (rc == QC_OK)
+        rc = qc_compare_build_one(c, 0, &qm, err);
+    qc_model *bcm = NULL;
+    qc_biascorr_stats bst = { 0 };
+    if (rc == QC_OK && a->bias_corr &&
+        (rc = bias_correct(a, work, d, qm, &bcm, &bst, err)) == QC_OK)
+        qm = bcm;
+    if (rc == QC_OK)
+        rc = qc_model_save(qm, out_path, 0, err);
+    const qc_quantizer *q = rc == QC_OK ? qc_compare_quantizer(c, 0) : NULL;
+    if (rc == QC_OK && a->params_out)
+        rc = qc_params_write_json(q, a->params_out, err);
+    if (rc == QC_OK && a->trt_cache)
+        rc = qc_params_write_trt_cache(q, a->trt_cache, err);
+    if (rc == QC_OK && a->ort_overrides)
+        rc = qc_params_write_ort_overrides(q, a->ort_overrides, err);
+    if (rc == QC_OK && !a->quiet) {
+        qc_auto_info ai;
+        qc_compare_auto_info(c, 0, &ai);
+        printf("calibrate: %d sample%s (%d skipped), method auto; activation ranges:", used,
+               used == 1 ? "" : "s", skipped);
+        for (int k = 0; k < ai.n_options; k++)
+            if (ai.option_tensors[k])
+                printf(" %s x%d", ai.options[k].o.method[0] == 'p' ? ai.options[k].name
+                                                                   : ai.options[k].o.method,
+                       ai.option_tensors[k]);
+        printf("; %d of %d weights per tensor\n", ai.n_weights_per_tensor, ai.n_weights);
+        printf("calibrate: %d nodes quantized\n", qc_quantizer_n_quantized_nodes(q));
+        printf("calibrate: wrote %s (%.2f s)\n", out_path, qc_now() - t0);
+    }
+    qc_model_free(bcm);
+    qc_compare_free(c);
+    qc_dataset_free(d);
+    qc_model_free(prep);
+    qc_model_free(m);
+    free(cands);
+    return rc;
 }
 
 int qc_cmd_calibrate(int argc, char **argv)
@@ -169,6 +280,11 @@ int qc_cmd_calibrate(int argc, char **argv)
     const char *out_path = a.out ? a.out : out;
     double t0 = qc_now();
     int used = 0, skipped = 0, n = 0;
+    if (out_path && !strcmp(a.o.method, "auto")) {
+        int rc = calibrate_auto(&a, out_path, &err);
+        free(out);
+        return rc ? qc_cmd_fail(rc, &err) : 0;
+    }
     int rc = out_path ? qc_model_load(&m, a.model, &err) : qc_errf(&err, QC_ENOMEM, "no memory");
     if (rc == QC_OK && !a.no_prepare)
         rc = qc_prepare(m, &prep, &rep, &err);
@@ -209,6 +325,13 @@ int qc_cmd_calibrate(int argc, char **argv)
         rc = qc_errf(&err, QC_EINPUT, "%s: no usable calibration sample", a.data);
     if (rc == QC_OK)
         rc = qc_quantizer_build(q, &qm, &err);
+    qc_biascorr_stats bst = { 0 };
+    qc_model *bcm = NULL;
+    if (rc == QC_OK && a.bias_corr && (rc = bias_correct(&a, work, d, qm, &bcm, &bst, &err)) ==
+        QC_OK) {
+        qc_model_free(qm);
+        qm = bcm;
+    }
     if (rc == QC_OK)
         rc = qc_model_save(qm, out_path, 0, &err);
     if (rc == QC_OK && a.params_out)
@@ -250,6 +373,9 @@ int qc_cmd_calibrate(int argc, char **argv)
             }
             printf("  float: %-20s x%-4d %s\n", op, count, why);
         }
+        if (a.bias_corr)
+            printf("calibrate: bias correction: %d biases moved by %.3g on average (%d "
+                   "samples)\n", bst.n_nodes, bst.mean_abs_before, bst.n_samples);
         printf("calibrate: wrote %s (%.2f s)\n", out_path, qc_now() - t0);
     }
     qc_quantizer_free(q);

@@ -11,6 +11,7 @@
 #include "qc_data.h"
 #include "qc_io.h"
 #include "qc_prepare.h"
+#include "qc_report.h"
 
 static const char cmp_usage[] =
     "usage: calibrate compare --data DIR [--eval DIR] MODEL.onnx [options]\n"
@@ -28,13 +29,27 @@ static const char cmp_usage[] =
     "  --percentiles LIST      percentile candidates (default 99.9,99.99,99.999)\n"
     "  --per-channel MODE      yes, no or both (default: yes, plus the two per-tensor ones)\n"
     "  --symmetric-activations MODE  no (default), yes or both\n"
+    "  --auto MODE             yes (default): also the 'auto' candidate (calibrate --method\n"
+    "                          auto: each tensor's range and each weight's granularity chosen\n"
+    "                          by its own quantization error); no; only\n"
     "  shared by all candidates: --activation-type T, --asymmetric-weights, --reduce-range,\n"
     "  --bias float|int32, --bins N, --ema-constant C, --exclude N1,N2, --op-types T1,T2,\n"
     "  --no-prepare (as for 'calibrate')\n"
     "ranking and output:\n"
     "  --metric M              sqnr (default), cosine or top1 (classifier outputs [N, C])\n"
     "  --json FILE             every number: per candidate, per output, per layer\n"
-    "  --write-best OUT.onnx   the best candidate's quantized model\n"
+    "  --html FILE             self-contained report: ranking, per-layer SQNR chart,\n"
+    "                          each activation's histogram with every method's range\n"
+    "  --write-best OUT.onnx   the best candidate's quantized model (the mixed one with\n"
+    "                          --keep-float / --target-sqnr)\n"
+    "  --write-auto OUT.onnx   auto's model after the output's confirmation (auto's own, the\n"
+    "                          confirmed hybrid, or the best single method's)\n"
+    "mixed precision (on the best candidate):\n"
+    "  --keep-float N          leave the N most sensitive nodes in float\n"
+    "  --target-sqnr DB        leave the fewest nodes in float whose eval output SQNR\n"
+    "                          reaches DB; lists them\n"
+    "  --sens-samples N        calibration samples measuring each node's sensitivity (output\n"
+    "                          SQNR with only that node float; default 8)\n"
     "data:\n"
     "  --data DIR              calibration samples (see 'calibrate --help')\n"
     "  --eval DIR              evaluation samples (default: every 4th sample of --data)\n"
@@ -54,9 +69,12 @@ static const char cmp_usage[] =
     "image options:\n";
 
 typedef struct cmp_args {
-    const char *model, *data, *eval, *json, *best;
+    const char *model, *data, *eval, *json, *best, *html;
+    const char *auto_out;                       /* --write-auto */
     long        limit, eval_limit, max_mb;
     int         quiet, strict, no_prepare, metric, schedule;
+    long        keep_float, sens_samples;       /* mixed precision: -1 when not asked */
+    double      target_sqnr;                    /* NaN when not asked */
     qc_quant_opts   o;
     qc_compare_grid g;
     qc_preproc      pp;
@@ -111,6 +129,9 @@ static int parse_args(cmp_args *a, int argc, char **argv)
         } else if (OPT("--json")) {
             if (!val) return -1;
             a->json = val;
+        } else if (OPT("--html")) {
+            if (!val) return -1;
+            a->html = val;
         } else if (OPT("--write-best")) {
             if (!val) return -1;
             a->best = val;
@@ -130,6 +151,30 @@ static int parse_args(cmp_args *a, int argc, char **argv)
             if (parse_mode(val, &a->g.symmetric_act))
                 return qc_cmd_usage_error("compare", "--symmetric-activations '%s': expected "
                                           "yes, no or both", val), -1;
+        } else if (OPT("--auto")) {
+            if (!val) return -1;
+            if (!strcmp(val, "yes") || !strcmp(val, "no") || !strcmp(val, "only"))
+                a->g.auto_mode = val[0] == 'y' ? QC_AUTO_ADD : val[0] == 'n' ? QC_AUTO_NONE
+                                                                          : QC_AUTO_ONLY;
+            else
+                return qc_cmd_usage_error("compare", "--auto '%s': expected yes, no or only",
+                                          val), -1;
+        } else if (OPT("--write-auto")) {
+            if (!val) return -1;
+            a->auto_out = val;
+        } else if (OPT("--keep-float")) {
+            if (!val || parse_count("--keep-float", val, 0, 1L << 30, &a->keep_float))
+                return -1;
+        } else if (OPT("--sens-samples")) {
+            if (!val || parse_count("--sens-samples", val, 1, 1L << 30, &a->sens_samples))
+                return -1;
+        } else if (OPT("--target-sqnr")) {
+            char *end;
+            if (!val) return -1;
+            a->target_sqnr = strtod(val, &end);
+            if (*end || end == val || !isfinite(a->target_sqnr))
+                return qc_cmd_usage_error("compare", "--target-sqnr '%s': expected a number "
+                                          "of dB", val), -1;
         } else if (OPT("--metric")) {
             if (!val) return -1;
             a->metric = -1;
@@ -182,6 +227,12 @@ static int parse_args(cmp_args *a, int argc, char **argv)
         return qc_cmd_usage_error("compare", "no model given"), -1;
     if (!a->data)
         return qc_cmd_usage_error("compare", "--data DIR is required"), -1;
+    if (a->auto_out && a->g.auto_mode == QC_AUTO_NONE)
+        return qc_cmd_usage_error("compare", "--write-auto needs the auto candidate (not "
+                                  "--auto no)"), -1;
+    if (a->keep_float >= 0 && !isnan(a->target_sqnr))
+        return qc_cmd_usage_error("compare", "--keep-float and --target-sqnr exclude each "
+                                  "other"), -1;
     return 0;
 }
 
@@ -208,6 +259,11 @@ static cJSON *cand_args(const qc_cand *c)
     cJSON *a = cJSON_CreateArray();
     cJSON_AddItemToArray(a, cJSON_CreateString("--method"));
     cJSON_AddItemToArray(a, cJSON_CreateString(c->o.method));
+    if (!strcmp(c->o.method, "auto")) {
+        if (c->o.symmetric_act)
+            cJSON_AddItemToArray(a, cJSON_CreateString("--symmetric-activations"));
+        return a;
+    }
     if (c->percentile[0]) {
         cJSON_AddItemToArray(a, cJSON_CreateString("--percentile"));
         cJSON_AddItemToArray(a, cJSON_CreateString(c->percentile));
@@ -280,6 +336,234 @@ static cJSON *cand_json(const qc_cand_result *r, int rank)
     return o;
 }
 
+/* What auto chose: per option the tensors that took its range, per tensor the option. */
+static void auto_json(cJSON *o, const qc_compare *c, int i)
+{
+    qc_auto_info ai;
+    if (!qc_compare_auto_info(c, i, &ai))
+        return;
+    cJSON *a = cJSON_CreateObject(), *opts = cJSON_CreateArray(), *t = cJSON_CreateObject();
+    cJSON *tn = cJSON_CreateArray(), *tc = cJSON_CreateArray(), *tm = cJSON_CreateArray();
+    for (int k = 0; k < ai.n_options; k++) {
+        cJSON *x = cJSON_CreateObject();
+        cJSON_AddStringToObject(x, "name", ai.options[k].name);
+        cJSON_AddNumberToObject(x, "tensors", ai.option_tensors[k]);
+        cJSON_AddItemToArray(opts, x);
+    }
+    for (int k = 0; k < ai.n_tensors; k++) {
+        if (ai.choice[k] < 0)
+            continue;
+        cJSON_AddItemToArray(tn, cJSON_CreateString(ai.tensor[k]));
+        cJSON_AddItemToArray(tc, cJSON_CreateString(ai.options[ai.choice[k]].name));
+        cJSON_AddItemToArray(tm, num(ai.cost[k]));
+    }
+    cJSON_AddItemToObject(t, "name", tn);
+    cJSON_AddItemToObject(t, "choice", tc);
+    cJSON_AddItemToObject(t, "local_mse", tm);
+    cJSON_AddItemToObject(a, "options", opts);
+    cJSON_AddItemToObject(a, "tensors", t);
+    cJSON_AddNumberToObject(a, "weights", ai.n_weights);
+    cJSON_AddNumberToObject(a, "weights_per_tensor", ai.n_weights_per_tensor);
+    cJSON_AddItemToObject(o, "auto", a);
+}
+
+static void fmt_db(char *buf, size_t n, double v);
+
+/* The best auto candidate and the best single-method one in the ranking (-1 if none). */
+static void auto_and_single(const qc_compare *c, const int *order, int *ia, int *is)
+{
+    *ia = *is = -1;
+    for (int i = 0; i < qc_compare_n(c); i++) {
+        int au = !strcmp(qc_compare_result(c, order[i])->cand->o.method, "auto");
+        if (au && *ia < 0)
+            *ia = order[i];
+        if (!au && *is < 0)
+            *is = order[i];
+    }
+}
+
+static double metric_value(const qc_cand_result *r, int metric)
+{
+    double v = metric == QC_METRIC_COSINE ? r->cosine : metric == QC_METRIC_TOP1 ? r->top1
+                                                                                 : r->sqnr_db;
+    return isnan(v) ? -INFINITY : v;
+}
+
+/* What --method auto amounts to after the output's confirmation: auto's own choice when it
+ * ranks above every single method, else the confirmed hybrid when it is at least as good
+ * on the eval set as the best single method S, else S (fallback). */
+typedef struct auto_final {
+    const char *name;
+    double      sqnr_db, metric;
+    int         fallback, hybrid;
+} auto_final;
+
+static void final_auto(const qc_compare *c, const int *order, int metric, auto_final *f)
+{
+    static char name[96];
+    int ia, is;
+    auto_and_single(c, order, &ia, &is);
+    const qc_cand_result *ra = qc_compare_result(c, ia), *rs = qc_compare_result(c, is);
+    const qc_auto_confirm *ac = qc_compare_auto_confirmed(c);
+    memset(f, 0, sizeof *f);
+    int pa = 0, ps = 0;
+    while (order[pa] != ia)
+        pa++;
+    while (order[ps] != is)
+        ps++;
+    if (pa < ps) {
+        f->name = ra->cand->name;
+        f->sqnr_db = ra->sqnr_db;
+        f->metric = metric_value(ra, metric);
+        return;
+    }
+    if (ac && ac->tau > 0) {
+        qc_cand_result h = { .sqnr_db = ac->sqnr_db, .cosine = ac->cosine, .top1 = ac->top1 };
+        double hm = metric_value(&h, metric), sm = metric_value(rs, metric);
+        if (hm > sm || (hm == sm && ac->sqnr_db >= rs->sqnr_db)) {
+            snprintf(name, sizeof name, "auto = %.40s + %d auto ranges", rs->cand->name,
+                     ac->n_switched);
+            f->name = name;
+            f->sqnr_db = ac->sqnr_db;
+            f->metric = hm;
+            f->hybrid = 1;
+            return;
+        }
+    }
+    f->name = rs->cand->name;
+    f->sqnr_db = rs->sqnr_db;
+    f->metric = metric_value(rs, metric);
+    f->fallback = 1;
+}
+
+/* auto against the best single method (the output's confirmation), sensitivity, mixed. */
+static void extras_json(cJSON *root, const qc_compare *c, const int *order, int metric)
+{
+    int ia, is;
+    auto_and_single(c, order, &ia, &is);
+    if (ia >= 0 && is >= 0) {
+        const qc_cand_result *ra = qc_compare_result(c, ia), *rs = qc_compare_result(c, is);
+        const qc_auto_confirm *ac = qc_compare_auto_confirmed(c);
+        auto_final f;
+        final_auto(c, order, metric, &f);
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "auto", ra->cand->name);
+        add_num(o, "auto_local_sqnr_db", ra->sqnr_db);
+        add_num(o, "auto_local_metric", metric_value(ra, metric));
+        cJSON_AddStringToObject(o, "best_single", rs->cand->name);
+        add_num(o, "best_single_sqnr_db", rs->sqnr_db);
+        add_num(o, "best_single_metric", metric_value(rs, metric));
+        if (ac) {
+            cJSON *j = cJSON_CreateObject();
+            add_num(j, "tau", ac->tau);
+            cJSON_AddNumberToObject(j, "tensors_switched", ac->n_switched);
+            cJSON_AddNumberToObject(j, "calib_samples", ac->n_calib);
+            add_num(j, "calib_best_single_sqnr_db", ac->calib_single_db);
+            add_num(j, "calib_sqnr_db", ac->calib_db);
+            add_num(j, "sqnr_db", ac->sqnr_db);
+            add_num(j, "cosine", ac->cosine);
+            add_num(j, "max_abs", ac->max_abs);
+            add_num(j, "top1", ac->top1);
+            cJSON_AddItemToObject(o, "confirmation", j);
+        }
+        cJSON_AddStringToObject(o, "final", f.name);
+        cJSON_AddBoolToObject(o, "fallback", f.fallback);
+        add_num(o, "final_sqnr_db", f.sqnr_db);
+        add_num(o, "final_metric", f.metric);
+        add_num(o, "sqnr_gain_db", f.sqnr_db - rs->sqnr_db);
+        add_num(o, "metric_gain", f.metric - metric_value(rs, metric));
+        cJSON_AddItemToObject(root, "auto_vs_best_single", o);
+    }
+    int base, n = qc_compare_n_sens(c);
+    double base_db = qc_compare_sens_base(c, &base);
+    if (n > 0) {
+        cJSON *sv = cJSON_CreateObject(), *l = cJSON_CreateArray();
+        cJSON_AddStringToObject(sv, "base", qc_compare_result(c, base)->cand->name);
+        add_num(sv, "base_sqnr_db", base_db);
+        for (int i = 0; i < n; i++) {
+            const qc_sens_layer *x = qc_compare_sens(c, i);
+            cJSON *j = cJSON_CreateObject();
+            cJSON_AddStringToObject(j, "node", x->node);
+            cJSON_AddStringToObject(j, "op_type", x->op_type);
+            add_num(j, "sqnr_db_float", x->sqnr_db);
+            cJSON_AddItemToArray(l, j);
+        }
+        cJSON_AddItemToObject(sv, "nodes", l);
+        cJSON_AddItemToObject(root, "sensitivity", sv);
+    }
+    const qc_mixed_result *mr = qc_compare_mixed_result(c);
+    if (mr) {
+        cJSON *o = cJSON_CreateObject(), *fl = cJSON_CreateArray();
+        cJSON_AddStringToObject(o, "base", qc_compare_result(c, base)->cand->name);
+        add_num(o, "target_sqnr_db", mr->target_db);
+        if (!isnan(mr->target_db))
+            cJSON_AddBoolToObject(o, "reached", mr->reached);
+        cJSON_AddNumberToObject(o, "n_float", mr->n_float);
+        for (int i = 0; i < mr->n_float; i++)
+            cJSON_AddItemToArray(fl, cJSON_CreateString(mr->float_nodes[i]));
+        cJSON_AddItemToObject(o, "float_nodes", fl);
+        add_num(o, "sqnr_db", mr->sqnr_db);
+        add_num(o, "cosine", mr->cosine);
+        add_num(o, "max_abs", mr->max_abs);
+        add_num(o, "top1", mr->top1);
+        add_num(o, "base_sqnr_db", mr->base_sqnr_db);
+        cJSON_AddNumberToObject(o, "eval_samples", mr->n_eval);
+        cJSON_AddNumberToObject(o, "models_evaluated", mr->n_models);
+        cJSON_AddItemToObject(root, "mixed", o);
+    }
+}
+
+static void print_extras(const qc_compare *c, const int *order, int metric)
+{
+    int ia, is;
+    char x[16], y[16];
+    auto_and_single(c, order, &ia, &is);
+    if (ia >= 0 && is >= 0) {
+        const qc_cand_result *rs = qc_compare_result(c, is);
+        const qc_auto_confirm *ac = qc_compare_auto_confirmed(c);
+        auto_final f;
+        final_auto(c, order, metric, &f);
+        fmt_db(x, sizeof x, ac ? ac->sqnr_db : NAN);
+        if (ac && ac->tau > 0)
+            printf("compare: auto's hybrid (chosen on %d calibration samples): %.30s + auto's "
+                   "range on %d tensors: %s dB\n", ac->n_calib, rs->cand->name, ac->n_switched,
+                   x);
+        else if (ac)
+            printf("compare: auto's hybrids: none beat %s on %d calibration samples\n",
+                   rs->cand->name, ac->n_calib);
+        fmt_db(x, sizeof x, f.sqnr_db);
+        fmt_db(y, sizeof y, rs->sqnr_db);
+        printf("compare: best single method: %s, %s dB\n", rs->cand->name, y);
+        printf("compare: auto: %s%s, %s dB (%+.2f dB)\n", f.fallback ? "fallback to " : "",
+               f.name, x, f.sqnr_db - rs->sqnr_db);
+    }
+    const qc_mixed_result *mr = qc_compare_mixed_result(c);
+    int base, n = qc_compare_n_sens(c);
+    double base_db = qc_compare_sens_base(c, &base);
+    if (!mr)
+        return;
+    fmt_db(x, sizeof x, base_db);
+    printf("sensitivity of %s (output SQNR dB with only that node float; all quantized: "
+           "%s):\n", qc_compare_result(c, base)->cand->name, x);
+    for (int i = 0; i < n && i < 10; i++) {
+        const qc_sens_layer *l = qc_compare_sens(c, i);
+        const char *nm = l->node;
+        size_t len = strlen(nm);
+        fmt_db(x, sizeof x, l->sqnr_db);
+        printf("%4d  %-60s %-14.14s %7s\n", i + 1, len > 60 ? nm + len - 60 : nm, l->op_type,
+               x);
+    }
+    fmt_db(x, sizeof x, mr->sqnr_db);
+    fmt_db(y, sizeof y, mr->base_sqnr_db);
+    printf("mixed: %d node%s float: eval SQNR %s dB (all quantized %s dB)", mr->n_float,
+           mr->n_float == 1 ? "" : "s", x, y);
+    if (!isnan(mr->target_db))
+        printf(", target %.2f dB %s", mr->target_db, mr->reached ? "reached" : "NOT reached");
+    printf(" (%d models evaluated)\n", mr->n_models);
+    for (int i = 0; i < mr->n_float; i++)
+        printf("  float: %s\n", mr->float_nodes[i]);
+}
+
 typedef struct run_info {
     int    n_calib, calib_skipped;
     double t_prepare, t_calib, t_eval, t_total;
@@ -336,9 +620,12 @@ static int write_json(const cmp_args *a, const qc_compare *c, const int *order,
         int r = 0;
         while (order[r] != i)
             r++;
-        cJSON_AddItemToArray(cands, cand_json(qc_compare_result(c, i), r + 1));
+        cJSON *cj = cand_json(qc_compare_result(c, i), r + 1);
+        auto_json(cj, c, i);
+        cJSON_AddItemToArray(cands, cj);
     }
     cJSON_AddItemToObject(root, "candidates", cands);
+    extras_json(root, c, order, a->metric);
     char *s = cJSON_Print(root);
     cJSON_Delete(root);
     if (!s)
@@ -400,8 +687,9 @@ static void progress_cb(void *user, int64_t done, int64_t total)
 
 int qc_cmd_compare(int argc, char **argv)
 {
-    cmp_args a = { .limit = -1, .g = { .per_channel = QC_CMP_DEFAULT,
-                                       .symmetric_act = QC_CMP_NO } };
+    cmp_args a = { .limit = -1, .keep_float = -1, .sens_samples = 8, .target_sqnr = NAN,
+                   .g = { .per_channel = QC_CMP_DEFAULT, .symmetric_act = QC_CMP_NO,
+                          .auto_mode = QC_AUTO_ADD } };
     qc_err err = { 0 };
     qc_quant_opts_default(&a.o);
     qc_preproc_init(&a.pp);
@@ -507,7 +795,30 @@ int qc_cmd_compare(int argc, char **argv)
         isnan(qc_compare_result(c, order[0])->top1))
         fprintf(stderr, "calibrate: warning: no classifier-like output ([N, C], C > 1): "
                 "ranked by SQNR\n");
-    const qc_model *bm = rc == QC_OK ? qc_compare_best_model(c, NULL) : NULL;
+    int n_sens = n_cal < a.sens_samples ? n_cal : (int)a.sens_samples;
+    if (rc == QC_OK && a.g.auto_mode == QC_AUTO_ADD)
+        rc = qc_compare_auto_confirm(c, a.metric, d, calib_idx, n_sens, de ? de : d, eval_idx,
+                                     n_ev, &err);
+    auto_final af = { 0 };
+    if (rc == QC_OK && a.g.auto_mode == QC_AUTO_ADD)
+        final_auto(c, order, a.metric, &af);
+    if (rc == QC_OK && (a.keep_float >= 0 || !isnan(a.target_sqnr))) {
+        rc = qc_compare_sensitivity(c, order[0], d, calib_idx, n_sens, &err);
+        if (rc == QC_OK)
+            rc = qc_compare_mixed(c, de ? de : d, eval_idx, n_ev, (int)a.keep_float,
+                                  a.target_sqnr, &err);
+    }
+    const qc_mixed_result *mixed = rc == QC_OK ? qc_compare_mixed_result(c) : NULL;
+    const qc_model *bm = mixed ? mixed->model : rc == QC_OK ? qc_compare_best_model(c, NULL)
+                                                            : NULL;
+    if (rc == QC_OK && a.auto_out) {
+        /* auto's own model when it ranks first, the hybrid when it won, else the fallback;
+         * the first and the last are the best candidate */
+        const qc_model *am = af.hybrid ? qc_compare_auto_confirmed(c)->model
+                                       : qc_compare_best_model(c, NULL);
+        rc = am ? qc_model_save(am, a.auto_out, 0, &err)
+                : qc_errf(&err, QC_EINTERNAL, "auto's model was not kept");
+    }
     if (rc == QC_OK && a.best) {
         if (!bm)
             rc = qc_errf(&err, QC_EINTERNAL, "no best model kept");
@@ -517,12 +828,18 @@ int qc_cmd_compare(int argc, char **argv)
     ri.t_total = qc_now() - t0;
     if (rc == QC_OK && a.json)
         rc = write_json(&a, c, order, &ri, &err);
+    if (rc == QC_OK && a.html) {
+        qc_report_info hi = { .model = work, .model_path = a.model, .data = a.data,
+                              .eval = a.eval, .metric = metric_names[a.metric],
+                              .n_calib = ri.n_calib };
+        rc = qc_report_html(a.html, c, order, &hi, &err);
+    }
     if (rc == QC_OK && !a.quiet) {
         qc_compare_stats st;
         qc_compare_get_stats(c, &st);
         print_table(c, order);
         printf("compare: %d candidates, %lld float passes over %d calibration samples (%d "
-               "skipped), %d observers per tensor\n", n_cands, (long long)st.float_passes,
+               "skipped), %d observers/tensor\n", n_cands, (long long)st.float_passes,
                ri.n_calib, ri.calib_skipped, st.n_observer_groups);
         printf("compare: %d eval samples%s, %s\n", st.n_eval,
                de ? "" : " (every 4th of --data)",
@@ -530,6 +847,7 @@ int qc_cmd_compare(int argc, char **argv)
         printf("compare: best by %s: %s (%.2f s: calibrate %.2f, build + evaluate %.2f)\n",
                metric_names[a.metric], qc_compare_result(c, order[0])->cand->name, ri.t_total,
                ri.t_calib, ri.t_eval);
+        print_extras(c, order, a.metric);
         if (a.best)
             printf("compare: wrote %s\n", a.best);
     }

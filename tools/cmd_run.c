@@ -21,6 +21,10 @@ static const char run_usage[] =
     "  -o, --output OUTDIR   created if missing; existing files are replaced\n"
     "  --limit N             only the first N samples\n"
     "  -q, --quiet           no progress line\n"
+    "  --emulate-ort         QDQ models: compute the groups onnxruntime fuses into integer\n"
+    "                        kernels (QLinearConv, QLinearMatMul, QLinearSigmoid,\n"
+    "                        QLinearSoftmax, QLinearAdd, QLinearMul) the way those kernels\n"
+    "                        round, to match onnxruntime's output\n"
     "image options:\n";
 
 typedef struct run_ctx {
@@ -132,7 +136,7 @@ int qc_cmd_run(int argc, char **argv)
 {
     const char *model = NULL, *data = NULL, *outdir = NULL, *val;
     long limit = -1;
-    int quiet = 0, missing;
+    int quiet = 0, missing, emulate_ort = 0;
     qc_preproc pp;
     qc_err err = { 0 };
     qc_preproc_init(&pp);
@@ -164,6 +168,9 @@ int qc_cmd_run(int argc, char **argv)
         } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
             quiet = 1;
             i++;
+        } else if (!strcmp(a, "--emulate-ort")) {
+            emulate_ort = 1;
+            i++;
         } else if ((r = qc_preproc_parse_arg(&pp, argc, argv, &i, &err)) != 0) {
             if (r < 0)
                 return qc_cmd_usage_error("run", "%s", err.msg);
@@ -188,7 +195,8 @@ int qc_cmd_run(int argc, char **argv)
     double t0 = qc_now();
     int rc = qc_model_load(&c.m, model, &err);
     if (rc == QC_OK)
-        rc = qc_exec_new(&c.x, c.m, &(qc_exec_opts){ .fuse = 1 }, &err);
+        rc = qc_exec_new(&c.x, c.m, &(qc_exec_opts){ .fuse = 1, .emulate_ort = emulate_ort },
+                         &err);
     if (rc == QC_OK)
         rc = qc_dataset_open(&c.d, data, c.m, &pp, &err);
     if (rc == QC_OK) {

@@ -5,6 +5,8 @@ model, weights per channel, activations asymmetric uint8, the whole calibration 
     tools/quant_report.py [--build DIR] [--models a,b] [--methods m1,m2] [--calib N]
                           [--eval N] [--out FILE.md]
 
+A method written M+bc runs `calibrate --method M --bias-correction`.
+
 For each model and method: `calibrate` on models/cache/data/<model>/calib (its wall time), then
 the quantized and the float model in onnxruntime (2 threads) on the held-out eval samples:
 SQNR of the quantized outputs against the float ones (dB, worst output) and the task
@@ -25,7 +27,8 @@ from oracle_util import list_samples  # noqa: E402
 from quant_check import run_ort, sqnr_db  # noqa: E402
 from task_metrics import agreement  # noqa: E402
 
-METHODS = ["minmax", "ema", "percentile", "mse", "entropy"]
+METHODS = ["minmax", "ema", "percentile", "mse", "entropy", "auto", "minmax+bc", "percentile+bc",
+           "mse+bc"]
 
 
 def model_path(name):
@@ -67,10 +70,12 @@ def main():
             ids = [s[0] for s in samples]
             for meth in a.methods.split(","):
                 q = os.path.join(tmp, f"{m}-{meth}.onnx")
+                base, _, extra = meth.partition("+")
+                flags = ["--bias-correction"] if extra == "bc" else []
                 t0 = time.perf_counter()
                 r = subprocess.run([cal, "--data", os.path.join(data, "calib"), path, "-o", q,
-                                    "--method", meth, "--per-channel", "--limit",
-                                    str(a.calib), "-q"], env=env, capture_output=True,
+                                    "--method", base, "--per-channel", "--limit",
+                                    str(a.calib), "-q"] + flags, env=env, capture_output=True,
                                    text=True)
                 wall = time.perf_counter() - t0
                 if r.returncode:
@@ -90,7 +95,8 @@ def main():
     for m, _, db, *_ in rows:
         if db is not None and db > best.get(m, float("-inf")):
             best[m] = db
-    lines = ["| model | method | SQNR on eval (dB) | task agreement | calibration time (s) |",
+    lines = ["| model | method (+bc: --bias-correction) | SQNR on eval (dB) | task agreement | "
+             "calibration time (s) |",
              "|---|---|---:|---:|---:|"]
     for m, meth, db, frac, wall, detail in rows:
         if db is None:

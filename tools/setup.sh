@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 PKGS="build-essential pkg-config libprotobuf-c-dev protobuf-c-compiler libonnx-dev
       libonnx-testdata libopenblas-dev libcjson-dev libpng-dev libjpeg-dev python3-venv
-      clang libclang-rt-14-dev llvm"
+      clang libclang-rt-14-dev llvm chromium"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

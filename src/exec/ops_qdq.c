@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "ops.h"
+#include "par.h"
 
 /* How a scale (and zero point) maps onto the data, viewed as [outer, d, inner]. */
 typedef struct qd_layout {
@@ -192,16 +193,112 @@ static void dequantize_u8_sse2(const uint8_t *x, float *y, int64_t n, float s, i
 }
 #endif
 
+#if defined(__SSE2__) && defined(__x86_64__)
+#include <immintrin.h>
+/* The same arithmetic, sixteen lanes at a time (vdivps is IEEE division, vcvtps2dq rounds
+ * by MXCSR as cvtps2dq does). */
+static __attribute__((target("avx2"))) int64_t quantize_u8_avx2(const float *x, uint8_t *y,
+                                                                int64_t n, float s, float z)
+{
+    const __m256 vs = _mm256_set1_ps(s), vz = _mm256_set1_ps(z), lo = _mm256_set1_ps(-1e6f),
+                 hi = _mm256_set1_ps(1e6f);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256 a = _mm256_div_ps(_mm256_loadu_ps(x + i), vs);
+        __m256 b = _mm256_div_ps(_mm256_loadu_ps(x + i + 8), vs);
+        a = _mm256_and_ps(_mm256_min_ps(_mm256_max_ps(a, lo), hi),
+                          _mm256_cmp_ps(a, a, _CMP_ORD_Q));
+        b = _mm256_and_ps(_mm256_min_ps(_mm256_max_ps(b, lo), hi),
+                          _mm256_cmp_ps(b, b, _CMP_ORD_Q));
+        __m256i ia = _mm256_cvtps_epi32(_mm256_add_ps(_mm256_cvtepi32_ps(_mm256_cvtps_epi32(a)),
+                                                      vz));
+        __m256i ib = _mm256_cvtps_epi32(_mm256_add_ps(_mm256_cvtepi32_ps(_mm256_cvtps_epi32(b)),
+                                                      vz));
+        /* packs works within 128-bit halves: restore the order before the byte pack */
+        __m256i p = _mm256_permute4x64_epi64(_mm256_packs_epi32(ia, ib), 0xD8);
+        _mm_storeu_si128((__m128i *)(y + i), _mm_packus_epi16(_mm256_castsi256_si128(p),
+                                                             _mm256_extracti128_si256(p, 1)));
+    }
+    return i;
+}
+
+static __attribute__((target("avx2"))) int64_t dequantize_u8_avx2(const uint8_t *x, float *y,
+                                                                  int64_t n, float s, int z)
+{
+    const __m256 vs = _mm256_set1_ps(s);
+    const __m256i vz = _mm256_set1_epi32(z);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(x + i)));
+        _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(v, vz)), vs));
+    }
+    return i;
+}
+
+static int have_avx2(void)
+{
+    static int v = -1;
+    if (v < 0)
+        v = __builtin_cpu_supports("avx2");
+    return v;
+}
+#endif
+
+#ifdef __SSE2__
+/* Per-tensor uint8 Q and DQ over the thread pool: elementwise, so any split gives the same
+ * bytes. */
+#define QD_GRAIN 32768
+
+typedef struct qd_job {
+    const void *x;
+    void       *y;
+    int64_t     n;
+    float       s, z;
+} qd_job;
+
+static void quantize_items(void *ctx, int64_t lo, int64_t hi)
+{
+    const qd_job *j = ctx;
+    int64_t a = lo * QD_GRAIN, b = hi * QD_GRAIN < j->n ? hi * QD_GRAIN : j->n, i = 0;
+    const float *x = (const float *)j->x + a;
+    uint8_t *y = (uint8_t *)j->y + a;
+#if defined(__x86_64__)
+    if (have_avx2())
+        i = quantize_u8_avx2(x, y, b - a, j->s, j->z);
+#endif
+    quantize_u8_sse2(x + i, y + i, b - a - i, j->s, j->z);
+}
+
+static void dequantize_items(void *ctx, int64_t lo, int64_t hi)
+{
+    const qd_job *j = ctx;
+    int64_t a = lo * QD_GRAIN, b = hi * QD_GRAIN < j->n ? hi * QD_GRAIN : j->n, i = 0;
+    const uint8_t *x = (const uint8_t *)j->x + a;
+    float *y = (float *)j->y + a;
+#if defined(__x86_64__)
+    if (have_avx2())
+        i = dequantize_u8_avx2(x, y, b - a, j->s, (int)j->z);
+#endif
+    dequantize_u8_sse2(x + i, y + i, b - a - i, j->s, (int)j->z);
+}
+#endif
+
+static int scalar_only(void)
+{
+    return getenv("QC_QDQ_SCALAR") != NULL;     /* read per run: tests switch it */
+}
+
 static int quantize_run(qc_knode *n, qc_run *r, qc_err *err)
 {
     const qc_tensor *x = n->in[0];
     const qc_tensor *zp = n->n_in > 2 ? n->in[2] : NULL;
 #ifdef __SSE2__
     if (n->out[0]->dtype == QC_U8 && qc_tensor_numel(n->in[1]) == 1 &&
-        (!zp || zp->dtype == QC_U8) && !getenv("QC_QDQ_SCALAR")) {
-        quantize_u8_sse2(x->data, n->out[0]->data, qc_tensor_numel(x),
-                         ((const float *)n->in[1]->data)[0],
-                         zp ? (float)((const uint8_t *)zp->data)[0] : 0.0f);
+        (!zp || zp->dtype == QC_U8) && !scalar_only()) {
+        qd_job j = { x->data, n->out[0]->data, qc_tensor_numel(x),
+                     ((const float *)n->in[1]->data)[0],
+                     zp ? (float)((const uint8_t *)zp->data)[0] : 0.0f };
+        qc_par_for((j.n + QD_GRAIN - 1) / QD_GRAIN, 1, quantize_items, &j);
         return QC_OK;
     }
 #endif
@@ -283,10 +380,11 @@ static int dequantize_run(qc_knode *n, qc_run *r, qc_err *err)
     const qc_tensor *x = n->in[0];
     const qc_tensor *zp = n->n_in > 2 ? n->in[2] : NULL;
 #ifdef __SSE2__
-    if (x->dtype == QC_U8 && qc_tensor_numel(n->in[1]) == 1 && !getenv("QC_QDQ_SCALAR")) {
-        dequantize_u8_sse2(x->data, n->out[0]->data, qc_tensor_numel(x),
-                           ((const float *)n->in[1]->data)[0],
-                           zp ? ((const uint8_t *)zp->data)[0] : 0);
+    if (x->dtype == QC_U8 && qc_tensor_numel(n->in[1]) == 1 && !scalar_only()) {
+        qd_job j = { x->data, n->out[0]->data, qc_tensor_numel(x),
+                     ((const float *)n->in[1]->data)[0],
+                     zp ? (float)((const uint8_t *)zp->data)[0] : 0.0f };
+        qc_par_for((j.n + QD_GRAIN - 1) / QD_GRAIN, 1, dequantize_items, &j);
         return QC_OK;
     }
 #endif

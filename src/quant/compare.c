@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "compare_priv.h"
+#include "hist.h"
 #include "par.h"
 #include "qc_qparams.h"
 
@@ -110,7 +111,7 @@ int qc_compare_make_grid(const qc_quant_opts *base, const qc_compare_grid *g, qc
     float top = 0;
     for (int i = 0; i < n_p; i++)
         top = pcts[i] > top ? pcts[i] : top;
-    for (int sym = sym_lo; sym <= sym_hi; sym++) {
+    for (int sym = sym_lo; sym <= sym_hi && g->auto_mode != QC_AUTO_ONLY; sym++) {
         for (int pc = pc_hi; pc >= pc_lo; pc--)
             for (int i = 0; i < n_m; i++) {
                 int np = !strcmp(methods[i], "percentile") ? n_p : 1;
@@ -124,6 +125,16 @@ int qc_compare_make_grid(const qc_quant_opts *base, const qc_compare_grid *g, qc
         for (int i = 0; i < n_m; i++)
             if (!strcmp(methods[i], "minmax") || !strcmp(methods[i], "percentile"))
                 add_cand(c, &n, base, methods[i], top, 0, sym);
+    }
+    /* auto chooses per weight: per_channel only plans the axes it may use */
+    for (int sym = sym_lo; sym <= sym_hi && g->auto_mode != QC_AUTO_NONE; sym++) {
+        qc_cand *a = &c[n++];
+        a->o = *base;
+        a->o.method = "auto";
+        a->o.per_channel = 1;
+        a->o.symmetric_act = sym;
+        a->clip_weight = QC_AUTO_CLIP_WEIGHT;
+        snprintf(a->name, sizeof a->name, "auto%s", sym ? " sym" : "");
     }
     *out = c;
     *n_out = n;
@@ -148,7 +159,7 @@ void qc_cmp_obs_config(const qc_quant_opts *o, qc_obs_config *cfg)
 /* minmax ranges ignore the configuration; EMA depends on its constant only; percentile and
  * mse histogram x (asymmetric) or |x| (symmetric), entropy always |x|: the state depends only
  * on (absval, bins) and every range function reads that same qc_hist_obs state. */
-static void group_of(const qc_quant_opts *o, ogroup *g)
+void qc_cmp_group_of(const qc_quant_opts *o, ogroup *g)
 {
     memset(g, 0, sizeof *g);
     if (!strcmp(o->method, "minmax")) {
@@ -158,9 +169,24 @@ static void group_of(const qc_quant_opts *o, ogroup *g)
         g->ema_c = o->ema_constant;
     } else {
         g->kind = G_HIST;
-        g->absval = !strcmp(o->method, "entropy") ? 1 : o->symmetric_act;
+        /* auto costs every range on the signed histogram */
+        g->absval = !strcmp(o->method, "entropy") ? 1
+                  : !strcmp(o->method, "auto") ? 0 : o->symmetric_act;
         g->bins = o->bins;
     }
+}
+
+int qc_cmp_group_index(qc_compare *c, const ogroup *g, qc_err *err)
+{
+    for (int k = 0; k < c->n_groups; k++)
+        if (!memcmp(&c->groups[k], g, sizeof *g))
+            return k;
+    ogroup *ng = realloc(c->groups, ((size_t)c->n_groups + 1) * sizeof *ng);
+    if (!ng)
+        return qc_errf(err, QC_ENOMEM, "out of memory");
+    c->groups = ng;
+    c->groups[c->n_groups] = *g;
+    return c->n_groups++;
 }
 
 static int group_new_observer(const ogroup *g, qc_observer **obs, qc_err *err)
@@ -357,13 +383,11 @@ int qc_compare_new(qc_compare **out, const qc_model *m, const qc_cand *cands, in
         ce->res.cand = ce->cand;
         ce->res.top1 = NAN;
         ce->res.worst_layer = -1;
-        group_of(&ce->cand->o, &g);
-        int k = 0;
-        while (k < c->n_groups && memcmp(&c->groups[k], &g, sizeof g) != 0)
-            k++;
-        if (k == c->n_groups)
-            c->groups[c->n_groups++] = g;
-        ce->group = k;
+        qc_cmp_group_of(&ce->cand->o, &g);
+        if ((rc = qc_cmp_group_index(c, &g, err)) < 0)
+            goto fail;
+        ce->group = rc;
+        rc = QC_OK;
         /* the quantizer's own observers are never fed (its ranges come through
          * qc_quantizer_set_range), so it gets the kind with the smallest state; everything
          * else it does is independent of the method */
@@ -374,6 +398,8 @@ int qc_compare_new(qc_compare **out, const qc_model *m, const qc_cand *cands, in
             goto fail;
         }
     }
+    if ((rc = qc_cmp_auto_setup(c, err)) != QC_OK)
+        goto fail;
     if ((rc = plan_tensors(c, err)) != QC_OK || (rc = qc_exec_new(&c->x, m, NULL, err)) != QC_OK)
         goto fail;
     qc_exec_set_hook(c->x, calib_hook, c);
@@ -407,7 +433,8 @@ int qc_cmp_set_ranges(qc_compare *c, qc_err *err)
             if (t->seen_dtype != QC_F32 || qc_observer_count(o) == 0 ||
                 qc_observer_seen(o, &seen) != QC_OK)
                 continue;
-            int rc = qc_cmp_range(o, &ce->cand->o, &r, err);
+            int rc = ce->au ? qc_cmp_auto_range(c, ce, k, &r, err)
+                            : qc_cmp_range(o, &ce->cand->o, &r, err);
             if (rc != QC_OK) {
                 qc_err_prefix(err, "candidate '%s': tensor '%s'", ce->cand->name, t->name);
                 return rc;
@@ -429,11 +456,13 @@ void qc_compare_free(qc_compare *c)
     }
     for (int i = 0; c->ce && i < c->n; i++) {
         qc_cmp_cand_release(&c->ce[i], 1);
+        qc_cmp_auto_free(&c->ce[i]);
         qc_quantizer_free(c->ce[i].q);
         free(c->ce[i].res.outputs);
         free(c->ce[i].res.layers);
         free(c->ce[i].lst);
     }
+    qc_cmp_sens_free(c);
     qc_exec_free(c->x);
     qc_exec_free(c->fx);
     free(c->t);
@@ -476,4 +505,40 @@ void qc_compare_get_stats(const qc_compare *c, qc_compare_stats *s)
     s->observer_bytes = c->observer_bytes;
     s->float_peak_bytes = qc_exec_peak_bytes(c->x);
     s->eval_peak_bytes = c->eval_peak;
+}
+
+int qc_compare_n_tensors(const qc_compare *c)
+{
+    return c->n_t;
+}
+
+int qc_compare_tensor_hist(const qc_compare *c, int i, qc_compare_hist *h, qc_err *err)
+{
+    if (i < 0 || i >= c->n_t)
+        return qc_errf(err, QC_EUSAGE, "observed tensor %d: out of range (%d)", i, c->n_t);
+    const otensor *t = &c->t[i];
+    memset(h, 0, sizeof *h);
+    h->name = t->name;
+    h->producer = t->producer;
+    int best = -1;
+    for (int g = 0; g < c->n_groups; g++)
+        if (c->groups[g].kind == G_HIST && (best < 0 || (c->groups[best].absval &&
+                                                           !c->groups[g].absval)))
+            best = g;
+    qc_range seen;
+    if (t->seen_dtype != QC_F32 || qc_observer_seen(t->obs[0], &seen) != QC_OK)
+        return QC_OK;
+    h->seen_lo = seen.lo;
+    h->seen_hi = seen.hi;
+    h->total = (uint64_t)qc_observer_count(t->obs[0]);
+    if (best >= 0) {
+        const qc_hist *hs = qc_hist_obs_channel(t->obs[best], 0);
+        h->absval = hs->absval;
+        h->nbins = hs->nbins;
+        h->edge0 = qc_hist_edge(hs, 0);
+        h->width = qc_hist_width(hs);
+        h->counts = hs->counts;
+        h->total = hs->total;
+    }
+    return QC_OK;
 }

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <time.h>
 #include "compare_priv.h"
+#include "par.h"
 #include "qc_prepare.h"
 #include "strmap.h"
 
@@ -39,7 +40,67 @@ void qc_cmp_cand_release(cand_eval *ce, int model)
     }
     free(ce->node_layer);
     free(ce->out_map);
+    free(ce->lpart);
     ce->node_layer = ce->out_map = NULL;
+    ce->lpart = NULL;
+    ce->lpart_cap = 0;
+}
+
+/* Layer sums over the thread pool, bit for bit those of one qc_layerstat_add call: it adds
+ * one float partial sum per block of LS_BLOCK values (metrics.c's BLOCK) to its doubles in
+ * block order, so the blocks are summed in parallel, each into a zeroed qc_layerstat (0 + x
+ * is exact), and added in order here. Blocks holding NaN/Inf take metrics.c's element path,
+ * which accumulates into the running sums: those are redone in place, in order. */
+#define LS_BLOCK 512
+#define LS_PAR_MIN (1 << 15)
+
+typedef struct ls_job {
+    const float  *ref, *got;
+    float         lo, hi;
+    qc_layerstat *part;
+} ls_job;
+
+static void ls_items(void *ctx, int64_t lo, int64_t hi)
+{
+    const ls_job *j = ctx;
+    for (int64_t b = lo; b < hi; b++) {
+        memset(&j->part[b], 0, sizeof j->part[b]);
+        qc_layerstat_add(&j->part[b], j->ref + b * LS_BLOCK, j->got + b * LS_BLOCK, LS_BLOCK,
+                         j->lo, j->hi);
+    }
+}
+
+static void layer_add(cand_eval *ce, qc_layerstat *s, const float *ref, const float *got,
+                      int64_t n, float lo, float hi)
+{
+    int64_t nb = n / LS_BLOCK;
+    if (n < LS_PAR_MIN || qc_par_threads() < 2) {
+        qc_layerstat_add(s, ref, got, n, lo, hi);
+        return;
+    }
+    if (nb > ce->lpart_cap) {
+        qc_layerstat *p = realloc(ce->lpart, (size_t)nb * sizeof *p);
+        if (!p) {                               /* no memory for the split: one pass */
+            qc_layerstat_add(s, ref, got, n, lo, hi);
+            return;
+        }
+        ce->lpart = p;
+        ce->lpart_cap = nb;
+    }
+    ls_job j = { ref, got, lo, hi, ce->lpart };
+    qc_par_for(nb, 16, ls_items, &j);
+    for (int64_t b = 0; b < nb; b++) {
+        const qc_layerstat *p = &ce->lpart[b];
+        if (p->n != LS_BLOCK || p->nonfinite) {
+            qc_layerstat_add(s, ref + b * LS_BLOCK, got + b * LS_BLOCK, LS_BLOCK, lo, hi);
+            continue;
+        }
+        s->ref2 += p->ref2;
+        s->err2 += p->err2;
+        s->n += p->n;
+        s->saturated += p->saturated;
+    }
+    qc_layerstat_add(s, ref + nb * LS_BLOCK, got + nb * LS_BLOCK, n - nb * LS_BLOCK, lo, hi);
 }
 
 static int layer_hook(void *user, const qc_node *node, int node_index,
@@ -56,8 +117,8 @@ static int layer_hook(void *user, const qc_node *node, int node_index,
     if (!ref || ref->dtype != QC_F32 || got->dtype != QC_F32 ||
         qc_tensor_numel(ref) != qc_tensor_numel(got))
         return QC_OK;
-    qc_layerstat_add(&ce->lst[l], ref->data, got->data, qc_tensor_numel(ref), lr->clip_lo,
-                     lr->clip_hi);
+    layer_add(ce, &ce->lst[l], ref->data, got->data, qc_tensor_numel(ref), lr->clip_lo,
+              lr->clip_hi);
     return QC_OK;
 }
 
@@ -229,6 +290,21 @@ static void finish_cand(cand_eval *ce)
             r->worst_layer = l;
     }
     ce->finished = 1;
+}
+
+static int better(const qc_cand_result *a, int ia, const qc_cand_result *b, int ib,
+                  int metric);
+
+double qc_cmp_metric(const qc_cand_result *r, int metric)
+{
+    double v = metric == QC_METRIC_COSINE ? r->cosine
+             : metric == QC_METRIC_TOP1 ? r->top1 : r->sqnr_db;
+    return isnan(v) ? -INFINITY : v;
+}
+
+int qc_cmp_better(const qc_cand_result *a, int ia, const qc_cand_result *b, int ib, int metric)
+{
+    return better(a, ia, b, ib, metric) > 0;
 }
 
 static double metric_of(const qc_cand_result *r, int metric)

@@ -36,6 +36,9 @@ typedef struct cand_eval {
     qc_layerstat  *lst;         /* n_layers accumulators */
     qc_cand_result res;
     int            finished;
+    qc_layerstat  *lpart;       /* per-block layer sums of one tensor (compare_eval.c) */
+    int64_t        lpart_cap;
+    struct auto_state *au;      /* --method auto (compare_auto.c), NULL otherwise */
 } cand_eval;
 
 struct qc_compare {
@@ -57,6 +60,7 @@ struct qc_compare {
     int             ranges_set;
     int             n_eval, eval_skipped, sample_major, best;
     int64_t         eval_float_runs, quant_runs;
+    struct sens_state *sens;                /* compare_sens.c, NULL until used */
 };
 
 void qc_cmp_obs_config(const qc_quant_opts *o, qc_obs_config *cfg);
@@ -64,5 +68,28 @@ int  qc_cmp_range(const qc_observer *shared, const qc_quant_opts *o, qc_range *r
 int  qc_cmp_set_ranges(qc_compare *c, qc_err *err);
 /* Frees a candidate's executor and evaluated model and, if `model`, its built model too. */
 void qc_cmp_cand_release(cand_eval *ce, int model);
+/* The observer state group a candidate's activation ranges come from (compare.c). */
+void qc_cmp_group_of(const qc_quant_opts *o, ogroup *g);
+/* Index of group g in c->groups, added if new (c->groups grows). */
+int  qc_cmp_group_index(qc_compare *c, const ogroup *g, qc_err *err);
+
+/* compare_auto.c: the "auto" candidates. Setup (after the candidates' quantizers exist,
+ * before the tensors are planned) adds the observer groups auto chooses among and decides
+ * each weight's per-tensor / per-channel quantization; auto_range picks tensor k's range. */
+int  qc_cmp_auto_setup(qc_compare *c, qc_err *err);
+int  qc_cmp_auto_range(qc_compare *c, cand_eval *ce, int k, qc_range *r, qc_err *err);
+void qc_cmp_auto_free(cand_eval *ce);
+/* Applies auto's weight decisions to another quantizer planned on the same model. */
+void qc_cmp_auto_apply_weights(const cand_eval *ce, qc_quantizer *q);
+/* The range auto chose for tensor k (after the ranges were set); 0 if none. */
+int  qc_cmp_auto_chosen(const cand_eval *ce, int k, qc_range *r);
+/* Local cost (qc_compare.h) of range r for tensor k, on auto candidate ace's histogram. */
+double qc_cmp_auto_cost(qc_compare *c, const cand_eval *ace, int k, qc_range r);
+/* compare_eval.c: the ranking's metric value (NaN -> -inf) and order (a before b). */
+double qc_cmp_metric(const qc_cand_result *r, int metric);
+int    qc_cmp_better(const qc_cand_result *a, int ia, const qc_cand_result *b, int ib,
+                     int metric);
+/* compare_sens.c */
+void qc_cmp_sens_free(qc_compare *c);
 
 #endif

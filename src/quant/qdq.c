@@ -95,6 +95,13 @@ static int quantize_const(qc_edit *e, const qc_quantizer *q, const qtensor *t, c
     return rc;
 }
 
+int qc_quant_reads_float(const qc_quantizer *q, int node)
+{
+    const char *op = q->m->nodes[node].op_type;
+    return !q->nodes[node].final && (!strcmp(op, "Conv") || !strcmp(op, "ConvTranspose") ||
+                                     !strcmp(op, "Gemm") || !strcmp(op, "MatMul"));
+}
+
 int qc_quant_rewrite(qc_quantizer *q, qc_model **out, qc_err *err)
 {
     const qc_model *m = q->m;
@@ -149,14 +156,18 @@ int qc_quant_rewrite(qc_quantizer *q, qc_model **out, qc_err *err)
             rc = rc >= 0 ? QC_OK : rc;
         }
     }
-    /* every reader of a quantized activation reads its DequantizeLinear output */
-    for (int j = 0; j < m->n_nodes && rc == QC_OK; j++)
+    /* every reader of a quantized activation reads its DequantizeLinear output, except a
+     * Conv/Gemm/MatMul left float (qc_quant_reads_float) */
+    for (int j = 0; j < m->n_nodes && rc == QC_OK; j++) {
+        if (qc_quant_reads_float(q, j))
+            continue;
         for (int k = 0; k < m->nodes[j].n_inputs && rc == QC_OK; k++) {
             const char *in = m->nodes[j].inputs[k];
             int idx = in[0] ? qc_strmap_get(&q->by_name, in) : -1;
             if (idx >= 0 && q->t[idx].used && q->t[idx].kind == QT_ACT)
                 rc = qc_edit_set_input(e, j, k, nm[idx].dq, err);
         }
+    }
     if (rc == QC_OK)
         rc = qc_opset_upgrade(e, q, err);
     if (rc == QC_OK) {

@@ -55,6 +55,11 @@ struct qc_quantizer {
 
 /* qdq.c: writes the QDQ model from a computed plan. */
 int qc_quant_rewrite(qc_quantizer *q, qc_model **out, qc_err *err);
+/* Node `node` is a Conv/ConvTranspose/Gemm/MatMul left float: it reads the float tensors, not
+ * their DequantizeLinear outputs, because between a DequantizeLinear and a QuantizeLinear
+ * onnxruntime (WeightBiasQuantization, 1.32) quantizes a float node's weights itself and fuses
+ * it into an integer kernel, undoing --exclude. */
+int qc_quant_reads_float(const qc_quantizer *q, int node);
 /* opset.c: rewrites nodes whose signature changed between the model's opset and the edit's
  * target opset (attributes that became inputs), or refuses with advice. */
 int qc_opset_upgrade(qc_edit *e, const qc_quantizer *q, qc_err *err);

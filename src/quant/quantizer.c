@@ -618,6 +618,17 @@ int qc_quantizer_build(qc_quantizer *q, qc_model **out, qc_err *err)
             qn->final = 1;          /* linear Resize is fused too; kept for clarity */
         }
     }
+    /* readers that will read a DequantizeLinear output, per tensor */
+    int *dq_readers = calloc((size_t)q->n_t + 1, sizeof *dq_readers);
+    if (!dq_readers)
+        return qc_errf(err, QC_ENOMEM, "out of memory");
+    for (int i = 0; i < m->n_nodes; i++)
+        for (int k = 0; k < m->nodes[i].n_inputs && !qc_quant_reads_float(q, i); k++) {
+            const char *in = m->nodes[i].inputs[k];
+            int idx = in[0] ? qc_strmap_get(&q->by_name, in) : -1;
+            if (idx >= 0)
+                dq_readers[idx]++;
+        }
     q->n_quantized = 0;
     for (int i = 0; i < m->n_nodes; i++) {
         const qc_node *n = &m->nodes[i];
@@ -634,11 +645,12 @@ int qc_quantizer_build(qc_quantizer *q, qc_model **out, qc_err *err)
             /* a tensor only the graph output reads stays float: a Q/DQ pair there would
              * either be dead (the output keeps the float name) or, made live, round the
              * model's answer (class scores in 0..1 on a box-coordinate scale) */
-            if (idx >= 0 && q->t[idx].seen_dtype == QC_F32 && q->t[idx].n_readers > 0 &&
+            if (idx >= 0 && q->t[idx].seen_dtype == QC_F32 && dq_readers[idx] > 0 &&
                 (!q->t[idx].obs || q->t[idx].fixed || qc_observer_count(q->t[idx].obs) > 0))
                 q->t[idx].used = 1;
         }
     }
+    free(dq_readers);
     for (int i = 0; i < q->n_t; i++) {
         qtensor *t = &q->t[i];
         if (t->kind == QT_BIAS && t->used && (q->o.bias_float || !q->t[t->bias_in].used ||

@@ -166,8 +166,8 @@ if "$CAL" compare --data "models/cache/data/$m/calib" "$(model_path $m)" --limit
 import json, sys
 r = json.load(open(sys.argv[1]))
 got = (r["calib_samples"], r["float_passes"], r["eval_samples"], len(r["candidates"]))
-assert got == (6, 6, 2, 4), got
-print("6 calibration + 2 eval samples, 4 candidates")' "$CLI_TMP/split.json" 2>&1); then
+assert got == (6, 6, 2, 5), got
+print("6 calibration + 2 eval samples, 5 candidates (4 + auto)")' "$CLI_TMP/split.json" 2>&1); then
     cli_ok "default_split: $v"
 else
     cli_fail default_split "$(tail -1 "$CLI_TMP/split.log") $v"

@@ -515,6 +515,14 @@ def exclude_and_op_types(c):
     q.qconst("conv3", 1, TensorProto.INT8)
     s1 = need_sqnr(fm, q.path, feeds_x([randn(rng, (1, 3, 8, 8)) for _ in range(4)]),
                    "--exclude: ")
+    # conv3 reads Relu's quantized output: left float it must read the float tensor, else
+    # onnxruntime quantizes its weights itself (WeightBiasQuantization) and fuses it anyway
+    q = c.calibrate(fm, d, "excl3.q.onnx", "--exclude", "conv3")
+    bad = read_from_dq(q, q.node("conv3"))
+    need(not bad, f"--exclude conv3: conv3 reads DequantizeLinear outputs {bad}")
+    from quant_check import float_ops
+    need(float_ops(q.path)[0].get("Conv", 0) >= 1,
+         f"--exclude conv3: onnxruntime runs no Conv in float: {dict(float_ops(q.path)[0])}")
 
     # x * k + kb -> conv -> Relu -> GlobalAveragePool -> Flatten -> MatMul + mb -> y
     nodes = [node("Mul", ["x", "k"], ["m"], "mul"),

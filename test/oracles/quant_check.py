@@ -12,7 +12,7 @@
       The models (one per method) have pairwise different activation scales: each method did
       something of its own.
   quant_check.py fidelity NAME FLOAT.onnx Q.onnx --data DIR [--limit N] [--min-sqnr 20]
-                 [--min-agree 95]
+                 [--min-agree 95] [--tag SUFFIX]
       Both models in onnxruntime: SQNR of Q's outputs against FLOAT's (10 log10 of signal
       energy over error energy, per output over all samples; the worst output counts) and the
       task agreement of task_metrics.py (detections: F1 of matched detections; magika: top-1).
@@ -293,10 +293,11 @@ def cmd_fidelity(a):
     if not round(100 * frac, 9) >= a.min_agree:     # 266/280 is 95%, not 94.999...
         problems.append(f"task agreement {100 * frac:.2f}% < {a.min_agree:g}% (short by "
                         f"{a.min_agree - 100 * frac:.2f} points)")
+    label = f"fidelity_{a.name}{a.tag}"
     if problems:
-        fail(f"fidelity_{a.name}", "; ".join(problems) + " -- " + msg)
+        fail(label, "; ".join(problems) + " -- " + msg)
     else:
-        ok(f"fidelity_{a.name}", msg)
+        ok(label, msg)
 
 
 # ---------------------------------------------------------------- exec-match
@@ -427,8 +428,9 @@ def cmd_exec_match(a):
                         f"{samples[where[0]][0]}, index {list(map(int, where[1]))}); "
                         f"{n_over}/{n_el} elements over one step")
             figures.append(txt)
-            if ratio > 1 + 1e-6:
-                problems.append(f"'{o}' differs by up to {ratio:.2f} steps")
+            if ratio > a.max_steps + 1e-6:
+                problems.append(f"'{o}' differs by up to {ratio:.2f} steps (bound "
+                                f"{a.max_steps:g})")
         else:
             lo = min(float(rs[k].min()) for rs in ref)
             hi = max(float(rs[k].max()) for rs in ref)
@@ -497,7 +499,8 @@ def diverge(a, model, sample):
     fused, names = run_ort(path, s, "all")
     unfused, _ = run_ort(path, s, "none")
     r = subprocess.run([a.cal, "run", path, "--data", data, "-o", os.path.join(work, "qc"),
-                        "-q"], capture_output=True, text=True)
+                        "-q"] + (["--emulate-ort"] if a.emulate_ort else []),
+                       capture_output=True, text=True)
     if r.returncode:
         print(f"     diverge: calibrate run failed: {r.stderr.strip()[:300]}")
         return
@@ -628,6 +631,7 @@ def main():
     c.add_argument("--limit", type=int, default=0)
     c.add_argument("--min-sqnr", type=float, default=20.0)
     c.add_argument("--min-agree", type=float, default=95.0)
+    c.add_argument("--tag", default="", help="appended to the check's name")
     c = sub.add_parser("exec-match")
     c.add_argument("q")
     c.add_argument("--data", required=True)
@@ -636,6 +640,11 @@ def main():
     c.add_argument("--name")
     c.add_argument("--cal", help="calibrate binary, for the divergence search on failure")
     c.add_argument("--work", help="folder for the divergence search (default: a temp dir)")
+    c.add_argument("--max-steps", type=float, default=1.0,
+                   help="bound on |ours - onnxruntime| in quantization steps (default 1)")
+    c.add_argument("--emulate-ort", action="store_true",
+                   help="--got came from `calibrate run --emulate-ort` (the divergence "
+                        "search runs it that way too)")
     c = sub.add_parser("tidy")
     c.add_argument("q")
     c.add_argument("--name")

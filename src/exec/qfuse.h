@@ -1,0 +1,26 @@
+/* onnxruntime emulation for QDQ models (qc_exec_opts.emulate_ort): qfuse.c finds the
+ * DequantizeLinear -> op -> QuantizeLinear groups that onnxruntime's QDQ transformers fuse
+ * into integer kernels, and ops_qlinear.c computes them the way those kernels round. */
+#ifndef QC_QFUSE_H
+#define QC_QFUSE_H
+
+#include "exec_priv.h"
+
+/* Rewrites matched groups into one qlinear knode each (the Q and, when no one else reads
+ * them, the DQ nodes are skipped) and recomputes liveness. Planning-time only. */
+int qc_qfuse(qc_exec *x, qc_err *err);
+
+/* The fused kernels. Input layouts follow onnxruntime's operators (a missing zero point is
+ * NULL):
+ *   conv:    x, x_scale, x_zp, w, w_scale, w_zp, y_scale, y_zp [, bias int32]  (QLinearConv)
+ *   sigmoid: x, x_scale, x_zp, y_scale, y_zp                        (QLinearSigmoid)
+ *   add/mul: a, a_scale, a_zp, b, b_scale, b_zp, c_scale, c_zp      (QLinearAdd/Mul)
+ * The conv def reads the original Conv node's attributes. */
+extern const qc_op_def qc_qlinear_conv;
+extern const qc_op_def qc_qlinear_matmul;     /* a, a_scale, a_zp, b (2-D), ..., y_zp */
+extern const qc_op_def qc_qlinear_sigmoid;
+extern const qc_op_def qc_qlinear_softmax;    /* same layout as sigmoid; uint8 only */
+extern const qc_op_def qc_qlinear_add;
+extern const qc_op_def qc_qlinear_mul;
+
+#endif

@@ -1,0 +1,216 @@
+#!/usr/bin/env bash
+# calibrate doctor: each fixture of test/oracles/make_doctor_fixtures.py triggers one finding,
+# which must come first (or be present, for findings that follow their cause) with the right
+# fix; the clean variant of the same fixture must not report it. On the integration models
+# with their good data, no error-severity finding.
+source "$(dirname "$0")/lib.sh"
+
+DX=$CLI_TMP/dx
+if ! "$PY" test/oracles/make_doctor_fixtures.py "$DX" >"$CLI_TMP/dx.log" 2>&1; then
+    cli_fail setup "make_doctor_fixtures.py: $(tail -1 "$CLI_TMP/dx.log")"
+    # Integration models with their good data: no error-severity finding (no false alarm).
+# Under QC_ASAN a few samples of two models (the code paths, not the statistics).
+if [ -f models/manifest.txt ] && [ -d models/cache/data ]; then
+    MODELS=$(awk '$1 == "model" { print $2 }' models/manifest.txt)
+    ARGS=()
+    if [ "${QC_ASAN:-0}" = 1 ]; then
+        MODELS="nudenet magika"
+        ARGS=(--limit 2 --eval-limit 1)
+    fi
+    for m in $MODELS; do
+        path=models/cache/$(awk -v n="$m" '$1 == "model" && $2 == n { print $9 }' \
+                            models/manifest.txt)
+        data=models/cache/data/$m
+        if [ ! -f "$path" ] || [ ! -d "$data/calib" ]; then
+            continue
+        fi
+        rm -f "$CLI_TMP/d.json"
+        if ! "$CAL" doctor -q --json "$CLI_TMP/d.json" --data "$data/calib" --eval "$data/eval" \
+                "${ARGS[@]}" "$path" >"$CLI_TMP/out" 2>"$CLI_TMP/err" </dev/null; then
+            cli_fail "integration_$m" "doctor failed: $(head -c 300 "$CLI_TMP/err")"
+        elif why=$(verdict absent_error "" "" "" 2>&1); then
+            cli_ok "integration_$m"
+        else
+            cli_fail "integration_$m" "$why"
+        fi
+    done
+fi
+
+cli_done doctor
+    exit 1
+fi
+
+# run_doctor ARGS...: doctor on the fixtures, JSON in $CLI_TMP/d.json; 0 if it ran (exit 0)
+run_doctor() {
+    rm -f "$CLI_TMP/d.json"
+    (cd "$DX" && "$OLDPWD/$CAL" doctor -q --json "$CLI_TMP/d.json" "$@") \
+        >"$CLI_TMP/out" 2>"$CLI_TMP/err" </dev/null
+}
+
+# verdict MODE CHECK SUBJECT FIX: MODE first|has|absent|absent_error, against $CLI_TMP/d.json
+verdict() {
+    "$PY" - "$CLI_TMP/d.json" "$@" <<'EOF'
+import json, sys
+path, mode, check, subject, fix = sys.argv[1:6]
+fs = json.load(open(path))["findings"]
+hits = [f for f in fs if f["check"] == check and subject in f["subject"] and fix in f["fix"]]
+same = [f for f in fs if f["check"] == check]
+first = fs[0] if fs else None
+desc = lambda f: f"{f['severity']} {f['check']} '{f['subject']}' fix '{f['fix']}'" if f else "none"
+if mode == "first":
+    ok = first is not None and first in hits
+    why = f"first finding is {desc(first)}"
+elif mode == "has":
+    ok = bool(hits)
+    why = f"no {check} on '{subject}' with fix '{fix}' among {len(fs)} findings" + \
+        (f" (got {desc(same[0])})" if same else "")
+elif mode == "absent_error":
+    errs = [f for f in fs if f["severity"] == "error"]
+    ok = not errs
+    why = f"{len(errs)} error findings, first {desc(errs[0])}" if errs else ""
+else:
+    ok = not same
+    why = f"reported {desc(same[0])}" if same else ""
+print(why)
+sys.exit(0 if ok else 1)
+EOF
+}
+
+# expect MODE NAME CHECK SUBJECT FIX -- doctor args...
+expect() {
+    local mode=$1 name=$2 check=$3 subject=$4 fix=$5
+    shift 6
+    if ! run_doctor "$@"; then
+        cli_fail "$name" "doctor failed: $(head -c 300 "$CLI_TMP/err")"
+        return
+    fi
+    local why
+    if why=$(verdict "$mode" "$check" "$subject" "$fix" 2>&1); then
+        cli_ok "$name"
+    else
+        cli_fail "$name" "$why"
+    fi
+}
+
+# 1. data
+expect first nan_sample data.nonfinite s05.npy "remove" -- --data calib_nan base.onnx
+expect absent nan_sample_clean data.nonfinite "" "" -- --data calib base.onnx
+expect first raw_pixels data.raw-pixels x "--scale 1/255" -- --data calib_raw base.onnx
+expect absent raw_pixels_clean data.raw-pixels "" "" -- --data calib_unit base.onnx
+expect first constant_input data.constant-input x "data loader" -- --data calib_const base.onnx
+expect absent constant_input_clean data.constant-input "" "" -- --data calib base.onnx
+expect first shift data.shift x "deployment data" -- --data calib --eval eval_shift base.onnx
+expect absent shift_clean data.shift "" "" -- --data calib --eval eval base.onnx
+expect first few_samples data.few-samples "calibration set" "more" -- --data calib2 base.onnx
+expect absent few_samples_clean data.few-samples "" "" -- --data calib base.onnx
+
+# 2. ranges
+expect first zero_width range.zero-width z "--exclude zero_branch" -- --data calib const.onnx
+expect absent zero_width_clean range.zero-width "" "" -- --data calib const_ok.onnx
+expect first outliers range.outliers x "--method percentile" -- --data calib_spike big.onnx
+expect absent outliers_clean range.outliers "" "" -- --data calib_big big.onnx
+expect first one_sided range.one-sided r1 "drop --symmetric-activations" -- \
+    --data calib base.onnx --symmetric-activations
+expect absent one_sided_clean range.one-sided "" "" -- --data calib base.onnx
+expect first imbalance weight.channel-imbalance conv1 "--per-channel" -- \
+    --data calib imbalance.onnx
+expect absent imbalance_clean weight.channel-imbalance "" "" -- \
+    --data calib imbalance.onnx --per-channel
+expect first saturation range.saturation x "covers the eval data" -- \
+    --data calib --eval eval_wide base.onnx
+expect absent saturation_clean range.saturation "" "" -- --data calib --eval eval base.onnx
+
+# 3. model
+expect first head_mix model.head-mix cat "--exclude cat,tr,pick" -- --data calib head.onnx
+expect absent head_mix_clean model.head-mix "" "" -- --data calib head.onnx --exclude cat,tr,pick
+expect first bias_overflow model.bias-overflow conv1 "--bias float" -- --data calib bias.onnx
+expect absent bias_overflow_clean model.bias-overflow "" "" -- \
+    --data calib bias.onnx --bias float
+expect first float_nan model.float-nan log "preprocessing" -- --data calib nan.onnx
+expect absent float_nan_clean model.float-nan "" "" -- --data calib nan_ok.onnx
+expect has float_ops model.float-ops tanh "--op-types" -- --data calib tanh.onnx
+expect absent float_ops_clean model.float-ops "" "" -- --data calib base.onnx
+expect has unfused model.unfused conv2 "" -- --data calib base.onnx
+expect absent unfused_clean model.unfused "" "" -- --data calib div_ok.onnx
+
+# 4. error attribution: found, and leaving the layer float measured (built model) or not
+# (given model)
+expect has attribution error.attribution sq "--exclude square,clip" -- \
+    --data calib_spike31 square.onnx
+expect absent attribution_clean error.attribution "" "" -- --data calib_big square.onnx
+if (cd "$DX" && "$OLDPWD/$CAL" -q --data calib_spike31 square.onnx -o sq_q.onnx) \
+    >"$CLI_TMP/out" 2>&1; then
+    expect has attribution_given error.attribution sq "" -- \
+        --data calib_spike31 square.onnx sq_q.onnx
+else
+    cli_fail attribution_given "calibrate failed: $(head -c 300 "$CLI_TMP/out")"
+fi
+
+# 5. outputs
+expect first output_nonfinite output.nonfinite y "--exclude" -- --data calib div.onnx
+expect absent output_nonfinite_clean output.nonfinite "" "" -- --data calib div_ok.onnx
+expect has output_constant output.constant y2 "" -- --data calib head.onnx
+expect absent output_constant_clean output.constant "" "" -- \
+    --data calib head.onnx --exclude cat,tr,pick
+expect has output_agreement output.agreement outputs "" -- --data calib base.onnx
+
+# exit status: 0 with findings, 1 with --fail-on at or below the worst severity, 2 on usage
+expect_success exit_findings -- "$CAL" doctor -q --data "$DX/calib_nan" "$DX/base.onnx"
+rc=0
+"$CAL" doctor -q --fail-on error --data "$DX/calib_nan" "$DX/base.onnx" >/dev/null 2>&1 || rc=$?
+[ "$rc" = 1 ] && cli_ok fail_on_error || cli_fail fail_on_error "exit $rc, expected 1"
+expect_success fail_on_clean -- "$CAL" doctor -q --fail-on error --data "$DX/calib" \
+    "$DX/base.onnx"
+# usage errors: exit 2, the message first ("calibrate: ..."), then a hint
+expect_usage() {
+    local name=$1 pat=$2 rc=0
+    shift 3
+    "$@" >/dev/null 2>"$CLI_TMP/err" </dev/null || rc=$?
+    if [ "$rc" = 2 ] && head -1 "$CLI_TMP/err" | grep -q '^calibrate: ' &&
+            head -1 "$CLI_TMP/err" | grep -qF -- "$pat"; then
+        cli_ok "$name"
+    else
+        cli_fail "$name" "exit $rc, stderr: $(head -c 300 "$CLI_TMP/err")"
+    fi
+}
+expect_usage no_data "--data" -- "$CAL" doctor "$DX/base.onnx"
+expect_usage bad_fail_on "--fail-on 'bad'" -- "$CAL" doctor --fail-on bad --data "$DX/calib" \
+    "$DX/base.onnx"
+expect_error missing_quantized 2 "nope.onnx" -- "$CAL" doctor --data "$DX/calib" \
+    "$DX/base.onnx" "$DX/nope.onnx"
+
+# the text report stays within 100 columns
+"$CAL" doctor -q --all --data "$DX/calib" --eval "$DX/eval_shift" "$DX/head.onnx" \
+    >"$CLI_TMP/report" 2>&1
+wide=$(awk 'length > 100' "$CLI_TMP/report" | head -1)
+[ -z "$wide" ] && cli_ok report_width || cli_fail report_width "line over 100: $wide"
+
+# Integration models with their good data: no error-severity finding (no false alarm).
+# Under QC_ASAN a few samples of two models (the code paths, not the statistics).
+if [ -f models/manifest.txt ] && [ -d models/cache/data ]; then
+    MODELS=$(awk '$1 == "model" { print $2 }' models/manifest.txt)
+    ARGS=()
+    if [ "${QC_ASAN:-0}" = 1 ]; then
+        MODELS="nudenet magika"
+        ARGS=(--limit 2 --eval-limit 1)
+    fi
+    for m in $MODELS; do
+        path=models/cache/$(awk -v n="$m" '$1 == "model" && $2 == n { print $9 }' \
+                            models/manifest.txt)
+        data=models/cache/data/$m
+        if [ ! -f "$path" ] || [ ! -d "$data/calib" ]; then
+            continue
+        fi
+        rm -f "$CLI_TMP/d.json"
+        if ! "$CAL" doctor -q --json "$CLI_TMP/d.json" --data "$data/calib" --eval "$data/eval" \
+                "${ARGS[@]}" "$path" >"$CLI_TMP/out" 2>"$CLI_TMP/err" </dev/null; then
+            cli_fail "integration_$m" "doctor failed: $(head -c 300 "$CLI_TMP/err")"
+        elif why=$(verdict absent_error "" "" "" 2>&1); then
+            cli_ok "integration_$m"
+        else
+            cli_fail "integration_$m" "$why"
+        fi
+    done
+fi
+
+cli_done doctor
