@@ -535,7 +535,9 @@ static void check_eval(qc_doctor *d)
     char top1[64] = "";
     if (!isnan(sum.top1))
         snprintf(top1, sizeof top1, ", top-1 agreement %.1f%%", 100 * sum.top1);
-    qc_dr_add(d, q < 10 ? QC_SEV_WARNING : QC_SEV_INFO, "output.agreement", 300, "outputs",
+    /* a good result is a summary, listed after every info finding that names a problem */
+    qc_dr_add(d, q < 10 ? QC_SEV_WARNING : QC_SEV_INFO, "output.agreement", q < 10 ? 300 : 0,
+              "outputs",
               q < 10 ? "see the findings above" : "", "worst output SQNR %.1f dB over %d eval "
               "sample%s%s", q, d->n_evaluated, d->n_evaluated == 1 ? "" : "s", top1);
     if (d->fix_layer >= 0) {

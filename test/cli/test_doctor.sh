@@ -128,9 +128,9 @@ expect absent bias_overflow_clean model.bias-overflow "" "" -- \
     --data calib bias.onnx --bias float
 expect first float_nan model.float-nan log "preprocessing" -- --data calib nan.onnx
 expect absent float_nan_clean model.float-nan "" "" -- --data calib nan_ok.onnx
-expect has float_ops model.float-ops tanh "--op-types" -- --data calib tanh.onnx
+expect first float_ops model.float-ops tanh "--op-types" -- --data calib tanh.onnx
 expect absent float_ops_clean model.float-ops "" "" -- --data calib base.onnx
-expect has unfused model.unfused conv2 "" -- --data calib base.onnx
+expect first unfused model.unfused conv2 "" -- --data calib base.onnx
 expect absent unfused_clean model.unfused "" "" -- --data calib div_ok.onnx
 
 # 4. error attribution: found, and leaving the layer float measured (built model) or not
