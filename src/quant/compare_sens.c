@@ -117,19 +117,6 @@ static int set_ranges_like(qc_compare *c, const cand_eval *ce, const hybrid *hy,
     return QC_OK;
 }
 
-static int in_list(const char *list, const char *item)
-{
-    size_t n = strlen(item);
-    for (const char *p = list; p && *p;) {
-        const char *c = strchr(p, ',');
-        size_t len = c ? (size_t)(c - p) : strlen(p);
-        if (len == n && !strncmp(p, item, n))
-            return 1;
-        p = c ? c + 1 : p + len;
-    }
-    return 0;
-}
-
 /* A node left float reads float data. The QDQ rewrite gives every reader of a quantized
  * activation its DequantizeLinear output, and onnxruntime (WeightBiasQuantization, 1.2x)
  * then quantizes the weights of a Conv / Gemm / MatMul sitting between a DequantizeLinear
@@ -142,7 +129,7 @@ static int float_inputs(qc_model **qm, const char *list, qc_err *err)
     int rc = qc_edit_begin(&e, m, err), changed = 0;
     for (int i = 0; i < m->n_nodes && rc == QC_OK; i++) {
         const qc_node *nd = &m->nodes[i];
-        if (!nd->name || !in_list(list, nd->name))
+        if (!nd->name || !qc_quant_in_list(list, nd->name))
             continue;
         for (int k = 0; k < nd->n_inputs && rc == QC_OK; k++) {
             int dq = nd->inputs[k][0] ? qc_model_producer(m, nd->inputs[k]) : -1;

@@ -53,6 +53,9 @@ struct qc_quantizer {
     char            float_why[64];
 };
 
+/* quantizer.c: item is one of the entries of a comma-separated list (--exclude, --op-types). */
+int qc_quant_in_list(const char *list, const char *item);
+
 /* qdq.c: writes the QDQ model from a computed plan. */
 int qc_quant_rewrite(qc_quantizer *q, qc_model **out, qc_err *err);
 /* Node `node` is a Conv/ConvTranspose/Gemm/MatMul left float: it reads the float tensors, not

@@ -37,7 +37,7 @@ void qc_quant_opts_default(qc_quant_opts *o)
     o->bins = 2048;
 }
 
-static int in_list(const char *list, const char *item)
+int qc_quant_in_list(const char *list, const char *item)
 {
     size_t n = strlen(item);
     for (const char *p = list; p && *p;) {
@@ -53,7 +53,7 @@ static int in_list(const char *list, const char *item)
 static int op_selected(const qc_quant_opts *o, const char *op)
 {
     if (o->op_types)
-        return in_list(o->op_types, op);
+        return qc_quant_in_list(o->op_types, op);
     for (int i = 0; default_ops[i]; i++)
         if (!strcmp(op, default_ops[i]))
             return 1;
@@ -230,7 +230,7 @@ static int select_tensors(qc_quantizer *q, qc_err *err)
             qn->why = "op type not quantized";
             continue;
         }
-        if (q->o.exclude && in_list(q->o.exclude, n->name)) {
+        if (q->o.exclude && qc_quant_in_list(q->o.exclude, n->name)) {
             qn->why = "excluded by --exclude";
             continue;
         }
