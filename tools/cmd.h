@@ -34,6 +34,12 @@ struct qc_dataset;
 struct qc_progress;
 int qc_cmd_load_sample(struct qc_dataset *d, int i, int n_inputs, const char *dir, int strict,
                        struct qc_progress *prog, qc_tensor **in, qc_err *err);
+/* qc_cmd_load_sample in two halves for sample-parallel passes: the read (returns 1 with *bad
+ * set for a sample to skip, prints nothing) and the warning (under the pass's lock). */
+int  qc_cmd_read_sample(struct qc_dataset *d, int i, int n_inputs, const char *dir, int strict,
+                        qc_tensor **in, int64_t *bad, qc_err *err);
+void qc_cmd_skip_warning(struct qc_progress *prog, const char *dir, const char *name,
+                         int64_t bad);
 
 /* Prints "calibrate: <err->msg>" once on stderr; returns the exit status for `code`. */
 int qc_cmd_fail(int code, const qc_err *err);

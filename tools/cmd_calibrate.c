@@ -9,6 +9,7 @@
 #include "qc_compare.h"
 #include "qc_data.h"
 #include "qc_params.h"
+#include "qc_pass.h"
 #include "qc_prepare.h"
 #include "qc_quant.h"
 
@@ -259,6 +260,85 @@ static int calibrate_auto(const cal_args *a, const char *out_path, qc_err *err)
     return rc;
 }
 
+/* One shard of the observation pass: its own view of the data set, executor and observers
+ * (shard 0 uses the caller's). */
+typedef struct cal_shard {
+    qc_dataset   *d;
+    qc_exec      *x;
+    qc_quantizer *q;
+} cal_shard;
+
+typedef struct cal_pass {
+    const cal_args *a;
+    const qc_model *work;
+    cal_shard      *sh;
+    int64_t        *bad;            /* NaN/Inf count of each skipped sample */
+    qc_progress    *prog;
+} cal_pass;
+
+static int pass_sample(void *user, int shard, int i, qc_err *err)
+{
+    cal_pass *p = user;
+    cal_shard *s = &p->sh[shard];
+    qc_tensor *in;
+    int rc = qc_cmd_read_sample(s->d, i, p->work->n_inputs, p->a->data, p->a->strict, &in,
+                                &p->bad[i], err);
+    if (rc != QC_OK)
+        return rc;
+    if ((rc = qc_quantizer_observe_inputs(s->q, in, p->work->n_inputs, err)) == QC_OK &&
+        (rc = qc_exec_run(s->x, in, p->work->n_inputs, err)) != QC_OK)
+        qc_err_prefix(err, "%s/%s", p->a->data, qc_dataset_sample_name(s->d, i));
+    return rc;
+}
+
+static void pass_after(void *user, int i, int status, int n_finished)
+{
+    cal_pass *p = user;
+    if (status == 1)
+        qc_cmd_skip_warning(p->prog, p->a->data, qc_dataset_sample_name(p->sh[0].d, i),
+                            p->bad[i]);
+    qc_progress_update(p->prog, n_finished);
+}
+
+/* Feeds samples 0..n-1 to q. Whole samples run side by side, one shard per thread (each
+ * single-threaded), and the shards' observers are merged into q: exact for every method but
+ * ema, whose result depends on the sample order (it, and --params-in, run as one shard). */
+static int observe_pass(const cal_args *a, const qc_model *work, qc_dataset *d, qc_exec *x,
+                        qc_quantizer *q, int n, qc_progress *prog, int *used, int *skipped,
+                        qc_err *err)
+{
+    int jobs = qc_pass_default_jobs();
+    if (!strcmp(a->o.method, "ema") || a->params_in)
+        jobs = 1;
+    if (jobs > n)
+        jobs = n > 0 ? n : 1;
+    cal_shard *sh = calloc((size_t)jobs, sizeof *sh);
+    int64_t *bad = calloc((size_t)n + 1, sizeof *bad);
+    int rc = sh && bad ? QC_OK : qc_errf(err, QC_ENOMEM, "out of memory");
+    if (rc == QC_OK)
+        sh[0] = (cal_shard){ d, x, q };
+    for (int s = 1; s < jobs && rc == QC_OK; s++)
+        if ((rc = qc_dataset_open(&sh[s].d, a->data, work, &a->pp, err)) == QC_OK &&
+            (rc = qc_quantizer_new(&sh[s].q, work, &a->o, err)) == QC_OK)
+            rc = qc_exec_new(&sh[s].x, work, NULL, err);
+    for (int s = 0; s < jobs && rc == QC_OK; s++)
+        qc_quantizer_attach(sh[s].q, sh[s].x);
+    cal_pass p = { a, work, sh, bad, prog };
+    qc_pass_ops ops = { &p, pass_sample, pass_after };
+    if (rc == QC_OK)
+        rc = qc_pass_run(&ops, n, jobs, used, skipped, err);
+    for (int s = 1; s < jobs && sh; s++) {
+        if (rc == QC_OK)
+            rc = qc_quantizer_merge(q, sh[s].q, err);
+        qc_quantizer_free(sh[s].q);
+        qc_exec_free(sh[s].x);
+        qc_dataset_free(sh[s].d);
+    }
+    free(sh);
+    free(bad);
+    return rc;
+}
+
 int qc_cmd_calibrate(int argc, char **argv)
 {
     cal_args a = { .limit = -1 };
@@ -302,25 +382,10 @@ int qc_cmd_calibrate(int argc, char **argv)
         n = qc_dataset_count(d);
         if (a.limit > 0 && a.limit < n)
             n = (int)a.limit;
-        qc_quantizer_attach(q, x);
         qc_progress_start(&prog, "calibrate", "samples", n, a.quiet);
+        rc = observe_pass(&a, work, d, x, q, n, &prog, &used, &skipped, &err);
+        qc_progress_end(&prog);
     }
-    for (int i = 0; i < n && rc == QC_OK; i++) {
-        qc_tensor *in;
-        const char *name = qc_dataset_sample_name(d, i);
-        if ((rc = qc_cmd_load_sample(d, i, work->n_inputs, a.data, a.strict, &prog, &in,
-                                     &err)) != QC_OK) {
-            if (rc == 1)
-                skipped++, rc = QC_OK;
-            continue;
-        }
-        if ((rc = qc_quantizer_observe_inputs(q, in, work->n_inputs, &err)) == QC_OK &&
-            (rc = qc_exec_run(x, in, work->n_inputs, &err)) != QC_OK)
-            qc_err_prefix(&err, "%s/%s", a.data, name);
-        used++;
-        qc_progress_update(&prog, i + 1);
-    }
-    qc_progress_end(&prog);
     if (rc == QC_OK && used == 0 && !a.params_in)
         rc = qc_errf(&err, QC_EINPUT, "%s: no usable calibration sample", a.data);
     if (rc == QC_OK)

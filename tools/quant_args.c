@@ -7,23 +7,36 @@
 #include "progress.h"
 #include "qc_data.h"
 
-int qc_cmd_load_sample(qc_dataset *d, int i, int n_inputs, const char *dir, int strict,
-                       qc_progress *prog, qc_tensor **in, qc_err *err)
+int qc_cmd_read_sample(qc_dataset *d, int i, int n_inputs, const char *dir, int strict,
+                       qc_tensor **in, int64_t *bad, qc_err *err)
 {
-    const char *name = qc_dataset_sample_name(d, i);
     int rc = qc_dataset_load(d, i, in, err);
     if (rc != QC_OK)
         return rc;
-    int64_t bad = qc_tensors_nonfinite(*in, n_inputs);
-    if (!bad)
+    *bad = qc_tensors_nonfinite(*in, n_inputs);
+    if (!*bad)
         return QC_OK;
     if (strict)
-        return qc_errf(err, QC_EINPUT, "%s/%s: %lld NaN/Inf values (--strict)", dir, name,
-                       (long long)bad);
+        return qc_errf(err, QC_EINPUT, "%s/%s: %lld NaN/Inf values (--strict)", dir,
+                       qc_dataset_sample_name(d, i), (long long)*bad);
+    return 1;
+}
+
+void qc_cmd_skip_warning(qc_progress *prog, const char *dir, const char *name, int64_t bad)
+{
     qc_progress_end(prog);
     fprintf(stderr, "calibrate: warning: %s/%s: %lld NaN/Inf values, sample skipped\n", dir,
             name, (long long)bad);
-    return 1;
+}
+
+int qc_cmd_load_sample(qc_dataset *d, int i, int n_inputs, const char *dir, int strict,
+                       qc_progress *prog, qc_tensor **in, qc_err *err)
+{
+    int64_t bad = 0;
+    int rc = qc_cmd_read_sample(d, i, n_inputs, dir, strict, in, &bad, err);
+    if (rc == 1)
+        qc_cmd_skip_warning(prog, dir, qc_dataset_sample_name(d, i), bad);
+    return rc;
 }
 
 int qc_cmd_quant_opt(qc_quant_opts *o, int argc, char **argv, int *i, const char *cmd)

@@ -119,6 +119,11 @@ static void init_pool(void)
     n_threads = started;
 }
 
+void qc_par_set_serial(int on)
+{
+    in_loop = on != 0;
+}
+
 int qc_par_threads(void)
 {
     pthread_once(&once, init_pool);

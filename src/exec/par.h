@@ -15,4 +15,8 @@ int  qc_par_threads(void);
  * or concurrent loops run serially in the caller. */
 void qc_par_for(int64_t n, int64_t grain, qc_par_fn fn, void *ctx);
 
+/* on != 0: every qc_par_for called from this thread runs serially in it (threads that run
+ * whole samples side by side, each on one core); 0 restores the pool. */
+void qc_par_set_serial(int on);
+
 #endif

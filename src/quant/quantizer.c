@@ -422,6 +422,28 @@ void qc_quantizer_attach(qc_quantizer *q, qc_exec *x)
     qc_exec_set_hook(x, hook, q);
 }
 
+int qc_quantizer_merge(qc_quantizer *q, const qc_quantizer *other, qc_err *err)
+{
+    if (other->m != q->m || other->n_t != q->n_t)
+        return qc_errf(err, QC_EUSAGE, "quantizer merge: planned on different models");
+    for (int i = 0; i < q->n_t; i++) {
+        qtensor *t = &q->t[i];
+        const qtensor *u = &other->t[i];
+        if (!t->seen_dtype)
+            t->seen_dtype = u->seen_dtype;
+        if (!t->rank)
+            t->rank = u->rank;
+        if (t->obs && u->obs) {
+            int rc = qc_observer_merge(t->obs, u->obs, err);
+            if (rc != QC_OK) {
+                qc_err_prefix(err, "tensor '%s'", t->name);
+                return rc;
+            }
+        }
+    }
+    return QC_OK;
+}
+
 int qc_quantizer_observe_inputs(qc_quantizer *q, const qc_tensor *inputs, int n, qc_err *err)
 {
     for (int i = 0; i < n && i < q->m->n_inputs; i++) {

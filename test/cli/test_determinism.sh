@@ -4,8 +4,10 @@
 # QC_THREADS for qcal's own kernel threads: 1 and 2 each), and `calibrate run` gives
 # byte-identical float outputs across thread counts. On the nudenet integration model when
 # models/cache has it (tools/fetch_models.sh, tools/make_inputs.py), else on the fixture.
-# Methods percentile and entropy (histograms), per-channel; under QC_ASAN percentile only,
-# two thread settings, 2 samples.
+# Calibration runs QC_THREADS samples side by side and merges the shards' observers, so the
+# thread counts also change which samples each observer sees: every method but ema (run as
+# one shard) must still give the same bytes. Per-channel; under QC_ASAN percentile only, two
+# thread settings, 2 samples.
 # shellcheck source=test/cli/lib.sh
 source "$(dirname "$0")/lib.sh"
 
@@ -13,8 +15,8 @@ MODEL=$(awk '$1 == "model" && $2 == "nudenet" { print "models/cache/" $9 }' \
         models/manifest.txt 2>/dev/null)
 DATA=models/cache/data/nudenet/calib
 LIMIT=8
-METHODS="percentile entropy"
-VARIANTS=("again 2 2" "blas1_qc1 1 1" "blas1_qc2 1 2" "blas2_qc1 2 1")
+METHODS="percentile entropy minmax mse"
+VARIANTS=("again 2 2" "blas1_qc1 1 1" "blas1_qc2 1 2" "blas2_qc1 2 1" "blas1_qc3 1 3")
 if [ "${QC_ASAN:-0}" = 1 ]; then          # sanitizers make each run ~20x slower
     LIMIT=2
     METHODS=percentile
