@@ -73,8 +73,9 @@ bench: setup
 	@$(MAKE) --no-print-directory all
 	@tools/bench.sh
 
-# The calibrate issue's acceptance checks (fidelity on held-out data, executor vs ORT on the
-# QDQ model), including the ones that are still open gaps.
+# The quantization suite with the calibrate issue's acceptance sizes: fidelity on held-out data
+# and executor vs ORT on the QDQ model, both on all QC_QUANT_EVAL (32) eval samples (make test
+# checks executor agreement on 8).
 acceptance: setup
 	@$(MAKE) --no-print-directory all
 	@QC_ACCEPTANCE=1 tools/run_tests.sh quant

@@ -11,13 +11,16 @@
 #include "qc_model.h"
 
 typedef struct qc_biascorr_opts {
-    int n_samples;      /* samples measured per pass (first ones of the dataset), default 32 */
+    int n_samples;      /* samples measured per pass (first ones of the dataset), default 16 */
     int passes;         /* each pass measures what the previous ones left, default 1 */
     int propagate;      /* 0 (default): each node's error is measured with every upstream
                          * biased node's output replaced by the float one, so corrections do
                          * not compound; 1: the error accumulated from the model input
                          * (every node also cancels what its ancestors cancel: on YOLOv8n
                          * one pass took detection F1 from 0.92 to 0) */
+    int n_verify;       /* the correction is kept only if the model's outputs get closer to
+                         * the float model's on the first n_verify measured samples; 0:
+                         * always kept; default 8 */
 } qc_biascorr_opts;
 
 void qc_biascorr_opts_default(qc_biascorr_opts *o);
@@ -29,10 +32,15 @@ typedef struct qc_biascorr_stats {
                              * (= the mean |bias shift| with one pass) */
     double mean_abs_after;  /* the same, measured by the last pass (before its correction) */
     int    n_clamped;       /* int32 bias values held at the int32 limit */
+    int    applied;         /* 1: *out is the corrected model; 0: verification rejected it */
+    int    n_verify;        /* samples the verification ran on (0: none) */
+    double sqnr_before, sqnr_after; /* output SQNR (dB, outputs pooled) on them, without and
+                                     * with the correction */
 } qc_biascorr_stats;
 
 /* float_m: the (prepared) float model the QDQ model q was built from; d: a dataset opened on
- * float_m (same inputs as q). *out receives a new model (q is untouched); stats may be NULL.
+ * float_m (same inputs as q). *out receives a new model (q is untouched), or NULL when the
+ * verification rejected the correction (stats->applied 0: keep q); stats may be NULL.
  * Errors name the node or the sample. */
 int qc_bias_correct(const qc_model *float_m, const qc_model *q, qc_dataset *d,
                     const qc_biascorr_opts *o, qc_model **out, qc_biascorr_stats *stats,

@@ -58,5 +58,8 @@ const char *qc_dataset_sample_name(const qc_dataset *d, int i);
  * QC_EINPUT with the count unless pp->allow_nonfinite. */
 int  qc_dataset_load(qc_dataset *d, int i, qc_tensor **inputs, qc_err *err);
 void qc_dataset_free(qc_dataset *d);
+/* A second handle on the same samples (the same file list, no rescan) with its own loading
+ * buffers, so two threads can load at once (sample-parallel passes, qc_pass.h). */
+int  qc_dataset_clone(const qc_dataset *d, qc_dataset **out, qc_err *err);
 
 #endif

@@ -25,6 +25,12 @@ typedef struct qc_exec_opts {
                                  * (Conv, MatMul, Sigmoid, Softmax, Add, Mul) as its integer
                                  * kernels round (src/exec/qfuse.c); the fused op's hook call
                                  * sees the Q's output. Ignored with keep_all or const_only */
+    int cache_const;            /* compute nodes that depend on initializers alone (QDQ
+                                 * models: the weights' DequantizeLinear) in the first run and
+                                 * keep their outputs, so later runs skip them and kernels
+                                 * cache what they derive from them (packed weights); the hook
+                                 * sees those nodes in the first run only. Ignored with
+                                 * keep_all or const_only */
 } qc_exec_opts;
 
 /* `m` must outlive the executor. Fails with QC_EUNSUPPORTED naming op, node and opset. */

@@ -42,8 +42,12 @@ static const char cal_usage[] =
     "                          Add Mul Concat pooling Resize Sigmoid Softmax Relu Clip and\n"
     "                          data movement ops)\n"
     "  --no-prepare            skip constant and BatchNorm folding\n"
-    "  --bias-correction       then move each Conv/Gemm bias by the mean per-channel error of\n"
-    "                          its output, quantized vs float, on the first 32 samples\n"
+    "  --no-bias-correction    keep the biases as quantized (default: bias correction: move\n"
+    "                          each Conv/Gemm bias by the mean per-channel error of its\n"
+    "                          output, quantized vs float, on the first --bias-samples samples)\n"
+    "  --bias-samples N        samples bias correction measures (default 16)\n"
+    "  --bias-verify N         keep the correction only if the output SQNR against the float\n"
+    "                          model rises on the first N of those (default 8; 0: keep)\n"
     "data and output:\n"
     "  --data DIR              calibration samples (see 'calibrate --help')\n"
     "  --limit N               only the first N samples\n"
@@ -59,7 +63,9 @@ static const char cal_usage[] =
 typedef struct cal_args {
     const char *model, *data, *out, *params_out, *params_in, *trt_cache, *ort_overrides;
     long        limit;
-    int         quiet, strict, no_prepare, bias_corr;
+    int         quiet, strict, no_prepare;
+    int         bias_corr;      /* -1: default (on when there is data) */
+    long        bias_samples, bias_verify;
     qc_quant_opts o;
     qc_preproc  pp;
 } cal_args;
@@ -124,8 +130,22 @@ static int parse_args(cal_args *a, int argc, char **argv)
             a->strict = 1, i++;
         } else if (!strcmp(s, "--no-prepare")) {
             a->no_prepare = 1, i++;
-        } else if (!strcmp(s, "--bias-correction")) {
-            a->bias_corr = 1, i++;
+        } else if (!strcmp(s, "--bias-correction") || !strcmp(s, "--no-bias-correction")) {
+            a->bias_corr = s[2] == 'b', i++;
+        } else if (OPT("--bias-verify", NULL)) {
+            char *end;
+            if (!val) return -1;
+            a->bias_verify = strtol(val, &end, 10);
+            if (*end || end == val || a->bias_verify < 0 || a->bias_verify > 1000000)
+                return qc_cmd_usage_error(NULL, "--bias-verify '%s': expected a count", val),
+                       -1;
+        } else if (OPT("--bias-samples", NULL)) {
+            char *end;
+            if (!val) return -1;
+            a->bias_samples = strtol(val, &end, 10);
+            if (*end || a->bias_samples < 1 || a->bias_samples > 1000000)
+                return qc_cmd_usage_error(NULL, "--bias-samples '%s': expected a count", val),
+                       -1;
         } else if (!strcmp(s, "-q") || !strcmp(s, "--quiet")) {
             a->quiet = 1, i++;
         } else if ((r = qc_preproc_parse_arg(&a->pp, argc, argv, &i, &err)) != 0) {
@@ -146,8 +166,10 @@ static int parse_args(cal_args *a, int argc, char **argv)
         return qc_cmd_usage_error(NULL, "no model given"), -1;
     if (!a->data && !a->params_in)
         return qc_cmd_usage_error(NULL, "--data DIR is required (or --params-in FILE)"), -1;
-    if (a->bias_corr && !a->data)
+    if (a->bias_corr == 1 && !a->data)
         return qc_cmd_usage_error(NULL, "--bias-correction needs --data DIR"), -1;
+    if (a->bias_corr < 0)
+        a->bias_corr = a->data != NULL;
     return 0;
 }
 
@@ -161,15 +183,30 @@ static char *default_output(const char *model)
     return out;
 }
 
-/* --bias-correction on the first samples (at most --limit). */
+/* Bias correction on the first --bias-samples samples (at most --limit). */
 static int bias_correct(const cal_args *a, const qc_model *work, qc_dataset *d,
                         const qc_model *qm, qc_model **out, qc_biascorr_stats *bst, qc_err *err)
 {
     qc_biascorr_opts bo;
     qc_biascorr_opts_default(&bo);
+    if (a->bias_samples > 0)
+        bo.n_samples = (int)a->bias_samples;
+    if (a->bias_verify >= 0)
+        bo.n_verify = (int)a->bias_verify;
     if (a->limit > 0 && a->limit < bo.n_samples)
         bo.n_samples = (int)a->limit;
     return qc_bias_correct(work, qm, d, &bo, out, bst, err);
+}
+
+static void print_bias_summary(const qc_biascorr_stats *b)
+{
+    printf("calibrate: bias correction: %d biases, mean shift %.3g (measured on %d samples)",
+           b->n_nodes, b->mean_abs_before, b->n_samples);
+    if (b->n_verify)
+        printf("; output SQNR %.2f -> %.2f dB on %d of them: %s", b->sqnr_before,
+               b->sqnr_after, b->n_verify, b->applied ? "kept" : "not kept (biases left as "
+               "quantized)");
+    printf("\n");
 }
 
 /* --method auto: the compare machinery with only the auto candidate (one float pass). */
@@ -226,7 +263,7 @@ static int calibrate_auto(const cal_args *a, const char *out_path, qc_err *err)
     qc_model *bcm = NULL;
     qc_biascorr_stats bst = { 0 };
     if (rc == QC_OK && a->bias_corr &&
-        (rc = bias_correct(a, work, d, qm, &bcm, &bst, err)) == QC_OK)
+        (rc = bias_correct(a, work, d, qm, &bcm, &bst, err)) == QC_OK && bcm)
         qm = bcm;
     if (rc == QC_OK)
         rc = qc_model_save(qm, out_path, 0, err);
@@ -249,6 +286,8 @@ static int calibrate_auto(const cal_args *a, const char *out_path, qc_err *err)
                        ai.option_tensors[k]);
         printf("; %d of %d weights per tensor\n", ai.n_weights_per_tensor, ai.n_weights);
         printf("calibrate: %d nodes quantized\n", qc_quantizer_n_quantized_nodes(q));
+        if (a->bias_corr)
+            print_bias_summary(&bst);
         printf("calibrate: wrote %s (%.2f s)\n", out_path, qc_now() - t0);
     }
     qc_model_free(bcm);
@@ -318,7 +357,7 @@ static int observe_pass(const cal_args *a, const qc_model *work, qc_dataset *d, 
     if (rc == QC_OK)
         sh[0] = (cal_shard){ d, x, q };
     for (int s = 1; s < jobs && rc == QC_OK; s++)
-        if ((rc = qc_dataset_open(&sh[s].d, a->data, work, &a->pp, err)) == QC_OK &&
+        if ((rc = qc_dataset_clone(d, &sh[s].d, err)) == QC_OK &&
             (rc = qc_quantizer_new(&sh[s].q, work, &a->o, err)) == QC_OK)
             rc = qc_exec_new(&sh[s].x, work, NULL, err);
     for (int s = 0; s < jobs && rc == QC_OK; s++)
@@ -341,7 +380,7 @@ static int observe_pass(const cal_args *a, const qc_model *work, qc_dataset *d, 
 
 int qc_cmd_calibrate(int argc, char **argv)
 {
-    cal_args a = { .limit = -1 };
+    cal_args a = { .limit = -1, .bias_corr = -1, .bias_verify = -1 };
     qc_err err = { 0 };
     qc_quant_opts_default(&a.o);
     qc_preproc_init(&a.pp);
@@ -393,7 +432,7 @@ int qc_cmd_calibrate(int argc, char **argv)
     qc_biascorr_stats bst = { 0 };
     qc_model *bcm = NULL;
     if (rc == QC_OK && a.bias_corr && (rc = bias_correct(&a, work, d, qm, &bcm, &bst, &err)) ==
-        QC_OK) {
+        QC_OK && bcm) {
         qc_model_free(qm);
         qm = bcm;
     }
@@ -439,8 +478,7 @@ int qc_cmd_calibrate(int argc, char **argv)
             printf("  float: %-20s x%-4d %s\n", op, count, why);
         }
         if (a.bias_corr)
-            printf("calibrate: bias correction: %d biases moved by %.3g on average (%d "
-                   "samples)\n", bst.n_nodes, bst.mean_abs_before, bst.n_samples);
+            print_bias_summary(&bst);
         printf("calibrate: wrote %s (%.2f s)\n", out_path, qc_now() - t0);
     }
     qc_quantizer_free(q);

@@ -254,11 +254,14 @@ static void add_num(cJSON *o, const char *k, double v)
     cJSON_AddItemToObject(o, k, num(v));
 }
 
+/* The `calibrate` arguments that write exactly the model evaluated: candidates are compared
+ * as quantized, before the bias correction calibrate applies by default. */
 static cJSON *cand_args(const qc_cand *c)
 {
     cJSON *a = cJSON_CreateArray();
     cJSON_AddItemToArray(a, cJSON_CreateString("--method"));
     cJSON_AddItemToArray(a, cJSON_CreateString(c->o.method));
+    cJSON_AddItemToArray(a, cJSON_CreateString("--no-bias-correction"));
     if (!strcmp(c->o.method, "auto")) {
         if (c->o.symmetric_act)
             cJSON_AddItemToArray(a, cJSON_CreateString("--symmetric-activations"));

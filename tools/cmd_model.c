@@ -138,8 +138,8 @@ static int tp_sample(void *user, int shard, int i, qc_err *err)
 
 /* The float executor the way calibration passes run it (qc_pass.h): whole samples side by
  * side, one shard per thread; shard 0 reuses x and d. t: `runs` doubles of scratch. */
-static int bench_throughput(const char *path, const qc_model *m, qc_exec *x, qc_dataset *d, const char *data,
-                            const qc_preproc *pp, int n, long runs, double *t, qc_err *err)
+static int bench_throughput(const char *path, const qc_model *m, qc_exec *x, qc_dataset *d,
+                            int n, long runs, double *t, qc_err *err)
 {
     int jobs = qc_pass_default_jobs();
     if (jobs > n)
@@ -150,7 +150,7 @@ static int bench_throughput(const char *path, const qc_model *m, qc_exec *x, qc_
         sh[0] = (tp_shard){ d, x, m->n_inputs };
     for (int s = 1; s < jobs && rc == QC_OK; s++) {
         sh[s].n_in = m->n_inputs;
-        if ((rc = qc_dataset_open(&sh[s].d, data, m, pp, err)) == QC_OK)
+        if ((rc = qc_dataset_clone(d, &sh[s].d, err)) == QC_OK)
             rc = qc_exec_new(&sh[s].x, m, &(qc_exec_opts){ .fuse = 1 }, err);
     }
     qc_pass_ops ops = { sh, tp_sample, NULL };
@@ -245,7 +245,7 @@ int qc_cmd_bench(int argc, char **argv)
                1e3 * t[runs - 1], runs, n, qc_exec_peak_bytes(x) / 1048576.0);
     }
     if (rc == QC_OK && n > 0)
-        rc = bench_throughput(model, m, x, d, data, &pp, n, runs, t, &err);
+        rc = bench_throughput(model, m, x, d, n, runs, t, &err);
     free(t);
     qc_dataset_free(d);
     qc_exec_free(x);

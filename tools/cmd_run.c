@@ -195,7 +195,8 @@ int qc_cmd_run(int argc, char **argv)
     double t0 = qc_now();
     int rc = qc_model_load(&c.m, model, &err);
     if (rc == QC_OK)
-        rc = qc_exec_new(&c.x, c.m, &(qc_exec_opts){ .fuse = 1, .emulate_ort = emulate_ort },
+        rc = qc_exec_new(&c.x, c.m, &(qc_exec_opts){ .fuse = 1, .emulate_ort = emulate_ort,
+                                                   .cache_const = 1 },
                          &err);
     if (rc == QC_OK)
         rc = qc_dataset_open(&c.d, data, c.m, &pp, &err);

@@ -604,7 +604,8 @@ def main():
         "the same held-out samples in onnxruntime (CPU execution provider, 2 threads).",
         "",
         "- **qcal**: `calibrate --method M --per-channel` (QDQ, asymmetric uint8 activations, "
-        "symmetric int8 per-channel weights, int32 bias); percentile 99.999, 2048 bins.",
+        "symmetric int8 per-channel weights, int32 bias, bias correction on 16 samples); "
+        "percentile 99.999, 2048 bins.",
         "- **ORT**: onnxruntime "
         f"{version('onnxruntime')} `quantize_static(QuantFormat.QDQ, per_channel=True, "
         "activation_type=QUInt8, weight_type=QInt8, calibrate_method=M)`, without "

@@ -5,7 +5,8 @@ model, weights per channel, activations asymmetric uint8, the whole calibration 
     tools/quant_report.py [--build DIR] [--models a,b] [--methods m1,m2] [--calib N]
                           [--eval N] [--out FILE.md]
 
-A method written M+bc runs `calibrate --method M --bias-correction`.
+A method M runs `calibrate --method M` with its defaults (bias correction on); M-bc runs it with
+--no-bias-correction.
 
 For each model and method: `calibrate` on models/cache/data/<model>/calib (its wall time), then
 the quantized and the float model in onnxruntime (2 threads) on the held-out eval samples:
@@ -27,8 +28,8 @@ from oracle_util import list_samples  # noqa: E402
 from quant_check import run_ort, sqnr_db  # noqa: E402
 from task_metrics import agreement  # noqa: E402
 
-METHODS = ["minmax", "ema", "percentile", "mse", "entropy", "auto", "minmax+bc", "percentile+bc",
-           "mse+bc"]
+METHODS = ["minmax", "ema", "percentile", "mse", "entropy", "auto", "minmax-bc", "percentile-bc",
+           "mse-bc"]
 
 
 def model_path(name):
@@ -70,8 +71,8 @@ def main():
             ids = [s[0] for s in samples]
             for meth in a.methods.split(","):
                 q = os.path.join(tmp, f"{m}-{meth}.onnx")
-                base, _, extra = meth.partition("+")
-                flags = ["--bias-correction"] if extra == "bc" else []
+                base, _, extra = meth.partition("-")
+                flags = ["--no-bias-correction"] if extra == "bc" else []
                 t0 = time.perf_counter()
                 r = subprocess.run([cal, "--data", os.path.join(data, "calib"), path, "-o", q,
                                     "--method", base, "--per-channel", "--limit",
@@ -95,7 +96,7 @@ def main():
     for m, _, db, *_ in rows:
         if db is not None and db > best.get(m, float("-inf")):
             best[m] = db
-    lines = ["| model | method (+bc: --bias-correction) | SQNR on eval (dB) | task agreement | "
+    lines = ["| model | method (-bc: --no-bias-correction) | SQNR on eval (dB) | task agreement | "
              "calibration time (s) |",
              "|---|---|---:|---:|---:|"]
     for m, meth, db, frac, wall, detail in rows:

@@ -326,6 +326,44 @@ int qc_dataset_load(qc_dataset *d, int i, qc_tensor **inputs, qc_err *err)
     return QC_OK;
 }
 
+int qc_dataset_clone(const qc_dataset *d, qc_dataset **out, qc_err *err)
+{
+    size_t cells = (size_t)d->n * (size_t)d->n_in;
+    qc_dataset *c = calloc(1, sizeof *c);
+    *out = NULL;
+    if (!c)
+        return qc_errf(err, QC_ENOMEM, "out of memory");
+    c->m = d->m;
+    c->pp = d->pp;
+    c->form = d->form;
+    c->n_in = d->n_in;
+    c->names = calloc((size_t)d->n + 1, sizeof *c->names);
+    c->paths = calloc(cells + 1, sizeof *c->paths);
+    c->kinds = malloc(cells + 1);
+    c->geom = calloc((size_t)d->n_in, sizeof *c->geom);
+    c->has_geom = calloc((size_t)d->n_in, 1);
+    c->slots = calloc((size_t)d->n_in, sizeof *c->slots);
+    int ok = c->names && c->paths && c->kinds && c->geom && c->has_geom && c->slots;
+    if (ok) {
+        c->n = d->n;                /* qc_dataset_free frees n names, n * n_in paths */
+        memcpy(c->kinds, d->kinds, cells);
+        memcpy(c->geom, d->geom, (size_t)d->n_in * sizeof *c->geom);
+        memcpy(c->has_geom, d->has_geom, (size_t)d->n_in);
+        for (int k = 0; k < d->n_in; k++)
+            c->slots[k].name = d->slots[k].name;
+    }
+    for (int s = 0; ok && s < d->n; s++)
+        ok = (c->names[s] = strdup(d->names[s])) != NULL;
+    for (size_t i = 0; ok && i < cells; i++)
+        ok = (c->paths[i] = strdup(d->paths[i])) != NULL;
+    if (!ok) {
+        qc_dataset_free(c);
+        return qc_errf(err, QC_ENOMEM, "out of memory");
+    }
+    *out = c;
+    return QC_OK;
+}
+
 void qc_dataset_free(qc_dataset *d)
 {
     if (!d)

@@ -14,6 +14,7 @@ typedef struct qc_value {
     int        last_use;      /* plan index of the last consumer; -1 if none */
     int        is_output;     /* a graph output: survives until the next run */
     int        live;          /* holds a pool buffer right now */
+    int        pinned;        /* opts.cache_const: computed once, kept across runs */
 } qc_value;
 
 typedef struct qc_block {
@@ -45,6 +46,8 @@ struct qc_exec {
     int              *order;          /* plan index -> model node index */
     char             *is_const;       /* per plan index: all inputs are constants */
     char             *skip;           /* per plan index: fused into another node */
+    char             *cached;         /* per plan index: opts.cache_const computes it once */
+    int               cache_ready;    /* a run has completed: cached nodes hold their values */
     int              *input_vals;     /* model input i -> value index */
     int              *output_vals;    /* model output i -> value index */
     int              *release_start;  /* values to release after node k: */

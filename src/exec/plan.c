@@ -195,6 +195,39 @@ static int mark_constants(qc_exec *x, qc_err *err)
     return QC_OK;
 }
 
+/* opts.cache_const: nodes whose inputs are all initializers or cached values (any
+ * deterministic op, DequantizeLinear included: this only avoids recomputing it) keep their
+ * outputs; their readers see those inputs as constant. */
+static int mark_cached(qc_exec *x, qc_err *err)
+{
+    static const char *never[] = { "RandomNormal", "RandomUniform", "RandomNormalLike",
+                                   "RandomUniformLike", "Multinomial", "Bernoulli", NULL };
+    x->cached = calloc((size_t)x->n_knodes + 1, 1);
+    if (!x->cached)
+        return qc_errf(err, QC_ENOMEM, "out of memory");
+    for (int k = 0; k < x->n_knodes; k++) {
+        qc_knode *kn = &x->knodes[k];
+        int c = !x->skip[k];
+        for (int i = 0; never[i] && c; i++)
+            c = strcmp(kn->node->op_type, never[i]) != 0;
+        for (int i = 0; i < kn->n_in && c; i++)
+            if (kn->in[i]) {
+                const qc_value *v = (const qc_value *)kn->in[i];
+                c = v->kind == VAL_INIT || v->pinned;
+            }
+        for (int i = 0; i < kn->n_out && c; i++)
+            c = !((qc_value *)kn->out[i])->is_output;    /* outputs: fresh each run */
+        x->cached[k] = (char)c;
+        for (int i = 0; i < kn->n_out && c; i++)
+            ((qc_value *)kn->out[i])->pinned = 1;
+    }
+    for (int k = 0; k < x->n_knodes; k++)
+        for (int i = 0; i < x->knodes[k].n_in && i < 32; i++)
+            if (x->knodes[k].in[i] && ((qc_value *)x->knodes[k].in[i])->pinned)
+                x->knodes[k].const_in |= 1u << i;
+    return QC_OK;
+}
+
 int qc_exec_node_is_const(const qc_exec *x, int node_index)
 {
     for (int k = 0; k < x->n_knodes; k++)
@@ -368,6 +401,8 @@ int qc_exec_new(qc_exec **out, const qc_model *m, const qc_exec_opts *opts, qc_e
     if (x->opts.keep_all || x->opts.const_only)
         for (int v = 0; v < x->n_values; v++)
             x->values[v].is_output = 1;
+    else if (x->opts.cache_const && (rc = mark_cached(x, err)) != QC_OK)
+        goto fail;
     if ((rc = build_release_lists(x, err)) != QC_OK)
         goto fail;
     *out = x;
@@ -406,6 +441,7 @@ void qc_exec_free(qc_exec *x)
     free(x->order);
     free(x->is_const);
     free(x->skip);
+    free(x->cached);
     free(x->input_vals);
     free(x->output_vals);
     free(x->release_start);

@@ -67,7 +67,7 @@ int qc_norm_axis(const qc_knode *n, int64_t axis, int rank, int *out, qc_err *er
     return QC_OK;
 }
 
-static void release_value(qc_exec *x, qc_value *v)
+static void drop_value(qc_exec *x, qc_value *v)
 {
     if (!v->live)
         return;
@@ -75,6 +75,13 @@ static void release_value(qc_exec *x, qc_value *v)
     v->t.data = NULL;
     v->t.capacity = 0;
     v->live = 0;
+}
+
+/* A value computed once for every run (opts.cache_const) stays. */
+static void release_value(qc_exec *x, qc_value *v)
+{
+    if (!v->pinned)
+        drop_value(x, v);
 }
 
 static int alloc_value(qc_exec *x, qc_value *v, qc_err *err)
@@ -143,7 +150,8 @@ static int run_node(qc_exec *x, int k, qc_err *err)
         return rc;
     for (int i = 0; i < kn->n_out; i++) {
         qc_value *v = (qc_value *)kn->out[i];   /* t is the first member of qc_value */
-        release_value(x, v);                    /* keep_all: a value from the previous run */
+        drop_value(x, v);                       /* keep_all: a value from the previous run;
+                                                 * cache_const: a first run that failed */
         if ((rc = alloc_value(x, v, err)) != QC_OK) {
             qc_err_prefix(err, "node '%s' (%s)", kn->node->name, kn->node->op_type);
             return rc;
@@ -187,14 +195,17 @@ int qc_exec_run(qc_exec *x, const qc_tensor *inputs, int n_inputs, qc_err *err)
             release_value(x, v);
     }
     for (int k = 0; k < x->n_knodes; k++) {
-        if ((x->opts.const_only && !x->is_const[k]) || x->skip[k])
+        if ((x->opts.const_only && !x->is_const[k]) || x->skip[k] ||
+            (x->cache_ready && x->cached[k]))
             continue;
         if ((rc = run_node(x, k, err)) != QC_OK)
             break;
     }
     qc_pool_trim(&x->pool);
-    if (rc == QC_OK)
+    if (rc == QC_OK) {
         x->n_runs++;
+        x->cache_ready = x->cached != NULL;
+    }
     return rc;
 }
 

@@ -217,6 +217,32 @@ void qc_doctor_free(qc_doctor *d)
     free(d);
 }
 
+/* Per-channel sums of a 4-D input with 3 channels (dim 1, else dim 3): a dataset exported
+ * with the other channel order moves the channel means, not the whole-input moments. */
+static void channel_stats(dinput *s, const qc_tensor *t, int eval)
+{
+    int axis = t->ndim == 4 && t->dims[1] == 3 ? 1 : t->ndim == 4 && t->dims[3] == 3 ? 3 : -1;
+    if (s->chan_axis == 0)
+        s->chan_axis = axis;
+    if (s->chan_axis <= 0 || axis != s->chan_axis)
+        return;
+    const float *x = t->data;
+    int64_t inner = axis == 1 ? t->dims[2] * t->dims[3] : 1;
+    int64_t outer = t->dims[0] * (axis == 1 ? 1 : t->dims[1] * t->dims[2]);
+    for (int64_t o = 0; o < outer; o++)
+        for (int c = 0; c < 3; c++) {
+            const float *p = x + (o * 3 + c) * inner;
+            double sum = 0, sum2 = 0;
+            for (int64_t i = 0; i < inner; i++) {
+                sum += p[i];
+                sum2 += (double)p[i] * p[i];
+            }
+            s->csum[eval][c] += sum;
+            s->csum2[eval][c] += sum2;
+        }
+    s->cn[eval] += outer * inner;
+}
+
 /* Sum, sum of squares, extremes; whether every value is an integer (strided), whether the
  * sample is one constant. */
 static void input_stats(dinput *s, const qc_tensor *t, int eval)
@@ -225,6 +251,7 @@ static void input_stats(dinput *s, const qc_tensor *t, int eval)
     const float *x = t->data;
     if (t->dtype != QC_F32 || n <= 0)
         return;
+    channel_stats(s, t, eval);
     double sum = 0, sum2 = 0;
     float mn = INFINITY, mx = -INFINITY;
     for (int64_t i = 0; i < n; i++) {

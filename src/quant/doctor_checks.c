@@ -20,6 +20,8 @@
 #define HEAD_LEVELS        8.0     /* a Concat input spread over fewer levels: collapsed */
 #define SHIFT_MEAN         0.5     /* |mean_calib - mean_eval| / std_calib */
 #define SHIFT_STD          2.0     /* std ratio either way */
+#define SWAP_DIST          0.2     /* colour balance of calib vs eval differs by > 0.2 std */
+#define SWAP_GAIN          2.5     /* ... and 2.5x less with eval channels 0 and 2 swapped */
 
 static const char *node_name(const qc_doctor *d, int i)
 {
@@ -72,6 +74,28 @@ static int first_layer(const qc_doctor *d, const char *name, int depth)
     return -1;
 }
 
+/* Colour balance of a 3-channel input: channel means 0 and 2 relative to channel 1, calibration
+ * vs held-out, in units of the calibration std, as they are (*as_is) and with the held-out
+ * channels 0 and 2 swapped. Relative to channel 1 so that a brightness change between the two
+ * sets cancels: on 32 + 32 photos it moves every channel mean by 0.2-0.3 std. */
+static int channel_distance(const dinput *s, double mc[3], double me[3], double *as_is,
+                            double *swapped)
+{
+    double var = 0;
+    if (s->chan_axis <= 0 || s->cn[0] < 2 || s->cn[1] < 2)
+        return 0;
+    for (int c = 0; c < 3; c++) {
+        mc[c] = s->csum[0][c] / (double)s->cn[0];
+        me[c] = s->csum[1][c] / (double)s->cn[1];
+        var += fmax(s->csum2[0][c] / (double)s->cn[0] - mc[c] * mc[c], 0) / 3;
+    }
+    double u = fmax(sqrt(var), 1e-12);
+    double c0 = mc[0] - mc[1], c2 = mc[2] - mc[1], e0 = me[0] - me[1], e2 = me[2] - me[1];
+    *as_is = (fabs(c0 - e0) + fabs(c2 - e2)) / u;
+    *swapped = (fabs(c0 - e2) + fabs(c2 - e0)) / u;
+    return 1;
+}
+
 static void check_data(qc_doctor *d)
 {
     const qc_model *m = d->m;
@@ -122,6 +146,21 @@ static void check_data(qc_doctor *d)
                           "calibration mean %.4g std %.4g, eval mean %.4g std %.4g (mean moved "
                           "%.2f std, std ratio %.2f)", mc, sc, me, se, dm, r);
         }
+    }
+    /* RGB vs BGR: the held-out colour balance matches the calibration's much better with
+     * channels 0 and 2 swapped (whole-input moments, data.shift, do not see it) */
+    for (int i = 0; i < m->n_inputs; i++) {
+        double mc[3], me[3], d0, d1;
+        if (!channel_distance(&d->in[i], mc, me, &d0, &d1) || !(d0 > SWAP_DIST) ||
+            !(d1 * SWAP_GAIN < d0))
+            continue;
+        qc_dr_add(d, QC_SEV_WARNING, "data.channel-order", 750 + d0, m->inputs[i].name,
+                  "the two sets use opposite channel orders (RGB vs BGR): re-export one in the "
+                  "deployment order (--channels rgb|bgr when loading images)", "channel means "
+                  "calibration (%.3g, %.3g, %.3g), eval (%.3g, %.3g, %.3g): colour balance "
+                  "(channels 0, 2 minus 1) differs by %.2f std as is, %.2f std swapped (%s)",
+                  mc[0], mc[1], mc[2], me[0], me[1], me[2], d0, d1,
+                  d->in[i].chan_axis == 1 ? "NCHW" : "NHWC");
     }
     /* range stability: even vs odd samples */
     int n_t = 0, n_bad = 0;
@@ -503,6 +542,39 @@ static void check_model(qc_doctor *d)
 
 /* ---- 4 and 5. error attribution, outputs ---- */
 
+/* The quantized tensor nearest upstream of `name` along first data inputs, -1 if none. */
+static int upstream_layer(const qc_doctor *d, const char *name)
+{
+    for (int depth = 0; name && depth < 16; depth++) {
+        int l = qc_strmap_get(&d->layer_by_name, name);
+        if (l >= 0)
+            return l;
+        const dstat *s = qc_dr_stat(d, name);
+        const qc_node *nd = s && s->producer >= 0 ? &d->m->nodes[s->producer] : NULL;
+        name = NULL;
+        for (int k = 0; nd && k < nd->n_inputs && !name; k++)
+            if (nd->inputs[k][0] && qc_dr_stat(d, nd->inputs[k]))
+                name = nd->inputs[k];
+    }
+    return -1;
+}
+
+/* "producer,reader,...": the nodes to exclude so that the tensor of layer l stays float. */
+static void layer_nodes(const qc_doctor *d, int l, char *buf, size_t size)
+{
+    const char *t = d->layers[l].name;
+    int p = d->ts[d->layers[l].ts].producer;
+    size_t pos = (size_t)snprintf(buf, size, "%s", p >= 0 ? d->m->nodes[p].name : "");
+    for (int i = 0; i < d->m->n_nodes && pos < size; i++) {
+        const qc_node *nd = &d->m->nodes[i];
+        int reads = 0;
+        for (int k = 0; k < nd->n_inputs; k++)
+            reads |= !strcmp(nd->inputs[k], t);
+        if (reads && i != p)
+            pos += (size_t)snprintf(buf + pos, size - pos, "%s%s", pos ? "," : "", nd->name);
+    }
+}
+
 static void check_eval(qc_doctor *d)
 {
     qc_doctor_summary sum;
@@ -524,22 +596,29 @@ static void check_eval(qc_doctor *d)
                       "is finite%s%s", (long long)o->st[0].nonfinite,
                       where ? "; first quantized tensor with NaN/Inf: " : "", where ? where : "");
         } else if (o->got_hi == o->got_lo && o->ref_hi > o->ref_lo) {
-            qc_dr_add(d, QC_SEV_ERROR, "output.constant", 200, o->name, "find the quantized "
-                      "tensor that collapses (head-mix, zero-width findings); --exclude it",
+            /* the quantized tensor feeding the output: one step of it spans the whole float
+             * output, or its producer (a quantized constant) rounds the output away */
+            int l = upstream_layer(d, o->name);
+            char fix[200] = "find the quantized tensor that collapses (head-mix, zero-width "
+                            "findings); --exclude it", where[160] = "";
+            if (l >= 0) {
+                const dlayer *ly = &d->layers[l];
+                char nodes[120];
+                layer_nodes(d, l, nodes, sizeof nodes);
+                snprintf(fix, sizeof fix, "--exclude %s (keeps '%.40s' float)", nodes,
+                         ly->name);
+                snprintf(where, sizeof where, "; nearest quantized tensor upstream: '%.40s', "
+                         "step %.3g on [%.3g, %.3g]", ly->name,
+                         2.0 * ((double)ly->sat_hi - ly->clip_hi), (double)ly->clip_lo,
+                         (double)ly->clip_hi);
+            }
+            qc_dr_add(d, QC_SEV_ERROR, "output.constant", 200, o->name, fix,
                       "the quantized model's output is constant (%g) on %d eval samples; the "
-                      "float output spans [%g, %g]", (double)o->got_lo, d->n_evaluated,
-                      (double)o->ref_lo, (double)o->ref_hi);
+                      "float output spans [%g, %g]%s", (double)o->got_lo, d->n_evaluated,
+                      (double)o->ref_lo, (double)o->ref_hi, where);
         }
     }
     double q = sum.output_sqnr_db;
-    char top1[64] = "";
-    if (!isnan(sum.top1))
-        snprintf(top1, sizeof top1, ", top-1 agreement %.1f%%", 100 * sum.top1);
-    /* a good result is a summary, listed after every info finding that names a problem */
-    qc_dr_add(d, q < 10 ? QC_SEV_WARNING : QC_SEV_INFO, "output.agreement", q < 10 ? 300 : 0,
-              "outputs",
-              q < 10 ? "see the findings above" : "", "worst output SQNR %.1f dB over %d eval "
-              "sample%s%s", q, d->n_evaluated, d->n_evaluated == 1 ? "" : "s", top1);
     if (d->fix_layer >= 0) {
         const dlayer *ly = &d->layers[d->fix_layer];
         const char *node = d->m->nodes[d->fix_node].name;
@@ -553,8 +632,14 @@ static void check_eval(qc_doctor *d)
         }
         const char *nodes = d->fix_nodes ? d->fix_nodes : node;
         char fix[200];
-        if (q2 - q >= 3)
+        int named = 0;
+        for (int i = 0; i < d->n_f; i++)
+            named |= !strcmp(d->f[i].subject, ly->name);
+        if (q2 - q >= 3 && named)
             snprintf(fix, sizeof fix, "--exclude %s (or fix its range: see the findings for "
+                     "'%s')", nodes, ly->name);
+        else if (q2 - q >= 3)
+            snprintf(fix, sizeof fix, "--exclude %s (no other check explains the error of "
                      "'%s')", nodes, ly->name);
         else
             snprintf(fix, sizeof fix, "leaving it float alone recovers little: the error "
@@ -568,6 +653,21 @@ static void check_eval(qc_doctor *d)
                   "jumps: SQNR %.1f dB at '%s' (node '%s'); output SQNR %.1f dB%s", own,
                   ly->name, node, q, with);
     }
+    /* a good result is a summary, listed after every info finding that names a problem; a
+     * bad one points at the findings that explain it, or, when no check found a cause (the
+     * error spread over the graph, a weight or input no check covers), at the search for the
+     * nodes to keep float */
+    int explained = 0;
+    for (int i = 0; i < d->n_f; i++)
+        explained |= d->f[i].severity >= QC_SEV_WARNING;
+    char top1[64] = "";
+    if (!isnan(sum.top1))
+        snprintf(top1, sizeof top1, ", top-1 agreement %.1f%%", 100 * sum.top1);
+    qc_dr_add(d, q < 10 ? QC_SEV_WARNING : QC_SEV_INFO, "output.agreement", q < 10 ? 300 : 0,
+              "outputs", q >= 10 ? "" : explained ? "see the findings above" : "no check "
+              "found a single cause: calibrate compare --target-sqnr 20 lists the nodes to keep "
+              "float", "worst output SQNR %.1f dB over %d eval sample%s%s", q, d->n_evaluated,
+              d->n_evaluated == 1 ? "" : "s", top1);
 }
 
 int qc_dr_checks(qc_doctor *d, qc_err *err)

@@ -38,6 +38,11 @@ typedef struct dinput {         /* a float graph input */
     double  esum, esum2;        /* held-out samples */
     int64_t en;
     int     esamples;
+    /* 3-channel image-like inputs (NCHW or NHWC by the dim of size 3): per-channel sums of
+     * the calibration [0] and held-out [1] samples, for a swapped channel order */
+    int     chan_axis;          /* 1 or 3; 0 before the first sample, -1 not image-like */
+    double  csum[2][3], csum2[2][3];
+    int64_t cn[2];
 } dinput;
 
 typedef struct dlayer {         /* a quantized activation, at its DequantizeLinear */

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# calibrate --bias-correction: a generated model whose weight rounding shifts an output mean
-# (test/oracles/biascorr_check.py: onnxruntime measures the shift with and without the flag),
-# and the flag's usage errors.
+# Bias correction (calibrate's default; --no-bias-correction turns it off): a generated model
+# whose weight rounding shifts an output mean (test/oracles/biascorr_check.py: onnxruntime
+# measures the shift with and without it), and the flags' usage errors.
 # shellcheck source=test/cli/lib.sh
 source "$(dirname "$0")/lib.sh"
 
@@ -29,4 +29,18 @@ expect_success bias_correction_no_bias -- \
 expect_success bias_correction_auto -- \
     "$CAL" --data "$FX/data_ok" "$FX/conv.onnx" -o "$CLI_TMP/auto.onnx" --method auto \
     --bias-correction -q
+rc=0
+"$CAL" --data "$FX/data_ok" "$FX/conv.onnx" -o "$CLI_TMP/bs.onnx" --bias-samples x -q \
+    >/dev/null 2>"$CLI_TMP/err" </dev/null || rc=$?
+if [ "$rc" = 2 ] && head -1 "$CLI_TMP/err" | grep -qF "calibrate: --bias-samples 'x': expected" &&
+        [ ! -e "$CLI_TMP/bs.onnx" ]; then
+    cli_ok bias_samples_not_a_count
+else
+    cli_fail bias_samples_not_a_count "exit $rc, stderr: $(head -c 300 "$CLI_TMP/err")"
+fi
+# --params-in without data: no correction (nothing to measure on), no error
+"$CAL" --data "$FX/data_ok" "$FX/conv.onnx" -o "$CLI_TMP/p.onnx" --params-out "$CLI_TMP/p.json" \
+    -q >/dev/null 2>&1 </dev/null
+expect_success bias_correction_default_without_data -- \
+    "$CAL" "$FX/conv.onnx" -o "$CLI_TMP/pi.onnx" --params-in "$CLI_TMP/p.json" -q
 cli_done bias-correction

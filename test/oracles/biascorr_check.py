@@ -3,9 +3,10 @@
 mean on purpose: conv1's per-tensor weight scale is set by one large weight, and all its other
 weights sit at 0.55 of a quantization step, so every one rounds up by 0.45 of a step; with
 positive inputs the quantized conv1 output is systematically too high. The check runs the float
-model and both quantized models (without / with the flag) in onnxruntime on held-out samples and
-requires the per-channel mean error of the output to shrink, the rest of the model to be
-unchanged, and the int32 bias invariant (scale = input scale x weight scale) to hold.
+model and both quantized models (--no-bias-correction / --bias-correction) in onnxruntime on
+held-out samples and requires the per-channel mean error of the output to shrink, the rest of
+the model to be unchanged, the int32 bias invariant (scale = input scale x weight scale) to hold,
+and calibrate without either flag to write the corrected model (correction is the default).
 
     biascorr_check.py CALIBRATE WORKDIR
 
@@ -116,8 +117,10 @@ def main():
         name = f"bias_correction_{bias}"
         try:
             p0, p1 = os.path.join(work, f"{bias}.onnx"), os.path.join(work, f"{bias}.bc.onnx")
-            m0 = calibrate(cal, model, calib, p0, "--bias", bias)
+            pd = os.path.join(work, f"{bias}.default.onnx")
+            m0 = calibrate(cal, model, calib, p0, "--bias", bias, "--no-bias-correction")
             m1 = calibrate(cal, model, calib, p1, "--bias", bias, "--bias-correction")
+            calibrate(cal, model, calib, pd, "--bias", bias)
             onnx.checker.check_model(m1, full_check=True)
         except Exception as e:  # noqa: BLE001 - calibrate or checker failure
             fail(name, str(e).splitlines()[0][:300])
@@ -129,7 +132,11 @@ def main():
         changed = sorted(k for k in i0 if k not in i1 or not np.array_equal(i0[k], i1[k]))
         biases = {"b1", "b2", "b1_quantized", "b2_quantized"}
         bad = bias_invariant(m1) if bias == "int32" else ""
-        if set(i0) != set(i1) or not set(changed) <= biases or not changed:
+        with open(p1, "rb") as f1, open(pd, "rb") as fd:
+            default_is_bc = f1.read() == fd.read()
+        if not default_is_bc:
+            fail(name, "calibrate without the flag differs from --bias-correction (the default)")
+        elif set(i0) != set(i1) or not set(changed) <= biases or not changed:
             fail(name, f"initializers changed: {changed} (only biases may, and some must)")
         elif [n.op_type for n in m0.graph.node] != [n.op_type for n in m1.graph.node]:
             fail(name, "the graph changed")

@@ -20,6 +20,12 @@ OUTDIR/
   div.onnx         Relu(x) + 0.001 -> Div(1, .) -> y (zero after quantization: Inf)
   div_ok.onnx      the same with + 0.5
   tanh.onnx        base followed by Tanh (left in float)
+  gain.onnx        Mul 'gain' by per-channel constants (1000, 1000, 0.001) -> t (an output),
+                   and Slice 'pick' of channel 2 -> y2: one step of t spans all of y2,
+                   no Concat (no head-mix)
+  nhwc.onnx        base on NHWC input [1,8,8,3] (a Transpose first)
+  diff.onnx        1x1 Conv 'diff' computing differences of the input channels -> y: a large
+                   common offset in the input cancels, its quantization error does not
   calib/           16 samples N(0, 1)
   eval/            16 samples N(0, 1)
   eval_shift/      16 samples N(3, 1)
@@ -32,6 +38,13 @@ OUTDIR/
   calib_big/       16 samples N(0, 1) [1,3,32,32] for big.onnx
   calib_spike/     calib_big with one value of 1000 in s03.npy
   calib_spike31/   the same with 31: harmless for x, an outlier of 961 for x * x
+  calib_spike15/   the same with 15: x * x reaches 225, 14x its 99.99th percentile but the
+                   bulk keeps 18 levels, under the outlier thresholds
+  calib_offset/    16 samples 1000 + N(0, 1)
+  calib_rgb/       16 samples N(0, 1) plus channel means (0.5, 0, -0.5)
+  eval_rgb/        16 more of the same
+  eval_bgr/        16 more with channels 0 and 2 swapped
+  calib_rgb_nhwc/, eval_rgb_nhwc/, eval_bgr_nhwc/   the same in NHWC layout
 """
 import os
 import sys
@@ -145,6 +158,23 @@ def main():
     tanh.append(helper.make_node("Tanh", ["c2"], ["y"], name="tanh"))
     save(model(tanh, base), os.path.join(out, "tanh.onnx"))
 
+    gain = [helper.make_node("Mul", ["x", "k"], ["t"], name="gain"),
+            helper.make_node("Slice", ["t", "s0", "s1", "s2"], ["y2"], name="pick")]
+    outs = [helper.make_tensor_value_info("t", TensorProto.FLOAT, list(SHAPE)),
+            helper.make_tensor_value_info("y2", TensorProto.FLOAT, [1, 1, 8, 8])]
+    save(model(gain, {"k": np.array([1000, 1000, 0.001]).reshape(1, 3, 1, 1),
+                      "s0": np.array([2], np.int64), "s1": np.array([3], np.int64),
+                      "s2": np.array([1], np.int64)}, outputs=outs),
+         os.path.join(out, "gain.onnx"))
+
+    tr = [helper.make_node("Transpose", ["x"], ["xt"], name="to_nchw", perm=[0, 3, 1, 2])]
+    save(model(tr + base_nodes("xt"), base, in_shape=(1, 8, 8, 3)),
+         os.path.join(out, "nhwc.onnx"))
+
+    wd = np.array([[1, -1, 0], [0, 1, -1], [-1, 0, 1]], np.float32).reshape(3, 3, 1, 1)
+    save(model([helper.make_node("Conv", ["x", "wd"], ["y"], name="diff")], {"wd": wd},
+               (1, 3, 8, 8)), os.path.join(out, "diff.onnx"))
+
     calib = [rng.standard_normal(SHAPE) for _ in range(16)]
     write_set(os.path.join(out, "calib"), calib)
     write_set(os.path.join(out, "eval"), [rng.standard_normal(SHAPE) for _ in range(16)])
@@ -168,6 +198,21 @@ def main():
     write_set(os.path.join(out, "calib_spike"), big)
     big[3][0, 2, 4, 4] = 31
     write_set(os.path.join(out, "calib_spike31"), big)
+    big[3][0, 2, 4, 4] = 15
+    write_set(os.path.join(out, "calib_spike15"), big)
+    write_set(os.path.join(out, "calib_offset"),
+              [1000 + rng.standard_normal(SHAPE) for _ in range(16)])
+    tint = np.array([0.5, 0, -0.5]).reshape(1, 3, 1, 1)
+    write_set(os.path.join(out, "calib_rgb"),
+              [tint + rng.standard_normal(SHAPE) for _ in range(16)])
+    rgb = [tint + rng.standard_normal(SHAPE) for _ in range(16)]
+    write_set(os.path.join(out, "eval_rgb"), rgb)
+    write_set(os.path.join(out, "eval_bgr"), [a[:, ::-1] for a in rgb])
+    to_nhwc = lambda arrays: [a.transpose(0, 2, 3, 1) for a in arrays]
+    write_set(os.path.join(out, "calib_rgb_nhwc"),
+              to_nhwc([tint + rng.standard_normal(SHAPE) for _ in range(16)]))
+    write_set(os.path.join(out, "eval_rgb_nhwc"), to_nhwc(rgb))
+    write_set(os.path.join(out, "eval_bgr_nhwc"), to_nhwc([a[:, ::-1] for a in rgb]))
 
 
 if __name__ == "__main__":
