@@ -421,9 +421,10 @@ static int verify_sample(void *user, int shard, int i, qc_err *err)
     return QC_OK;
 }
 
-/* Output SQNR (dB, all outputs pooled) of q0 and q1 on samples first..first+n-1. */
-static int verify(bc_state *st, const qc_model *q0, const qc_model *q1, int first, int n,
-                  qc_biascorr_stats *stats, qc_err *err)
+/* Output SQNR (dB, all outputs pooled) of q0 and q1 on samples first..first+n-1. With
+ * q0_measured, the shards' measuring executors ran q0 (one pass): they serve again, unhooked. */
+static int verify(bc_state *st, const qc_model *q0, int q0_measured, const qc_model *q1,
+                  int first, int n, qc_biascorr_stats *stats, qc_err *err)
 {
     int n_sh = st->n_sh < n ? st->n_sh : n;
     vf_state v = { st->sh, NULL, NULL, first, q0->n_outputs, NULL };
@@ -431,9 +432,16 @@ static int verify(bc_state *st, const qc_model *q0, const qc_model *q1, int firs
     v.q1 = calloc((size_t)n_sh, sizeof *v.q1);
     v.e = calloc((size_t)n * (size_t)(v.n_out + 1) * 3, sizeof *v.e);
     int rc = v.q0 && v.q1 && v.e ? QC_OK : qc_errf(err, QC_ENOMEM, "out of memory");
-    for (int s = 0; s < n_sh && rc == QC_OK; s++)
-        if ((rc = qc_exec_new(&v.q0[s], q0, &(qc_exec_opts){ .cache_const = 1 }, err)) == QC_OK)
+    for (int s = 0; s < n_sh && rc == QC_OK; s++) {
+        if (q0_measured) {
+            v.q0[s] = st->sh[s].qx;
+            qc_exec_set_hook(v.q0[s], NULL, NULL);
+        } else {
+            rc = qc_exec_new(&v.q0[s], q0, &(qc_exec_opts){ .cache_const = 1 }, err);
+        }
+        if (rc == QC_OK)
             rc = qc_exec_new(&v.q1[s], q1, &(qc_exec_opts){ .cache_const = 1 }, err);
+    }
     qc_pass_ops ops = { &v, verify_sample, NULL };
     if (rc == QC_OK)
         rc = qc_pass_run(&ops, n, n_sh, &stats->n_verify, NULL, err);
@@ -443,7 +451,8 @@ static int verify(bc_state *st, const qc_model *q0, const qc_model *q1, int firs
     stats->sqnr_before = 10 * log10(sum[0] / fmax(sum[1], 1e-300));
     stats->sqnr_after = 10 * log10(sum[0] / fmax(sum[2], 1e-300));
     for (int s = 0; s < n_sh; s++) {
-        qc_exec_free(v.q0 ? v.q0[s] : NULL);
+        if (!q0_measured)
+            qc_exec_free(v.q0 ? v.q0[s] : NULL);
         qc_exec_free(v.q1 ? v.q1[s] : NULL);
     }
     free(v.q0);
@@ -522,7 +531,7 @@ int qc_bias_correct(const qc_model *float_m, const qc_model *q, qc_dataset *d,
          * on held-out data, -0.1 dB on the next 8), while harm shows on the measured ones
          * too (auto: -6.2 dB on them, -9.6 dB held out) */
         int nv = o->n_verify < n ? o->n_verify : n;
-        if ((rc = verify(&st, q, owned, 0, nv, stats, err)) != QC_OK) {
+        if ((rc = verify(&st, q, o->passes == 1, owned, 0, nv, stats, err)) != QC_OK) {
             qc_model_free(owned);
             qc_err_prefix(err, "bias correction (verification)");
             free_state(&st);
