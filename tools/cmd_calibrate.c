@@ -200,6 +200,10 @@ static int bias_correct(const cal_args *a, const qc_model *work, qc_dataset *d,
 
 static void print_bias_summary(const qc_biascorr_stats *b)
 {
+    if (!b->n_samples) {
+        printf("calibrate: bias correction: no Conv/ConvTranspose/Gemm bias to correct\n");
+        return;
+    }
     printf("calibrate: bias correction: %d biases, mean shift %.3g (measured on %d samples)",
            b->n_nodes, b->mean_abs_before, b->n_samples);
     if (b->n_verify)

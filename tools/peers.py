@@ -74,7 +74,8 @@ import numpy as np  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "test", "oracles"))
 
-QCAL_METHODS = ["minmax", "entropy", "percentile", "mse", "ema"]
+# M-bc: calibrate --method M --no-bias-correction (the defaults' cost without the correction)
+QCAL_METHODS = ["minmax", "entropy", "percentile", "mse", "ema", "minmax-bc"]
 ORT_METHODS = ["MinMax", "Entropy", "Percentile", "Distribution"]
 FAMILY = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
 # The pinned wheels hold ~253 distinct files for magika's calibration split.
@@ -354,9 +355,11 @@ def quantize_all(a, name, mpath, calib, n, n_large, mem_per_sample, log):
     for meth in a.qcal_methods:
         for k in ([n] + ([n_large] if n_large and meth in a.large_methods else [])):
             out = os.path.join(wdir, f"qcal-{meth}-{k}.onnx")
+            base, _, variant = meth.partition("-")
             jobs.append(dict(tool="qcal", method=meth, n=k, out=out, note="",
                              cmd=[cal, "-q", "--data", calib, "--limit", str(k), mpath, "-o",
-                                  out, "--method", meth, "--per-channel"]))
+                                  out, "--method", base, "--per-channel"] +
+                             (["--no-bias-correction"] if variant == "bc" else [])))
     budget = a.ort_mem_gb * 1e9
     for meth in a.ort_methods:
         out = os.path.join(wdir, f"ort-{meth}-{n}.onnx")
@@ -605,7 +608,7 @@ def main():
         "",
         "- **qcal**: `calibrate --method M --per-channel` (QDQ, asymmetric uint8 activations, "
         "symmetric int8 per-channel weights, int32 bias, bias correction on 16 samples); "
-        "percentile 99.999, 2048 bins.",
+        "percentile 99.999, 2048 bins; minmax-bc: minmax with --no-bias-correction.",
         "- **ORT**: onnxruntime "
         f"{version('onnxruntime')} `quantize_static(QuantFormat.QDQ, per_channel=True, "
         "activation_type=QUInt8, weight_type=QInt8, calibrate_method=M)`, without "

@@ -485,6 +485,10 @@ int qc_bias_correct(const qc_model *float_m, const qc_model *q, qc_dataset *d,
     if (st.n_sh > n)
         st.n_sh = n > 0 ? n : 1;
     int rc = find_targets(q, &st, err);
+    if (rc == QC_OK && st.n_t == 0) {
+        free_state(&st);            /* nothing to correct: no pass, *out NULL, applied 0 */
+        return QC_OK;
+    }
     if (rc == QC_OK && !(st.sh = calloc((size_t)st.n_sh, sizeof *st.sh)))
         rc = qc_errf(err, QC_ENOMEM, "out of memory");
     for (int s = 0; s < st.n_sh && rc == QC_OK; s++) {
