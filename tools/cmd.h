@@ -26,6 +26,9 @@ int qc_cmd_bench(int argc, char **argv);
  * --reduce-range): 1 if argv[*i] was one (and *i moved past it), 0 if not, -1 after a usage
  * error was printed. */
 int qc_cmd_quant_opt(qc_quant_opts *o, int argc, char **argv, int *i, const char *cmd);
+/* The same for the options that pick one configuration (--method, --percentile,
+ * --per-channel, --symmetric-activations): `calibrate` and `doctor`; `compare` takes lists. */
+int qc_cmd_config_opt(qc_quant_opts *o, int argc, char **argv, int *i, const char *cmd);
 
 /* Loads calibration sample i of d into *in. A sample with NaN/Inf values is an error with
  * `strict`, else it is skipped with a one-line warning (after clearing the progress line):

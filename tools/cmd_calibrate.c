@@ -91,16 +91,9 @@ static int parse_args(cal_args *a, int argc, char **argv)
         } else if (OPT("--output", "-o")) {
             if (!val) return -1;
             a->out = val;
-        } else if (OPT("--method", NULL)) {
-            if (!val) return -1;
-            a->o.method = val;
-        } else if (OPT("--percentile", NULL)) {
-            char *end;
-            if (!val) return -1;
-            a->o.percentile = strtof(val, &end);
-            if (*end || !(a->o.percentile > 0 && a->o.percentile <= 100))
-                return qc_cmd_usage_error(NULL, "--percentile '%s': expected (0, 100]", val),
-                       -1;
+        } else if ((r = qc_cmd_config_opt(&a->o, argc, argv, &i, NULL)) != 0) {
+            if (r < 0)
+                return -1;
         } else if (OPT("--limit", NULL)) {
             char *end;
             if (!val) return -1;
@@ -119,10 +112,6 @@ static int parse_args(cal_args *a, int argc, char **argv)
         } else if (OPT("--ort-overrides", NULL)) {
             if (!val) return -1;
             a->ort_overrides = val;
-        } else if (!strcmp(s, "--per-channel")) {
-            a->o.per_channel = 1, i++;
-        } else if (!strcmp(s, "--symmetric-activations")) {
-            a->o.symmetric_act = 1, i++;
         } else if ((r = qc_cmd_quant_opt(&a->o, argc, argv, &i, NULL)) != 0) {
             if (r < 0)
                 return -1;

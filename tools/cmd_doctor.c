@@ -93,16 +93,9 @@ static int parse_args(doc_args *a, int argc, char **argv)
         } else if (OPT("--json", NULL)) {
             if (!val) return -1;
             a->json = val;
-        } else if (OPT("--method", NULL)) {
-            if (!val) return -1;
-            a->o.method = val;
-        } else if (OPT("--percentile", NULL)) {
-            char *end;
-            if (!val) return -1;
-            a->o.percentile = strtof(val, &end);
-            if (*end || !(a->o.percentile > 0 && a->o.percentile <= 100))
-                return qc_cmd_usage_error("doctor", "--percentile '%s': expected (0, 100]",
-                                          val), -1;
+        } else if ((r = qc_cmd_config_opt(&a->o, argc, argv, &i, "doctor")) != 0) {
+            if (r < 0)
+                return -1;
         } else if (OPT("--limit", NULL)) {
             if (!val || parse_count("--limit", val, &a->limit)) return -1;
         } else if (OPT("--eval-limit", NULL)) {
@@ -115,10 +108,6 @@ static int parse_args(doc_args *a, int argc, char **argv)
             if (a->fail_on == -2)
                 return qc_cmd_usage_error("doctor", "--fail-on '%s': expected error, warning "
                                           "or info", val), -1;
-        } else if (!strcmp(s, "--per-channel")) {
-            a->o.per_channel = 1, i++;
-        } else if (!strcmp(s, "--symmetric-activations")) {
-            a->o.symmetric_act = 1, i++;
         } else if ((r = qc_cmd_quant_opt(&a->o, argc, argv, &i, "doctor")) != 0) {
             if (r < 0)
                 return -1;

@@ -39,6 +39,36 @@ int qc_cmd_load_sample(qc_dataset *d, int i, int n_inputs, const char *dir, int 
     return rc;
 }
 
+int qc_cmd_config_opt(qc_quant_opts *o, int argc, char **argv, int *i, const char *cmd)
+{
+    const char *s = argv[*i], *val;
+    int missing;
+    if (!strcmp(s, "--per-channel") || !strcmp(s, "--symmetric-activations")) {
+        if (s[2] == 'p')
+            o->per_channel = 1;
+        else
+            o->symmetric_act = 1;
+        (*i)++;
+        return 1;
+    }
+    if ((val = qc_cmd_optval(argc, argv, i, "--method", NULL, &missing)) || missing) {
+        if (!val)
+            return qc_cmd_usage_error(cmd, "%s needs a value", s), -1;
+        o->method = val;
+        return 1;
+    }
+    if ((val = qc_cmd_optval(argc, argv, i, "--percentile", NULL, &missing)) || missing) {
+        char *end;
+        if (!val)
+            return qc_cmd_usage_error(cmd, "%s needs a value", s), -1;
+        o->percentile = strtof(val, &end);
+        if (*end || end == val || !(o->percentile > 0 && o->percentile <= 100))
+            return qc_cmd_usage_error(cmd, "--percentile '%s': expected (0, 100]", val), -1;
+        return 1;
+    }
+    return 0;
+}
+
 int qc_cmd_quant_opt(qc_quant_opts *o, int argc, char **argv, int *i, const char *cmd)
 {
     const char *s = argv[*i], *val;
