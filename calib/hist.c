@@ -284,10 +284,8 @@ block_index_avx2(const bin_job *j, const float *x, int m, uint32_t *idx, qc_scan
 
 static int use_avx2(void)
 {
-    static int v = -1;
-    if (v < 0)
-        v = __builtin_cpu_supports("avx2");
-    return v;
+    return __builtin_cpu_supports("avx2");     /* a load of libgcc's cpu model: no cache
+                                                 * needed (a static one races between shards) */
 }
 #endif
 

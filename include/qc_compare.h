@@ -17,7 +17,10 @@
  * sample's activations); when every candidate's model and executor fit in the budget they all
  * run on that sample (the float pass is shared: "sample-major"); otherwise one candidate is
  * built, evaluated and freed at a time and the float pass is repeated for each
- * ("candidate-major"). Nothing grows with the number of samples.
+ * ("candidate-major"). Nothing grows with the number of samples. Sample-major with
+ * QC_THREADS > 1 runs whole candidate runs side by side on threads (each single-threaded;
+ * a second float executor lets the next sample's float pass overlap): every candidate still
+ * sees its samples in order, so the results are the same bits at any thread count.
  *
  * `--method auto` (an "auto" candidate), sensitivity and mixed precision are at the end of
  * this header (compare_auto.c, compare_sens.c); an HTML report renders the same results. */
@@ -70,6 +73,12 @@ typedef struct qc_layerstat {
 
 void    qc_layerstat_add(qc_layerstat *s, const float *ref, const float *got, int64_t n,
                          float lo, float hi);
+/* Block b of QC_LAYERSTAT_BLOCK values into part[b] (zeroed first), n_blocks blocks: adding
+ * them to s in block order, each as qc_layerstat_add would have (a block with a non-finite
+ * value redone by it), gives qc_layerstat_add's bits (blocks computed in parallel). */
+#define QC_LAYERSTAT_BLOCK 512
+void    qc_layerstat_blocks(qc_layerstat *part, const float *ref, const float *got,
+                            int64_t n_blocks, float lo, float hi);
 double  qc_layerstat_sqnr_db(const qc_layerstat *s);
 
 /* ---- candidates ---- */

@@ -123,6 +123,50 @@ QC_TEST(metrics_long_arrays)
     free(g);
 }
 
+/* qc_layerstat_blocks + the in-order merge compare_eval.c does = one qc_layerstat_add, bit for
+ * bit, with NaN/Inf sprinkled in (blocks holding them are redone by qc_layerstat_add). */
+QC_TEST(metrics_layer_blocks_same_bits)
+{
+    const int64_t B = QC_LAYERSTAT_BLOCK;
+    uint32_t seed = 7;
+    for (int t = 0; t < 60; t++) {
+        int64_t n = 1 + (int64_t)(t * 977 % 20000);
+        float *r = malloc((size_t)n * sizeof *r), *g = malloc((size_t)n * sizeof *g);
+        qc_layerstat *part = malloc((size_t)(n / B + 1) * sizeof *part);
+        for (int64_t i = 0; i < n; i++) {
+            seed = seed * 1664525u + 1013904223u;
+            r[i] = ((float)(seed >> 8) / 16777216.0f - 0.5f) * (float)(1 << (t % 8));
+            g[i] = r[i] * (1.0f + ((float)(seed & 255) / 256.0f - 0.5f) * 0.1f);
+        }
+        if (t % 3 == 0)
+            r[n / 2] = NAN;
+        if (t % 5 == 0)
+            g[n - 1] = INFINITY;
+        qc_layerstat a, b;
+        memset(&a, 0, sizeof a);
+        memset(&b, 0, sizeof b);
+        qc_layerstat_add(&a, r, g, n, -0.3f, 0.2f);
+        int64_t nb = n / B;
+        qc_layerstat_blocks(part, r, g, nb, -0.3f, 0.2f);
+        for (int64_t k = 0; k < nb; k++) {
+            const qc_layerstat *p = &part[k];
+            if (p->n != B || p->nonfinite) {
+                qc_layerstat_add(&b, r + k * B, g + k * B, B, -0.3f, 0.2f);
+                continue;
+            }
+            b.ref2 += p->ref2;
+            b.err2 += p->err2;
+            b.n += p->n;
+            b.saturated += p->saturated;
+        }
+        qc_layerstat_add(&b, r + nb * B, g + nb * B, n - nb * B, -0.3f, 0.2f);
+        CHECK(memcmp(&a, &b, sizeof a) == 0);
+        free(r);
+        free(g);
+        free(part);
+    }
+}
+
 QC_TEST(compare_grid)
 {
     qc_err err = { 0 };

@@ -10,16 +10,23 @@
 #          executor's time on the same samples (`calibrate bench`, the faster of its latency
 #          and its side-by-side throughput figure; ratio must be <= 2), and
 #          the peak RSS of `calibrate` on CAL_N and on RSS_N samples (must not grow).
+#   compare `calibrate compare --percentiles 99.99,99.999` (8 candidates + auto) on the same
+#          CAL_N calibration samples and CMP_EVAL eval samples against one `calibrate --method
+#          percentile --per-channel` on those CAL_N samples, each the faster of 2 runs (ratio
+#          must be <= 3). In the default parts: about two compare runs per model on top of the
+#          rest (a minute or two on nudenet, seconds on the others).
 #
 #   tools/bench.sh [MODEL...]            (default: nudenet magika ddddocr)
 #
 # Environment: QC_BUILD_DIR (default build), VENV (default .venv), QC_BENCH_RUNS (default 10),
 # QC_BENCH_SAMPLES (samples per model, default 4), QC_BENCH_MAX_RATIO (if set, exit 1 when a
 # model's qcal/onnxruntime float ratio is above it), QC_BENCH_PARTS (default "float quant
-# cost"), QC_BENCH_METHODS (default all five), QC_BENCH_CAL_N (default 100), QC_BENCH_RSS_N
-# (default 1000). The cost part makes CAL_N calibration samples per model in
-# models/cache/bench/ and a folder of RSS_N symlinks cycling over them. Exit 1 if a check
-# (ratio <= 2, RSS not growing, QC_BENCH_MAX_RATIO) fails.
+# cost compare"), QC_BENCH_METHODS (default all five), QC_BENCH_CAL_N (default 100),
+# QC_BENCH_RSS_N (default 1000), QC_BENCH_CMP_EVAL (default 32: eval samples of compare, from
+# models/cache/data/<model>/eval). The cost and compare parts make CAL_N calibration samples
+# per model in models/cache/bench/ (cost also a folder of RSS_N symlinks cycling over them).
+# Exit 1 if a check (ratio <= 2, RSS not growing, compare ratio <= 3, QC_BENCH_MAX_RATIO)
+# fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,10 +37,11 @@ CAL=$BUILD/calibrate
 RUNS=${QC_BENCH_RUNS:-10}
 SAMPLES=${QC_BENCH_SAMPLES:-4}
 MODELS=${*:-nudenet magika ddddocr}
-PARTS=${QC_BENCH_PARTS:-float quant cost}
+PARTS=${QC_BENCH_PARTS:-float quant cost compare}
 METHODS=${QC_BENCH_METHODS:-minmax ema percentile mse entropy}
 CAL_N=${QC_BENCH_CAL_N:-100}
 RSS_N=${QC_BENCH_RSS_N:-1000}
+CMP_EVAL=${QC_BENCH_CMP_EVAL:-32}
 # RSS growth from 10x the samples that still counts as "not growing": allocator and stdio
 # noise is a few hundred KiB; keeping one sample's input per sample would be far more.
 RSS_SLACK_KB=2048
@@ -207,6 +215,57 @@ if has_part cost; then
                 "$meth" "$wall" "$float_s" "$ratio" "$load" "$rss_small" "$r3" "$growth" \
                 "$verdict"
         done
+    done
+fi
+if has_part compare; then
+    echo
+    echo "== compare: calibrate compare (--percentiles 99.99,99.999) on $CAL_N calibration +" \
+         "$CMP_EVAL eval samples vs calibrate --method percentile --per-channel on the same" \
+         "$CAL_N (the faster of 2 runs each; ratio must be <= 3)"
+    BC=models/cache/bench
+    mkdir -p "$BC"
+    for d in photos wheels magika; do [ -e "$BC/$d" ] || ln -sfn "../$d" "$BC/$d"; done
+    models_csv=$(echo "$MODELS" | tr ' ' ',')
+    "$PY" tools/make_inputs.py --cache "$BC" --min --calib "$CAL_N" --eval 1 \
+        --models "$models_csv" >/dev/null
+    "$PY" tools/make_inputs.py --min --eval "$CMP_EVAL" --models "$models_csv" >/dev/null
+    echo "(load: 1-minute load average during the runs; on 2 shared cores, wall times are" \
+         "only as good as the load allows)"
+    printf '%-10s %9s %9s %6s %5s  %s\n' model "compare s" "cal s" ratio load verdict
+    for m in $MODELS; do
+        path=$(model_path "$m")
+        cdir=$TMP/$m-cmp$CAL_N
+        mkdir -p "$cdir"
+        for f in $(ls "$BC/data/$m/calib" | head -n "$CAL_N"); do
+            ln -sfn "$PWD/$BC/data/$m/calib/$f" "$cdir/$f"
+        done
+        cal=("$CAL" --data "$cdir" "$path" -o "$TMP/q.onnx" --method percentile --per-channel -q)
+        cmp=("$CAL" compare --data "$cdir" --eval "models/cache/data/$m/eval" \
+             --eval-limit "$CMP_EVAL" --percentiles "99.99,99.999" "$path" -q)
+        # in turn (calibrate, compare, calibrate, compare): both see the same drift in load
+        measure "$TMP/c1" "${cal[@]}"
+        measure "$TMP/p1" "${cmp[@]}"
+        load=$(cut -d' ' -f1 /proc/loadavg)
+        measure "$TMP/c2" "${cal[@]}"
+        measure "$TMP/p2" "${cmp[@]}"
+        read -r cw1 _ crc1 <"$TMP/c1"
+        read -r cw2 _ crc2 <"$TMP/c2"
+        read -r pw1 _ prc1 <"$TMP/p1"
+        read -r pw2 _ prc2 <"$TMP/p2"
+        if [ "$crc1$crc2$prc1$prc2" != 0000 ]; then
+            printf '%-10s %s\n' "$m" "failed (exit calibrate $crc1/$crc2, compare $prc1/$prc2)"
+            status=1
+            continue
+        fi
+        cw=$(awk -v a="$cw1" -v b="$cw2" 'BEGIN { print (a < b) ? a : b }')
+        pw=$(awk -v a="$pw1" -v b="$pw2" 'BEGIN { print (a < b) ? a : b }')
+        ratio=$(awk -v a="$pw" -v b="$cw" 'BEGIN { printf "%.2f", a / b }')
+        verdict=ok
+        if awk -v r="$ratio" 'BEGIN { exit !(r > 3) }'; then
+            verdict="FAIL: ratio > 3"
+            status=1
+        fi
+        printf '%-10s %9.2f %9.2f %6s %5s  %s\n' "$m" "$pw" "$cw" "$ratio" "$load" "$verdict"
     done
 fi
 exit $status

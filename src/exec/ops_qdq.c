@@ -237,10 +237,8 @@ static __attribute__((target("avx2"))) int64_t dequantize_u8_avx2(const uint8_t 
 
 static int have_avx2(void)
 {
-    static int v = -1;
-    if (v < 0)
-        v = __builtin_cpu_supports("avx2");
-    return v;
+    return __builtin_cpu_supports("avx2");     /* a load of libgcc's cpu model: no cache
+                                                 * needed (a static one races between shards) */
 }
 #endif
 

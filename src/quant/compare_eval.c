@@ -1,5 +1,6 @@
 /* calibrate compare: building each candidate and measuring it against the float model. */
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -51,7 +52,7 @@ void qc_cmp_cand_release(cand_eval *ce, int model)
  * block order, so the blocks are summed in parallel, each into a zeroed qc_layerstat (0 + x
  * is exact), and added in order here. Blocks holding NaN/Inf take metrics.c's element path,
  * which accumulates into the running sums: those are redone in place, in order. */
-#define LS_BLOCK 512
+#define LS_BLOCK QC_LAYERSTAT_BLOCK
 #define LS_PAR_MIN (1 << 15)
 
 typedef struct ls_job {
@@ -63,11 +64,8 @@ typedef struct ls_job {
 static void ls_items(void *ctx, int64_t lo, int64_t hi)
 {
     const ls_job *j = ctx;
-    for (int64_t b = lo; b < hi; b++) {
-        memset(&j->part[b], 0, sizeof j->part[b]);
-        qc_layerstat_add(&j->part[b], j->ref + b * LS_BLOCK, j->got + b * LS_BLOCK, LS_BLOCK,
-                         j->lo, j->hi);
-    }
+    qc_layerstat_blocks(&j->part[lo], j->ref + lo * LS_BLOCK, j->got + lo * LS_BLOCK, hi - lo,
+                        j->lo, j->hi);
 }
 
 static void layer_add(cand_eval *ce, qc_layerstat *s, const float *ref, const float *got,
@@ -113,7 +111,7 @@ static int layer_hook(void *user, const qc_node *node, int node_index,
     if (l < 0 || n_outs < 1)
         return QC_OK;
     const qc_layer_result *lr = &ce->res.layers[l];
-    const qc_tensor *ref = qc_exec_value(ce->c->fx, lr->name), *got = outs[0];
+    const qc_tensor *ref = qc_exec_value(ce->ref, lr->name), *got = outs[0];
     if (!ref || ref->dtype != QC_F32 || got->dtype != QC_F32 ||
         qc_tensor_numel(ref) != qc_tensor_numel(got))
         return QC_OK;
@@ -182,10 +180,9 @@ static int build_cand(qc_compare *c, cand_eval *ce, qc_err *err)
     double t0 = now();
     const char *nm, *op, *why;
     int rc = QC_OK;
-    /* The executor runs the QDQ model with the weights' DequantizeLinear folded into float
-     * initializers (qc_prepare's constant folding): the same values the DequantizeLinear
-     * kernel yields at every run, but computed once, and the convolutions get constant
-     * weights they can pre-pack. */
+    /* The executor computes the weights' DequantizeLinear in the first run only and keeps
+     * it (cache_const): the same values the kernel yields at every run, and the convolutions
+     * see constant weights they pack once (qc_prepare does not fold DequantizeLinear). */
     if ((rc = qc_quantizer_build(ce->q, &ce->qm, err)) != QC_OK ||
         (rc = qc_prepare(ce->qm, &ce->em, NULL, err)) != QC_OK ||
         (rc = map_layers(ce, ce->em, err)) != QC_OK)
@@ -199,7 +196,7 @@ static int build_cand(qc_compare *c, cand_eval *ce, qc_err *err)
             if (!strcmp(ce->em->outputs[k].name, m->outputs[i].name))
                 ce->out_map[i] = k;
     }
-    if ((rc = qc_exec_new(&ce->qx, ce->em, NULL, err)) != QC_OK)
+    if ((rc = qc_exec_new(&ce->qx, ce->em, &(qc_exec_opts){ .cache_const = 1 }, err)) != QC_OK)
         goto fail;
     qc_exec_set_hook(ce->qx, layer_hook, ce);
     ce->res.n_quantized_nodes = qc_quantizer_n_quantized_nodes(ce->q);
@@ -226,19 +223,21 @@ static int alloc_outputs(qc_compare *c, cand_eval *ce, qc_err *err)
     return QC_OK;
 }
 
-/* One eval sample through candidate ce; the float model has just run on it (c->fx). */
-static int eval_one(qc_compare *c, cand_eval *ce, const qc_tensor *in, qc_err *err)
+/* One eval sample through candidate ce; the float model has just run on it (fx). Touches
+ * only ce's state (candidates run side by side on threads); the caller counts the run. */
+static int eval_one(qc_compare *c, cand_eval *ce, qc_exec *fx, const qc_tensor *in,
+                    qc_err *err)
 {
     double t0 = now();
+    ce->ref = fx;
     int rc = qc_exec_run(ce->qx, in, c->m->n_inputs, err);
     if (rc != QC_OK) {
         qc_err_prefix(err, "candidate '%s'", ce->cand->name);
         return rc;
     }
-    c->quant_runs++;
     for (int i = 0; i < c->m->n_outputs; i++) {
         qc_output_result *o = &ce->res.outputs[i];
-        const qc_tensor *ref = qc_exec_output(c->fx, i);
+        const qc_tensor *ref = qc_exec_output(fx, i);
         const qc_tensor *got = ce->out_map[i] >= 0 ? qc_exec_output(ce->qx, ce->out_map[i])
                                                    : NULL;
         if (!ref || !got || ref->dtype != QC_F32)
@@ -347,9 +346,9 @@ const qc_model *qc_compare_best_model(const qc_compare *c, int *index)
     return c->best >= 0 ? c->ce[c->best].qm : NULL;
 }
 
-/* Loads eval sample idx and runs the float model on it; *skip if it holds NaN/Inf. */
-static int float_run(qc_compare *c, qc_dataset *d, int idx, int strict, qc_tensor **in,
-                     int *skip, qc_err *err)
+/* Loads eval sample idx and runs the float model on it (fx); *skip if it holds NaN/Inf. */
+static int float_run(qc_compare *c, qc_exec *fx, qc_dataset *d, int idx, int strict,
+                     qc_tensor **in, int *skip, qc_err *err)
 {
     int rc = qc_dataset_load(d, idx, in, err);
     int64_t bad;
@@ -362,12 +361,12 @@ static int float_run(qc_compare *c, qc_dataset *d, int idx, int strict, qc_tenso
                                 "(--strict)", qc_dataset_sample_name(d, idx), (long long)bad)
                       : QC_OK;
     }
-    if ((rc = qc_exec_run(c->fx, *in, c->m->n_inputs, err)) != QC_OK) {
+    if ((rc = qc_exec_run(fx, *in, c->m->n_inputs, err)) != QC_OK) {
         qc_err_prefix(err, "%s", qc_dataset_sample_name(d, idx));
         return rc;
     }
     c->eval_float_runs++;
-    size_t peak = qc_exec_peak_bytes(c->fx);
+    size_t peak = qc_exec_peak_bytes(fx);
     c->eval_peak = peak > c->eval_peak ? peak : c->eval_peak;
     return QC_OK;
 }
@@ -383,6 +382,198 @@ static void keep_best(qc_compare *c, int i, int metric, int drop)
     } else if (drop) {
         qc_cmp_cand_release(&c->ce[i], 1);
     }
+}
+
+/* ---- sample-major evaluation on several threads ----
+ *
+ * Candidates run side by side, one thread each at a time, every thread single-threaded
+ * inside (small kernels and the per-layer sums keep a pool of two threads busy only part of
+ * the time; whole candidate runs side by side keep both cores busy). A candidate's sums only
+ * ever see its own samples in sample order, one run at a time, so the results are those of
+ * the serial loop bit for bit, whatever thread ran what. Two float executors take turns
+ * (sample s in slot s % 2): the float pass of the next sample runs while candidates still
+ * work on the current one, so no thread waits at the end of each sample. */
+enum { JOB_NONE = -2, JOB_FLOAT = -1 };
+
+typedef struct eval_par {
+    qc_compare                 *c;
+    qc_dataset                 *d;
+    const int                  *idx;
+    int                         n;
+    const qc_compare_eval_opts *o;
+    qc_exec                    *fx[2];
+    qc_tensor                  *in[2];          /* copies: the dataset holds one sample */
+    int                         n_in[2];        /* tensors allocated in in[k] */
+    int                         skip[2];
+    int                         f_next, f_busy; /* float pass: samples done, running */
+    int                        *next, *busy;    /* per candidate: next sample, running */
+    int64_t                     done, total;
+    int                         rc, err_s, err_i; /* first error by (sample, candidate) */
+    qc_err                      err;
+    pthread_mutex_t             mu;
+    pthread_cond_t              cv;
+} eval_par;
+
+static int copy_inputs(eval_par *p, int k, const qc_tensor *in, qc_err *err)
+{
+    int n = p->c->m->n_inputs;
+    for (int i = 0; i < p->n_in[k]; i++)
+        qc_tensor_free(&p->in[k][i]);
+    p->n_in[k] = 0;
+    for (int i = 0; i < n; i++) {
+        int rc = qc_tensor_alloc(&p->in[k][i], in[i].dtype, in[i].ndim, in[i].dims, err);
+        if (rc != QC_OK)
+            return rc;
+        p->n_in[k]++;
+        p->in[k][i].name = in[i].name;
+        if (qc_tensor_nbytes(&in[i]))
+            memcpy(p->in[k][i].data, in[i].data, qc_tensor_nbytes(&in[i]));
+    }
+    return QC_OK;
+}
+
+/* Under p->mu: the next job (JOB_FLOAT, a candidate index, or JOB_NONE); candidates whose
+ * next sample was skipped move past it. */
+static int pick_job(eval_par *p, int *all_done)
+{
+    int lowest = p->n, best = JOB_NONE;
+    *all_done = p->f_next == p->n && !p->f_busy;
+    for (int i = 0; i < p->c->n; i++) {
+        while (!p->busy[i] && p->next[i] < p->f_next && p->skip[p->next[i] & 1]) {
+            p->next[i]++;
+            p->done++;
+            if (p->o->progress)
+                p->o->progress(p->o->progress_user, p->done, p->total);
+        }
+        if (p->next[i] < lowest)
+            lowest = p->next[i];
+        if (p->next[i] < p->n)
+            *all_done = 0;
+        if (!p->busy[i] && p->next[i] < p->f_next &&
+            (best < 0 || p->next[i] < p->next[best]))
+            best = i;
+    }
+    if (p->rc != QC_OK)
+        return JOB_NONE;
+    /* the float pass of sample s overwrites slot s % 2: every candidate is past s - 2 */
+    if (!p->f_busy && p->f_next < p->n && lowest >= p->f_next - 1)
+        return JOB_FLOAT;
+    return best;
+}
+
+static void run_jobs(eval_par *p)
+{
+    qc_compare *c = p->c;
+    qc_err err = { 0 };
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        int all_done, job = pick_job(p, &all_done);
+        if (job == JOB_NONE) {
+            int running = p->f_busy;
+            for (int i = 0; i < c->n; i++)
+                running |= p->busy[i];
+            if (all_done || (p->rc != QC_OK && !running))
+                break;
+            pthread_cond_wait(&p->cv, &p->mu);
+            continue;
+        }
+        int rc, s = job == JOB_FLOAT ? p->f_next : p->next[job], k = s & 1;
+        if (job == JOB_FLOAT)
+            p->f_busy = 1;
+        else
+            p->busy[job] = 1;
+        pthread_mutex_unlock(&p->mu);
+        if (job == JOB_FLOAT) {
+            qc_tensor *in;
+            int skip = 0;
+            rc = float_run(c, p->fx[k], p->d, p->idx[s], p->o->strict, &in, &skip, &err);
+            if (rc == QC_OK && !skip)
+                rc = copy_inputs(p, k, in, &err);
+            p->skip[k] = skip;
+            c->eval_skipped += skip;
+            c->n_eval += !skip;
+        } else {
+            rc = eval_one(c, &c->ce[job], p->fx[k], p->in[k], &err);
+        }
+        pthread_mutex_lock(&p->mu);
+        if (rc != QC_OK) {
+            int ji = job == JOB_FLOAT ? -1 : job;
+            if (p->rc == QC_OK || s < p->err_s || (s == p->err_s && ji < p->err_i)) {
+                p->rc = rc;
+                p->err = err;
+                p->err_s = s;
+                p->err_i = ji;
+            }
+        } else if (job == JOB_FLOAT) {
+            p->f_next++;
+        } else {
+            c->quant_runs++;
+            p->next[job]++;
+            p->done++;
+            if (p->o->progress)
+                p->o->progress(p->o->progress_user, p->done, p->total);
+        }
+        if (job == JOB_FLOAT)
+            p->f_busy = 0;
+        else
+            p->busy[job] = 0;
+        pthread_cond_broadcast(&p->cv);
+    }
+    pthread_mutex_unlock(&p->mu);
+}
+
+static void *job_thread(void *arg)
+{
+    qc_par_set_serial(1);
+    run_jobs(arg);
+    return NULL;
+}
+
+static int eval_side_by_side(qc_compare *c, qc_dataset *d, const int *idx, int n, int threads,
+                             const qc_compare_eval_opts *o, qc_err *err)
+{
+    qc_exec_opts keep = { .keep_all = 1 };
+    eval_par p = { .c = c, .d = d, .idx = idx, .n = n, .o = o, .total = (int64_t)n * c->n };
+    pthread_t th[16];
+    int rc, started = 0, n_in = c->m->n_inputs + 1;
+    p.fx[0] = c->fx;
+    p.next = calloc((size_t)c->n, sizeof *p.next);
+    p.busy = calloc((size_t)c->n, sizeof *p.busy);
+    p.in[0] = calloc((size_t)n_in, sizeof *p.in[0]);
+    p.in[1] = calloc((size_t)n_in, sizeof *p.in[1]);
+    if (!p.next || !p.busy || !p.in[0] || !p.in[1])
+        rc = qc_errf(err, QC_ENOMEM, "out of memory");
+    else
+        rc = qc_exec_new(&p.fx[1], c->m, &keep, err);
+    if (rc == QC_OK) {
+        pthread_mutex_init(&p.mu, NULL);
+        pthread_cond_init(&p.cv, NULL);
+        if (threads > 16)
+            threads = 16;
+        for (int t = 1; t < threads; t++) {
+            if (pthread_create(&th[started], NULL, job_thread, &p) != 0)
+                break;          /* fewer threads: the others do the work */
+            started++;
+        }
+        qc_par_set_serial(started > 0);
+        run_jobs(&p);
+        qc_par_set_serial(0);
+        for (int t = 0; t < started; t++)
+            pthread_join(th[t], NULL);
+        pthread_cond_destroy(&p.cv);
+        pthread_mutex_destroy(&p.mu);
+        if ((rc = p.rc) != QC_OK)
+            *err = p.err;
+    }
+    for (int k = 0; k < 2; k++) {
+        for (int i = 0; p.in[k] && i < p.n_in[k]; i++)
+            qc_tensor_free(&p.in[k][i]);
+        free(p.in[k]);
+    }
+    qc_exec_free(p.fx[1]);
+    free(p.next);
+    free(p.busy);
+    return rc;
 }
 
 int qc_compare_evaluate(qc_compare *c, qc_dataset *d, const int *idx, int n,
@@ -414,15 +605,19 @@ int qc_compare_evaluate(qc_compare *c, qc_dataset *d, const int *idx, int n,
     c->n_eval = 0;
     c->eval_skipped = 0;
     if (c->sample_major) {
+        int threads = qc_par_threads() < c->n ? qc_par_threads() : c->n;
         for (int i = 0; i < c->n && rc == QC_OK; i++)
             rc = build_cand(c, &c->ce[i], err);
-        for (int s = 0; s < n && rc == QC_OK; s++) {
-            if ((rc = float_run(c, d, idx[s], o->strict, &in, &skip, err)) != QC_OK)
+        if (rc == QC_OK && threads > 1 && n > 0)
+            rc = eval_side_by_side(c, d, idx, n, threads, o, err);
+        for (int s = 0; s < n && rc == QC_OK && threads <= 1; s++) {
+            if ((rc = float_run(c, c->fx, d, idx[s], o->strict, &in, &skip, err)) != QC_OK)
                 break;
             c->eval_skipped += skip;
             c->n_eval += !skip;
             for (int i = 0; i < c->n && rc == QC_OK && !skip; i++)
-                rc = eval_one(c, &c->ce[i], in, err);
+                if ((rc = eval_one(c, &c->ce[i], c->fx, in, err)) == QC_OK)
+                    c->quant_runs++;
             done += c->n;
             if (o->progress)
                 o->progress(o->progress_user, done, total);
@@ -442,14 +637,14 @@ int qc_compare_evaluate(qc_compare *c, qc_dataset *d, const int *idx, int n,
         if ((rc = build_cand(c, ce, err)) != QC_OK)
             break;
         for (int s = 0; s < n && rc == QC_OK; s++) {
-            if ((rc = float_run(c, d, idx[s], o->strict, &in, &skip, err)) != QC_OK)
+            if ((rc = float_run(c, c->fx, d, idx[s], o->strict, &in, &skip, err)) != QC_OK)
                 break;
             if (i == 0) {
                 c->eval_skipped += skip;
                 c->n_eval += !skip;
             }
-            if (!skip)
-                rc = eval_one(c, ce, in, err);
+            if (!skip && (rc = eval_one(c, ce, c->fx, in, err)) == QC_OK)
+                c->quant_runs++;
             if (o->progress)
                 o->progress(o->progress_user, ++done, total);
         }

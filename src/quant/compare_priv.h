@@ -31,6 +31,7 @@ typedef struct cand_eval {
     qc_model      *qm;          /* built QDQ model */
     qc_model      *em;          /* qm with constants folded, as evaluated */
     qc_exec       *qx;          /* runs em */
+    qc_exec       *ref;         /* float executor holding the sample being evaluated */
     int           *node_layer;  /* em node index -> layer (its DequantizeLinear), or -1 */
     int           *out_map;     /* float model output i -> em output index, or -1 */
     qc_layerstat  *lst;         /* n_layers accumulators */
