@@ -25,6 +25,11 @@ typedef struct qc_exec_opts {
                                  * (Conv, MatMul, Sigmoid, Softmax, Add, Mul) as its integer
                                  * kernels round (src/exec/qfuse.c); the fused op's hook call
                                  * sees the Q's output. Ignored with keep_all or const_only */
+    const char *const *keep;    /* n_keep value names kept after each run like graph outputs
+                                 * (qc_exec_value), the rest freed at their last use: what
+                                 * keep_all does for every value, for a few (read by
+                                 * qc_exec_new only) */
+    int n_keep;
     int cache_const;            /* compute nodes that depend on initializers alone (QDQ
                                  * models: the weights' DequantizeLinear) in the first run and
                                  * keep their outputs, so later runs skip them and kernels

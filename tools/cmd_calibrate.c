@@ -417,6 +417,8 @@ int qc_cmd_calibrate(int argc, char **argv)
         qc_progress_start(&prog, "calibrate", "samples", n, a.quiet);
         rc = observe_pass(&a, work, d, x, q, n, &prog, &used, &skipped, &err);
         qc_progress_end(&prog);
+        qc_exec_free(x);            /* its buffers are not needed for what follows */
+        x = NULL;
     }
     if (rc == QC_OK && used == 0 && !a.params_in)
         rc = qc_errf(&err, QC_EINPUT, "%s: no usable calibration sample", a.data);

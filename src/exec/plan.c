@@ -393,6 +393,11 @@ int qc_exec_new(qc_exec **out, const qc_model *m, const qc_exec_opts *opts, qc_e
         rc = qc_errf(err, QC_ENOMEM, "out of memory");
         goto fail;
     }
+    for (int i = 0; i < x->opts.n_keep; i++) {
+        int v = qc_strmap_get(&x->names, x->opts.keep[i]);
+        if (v >= 0)
+            x->values[v].is_output = 1;     /* before fusion: a kept value is not fused away */
+    }
     if (x->opts.fuse && !x->opts.keep_all && !x->opts.const_only)
         fuse_activations(x);
     if (x->opts.emulate_ort && !x->opts.keep_all && !x->opts.const_only &&
