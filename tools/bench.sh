@@ -73,6 +73,17 @@ with open(sys.argv[1], "w") as f:
 EOF
 }
 
+# CAL_N real samples per model in a cache of their own, models/cache/bench (the test data
+# stays as it is); sets BC and models_csv
+bench_samples() {
+    BC=models/cache/bench
+    mkdir -p "$BC"
+    for d in photos wheels magika; do [ -e "$BC/$d" ] || ln -sfn "../$d" "$BC/$d"; done
+    models_csv=$(echo "$MODELS" | tr ' ' ',')
+    "$PY" tools/make_inputs.py --cache "$BC" --min --calib "$CAL_N" --eval 1 \
+        --models "$models_csv" >/dev/null
+}
+
 status=0
 for m in $MODELS; do
     if [ -z "$(model_path "$m")" ]; then
@@ -145,14 +156,8 @@ if has_part cost; then
     echo "== cost: calibrate on $CAL_N samples vs the float executor on them (ratio must be" \
          "<= 2); peak RSS on $CAL_N vs $RSS_N samples (must not grow by more than" \
          "$RSS_SLACK_KB KiB)"
-    # CAL_N real samples per model in a cache of their own (the test data stays as it is),
-    # RSS_N symlinks cycling over them.
-    BC=models/cache/bench
-    mkdir -p "$BC"
-    for d in photos wheels magika; do [ -e "$BC/$d" ] || ln -sfn "../$d" "$BC/$d"; done
-    models_csv=$(echo "$MODELS" | tr ' ' ',')
-    "$PY" tools/make_inputs.py --cache "$BC" --min --calib "$CAL_N" --eval 1 \
-        --models "$models_csv" >/dev/null
+    # RSS_N symlinks cycling over the CAL_N samples
+    bench_samples
     echo "(load: 1-minute load average during the calibrate runs; on 2 shared cores, wall" \
          "times are only as good as the load allows)"
     printf '%-10s %-10s %9s %9s %6s %5s %10s %10s %8s  %s\n' model method "cal s" "float s" \
@@ -222,12 +227,7 @@ if has_part compare; then
     echo "== compare: calibrate compare (--percentiles 99.99,99.999) on $CAL_N calibration +" \
          "$CMP_EVAL eval samples vs calibrate --method percentile --per-channel on the same" \
          "$CAL_N (the faster of 2 runs each; ratio must be <= 3)"
-    BC=models/cache/bench
-    mkdir -p "$BC"
-    for d in photos wheels magika; do [ -e "$BC/$d" ] || ln -sfn "../$d" "$BC/$d"; done
-    models_csv=$(echo "$MODELS" | tr ' ' ',')
-    "$PY" tools/make_inputs.py --cache "$BC" --min --calib "$CAL_N" --eval 1 \
-        --models "$models_csv" >/dev/null
+    bench_samples
     "$PY" tools/make_inputs.py --min --eval "$CMP_EVAL" --models "$models_csv" >/dev/null
     echo "(load: 1-minute load average during the runs; on 2 shared cores, wall times are" \
          "only as good as the load allows)"

@@ -189,8 +189,8 @@ static void layer_scalar(qc_layerstat *s, const float *ref, const float *got, in
     }
 }
 
-/* One block's float partial sums, added to s exactly as the SSE2 loop below adds them. */
-#if defined(HAVE_LS_AVX2)
+/* One block's float partial sums added to s: the SSE2 loop and the AVX2 path both end so. */
+#if defined(__SSE2__)
 static void ls_block_sums(qc_layerstat *s, __m128 r2, __m128 e2, __m128i sat)
 {
     int32_t c[4];
@@ -200,6 +200,8 @@ static void ls_block_sums(qc_layerstat *s, __m128 r2, __m128 e2, __m128i sat)
     s->err2 += hsum(e2);
     s->n += BLOCK;
 }
+#endif
+#if defined(HAVE_LS_AVX2)
 
 /* Two blocks side by side, one per 128-bit half: each half runs the SSE2 loop's operations in
  * its order, so the sums are the same bits. The reference was written by another executor run
@@ -280,12 +282,7 @@ void qc_layerstat_add(qc_layerstat *s, const float *ref, const float *got, int64
             layer_scalar(s, ref + i, got + i, BLOCK, lo, hi);
             continue;
         }
-        int32_t c[4];
-        _mm_storeu_si128((__m128i *)c, sat);
-        s->saturated += (int64_t)c[0] + c[1] + c[2] + c[3];
-        s->ref2 += hsum(r2);
-        s->err2 += hsum(e2);
-        s->n += BLOCK;
+        ls_block_sums(s, r2, e2, sat);
     }
 #endif
     layer_scalar(s, ref + i, got + i, n - i, lo, hi);
