@@ -537,8 +537,10 @@ int qc_bias_correct(const qc_model *float_m, const qc_model *q, qc_dataset *d,
         qc_err_prefix(err, "bias correction");
         return rc;
     }
-    if (!owned)                     /* no pass ran: a copy, so *out is always the caller's */
+    if (!owned) {                   /* no pass ran: a copy, so *out is always the caller's */
+        free_state(&st);
         return qc_errf(err, QC_EUSAGE, "bias correction: passes must be >= 1");
+    }
     stats->applied = 1;
     if (o->n_verify > 0) {
         /* the first measured samples: other samples would judge the correction more
