@@ -141,6 +141,38 @@ static int bind_input(qc_exec *x, int i, const qc_tensor *in, const char **param
     return QC_OK;
 }
 
+/* const_only (constant folding) computes at most this much: a hostile or absurd model
+ * (ConstantOfShape, Expand or Tile to gigabytes from a few bytes) leaves those nodes unfolded
+ * instead of exhausting memory; a folded constant must fit in the saved model anyway. */
+#define CONST_ONLY_BUDGET ((size_t)512 << 20)
+
+/* const_only: whether node k can be computed now (its inputs were, and its outputs fit in
+ * what is left of the budget); if not, it is no longer constant and stays in the graph. */
+static int const_node_ok(qc_exec *x, int k, size_t *used, qc_err *err)
+{
+    qc_knode *kn = &x->knodes[k];
+    for (int i = 0; i < kn->n_in; i++) {
+        const qc_value *v = (const qc_value *)kn->in[i];
+        if (v && !v->live && v->kind != VAL_INIT)
+            return 0;
+    }
+    int rc = x->defs[k]->infer(kn, err);
+    if (rc != QC_OK)
+        return rc;
+    size_t total = 0, nb;
+    for (int i = 0; i < kn->n_out; i++) {
+        const qc_tensor *t = kn->out[i];
+        if (qc_numel_checked(t->dims, t->ndim, t->dtype, NULL, &nb) != QC_OK ||
+            nb > CONST_ONLY_BUDGET - total)
+            return 0;
+        total += nb;
+    }
+    if (total > CONST_ONLY_BUDGET - *used)
+        return 0;
+    *used += total;
+    return 1;
+}
+
 static int run_node(qc_exec *x, int k, qc_err *err)
 {
     qc_knode *kn = &x->knodes[k];
@@ -194,10 +226,22 @@ int qc_exec_run(qc_exec *x, const qc_tensor *inputs, int n_inputs, qc_err *err)
         if (v->last_use < 0 && !v->is_output)
             release_value(x, v);
     }
+    size_t const_used = 0;
     for (int k = 0; k < x->n_knodes; k++) {
         if ((x->opts.const_only && !x->is_const[k]) || x->skip[k] ||
             (x->cache_ready && x->cached[k]))
             continue;
+        if (x->opts.const_only) {
+            int ok = const_node_ok(x, k, &const_used, err);
+            if (ok < 0) {
+                rc = ok;
+                break;
+            }
+            if (!ok) {
+                x->is_const[k] = 0;
+                continue;
+            }
+        }
         if ((rc = run_node(x, k, err)) != QC_OK)
             break;
     }
