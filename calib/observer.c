@@ -262,8 +262,46 @@ void qc_scan_lanes_init(qc_scan_lanes *l)
     l->nan = 0;
 }
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+/* Four independent min/max chains of 8 lanes (32 values per step): one chain is bound by the
+ * latency of minps, four keep up with the loads. Lane k of every chain holds elements with
+ * index k mod 8, so the chains fold into the 8 lanes; which of two equal extremes wins does
+ * not matter, as qc_scan_finish makes every zero +0. Returns the elements done (multiple
+ * of 32). */
+static __attribute__((target("avx2"))) int64_t scan_avx2(qc_scan_lanes *l, const float *x,
+                                                         int64_t n)
+{
+    __m256 lo[4], hi[4], nan = _mm256_setzero_ps();
+    lo[0] = lo[1] = lo[2] = lo[3] = _mm256_loadu_ps(l->lo);
+    hi[0] = hi[1] = hi[2] = hi[3] = _mm256_loadu_ps(l->hi);
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        for (int r = 0; r < 4; r++) {
+            __m256 a = _mm256_loadu_ps(x + i + 8 * r);
+            lo[r] = _mm256_min_ps(a, lo[r]);
+            hi[r] = _mm256_max_ps(a, hi[r]);
+            nan = _mm256_or_ps(nan, _mm256_cmp_ps(a, a, _CMP_UNORD_Q));
+        }
+    }
+    lo[0] = _mm256_min_ps(_mm256_min_ps(lo[0], lo[1]), _mm256_min_ps(lo[2], lo[3]));
+    hi[0] = _mm256_max_ps(_mm256_max_ps(hi[0], hi[1]), _mm256_max_ps(hi[2], hi[3]));
+    _mm256_storeu_ps(l->lo, lo[0]);
+    _mm256_storeu_ps(l->hi, hi[0]);
+    l->nan |= _mm256_movemask_ps(nan) != 0;
+    return i;
+}
+#endif
+
 void qc_scan_lanes_run(qc_scan_lanes *l, const float *x, int64_t n)
 {
+#if defined(__x86_64__)
+    if (__builtin_cpu_supports("avx2")) {
+        int64_t done = scan_avx2(l, x, n);
+        x += done;
+        n -= done;
+    }
+#endif
     /* min/max comparisons skip NaN by themselves (minps returns its second operand when the
      * first is NaN) and only record whether there is any; qc_scan_finish then takes the exact
      * slow pass */
@@ -322,8 +360,8 @@ int64_t qc_scan_finish(const qc_scan_lanes *l, const float *x, int64_t n, float 
         nan += v != v;
     }
     if (nan == 0 && lo != -INFINITY && hi != INFINITY) {
-        *mn = lo;
-        *mx = hi;
+        *mn = lo + 0.0f;        /* -0 -> +0: lanes may keep either zero of a tie */
+        *mx = hi + 0.0f;
         return 0;
     }
     /* some NaN or infinity: exact count */
@@ -339,8 +377,8 @@ int64_t qc_scan_finish(const qc_scan_lanes *l, const float *x, int64_t n, float 
         lo = v < lo ? v : lo;
         hi = v > hi ? v : hi;
     }
-    *mn = lo;
-    *mx = hi;
+    *mn = lo + 0.0f;
+    *mx = hi + 0.0f;
     return bad;
 }
 

@@ -1,9 +1,9 @@
 /* The min/max scan shared by every observer, cut into chunks that the thread pool runs.
  *
- * The scan keeps 8 lanes (element i goes to lane i mod 8) and a lane keeps the FIRST of equal
- * extremes (comparisons are strict), so -0 and +0 resolve as in one sequential pass. Chunk
- * results combine in chunk order with the same rule, which makes the answer independent of
- * the chunking and of the threads, bit for bit. Chunks start at multiples of 8 elements. */
+ * The scan keeps 8 lanes (element i goes to lane i mod 8). Min and max do not depend on the
+ * order values are met in, except for which of -0 and +0 a tie keeps: qc_scan_finish returns
+ * +0 for both, which makes the answer independent of the chunking, of the vector width and
+ * of the threads, bit for bit. Chunks start at multiples of 8 elements. */
 #ifndef QC_SCAN_H
 #define QC_SCAN_H
 

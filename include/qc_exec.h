@@ -36,6 +36,13 @@ typedef struct qc_exec_opts {
                                  * cache what they derive from them (packed weights); the hook
                                  * sees those nodes in the first run only. Ignored with
                                  * keep_all or const_only */
+    const char *const *sum_only; /* n_sum_only node names: instead of computing the node's
+                                 * output, its per-channel sums (output 0 summed over every
+                                 * dim but dim 1, in double), read in the hook with
+                                 * qc_exec_node_sums; the output's values are then left
+                                 * unspecified for the hook to fill. Conv (1-D, 2-D) and Gemm
+                                 * can; other nodes run as usual */
+    int n_sum_only;
 } qc_exec_opts;
 
 /* `m` must outlive the executor. Fails with QC_EUNSUPPORTED naming op, node and opset. */
@@ -54,6 +61,9 @@ const qc_tensor *qc_exec_value(const qc_exec *x, const char *name);
 int              qc_exec_node_is_const(const qc_exec *x, int node_index);
 /* Nodes folded into their producer by qc_exec_opts.fuse (they never run on their own). */
 int              qc_exec_fused_nodes(const qc_exec *x);
+/* In the hook of a sum_only node that was summed instead of run: its n_ch per-channel
+ * sums; NULL otherwise (the node ran, its output holds the values). */
+const double    *qc_exec_node_sums(const qc_exec *x, int *n_ch);
 /* Number of completed qc_exec_run calls (tests count executor passes). */
 int64_t          qc_exec_runs(const qc_exec *x);
 /* Bytes of activation buffers currently allocated / at peak. */

@@ -256,6 +256,63 @@ static void conv_ref(const conv_case *cc, const float *x, const float *w, const 
     }
 }
 
+/* qc_exec_opts.sum_only: the node's per-channel output sums (dim 1) instead of its output,
+ * against the sums of the expected output; `summable` 0: the node must run instead. */
+typedef struct sums_seen {
+    qc_exec *x_for_hook;
+    double sums[64];
+    int    n;                   /* -1: the node ran */
+} sums_seen;
+
+static int sums_hook(void *user, const qc_node *node, int node_index,
+                     const qc_tensor *const *outs, int n_outs, qc_err *err)
+{
+    sums_seen *s = user;
+    int n = 0;
+    (void)node, (void)node_index, (void)outs, (void)n_outs, (void)err;
+    const double *v = qc_exec_node_sums(s->x_for_hook, &n);
+    s->n = v ? n : -1;
+    for (int i = 0; v && i < n && i < 64; i++)
+        s->sums[i] = v[i];
+    return QC_OK;
+}
+
+static void check_sums(const char *what, tnode *t, int ndim, const int64_t *yd,
+                       const float *want, int summable)
+{
+    qc_err err = { 0 };
+    const char *const names[1] = { t->nodes[0].name };
+    qc_exec *x = NULL;
+    sums_seen seen = { .n = -2 };
+    if (qc_exec_new(&x, &t->m, &(qc_exec_opts){ .sum_only = names, .n_sum_only = 1 }, &err) ||
+        (seen.x_for_hook = x, qc_exec_set_hook(x, sums_hook, &seen),
+         qc_exec_run(x, t->inputs, t->m.n_inputs, &err))) {
+        qc_test_fail(__FILE__, __LINE__, "%s: %s", what, err.msg);
+        qc_exec_free(x);
+        return;
+    }
+    qc_exec_free(x);
+    if (!summable) {
+        CHECK_INT(seen.n, -1);
+        return;
+    }
+    int64_t ch = yd[1], inner = prod(yd + 2, ndim - 2);
+    CHECK_INT(seen.n, (int)ch);
+    for (int64_t c = 0; c < ch && seen.n == ch; c++) {
+        double ref = 0, mag = 0;
+        for (int64_t b = 0; b < yd[0]; b++)
+            for (int64_t i = 0; i < inner; i++) {
+                ref += want[(b * ch + c) * inner + i];
+                mag += fabs(want[(b * ch + c) * inner + i]);
+            }
+        if (!(fabs(seen.sums[c] - ref) <= 1e-5 * mag + 1e-6)) {
+            qc_test_fail(__FILE__, __LINE__, "%s: channel %lld sum %.9g, expected %.9g", what,
+                         (long long)c, seen.sums[c], ref);
+            return;
+        }
+    }
+}
+
 static void conv_cases_run(const char *path, int silu)
 {
     for (size_t t = 0; t < sizeof conv_cases / sizeof conv_cases[0]; t++) {
@@ -296,6 +353,8 @@ static void conv_cases_run(const char *path, int silu)
         char what[96];
         snprintf(what, sizeof what, "%s (%s%s)", cc->name, path, silu ? ", silu" : "");
         check_out(what, tn_run(&tn, 0), nsp + 2, yd, want, 1e-4, 1e-4);
+        if (!silu)
+            check_sums(what, &tn, nsp + 2, yd, want, nsp <= 2);
         if (silu && tn.x)
             CHECK_INT(qc_exec_fused_nodes(tn.x), 2);        /* Sigmoid and Mul folded in */
         tn_free(&tn);
@@ -545,6 +604,7 @@ QC_TEST(gemm_bias_broadcast)
     tn_float(&tn, "alpha", 0.5f);
     tn_float(&tn, "beta", 2.0f);
     check_out("gemm", tn_run(&tn, 0), 2, (int64_t[]){ 2, 4 }, want, 1e-6, 1e-5);
+    check_sums("gemm", &tn, 2, (int64_t[]){ 2, 4 }, want, 1);
     tn_free(&tn);
 }
 

@@ -47,6 +47,10 @@ struct qc_exec {
     char             *is_const;       /* per plan index: all inputs are constants */
     char             *skip;           /* per plan index: fused into another node */
     char             *cached;         /* per plan index: opts.cache_const computes it once */
+    char             *sum_only;       /* per plan index: opts.sum_only names it */
+    double           *sums;           /* the sums of the node being summed, or NULL */
+    size_t            sums_cap;
+    int               n_sums;
     int               cache_ready;    /* a run has completed: cached nodes hold their values */
     int              *input_vals;     /* model input i -> value index */
     int              *output_vals;    /* model output i -> value index */

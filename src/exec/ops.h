@@ -37,6 +37,10 @@ typedef struct qc_op_def {
     /* optional: plan-time checks/precomputation (attributes only; no input data yet) */
     int  (*prepare)(qc_knode *n, qc_err *err);
     void (*release)(qc_knode *n);
+    /* optional (qc_exec_opts.sum_only): the sum of output 0 over every dim but dim 1, per
+     * index of dim 1, into sums, without computing the output. Returns 1 when it cannot
+     * for this node's shapes (the node then runs). */
+    int  (*sums)(const qc_knode *n, double *sums, qc_err *err);
 } qc_op_def;
 
 /* How many inputs/outputs a node of an ONNX operator version must have (src/exec/arity.c,

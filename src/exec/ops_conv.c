@@ -450,6 +450,118 @@ static int conv_run(qc_knode *n, qc_run *r, qc_err *err)
     return QC_OK;
 }
 
+/* Sum of the values of row x[0, n) at indices i = o * s + off for o in [lo, hi), given the
+ * row's sums by phase (ph[f]: indices i with i mod s == f): the phase sum minus the few
+ * values of that phase outside the range (a conv's padding makes ranges differ from the
+ * whole row at the edges only). */
+static double strided_sum(const float *x, int64_t n, const double *ph, int64_t s, int64_t off,
+                          int64_t lo, int64_t hi)
+{
+    if (hi <= lo)
+        return 0;
+    int64_t first = lo * s + off, last = (hi - 1) * s + off;
+    double v = ph[first % s];
+    for (int64_t i = first - s; i >= 0; i -= s)
+        v -= x[i];
+    for (int64_t i = last + s; i < n; i += s)
+        v -= x[i];
+    return v;
+}
+
+/* Per-output-channel sums of a Conv's output (1-D and 2-D), without computing it: the sum
+ * over every output position of w . x[window] is w . (sum of each window element over the
+ * positions), so per input channel and kernel offset one sum of the input over the positions
+ * that offset reads (row sums by phase of the stride, less the edges), then one dot product
+ * per output channel. Sums in double, so this is as exact as summing the output itself, for
+ * about one read of the input. */
+static int conv_sums(const qc_knode *n, double *sums, qc_err *err)
+{
+    convp p;
+    int rc = conv_params(n, 0, &p, err);
+    if (rc != QC_OK)
+        return rc;
+    if (p.nsp > 2)
+        return 1;                   /* not here: the caller runs the node */
+    int two = p.nsp == 2;
+    int64_t ih = two ? p.in[0] : 1, iw = p.in[two], oh = two ? p.out[0] : 1, ow = p.out[two];
+    int64_t kh = two ? p.k[0] : 1, kw = p.k[two], sh = two ? p.s[0] : 1, sw = p.s[two];
+    int64_t dh = two ? p.d[0] : 1, dw = p.d[two], ph = two ? p.pb[0] : 0, pw = p.pb[two];
+    double *S = calloc((size_t)(p.c * kh * kw) + 1, sizeof *S);
+    double *R = malloc(((size_t)(ih * kw) + 1) * sizeof *R);
+    double *P = malloc(((size_t)sw + 8) * sizeof *P);
+    if (!S || !R || !P) {
+        free(S), free(R), free(P);
+        return qc_node_errf(n, err, QC_ENOMEM, "out of memory");
+    }
+    int64_t lo_w[64], hi_w[64];
+    for (int64_t j = 0; j < kw && j < 64; j++)
+        valid_range(ow, sw, j * dw - pw, iw, &lo_w[j], &hi_w[j]);
+    const float *x = n->in[0]->data, *w = n->in[1]->data;
+    for (int64_t b = 0; b < p.batch; b++) {
+        for (int64_t c = 0; c < p.c; c++) {
+            const float *xc = x + (b * p.c + c) * ih * iw;
+            /* R[row][j]: the input row summed over the columns kernel column j reads */
+            for (int64_t r = 0; r < ih; r++) {
+                const float *xr = xc + r * iw;
+                if (8 % sw == 0) {
+                    /* eight lanes; lane l holds phase l mod sw */
+                    double a[8] = { 0 };
+                    int64_t i = 0;
+                    for (; i + 8 <= iw; i += 8)
+                        for (int l = 0; l < 8; l++)
+                            a[l] += xr[i + l];
+                    int64_t mask = sw - 1;      /* sw divides 8: a power of two */
+                    for (int l = 0; l < 8; l++)
+                        P[l] = 0;
+                    for (int l = 0; l < 8; l++)
+                        P[l & mask] += a[l];
+                    for (; i < iw; i++)
+                        P[i & mask] += xr[i];
+                } else {
+                    for (int64_t f = 0; f < sw; f++)
+                        P[f] = 0;
+                    for (int64_t i = 0, f = 0; i < iw; i++, f = f + 1 == sw ? 0 : f + 1)
+                        P[f] += xr[i];
+                }
+                for (int64_t j = 0; j < kw; j++) {
+                    int64_t lo = lo_w[j < 64 ? j : 63], hi = hi_w[j < 64 ? j : 63];
+                    if (j >= 64)
+                        valid_range(ow, sw, j * dw - pw, iw, &lo, &hi);
+                    R[r * kw + j] = strided_sum(xr, iw, P, sw, j * dw - pw, lo, hi);
+                }
+            }
+            double *Sc = S + c * kh * kw;
+            for (int64_t i = 0; i < kh; i++) {
+                int64_t off = i * dh - ph, lo, hi;
+                valid_range(oh, sh, off, ih, &lo, &hi);
+                for (int64_t j = 0; j < kw; j++) {
+                    double v = 0;
+                    for (int64_t o = lo; o < hi; o++)
+                        v += R[(o * sh + off) * kw + j];
+                    Sc[i * kw + j] += v;
+                }
+            }
+        }
+    }
+    const float *bias = n->n_in > 2 && n->in[2] ? n->in[2]->data : NULL;
+    int64_t ksz = p.cg * kh * kw;
+    for (int64_t m = 0; m < p.m; m++) {
+        const float *wm = w + m * ksz;
+        const double *Sg = S + (m / p.mg) * ksz;
+        double a[4] = { 0 };
+        int64_t i = 0;
+        for (; i + 4 <= ksz; i += 4)
+            for (int l = 0; l < 4; l++)
+                a[l] += (double)wm[i + l] * Sg[i + l];
+        for (; i < ksz; i++)
+            a[0] += (double)wm[i] * Sg[i];
+        sums[m] = (a[0] + a[1]) + (a[2] + a[3]) +
+                  (bias ? (double)bias[m] * (double)(p.batch * oh * ow) : 0);
+    }
+    free(S), free(R), free(P);
+    return QC_OK;
+}
+
 /* ---- ConvTranspose ------------------------------------------------------------------- */
 
 /* y (mg output channels) += scatter of col rows (m, kh, kw), each over the input grid. */
@@ -563,7 +675,7 @@ static void conv_release(qc_knode *n)
 }
 
 const qc_op_def qc_ops_conv[] = {
-    { "Conv",          1, conv_infer,  conv_run,  conv_prepare, conv_release },
-    { "ConvTranspose", 1, convt_infer, convt_run, NULL, NULL },
+    { "Conv",          1, conv_infer,  conv_run,  conv_prepare, conv_release, conv_sums },
+    { "ConvTranspose", 1, convt_infer, convt_run, NULL, NULL, NULL },
     { 0 }
 };

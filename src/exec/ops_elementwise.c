@@ -4,9 +4,9 @@
 #include "ops_ew.h"
 
 #define U(name, since) \
-    { name, since, qc_ew_unary_infer, qc_ew_unary_run, qc_ew_unary_prepare, NULL }
+    { name, since, qc_ew_unary_infer, qc_ew_unary_run, qc_ew_unary_prepare, NULL, NULL }
 #define B(name, since) \
-    { name, since, qc_ew_binary_infer, qc_ew_binary_run, qc_ew_binary_prepare, NULL }
+    { name, since, qc_ew_binary_infer, qc_ew_binary_run, qc_ew_binary_prepare, NULL, NULL }
 
 const qc_op_def qc_ops_elementwise[] = {
     B("Add", 1), B("Sub", 1), B("Mul", 1), B("Div", 1), B("Pow", 1), B("Mod", 10),

@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <string.h>
 #include <cblas.h>
+#include <stdlib.h>
 #include "ops.h"
 #include "par.h"
 
@@ -189,6 +190,45 @@ static int gemm_run(qc_knode *n, qc_run *r, qc_err *err)
     return QC_OK;
 }
 
+/* Per-column sums of Gemm's output without computing it (qc_op_def.sums): the column sums
+ * of A times B, plus C's. */
+static int gemm_sums(const qc_knode *n, double *sums, qc_err *err)
+{
+    const qc_tensor *a = n->in[0], *b = n->in[1];
+    const qc_tensor *c = n->n_in > 2 ? n->in[2] : NULL;
+    int ta = qc_attr_int(n->node, "transA", 0) != 0, tb = qc_attr_int(n->node, "transB", 0) != 0;
+    double alpha = qc_attr_float(n->node, "alpha", 1.0f);
+    double beta = qc_attr_float(n->node, "beta", 1.0f);
+    int64_t m = n->out[0]->dims[0], nn = n->out[0]->dims[1];
+    int64_t k = ta ? a->dims[0] : a->dims[1];
+    const float *ad = a->data, *bd = b->data;
+    double *ca = calloc((size_t)k + 1, sizeof *ca);
+    if (!ca)
+        return qc_node_errf(n, err, QC_ENOMEM, "out of memory");
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < k; j++)
+            ca[j] += ad[ta ? j * m + i : i * k + j];
+    for (int64_t j = 0; j < nn; j++) {
+        double v = 0;
+        for (int64_t l = 0; l < k; l++)
+            v += ca[l] * bd[tb ? j * k + l : l * nn + j];
+        sums[j] = alpha * v;
+    }
+    free(ca);
+    if (c && beta != 0.0) {
+        const float *cd = c->data;
+        int64_t cr = c->ndim == 2 ? c->dims[0] : 1;
+        int64_t cc = c->ndim >= 1 ? c->dims[c->ndim - 1] : 1;
+        for (int64_t j = 0; j < nn; j++) {
+            double v = 0;
+            for (int64_t i = 0; i < cr; i++)
+                v += cd[i * cc + (cc == 1 ? 0 : j)];
+            sums[j] += beta * v * (double)(cr == 1 ? m : 1);
+        }
+    }
+    return QC_OK;
+}
+
 /* ---- MatMul (numpy semantics) -------------------------------------------------------- */
 
 typedef struct mm_shape {
@@ -294,7 +334,7 @@ static int matmul_run(qc_knode *n, qc_run *r, qc_err *err)
 }
 
 const qc_op_def qc_ops_gemm[] = {
-    { "Gemm",   1, gemm_infer,   gemm_run,   NULL, NULL },
-    { "MatMul", 1, matmul_infer, matmul_run, NULL, NULL },
+    { "Gemm",   1, gemm_infer,   gemm_run,   NULL, NULL, gemm_sums },
+    { "MatMul", 1, matmul_infer, matmul_run, NULL, NULL, NULL },
     { 0 }
 };

@@ -794,16 +794,16 @@ static int cumsum_run(qc_knode *n, qc_run *r, qc_err *err)
 }
 
 const qc_op_def qc_ops_index[] = {
-    { "Slice", 1, slice_infer, slice_run, NULL, NULL },
-    { "Gather", 1, gather_infer, gather_run, NULL, NULL },
-    { "GatherElements", 11, gather_el_infer, gather_el_run, NULL, NULL },
-    { "GatherND", 11, gather_nd_infer, gather_nd_run, NULL, NULL },
-    { "Scatter", 9, scatter_infer, scatter_run, NULL, NULL },
-    { "ScatterElements", 11, scatter_infer, scatter_run, NULL, NULL },
-    { "ScatterND", 11, scatter_nd_infer, scatter_nd_run, NULL, NULL },
-    { "TopK", 1, topk_infer, topk_run, NULL, NULL },
-    { "NonZero", 9, nonzero_infer, nonzero_run, NULL, NULL },
-    { "OneHot", 9, onehot_infer, onehot_run, NULL, NULL },
-    { "CumSum", 11, cumsum_infer, cumsum_run, NULL, NULL },
+    { "Slice", 1, slice_infer, slice_run, NULL, NULL, NULL },
+    { "Gather", 1, gather_infer, gather_run, NULL, NULL, NULL },
+    { "GatherElements", 11, gather_el_infer, gather_el_run, NULL, NULL, NULL },
+    { "GatherND", 11, gather_nd_infer, gather_nd_run, NULL, NULL, NULL },
+    { "Scatter", 9, scatter_infer, scatter_run, NULL, NULL, NULL },
+    { "ScatterElements", 11, scatter_infer, scatter_run, NULL, NULL, NULL },
+    { "ScatterND", 11, scatter_nd_infer, scatter_nd_run, NULL, NULL, NULL },
+    { "TopK", 1, topk_infer, topk_run, NULL, NULL, NULL },
+    { "NonZero", 9, nonzero_infer, nonzero_run, NULL, NULL, NULL },
+    { "OneHot", 9, onehot_infer, onehot_run, NULL, NULL, NULL },
+    { "CumSum", 11, cumsum_infer, cumsum_run, NULL, NULL, NULL },
     { 0 }
 };

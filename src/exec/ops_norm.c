@@ -430,11 +430,11 @@ static int in_run(qc_knode *n, qc_run *r, qc_err *err)
 }
 
 const qc_op_def qc_ops_norm[] = {
-    { "Softmax", 1, softmax_infer, softmax_run, NULL, NULL },
-    { "LogSoftmax", 1, softmax_infer, softmax_run, NULL, NULL },
-    { "Hardmax", 1, softmax_infer, softmax_run, NULL, NULL },
-    { "BatchNormalization", 1, bn_infer, bn_run, NULL, NULL },
-    { "LayerNormalization", 17, ln_infer, ln_run, NULL, NULL },
-    { "InstanceNormalization", 1, in_infer, in_run, NULL, NULL },
+    { "Softmax", 1, softmax_infer, softmax_run, NULL, NULL, NULL },
+    { "LogSoftmax", 1, softmax_infer, softmax_run, NULL, NULL, NULL },
+    { "Hardmax", 1, softmax_infer, softmax_run, NULL, NULL, NULL },
+    { "BatchNormalization", 1, bn_infer, bn_run, NULL, NULL, NULL },
+    { "LayerNormalization", 17, ln_infer, ln_run, NULL, NULL, NULL },
+    { "InstanceNormalization", 1, in_infer, in_run, NULL, NULL, NULL },
     { 0 }
 };

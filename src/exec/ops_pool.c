@@ -542,11 +542,11 @@ static int glp_run(qc_knode *n, qc_run *r, qc_err *err)
 }
 
 const qc_op_def qc_ops_pool[] = {
-    { "MaxPool",           1, maxpool_infer, maxpool_run, NULL, NULL },
-    { "AveragePool",       1, avgpool_infer, avgpool_run, NULL, NULL },
-    { "LpPool",            1, lppool_infer,  lppool_run,  NULL, NULL },
-    { "GlobalAveragePool", 1, global_infer,  gap_run,     NULL, NULL },
-    { "GlobalMaxPool",     1, global_infer,  gmp_run,     NULL, NULL },
-    { "GlobalLpPool",      1, global_infer,  glp_run,     NULL, NULL },
+    { "MaxPool",           1, maxpool_infer, maxpool_run, NULL, NULL, NULL },
+    { "AveragePool",       1, avgpool_infer, avgpool_run, NULL, NULL, NULL },
+    { "LpPool",            1, lppool_infer,  lppool_run,  NULL, NULL, NULL },
+    { "GlobalAveragePool", 1, global_infer,  gap_run,     NULL, NULL, NULL },
+    { "GlobalMaxPool",     1, global_infer,  gmp_run,     NULL, NULL, NULL },
+    { "GlobalLpPool",      1, global_infer,  glp_run,     NULL, NULL, NULL },
     { 0 }
 };

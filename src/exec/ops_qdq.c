@@ -408,7 +408,7 @@ static int dequantize_run(qc_knode *n, qc_run *r, qc_err *err)
 }
 
 const qc_op_def qc_ops_qdq[] = {
-    { "QuantizeLinear",   10, quantize_infer,   quantize_run,   NULL, NULL },
-    { "DequantizeLinear", 10, dequantize_infer, dequantize_run, NULL, NULL },
+    { "QuantizeLinear",   10, quantize_infer,   quantize_run,   NULL, NULL, NULL },
+    { "DequantizeLinear", 10, dequantize_infer, dequantize_run, NULL, NULL, NULL },
     { 0 }
 };

@@ -314,7 +314,7 @@ static int qconv_run(qc_knode *n, qc_run *r, qc_err *err)
 }
 
 const qc_op_def qc_qlinear_conv = { "QLinearConv", 1, qconv_infer, qconv_run, NULL,
-                                    qconv_release };
+                                    qconv_release, NULL };
 
 /* ---- QLinearMatMul --------------------------------------------------------------------- */
 
@@ -365,7 +365,7 @@ static int qmatmul_run(qc_knode *n, qc_run *r, qc_err *err)
 }
 
 const qc_op_def qc_qlinear_matmul = { "QLinearMatMul", 1, qmatmul_infer, qmatmul_run, NULL,
-                                      NULL };
+                                      NULL, NULL };
 
 /* ---- QLinearSigmoid ------------------------------------------------------------------- */
 
@@ -422,7 +422,7 @@ static int qsigmoid_run(qc_knode *n, qc_run *r, qc_err *err)
 }
 
 const qc_op_def qc_qlinear_sigmoid = { "QLinearSigmoid", 1, qsigmoid_infer, qsigmoid_run, NULL,
-                                       NULL };
+                                       NULL, NULL };
 
 /* ---- QLinearSoftmax ------------------------------------------------------------------- */
 
@@ -498,7 +498,7 @@ static int qsoftmax_run(qc_knode *n, qc_run *r, qc_err *err)
 }
 
 const qc_op_def qc_qlinear_softmax = { "QLinearSoftmax", 1, qsigmoid_infer, qsoftmax_run, NULL,
-                                       NULL };
+                                       NULL, NULL };
 
 /* ---- QLinearAdd / QLinearMul ---------------------------------------------------------- */
 
@@ -604,5 +604,5 @@ static int qmul_run(qc_knode *n, qc_run *r, qc_err *err)
     return qbin_run_common(n, 0, err);
 }
 
-const qc_op_def qc_qlinear_add = { "QLinearAdd", 1, qbin_infer, qadd_run, NULL, NULL };
-const qc_op_def qc_qlinear_mul = { "QLinearMul", 1, qbin_infer, qmul_run, NULL, NULL };
+const qc_op_def qc_qlinear_add = { "QLinearAdd", 1, qbin_infer, qadd_run, NULL, NULL, NULL };
+const qc_op_def qc_qlinear_mul = { "QLinearMul", 1, qbin_infer, qmul_run, NULL, NULL, NULL };

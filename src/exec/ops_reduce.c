@@ -405,17 +405,17 @@ static int arg_run(qc_knode *n, qc_run *r, qc_err *err)
 }
 
 const qc_op_def qc_ops_reduce[] = {
-    { "ReduceSum", 1, reduce_infer, reduce_run, NULL, NULL },
-    { "ReduceMean", 1, reduce_infer, reduce_run, NULL, NULL },
-    { "ReduceMax", 1, reduce_infer, reduce_run, NULL, NULL },
-    { "ReduceMin", 1, reduce_infer, reduce_run, NULL, NULL },
-    { "ReduceProd", 1, reduce_infer, reduce_run, NULL, NULL },
-    { "ReduceL1", 1, reduce_infer, reduce_run, NULL, NULL },
-    { "ReduceL2", 1, reduce_infer, reduce_run, NULL, NULL },
-    { "ReduceSumSquare", 1, reduce_infer, reduce_run, NULL, NULL },
-    { "ReduceLogSumExp", 1, reduce_infer, reduce_run, NULL, NULL },
-    { "ReduceLogSum", 1, reduce_infer, reduce_run, NULL, NULL },
-    { "ArgMax", 1, arg_infer, arg_run, NULL, NULL },
-    { "ArgMin", 1, arg_infer, arg_run, NULL, NULL },
+    { "ReduceSum", 1, reduce_infer, reduce_run, NULL, NULL, NULL },
+    { "ReduceMean", 1, reduce_infer, reduce_run, NULL, NULL, NULL },
+    { "ReduceMax", 1, reduce_infer, reduce_run, NULL, NULL, NULL },
+    { "ReduceMin", 1, reduce_infer, reduce_run, NULL, NULL, NULL },
+    { "ReduceProd", 1, reduce_infer, reduce_run, NULL, NULL, NULL },
+    { "ReduceL1", 1, reduce_infer, reduce_run, NULL, NULL, NULL },
+    { "ReduceL2", 1, reduce_infer, reduce_run, NULL, NULL, NULL },
+    { "ReduceSumSquare", 1, reduce_infer, reduce_run, NULL, NULL, NULL },
+    { "ReduceLogSumExp", 1, reduce_infer, reduce_run, NULL, NULL, NULL },
+    { "ReduceLogSum", 1, reduce_infer, reduce_run, NULL, NULL, NULL },
+    { "ArgMax", 1, arg_infer, arg_run, NULL, NULL, NULL },
+    { "ArgMin", 1, arg_infer, arg_run, NULL, NULL, NULL },
     { 0 }
 };

@@ -720,8 +720,8 @@ static int pad_run(qc_knode *n, qc_run *r, qc_err *err)
 }
 
 const qc_op_def qc_ops_resize[] = {
-    { "Resize", 10, resize_infer, resize_run, resize_prepare, NULL },
-    { "Upsample", 7, resize_infer, resize_run, resize_prepare, NULL },
-    { "Pad", 1, pad_infer, pad_run, NULL, NULL },
+    { "Resize", 10, resize_infer, resize_run, resize_prepare, NULL, NULL },
+    { "Upsample", 7, resize_infer, resize_run, resize_prepare, NULL, NULL },
+    { "Pad", 1, pad_infer, pad_run, NULL, NULL, NULL },
     { 0 }
 };

@@ -803,19 +803,19 @@ static int range_run(qc_knode *n, qc_run *r, qc_err *err)
 }
 
 const qc_op_def qc_ops_shape[] = {
-    { "Transpose", 1, transpose_infer, transpose_run, NULL, NULL },
-    { "Reshape", 1, reshape_infer, copy_run, NULL, NULL },
-    { "Flatten", 1, flatten_infer, copy_run, NULL, NULL },
-    { "Squeeze", 1, squeeze_infer, copy_run, NULL, NULL },
-    { "Unsqueeze", 1, unsqueeze_infer, copy_run, NULL, NULL },
-    { "Concat", 1, concat_infer, concat_run, NULL, NULL },
-    { "Split", 1, split_infer, split_run, NULL, NULL },
-    { "Expand", 8, expand_infer, expand_run, NULL, NULL },
-    { "Tile", 6, tile_infer, tile_run, NULL, NULL },
-    { "Shape", 1, shape_infer, shape_run, NULL, NULL },
-    { "Size", 1, size_infer, size_run, NULL, NULL },
-    { "Constant", 1, constant_infer, constant_run, NULL, NULL },
-    { "ConstantOfShape", 9, cos_infer, cos_run, NULL, NULL },
-    { "Range", 11, range_infer, range_run, NULL, NULL },
+    { "Transpose", 1, transpose_infer, transpose_run, NULL, NULL, NULL },
+    { "Reshape", 1, reshape_infer, copy_run, NULL, NULL, NULL },
+    { "Flatten", 1, flatten_infer, copy_run, NULL, NULL, NULL },
+    { "Squeeze", 1, squeeze_infer, copy_run, NULL, NULL, NULL },
+    { "Unsqueeze", 1, unsqueeze_infer, copy_run, NULL, NULL, NULL },
+    { "Concat", 1, concat_infer, concat_run, NULL, NULL, NULL },
+    { "Split", 1, split_infer, split_run, NULL, NULL, NULL },
+    { "Expand", 8, expand_infer, expand_run, NULL, NULL, NULL },
+    { "Tile", 6, tile_infer, tile_run, NULL, NULL, NULL },
+    { "Shape", 1, shape_infer, shape_run, NULL, NULL, NULL },
+    { "Size", 1, size_infer, size_run, NULL, NULL, NULL },
+    { "Constant", 1, constant_infer, constant_run, NULL, NULL, NULL },
+    { "ConstantOfShape", 9, cos_infer, cos_run, NULL, NULL, NULL },
+    { "Range", 11, range_infer, range_run, NULL, NULL, NULL },
     { 0 }
 };

@@ -317,6 +317,20 @@ static int build_release_lists(qc_exec *x, qc_err *err)
     return QC_OK;
 }
 
+/* opts.sum_only: the named nodes whose kernel can sum its output per channel. */
+static int mark_sum_only(qc_exec *x, qc_err *err)
+{
+    if (!(x->sum_only = calloc((size_t)x->n_knodes + 1, 1)))
+        return qc_errf(err, QC_ENOMEM, "out of memory");
+    for (int k = 0; k < x->n_knodes; k++) {
+        const char *name = x->knodes[k].node->name;
+        for (int i = 0; i < x->opts.n_sum_only && x->defs[k]->sums && name[0]; i++)
+            if (!strcmp(x->opts.sum_only[i], name))
+                x->sum_only[k] = 1;
+    }
+    return QC_OK;
+}
+
 int qc_exec_new(qc_exec **out, const qc_model *m, const qc_exec_opts *opts, qc_err *err)
 {
     int rc;
@@ -398,6 +412,9 @@ int qc_exec_new(qc_exec **out, const qc_model *m, const qc_exec_opts *opts, qc_e
         if (v >= 0)
             x->values[v].is_output = 1;     /* before fusion: a kept value is not fused away */
     }
+    if (x->opts.n_sum_only > 0 && !x->opts.keep_all && !x->opts.const_only &&
+        (rc = mark_sum_only(x, err)) != QC_OK)
+        goto fail;
     if (x->opts.fuse && !x->opts.keep_all && !x->opts.const_only)
         fuse_activations(x);
     if (x->opts.emulate_ort && !x->opts.keep_all && !x->opts.const_only &&
@@ -447,6 +464,8 @@ void qc_exec_free(qc_exec *x)
     free(x->is_const);
     free(x->skip);
     free(x->cached);
+    free(x->sum_only);
+    free(x->sums);
     free(x->input_vals);
     free(x->output_vals);
     free(x->release_start);

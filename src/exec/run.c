@@ -173,6 +173,38 @@ static int const_node_ok(qc_exec *x, int k, size_t *used, qc_err *err)
     return 1;
 }
 
+/* opts.sum_only: the node's per-channel output sums instead of its output (*summed 1), or
+ * nothing when its kernel cannot for these shapes (*summed 0: it runs). */
+static int sum_node(qc_exec *x, qc_knode *kn, const qc_op_def *def, int *summed, qc_err *err)
+{
+    const qc_tensor *y = kn->out[0];
+    *summed = 0;
+    if (y->ndim < 2 || y->dtype != QC_F32)
+        return QC_OK;
+    size_t n = (size_t)y->dims[1];
+    if (n + 1 > x->sums_cap) {
+        double *p = realloc(x->sums, (n + 1) * sizeof *p);
+        if (!p)
+            return qc_errf(err, QC_ENOMEM, "out of memory");
+        x->sums = p, x->sums_cap = n + 1;
+    }
+    int rc = def->sums(kn, x->sums, err);
+    if (rc < 0)
+        return rc;
+    *summed = rc == QC_OK;
+    x->n_sums = *summed ? (int)n : -1;
+    return QC_OK;
+}
+
+const double *qc_exec_node_sums(const qc_exec *x, int *n_ch)
+{
+    if (x->n_sums < 0 || !x->sums)
+        return NULL;
+    if (n_ch)
+        *n_ch = x->n_sums;
+    return x->sums;
+}
+
 static int run_node(qc_exec *x, int k, qc_err *err)
 {
     qc_knode *kn = &x->knodes[k];
@@ -189,7 +221,11 @@ static int run_node(qc_exec *x, int k, qc_err *err)
             return rc;
         }
     }
-    if ((rc = def->run(kn, &x->run, err)) != QC_OK)
+    int summed = 0;
+    x->n_sums = -1;
+    if (x->sum_only && x->sum_only[k] && (rc = sum_node(x, kn, def, &summed, err)) != QC_OK)
+        return rc;
+    if (!summed && (rc = def->run(kn, &x->run, err)) != QC_OK)
         return rc;
     if (x->hook &&
         (rc = x->hook(x->hook_user, kn->node, (int)(kn->node - x->m->nodes),

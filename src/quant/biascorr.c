@@ -53,6 +53,9 @@ typedef struct bc_shard {
 struct bc_state {
     target        *t;
     int            n_t;
+    const char   **names;       /* the targets' node names: summed, not run (qc_exec sum_only) */
+    qc_tensor     *stash;       /* float outputs of the first n_stash samples, for verify */
+    int            n_stash, n_out;
     int           *by_node;     /* node index in the current quantized model -> target or -1 */
     int            propagate;   /* measure accumulated errors (see hook) */
     bc_shard      *sh;
@@ -173,19 +176,47 @@ static double diff_sum(const float *a, const float *b, int64_t n)
     return s;
 }
 
+/* sum(a) over n values, the same way */
+static double chan_sum(const float *a, int64_t n)
+{
+    double s = 0;
+    for (int64_t j0 = 0; j0 < n; j0 += DIFF_BLOCK) {
+        int64_t end = n - j0 < DIFF_BLOCK ? n : j0 + DIFF_BLOCK, j = j0;
+        float lane[8] = { 0 };
+        for (; j + 8 <= end; j += 8)
+            for (int l = 0; l < 8; l++)
+                lane[l] += a[j + l];
+        double blk = 0;
+        for (int l = 0; l < 8; l++)
+            blk += lane[l];
+        for (; j < end; j++)
+            blk += a[j];
+        s += blk;
+    }
+    return s;
+}
+
 static int hook(void *user, const qc_node *node, int node_index, const qc_tensor *const *outs,
                 int n_outs, qc_err *err)
 {
     bc_shard *sh = user;
     bc_state *st = sh->st;
     (void)node, (void)err;
-    int k = st->by_node[node_index];
-    if (k < 0 || n_outs < 1 || sh->a.bad[k])
+    int k = st->by_node[node_index], n_sums = 0;
+    if (k < 0 || n_outs < 1)
         return QC_OK;
     const target *t = &st->t[k];
     const qc_tensor *qy = outs[0], *fy = qc_exec_value(sh->fx, qy->name);
-    if (!fy || fy->dtype != QC_F32 || qy->dtype != QC_F32 || !qc_shape_equal(fy, qy) ||
-        qy->ndim < 2 || qy->dims[1] != t->n_ch) {
+    /* summed instead of run (sum_only): the output is ours to fill, with the float value */
+    const double *sums = qc_exec_node_sums(sh->qx, &n_sums);
+    int comparable = fy && fy->dtype == QC_F32 && qy->dtype == QC_F32 &&
+                     qc_shape_equal(fy, qy) && qy->ndim >= 2 && qy->dims[1] == t->n_ch;
+    if (sums && !st->propagate)
+        comparable ? memcpy(qy->data, fy->data, qc_tensor_nbytes(qy))
+                   : memset(qy->data, 0, qc_tensor_nbytes(qy));
+    if (sh->a.bad[k])
+        return QC_OK;
+    if (!comparable || (sums && n_sums != t->n_ch)) {
         sh->a.bad[k] = 1;           /* nothing comparable: leave this bias alone */
         return QC_OK;
     }
@@ -194,9 +225,11 @@ static int hook(void *user, const qc_node *node, int node_index, const qc_tensor
         inner *= qy->dims[d];
     const float *a = qy->data, *b = fy->data;
     for (int c = 0; c < t->n_ch; c++) {
-        double s = 0;
-        for (int64_t o = 0; o < outer; o++)
-            s += diff_sum(a + (o * t->n_ch + c) * inner, b + (o * t->n_ch + c) * inner, inner);
+        double s = sums ? sums[c] : 0;
+        for (int64_t o = 0; o < outer; o++) {
+            const float *bc = b + (o * t->n_ch + c) * inner;
+            s += sums ? -chan_sum(bc, inner) : diff_sum(a + (o * t->n_ch + c) * inner, bc, inner);
+        }
         s = ldexp(s, ACC_BITS);
         if (!(fabs(s) < ACC_LIM)) {
             sh->a.bad[k] = 1;       /* NaN/Inf or absurd: not a drift a bias can follow */
@@ -210,7 +243,7 @@ static int hook(void *user, const qc_node *node, int node_index, const qc_tensor
      * here can cancel), not the upstream errors their own upstream corrections will remove.
      * Measuring the accumulated error instead over-corrects: every node would also cancel
      * what its ancestors cancel, and the shifts compound along a deep chain. */
-    if (!st->propagate)
+    if (!st->propagate && !sums)
         memcpy(qy->data, fy->data, qc_tensor_nbytes(qy));
     return QC_OK;
 }
@@ -248,8 +281,20 @@ static int measure_sample(void *user, int shard, int i, qc_err *err)
         return 1;                   /* calibration skipped (and reported) it too */
     if ((rc = qc_exec_run(sh->fx, in, n_in, err)) == QC_OK)
         rc = qc_exec_run(sh->qx, in, n_in, err);
-    if (rc != QC_OK)
+    if (rc != QC_OK) {
         qc_err_prefix(err, "sample %s", qc_dataset_sample_name(sh->d, i));
+        return rc;
+    }
+    /* the float outputs verification compares with (each sample has its own slots) */
+    bc_state *st = sh->st;
+    for (int j = 0; i < st->n_stash && j < st->n_out && rc == QC_OK; j++) {
+        const qc_tensor *f = qc_exec_output(sh->fx, j);
+        qc_tensor *dst = &st->stash[(size_t)i * st->n_out + j];
+        if (dst->data || !f || f->dtype != QC_F32)
+            continue;               /* a later pass, or nothing to compare */
+        if ((rc = qc_tensor_alloc(dst, QC_F32, f->ndim, f->dims, err)) == QC_OK)
+            memcpy(dst->data, f->data, qc_tensor_nbytes(f));
+    }
     return rc;
 }
 
@@ -264,7 +309,9 @@ static int measure(const qc_model *cur, int n, bc_state *st, int *used, qc_err *
         sh->qx = NULL;
         acc_free(&sh->a, st->n_t);
         if ((rc = acc_alloc(&sh->a, st, err)) == QC_OK &&
-            (rc = qc_exec_new(&sh->qx, cur, &(qc_exec_opts){ .cache_const = 1 }, err)) == QC_OK)
+            (rc = qc_exec_new(&sh->qx, cur, &(qc_exec_opts){
+                 .cache_const = 1, .sum_only = st->propagate ? NULL : st->names,
+                 .n_sum_only = st->propagate ? 0 : st->n_t }, err)) == QC_OK)
             qc_exec_set_hook(sh->qx, hook, sh);
     }
     qc_pass_ops ops = { st->sh, measure_sample, NULL };
@@ -367,6 +414,10 @@ static void free_state(bc_state *st)
     free(st->sh);
     for (int k = 0; k < st->n_t; k++)
         free(st->t[k].sum);
+    for (int i = 0; st->stash && i < st->n_stash * st->n_out; i++)
+        qc_tensor_free(&st->stash[i]);
+    free(st->stash);
+    free(st->names);
     free(st->t);
     free(st->by_node);
     memset(st, 0, sizeof *st);
@@ -378,7 +429,8 @@ static void free_state(bc_state *st)
  * output SQNR -5 to -9 dB), and a tool that silently does that cannot be a default. */
 
 typedef struct vf_state {
-    bc_shard *sh;               /* fx and the datasets of the measuring shards */
+    bc_shard *sh;               /* the datasets of the measuring shards */
+    const qc_tensor *f;         /* float outputs of samples first.., n_out each (stash) */
     qc_exec **q0, **q1;         /* per shard: the model as quantized, and as corrected */
     int       first;            /* dataset index of verification sample 0 */
     int       n_out;
@@ -408,32 +460,39 @@ static int verify_sample(void *user, int shard, int i, qc_err *err)
         return rc;
     if (qc_tensors_nonfinite(in, sh->n_in))
         return 1;
-    if ((rc = qc_exec_run(sh->fx, in, sh->n_in, err)) != QC_OK ||
-        (rc = qc_exec_run(v->q0[shard], in, sh->n_in, err)) != QC_OK ||
+    if ((rc = qc_exec_run(v->q0[shard], in, sh->n_in, err)) != QC_OK ||
         (rc = qc_exec_run(v->q1[shard], in, sh->n_in, err)) != QC_OK) {
         qc_err_prefix(err, "sample %s", qc_dataset_sample_name(sh->d, v->first + i));
         return rc;
     }
     for (int j = 0; j < v->n_out; j++) {
         double *e = &v->e[((size_t)i * v->n_out + j) * 3], energy;
-        const qc_tensor *f = qc_exec_output(sh->fx, j);
+        const qc_tensor *f = &v->f[(size_t)i * v->n_out + j];
         sq_err(f, qc_exec_output(v->q0[shard], j), &e[0], &e[1]);
         sq_err(f, qc_exec_output(v->q1[shard], j), &energy, &e[2]);
     }
     return QC_OK;
 }
 
-/* Output SQNR (dB, all outputs pooled) of q0 and q1 on samples first..first+n-1. With
- * q0_measured, the shards' measuring executors ran q0 (one pass): they serve again, unhooked. */
+/* Verification stops after VERIFY_FIRST samples when they already give a clear verdict (the
+ * output SQNR moved by VERIFY_CLEAR_DB or more, either way): the cases the guard exists for
+ * move it by 5-10 dB (ddddocr, ema and auto), and a correction that helps moves it by 2-7. */
+#define VERIFY_FIRST    4
+#define VERIFY_CLEAR_DB 1.0
+
+/* Output SQNR (dB, all outputs pooled) of q0 and q1 on samples first..first+n-1 (or the first
+ * VERIFY_FIRST of them, see above), against the float outputs measuring stashed. With
+ * q0_measured, the shards' measuring executors ran q0 (one pass, every node run): they serve
+ * again, unhooked. */
 static int verify(bc_state *st, const qc_model *q0, int q0_measured, const qc_model *q1,
                   int first, int n, qc_biascorr_stats *stats, qc_err *err)
 {
     int n_sh = st->n_sh < n ? st->n_sh : n;
-    vf_state v = { st->sh, NULL, NULL, first, q0->n_outputs, NULL };
+    vf_state v = { st->sh, NULL, NULL, NULL, 0, st->n_out, NULL };
+    double *e = calloc((size_t)n * (size_t)(v.n_out + 1) * 3, sizeof *e);
     v.q0 = calloc((size_t)n_sh, sizeof *v.q0);
     v.q1 = calloc((size_t)n_sh, sizeof *v.q1);
-    v.e = calloc((size_t)n * (size_t)(v.n_out + 1) * 3, sizeof *v.e);
-    int rc = v.q0 && v.q1 && v.e ? QC_OK : qc_errf(err, QC_ENOMEM, "out of memory");
+    int rc = v.q0 && v.q1 && e ? QC_OK : qc_errf(err, QC_ENOMEM, "out of memory");
     for (int s = 0; s < n_sh && rc == QC_OK; s++) {
         if (q0_measured) {
             v.q0[s] = st->sh[s].qx;
@@ -445,13 +504,23 @@ static int verify(bc_state *st, const qc_model *q0, int q0_measured, const qc_mo
             rc = qc_exec_new(&v.q1[s], q1, &(qc_exec_opts){ .cache_const = 1 }, err);
     }
     qc_pass_ops ops = { &v, verify_sample, NULL };
-    if (rc == QC_OK)
-        rc = qc_pass_run(&ops, n, n_sh, &stats->n_verify, NULL, err);
-    double sum[3] = { 0, 0, 0 };
-    for (size_t k = 0; rc == QC_OK && k < (size_t)n * v.n_out * 3; k++)
-        sum[k % 3] += v.e[k];
-    stats->sqnr_before = 10 * log10(sum[0] / fmax(sum[1], 1e-300));
-    stats->sqnr_after = 10 * log10(sum[0] / fmax(sum[2], 1e-300));
+    stats->n_verify = 0;
+    for (int done = 0; rc == QC_OK && done < n;) {
+        int cnt = done == 0 && n > VERIFY_FIRST ? VERIFY_FIRST : n - done, used = 0;
+        v.first = first + done;
+        v.f = st->stash + (size_t)v.first * st->n_out;
+        v.e = e + (size_t)done * v.n_out * 3;
+        rc = qc_pass_run(&ops, cnt, n_sh < cnt ? n_sh : cnt, &used, NULL, err);
+        stats->n_verify += used;
+        done += cnt;
+        double sum[3] = { 0, 0, 0 };
+        for (size_t k = 0; rc == QC_OK && k < (size_t)done * v.n_out * 3; k++)
+            sum[k % 3] += e[k];
+        stats->sqnr_before = 10 * log10(sum[0] / fmax(sum[1], 1e-300));
+        stats->sqnr_after = 10 * log10(sum[0] / fmax(sum[2], 1e-300));
+        if (!(fabs(stats->sqnr_after - stats->sqnr_before) < VERIFY_CLEAR_DB))
+            break;
+    }
     for (int s = 0; s < n_sh; s++) {
         if (!q0_measured)
             qc_exec_free(v.q0 ? v.q0[s] : NULL);
@@ -459,7 +528,7 @@ static int verify(bc_state *st, const qc_model *q0, int q0_measured, const qc_mo
     }
     free(v.q0);
     free(v.q1);
-    free(v.e);
+    free(e);
     return rc;
 }
 
@@ -492,13 +561,20 @@ int qc_bias_correct(const qc_model *float_m, const qc_model *q, qc_dataset *d,
         free_state(&st);            /* nothing to correct: no pass, *out NULL, applied 0 */
         return QC_OK;
     }
+    st.n_out = float_m->n_outputs;
+    st.n_stash = o->n_verify < n ? o->n_verify : n;
+    if (st.n_stash < 0)
+        st.n_stash = 0;
     if (rc == QC_OK && (!(st.sh = calloc((size_t)st.n_sh, sizeof *st.sh)) ||
-                        !(keep = calloc((size_t)st.n_t, sizeof *keep))))
+                        !(keep = calloc((size_t)st.n_t, sizeof *keep)) ||
+                        !(st.names = calloc((size_t)st.n_t, sizeof *st.names)) ||
+                        !(st.stash = calloc((size_t)st.n_stash * st.n_out + 1,
+                                            sizeof *st.stash))))
         rc = qc_errf(err, QC_ENOMEM, "out of memory");
     /* the float executor keeps what the hook compares (the biased nodes' outputs), not
      * every value: on ddddocr that is a third of the memory keep_all takes */
     for (int k = 0; rc == QC_OK && k < st.n_t; k++)
-        keep[k] = st.t[k].out;
+        keep[k] = st.t[k].out, st.names[k] = st.t[k].node;
     fo.keep = keep;
     fo.n_keep = st.n_t;
     for (int s = 0; s < st.n_sh && rc == QC_OK; s++) {
@@ -548,7 +624,8 @@ int qc_bias_correct(const qc_model *float_m, const qc_model *q, qc_dataset *d,
          * on held-out data, -0.1 dB on the next 8), while harm shows on the measured ones
          * too (auto: -6.2 dB on them, -9.6 dB held out) */
         int nv = o->n_verify < n ? o->n_verify : n;
-        if ((rc = verify(&st, q, o->passes == 1, owned, 0, nv, stats, err)) != QC_OK) {
+        if ((rc = verify(&st, q, o->passes == 1 && st.propagate, owned, 0, nv, stats,
+                         err)) != QC_OK) {
             qc_model_free(owned);
             qc_err_prefix(err, "bias correction (verification)");
             free_state(&st);
