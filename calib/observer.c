@@ -272,22 +272,22 @@ void qc_scan_lanes_init(qc_scan_lanes *l)
 static __attribute__((target("avx2"))) int64_t scan_avx2(qc_scan_lanes *l, const float *x,
                                                          int64_t n)
 {
-    __m256 lo[4], hi[4], nan = _mm256_setzero_ps();
-    lo[0] = lo[1] = lo[2] = lo[3] = _mm256_loadu_ps(l->lo);
-    hi[0] = hi[1] = hi[2] = hi[3] = _mm256_loadu_ps(l->hi);
+    __m256 lo0 = _mm256_loadu_ps(l->lo), hi0 = _mm256_loadu_ps(l->hi);
+    __m256 lo1 = lo0, lo2 = lo0, lo3 = lo0, hi1 = hi0, hi2 = hi0, hi3 = hi0;
+    __m256 nan = _mm256_setzero_ps();
     int64_t i = 0;
     for (; i + 32 <= n; i += 32) {
-        for (int r = 0; r < 4; r++) {
-            __m256 a = _mm256_loadu_ps(x + i + 8 * r);
-            lo[r] = _mm256_min_ps(a, lo[r]);
-            hi[r] = _mm256_max_ps(a, hi[r]);
-            nan = _mm256_or_ps(nan, _mm256_cmp_ps(a, a, _CMP_UNORD_Q));
-        }
+        __m256 a = _mm256_loadu_ps(x + i), b = _mm256_loadu_ps(x + i + 8);
+        __m256 c = _mm256_loadu_ps(x + i + 16), d = _mm256_loadu_ps(x + i + 24);
+        lo0 = _mm256_min_ps(a, lo0), hi0 = _mm256_max_ps(a, hi0);
+        lo1 = _mm256_min_ps(b, lo1), hi1 = _mm256_max_ps(b, hi1);
+        lo2 = _mm256_min_ps(c, lo2), hi2 = _mm256_max_ps(c, hi2);
+        lo3 = _mm256_min_ps(d, lo3), hi3 = _mm256_max_ps(d, hi3);
+        nan = _mm256_or_ps(nan, _mm256_or_ps(_mm256_cmp_ps(a, b, _CMP_UNORD_Q),
+                                             _mm256_cmp_ps(c, d, _CMP_UNORD_Q)));
     }
-    lo[0] = _mm256_min_ps(_mm256_min_ps(lo[0], lo[1]), _mm256_min_ps(lo[2], lo[3]));
-    hi[0] = _mm256_max_ps(_mm256_max_ps(hi[0], hi[1]), _mm256_max_ps(hi[2], hi[3]));
-    _mm256_storeu_ps(l->lo, lo[0]);
-    _mm256_storeu_ps(l->hi, hi[0]);
+    _mm256_storeu_ps(l->lo, _mm256_min_ps(_mm256_min_ps(lo0, lo1), _mm256_min_ps(lo2, lo3)));
+    _mm256_storeu_ps(l->hi, _mm256_max_ps(_mm256_max_ps(hi0, hi1), _mm256_max_ps(hi2, hi3)));
     l->nan |= _mm256_movemask_ps(nan) != 0;
     return i;
 }

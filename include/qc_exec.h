@@ -36,6 +36,11 @@ typedef struct qc_exec_opts {
                                  * cache what they derive from them (packed weights); the hook
                                  * sees those nodes in the first run only. Ignored with
                                  * keep_all or const_only */
+    int fuse_qdq;               /* QDQ models: each QuantizeLinear read by one DequantizeLinear
+                                 * with the same per-tensor 8-bit parameters runs with it as
+                                 * one step, the same values without the integer tensor in
+                                 * between (no hook call for the Q). Ignored with keep_all,
+                                 * const_only or emulate_ort */
     const char *const *sum_only; /* n_sum_only node names: instead of computing the node's
                                  * output, its per-channel sums (output 0 summed over every
                                  * dim but dim 1, in double), read in the hook with

@@ -407,6 +407,106 @@ static int dequantize_run(qc_knode *n, qc_run *r, qc_err *err)
     return QC_OK;
 }
 
+/* ---- QuantizeLinear -> DequantizeLinear as one step (qc_exec_opts.fuse_qdq) ------------- */
+
+/* Inputs: x, the scale and the zero point (optional) of a per-tensor 8-bit Q whose DQ had the
+ * same ones (qfuse.c checks); y = DQ(Q(x)) without the codes in between. Blocks go through the
+ * Q and DQ kernels above into a buffer on the stack, so the values are theirs bit for bit;
+ * uint8 on AVX2 does both in registers with the same arithmetic. */
+#define FQ_BLOCK 4096
+
+static int fake_quant_infer(qc_knode *n, qc_err *err)
+{
+    const qc_tensor *x = n->in[0];
+    if (x->dtype != QC_F32)
+        return qc_node_errf(n, err, QC_EUNSUPPORTED, "input dtype %s is not supported "
+                            "(float32 only)", qc_dtype_name(x->dtype));
+    qc_set_shape(n->out[0], QC_F32, x->ndim, x->dims);
+    return QC_OK;
+}
+
+#if defined(__SSE2__) && defined(__x86_64__)
+static __attribute__((target("avx2"))) int64_t fake_quant_u8_avx2(const float *x, float *y,
+                                                                  int64_t n, float s, float z)
+{
+    const __m256 vs = _mm256_set1_ps(s), vz = _mm256_set1_ps(z), lo = _mm256_set1_ps(-1e6f),
+                 hi = _mm256_set1_ps(1e6f), zero = _mm256_setzero_ps(),
+                 top = _mm256_set1_ps(255.0f);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 a = _mm256_div_ps(_mm256_loadu_ps(x + i), vs);
+        a = _mm256_and_ps(_mm256_min_ps(_mm256_max_ps(a, lo), hi),
+                          _mm256_cmp_ps(a, a, _CMP_ORD_Q));
+        /* the code: rounded, plus the zero point, saturated (the packs of the Q kernel);
+         * integral floats below 2^24, so the DQ's integer difference is exact here too */
+        __m256 t = _mm256_add_ps(_mm256_cvtepi32_ps(_mm256_cvtps_epi32(a)), vz);
+        t = _mm256_min_ps(_mm256_max_ps(t, zero), top);
+        _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_sub_ps(t, vz), vs));
+    }
+    return i;
+}
+#endif
+
+typedef struct fq_job {
+    const float *x;
+    float       *y;
+    int64_t      n;
+    const float *s;
+    const void  *zp;
+    int          dt;            /* QC_U8 or QC_I8 */
+} fq_job;
+
+static void fake_quant_block(const fq_job *j, const float *x, float *y, int64_t n)
+{
+    uint8_t codes[FQ_BLOCK];
+    qd_layout L = { 1, 1, n, 0, 0 };
+#if defined(__SSE2__)
+    if (j->dt == QC_U8 && !scalar_only()) {
+        float s = j->s[0], z = j->zp ? (float)((const uint8_t *)j->zp)[0] : 0.0f;
+        int64_t i = 0;
+#if defined(__x86_64__)
+        if (have_avx2())
+            i = fake_quant_u8_avx2(x, y, n, s, z);
+#endif
+        quantize_u8_sse2(x + i, codes, n - i, s, z);
+        dequantize_u8_sse2(codes, y + i, n - i, s, (int)z);
+        return;
+    }
+#endif
+    if (j->dt == QC_U8) {
+        quantize_u8(x, codes, j->s, j->zp, &L);
+        dequantize_u8(codes, y, j->s, j->zp, &L);
+    } else {
+        quantize_i8(x, codes, j->s, j->zp, &L);
+        dequantize_i8(codes, y, j->s, j->zp, &L);
+    }
+}
+
+static void fake_quant_items(void *ctx, int64_t lo, int64_t hi)
+{
+    const fq_job *j = ctx;
+    int64_t end = hi * FQ_BLOCK < j->n ? hi * FQ_BLOCK : j->n;
+    for (int64_t a = lo * FQ_BLOCK; a < end; a += FQ_BLOCK)
+        fake_quant_block(j, j->x + a, j->y + a, end - a < FQ_BLOCK ? end - a : FQ_BLOCK);
+}
+
+static int fake_quant_run(qc_knode *n, qc_run *r, qc_err *err)
+{
+    const qc_tensor *zp = n->n_in > 2 ? n->in[2] : NULL;
+    fq_job j = { n->in[0]->data, n->out[0]->data, qc_tensor_numel(n->in[0]), n->in[1]->data,
+                 zp ? zp->data : NULL, zp ? zp->dtype : QC_U8 };
+    (void)r;
+    if (qc_tensor_numel(n->in[1]) != 1 || (j.dt != QC_U8 && j.dt != QC_I8))
+        return qc_node_errf(n, err, QC_EINTERNAL, "fused QuantizeLinear/DequantizeLinear: "
+                            "per-tensor 8-bit only");
+    /* grain: 8 blocks (32K values) per item, as the Q and DQ kernels split */
+    qc_par_for((j.n + FQ_BLOCK - 1) / FQ_BLOCK, 8, fake_quant_items, &j);
+    return QC_OK;
+}
+
+const qc_op_def qc_fake_quant = { "QuantizeDequantize", 1, fake_quant_infer, fake_quant_run,
+                                  NULL, NULL, NULL };
+
 const qc_op_def qc_ops_qdq[] = {
     { "QuantizeLinear",   10, quantize_infer,   quantize_run,   NULL, NULL, NULL },
     { "DequantizeLinear", 10, dequantize_infer, dequantize_run, NULL, NULL, NULL },

@@ -420,6 +420,9 @@ int qc_exec_new(qc_exec **out, const qc_model *m, const qc_exec_opts *opts, qc_e
     if (x->opts.emulate_ort && !x->opts.keep_all && !x->opts.const_only &&
         (rc = qc_qfuse(x, err)) != QC_OK)         /* onnxruntime emulation: qfuse.c */
         goto fail;
+    else if (x->opts.fuse_qdq && !x->opts.emulate_ort && !x->opts.keep_all &&
+             !x->opts.const_only && (rc = qc_qdq_fuse(x, err)) != QC_OK)
+        goto fail;
     if (x->opts.keep_all || x->opts.const_only)
         for (int v = 0; v < x->n_values; v++)
             x->values[v].is_output = 1;

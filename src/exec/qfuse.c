@@ -214,6 +214,20 @@ static int fuse_binary(qc_exec *x, int k, const qc_op_def *def, qc_err *err)
     return rewrite(x, k, def, in, 8, q, qk, err);
 }
 
+/* liveness: the last running reader of each value */
+static void relive(qc_exec *x)
+{
+    for (int v = 0; v < x->n_values; v++)
+        x->values[v].last_use = -1;
+    for (int k = 0; k < x->n_knodes; k++) {
+        if (x->skip[k])
+            continue;
+        for (int i = 0; i < x->knodes[k].n_in; i++)
+            if (x->knodes[k].in[i])
+                val_of(x->knodes[k].in[i])->last_use = k;
+    }
+}
+
 int qc_qfuse(qc_exec *x, qc_err *err)
 {
     int rc = QC_OK;
@@ -244,15 +258,52 @@ int qc_qfuse(qc_exec *x, qc_err *err)
             readers(x, kn->out[0], &one) == 0)
             x->skip[k] = 1;
     }
-    /* liveness: the last running reader of each value */
-    for (int v = 0; v < x->n_values; v++)
-        x->values[v].last_use = -1;
+    relive(x);
+    return QC_OK;
+}
+
+/* Whether two optional initializers hold one and the same single value. */
+static int same_scalar(const qc_tensor *a, const qc_tensor *b)
+{
+    if (!a || !b)
+        return !a && !b;
+    return is_init(a) && is_init(b) && a->dtype == b->dtype && qc_tensor_numel(a) == 1 &&
+           qc_tensor_numel(b) == 1 && !memcmp(a->data, b->data, qc_dtype_size(a->dtype));
+}
+
+int qc_qdq_fuse(qc_exec *x, qc_err *err)
+{
+    (void)err;
     for (int k = 0; k < x->n_knodes; k++) {
-        if (x->skip[k])
+        qc_knode *dq = &x->knodes[k];
+        if (x->skip[k] || !is_op(dq, "DequantizeLinear") || dq->n_in < 2)
             continue;
-        for (int i = 0; i < x->knodes[k].n_in; i++)
-            if (x->knodes[k].in[i])
-                val_of(x->knodes[k].in[i])->last_use = k;
+        int p = val_of(dq->in[0])->producer, one;
+        if (p < 0 || x->skip[p] || !is_op(&x->knodes[p], "QuantizeLinear"))
+            continue;
+        qc_knode *q = &x->knodes[p];
+        qc_tensor *s = q->in[1], *z = opt_in(q, 2);
+        if (q->n_in < 2 || val_of(q->out[0])->is_output || readers(x, q->out[0], &one) != 1 ||
+            !is_init(s) || s->dtype != QC_F32 || qc_tensor_numel(s) != 1 ||
+            !same_scalar(s, dq->in[1]) || !same_scalar(z, qc_opt_in(dq, 2)) ||
+            (z && !is_code(z->dtype)))
+            continue;
+        if ((q->opset >= 21 && (qc_attr_int(q->node, "block_size", 0) ||
+                                qc_attr_int(q->node, "output_dtype", 0))) ||
+            (dq->opset >= 21 && qc_attr_int(dq->node, "block_size", 0)))
+            continue;
+        /* the DQ's knode reads the Q's inputs and computes both; the Q no longer runs */
+        dq->in[0] = q->in[0];
+        dq->in[1] = q->in[1];
+        if (dq->n_in > 2)
+            dq->in[2] = z;
+        dq->const_in = 0;
+        for (int i = 0; i < dq->n_in && i < 32; i++)
+            if (is_init(dq->in[i]))
+                dq->const_in |= 1u << i;
+        x->defs[k] = &qc_fake_quant;
+        x->skip[p] = 1;
     }
+    relive(x);
     return QC_OK;
 }

@@ -16,6 +16,12 @@ int qc_qfuse(qc_exec *x, qc_err *err);
  *   sigmoid: x, x_scale, x_zp, y_scale, y_zp                        (QLinearSigmoid)
  *   add/mul: a, a_scale, a_zp, b, b_scale, b_zp, c_scale, c_zp      (QLinearAdd/Mul)
  * The conv def reads the original Conv node's attributes. */
+/* qc_exec_opts.fuse_qdq: each QuantizeLinear read by one DequantizeLinear with the same
+ * per-tensor 8-bit scale and zero point becomes one qc_fake_quant step in the DQ's knode (the
+ * Q is skipped); recomputes liveness. Planning-time only. */
+int qc_qdq_fuse(qc_exec *x, qc_err *err);
+extern const qc_op_def qc_fake_quant;        /* x, scale [, zero point] -> float */
+
 extern const qc_op_def qc_qlinear_conv;
 extern const qc_op_def qc_qlinear_matmul;     /* a, a_scale, a_zp, b (2-D), ..., y_zp */
 extern const qc_op_def qc_qlinear_sigmoid;

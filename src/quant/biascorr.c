@@ -310,7 +310,7 @@ static int measure(const qc_model *cur, int n, bc_state *st, int *used, qc_err *
         acc_free(&sh->a, st->n_t);
         if ((rc = acc_alloc(&sh->a, st, err)) == QC_OK &&
             (rc = qc_exec_new(&sh->qx, cur, &(qc_exec_opts){
-                 .cache_const = 1, .sum_only = st->propagate ? NULL : st->names,
+                 .cache_const = 1, .fuse_qdq = 1, .sum_only = st->propagate ? NULL : st->names,
                  .n_sum_only = st->propagate ? 0 : st->n_t }, err)) == QC_OK)
             qc_exec_set_hook(sh->qx, hook, sh);
     }
@@ -498,10 +498,12 @@ static int verify(bc_state *st, const qc_model *q0, int q0_measured, const qc_mo
             v.q0[s] = st->sh[s].qx;
             qc_exec_set_hook(v.q0[s], NULL, NULL);
         } else {
-            rc = qc_exec_new(&v.q0[s], q0, &(qc_exec_opts){ .cache_const = 1 }, err);
+            rc = qc_exec_new(&v.q0[s], q0, &(qc_exec_opts){ .cache_const = 1, .fuse_qdq = 1 },
+                             err);
         }
         if (rc == QC_OK)
-            rc = qc_exec_new(&v.q1[s], q1, &(qc_exec_opts){ .cache_const = 1 }, err);
+            rc = qc_exec_new(&v.q1[s], q1, &(qc_exec_opts){ .cache_const = 1, .fuse_qdq = 1 },
+                             err);
     }
     qc_pass_ops ops = { &v, verify_sample, NULL };
     stats->n_verify = 0;
