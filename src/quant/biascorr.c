@@ -153,30 +153,10 @@ static int map_nodes(const qc_model *m, bc_state *st, qc_err *err)
     return QC_OK;
 }
 
-/* sum(a - b) over n values: eight float lanes over blocks of DIFF_BLOCK values (short
- * enough for float), each block added to a double; a fixed order, so the same bits always. */
+/* sum(a) over n values: eight float lanes over blocks of DIFF_BLOCK values (short enough for
+ * float), each block added to a double; a fixed order, so the same bits always. */
 #define DIFF_BLOCK 512
 
-static double diff_sum(const float *a, const float *b, int64_t n)
-{
-    double s = 0;
-    for (int64_t j0 = 0; j0 < n; j0 += DIFF_BLOCK) {
-        int64_t end = n - j0 < DIFF_BLOCK ? n : j0 + DIFF_BLOCK, j = j0;
-        float lane[8] = { 0 };
-        for (; j + 8 <= end; j += 8)
-            for (int l = 0; l < 8; l++)
-                lane[l] += a[j + l] - b[j + l];
-        double blk = 0;
-        for (int l = 0; l < 8; l++)
-            blk += lane[l];
-        for (; j < end; j++)
-            blk += (double)a[j] - b[j];
-        s += blk;
-    }
-    return s;
-}
-
-/* sum(a) over n values, the same way */
 static double chan_sum(const float *a, int64_t n)
 {
     double s = 0;
@@ -227,8 +207,8 @@ static int hook(void *user, const qc_node *node, int node_index, const qc_tensor
     for (int c = 0; c < t->n_ch; c++) {
         double s = sums ? sums[c] : 0;
         for (int64_t o = 0; o < outer; o++) {
-            const float *bc = b + (o * t->n_ch + c) * inner;
-            s += sums ? -chan_sum(bc, inner) : diff_sum(a + (o * t->n_ch + c) * inner, bc, inner);
+            int64_t at = (o * t->n_ch + c) * inner;
+            s += (sums ? 0 : chan_sum(a + at, inner)) - chan_sum(b + at, inner);
         }
         s = ldexp(s, ACC_BITS);
         if (!(fabs(s) < ACC_LIM)) {
