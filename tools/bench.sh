@@ -165,7 +165,7 @@ if has_part cost; then
     for m in $MODELS; do
         path=$(model_path "$m")
         small=$TMP/$m-cal$CAL_N
-        big=$TMP/$m-cal$RSS_N
+        big=$TMP/$m-rss$RSS_N
         mkdir -p "$small" "$big"
         mapfile -t files < <(ls "$BC/data/$m/calib" | head -n "$CAL_N")
         for f in "${files[@]}"; do ln -s "$PWD/$BC/data/$m/calib/$f" "$small/$f"; done

@@ -409,12 +409,12 @@ static void free_state(bc_state *st)
  * output SQNR -5 to -9 dB), and a tool that silently does that cannot be a default. */
 
 typedef struct vf_state {
-    bc_shard *sh;               /* the datasets of the measuring shards */
+    bc_shard        *sh;        /* the datasets of the measuring shards */
     const qc_tensor *f;         /* float outputs of samples first.., n_out each (stash) */
-    qc_exec **q0, **q1;         /* per shard: the model as quantized, and as corrected */
-    int       first;            /* dataset index of verification sample 0 */
-    int       n_out;
-    double   *e;                /* per sample and output: float energy, error 0, error 1 */
+    qc_exec         *x[2];      /* the model as quantized (job 0) and as corrected (job 1) */
+    int              first, n, n_out;
+    double          *e;         /* per sample and output: float energy, error 0, error 1 */
+    int              used[2];   /* samples each job ran (NaN/Inf ones are skipped) */
 } vf_state;
 
 static void sq_err(const qc_tensor *f, const qc_tensor *q, double *energy, double *err)
@@ -430,26 +430,32 @@ static void sq_err(const qc_tensor *f, const qc_tensor *q, double *energy, doubl
     }
 }
 
-static int verify_sample(void *user, int shard, int i, qc_err *err)
+/* Job j runs model j over the stage's samples in order: one executor per model, so each
+ * model's weights are dequantized and packed once, and the two models run side by side. */
+static int verify_job(void *user, int shard, int j, qc_err *err)
 {
     vf_state *v = user;
     bc_shard *sh = &v->sh[shard];
-    qc_tensor *in;
-    int rc = qc_dataset_load(sh->d, v->first + i, &in, err);
-    if (rc != QC_OK)
-        return rc;
-    if (qc_tensors_nonfinite(in, sh->n_in))
-        return 1;
-    if ((rc = qc_exec_run(v->q0[shard], in, sh->n_in, err)) != QC_OK ||
-        (rc = qc_exec_run(v->q1[shard], in, sh->n_in, err)) != QC_OK) {
-        qc_err_prefix(err, "sample %s", qc_dataset_sample_name(sh->d, v->first + i));
-        return rc;
-    }
-    for (int j = 0; j < v->n_out; j++) {
-        double *e = &v->e[((size_t)i * v->n_out + j) * 3], energy;
-        const qc_tensor *f = &v->f[(size_t)i * v->n_out + j];
-        sq_err(f, qc_exec_output(v->q0[shard], j), &e[0], &e[1]);
-        sq_err(f, qc_exec_output(v->q1[shard], j), &energy, &e[2]);
+    for (int i = 0; i < v->n; i++) {
+        qc_tensor *in;
+        int rc = qc_dataset_load(sh->d, v->first + i, &in, err);
+        if (rc != QC_OK)
+            return rc;
+        if (qc_tensors_nonfinite(in, sh->n_in))
+            continue;
+        if ((rc = qc_exec_run(v->x[j], in, sh->n_in, err)) != QC_OK) {
+            qc_err_prefix(err, "sample %s", qc_dataset_sample_name(sh->d, v->first + i));
+            return rc;
+        }
+        v->used[j]++;
+        for (int k = 0; k < v->n_out; k++) {
+            double *e = &v->e[((size_t)i * v->n_out + k) * 3], energy;
+            const qc_tensor *f = &v->f[(size_t)i * v->n_out + k];
+            if (j == 0)
+                sq_err(f, qc_exec_output(v->x[0], k), &e[0], &e[1]);
+            else
+                sq_err(f, qc_exec_output(v->x[1], k), &energy, &e[2]);
+        }
     }
     return QC_OK;
 }
@@ -467,33 +473,29 @@ static int verify_sample(void *user, int shard, int i, qc_err *err)
 static int verify(bc_state *st, const qc_model *q0, int q0_measured, const qc_model *q1,
                   int first, int n, qc_biascorr_stats *stats, qc_err *err)
 {
-    int n_sh = st->n_sh < n ? st->n_sh : n;
-    vf_state v = { st->sh, NULL, NULL, NULL, 0, st->n_out, NULL };
+    const qc_exec_opts xo = { .cache_const = 1, .fuse_qdq = 1 };
+    vf_state v = { st->sh, NULL, { NULL, NULL }, 0, 0, st->n_out, NULL, { 0, 0 } };
     double *e = calloc((size_t)n * (size_t)(v.n_out + 1) * 3, sizeof *e);
-    v.q0 = calloc((size_t)n_sh, sizeof *v.q0);
-    v.q1 = calloc((size_t)n_sh, sizeof *v.q1);
-    int rc = v.q0 && v.q1 && e ? QC_OK : qc_errf(err, QC_ENOMEM, "out of memory");
-    for (int s = 0; s < n_sh && rc == QC_OK; s++) {
-        if (q0_measured) {
-            v.q0[s] = st->sh[s].qx;
-            qc_exec_set_hook(v.q0[s], NULL, NULL);
-        } else {
-            rc = qc_exec_new(&v.q0[s], q0, &(qc_exec_opts){ .cache_const = 1, .fuse_qdq = 1 },
-                             err);
-        }
-        if (rc == QC_OK)
-            rc = qc_exec_new(&v.q1[s], q1, &(qc_exec_opts){ .cache_const = 1, .fuse_qdq = 1 },
-                             err);
+    int rc = e ? QC_OK : qc_errf(err, QC_ENOMEM, "out of memory");
+    if (rc == QC_OK && q0_measured) {
+        v.x[0] = st->sh[0].qx;
+        qc_exec_set_hook(v.x[0], NULL, NULL);
+    } else if (rc == QC_OK) {
+        rc = qc_exec_new(&v.x[0], q0, &xo, err);
     }
-    qc_pass_ops ops = { &v, verify_sample, NULL };
+    if (rc == QC_OK)
+        rc = qc_exec_new(&v.x[1], q1, &xo, err);
+    qc_pass_ops ops = { &v, verify_job, NULL };
     stats->n_verify = 0;
     for (int done = 0; rc == QC_OK && done < n;) {
-        int cnt = done == 0 && n > VERIFY_FIRST ? VERIFY_FIRST : n - done, used = 0;
+        int cnt = done == 0 && n > VERIFY_FIRST ? VERIFY_FIRST : n - done;
         v.first = first + done;
+        v.n = cnt;
         v.f = st->stash + (size_t)v.first * st->n_out;
         v.e = e + (size_t)done * v.n_out * 3;
-        rc = qc_pass_run(&ops, cnt, n_sh < cnt ? n_sh : cnt, &used, NULL, err);
-        stats->n_verify += used;
+        v.used[0] = v.used[1] = 0;
+        rc = qc_pass_run(&ops, 2, st->n_sh < 2 ? st->n_sh : 2, NULL, NULL, err);
+        stats->n_verify += v.used[0];
         done += cnt;
         double sum[3] = { 0, 0, 0 };
         for (size_t k = 0; rc == QC_OK && k < (size_t)done * v.n_out * 3; k++)
@@ -503,13 +505,9 @@ static int verify(bc_state *st, const qc_model *q0, int q0_measured, const qc_mo
         if (!(fabs(stats->sqnr_after - stats->sqnr_before) < VERIFY_CLEAR_DB))
             break;
     }
-    for (int s = 0; s < n_sh; s++) {
-        if (!q0_measured)
-            qc_exec_free(v.q0 ? v.q0[s] : NULL);
-        qc_exec_free(v.q1 ? v.q1[s] : NULL);
-    }
-    free(v.q0);
-    free(v.q1);
+    if (!q0_measured)
+        qc_exec_free(v.x[0]);
+    qc_exec_free(v.x[1]);
     free(e);
     return rc;
 }
