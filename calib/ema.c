@@ -1,13 +1,17 @@
 /* ema: moving average of the per-update min and max, x += c * (x_update - x) (ORT, PyTorch).
  * The first update that has a finite value initializes; updates (or channels) without any
- * finite value are skipped. */
+ * finite value are skipped. A recording observer (qc_ema_log.h) counts its values but hands
+ * each update's (min, max) to a log, which folds them into the target in sample order. */
 #include <math.h>
 #include <stdlib.h>
+#include "qc_ema_log.h"
 #include "qc_observer.h"
 
 typedef struct ema_state {
-    float   *lo, *hi;
-    int64_t *n;                 /* updates folded in, per channel */
+    float      *lo, *hi;
+    int64_t    *n;              /* updates folded in, per channel */
+    qc_ema_log *log;            /* recording (sample-parallel pass), else NULL */
+    int         shard, target;
 } ema_state;
 
 static int ema_init(qc_observer *o, int n_ch, qc_err *err)
@@ -24,25 +28,51 @@ static int ema_init(qc_observer *o, int n_ch, qc_err *err)
     return QC_OK;
 }
 
+/* The recurrence, shared by the update and the log's replay: the same bits either way. */
+static void fold(ema_state *s, float k, int c, float lo, float hi)
+{
+    if (s->n[c] == 0) {
+        s->lo[c] = lo;
+        s->hi[c] = hi;
+    } else {
+        s->lo[c] += k * (lo - s->lo[c]);
+        s->hi[c] += k * (hi - s->hi[c]);
+    }
+    s->n[c]++;
+}
+
 static int ema_update(qc_observer *o, const qc_obs_view *v, qc_err *err)
 {
     ema_state *s = o->state;
-    float k = o->cfg.ema_constant;
-    (void)err;
     for (int c = 0; c < v->n_ch; c++) {
         float lo, hi;
         if (qc_obs_scan_channel(o, v, c, &lo, &hi) == 0)
             continue;
-        if (s->n[c] == 0) {
-            s->lo[c] = lo;
-            s->hi[c] = hi;
+        if (s->log) {
+            int rc = qc_ema_log_put(s->log, s->shard, s->target, lo, hi, err);
+            if (rc != QC_OK)
+                return rc;
         } else {
-            s->lo[c] += k * (lo - s->lo[c]);
-            s->hi[c] += k * (hi - s->hi[c]);
+            fold(s, o->cfg.ema_constant, c, lo, hi);
         }
-        s->n[c]++;
     }
     return QC_OK;
+}
+
+int qc_ema_observer_record(qc_observer *o, qc_ema_log *l, int shard, int target)
+{
+    if (!o || o->ops != &qc_obs_ema || !o->state)
+        return 0;
+    ema_state *s = o->state;
+    s->log = l;
+    s->shard = shard;
+    s->target = target;
+    return 1;
+}
+
+void qc_ema_observer_fold(qc_observer *o, float lo, float hi)
+{
+    fold(o->state, o->cfg.ema_constant, 0, lo, hi);
 }
 
 /* Weighted by update counts: two shards of a long stream each converge to the same

@@ -156,6 +156,27 @@ void qc_compare_free(qc_compare *c);
 /* One calibration sample: one float pass that feeds every candidate. */
 int  qc_compare_observe(qc_compare *c, const qc_tensor *inputs, int n_inputs, qc_err *err);
 
+/* The calibration samples as a sample-parallel pass (qc_pass.h): `jobs` shards, each with its
+ * own float executor and observers (one more set of both per shard), merged into c after the
+ * pass; the EMA observers record and are replayed in sample order (qc_ema_log.h). c ends as
+ * after qc_compare_observe on each sample in order, bit for bit, at any jobs. */
+typedef struct qc_compare_feed {
+    void *user;
+    int   n;                        /* samples 0..n-1 */
+    int   jobs;                     /* shards (< 1: 1; at most n are used) */
+    /* Sample i's inputs for shard `shard` (each shard reads its own view of the data; the
+     * inputs stay valid until the shard's next load): QC_OK, 1 to skip the sample, or an
+     * error. Called concurrently for different shards. */
+    int  (*load)(void *user, int shard, int i, qc_tensor **inputs, qc_err *err);
+    /* Optional: sample i failed while observed (e.g. to prefix err with its name). */
+    void (*failed)(void *user, int i, qc_err *err);
+    /* Optional, under the pass's lock after each sample (status 0 done, 1 skipped). */
+    void (*after)(void *user, int i, int status, int n_finished);
+} qc_compare_feed;
+
+int  qc_compare_observe_pass(qc_compare *c, const qc_compare_feed *f, int *used, int *skipped,
+                             qc_err *err);
+
 typedef void (*qc_compare_progress_fn)(void *user, int64_t done, int64_t total);
 
 typedef struct qc_compare_eval_opts {

@@ -6,7 +6,7 @@
  *
  * Shards claim samples in increasing order. The caller merges shard results after the pass,
  * in shard order; results that depend on which shard saw which sample must not be computed
- * this way (EMA observers: pass jobs = 1). */
+ * this way (EMA observers record and replay in sample order instead: qc_ema_log.h). */
 #ifndef QC_PASS_H
 #define QC_PASS_H
 

@@ -57,8 +57,12 @@ int  qc_quantizer_observe(qc_quantizer *q, const qc_node *node, int node_index,
                           const qc_tensor *const *outs, int n_outs, qc_err *err);
 /* Folds the observations of `other` (planned on the same model with the same options, fed
  * other samples) into q, as if q had seen them: exact for every method but ema (whose merge
- * weights the two states, see qc_observer_merge). For sample-parallel passes (qc_pass.h). */
+ * weights the two states, see qc_observer_merge, unless the shards recorded through
+ * qc_ema_log.h). For sample-parallel passes (qc_pass.h). */
 int  qc_quantizer_merge(qc_quantizer *q, const qc_quantizer *other, qc_err *err);
+/* The observer of tensor i (0 <= i < qc_quantizer_n_tensors), NULL if it has none: an exact
+ * sample-parallel EMA pass records through them (qc_ema_log.h) before merging. */
+qc_observer *qc_quantizer_observer(qc_quantizer *q, int i);
 /* Graph inputs are not produced by a node: feed each sample's inputs here too. */
 int  qc_quantizer_observe_inputs(qc_quantizer *q, const qc_tensor *inputs, int n, qc_err *err);
 /* Uses a saved range for activation `name` instead of observing it (--params-in): `range` is

@@ -21,6 +21,38 @@ int qc_cmd_info(int argc, char **argv);
 int qc_cmd_save(int argc, char **argv);
 int qc_cmd_bench(int argc, char **argv);
 
+/* One option of a command's table (ended by { 0 }): a string (*str takes its value), a count
+ * in lo..hi (*count), or a flag without a value (*flag set to lo). */
+typedef struct qc_cmd_opt {
+    const char  *name, *alias;          /* alias may be NULL */
+    const char **str;
+    long        *count;
+    int         *flag;
+    long         lo, hi;
+    int          say_range;             /* count error "expected LO..HI", not "a count" */
+} qc_cmd_opt;
+#define QC_OPT_STR(name, alias, p)    { name, alias, .str = (p) }
+#define QC_OPT_COUNT(name, p, l, h)   { name, NULL, .count = (p), .lo = (l), .hi = (h) }
+#define QC_OPT_RANGE(name, p, l, h)   { name, NULL, .count = (p), .lo = (l), .hi = (h), \
+                                        .say_range = 1 }
+#define QC_OPT_FLAG(name, alias, p, v) { name, alias, .flag = (p), .lo = (v) }
+
+/* argv[*i] as an option of table `t` (may be NULL), then of qc_cmd_config_opt (when o and
+ * config), qc_cmd_quant_opt (when o) and the image options (when pp): 1 if it was one (and *i
+ * moved past it), 0 if argv[*i] is an operand, -1 after a usage error was printed (a missing
+ * or bad value, an unknown option). */
+struct qc_preproc;
+int qc_cmd_parse_opt(const char *cmd, const qc_cmd_opt *t, qc_quant_opts *o, int config,
+                     struct qc_preproc *pp, int argc, char **argv, int *i);
+/* 1 with *val set if argv[*i] is option `name` (or `alias`) with its value (*i moved past
+ * it), -1 after a "needs a value" usage error, 0 if argv[*i] is something else. */
+int qc_cmd_value(const char *cmd, int argc, char **argv, int *i, const char *name,
+                 const char *alias, const char **val);
+/* `val`, the value of option `opt`, as an integer in lo..hi into *out: 0, or -1 after the
+ * usage error "OPT 'VAL': expected a count" ("expected LO..HI" with say_range). */
+int qc_cmd_count(const char *cmd, const char *opt, const char *val, long lo, long hi,
+                 int say_range, long *out);
+
 /* Quantization options shared by calibrate and compare (--activation-type, --bias,
  * --ema-constant, --bins, --exclude, --op-types, --symmetric-weights, --asymmetric-weights,
  * --reduce-range): 1 if argv[*i] was one (and *i moved past it), 0 if not, -1 after a usage

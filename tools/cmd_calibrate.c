@@ -1,4 +1,5 @@
 /* calibrate --data DIR MODEL.onnx [-o OUT.onnx]: prepare, observe, quantize, write. */
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 #include "qc_biascorr.h"
 #include "qc_compare.h"
 #include "qc_data.h"
+#include "qc_ema_log.h"
 #include "qc_params.h"
 #include "qc_pass.h"
 #include "qc_prepare.h"
@@ -72,76 +74,33 @@ typedef struct cal_args {
 
 static int parse_args(cal_args *a, int argc, char **argv)
 {
-    qc_err err = { 0 };
-    int missing;
-    const char *val;
+    const qc_cmd_opt opts[] = {
+        QC_OPT_STR("--data", NULL, &a->data),
+        QC_OPT_STR("--output", "-o", &a->out),
+        QC_OPT_COUNT("--limit", &a->limit, 1, LONG_MAX),
+        QC_OPT_STR("--params-out", NULL, &a->params_out),
+        QC_OPT_STR("--params-in", NULL, &a->params_in),
+        QC_OPT_STR("--trt-cache", NULL, &a->trt_cache),
+        QC_OPT_STR("--ort-overrides", NULL, &a->ort_overrides),
+        QC_OPT_FLAG("--strict", NULL, &a->strict, 1),
+        QC_OPT_FLAG("--no-prepare", NULL, &a->no_prepare, 1),
+        QC_OPT_FLAG("--bias-correction", NULL, &a->bias_corr, 1),
+        QC_OPT_FLAG("--no-bias-correction", NULL, &a->bias_corr, 0),
+        QC_OPT_COUNT("--bias-verify", &a->bias_verify, 0, 1000000),
+        QC_OPT_COUNT("--bias-samples", &a->bias_samples, 1, 1000000),
+        QC_OPT_FLAG("-q", "--quiet", &a->quiet, 1),
+        { 0 },
+    };
     for (int i = 1; i < argc;) {
         const char *s = argv[i];
         int r;
-#define OPT(name, alias)                                                                   \
-    ((val = qc_cmd_optval(argc, argv, &i, name, alias, &missing)) != NULL ||              \
-     (missing && (qc_cmd_usage_error(NULL, "%s needs a value", s), 1)))
         if (!strcmp(s, "--help") || !strcmp(s, "-h")) {
             fputs(cal_usage, stdout);
             fputs(qc_preproc_usage, stdout);
             return 1;
-        } else if (OPT("--data", NULL)) {
-            if (!val) return -1;
-            a->data = val;
-        } else if (OPT("--output", "-o")) {
-            if (!val) return -1;
-            a->out = val;
-        } else if ((r = qc_cmd_config_opt(&a->o, argc, argv, &i, NULL)) != 0) {
+        } else if ((r = qc_cmd_parse_opt(NULL, opts, &a->o, 1, &a->pp, argc, argv, &i))) {
             if (r < 0)
                 return -1;
-        } else if (OPT("--limit", NULL)) {
-            char *end;
-            if (!val) return -1;
-            a->limit = strtol(val, &end, 10);
-            if (*end || a->limit < 1)
-                return qc_cmd_usage_error(NULL, "--limit '%s': expected a count", val), -1;
-        } else if (OPT("--params-out", NULL)) {
-            if (!val) return -1;
-            a->params_out = val;
-        } else if (OPT("--params-in", NULL)) {
-            if (!val) return -1;
-            a->params_in = val;
-        } else if (OPT("--trt-cache", NULL)) {
-            if (!val) return -1;
-            a->trt_cache = val;
-        } else if (OPT("--ort-overrides", NULL)) {
-            if (!val) return -1;
-            a->ort_overrides = val;
-        } else if ((r = qc_cmd_quant_opt(&a->o, argc, argv, &i, NULL)) != 0) {
-            if (r < 0)
-                return -1;
-        } else if (!strcmp(s, "--strict")) {
-            a->strict = 1, i++;
-        } else if (!strcmp(s, "--no-prepare")) {
-            a->no_prepare = 1, i++;
-        } else if (!strcmp(s, "--bias-correction") || !strcmp(s, "--no-bias-correction")) {
-            a->bias_corr = s[2] == 'b', i++;
-        } else if (OPT("--bias-verify", NULL)) {
-            char *end;
-            if (!val) return -1;
-            a->bias_verify = strtol(val, &end, 10);
-            if (*end || end == val || a->bias_verify < 0 || a->bias_verify > 1000000)
-                return qc_cmd_usage_error(NULL, "--bias-verify '%s': expected a count", val),
-                       -1;
-        } else if (OPT("--bias-samples", NULL)) {
-            char *end;
-            if (!val) return -1;
-            a->bias_samples = strtol(val, &end, 10);
-            if (*end || a->bias_samples < 1 || a->bias_samples > 1000000)
-                return qc_cmd_usage_error(NULL, "--bias-samples '%s': expected a count", val),
-                       -1;
-        } else if (!strcmp(s, "-q") || !strcmp(s, "--quiet")) {
-            a->quiet = 1, i++;
-        } else if ((r = qc_preproc_parse_arg(&a->pp, argc, argv, &i, &err)) != 0) {
-            if (r < 0)
-                return qc_cmd_usage_error(NULL, "%s", err.msg), -1;
-        } else if (s[0] == '-' && s[1]) {
-            return qc_cmd_usage_error(NULL, "unknown option '%s'", s), -1;
         } else if (a->model) {
             return qc_cmd_usage_error(NULL, "more than one model ('%s', '%s')", a->model, s),
                    -1;
@@ -149,7 +108,6 @@ static int parse_args(cal_args *a, int argc, char **argv)
             a->model = s;
             i++;
         }
-#undef OPT
     }
     if (!a->model)
         return qc_cmd_usage_error(NULL, "no model given"), -1;
@@ -306,6 +264,7 @@ typedef struct cal_pass {
     cal_shard      *sh;
     int64_t        *bad;            /* NaN/Inf count of each skipped sample */
     qc_progress    *prog;
+    qc_ema_log     *log;            /* ema on several shards, else NULL */
 } cal_pass;
 
 static int pass_sample(void *user, int shard, int i, qc_err *err)
@@ -313,13 +272,36 @@ static int pass_sample(void *user, int shard, int i, qc_err *err)
     cal_pass *p = user;
     cal_shard *s = &p->sh[shard];
     qc_tensor *in;
-    int rc = qc_cmd_read_sample(s->d, i, p->work->n_inputs, p->a->data, p->a->strict, &in,
-                                &p->bad[i], err);
+    int rc = p->log ? qc_ema_log_begin(p->log, shard, i, err) : QC_OK;
     if (rc != QC_OK)
         return rc;
-    if ((rc = qc_quantizer_observe_inputs(s->q, in, p->work->n_inputs, err)) == QC_OK &&
-        (rc = qc_exec_run(s->x, in, p->work->n_inputs, err)) != QC_OK)
+    rc = qc_cmd_read_sample(s->d, i, p->work->n_inputs, p->a->data, p->a->strict, &in,
+                            &p->bad[i], err);
+    if (rc == QC_OK && (rc = qc_quantizer_observe_inputs(s->q, in, p->work->n_inputs, err)) ==
+        QC_OK && (rc = qc_exec_run(s->x, in, p->work->n_inputs, err)) != QC_OK)
         qc_err_prefix(err, "%s/%s", p->a->data, qc_dataset_sample_name(s->d, i));
+    if (p->log)
+        qc_ema_log_end(p->log, shard, i, rc >= 0);
+    return rc;
+}
+
+/* ema: the shards' observers record, and the log folds the records into q's in sample order
+ * (qc_ema_log.h), so the result is that of a serial pass. */
+static int ema_log_setup(cal_pass *p, qc_quantizer *q, int n, int jobs, qc_err *err)
+{
+    int n_t = qc_quantizer_n_tensors(q);
+    qc_observer **obs = calloc((size_t)n_t + 1, sizeof *obs);
+    int rc = obs ? QC_OK : qc_errf(err, QC_ENOMEM, "out of memory");
+    for (int i = 0; rc == QC_OK && i < n_t; i++)
+        obs[i] = qc_quantizer_observer(q, i);
+    if (rc == QC_OK)
+        rc = qc_ema_log_new(&p->log, obs, n_t, n, jobs, 0, err);
+    for (int s = 0; rc == QC_OK && s < jobs; s++) {
+        for (int i = 0; i < n_t; i++)
+            obs[i] = qc_quantizer_observer(p->sh[s].q, i);
+        rc = qc_ema_log_attach(p->log, s, obs, err);
+    }
+    free(obs);
     return rc;
 }
 
@@ -333,14 +315,14 @@ static void pass_after(void *user, int i, int status, int n_finished)
 }
 
 /* Feeds samples 0..n-1 to q. Whole samples run side by side, one shard per thread (each
- * single-threaded), and the shards' observers are merged into q: exact for every method but
- * ema, whose result depends on the sample order (it, and --params-in, run as one shard). */
+ * single-threaded), and the shards' observers are merged into q: exact for every method (ema
+ * through qc_ema_log.h; --params-in runs as one shard). */
 static int observe_pass(const cal_args *a, const qc_model *work, qc_dataset *d, qc_exec *x,
                         qc_quantizer *q, int n, qc_progress *prog, int *used, int *skipped,
                         qc_err *err)
 {
     int jobs = qc_pass_default_jobs();
-    if (!strcmp(a->o.method, "ema") || a->params_in)
+    if (a->params_in)
         jobs = 1;
     if (jobs > n)
         jobs = n > 0 ? n : 1;
@@ -355,10 +337,15 @@ static int observe_pass(const cal_args *a, const qc_model *work, qc_dataset *d, 
             rc = qc_exec_new(&sh[s].x, work, NULL, err);
     for (int s = 0; s < jobs && rc == QC_OK; s++)
         qc_quantizer_attach(sh[s].q, sh[s].x);
-    cal_pass p = { a, work, sh, bad, prog };
+    cal_pass p = { a, work, sh, bad, prog, NULL };
     qc_pass_ops ops = { &p, pass_sample, pass_after };
+    if (rc == QC_OK && jobs > 1 && !strcmp(a->o.method, "ema"))
+        rc = ema_log_setup(&p, q, n, jobs, err);
     if (rc == QC_OK)
         rc = qc_pass_run(&ops, n, jobs, used, skipped, err);
+    if (rc == QC_OK && p.log)
+        rc = qc_ema_log_finish(p.log, err);
+    qc_ema_log_free(p.log);         /* detaches the observers before they are merged, freed */
     for (int s = 1; s < jobs && sh; s++) {
         if (rc == QC_OK)
             rc = qc_quantizer_merge(q, sh[s].q, err);
@@ -390,7 +377,7 @@ int qc_cmd_calibrate(int argc, char **argv)
     qc_progress prog = { 0 };
     char *out = a.out ? NULL : default_output(a.model);
     const char *out_path = a.out ? a.out : out;
-    double t0 = qc_now();
+    double t0 = qc_now(), t_pass = 0;
     int used = 0, skipped = 0, n = 0;
     if (out_path && !strcmp(a.o.method, "auto")) {
         int rc = calibrate_auto(&a, out_path, &err);
@@ -415,7 +402,9 @@ int qc_cmd_calibrate(int argc, char **argv)
         if (a.limit > 0 && a.limit < n)
             n = (int)a.limit;
         qc_progress_start(&prog, "calibrate", "samples", n, a.quiet);
+        t_pass = qc_now();
         rc = observe_pass(&a, work, d, x, q, n, &prog, &used, &skipped, &err);
+        t_pass = qc_now() - t_pass;
         qc_progress_end(&prog);
         qc_exec_free(x);            /* its buffers are not needed for what follows */
         x = NULL;
@@ -426,11 +415,13 @@ int qc_cmd_calibrate(int argc, char **argv)
         rc = qc_quantizer_build(q, &qm, &err);
     qc_biascorr_stats bst = { 0 };
     qc_model *bcm = NULL;
+    double t_bc = qc_now();
     if (rc == QC_OK && a.bias_corr && (rc = bias_correct(&a, work, d, qm, &bcm, &bst, &err)) ==
         QC_OK && bcm) {
         qc_model_free(qm);
         qm = bcm;
     }
+    t_bc = qc_now() - t_bc;
     if (rc == QC_OK)
         rc = qc_model_save(qm, out_path, 0, &err);
     if (rc == QC_OK && a.params_out)
@@ -474,7 +465,12 @@ int qc_cmd_calibrate(int argc, char **argv)
         }
         if (a.bias_corr)
             print_bias_summary(&bst);
-        printf("calibrate: wrote %s (%.2f s)\n", out_path, qc_now() - t0);
+        printf("calibrate: wrote %s (%.2f s", out_path, qc_now() - t0);
+        if (d)
+            printf(": calibration pass %.2f", t_pass);
+        if (a.bias_corr)
+            printf(", bias correction %.2f", t_bc);
+        printf(")\n");
     }
     qc_quantizer_free(q);
     qc_dataset_free(d);

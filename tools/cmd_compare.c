@@ -10,6 +10,7 @@
 #include "qc_compare.h"
 #include "qc_data.h"
 #include "qc_io.h"
+#include "qc_pass.h"
 #include "qc_prepare.h"
 #include "qc_report.h"
 
@@ -95,19 +96,27 @@ static int parse_mode(const char *s, int *mode)
     return 0;
 }
 
-static int parse_count(const char *opt, const char *val, long lo, long hi, long *out)
-{
-    char *end;
-    long v = strtol(val, &end, 10);
-    if (*end || end == val || v < lo || v > hi)
-        return qc_cmd_usage_error("compare", "%s '%s': expected %ld..%ld", opt, val, lo, hi);
-    *out = v;
-    return 0;
-}
-
 static int parse_args(cmp_args *a, int argc, char **argv)
 {
-    qc_err err = { 0 };
+    const qc_cmd_opt opts[] = {
+        QC_OPT_STR("--data", NULL, &a->data),
+        QC_OPT_STR("--eval", NULL, &a->eval),
+        QC_OPT_STR("--json", NULL, &a->json),
+        QC_OPT_STR("--html", NULL, &a->html),
+        QC_OPT_STR("--write-best", NULL, &a->best),
+        QC_OPT_STR("--methods", NULL, &a->g.methods),
+        QC_OPT_STR("--percentiles", NULL, &a->g.percentiles),
+        QC_OPT_STR("--write-auto", NULL, &a->auto_out),
+        QC_OPT_RANGE("--keep-float", &a->keep_float, 0, 1L << 30),
+        QC_OPT_RANGE("--sens-samples", &a->sens_samples, 1, 1L << 30),
+        QC_OPT_RANGE("--limit", &a->limit, 1, 1L << 30),
+        QC_OPT_RANGE("--eval-limit", &a->eval_limit, 1, 1L << 30),
+        QC_OPT_RANGE("--max-memory", &a->max_mb, 1, 1L << 24),
+        QC_OPT_FLAG("--strict", NULL, &a->strict, 1),
+        QC_OPT_FLAG("--no-prepare", NULL, &a->no_prepare, 1),
+        QC_OPT_FLAG("-q", "--quiet", &a->quiet, 1),
+        { 0 },
+    };
     int missing;
     const char *val;
     for (int i = 1; i < argc;) {
@@ -120,27 +129,6 @@ static int parse_args(cmp_args *a, int argc, char **argv)
             fputs(cmp_usage, stdout);
             fputs(qc_preproc_usage, stdout);
             return 1;
-        } else if (OPT("--data")) {
-            if (!val) return -1;
-            a->data = val;
-        } else if (OPT("--eval")) {
-            if (!val) return -1;
-            a->eval = val;
-        } else if (OPT("--json")) {
-            if (!val) return -1;
-            a->json = val;
-        } else if (OPT("--html")) {
-            if (!val) return -1;
-            a->html = val;
-        } else if (OPT("--write-best")) {
-            if (!val) return -1;
-            a->best = val;
-        } else if (OPT("--methods")) {
-            if (!val) return -1;
-            a->g.methods = val;
-        } else if (OPT("--percentiles")) {
-            if (!val) return -1;
-            a->g.percentiles = val;
         } else if (OPT("--per-channel")) {
             if (!val) return -1;
             if (parse_mode(val, &a->g.per_channel))
@@ -159,15 +147,6 @@ static int parse_args(cmp_args *a, int argc, char **argv)
             else
                 return qc_cmd_usage_error("compare", "--auto '%s': expected yes, no or only",
                                           val), -1;
-        } else if (OPT("--write-auto")) {
-            if (!val) return -1;
-            a->auto_out = val;
-        } else if (OPT("--keep-float")) {
-            if (!val || parse_count("--keep-float", val, 0, 1L << 30, &a->keep_float))
-                return -1;
-        } else if (OPT("--sens-samples")) {
-            if (!val || parse_count("--sens-samples", val, 1, 1L << 30, &a->sens_samples))
-                return -1;
         } else if (OPT("--target-sqnr")) {
             char *end;
             if (!val) return -1;
@@ -184,13 +163,6 @@ static int parse_args(cmp_args *a, int argc, char **argv)
             if (a->metric < 0)
                 return qc_cmd_usage_error("compare", "--metric '%s': expected sqnr, cosine or "
                                           "top1", val), -1;
-        } else if (OPT("--limit")) {
-            if (!val || parse_count("--limit", val, 1, 1L << 30, &a->limit)) return -1;
-        } else if (OPT("--eval-limit")) {
-            if (!val || parse_count("--eval-limit", val, 1, 1L << 30, &a->eval_limit))
-                return -1;
-        } else if (OPT("--max-memory")) {
-            if (!val || parse_count("--max-memory", val, 1, 1L << 24, &a->max_mb)) return -1;
         } else if (OPT("--schedule")) {         /* tests: force an evaluation order */
             if (!val) return -1;
             if (!strcmp(val, "sample-major"))
@@ -200,20 +172,9 @@ static int parse_args(cmp_args *a, int argc, char **argv)
             else
                 return qc_cmd_usage_error("compare", "--schedule '%s': expected sample-major "
                                           "or candidate-major", val), -1;
-        } else if ((r = qc_cmd_quant_opt(&a->o, argc, argv, &i, "compare")) != 0) {
+        } else if ((r = qc_cmd_parse_opt("compare", opts, &a->o, 0, &a->pp, argc, argv, &i))) {
             if (r < 0)
                 return -1;
-        } else if (!strcmp(s, "--strict")) {
-            a->strict = 1, i++;
-        } else if (!strcmp(s, "--no-prepare")) {
-            a->no_prepare = 1, i++;
-        } else if (!strcmp(s, "-q") || !strcmp(s, "--quiet")) {
-            a->quiet = 1, i++;
-        } else if ((r = qc_preproc_parse_arg(&a->pp, argc, argv, &i, &err)) != 0) {
-            if (r < 0)
-                return qc_cmd_usage_error("compare", "%s", err.msg), -1;
-        } else if (s[0] == '-' && s[1]) {
-            return qc_cmd_usage_error("compare", "unknown option '%s'", s), -1;
         } else if (a->model) {
             return qc_cmd_usage_error("compare", "more than one model ('%s', '%s')", a->model,
                                       s), -1;
@@ -688,6 +649,63 @@ static void progress_cb(void *user, int64_t done, int64_t total)
     qc_progress_update(user, done);
 }
 
+/* The calibration pass: samples calib_idx[0..n) side by side (qc_compare_observe_pass), each
+ * shard reading its own clone of the data set. */
+typedef struct cal_feed {
+    const cmp_args *a;
+    qc_dataset    **d;              /* per shard; d[0] the caller's */
+    const int      *idx;
+    int64_t        *bad;            /* NaN/Inf count of each skipped sample */
+    int             n_inputs;
+    qc_progress    *prog;
+} cal_feed;
+
+static int feed_load(void *user, int shard, int i, qc_tensor **in, qc_err *err)
+{
+    cal_feed *f = user;
+    return qc_cmd_read_sample(f->d[shard], f->idx[i], f->n_inputs, f->a->data, f->a->strict,
+                              in, &f->bad[i], err);
+}
+
+static void feed_failed(void *user, int i, qc_err *err)
+{
+    cal_feed *f = user;
+    qc_err_prefix(err, "%s/%s", f->a->data, qc_dataset_sample_name(f->d[0], f->idx[i]));
+}
+
+static void feed_after(void *user, int i, int status, int n_finished)
+{
+    cal_feed *f = user;
+    if (status == 1)
+        qc_cmd_skip_warning(f->prog, f->a->data, qc_dataset_sample_name(f->d[0], f->idx[i]),
+                            f->bad[i]);
+    qc_progress_update(f->prog, n_finished);
+}
+
+static int calibrate_pass(const cmp_args *a, qc_compare *c, qc_dataset *d, const int *idx,
+                          int n, int n_inputs, qc_progress *prog, run_info *ri, qc_err *err)
+{
+    int jobs = qc_pass_default_jobs();
+    jobs = jobs > n ? (n > 0 ? n : 1) : jobs;
+    qc_dataset **ds = calloc((size_t)jobs, sizeof *ds);
+    int64_t *bad = calloc((size_t)n + 1, sizeof *bad);
+    int rc = ds && bad ? QC_OK : qc_errf(err, QC_ENOMEM, "out of memory");
+    if (rc == QC_OK)
+        ds[0] = d;
+    for (int s = 1; s < jobs && rc == QC_OK; s++)
+        rc = qc_dataset_clone(d, &ds[s], err);
+    cal_feed f = { a, ds, idx, bad, n_inputs, prog };
+    qc_compare_feed cf = { .user = &f, .n = n, .jobs = jobs, .load = feed_load,
+                           .failed = feed_failed, .after = feed_after };
+    if (rc == QC_OK)
+        rc = qc_compare_observe_pass(c, &cf, &ri->n_calib, &ri->calib_skipped, err);
+    for (int s = 1; ds && s < jobs; s++)
+        qc_dataset_free(ds[s]);
+    free(ds);
+    free(bad);
+    return rc;
+}
+
 int qc_cmd_compare(int argc, char **argv)
 {
     cmp_args a = { .limit = -1, .keep_float = -1, .sens_samples = 8, .target_sqnr = NAN,
@@ -751,20 +769,8 @@ int qc_cmd_compare(int argc, char **argv)
         rc = qc_compare_new(&c, work, cands, n_cands, &err);
     t1 = qc_now();
     qc_progress_start(&prog, "compare: calibrate", "samples", n_cal, a.quiet);
-    for (int s = 0; rc == QC_OK && s < n_cal; s++) {
-        qc_tensor *in;
-        const char *name = qc_dataset_sample_name(d, calib_idx[s]);
-        if ((rc = qc_cmd_load_sample(d, calib_idx[s], work->n_inputs, a.data, a.strict, &prog,
-                                     &in, &err)) != QC_OK) {
-            if (rc == 1)
-                ri.calib_skipped++, rc = QC_OK;
-            continue;
-        }
-        if ((rc = qc_compare_observe(c, in, work->n_inputs, &err)) != QC_OK)
-            qc_err_prefix(&err, "%s/%s", a.data, name);
-        ri.n_calib++;
-        qc_progress_update(&prog, s + 1);
-    }
+    if (rc == QC_OK)
+        rc = calibrate_pass(&a, c, d, calib_idx, n_cal, work->n_inputs, &prog, &ri, &err);
     qc_progress_end(&prog);
     if (rc == QC_OK && ri.n_calib == 0)
         rc = qc_errf(&err, QC_EINPUT, "%s: no usable calibration sample", a.data);

@@ -1,5 +1,6 @@
 /* calibrate doctor --data DIR [--eval DIR] MODEL.onnx [QUANTIZED.onnx]: why a quantized model
  * is (or will be) wrong, with the evidence and the fix. The library part is src/quant/doctor*.c. */
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,67 +62,38 @@ typedef struct doc_args {
     qc_preproc  pp;
 } doc_args;
 
-static int parse_count(const char *opt, const char *val, long *out)
-{
-    char *end;
-    *out = strtol(val, &end, 10);
-    if (*end || end == val || *out < 1)
-        return qc_cmd_usage_error("doctor", "%s '%s': expected a count", opt, val), -1;
-    return 0;
-}
-
 static int parse_args(doc_args *a, int argc, char **argv)
 {
-    qc_err err = { 0 };
-    int missing, r;
-    const char *val;
+    const qc_cmd_opt opts[] = {
+        QC_OPT_STR("--data", NULL, &a->data),
+        QC_OPT_STR("--eval", NULL, &a->eval),
+        QC_OPT_STR("--json", NULL, &a->json),
+        QC_OPT_COUNT("--limit", &a->limit, 1, LONG_MAX),
+        QC_OPT_COUNT("--eval-limit", &a->eval_limit, 1, LONG_MAX),
+        QC_OPT_FLAG("--no-prepare", NULL, &a->no_prepare, 1),
+        QC_OPT_FLAG("--all", NULL, &a->all, 1),
+        QC_OPT_FLAG("-q", "--quiet", &a->quiet, 1),
+        { 0 },
+    };
     for (int i = 1; i < argc;) {
-        const char *s = argv[i];
-#define OPT(name, alias)                                                                   \
-    ((val = qc_cmd_optval(argc, argv, &i, name, alias, &missing)) != NULL ||              \
-     (missing && (qc_cmd_usage_error("doctor", "%s needs a value", s), 1)))
+        const char *s = argv[i], *val;
+        int r;
         if (!strcmp(s, "--help") || !strcmp(s, "-h")) {
             fputs(doc_usage, stdout);
             fputs(qc_preproc_usage, stdout);
             return 1;
-        } else if (OPT("--data", NULL)) {
-            if (!val) return -1;
-            a->data = val;
-        } else if (OPT("--eval", NULL)) {
-            if (!val) return -1;
-            a->eval = val;
-        } else if (OPT("--json", NULL)) {
-            if (!val) return -1;
-            a->json = val;
-        } else if ((r = qc_cmd_config_opt(&a->o, argc, argv, &i, "doctor")) != 0) {
+        } else if ((r = qc_cmd_value("doctor", argc, argv, &i, "--fail-on", NULL, &val)) != 0) {
             if (r < 0)
                 return -1;
-        } else if (OPT("--limit", NULL)) {
-            if (!val || parse_count("--limit", val, &a->limit)) return -1;
-        } else if (OPT("--eval-limit", NULL)) {
-            if (!val || parse_count("--eval-limit", val, &a->eval_limit)) return -1;
-        } else if (OPT("--fail-on", NULL)) {
-            if (!val) return -1;
             a->fail_on = !strcmp(val, "error") ? QC_SEV_ERROR
                        : !strcmp(val, "warning") ? QC_SEV_WARNING
                        : !strcmp(val, "info") ? QC_SEV_INFO : -2;
             if (a->fail_on == -2)
                 return qc_cmd_usage_error("doctor", "--fail-on '%s': expected error, warning "
                                           "or info", val), -1;
-        } else if ((r = qc_cmd_quant_opt(&a->o, argc, argv, &i, "doctor")) != 0) {
+        } else if ((r = qc_cmd_parse_opt("doctor", opts, &a->o, 1, &a->pp, argc, argv, &i))) {
             if (r < 0)
                 return -1;
-        } else if (!strcmp(s, "--no-prepare")) {
-            a->no_prepare = 1, i++;
-        } else if (!strcmp(s, "--all")) {
-            a->all = 1, i++;
-        } else if (!strcmp(s, "-q") || !strcmp(s, "--quiet")) {
-            a->quiet = 1, i++;
-        } else if ((r = qc_preproc_parse_arg(&a->pp, argc, argv, &i, &err)) != 0) {
-            if (r < 0)
-                return qc_cmd_usage_error("doctor", "%s", err.msg), -1;
-        } else if (s[0] == '-' && s[1]) {
-            return qc_cmd_usage_error("doctor", "unknown option '%s'", s), -1;
         } else if (!a->model) {
             a->model = s, i++;
         } else if (!a->quantized) {
@@ -130,7 +102,6 @@ static int parse_args(doc_args *a, int argc, char **argv)
             return qc_cmd_usage_error("doctor", "more than two models ('%s', '%s', '%s')",
                                       a->model, a->quantized, s), -1;
         }
-#undef OPT
     }
     if (!a->model)
         return qc_cmd_usage_error("doctor", "no model given"), -1;

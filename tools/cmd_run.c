@@ -1,4 +1,5 @@
 /* calibrate run: the float reference outputs of every sample, as OUTDIR/<sample>/<output>.npy. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,12 +135,20 @@ static int run_sample(run_ctx *c, int i, const char *data, qc_err *err)
 
 int qc_cmd_run(int argc, char **argv)
 {
-    const char *model = NULL, *data = NULL, *outdir = NULL, *val;
+    const char *model = NULL, *data = NULL, *outdir = NULL;
     long limit = -1;
-    int quiet = 0, missing, emulate_ort = 0;
+    int quiet = 0, emulate_ort = 0;
     qc_preproc pp;
     qc_err err = { 0 };
     qc_preproc_init(&pp);
+    const qc_cmd_opt opts[] = {
+        QC_OPT_STR("--data", NULL, &data),
+        QC_OPT_STR("--output", "-o", &outdir),
+        QC_OPT_COUNT("--limit", &limit, 0, LONG_MAX),
+        QC_OPT_FLAG("-q", "--quiet", &quiet, 1),
+        QC_OPT_FLAG("--emulate-ort", NULL, &emulate_ort, 1),
+        { 0 },
+    };
     for (int i = 1; i < argc;) {
         const char *a = argv[i];
         int r;
@@ -147,35 +156,9 @@ int qc_cmd_run(int argc, char **argv)
             fputs(run_usage, stdout);
             fputs(qc_preproc_usage, stdout);
             return 0;
-        } else if ((val = qc_cmd_optval(argc, argv, &i, "--data", NULL, &missing)) ||
-                   missing) {
-            if (!val)
-                return qc_cmd_usage_error("run", "%s needs a value", a);
-            data = val;
-        } else if ((val = qc_cmd_optval(argc, argv, &i, "--output", "-o", &missing)) ||
-                   missing) {
-            if (!val)
-                return qc_cmd_usage_error("run", "%s needs a value", a);
-            outdir = val;
-        } else if ((val = qc_cmd_optval(argc, argv, &i, "--limit", NULL, &missing)) ||
-                   missing) {
-            char *end;
-            if (!val)
-                return qc_cmd_usage_error("run", "%s needs a value", a);
-            limit = strtol(val, &end, 10);
-            if (*end || end == val || limit < 0)
-                return qc_cmd_usage_error("run", "--limit '%s': expected a count", val);
-        } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
-            quiet = 1;
-            i++;
-        } else if (!strcmp(a, "--emulate-ort")) {
-            emulate_ort = 1;
-            i++;
-        } else if ((r = qc_preproc_parse_arg(&pp, argc, argv, &i, &err)) != 0) {
+        } else if ((r = qc_cmd_parse_opt("run", opts, NULL, 0, &pp, argc, argv, &i))) {
             if (r < 0)
-                return qc_cmd_usage_error("run", "%s", err.msg);
-        } else if (a[0] == '-' && a[1] != '\0') {
-            return qc_cmd_usage_error("run", "unknown option '%s'", a);
+                return qc_err_exit_status(QC_EUSAGE);
         } else if (model) {
             return qc_cmd_usage_error("run", "more than one model ('%s', '%s')", model, a);
         } else {

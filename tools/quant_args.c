@@ -1,5 +1,6 @@
-/* What `calibrate` and `calibrate compare` share: the options that set qc_quant_opts fields,
- * and how a calibration sample is loaded (NaN/Inf: skipped with a warning, or --strict). */
+/* What the commands share: option parsing (a table of string, count and flag options, the
+ * options that set qc_quant_opts fields, the image options, the usage errors), and how a
+ * calibration sample is loaded (NaN/Inf: skipped with a warning, or --strict). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,5 +130,67 @@ int qc_cmd_quant_opt(qc_quant_opts *o, int argc, char **argv, int *i, const char
         }
         return 1;
     }
+    return 0;
+}
+
+int qc_cmd_value(const char *cmd, int argc, char **argv, int *i, const char *name,
+                 const char *alias, const char **val)
+{
+    const char *s = argv[*i];
+    int missing;
+    if ((*val = qc_cmd_optval(argc, argv, i, name, alias, &missing)) != NULL)
+        return 1;
+    if (missing)
+        return qc_cmd_usage_error(cmd, "%s needs a value", s), -1;
+    return 0;
+}
+
+int qc_cmd_count(const char *cmd, const char *opt, const char *val, long lo, long hi,
+                 int say_range, long *out)
+{
+    char *end;
+    long v = strtol(val, &end, 10);
+    if (!*end && end != val && v >= lo && v <= hi) {
+        *out = v;
+        return 0;
+    }
+    if (say_range)
+        return qc_cmd_usage_error(cmd, "%s '%s': expected %ld..%ld", opt, val, lo, hi), -1;
+    return qc_cmd_usage_error(cmd, "%s '%s': expected a count", opt, val), -1;
+}
+
+int qc_cmd_parse_opt(const char *cmd, const qc_cmd_opt *t, qc_quant_opts *o, int config,
+                     qc_preproc *pp, int argc, char **argv, int *i)
+{
+    const char *s = argv[*i], *val;
+    qc_err err = { 0 };
+    int r;
+    for (; t && t->name; t++) {
+        if (t->flag) {
+            if (strcmp(s, t->name) && (!t->alias || strcmp(s, t->alias)))
+                continue;
+            *t->flag = (int)t->lo;
+            (*i)++;
+            return 1;
+        }
+        if ((r = qc_cmd_value(cmd, argc, argv, i, t->name, t->alias, &val)) <= 0) {
+            if (r < 0)
+                return -1;
+            continue;
+        }
+        if (t->str) {
+            *t->str = val;
+            return 1;
+        }
+        return qc_cmd_count(cmd, t->name, val, t->lo, t->hi, t->say_range, t->count) ? -1 : 1;
+    }
+    if (o && config && (r = qc_cmd_config_opt(o, argc, argv, i, cmd)) != 0)
+        return r;
+    if (o && (r = qc_cmd_quant_opt(o, argc, argv, i, cmd)) != 0)
+        return r;
+    if (pp && (r = qc_preproc_parse_arg(pp, argc, argv, i, &err)) != 0)
+        return r < 0 ? (qc_cmd_usage_error(cmd, "%s", err.msg), -1) : 1;
+    if (s[0] == '-' && s[1])
+        return qc_cmd_usage_error(cmd, "unknown option '%s'", s), -1;
     return 0;
 }

@@ -7,6 +7,8 @@
 #include "compare_priv.h"
 #include "hist.h"
 #include "par.h"
+#include "qc_ema_log.h"
+#include "qc_pass.h"
 #include "qc_qparams.h"
 
 /* ---- the grid ---- */
@@ -232,6 +234,20 @@ typedef struct obs_item {
     qc_err           err;
 } obs_item;
 
+/* Who observes: qc_compare_observe's state (the compare's own observers, tensor dtype and
+ * rank written directly), or one shard of a sample-parallel pass (obs: its own observers,
+ * NULL for shard 0, which feeds the compare's; dtype / rank: first and last sighting per
+ * tensor with the sample, merged after the pass as a serial pass would have set them). */
+typedef struct cshard {
+    qc_compare   *c;
+    qc_exec      *x;
+    qc_observer **obs;              /* n_t x n_groups, or NULL */
+    int          *dtype, *first, *rank, *last;  /* n_t each, or NULL */
+    int           sample;
+    obs_item     *items;            /* updates of one node */
+    int           n_items;
+} cshard;
+
 static void update_items(void *ctx, int64_t lo, int64_t hi)
 {
     obs_item *it = ctx;
@@ -242,33 +258,43 @@ static void update_items(void *ctx, int64_t lo, int64_t hi)
     }
 }
 
-static int add_items(qc_compare *c, otensor *t, const qc_tensor *v)
+static void add_items(cshard *sh, int k, const qc_tensor *v)
 {
-    if (!t->seen_dtype)
-        t->seen_dtype = v->dtype;
-    t->rank = v->ndim;
+    qc_compare *c = sh->c;
+    otensor *t = &c->t[k];
+    if (sh->dtype) {
+        if (!sh->dtype[k]) {
+            sh->dtype[k] = v->dtype;
+            sh->first[k] = sh->sample;
+        }
+        sh->rank[k] = v->ndim;
+        sh->last[k] = sh->sample;
+    } else {
+        if (!t->seen_dtype)
+            t->seen_dtype = v->dtype;
+        t->rank = v->ndim;
+    }
     if (v->dtype != QC_F32)
-        return 0;
+        return;
     for (int g = 0; g < c->n_groups; g++) {
-        obs_item *it = &c->items[c->n_items++];
-        it->o = t->obs[g];
+        obs_item *it = &sh->items[sh->n_items++];
+        it->o = sh->obs ? sh->obs[(size_t)k * (size_t)c->n_groups + (size_t)g] : t->obs[g];
         it->v = v;
         it->name = t->name;
     }
-    return 1;
 }
 
-static int run_items(qc_compare *c, qc_err *err)
+static int run_items(cshard *sh, qc_err *err)
 {
-    int n = c->n_items;
-    c->n_items = 0;
+    int n = sh->n_items;
+    sh->n_items = 0;
     if (n == 0)
         return QC_OK;
-    qc_par_for(n, 1, update_items, c->items);
+    qc_par_for(n, 1, update_items, sh->items);
     for (int i = 0; i < n; i++)
-        if (c->items[i].rc != QC_OK) {
-            *err = c->items[i].err;
-            return c->items[i].rc;
+        if (sh->items[i].rc != QC_OK) {
+            *err = sh->items[i].err;
+            return sh->items[i].rc;
         }
     return QC_OK;
 }
@@ -276,15 +302,210 @@ static int run_items(qc_compare *c, qc_err *err)
 static int calib_hook(void *user, const qc_node *node, int node_index,
                       const qc_tensor *const *outs, int n_outs, qc_err *err)
 {
-    qc_compare *c = user;
+    cshard *sh = user;
+    qc_compare *c = sh->c;
     (void)node;
     for (int r = c->node_start[node_index]; r < c->node_start[node_index + 1]; r++) {
-        otensor *t = &c->t[c->node_list[r]];
-        for (int k = 0; k < n_outs; k++)
-            if (outs[k]->name && !strcmp(outs[k]->name, t->name))
-                add_items(c, t, outs[k]);
+        int k = c->node_list[r];
+        for (int j = 0; j < n_outs; j++)
+            if (outs[j]->name && !strcmp(outs[j]->name, c->t[k].name))
+                add_items(sh, k, outs[j]);
     }
-    return run_items(c, err);
+    return run_items(sh, err);
+}
+
+static int shard_observe(cshard *sh, const qc_tensor *inputs, int n_inputs, qc_err *err)
+{
+    qc_compare *c = sh->c;
+    for (int i = 0; i < n_inputs && i < c->m->n_inputs; i++)
+        if (c->input_t[i] >= 0)
+            add_items(sh, c->input_t[i], &inputs[i]);
+    int rc = run_items(sh, err);
+    return rc != QC_OK ? rc : qc_exec_run(sh->x, inputs, n_inputs, err);
+}
+
+static void shard_free(cshard *sh)
+{
+    if (!sh || !sh->c)
+        return;
+    qc_compare *c = sh->c;
+    if (sh->x && sh->x != c->x) {
+        c->shard_runs += qc_exec_runs(sh->x);
+        size_t peak = qc_exec_peak_bytes(sh->x);
+        c->shard_peak = peak > c->shard_peak ? peak : c->shard_peak;
+        qc_exec_free(sh->x);
+    }
+    for (size_t i = 0; sh->obs && i < (size_t)c->n_t * (size_t)c->n_groups; i++)
+        qc_observer_free(sh->obs[i]);
+    free(sh->obs);
+    free(sh->dtype);
+    free(sh->first);
+    free(sh->rank);
+    free(sh->last);
+    free(sh->items);
+}
+
+/* Shard `index` of a pass (pass = 1; shard 0 feeds the compare's executor and observers) or
+ * qc_compare_observe's state (pass = 0). */
+static int shard_init(qc_compare *c, cshard *sh, int index, int pass, qc_err *err)
+{
+    const qc_model *m = c->m;
+    int most = m->n_inputs;
+    for (int i = 0; i < m->n_nodes; i++)
+        most = most > m->nodes[i].n_outputs ? most : m->nodes[i].n_outputs;
+    size_t n_t = (size_t)c->n_t + 1;
+    sh->c = c;
+    sh->items = calloc((size_t)(most + 1) * (size_t)c->n_groups, sizeof *sh->items);
+    if (pass) {
+        sh->dtype = calloc(n_t, sizeof *sh->dtype);
+        sh->first = calloc(n_t, sizeof *sh->first);
+        sh->rank = calloc(n_t, sizeof *sh->rank);
+        sh->last = calloc(n_t, sizeof *sh->last);
+    }
+    if (!sh->items || (pass && (!sh->dtype || !sh->first || !sh->rank || !sh->last)))
+        return qc_errf(err, QC_ENOMEM, "out of memory");
+    if (index == 0) {
+        sh->x = c->x;
+        return QC_OK;
+    }
+    sh->obs = calloc((size_t)c->n_t * (size_t)c->n_groups + 1, sizeof *sh->obs);
+    if (!sh->obs)
+        return qc_errf(err, QC_ENOMEM, "out of memory");
+    for (int k = 0; k < c->n_t; k++)
+        for (int g = 0; g < c->n_groups; g++) {
+            int rc = group_new_observer(&c->groups[g],
+                                        &sh->obs[(size_t)k * (size_t)c->n_groups + (size_t)g],
+                                        err);
+            if (rc != QC_OK)
+                return rc;
+        }
+    int rc = qc_exec_new(&sh->x, c->m, NULL, err);
+    if (rc == QC_OK)
+        qc_exec_set_hook(sh->x, calib_hook, sh);
+    return rc;
+}
+
+/* ---- the sample-parallel pass ---- */
+
+typedef struct cpass {
+    qc_compare            *c;
+    const qc_compare_feed *f;
+    cshard                *sh;
+    qc_ema_log            *log;
+} cpass;
+
+static int pass_sample(void *user, int shard, int i, qc_err *err)
+{
+    cpass *p = user;
+    cshard *sh = &p->sh[shard];
+    qc_tensor *in = NULL;
+    int rc = p->log ? qc_ema_log_begin(p->log, shard, i, err) : QC_OK;
+    if (rc != QC_OK)
+        return rc;
+    if ((rc = p->f->load(p->f->user, shard, i, &in, err)) == QC_OK) {
+        sh->sample = i;
+        if ((rc = shard_observe(sh, in, p->c->m->n_inputs, err)) != QC_OK && p->f->failed)
+            p->f->failed(p->f->user, i, err);
+    }
+    if (p->log)
+        qc_ema_log_end(p->log, shard, i, rc >= 0);
+    return rc;
+}
+
+static void pass_after(void *user, int i, int status, int n_finished)
+{
+    cpass *p = user;
+    if (p->f->after)
+        p->f->after(p->f->user, i, status, n_finished);
+}
+
+/* EMA observers record, and the log folds the records into the compare's in sample order. */
+static int log_setup(qc_compare *c, cshard *sh, int jobs, int n, qc_ema_log **log,
+                     qc_err *err)
+{
+    size_t n_obs = (size_t)c->n_t * (size_t)c->n_groups;
+    int ema = 0;
+    for (int g = 0; g < c->n_groups; g++)
+        ema |= c->groups[g].kind == G_EMA;
+    if (!ema)
+        return QC_OK;
+    qc_observer **tgt = calloc(n_obs + 1, sizeof *tgt);
+    if (!tgt)
+        return qc_errf(err, QC_ENOMEM, "out of memory");
+    for (int k = 0; k < c->n_t; k++)
+        for (int g = 0; g < c->n_groups; g++)
+            tgt[(size_t)k * (size_t)c->n_groups + (size_t)g] = c->t[k].obs[g];
+    int rc = qc_ema_log_new(log, tgt, (int)n_obs, n, jobs, 0, err);
+    for (int s = 0; s < jobs && rc == QC_OK; s++)
+        rc = qc_ema_log_attach(*log, s, s ? sh[s].obs : tgt, err);
+    free(tgt);
+    return rc;
+}
+
+/* Shards 1.. into the compare's observers, and each tensor's dtype (first sighting) and rank
+ * (last sighting) by sample, as the serial pass sets them. */
+static int merge_shards(qc_compare *c, cshard *sh, int jobs, qc_err *err)
+{
+    for (int k = 0; k < c->n_t; k++) {
+        otensor *t = &c->t[k];
+        int fs = -1, ls = -1;
+        for (int s = 0; s < jobs; s++) {
+            if (!sh[s].dtype[k])
+                continue;
+            if (fs < 0 || sh[s].first[k] < sh[fs].first[k])
+                fs = s;
+            if (ls < 0 || sh[s].last[k] > sh[ls].last[k])
+                ls = s;
+        }
+        if (fs >= 0 && !t->seen_dtype)
+            t->seen_dtype = sh[fs].dtype[k];
+        if (ls >= 0)
+            t->rank = sh[ls].rank[k];
+        for (int s = 1; s < jobs; s++)
+            for (int g = 0; g < c->n_groups; g++) {
+                int rc = qc_observer_merge(t->obs[g],
+                                           sh[s].obs[(size_t)k * (size_t)c->n_groups +
+                                                     (size_t)g], err);
+                if (rc != QC_OK) {
+                    qc_err_prefix(err, "tensor '%s'", t->name);
+                    return rc;
+                }
+            }
+    }
+    return QC_OK;
+}
+
+int qc_compare_observe_pass(qc_compare *c, const qc_compare_feed *f, int *used, int *skipped,
+                            qc_err *err)
+{
+    int n = f->n, jobs = f->jobs < 1 ? 1 : f->jobs;
+    if (jobs > n)
+        jobs = n > 0 ? n : 1;
+    cshard *sh = jobs > 1 ? calloc((size_t)jobs, sizeof *sh) : c->own;
+    qc_ema_log *log = NULL;
+    int rc = sh ? QC_OK : qc_errf(err, QC_ENOMEM, "out of memory");
+    for (int s = 0; jobs > 1 && s < jobs && rc == QC_OK; s++)
+        rc = shard_init(c, &sh[s], s, 1, err);
+    if (jobs > 1 && rc == QC_OK) {
+        qc_exec_set_hook(c->x, calib_hook, &sh[0]);
+        rc = log_setup(c, sh, jobs, n, &log, err);
+    }
+    cpass p = { c, f, sh, log };
+    qc_pass_ops ops = { &p, pass_sample, pass_after };
+    if (rc == QC_OK)
+        rc = qc_pass_run(&ops, n, jobs, used, skipped, err);
+    if (rc == QC_OK && log)
+        rc = qc_ema_log_finish(log, err);
+    qc_ema_log_free(log);           /* detaches the observers before the merge */
+    if (jobs > 1 && sh) {
+        qc_exec_set_hook(c->x, calib_hook, c->own);
+        if (rc == QC_OK)
+            rc = merge_shards(c, sh, jobs, err);
+        for (int s = 0; s < jobs; s++)
+            shard_free(&sh[s]);
+        free(sh);
+    }
+    return rc;
 }
 
 static int add_tensor(qc_compare *c, const char *name, int producer, qc_err *err)
@@ -345,12 +566,6 @@ static int plan_tensors(qc_compare *c, qc_err *err)
         }
     }
     qc_quantizer_free(probe);
-    int most = m->n_inputs;
-    for (int i = 0; i < m->n_nodes; i++)
-        most = most > m->nodes[i].n_outputs ? most : m->nodes[i].n_outputs;
-    c->items = calloc((size_t)(most + 1) * (size_t)c->n_groups, sizeof *c->items);
-    if (rc == QC_OK && !c->items)
-        rc = qc_errf(err, QC_ENOMEM, "out of memory");
     return rc;
 }
 
@@ -402,7 +617,13 @@ int qc_compare_new(qc_compare **out, const qc_model *m, const qc_cand *cands, in
         goto fail;
     if ((rc = plan_tensors(c, err)) != QC_OK || (rc = qc_exec_new(&c->x, m, NULL, err)) != QC_OK)
         goto fail;
-    qc_exec_set_hook(c->x, calib_hook, c);
+    if (!(c->own = calloc(1, sizeof *c->own))) {
+        rc = qc_errf(err, QC_ENOMEM, "out of memory");
+        goto fail;
+    }
+    if ((rc = shard_init(c, c->own, 0, 0, err)) != QC_OK)
+        goto fail;
+    qc_exec_set_hook(c->x, calib_hook, c->own);
     *out = c;
     return QC_OK;
 fail:
@@ -412,37 +633,13 @@ fail:
 
 int qc_compare_observe(qc_compare *c, const qc_tensor *inputs, int n_inputs, qc_err *err)
 {
-    for (int i = 0; i < n_inputs && i < c->m->n_inputs; i++)
-        if (c->input_t[i] >= 0)
-            add_items(c, &c->t[c->input_t[i]], &inputs[i]);
-    int rc = run_items(c, err);
-    return rc != QC_OK ? rc : qc_exec_run(c->x, inputs, n_inputs, err);
+    return shard_observe(c->own, inputs, n_inputs, err);
 }
 
-/* Gives every candidate quantizer the ranges its own observers would have produced. Tensors
- * never seen as float (or with no finite value) get none: the quantizer then leaves their
- * consumers in float, as it does after observing them itself. */
-int qc_cmp_set_ranges(qc_compare *c, qc_err *err)
+size_t qc_cmp_calib_peak(const qc_compare *c)
 {
-    for (int i = 0; i < c->n; i++) {
-        cand_eval *ce = &c->ce[i];
-        for (int k = 0; k < c->n_t; k++) {
-            otensor *t = &c->t[k];
-            const qc_observer *o = t->obs[ce->group];
-            qc_range r, seen;
-            if (t->seen_dtype != QC_F32 || qc_observer_count(o) == 0 ||
-                qc_observer_seen(o, &seen) != QC_OK)
-                continue;
-            int rc = ce->au ? qc_cmp_auto_range(c, ce, k, &r, err)
-                            : qc_cmp_range(o, &ce->cand->o, &r, err);
-            if (rc != QC_OK) {
-                qc_err_prefix(err, "candidate '%s': tensor '%s'", ce->cand->name, t->name);
-                return rc;
-            }
-            qc_quantizer_set_range(ce->q, t->name, r, seen, t->rank);
-        }
-    }
-    return QC_OK;
+    size_t peak = qc_exec_peak_bytes(c->x);
+    return peak > c->shard_peak ? peak : c->shard_peak;
 }
 
 void qc_compare_free(qc_compare *c)
@@ -463,6 +660,8 @@ void qc_compare_free(qc_compare *c)
         free(c->ce[i].lst);
     }
     qc_cmp_sens_free(c);
+    shard_free(c->own);
+    free(c->own);
     qc_exec_free(c->x);
     qc_exec_free(c->fx);
     free(c->t);
@@ -470,7 +669,6 @@ void qc_compare_free(qc_compare *c)
     free(c->node_start);
     free(c->node_list);
     free(c->groups);
-    free(c->items);
     free(c->ce);
     free(c->cands);
     free(c);
@@ -494,7 +692,7 @@ const qc_quantizer *qc_compare_quantizer(const qc_compare *c, int i)
 void qc_compare_get_stats(const qc_compare *c, qc_compare_stats *s)
 {
     memset(s, 0, sizeof *s);
-    s->float_passes = qc_exec_runs(c->x);
+    s->float_passes = qc_exec_runs(c->x) + c->shard_runs;
     s->eval_float_passes = c->eval_float_runs;
     s->quant_passes = c->quant_runs;
     s->n_eval = c->n_eval;
@@ -503,7 +701,7 @@ void qc_compare_get_stats(const qc_compare *c, qc_compare_stats *s)
     s->n_observer_groups = c->n_groups;
     s->sample_major = c->sample_major;
     s->observer_bytes = c->observer_bytes;
-    s->float_peak_bytes = qc_exec_peak_bytes(c->x);
+    s->float_peak_bytes = qc_cmp_calib_peak(c);
     s->eval_peak_bytes = c->eval_peak;
 }
 

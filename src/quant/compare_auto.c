@@ -208,44 +208,63 @@ int qc_cmp_auto_setup(qc_compare *c, qc_err *err)
     return QC_OK;
 }
 
-int qc_cmp_auto_range(qc_compare *c, cand_eval *ce, int k, qc_range *r, qc_err *err)
+int qc_cmp_auto_prepare(qc_compare *c, cand_eval *ce, qc_err *err)
 {
     auto_state *au = ce->au;
-    otensor *t = &c->t[k];
-    if (!au->choice) {
-        au->n_t = c->n_t;
-        au->names = calloc((size_t)c->n_t + 1, sizeof *au->names);
-        au->choice = malloc(((size_t)c->n_t + 1) * sizeof *au->choice);
-        au->cost = calloc((size_t)c->n_t + 1, sizeof *au->cost);
-        au->rng = calloc((size_t)c->n_t + 1, sizeof *au->rng);
-        if (!au->names || !au->choice || !au->cost || !au->rng)
-            return qc_errf(err, QC_ENOMEM, "out of memory");
-        for (int i = 0; i < c->n_t; i++) {
-            au->names[i] = c->t[i].name;
-            au->choice[i] = -1;
-            au->cost[i] = NAN;
-        }
+    if (au->choice)
+        return QC_OK;
+    au->n_t = c->n_t;
+    au->names = calloc((size_t)c->n_t + 1, sizeof *au->names);
+    au->choice = malloc(((size_t)c->n_t + 1) * sizeof *au->choice);
+    au->cost = calloc((size_t)c->n_t + 1, sizeof *au->cost);
+    au->rng = calloc((size_t)c->n_t + 1, sizeof *au->rng);
+    if (!au->names || !au->choice || !au->cost || !au->rng)
+        return qc_errf(err, QC_ENOMEM, "out of memory");
+    for (int i = 0; i < c->n_t; i++) {
+        au->names[i] = c->t[i].name;
+        au->choice[i] = -1;
+        au->cost[i] = NAN;
     }
-    const qc_hist *h = qc_hist_obs_channel(t->obs[ce->group], 0);
+    return QC_OK;
+}
+
+int qc_cmp_auto_n_options(const cand_eval *ce)
+{
+    return ce->au->n_opts;
+}
+
+void qc_cmp_auto_option(const cand_eval *ce, int o, int *group, const qc_quant_opts **opts)
+{
+    *group = ce->au->opt_group[o];
+    *opts = &ce->au->opts[o].o;
+}
+
+void qc_cmp_auto_pick(qc_compare *c, cand_eval *ce, int k, const qc_range *ro, qc_range *r)
+{
+    auto_state *au = ce->au;
+    const qc_hist *h = qc_hist_obs_channel(c->t[k].obs[ce->group], 0);
     double best = INFINITY;
     int pick = -1;
     for (int o = 0; o < au->n_opts; o++) {
-        qc_range ro;
-        int rc = qc_cmp_range(t->obs[au->opt_group[o]], &au->opts[o].o, &ro, err);
-        if (rc != QC_OK)
-            return rc;
-        double cost = local_cost(h, ro, &ce->cand->o, ce->cand->clip_weight);
+        double cost = local_cost(h, ro[o], &ce->cand->o, ce->cand->clip_weight);
         if (pick < 0 || cost < best) {
             best = cost;
             pick = o;
-            *r = ro;
+            *r = ro[o];
         }
     }
     au->choice[k] = pick;
     au->cost[k] = best;
     au->rng[k] = *r;
-    au->opt_tensors[pick]++;
-    return QC_OK;
+}
+
+void qc_cmp_auto_count(cand_eval *ce)
+{
+    auto_state *au = ce->au;
+    memset(au->opt_tensors, 0, (size_t)au->n_opts * sizeof *au->opt_tensors);
+    for (int k = 0; au->choice && k < au->n_t; k++)
+        if (au->choice[k] >= 0)
+            au->opt_tensors[au->choice[k]]++;
 }
 
 void qc_cmp_auto_free(cand_eval *ce)

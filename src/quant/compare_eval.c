@@ -196,7 +196,9 @@ static int build_cand(qc_compare *c, cand_eval *ce, qc_err *err)
             if (!strcmp(ce->em->outputs[k].name, m->outputs[i].name))
                 ce->out_map[i] = k;
     }
-    if ((rc = qc_exec_new(&ce->qx, ce->em, &(qc_exec_opts){ .cache_const = 1 }, err)) != QC_OK)
+    /* fuse_qdq: each Q -> DQ pair in one step, the same values (and the DQ's hook call) */
+    if ((rc = qc_exec_new(&ce->qx, ce->em, &(qc_exec_opts){ .cache_const = 1, .fuse_qdq = 1 },
+                          err)) != QC_OK)
         goto fail;
     qc_exec_set_hook(ce->qx, layer_hook, ce);
     ce->res.n_quantized_nodes = qc_quantizer_n_quantized_nodes(ce->q);
@@ -207,6 +209,34 @@ static int build_cand(qc_compare *c, cand_eval *ce, qc_err *err)
     return QC_OK;
 fail:
     qc_err_prefix(err, "candidate '%s'", ce->cand->name);
+    return rc;
+}
+
+/* Every candidate's build, side by side (each build touches only its own candidate). */
+typedef struct build_job {
+    qc_compare *c;
+    int        *rc;
+    qc_err     *err;
+} build_job;
+
+static void build_items(void *ctx, int64_t lo, int64_t hi)
+{
+    build_job *j = ctx;
+    for (int64_t i = lo; i < hi; i++)
+        j->rc[i] = build_cand(j->c, &j->c->ce[i], &j->err[i]);
+}
+
+static int build_all(qc_compare *c, qc_err *err)
+{
+    build_job j = { c, calloc((size_t)c->n, sizeof *j.rc), calloc((size_t)c->n, sizeof *j.err) };
+    int rc = j.rc && j.err ? QC_OK : qc_errf(err, QC_ENOMEM, "out of memory");
+    if (rc == QC_OK)
+        qc_par_for(c->n, 1, build_items, &j);
+    for (int i = 0; i < c->n && rc == QC_OK; i++)
+        if ((rc = j.rc[i]) != QC_OK)
+            *err = j.err[i];
+    free(j.rc);
+    free(j.err);
     return rc;
 }
 
@@ -598,7 +628,7 @@ int qc_compare_evaluate(qc_compare *c, qc_dataset *d, const int *idx, int n,
     size_t w_bytes = 0, budget = o->max_bytes ? o->max_bytes : (size_t)1 << 30;
     for (int i = 0; i < m->n_inits; i++)
         w_bytes += qc_tensor_nbytes(&m->inits[i]);
-    size_t per_cand = 2 * (w_bytes + qc_exec_peak_bytes(c->x));
+    size_t per_cand = 2 * (w_bytes + qc_cmp_calib_peak(c));
     c->sample_major = o->force_schedule == 1 ||
                       (o->force_schedule == 0 && per_cand * (size_t)c->n <= budget);
     int64_t total = (int64_t)n * c->n, done = 0;
@@ -606,8 +636,7 @@ int qc_compare_evaluate(qc_compare *c, qc_dataset *d, const int *idx, int n,
     c->eval_skipped = 0;
     if (c->sample_major) {
         int threads = qc_par_threads() < c->n ? qc_par_threads() : c->n;
-        for (int i = 0; i < c->n && rc == QC_OK; i++)
-            rc = build_cand(c, &c->ce[i], err);
+        rc = build_all(c, err);
         if (rc == QC_OK && threads > 1 && n > 0)
             rc = eval_side_by_side(c, d, idx, n, threads, o, err);
         for (int s = 0; s < n && rc == QC_OK && threads <= 1; s++) {

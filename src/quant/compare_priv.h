@@ -53,9 +53,10 @@ struct qc_compare {
     int             n_t;
     int            *input_t;                /* graph input -> otensor index or -1 */
     int            *node_start, *node_list; /* node -> otensor indices of its outputs */
-    struct obs_item *items;                 /* observer updates of one node (parallel) */
-    int             n_items;
+    struct cshard  *own;                    /* qc_compare_observe's updates (compare.c) */
     qc_exec        *x;                      /* float, calibration */
+    int64_t         shard_runs;             /* float runs of the pass's other shards */
+    size_t          shard_peak;             /* their executors' peak */
     qc_exec        *fx;                     /* float, eval: every intermediate kept */
     size_t          observer_bytes, eval_peak;
     int             ranges_set;
@@ -67,6 +68,8 @@ struct qc_compare {
 void qc_cmp_obs_config(const qc_quant_opts *o, qc_obs_config *cfg);
 int  qc_cmp_range(const qc_observer *shared, const qc_quant_opts *o, qc_range *r, qc_err *err);
 int  qc_cmp_set_ranges(qc_compare *c, qc_err *err);
+/* Peak activation bytes of the calibration pass's float executors. */
+size_t qc_cmp_calib_peak(const qc_compare *c);
 /* Frees a candidate's executor and evaluated model and, if `model`, its built model too. */
 void qc_cmp_cand_release(cand_eval *ce, int model);
 /* The observer state group a candidate's activation ranges come from (compare.c). */
@@ -76,9 +79,16 @@ int  qc_cmp_group_index(qc_compare *c, const ogroup *g, qc_err *err);
 
 /* compare_auto.c: the "auto" candidates. Setup (after the candidates' quantizers exist,
  * before the tensors are planned) adds the observer groups auto chooses among and decides
- * each weight's per-tensor / per-channel quantization; auto_range picks tensor k's range. */
+ * each weight's per-tensor / per-channel quantization. */
 int  qc_cmp_auto_setup(qc_compare *c, qc_err *err);
-int  qc_cmp_auto_range(qc_compare *c, cand_eval *ce, int k, qc_range *r, qc_err *err);
+int  qc_cmp_auto_prepare(qc_compare *c, cand_eval *ce, qc_err *err);
+/* The ranges auto chooses among: option o's observer group and single-method options. */
+int  qc_cmp_auto_n_options(const cand_eval *ce);
+void qc_cmp_auto_option(const cand_eval *ce, int o, int *group, const qc_quant_opts **opts);
+/* Picks tensor k's range among the options' ranges ro[] (after auto_prepare; writes only
+ * tensor k's entries: tensors in parallel), then auto_count tallies the choices. */
+void qc_cmp_auto_pick(qc_compare *c, cand_eval *ce, int k, const qc_range *ro, qc_range *r);
+void qc_cmp_auto_count(cand_eval *ce);
 void qc_cmp_auto_free(cand_eval *ce);
 /* Applies auto's weight decisions to another quantizer planned on the same model. */
 void qc_cmp_auto_apply_weights(const cand_eval *ce, qc_quantizer *q);

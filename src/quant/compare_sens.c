@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "compare_priv.h"
+#include "par.h"
 #include "qc_prepare.h"
 #include "quant_priv.h"
 
@@ -15,6 +16,10 @@ typedef struct refset {
     int     *idx;               /* their dataset indices */
     float  **ref;               /* [sample * n_outputs + output], NULL if not float */
     int64_t *numel, *cols;      /* cols: C of a classifier-like [N, C] output, else 0 */
+    qc_tensor *in;              /* [sample * n_inputs + input]: copies, so that variants run
+                                 * side by side without sharing the data set (the few
+                                 * calibration samples of sensitivity and auto), or NULL */
+    int      n_in;              /* tensors allocated in `in` */
 } refset;
 
 typedef struct sens_state {
@@ -37,6 +42,9 @@ static void refs_free(refset *rs, int n_out)
 {
     for (int i = 0; rs->ref && i < rs->n * n_out; i++)
         free(rs->ref[i]);
+    for (int i = 0; rs->in && i < rs->n_in; i++)
+        qc_tensor_free(&rs->in[i]);
+    free(rs->in);
     free(rs->ref);
     free(rs->idx);
     free(rs->numel);
@@ -44,8 +52,8 @@ static void refs_free(refset *rs, int n_out)
     memset(rs, 0, sizeof *rs);
 }
 
-static int refs_make(qc_compare *c, qc_dataset *d, const int *idx, int n, refset *rs,
-                     qc_err *err)
+static int refs_make(qc_compare *c, qc_dataset *d, const int *idx, int n, int keep_inputs,
+                     refset *rs, qc_err *err)
 {
     const qc_model *m = c->m;
     int no = m->n_outputs, rc = QC_OK;
@@ -57,7 +65,9 @@ static int refs_make(qc_compare *c, qc_dataset *d, const int *idx, int n, refset
     rs->ref = calloc(cells, sizeof *rs->ref);
     rs->numel = calloc(cells, sizeof *rs->numel);
     rs->cols = calloc(cells, sizeof *rs->cols);
-    if (!rs->idx || !rs->ref || !rs->numel || !rs->cols)
+    if (keep_inputs)
+        rs->in = calloc((size_t)(n + 1) * (size_t)(m->n_inputs + 1), sizeof *rs->in);
+    if (!rs->idx || !rs->ref || !rs->numel || !rs->cols || (keep_inputs && !rs->in))
         return qc_errf(err, QC_ENOMEM, "out of memory");
     for (int s = 0; s < n; s++) {
         qc_tensor *in;
@@ -79,6 +89,15 @@ static int refs_make(qc_compare *c, qc_dataset *d, const int *idx, int n, refset
             if (!(rs->ref[k] = malloc((size_t)rs->numel[k] * sizeof(float) + 1)))
                 return qc_errf(err, QC_ENOMEM, "out of memory");
             memcpy(rs->ref[k], t->data, (size_t)rs->numel[k] * sizeof(float));
+        }
+        for (int i = 0; rs->in && i < m->n_inputs; i++) {
+            qc_tensor *t = &rs->in[rs->n_in];
+            if ((rc = qc_tensor_alloc(t, in[i].dtype, in[i].ndim, in[i].dims, err)) != QC_OK)
+                return rc;
+            rs->n_in++;
+            t->name = in[i].name;
+            if (qc_tensor_nbytes(&in[i]))
+                memcpy(t->data, in[i].data, qc_tensor_nbytes(&in[i]));
         }
         rs->idx[rs->n++] = idx[s];
     }
@@ -188,7 +207,8 @@ static int variant_h(qc_compare *c, int base, const hybrid *hy, const char *extr
         (rc = qc_quantizer_build(q, &qm, err)) != QC_OK ||
         (extra && *extra && (rc = float_inputs(&qm, extra, err)) != QC_OK) ||
         (rc = qc_prepare(qm, &em, NULL, err)) != QC_OK ||
-        (rc = qc_exec_new(&x, em, &(qc_exec_opts){ .cache_const = 1 }, err)) != QC_OK)
+        (rc = qc_exec_new(&x, em, &(qc_exec_opts){ .cache_const = 1, .fuse_qdq = 1 },
+                          err)) != QC_OK)
         goto done;
     for (int i = 0; i < no; i++) {
         map[i] = -1;
@@ -197,8 +217,8 @@ static int variant_h(qc_compare *c, int base, const hybrid *hy, const char *extr
                 map[i] = k;
     }
     for (int s = 0; s < rs->n && rc == QC_OK; s++) {
-        qc_tensor *in;
-        if ((rc = qc_dataset_load(d, rs->idx[s], &in, err)) != QC_OK ||
+        qc_tensor *in = rs->in ? rs->in + (size_t)s * (size_t)m->n_inputs : NULL;
+        if ((!in && (rc = qc_dataset_load(d, rs->idx[s], &in, err)) != QC_OK) ||
             (rc = qc_exec_run(x, in, m->n_inputs, err)) != QC_OK)
             break;
         for (int i = 0; i < no; i++) {
@@ -259,6 +279,48 @@ static int variant(qc_compare *c, int base, const char *extra, qc_dataset *d, co
     return variant_h(c, base, NULL, extra, d, rs, v, keep, err);
 }
 
+/* Variants side by side (each builds its own quantizer, model and executor, runs the inputs
+ * stored in rs, and touches nothing shared): the results of the serial loop, and its first
+ * error (lowest index). */
+typedef struct vjob {
+    const hybrid *hy;
+    const char   *extra;
+    int           run;          /* 0: not measured */
+    vres          v;
+    int           rc;
+    qc_err        err;
+} vjob;
+
+typedef struct vjobs {
+    qc_compare   *c;
+    int           base;
+    const refset *rs;
+    vjob         *j;
+} vjobs;
+
+static void vjob_items(void *ctx, int64_t lo, int64_t hi)
+{
+    vjobs *vs = ctx;
+    for (int64_t i = lo; i < hi; i++) {
+        vjob *j = &vs->j[i];
+        if (j->run)
+            j->rc = variant_h(vs->c, vs->base, j->hy, j->extra, NULL, vs->rs, &j->v, NULL,
+                              &j->err);
+    }
+}
+
+static int run_variants(qc_compare *c, int base, const refset *rs, vjob *j, int n, qc_err *err)
+{
+    vjobs vs = { c, base, rs, j };
+    qc_par_for(n, 1, vjob_items, &vs);
+    for (int i = 0; i < n; i++)
+        if (j[i].run && j[i].rc != QC_OK) {
+            *err = j[i].err;
+            return j[i].rc;
+        }
+    return QC_OK;
+}
+
 void qc_cmp_sens_free(qc_compare *c)
 {
     sens_state *ss = c->sens;
@@ -294,8 +356,9 @@ int qc_compare_sensitivity(qc_compare *c, int base, qc_dataset *d, const int *id
                            qc_err *err)
 {
     const qc_model *m = c->m;
-    refset rs;
+    refset rs = { 0 };
     vres v;
+    vjob *jobs = NULL;
     int rc;
     if (base < 0 || base >= c->n || !c->ce[base].res.n_eval)
         return qc_errf(err, QC_EUSAGE, "sensitivity: candidate %d was not evaluated", base);
@@ -313,7 +376,7 @@ int qc_compare_sensitivity(qc_compare *c, int base, qc_dataset *d, const int *id
     ss->base = base;
     ss->mr.target_db = NAN;
     const qc_quantizer *q = c->ce[base].q;
-    if ((rc = refs_make(c, d, idx, n, &rs, err)) != QC_OK)
+    if ((rc = refs_make(c, d, idx, n, 1, &rs, err)) != QC_OK)
         goto done;
     if (rs.n == 0) {
         rc = qc_errf(err, QC_EINPUT, "sensitivity: no usable sample");
@@ -328,21 +391,27 @@ int qc_compare_sensitivity(qc_compare *c, int base, qc_dataset *d, const int *id
         rc = qc_errf(err, QC_ENOMEM, "out of memory");
         goto done;
     }
-    for (int i = 0; i < m->n_nodes && rc == QC_OK; i++) {
+    if (!(jobs = calloc((size_t)m->n_nodes + 1, sizeof *jobs))) {
+        rc = qc_errf(err, QC_ENOMEM, "out of memory");
+        goto done;
+    }
+    for (int i = 0; i < m->n_nodes; i++) {
         const qc_node *nd = &m->nodes[i];
         /* --exclude takes a comma list of names: unnamed nodes cannot be named there */
         if (!q->nodes[i].final || !nd->name || !nd->name[0] || strchr(nd->name, ','))
             continue;
-        qc_sens_layer *l = &ss->l[ss->n++];
+        qc_sens_layer *l = &ss->l[ss->n];
         l->node = nd->name;
         l->op_type = nd->op_type;
         l->sqnr_db = NAN;
-        if (!qc_quant_is_movement(nd->op_type) &&
-            (rc = variant(c, base, nd->name, d, &rs, &v, NULL, err)) == QC_OK)
-            l->sqnr_db = v.sqnr;
+        jobs[ss->n].extra = nd->name;
+        jobs[ss->n++].run = !qc_quant_is_movement(nd->op_type);
     }
-    if (rc != QC_OK)
+    if ((rc = run_variants(c, base, &rs, jobs, ss->n, err)) != QC_OK)
         goto done;
+    for (int i = 0; i < ss->n; i++)
+        if (jobs[i].run)
+            ss->l[i].sqnr_db = jobs[i].v.sqnr;
     for (int i = 1; i < ss->n; i++) {     /* stable: ties keep the file order */
         qc_sens_layer x = ss->l[i];
         int k = i;
@@ -354,6 +423,7 @@ int qc_compare_sensitivity(qc_compare *c, int base, qc_dataset *d, const int *id
         ss->fl[i] = ss->l[i].node;
 done:
     refs_free(&rs, m->n_outputs);
+    free(jobs);
     if (rc != QC_OK)
         ss->n = 0;
     return rc;
@@ -433,7 +503,7 @@ int qc_compare_mixed(qc_compare *c, qc_dataset *d, const int *idx, int n, int ke
         return qc_errf(err, QC_EUSAGE, "mixed precision: no sensitivity measured");
     ss->mr.n_models = 0;
     ss->mr.target_db = keep_float >= 0 ? NAN : target_db;
-    if ((rc = refs_make(c, d, idx, n, &rs, err)) != QC_OK)
+    if ((rc = refs_make(c, d, idx, n, 0, &rs, err)) != QC_OK)
         goto done;
     if (rs.n == 0) {
         rc = qc_errf(err, QC_EINPUT, "mixed precision: no usable eval sample");
@@ -518,11 +588,15 @@ static int switches(const double *cs, const double *ca, int n, double tau, unsig
 int qc_compare_auto_confirm(qc_compare *c, int metric, qc_dataset *cd, const int *cidx,
                             int cn, qc_dataset *ed, const int *eidx, int en, qc_err *err)
 {
-    static const double taus[] = { 2, 8, 32 };
+    enum { N_TAU = 3 };
+    static const double taus[N_TAU] = { 2, 8, 32 };
     int *order = malloc(((size_t)c->n + 1) * sizeof *order), ia = -1, is = -1, rc = QC_OK;
     double *cs = calloc((size_t)c->n_t + 1, sizeof *cs);
     double *ca = calloc((size_t)c->n_t + 1, sizeof *ca);
-    unsigned char *sw = calloc((size_t)c->n_t + 1, 1);
+    unsigned char *sw = calloc(((size_t)c->n_t + 1) * N_TAU, 1);
+    hybrid hys[N_TAU];
+    vjob vj[N_TAU + 1];
+    memset(vj, 0, sizeof vj);
     sens_state *ss = state(c);
     refset rs = { 0 };
     vres vs, v, best;
@@ -563,21 +637,23 @@ int qc_compare_auto_confirm(qc_compare *c, int metric, qc_dataset *cd, const int
         ca[k] = qc_cmp_auto_cost(c, ace, k, ra);
         cs[k] = qc_cmp_auto_cost(c, ace, k, rsr);
     }
-    if ((rc = refs_make(c, cd, cidx, cn, &rs, err)) != QC_OK ||
-        (rc = variant_h(c, is, NULL, NULL, cd, &rs, &vs, NULL, err)) != QC_OK)
+    /* S and the hybrids with a switch, side by side; chosen in this order */
+    for (int i = 0; i < N_TAU; i++) {
+        hys[i] = (hybrid){ ace, sw + (size_t)i * ((size_t)c->n_t + 1) };
+        vj[i + 1].hy = &hys[i];
+        vj[i + 1].run = switches(cs, ca, c->n_t, taus[i], sw + (size_t)i * ((size_t)c->n_t + 1))
+                        > 0;
+    }
+    vj[0].run = 1;
+    if ((rc = refs_make(c, cd, cidx, cn, 1, &rs, err)) != QC_OK ||
+        (rc = run_variants(c, is, &rs, vj, N_TAU + 1, err)) != QC_OK)
         goto done;
-    best = vs;
-    for (int i = 0; i < (int)(sizeof taus / sizeof *taus); i++) {
-        hybrid hy = { ace, sw };
-        if (!switches(cs, ca, c->n_t, taus[i], sw))
-            continue;
-        if ((rc = variant_h(c, is, &hy, NULL, cd, &rs, &v, NULL, err)) != QC_OK)
-            goto done;
-        if (vbetter(&v, &best, metric)) {
-            best = v;
+    vs = best = vj[0].v;
+    for (int i = 0; i < N_TAU; i++)
+        if (vj[i + 1].run && vbetter(&vj[i + 1].v, &best, metric)) {
+            best = vj[i + 1].v;
             tau = taus[i];
         }
-    }
     ss->ac.auto_cand = ia;
     ss->ac.single = is;
     ss->ac.tau = tau;
@@ -595,7 +671,7 @@ int qc_compare_auto_confirm(qc_compare *c, int metric, qc_dataset *cd, const int
     }
     hybrid hy = { ace, sw };
     ss->ac.n_switched = switches(cs, ca, c->n_t, tau, sw);
-    if ((rc = refs_make(c, ed, eidx, en, &rs, err)) != QC_OK ||
+    if ((rc = refs_make(c, ed, eidx, en, 0, &rs, err)) != QC_OK ||
         (rc = variant_h(c, is, &hy, NULL, ed, &rs, &v, &ss->confirmed, err)) != QC_OK)
         goto done;
     ss->ac.sqnr_db = v.sqnr;

@@ -444,6 +444,11 @@ int qc_quantizer_merge(qc_quantizer *q, const qc_quantizer *other, qc_err *err)
     return QC_OK;
 }
 
+qc_observer *qc_quantizer_observer(qc_quantizer *q, int i)
+{
+    return i >= 0 && i < q->n_t ? q->t[i].obs : NULL;
+}
+
 int qc_quantizer_observe_inputs(qc_quantizer *q, const qc_tensor *inputs, int n, qc_err *err)
 {
     for (int i = 0; i < n && i < q->m->n_inputs; i++) {

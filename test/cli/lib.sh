@@ -74,6 +74,56 @@ expect_success() {
     cli_ok "$name"
 }
 
+# expect_usage NAME 'substring' -- command args...
+# A usage error: exit 2 and the first stderr line starts with "calibrate: " and contains the
+# substring (a hint may follow).
+expect_usage() {
+    local name=$1 pat=$2 rc=0
+    shift 3
+    "$@" >/dev/null 2>"$CLI_TMP/err" </dev/null || rc=$?
+    if [ "$rc" = 2 ] && head -1 "$CLI_TMP/err" | grep -q '^calibrate: ' &&
+            head -1 "$CLI_TMP/err" | grep -qF -- "$pat"; then
+        cli_ok "$name"
+    else
+        cli_fail "$name" "exit $rc, stderr: $(head -c 300 "$CLI_TMP/err")"
+    fi
+}
+
+# model_path NAME: the file of integration model NAME (models/manifest.txt).
+model_path() {
+    awk -v n="$1" '$1 == "model" && $2 == n { print "models/cache/" $9 }' models/manifest.txt
+}
+
+# cli_models SUITE N_CALIB N_EVAL: the integration models (tools/fetch_models.sh) and their
+# samples (tools/make_inputs.py --min); on failure a FAIL line, the suite's summary, and 1.
+cli_models() {
+    if ! tools/fetch_models.sh >"$CLI_TMP/fetch.log" 2>&1; then
+        cli_fail fetch_models "$(tail -1 "$CLI_TMP/fetch.log")"
+        cli_done "$1"
+        return 1
+    fi
+    if ! "$PY" tools/make_inputs.py --min --calib "$2" --eval "$3" \
+            >"$CLI_TMP/inputs.log" 2>&1; then
+        cli_fail make_inputs "$(tail -1 "$CLI_TMP/inputs.log")"
+        cli_done "$1"
+        return 1
+    fi
+}
+
+# tally NAME COMMAND...: runs an oracle, echoes its output and counts its ok/FAIL lines; a
+# failing exit status without a FAIL line is one failure, NAME.
+tally() {
+    local name=$1 out rc=0
+    shift
+    out=$("$@" 2>&1) || rc=$?
+    [ -n "$out" ] && echo "$out"
+    CLI_PASSED=$((CLI_PASSED + $(grep -c '^ok ' <<<"$out")))
+    CLI_FAILED=$((CLI_FAILED + $(grep -c '^FAIL ' <<<"$out")))
+    if [ "$rc" != 0 ] && ! grep -q '^FAIL ' <<<"$out"; then
+        cli_fail "$name" "exit status $rc: $(tail -1 <<<"$out")"
+    fi
+}
+
 cli_done() {
     echo "$1: $CLI_PASSED passed, $CLI_FAILED failed"
     [ "$CLI_FAILED" = 0 ]

@@ -12,18 +12,6 @@
 source "$(dirname "$0")/lib.sh"
 M=$FX/conv.onnx
 
-# Usage errors: exit 2, the message first ("calibrate: ..."), then a hint is fine.
-expect_usage() {
-    local name=$1 pat=$2 rc=0
-    shift 3
-    "$@" >/dev/null 2>"$CLI_TMP/err" </dev/null || rc=$?
-    if [ "$rc" = 2 ] && head -1 "$CLI_TMP/err" | grep -q '^calibrate: ' &&
-            head -1 "$CLI_TMP/err" | grep -qF -- "$pat"; then
-        cli_ok "$name"
-    else
-        cli_fail "$name" "exit $rc, stderr: $(head -c 300 "$CLI_TMP/err")"
-    fi
-}
 expect_usage usage_metric "--metric 'psnr'" -- "$CAL" compare --data "$FX/data_ok" "$M" \
     --metric psnr
 expect_usage usage_methods "unknown method 'kl'" -- "$CAL" compare --data "$FX/data_ok" "$M" \
@@ -87,41 +75,15 @@ expect_error nan_strict 2 "s1.npy: 1 NaN/Inf values (--strict)" -- "$CAL" compar
 expect_error nan_strict_eval 2 "eval sample s1.npy: 1 NaN/Inf values (--strict)" -- "$CAL" \
     compare --data "$FX/data_ok" --eval "$FX/cmp_nan" "$M" --strict
 
-if ! tools/fetch_models.sh >"$CLI_TMP/fetch.log" 2>&1; then
-    cli_fail fetch_models "$(tail -1 "$CLI_TMP/fetch.log")"
-    cli_done compare
-    exit
-fi
 N_CALIB=${QC_CMP_CALIB:-32}
 N_EVAL=${QC_CMP_EVAL:-16}
-if ! "$PY" tools/make_inputs.py --min --calib "$N_CALIB" --eval "$N_EVAL" \
-        >"$CLI_TMP/inputs.log" 2>&1; then
-    cli_fail make_inputs "$(tail -1 "$CLI_TMP/inputs.log")"
-    cli_done compare
-    exit
-fi
-model_path() {
-    awk -v n="$1" '$1 == "model" && $2 == n { print "models/cache/" $9 }' models/manifest.txt
-}
+cli_models compare "$N_CALIB" "$N_EVAL" || exit
 CHECK_ARGS=(--limit "$N_CALIB" --eval-limit "$N_EVAL")
 MODELS=$(awk '$1 == "model" { print $2 }' models/manifest.txt)
 if [ "${QC_ASAN:-0}" = 1 ]; then
     CHECK_ARGS=(--limit 2 --eval-limit 1 --no-ranking)
     MODELS="nudenet magika"             # an image detector and an int32-input classifier
 fi
-
-# tally: runs compare_check.py and counts its ok/FAIL lines
-tally() {
-    local name=$1 out rc=0
-    shift
-    out=$("$@" 2>&1) || rc=$?
-    [ -n "$out" ] && echo "$out"
-    CLI_PASSED=$((CLI_PASSED + $(grep -c '^ok ' <<<"$out")))
-    CLI_FAILED=$((CLI_FAILED + $(grep -c '^FAIL ' <<<"$out")))
-    if [ "$rc" != 0 ] && ! grep -q '^FAIL ' <<<"$out"; then
-        cli_fail "$name" "exit status $rc: $(tail -1 <<<"$out")"
-    fi
-}
 
 for m in $MODELS; do
     data=models/cache/data/$m

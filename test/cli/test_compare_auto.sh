@@ -10,17 +10,6 @@
 source "$(dirname "$0")/lib.sh"
 M=$FX/conv.onnx
 
-expect_usage() {
-    local name=$1 pat=$2 rc=0
-    shift 3
-    "$@" >/dev/null 2>"$CLI_TMP/err" </dev/null || rc=$?
-    if [ "$rc" = 2 ] && head -1 "$CLI_TMP/err" | grep -q '^calibrate: ' &&
-            head -1 "$CLI_TMP/err" | grep -qF -- "$pat"; then
-        cli_ok "$name"
-    else
-        cli_fail "$name" "exit $rc, stderr: $(head -c 300 "$CLI_TMP/err")"
-    fi
-}
 D=(--data "$FX/data_ok" --eval "$FX/data_ok")
 expect_usage usage_auto "--auto 'maybe'" -- "$CAL" compare "${D[@]}" "$M" --auto maybe
 expect_usage usage_keep_float "--keep-float 'x'" -- "$CAL" compare "${D[@]}" "$M" \
@@ -77,36 +66,12 @@ same_model() {
 }
 same_model calibrate_auto_fixture "$M" "$FX/data_ok" "$FX/data_ok"
 
-if ! tools/fetch_models.sh >"$CLI_TMP/fetch.log" 2>&1; then
-    cli_fail fetch_models "$(tail -1 "$CLI_TMP/fetch.log")"
-    cli_done compare_auto
-    exit
-fi
 N_CALIB=${QC_AUTO_CALIB:-32}
 N_EVAL=${QC_AUTO_EVAL:-32}
-if ! "$PY" tools/make_inputs.py --min --calib "$N_CALIB" --eval "$N_EVAL" \
-        >"$CLI_TMP/inputs.log" 2>&1; then
-    cli_fail make_inputs "$(tail -1 "$CLI_TMP/inputs.log")"
-    cli_done compare_auto
-    exit
-fi
-model_path() {
-    awk -v n="$1" '$1 == "model" && $2 == n { print "models/cache/" $9 }' models/manifest.txt
-}
+cli_models compare_auto "$N_CALIB" "$N_EVAL" || exit
 data=models/cache/data/magika
 same_model calibrate_auto_magika "$(model_path magika)" "$data/calib" "$data/eval" --limit 8
 
-tally() {
-    local name=$1 out rc=0
-    shift
-    out=$("$@" 2>&1) || rc=$?
-    [ -n "$out" ] && echo "$out"
-    CLI_PASSED=$((CLI_PASSED + $(grep -c '^ok ' <<<"$out")))
-    CLI_FAILED=$((CLI_FAILED + $(grep -c '^FAIL ' <<<"$out")))
-    if [ "$rc" != 0 ] && ! grep -q '^FAIL ' <<<"$out"; then
-        cli_fail "$name" "exit status $rc: $(tail -1 <<<"$out")"
-    fi
-}
 ARGS=(--limit "$N_CALIB" --eval-limit "$N_EVAL")
 [ "${QC_ASAN:-0}" = 1 ] && ARGS=(--limit 3 --eval-limit 2)
 for m in ${QC_AUTO_MODELS:-magika}; do

@@ -5,9 +5,11 @@
 # byte-identical float outputs across thread counts. On the nudenet integration model when
 # models/cache has it (tools/fetch_models.sh, tools/make_inputs.py), else on the fixture.
 # Calibration runs QC_THREADS samples side by side and merges the shards' observers, so the
-# thread counts also change which samples each observer sees: every method but ema (run as
-# one shard) must still give the same bytes. Per-channel; under QC_ASAN percentile only, two
-# thread settings, 2 samples.
+# thread counts also change which samples each observer sees: every method must still give
+# the same bytes (ema through the replay of qc_ema_log.h). Per-channel; under QC_ASAN
+# percentile and ema only, two thread settings, 2 samples. `calibrate compare`'s --json
+# report (timings removed) is the same at QC_THREADS 1, 2 and 3: its calibration pass runs
+# side by side too.
 # shellcheck source=test/cli/lib.sh
 source "$(dirname "$0")/lib.sh"
 
@@ -15,12 +17,16 @@ MODEL=$(awk '$1 == "model" && $2 == "nudenet" { print "models/cache/" $9 }' \
         models/manifest.txt 2>/dev/null)
 DATA=models/cache/data/nudenet/calib
 LIMIT=8
-METHODS="percentile entropy minmax mse"
+METHODS="percentile entropy minmax mse ema"
 VARIANTS=("again 2 2" "blas1_qc1 1 1" "blas1_qc2 1 2" "blas2_qc1 2 1" "blas1_qc3 1 3")
+CMP_ARGS=()
+CMP_THREADS="1 2 3"
 if [ "${QC_ASAN:-0}" = 1 ]; then          # sanitizers make each run ~20x slower
     LIMIT=2
-    METHODS=percentile
+    METHODS="percentile ema"
     VARIANTS=("again 2 2" "blas1_qc1 1 1")
+    CMP_ARGS=(--methods ema,minmax --auto no)
+    CMP_THREADS="1 2"
 fi
 if [ -z "$MODEL" ] || [ ! -f "$MODEL" ] || [ ! -d "$DATA" ]; then
     echo "note: nudenet not in models/cache: using the generated fixture model"
@@ -61,6 +67,44 @@ for method in $METHODS; do
             cli_ok "$name"
         fi
     done
+done
+
+# compare's report at several QC_THREADS (the timings taken out)
+cmp_ref=""
+for qc in $CMP_THREADS; do
+    rc=0
+    OPENBLAS_NUM_THREADS=2 QC_THREADS=$qc "$CAL" compare --data "$DATA" --limit "$LIMIT" \
+        --eval "$DATA" --eval-limit 2 "${CMP_ARGS[@]}" "$MODEL" --json "$D/cmp$qc.json" -q \
+        >/dev/null 2>"$CLI_TMP/err" </dev/null || rc=$?
+    if [ "$rc" != 0 ]; then
+        cli_fail "compare_json_qc$qc" "exit $rc: $(head -c 300 "$CLI_TMP/err")"
+        continue
+    fi
+    "$PY" - "$D/cmp$qc.json" "$D/cmp$qc.txt" <<'PYEOF'
+import json, sys
+def strip(o):
+    if isinstance(o, dict):
+        return {k: strip(v) for k, v in o.items() if not k.endswith("seconds")}
+    if isinstance(o, list):
+        return [strip(v) for v in o]
+    return o
+with open(sys.argv[2], "w") as f:
+    json.dump(strip(json.load(open(sys.argv[1]))), f, indent=1, sort_keys=True)
+PYEOF
+    if [ -z "$cmp_ref" ]; then
+        cmp_ref=$D/cmp$qc.txt
+        if grep -q '"float_passes": '"$LIMIT" "$cmp_ref"; then
+            cli_ok "compare_json_qc$qc: $LIMIT float passes"
+        else
+            cli_fail "compare_json_qc$qc" "expected $LIMIT float passes: $(grep float_passes \
+                "$cmp_ref" | head -1)"
+        fi
+    elif cmp -s "$cmp_ref" "$D/cmp$qc.txt"; then
+        cli_ok "compare_json_qc$qc"
+    else
+        cli_fail "compare_json_qc$qc" "report differs from QC_THREADS=1: $(diff "$cmp_ref" \
+            "$D/cmp$qc.txt" | head -4 | tr '\n' ' ')"
+    fi
 done
 
 # The float executor's outputs: QC_THREADS / OPENBLAS_NUM_THREADS 1 against 2.

@@ -17,75 +17,31 @@
 3. `--keep-float 2`: exactly the two most sensitive nodes are float.
 Prints "ok   NAME: figures" or "FAIL NAME: why" per check; exit 1 if one failed.
 """
-import argparse
 import json
 import os
-import subprocess
 import sys
 
-import numpy as np
 import onnx
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from oracle_util import die, fail, failures, feeds_for, list_samples, ok, ort_session  # noqa: E402
-
-
-def run(cmd):
-    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    if p.returncode != 0:
-        err = (p.stderr.strip().splitlines() or ["(no message)"])[-1]
-        raise RuntimeError(f"{' '.join(cmd[:3])}... exit {p.returncode}: {err}")
-    return p.stdout
-
-
-def run_ort(path, samples):
-    sess = ort_session(path, 2, "all")
-    ins = sess.get_inputs()
-    return [sess.run(None, feeds_for(s, ins)) for s in samples]
+from compare_check import common_args, metric, prepare, run, run_ort  # noqa: E402
+from compare_check import finite as val  # noqa: E402
+from oracle_util import die, fail, failures, ok  # noqa: E402
 
 
 def sqnr(ref, got):
     """compare's output SQNR: per float output over all samples, the worst output counts."""
-    vals = []
-    for k in range(len(ref[0])):
-        if ref[0][k].dtype != np.float32:
-            continue
-        r = np.concatenate([x[k].astype(np.float64).ravel() for x in ref])
-        g = np.concatenate([x[k].astype(np.float64).ravel() for x in got])
-        fin = np.isfinite(r)
-        r, g = r[fin], g[fin]
-        err, sig = float(((g - r) ** 2).sum()), float((r ** 2).sum())
-        vals.append(np.inf if err == 0 else -np.inf if sig == 0 else 10 * np.log10(sig / err))
-    return min(vals)
-
-
-def val(x):
-    return float("-inf") if x is None else float(x)
+    return metric(ref, got, "sqnr")
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("cal")
-    ap.add_argument("model")
-    ap.add_argument("--calib", required=True)
-    ap.add_argument("--eval", required=True)
-    ap.add_argument("--work", required=True)
-    ap.add_argument("--name", default="auto")
-    ap.add_argument("--limit", type=int, default=0)
-    ap.add_argument("--eval-limit", type=int, default=0)
+    ap = common_args("auto")
     ap.add_argument("--margin", type=float, default=3.0)
     ap.add_argument("--tol", type=float, default=0.1)
     a = ap.parse_args()
-    os.makedirs(a.work, exist_ok=True)
-    eval_samples = list_samples(a.eval)
-    if a.eval_limit:
-        eval_samples = eval_samples[:a.eval_limit]
+    eval_samples, lim, base = prepare(a)
     if not eval_samples:
         die("no eval samples")
-    lim = ["--limit", str(a.limit)] if a.limit else []
-    base = [a.cal, "compare", "--data", a.calib, "--eval", a.eval, a.model, "-q"] + lim
-    if a.eval_limit:
-        base += ["--eval-limit", str(a.eval_limit)]
     w = lambda f: os.path.join(a.work, f)  # noqa: E731
     ref = run_ort(a.model, eval_samples)
 

@@ -32,7 +32,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from oracle_util import die, fail, failures, feeds_for, list_samples, ok, ort_session  # noqa: E402
 
 
-
 def run(cmd):
     p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if p.returncode != 0:
@@ -101,37 +100,50 @@ def metric(ref, got, which):
     return min(vals)
 
 
-def main():
+def common_args(name):
+    """The arguments of this check and compare_auto_check.py: CAL MODEL --calib --eval --work
+    [--name] [--limit] [--eval-limit]."""
     ap = argparse.ArgumentParser()
     ap.add_argument("cal")
     ap.add_argument("model")
     ap.add_argument("--calib", required=True)
     ap.add_argument("--eval", required=True)
     ap.add_argument("--work", required=True)
-    ap.add_argument("--name", default="compare")
+    ap.add_argument("--name", default=name)
     ap.add_argument("--limit", type=int, default=0)
     ap.add_argument("--eval-limit", type=int, default=0)
+    return ap
+
+
+def prepare(a):
+    """Makes --work; returns the eval samples (--eval-limit of them), the --limit arguments
+    and the compare command (-q, the samples and their limits) that each run extends."""
+    os.makedirs(a.work, exist_ok=True)
+    eval_samples = list_samples(a.eval)
+    if a.eval_limit:
+        eval_samples = eval_samples[:a.eval_limit]
+    lim = ["--limit", str(a.limit)] if a.limit else []
+    base = [a.cal, "compare", "--data", a.calib, "--eval", a.eval, a.model, "-q"] + lim
+    if a.eval_limit:
+        base += ["--eval-limit", str(a.eval_limit)]
+    return eval_samples, lim, base
+
+
+def main():
+    ap = common_args("compare")
     ap.add_argument("--metric", default="sqnr", choices=["sqnr", "cosine", "top1"])
     ap.add_argument("--min-spearman", type=float, default=0.9)
     ap.add_argument("--no-ranking", action="store_true")
     a = ap.parse_args()
-    os.makedirs(a.work, exist_ok=True)
+    eval_samples, lim, base = prepare(a)
     n_calib = len(list_samples(a.calib))
     if a.limit:
         n_calib = min(n_calib, a.limit)
-    eval_samples = list_samples(a.eval)
-    if a.eval_limit:
-        eval_samples = eval_samples[:a.eval_limit]
     if not eval_samples or not n_calib:
         die("no samples")
-    lim = ["--limit", str(a.limit)] if a.limit else []
     report, best_path = os.path.join(a.work, "report.json"), os.path.join(a.work, "best.onnx")
-    cmd = [a.cal, "compare", "--data", a.calib, "--eval", a.eval, a.model, "--json", report,
-           "--write-best", best_path, "--metric", a.metric, "-q"] + lim
-    if a.eval_limit:
-        cmd += ["--eval-limit", str(a.eval_limit)]
     try:
-        run(cmd)
+        run(base + ["--json", report, "--write-best", best_path, "--metric", a.metric])
     except RuntimeError as e:
         fail(f"compare_{a.name}", str(e))
         return
