@@ -26,6 +26,9 @@ typedef struct qtensor {
     int          output_path;   /* reaches a graph output through data movement only */
     int          done;          /* parameters computed */
     qc_observer *obs;
+    int          has_range;     /* `range` holds the observer's range (computed ahead, in
+                                 * parallel over tensors: histogram searches are the slow part) */
+    qc_range     range;
     int          fixed;         /* range given by --params-in instead of observed */
     qc_range     fixed_range, fixed_seen;
     /* results, n_ch entries each */

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "par.h"
 #include "qc_qparams.h"
 #include "quant_priv.h"
 
@@ -552,6 +553,8 @@ static int compute_params(qc_quantizer *q, int i, qc_err *err)
                 ;
             else if (t->fixed)
                 r = t->fixed_range;
+            else if (t->has_range)
+                r = t->range;
             else if ((rc = qc_observer_range(t->obs, 0, &r, err)) != QC_OK)
                 return rc;
             t->lo[0] = r.lo;
@@ -619,6 +622,49 @@ static int finish_bias(qc_quantizer *q, qtensor *t, qc_err *err)
     return QC_OK;
 }
 
+/* The observer ranges compute_params will ask for (activations with their own observer),
+ * tensors side by side; each observer is read by one thread only. */
+typedef struct range_job {
+    qc_quantizer *q;
+    int          *idx, *rc;
+    qc_err       *err;
+} range_job;
+
+static void range_items(void *ctx, int64_t lo, int64_t hi)
+{
+    range_job *j = ctx;
+    for (int64_t k = lo; k < hi; k++) {
+        qtensor *t = &j->q->t[j->idx[k]];
+        j->rc[k] = qc_observer_range(t->obs, 0, &t->range, &j->err[k]);
+        t->has_range = j->rc[k] == QC_OK;
+    }
+}
+
+static int ranges_ahead(qc_quantizer *q, qc_err *err)
+{
+    int n = 0, rc = QC_OK;
+    range_job j = { q, calloc((size_t)q->n_t + 1, sizeof *j.idx),
+                    calloc((size_t)q->n_t + 1, sizeof *j.rc),
+                    calloc((size_t)q->n_t + 1, sizeof *j.err) };
+    if (!j.idx || !j.rc || !j.err)
+        rc = qc_errf(err, QC_ENOMEM, "out of memory");
+    for (int i = 0; i < q->n_t && rc == QC_OK; i++) {
+        const qtensor *t = &q->t[i];
+        if (t->used && t->kind == QT_ACT && t->obs && !t->fixed && !t->output_path &&
+            (t->share_from < 0 || !q->t[t->share_from].used))
+            j.idx[n++] = i;
+    }
+    if (rc == QC_OK)
+        qc_par_for(n, 1, range_items, &j);
+    for (int k = 0; k < n && rc == QC_OK; k++)
+        if (j.rc[k] != QC_OK)
+            *err = j.err[k], rc = j.rc[k];   /* the first tensor's, as the serial loop */
+    free(j.idx);
+    free(j.rc);
+    free(j.err);
+    return rc;
+}
+
 int qc_quantizer_build(qc_quantizer *q, qc_model **out, qc_err *err)
 {
     const qc_model *m = q->m;
@@ -678,6 +724,8 @@ int qc_quantizer_build(qc_quantizer *q, qc_model **out, qc_err *err)
         }
     }
     free(dq_readers);
+    if ((rc = ranges_ahead(q, err)) != QC_OK)
+        return rc;
     for (int i = 0; i < q->n_t; i++) {
         qtensor *t = &q->t[i];
         if (t->kind == QT_BIAS && t->used && (q->o.bias_float || !q->t[t->bias_in].used ||
