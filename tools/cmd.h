@@ -62,19 +62,24 @@ int qc_cmd_quant_opt(qc_quant_opts *o, int argc, char **argv, int *i, const char
  * --per-channel, --symmetric-activations): `calibrate` and `doctor`; `compare` takes lists. */
 int qc_cmd_config_opt(qc_quant_opts *o, int argc, char **argv, int *i, const char *cmd);
 
-/* Loads calibration sample i of d into *in. A sample with NaN/Inf values is an error with
- * `strict`, else it is skipped with a one-line warning (after clearing the progress line):
- * returns QC_OK, 1 when skipped, or an error code with err filled. */
+/* Loading calibration sample i of d into *in, for sample-parallel passes, in two halves: the
+ * read (a sample with NaN/Inf values is an error with `strict`, else it returns 1 with *bad
+ * set: to skip; prints nothing) and the one-line warning (after clearing the progress line;
+ * under the pass's lock). */
 struct qc_dataset;
 struct qc_progress;
-int qc_cmd_load_sample(struct qc_dataset *d, int i, int n_inputs, const char *dir, int strict,
-                       struct qc_progress *prog, qc_tensor **in, qc_err *err);
-/* qc_cmd_load_sample in two halves for sample-parallel passes: the read (returns 1 with *bad
- * set for a sample to skip, prints nothing) and the warning (under the pass's lock). */
 int  qc_cmd_read_sample(struct qc_dataset *d, int i, int n_inputs, const char *dir, int strict,
                         qc_tensor **in, int64_t *bad, qc_err *err);
 void qc_cmd_skip_warning(struct qc_progress *prog, const char *dir, const char *name,
                          int64_t bad);
+
+/* The calibration samples idx[0..n) of d (idx NULL: 0..n-1) through qc_compare_observe_pass,
+ * side by side on qc_pass_default_jobs() shards (each on its own clone of d): skipped samples
+ * get qc_cmd_skip_warning, a failing one's error names it, prog follows the samples done. */
+struct qc_compare;
+int qc_cmd_compare_pass(struct qc_compare *c, struct qc_dataset *d, const char *dir, int strict,
+                        const int *idx, int n, int n_inputs, struct qc_progress *prog, int *used,
+                        int *skipped, qc_err *err);
 
 /* Prints "calibrate: <err->msg>" once on stderr; returns the exit status for `code`. */
 int qc_cmd_fail(int code, const qc_err *err);

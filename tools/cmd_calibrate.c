@@ -193,19 +193,9 @@ static int calibrate_auto(const cal_args *a, const char *out_path, qc_err *err)
             n = (int)a->limit;
         qc_progress_start(&prog, "calibrate", "samples", n, a->quiet);
     }
-    for (int i = 0; i < n && rc == QC_OK; i++) {
-        qc_tensor *in;
-        if ((rc = qc_cmd_load_sample(d, i, work->n_inputs, a->data, a->strict, &prog, &in,
-                                     err)) != QC_OK) {
-            if (rc == 1)
-                skipped++, rc = QC_OK;
-            continue;
-        }
-        if ((rc = qc_compare_observe(c, in, work->n_inputs, err)) != QC_OK)
-            qc_err_prefix(err, "%s/%s", a->data, qc_dataset_sample_name(d, i));
-        used++;
-        qc_progress_update(&prog, i + 1);
-    }
+    if (rc == QC_OK)
+        rc = qc_cmd_compare_pass(c, d, a->data, a->strict, NULL, n, work->n_inputs, &prog,
+                                 &used, &skipped, err);
     qc_progress_end(&prog);
     if (rc == QC_OK && used == 0)
         rc = qc_errf(err, QC_EINPUT, "%s: no usable calibration sample", a->data);

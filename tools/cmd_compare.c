@@ -10,7 +10,6 @@
 #include "qc_compare.h"
 #include "qc_data.h"
 #include "qc_io.h"
-#include "qc_pass.h"
 #include "qc_prepare.h"
 #include "qc_report.h"
 
@@ -649,63 +648,6 @@ static void progress_cb(void *user, int64_t done, int64_t total)
     qc_progress_update(user, done);
 }
 
-/* The calibration pass: samples calib_idx[0..n) side by side (qc_compare_observe_pass), each
- * shard reading its own clone of the data set. */
-typedef struct cal_feed {
-    const cmp_args *a;
-    qc_dataset    **d;              /* per shard; d[0] the caller's */
-    const int      *idx;
-    int64_t        *bad;            /* NaN/Inf count of each skipped sample */
-    int             n_inputs;
-    qc_progress    *prog;
-} cal_feed;
-
-static int feed_load(void *user, int shard, int i, qc_tensor **in, qc_err *err)
-{
-    cal_feed *f = user;
-    return qc_cmd_read_sample(f->d[shard], f->idx[i], f->n_inputs, f->a->data, f->a->strict,
-                              in, &f->bad[i], err);
-}
-
-static void feed_failed(void *user, int i, qc_err *err)
-{
-    cal_feed *f = user;
-    qc_err_prefix(err, "%s/%s", f->a->data, qc_dataset_sample_name(f->d[0], f->idx[i]));
-}
-
-static void feed_after(void *user, int i, int status, int n_finished)
-{
-    cal_feed *f = user;
-    if (status == 1)
-        qc_cmd_skip_warning(f->prog, f->a->data, qc_dataset_sample_name(f->d[0], f->idx[i]),
-                            f->bad[i]);
-    qc_progress_update(f->prog, n_finished);
-}
-
-static int calibrate_pass(const cmp_args *a, qc_compare *c, qc_dataset *d, const int *idx,
-                          int n, int n_inputs, qc_progress *prog, run_info *ri, qc_err *err)
-{
-    int jobs = qc_pass_default_jobs();
-    jobs = jobs > n ? (n > 0 ? n : 1) : jobs;
-    qc_dataset **ds = calloc((size_t)jobs, sizeof *ds);
-    int64_t *bad = calloc((size_t)n + 1, sizeof *bad);
-    int rc = ds && bad ? QC_OK : qc_errf(err, QC_ENOMEM, "out of memory");
-    if (rc == QC_OK)
-        ds[0] = d;
-    for (int s = 1; s < jobs && rc == QC_OK; s++)
-        rc = qc_dataset_clone(d, &ds[s], err);
-    cal_feed f = { a, ds, idx, bad, n_inputs, prog };
-    qc_compare_feed cf = { .user = &f, .n = n, .jobs = jobs, .load = feed_load,
-                           .failed = feed_failed, .after = feed_after };
-    if (rc == QC_OK)
-        rc = qc_compare_observe_pass(c, &cf, &ri->n_calib, &ri->calib_skipped, err);
-    for (int s = 1; ds && s < jobs; s++)
-        qc_dataset_free(ds[s]);
-    free(ds);
-    free(bad);
-    return rc;
-}
-
 int qc_cmd_compare(int argc, char **argv)
 {
     cmp_args a = { .limit = -1, .keep_float = -1, .sens_samples = 8, .target_sqnr = NAN,
@@ -770,7 +712,8 @@ int qc_cmd_compare(int argc, char **argv)
     t1 = qc_now();
     qc_progress_start(&prog, "compare: calibrate", "samples", n_cal, a.quiet);
     if (rc == QC_OK)
-        rc = calibrate_pass(&a, c, d, calib_idx, n_cal, work->n_inputs, &prog, &ri, &err);
+        rc = qc_cmd_compare_pass(c, d, a.data, a.strict, calib_idx, n_cal, work->n_inputs,
+                                 &prog, &ri.n_calib, &ri.calib_skipped, &err);
     qc_progress_end(&prog);
     if (rc == QC_OK && ri.n_calib == 0)
         rc = qc_errf(&err, QC_EINPUT, "%s: no usable calibration sample", a.data);

@@ -1,12 +1,15 @@
 /* What the commands share: option parsing (a table of string, count and flag options, the
  * options that set qc_quant_opts fields, the image options, the usage errors), and how a
- * calibration sample is loaded (NaN/Inf: skipped with a warning, or --strict). */
+ * calibration sample is loaded (NaN/Inf: skipped with a warning, or --strict), and the
+ * sample-parallel calibration pass of the commands built on qc_compare. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "cmd.h"
 #include "progress.h"
+#include "qc_compare.h"
 #include "qc_data.h"
+#include "qc_pass.h"
 
 int qc_cmd_read_sample(qc_dataset *d, int i, int n_inputs, const char *dir, int strict,
                        qc_tensor **in, int64_t *bad, qc_err *err)
@@ -30,13 +33,66 @@ void qc_cmd_skip_warning(qc_progress *prog, const char *dir, const char *name, i
             name, (long long)bad);
 }
 
-int qc_cmd_load_sample(qc_dataset *d, int i, int n_inputs, const char *dir, int strict,
-                       qc_progress *prog, qc_tensor **in, qc_err *err)
+/* The calibration pass of compare and `calibrate --method auto`: samples idx[0..n) side by
+ * side (qc_compare_observe_pass), each shard reading its own clone of the data set. */
+typedef struct cal_feed {
+    qc_dataset **d;                 /* per shard; d[0] the caller's */
+    const char  *dir;
+    int          strict, n_inputs;
+    const int   *idx;               /* NULL: sample i is dataset index i */
+    int64_t     *bad;               /* NaN/Inf count of each skipped sample */
+    qc_progress *prog;
+} cal_feed;
+
+static int feed_index(const cal_feed *f, int i)
 {
-    int64_t bad = 0;
-    int rc = qc_cmd_read_sample(d, i, n_inputs, dir, strict, in, &bad, err);
-    if (rc == 1)
-        qc_cmd_skip_warning(prog, dir, qc_dataset_sample_name(d, i), bad);
+    return f->idx ? f->idx[i] : i;
+}
+
+static int feed_load(void *user, int shard, int i, qc_tensor **in, qc_err *err)
+{
+    cal_feed *f = user;
+    return qc_cmd_read_sample(f->d[shard], feed_index(f, i), f->n_inputs, f->dir, f->strict,
+                              in, &f->bad[i], err);
+}
+
+static void feed_failed(void *user, int i, qc_err *err)
+{
+    cal_feed *f = user;
+    qc_err_prefix(err, "%s/%s", f->dir, qc_dataset_sample_name(f->d[0], feed_index(f, i)));
+}
+
+static void feed_after(void *user, int i, int status, int n_finished)
+{
+    cal_feed *f = user;
+    if (status == 1)
+        qc_cmd_skip_warning(f->prog, f->dir, qc_dataset_sample_name(f->d[0], feed_index(f, i)),
+                            f->bad[i]);
+    qc_progress_update(f->prog, n_finished);
+}
+
+int qc_cmd_compare_pass(qc_compare *c, qc_dataset *d, const char *dir, int strict,
+                        const int *idx, int n, int n_inputs, qc_progress *prog, int *used,
+                        int *skipped, qc_err *err)
+{
+    int jobs = qc_pass_default_jobs();
+    jobs = jobs > n ? (n > 0 ? n : 1) : jobs;
+    qc_dataset **ds = calloc((size_t)jobs, sizeof *ds);
+    int64_t *bad = calloc((size_t)n + 1, sizeof *bad);
+    int rc = ds && bad ? QC_OK : qc_errf(err, QC_ENOMEM, "out of memory");
+    if (rc == QC_OK)
+        ds[0] = d;
+    for (int s = 1; s < jobs && rc == QC_OK; s++)
+        rc = qc_dataset_clone(d, &ds[s], err);
+    cal_feed f = { ds, dir, strict, n_inputs, idx, bad, prog };
+    qc_compare_feed cf = { .user = &f, .n = n, .jobs = jobs, .load = feed_load,
+                           .failed = feed_failed, .after = feed_after };
+    if (rc == QC_OK)
+        rc = qc_compare_observe_pass(c, &cf, used, skipped, err);
+    for (int s = 1; ds && s < jobs; s++)
+        qc_dataset_free(ds[s]);
+    free(ds);
+    free(bad);
     return rc;
 }
 
