@@ -468,8 +468,8 @@ static int verify_job(void *user, int shard, int j, qc_err *err)
 
 /* Output SQNR (dB, all outputs pooled) of q0 and q1 on samples first..first+n-1 (or the first
  * VERIFY_FIRST of them, see above), against the float outputs measuring stashed. With
- * q0_measured, the shards' measuring executors ran q0 (one pass, every node run): they serve
- * again, unhooked. */
+ * q0_measured (propagating measurement, one pass: every node ran), shard 0's measuring
+ * executor serves as q0's, unhooked. */
 static int verify(bc_state *st, const qc_model *q0, int q0_measured, const qc_model *q1,
                   int first, int n, qc_biascorr_stats *stats, qc_err *err)
 {
