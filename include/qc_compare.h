@@ -153,13 +153,11 @@ int  qc_compare_new(qc_compare **out, const qc_model *m, const qc_cand *cands, i
                     qc_err *err);
 void qc_compare_free(qc_compare *c);
 
-/* One calibration sample: one float pass that feeds every candidate. */
-int  qc_compare_observe(qc_compare *c, const qc_tensor *inputs, int n_inputs, qc_err *err);
-
-/* The calibration samples as a sample-parallel pass (qc_pass.h): `jobs` shards, each with its
- * own float executor and observers (one more set of both per shard), merged into c after the
- * pass; the EMA observers record and are replayed in sample order (qc_ema_log.h). c ends as
- * after qc_compare_observe on each sample in order, bit for bit, at any jobs. */
+/* The calibration samples, one float pass each that feeds every candidate, as a
+ * sample-parallel pass (qc_pass.h): `jobs` shards, each with its own float executor and
+ * observers (one more set of both per shard), merged into c after the pass; the EMA observers
+ * record and are replayed in sample order (qc_ema_log.h). c ends as after a serial pass over
+ * the samples in order, bit for bit, at any jobs. */
 typedef struct qc_compare_feed {
     void *user;
     int   n;                        /* samples 0..n-1 */
@@ -188,7 +186,7 @@ typedef struct qc_compare_eval_opts {
     void   *progress_user;
 } qc_compare_eval_opts;
 
-/* Builds every candidate (after all qc_compare_observe calls; once) and evaluates it on samples
+/* Builds every candidate (after the calibration pass; once) and evaluates it on samples
  * idx[0..n) of d (a sample with NaN/Inf in a float input is skipped and counted, or with
  * o->strict is QC_EINPUT naming it). */
 int  qc_compare_evaluate(qc_compare *c, qc_dataset *d, const int *idx, int n,
@@ -226,7 +224,7 @@ void qc_compare_get_stats(const qc_compare *c, qc_compare_stats *s);
  * candidate histograms x, else the |x| one (entropy, symmetric candidates); counts is NULL
  * when no candidate uses a histogram (minmax and ema only) or the tensor was never seen as
  * float. Bin b covers [edge0 + b width, edge0 + (b + 1) width). Borrowed until the next
- * qc_compare_observe or qc_compare_free. */
+ * qc_compare_observe_pass or qc_compare_free. */
 typedef struct qc_compare_hist {
     const char     *name;           /* prepared model's arena */
     int             producer;       /* node index, -1 for a graph input */
@@ -273,8 +271,8 @@ typedef struct qc_auto_info {
  * i is not an auto candidate, 1 if *info was filled (borrowed until qc_compare_free). */
 int qc_compare_auto_info(const qc_compare *c, int i, qc_auto_info *info);
 
-/* Builds candidate i's model without evaluating anything (after all qc_compare_observe
- * calls; then qc_compare_evaluate can no longer run): `calibrate --method auto`. *out is
+/* Builds candidate i's model without evaluating anything (after the calibration pass;
+ * then qc_compare_evaluate can no longer run): `calibrate --method auto`. *out is
  * borrowed until qc_compare_free. */
 int qc_compare_build_one(qc_compare *c, int i, const qc_model **out, qc_err *err);
 

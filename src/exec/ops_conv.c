@@ -489,13 +489,13 @@ static int conv_sums(const qc_knode *n, double *sums, qc_err *err)
     double *S = calloc((size_t)(p.c * kh * kw) + 1, sizeof *S);
     double *R = malloc(((size_t)(ih * kw) + 1) * sizeof *R);
     double *P = malloc(((size_t)sw + 8) * sizeof *P);
-    if (!S || !R || !P) {
-        free(S), free(R), free(P);
+    int64_t *cols = malloc(((size_t)kw * 2 + 1) * sizeof *cols);   /* per kernel column */
+    if (!S || !R || !P || !cols) {
+        free(S), free(R), free(P), free(cols);
         return qc_node_errf(n, err, QC_ENOMEM, "out of memory");
     }
-    int64_t lo_w[64], hi_w[64];
-    for (int64_t j = 0; j < kw && j < 64; j++)
-        valid_range(ow, sw, j * dw - pw, iw, &lo_w[j], &hi_w[j]);
+    for (int64_t j = 0; j < kw; j++)
+        valid_range(ow, sw, j * dw - pw, iw, &cols[2 * j], &cols[2 * j + 1]);
     const float *x = n->in[0]->data, *w = n->in[1]->data;
     for (int64_t b = 0; b < p.batch; b++) {
         for (int64_t c = 0; c < p.c; c++) {
@@ -523,12 +523,9 @@ static int conv_sums(const qc_knode *n, double *sums, qc_err *err)
                     for (int64_t i = 0, f = 0; i < iw; i++, f = f + 1 == sw ? 0 : f + 1)
                         P[f] += xr[i];
                 }
-                for (int64_t j = 0; j < kw; j++) {
-                    int64_t lo = lo_w[j < 64 ? j : 63], hi = hi_w[j < 64 ? j : 63];
-                    if (j >= 64)
-                        valid_range(ow, sw, j * dw - pw, iw, &lo, &hi);
-                    R[r * kw + j] = strided_sum(xr, iw, P, sw, j * dw - pw, lo, hi);
-                }
+                for (int64_t j = 0; j < kw; j++)
+                    R[r * kw + j] = strided_sum(xr, iw, P, sw, j * dw - pw, cols[2 * j],
+                                                cols[2 * j + 1]);
             }
             double *Sc = S + c * kh * kw;
             for (int64_t i = 0; i < kh; i++) {
@@ -558,7 +555,7 @@ static int conv_sums(const qc_knode *n, double *sums, qc_err *err)
         sums[m] = (a[0] + a[1]) + (a[2] + a[3]) +
                   (bias ? (double)bias[m] * (double)(p.batch * oh * ow) : 0);
     }
-    free(S), free(R), free(P);
+    free(S), free(R), free(P), free(cols);
     return QC_OK;
 }
 

@@ -414,7 +414,7 @@ typedef struct vf_state {
     qc_exec         *x[2];      /* the model as quantized (job 0) and as corrected (job 1) */
     int              first, n, n_out;
     double          *e;         /* per sample and output: float energy, error 0, error 1 */
-    int              used[2];   /* samples each job ran (NaN/Inf ones are skipped) */
+    int              used;      /* samples job 0 ran (NaN/Inf ones are skipped) */
 } vf_state;
 
 static void sq_err(const qc_tensor *f, const qc_tensor *q, double *energy, double *err)
@@ -447,7 +447,7 @@ static int verify_job(void *user, int shard, int j, qc_err *err)
             qc_err_prefix(err, "sample %s", qc_dataset_sample_name(sh->d, v->first + i));
             return rc;
         }
-        v->used[j]++;
+        v->used += j == 0;
         for (int k = 0; k < v->n_out; k++) {
             double *e = &v->e[((size_t)i * v->n_out + k) * 3], energy;
             const qc_tensor *f = &v->f[(size_t)i * v->n_out + k];
@@ -474,7 +474,7 @@ static int verify(bc_state *st, const qc_model *q0, int q0_measured, const qc_mo
                   int first, int n, qc_biascorr_stats *stats, qc_err *err)
 {
     const qc_exec_opts xo = { .cache_const = 1, .fuse_qdq = 1 };
-    vf_state v = { st->sh, NULL, { NULL, NULL }, 0, 0, st->n_out, NULL, { 0, 0 } };
+    vf_state v = { st->sh, NULL, { NULL, NULL }, 0, 0, st->n_out, NULL, 0 };
     double *e = calloc((size_t)n * (size_t)(v.n_out + 1) * 3, sizeof *e);
     int rc = e ? QC_OK : qc_errf(err, QC_ENOMEM, "out of memory");
     if (rc == QC_OK && q0_measured) {
@@ -493,9 +493,9 @@ static int verify(bc_state *st, const qc_model *q0, int q0_measured, const qc_mo
         v.n = cnt;
         v.f = st->stash + (size_t)v.first * st->n_out;
         v.e = e + (size_t)done * v.n_out * 3;
-        v.used[0] = v.used[1] = 0;
+        v.used = 0;
         rc = qc_pass_run(&ops, 2, st->n_sh < 2 ? st->n_sh : 2, NULL, NULL, err);
-        stats->n_verify += v.used[0];
+        stats->n_verify += v.used;
         done += cnt;
         double sum[3] = { 0, 0, 0 };
         for (size_t k = 0; rc == QC_OK && k < (size_t)done * v.n_out * 3; k++)

@@ -234,8 +234,8 @@ typedef struct obs_item {
     qc_err           err;
 } obs_item;
 
-/* Who observes: qc_compare_observe's state (the compare's own observers, tensor dtype and
- * rank written directly), or one shard of a sample-parallel pass (obs: its own observers,
+/* Who observes: a one-shard pass's state (c->own: the compare's own observers, tensor dtype
+ * and rank written directly), or one shard of a sample-parallel pass (obs: its own observers,
  * NULL for shard 0, which feeds the compare's; dtype / rank: first and last sighting per
  * tensor with the sample, merged after the pass as a serial pass would have set them). */
 typedef struct cshard {
@@ -345,8 +345,8 @@ static void shard_free(cshard *sh)
     free(sh->items);
 }
 
-/* Shard `index` of a pass (pass = 1; shard 0 feeds the compare's executor and observers) or
- * qc_compare_observe's state (pass = 0). */
+/* Shard `index` of a pass of several shards (pass = 1; shard 0 feeds the compare's executor
+ * and observers) or c->own, the state of a one-shard pass (pass = 0). */
 static int shard_init(qc_compare *c, cshard *sh, int index, int pass, qc_err *err)
 {
     const qc_model *m = c->m;
@@ -629,11 +629,6 @@ int qc_compare_new(qc_compare **out, const qc_model *m, const qc_cand *cands, in
 fail:
     qc_compare_free(c);
     return rc;
-}
-
-int qc_compare_observe(qc_compare *c, const qc_tensor *inputs, int n_inputs, qc_err *err)
-{
-    return shard_observe(c->own, inputs, n_inputs, err);
 }
 
 size_t qc_cmp_calib_peak(const qc_compare *c)

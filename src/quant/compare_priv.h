@@ -53,7 +53,7 @@ struct qc_compare {
     int             n_t;
     int            *input_t;                /* graph input -> otensor index or -1 */
     int            *node_start, *node_list; /* node -> otensor indices of its outputs */
-    struct cshard  *own;                    /* qc_compare_observe's updates (compare.c) */
+    struct cshard  *own;                    /* a one-shard pass's updates (compare.c) */
     qc_exec        *x;                      /* float, calibration */
     int64_t         shard_runs;             /* float runs of the pass's other shards */
     size_t          shard_peak;             /* their executors' peak */
