@@ -133,6 +133,7 @@ typedef struct bin_job {
     const float   *x;
     int64_t        n, chunk;    /* n: elements covered by the chunks (a multiple of 8) */
     int            k, nbins, absval, fast;
+    int            isa;         /* hist_isa() */
     int64_t        j0;
     float          blo, bhi, xlo, xhi;
     uint64_t      *counts;      /* shared */
@@ -282,12 +283,99 @@ block_index_avx2(const bin_job *j, const float *x, int m, uint32_t *idx, qc_scan
     return trunc ? index8(j, x, m, idx, NULL, 1, 0, 0) : index8(j, x, m, idx, NULL, 0, 0, 0);
 }
 
-static int use_avx2(void)
+/* 16 values at a time: the same cells as index8 (floor by rounding the conversion down) */
+static inline __attribute__((always_inline, target("avx512f"))) int
+index16(const bin_job *j, const float *x, int m, uint32_t *idx, qc_scan_lanes *lanes,
+        const int trunc, const int excl, const int scan)
 {
-    return __builtin_cpu_supports("avx2");     /* a load of libgcc's cpu model: no cache
-                                                 * needed (a static one races between shards) */
+    const __m512 s = _mm512_set1_ps(ldexpf(1.0f, -j->k)), zero = _mm512_setzero_ps();
+    const __m512 blo = _mm512_set1_ps(j->blo), bhi = _mm512_set1_ps(j->bhi);
+    const __m512 xlo = _mm512_set1_ps(j->xlo), xhi = _mm512_set1_ps(j->xhi);
+    const __m512i j0 = _mm512_set1_epi32((int32_t)j->j0), nb = _mm512_set1_epi32(j->nbins);
+    const __m512i one = _mm512_set1_epi32(1);
+    __m512 lo = zero, hi = zero;
+    __mmask16 nan = 0;
+    int i = 0;
+    if (scan) {                 /* both halves start from the 8 lanes; folded back below */
+        __m256d l = _mm256_castps_pd(_mm256_loadu_ps(lanes->lo));
+        __m256d h = _mm256_castps_pd(_mm256_loadu_ps(lanes->hi));
+        lo = _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(l), l, 1));
+        hi = _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(h), h, 1));
+    }
+    for (; i + 16 <= m; i += 16) {
+        __m512 v = _mm512_loadu_ps(x + i);
+        if (scan) {
+            lo = _mm512_min_ps(v, lo);
+            hi = _mm512_max_ps(v, hi);
+            nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+        }
+        __mmask16 ok = _mm512_mask_cmp_ps_mask(_mm512_cmp_ps_mask(v, blo, _CMP_GE_OQ), v, bhi,
+                                               _CMP_LE_OQ);
+        if (excl)
+            ok &= (__mmask16)~_mm512_mask_cmp_ps_mask(_mm512_cmp_ps_mask(v, xlo, _CMP_GE_OQ),
+                                                      v, xhi, _CMP_LE_OQ);
+        __m512i b;
+        if (trunc) {
+            b = _mm512_cvttps_epi32(_mm512_mul_ps(j->absval ? _mm512_abs_ps(v) : v, s));
+        } else {
+            __m512 t = _mm512_mul_ps(v, s);
+            __mmask16 under = _mm512_mask_cmp_ps_mask(_mm512_cmp_ps_mask(t, zero, _CMP_EQ_OQ),
+                                                      v, zero, _CMP_LT_OQ);
+            b = _mm512_cvt_roundps_epi32(t, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+            b = _mm512_mask_sub_epi32(b, under, b, one);
+        }
+        b = _mm512_sub_epi32(b, j0);
+        _mm512_storeu_si512(idx + i, _mm512_mask_min_epu32(nb, ok, b, nb));
+    }
+    if (scan) {
+        __m256 l0 = _mm512_castps512_ps256(lo), h0 = _mm512_castps512_ps256(hi);
+        __m256 l1 = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(lo), 1));
+        __m256 h1 = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(hi), 1));
+        _mm256_storeu_ps(lanes->lo, _mm256_min_ps(l0, l1));
+        _mm256_storeu_ps(lanes->hi, _mm256_max_ps(h0, h1));
+        lanes->nan |= nan != 0;
+    }
+    /* an 8-value tail (with lanes m is a multiple of 8: the scan stays complete) */
+    if (i + 8 <= m)
+        i += index8(j, x + i, m - i, idx + i, lanes, trunc, excl, scan);
+    return i;
+}
+
+static __attribute__((target("avx512f"))) int
+block_index_avx512(const bin_job *j, const float *x, int m, uint32_t *idx,
+                   qc_scan_lanes *lanes)
+{
+    int trunc = j->absval || j->blo >= 0.0f, excl = j->xlo <= j->xhi;
+    if (lanes)
+        return trunc ? index16(j, x, m, idx, lanes, 1, 0, 1)
+                     : index16(j, x, m, idx, lanes, 0, 0, 1);
+    if (excl)
+        return trunc ? index16(j, x, m, idx, NULL, 1, 1, 0)
+                     : index16(j, x, m, idx, NULL, 0, 1, 0);
+    return trunc ? index16(j, x, m, idx, NULL, 1, 0, 0) : index16(j, x, m, idx, NULL, 0, 0, 0);
 }
 #endif
+
+/* Widest binning path: 3 AVX-512, 2 AVX2, 1 SSE2, 0 scalar; the CPU's, or less if
+ * QC_HIST_ISA (avx2, sse2, scalar) says so: the tests run every path. Asked once per bin run
+ * (libgcc's cpu model is a load; a static cache would race between shards). */
+static int hist_isa(void)
+{
+    int isa = 0;
+#if defined(__SSE2__)
+    isa = 1;
+#endif
+#if defined(HAVE_AVX2)
+    if (__builtin_cpu_supports("avx2"))
+        isa = 2;
+    if (isa == 2 && __builtin_cpu_supports("avx512f"))
+        isa = 3;
+#endif
+    const char *e = getenv("QC_HIST_ISA");
+    int cap = !e ? 3 : !strcmp(e, "avx2") ? 2 : !strcmp(e, "sse2") ? 1
+            : !strcmp(e, "scalar") ? 0 : 3;
+    return isa < cap ? isa : cap;
+}
 
 /* Bin indices of x[0, m) (nbins: skip); with lanes, scans them too (m a multiple of 8). */
 static void block_index(const bin_job *j, const float *x, int m, uint32_t *idx,
@@ -296,14 +384,16 @@ static void block_index(const bin_job *j, const float *x, int m, uint32_t *idx,
     int i = 0;
 #if defined(HAVE_AVX2)
     /* with lanes, m is a multiple of 8: the scan is complete */
-    if (j->fast && use_avx2())
+    if (j->fast && j->isa == 3)
+        i = block_index_avx512(j, x, m, idx, lanes);
+    else if (j->fast && j->isa == 2)
         i = block_index_avx2(j, x, m, idx, lanes);
     else
 #endif
     if (lanes)
         qc_scan_lanes_run(lanes, x, m);
 #if defined(__SSE2__)
-    if (j->fast && i == 0) {
+    if (j->fast && j->isa >= 1 && i == 0) {
         fast_consts f;
         fast_init(&f, j);
         for (; i + 4 <= m; i += 4)
@@ -420,6 +510,7 @@ static void job_of(bin_job *j, const qc_hist *h, float blo, float bhi, float xlo
 #if defined(__SSE2__)
     j->fast = fast_ok(h);
 #endif
+    j->isa = hist_isa();
     j->blo = blo;
     j->bhi = bhi;
     j->xlo = xlo;

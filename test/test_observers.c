@@ -750,30 +750,46 @@ static void check_counts(const float *x, int64_t n, int absval, const char *what
     qc_observer_free(o);
 }
 
-QC_TEST(hist_counts_exact)
+static void counts_cases(float *x, int n)
 {
     seed(15);
+    for (int absval = 0; absval < 2; absval++) {
+        for (int i = 0; i < n; i++)         /* wide: bins wider than 1 */
+            x[i] = 300.0f * gauss();
+        /* in a small feed (scalar / 8-wide paths) and in big ones (16-wide) */
+        for (int at = 5; at + 4 < n; at += 6007) {
+            x[at] = -1.4e-45f;              /* scaled product underflows to -0 */
+            x[at + 1] = 1.4e-45f;
+            x[at + 2] = -0.0f;
+            x[at + 3] = -1e-40f;
+            x[at + 4] = NAN;
+        }
+        check_counts(x, n, absval, "wide");
+        for (int i = 0; i < n; i++)         /* far from 0: double path */
+            x[i] = 1e6f + 50.0f * gauss();
+        check_counts(x, n, absval, "offset");
+        for (int i = 0; i < n; i++)         /* tiny, subnormals: double path */
+            x[i] = 1e-37f * gauss() * (float)(i % 7);
+        check_counts(x, n, absval, "tiny");
+        for (int i = 0; i < n; i++)         /* growing by 10^6 while streaming */
+            x[i] = gauss() * powf(10.0f, -3.0f + 6.0f * (float)i / n);
+        check_counts(x, n, absval, "growing");
+    }
+}
+
+QC_TEST(hist_counts_exact)
+{
+    /* every binning path the CPU has (hist.c: QC_HIST_ISA caps the widest one) */
+    static const char *const isa[] = { "avx2", "sse2", "scalar" };
     enum { N = 20000 };
     float *x = malloc(N * sizeof *x);
-    for (int absval = 0; absval < 2; absval++) {
-        for (int i = 0; i < N; i++)         /* wide: bins wider than 1 */
-            x[i] = 300.0f * gauss();
-        x[5] = -1.4e-45f;                   /* scaled product underflows to -0 */
-        x[6] = 1.4e-45f;
-        x[7] = -0.0f;
-        x[8] = -1e-40f;
-        x[9] = NAN;
-        check_counts(x, N, absval, "wide");
-        for (int i = 0; i < N; i++)         /* far from 0: double path */
-            x[i] = 1e6f + 50.0f * gauss();
-        check_counts(x, N, absval, "offset");
-        for (int i = 0; i < N; i++)         /* tiny, subnormals: double path */
-            x[i] = 1e-37f * gauss() * (float)(i % 7);
-        check_counts(x, N, absval, "tiny");
-        for (int i = 0; i < N; i++)         /* growing by 10^6 while streaming */
-            x[i] = gauss() * powf(10.0f, -3.0f + 6.0f * (float)i / N);
-        check_counts(x, N, absval, "growing");
+    unsetenv("QC_HIST_ISA");
+    counts_cases(x, N);
+    for (int p = 0; p < 3; p++) {
+        setenv("QC_HIST_ISA", isa[p], 1);
+        counts_cases(x, N);
     }
+    unsetenv("QC_HIST_ISA");
     free(x);
 }
 

@@ -71,5 +71,7 @@ int qc_quant_reads_float(const qc_quantizer *q, int node);
 int qc_opset_upgrade(qc_edit *e, const qc_quantizer *q, qc_err *err);
 /* Data-movement ops whose output reuses the input's scale and zero point. */
 int qc_quant_is_movement(const char *op_type);
+/* percentile, mse or entropy: the methods that keep a histogram */
+int qc_quant_is_hist_method(const char *method);
 
 #endif

@@ -27,6 +27,12 @@ int qc_quant_is_movement(const char *op)
     return 0;
 }
 
+int qc_quant_is_hist_method(const char *method)
+{
+    return !strcmp(method, "percentile") || !strcmp(method, "mse") ||
+           !strcmp(method, "entropy");
+}
+
 void qc_quant_opts_default(qc_quant_opts *o)
 {
     memset(o, 0, sizeof *o);
@@ -335,8 +341,19 @@ static int make_observers(qc_quantizer *q, qc_err *err)
         if (t->kind != QT_ACT)
             continue;
         /* every activation gets an observer, shared ones too: a shared output whose source
-         * turns out not float can then still stand on its own */
-        rc = qc_observer_new(&t->obs, q->o.method, &cfg, err);
+         * turns out not float can then still stand on its own. Two kinds of tensor never
+         * take their range from the method, so a histogram method gives them a min/max
+         * observer (a tenth of the cost per value; same observed range): output paths keep
+         * their observed range (compute_params), and a shared tensor is only used with its
+         * source used too (its producer is a quantized movement op whose one data input is
+         * the source: the producer is final whenever the shared tensor is float with finite
+         * values, and a final node's inputs are used; the one exception, a Pad of a source
+         * with no finite value, leaves only the pad constant, whose range is the same for
+         * every method). */
+        const char *kind = q->o.method;
+        if ((t->output_path || t->share_from >= 0) && qc_quant_is_hist_method(kind))
+            kind = "minmax";
+        rc = qc_observer_new(&t->obs, kind, &cfg, err);
         if (t->producer >= 0)
             count[t->producer]++;
     }
