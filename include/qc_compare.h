@@ -142,6 +142,7 @@ typedef struct qc_cand_result {
     int    worst_layer;             /* lowest layer SQNR, -1 if no layer */
     int    n_quantized_nodes, n_float_nodes;
     int    n_eval;                  /* eval samples evaluated */
+    int    n_layer_eval;            /* of those, the first ones behind the per-layer figures */
     double build_seconds, eval_seconds;
 } qc_cand_result;
 
@@ -182,6 +183,9 @@ typedef struct qc_compare_eval_opts {
     size_t  max_bytes;              /* memory budget of sample-major evaluation; 0: 1 GiB */
     int     force_schedule;         /* 0 auto, 1 sample-major, 2 candidate-major (tests) */
     int     strict;                 /* an eval sample with NaN/Inf is an error, not skipped */
+    int     layer_samples;          /* per-layer statistics from each candidate's first N
+                                     * evaluated samples (0: all); the output metrics always
+                                     * come from every sample */
     qc_compare_progress_fn progress;
     void   *progress_user;
 } qc_compare_eval_opts;

@@ -55,6 +55,8 @@ static const char cmp_usage[] =
     "  --eval DIR              evaluation samples (default: every 4th sample of --data)\n"
     "  --limit N               only the first N samples of --data (before the split)\n"
     "  --eval-limit N          only the first N evaluation samples\n"
+    "  --layer-samples N       per-layer SQNR and saturation from the first N evaluation\n"
+    "                          samples (default 8; 0: all); output metrics use every one\n"
     "  --max-memory MB         candidates evaluated side by side (one float pass per eval\n"
     "                          sample) while their models and activations fit in MB (default\n"
     "                          1024); otherwise one at a time, the float pass repeated\n"
@@ -71,7 +73,7 @@ static const char cmp_usage[] =
 typedef struct cmp_args {
     const char *model, *data, *eval, *json, *best, *html;
     const char *auto_out;                       /* --write-auto */
-    long        limit, eval_limit, max_mb;
+    long        limit, eval_limit, max_mb, layer_samples;
     int         quiet, strict, no_prepare, metric, schedule;
     long        keep_float, sens_samples;       /* mixed precision: -1 when not asked */
     double      target_sqnr;                    /* NaN when not asked */
@@ -110,6 +112,7 @@ static int parse_args(cmp_args *a, int argc, char **argv)
         QC_OPT_RANGE("--sens-samples", &a->sens_samples, 1, 1L << 30),
         QC_OPT_RANGE("--limit", &a->limit, 1, 1L << 30),
         QC_OPT_RANGE("--eval-limit", &a->eval_limit, 1, 1L << 30),
+        QC_OPT_RANGE("--layer-samples", &a->layer_samples, 0, 1L << 30),
         QC_OPT_RANGE("--max-memory", &a->max_mb, 1, 1L << 24),
         QC_OPT_FLAG("--strict", NULL, &a->strict, 1),
         QC_OPT_FLAG("--no-prepare", NULL, &a->no_prepare, 1),
@@ -255,6 +258,7 @@ static cJSON *cand_json(const qc_cand_result *r, int rank)
     add_num(o, "max_abs", r->max_abs);
     add_num(o, "top1", r->top1);
     cJSON_AddNumberToObject(o, "eval_samples", r->n_eval);
+    cJSON_AddNumberToObject(o, "layer_eval_samples", r->n_layer_eval);
     cJSON_AddNumberToObject(o, "quantized_nodes", r->n_quantized_nodes);
     cJSON_AddNumberToObject(o, "float_nodes", r->n_float_nodes);
     add_num(o, "build_seconds", r->build_seconds);
@@ -650,7 +654,8 @@ static void progress_cb(void *user, int64_t done, int64_t total)
 
 int qc_cmd_compare(int argc, char **argv)
 {
-    cmp_args a = { .limit = -1, .keep_float = -1, .sens_samples = 8, .target_sqnr = NAN,
+    cmp_args a = { .limit = -1, .keep_float = -1, .sens_samples = 8, .layer_samples = 8,
+                   .target_sqnr = NAN,
                    .g = { .per_channel = QC_CMP_DEFAULT, .symmetric_act = QC_CMP_NO,
                           .auto_mode = QC_AUTO_ADD } };
     qc_err err = { 0 };
@@ -722,7 +727,8 @@ int qc_cmd_compare(int argc, char **argv)
     if (rc == QC_OK) {
         qc_compare_eval_opts eo = {
             .metric = a.metric, .max_bytes = (size_t)(a.max_mb ? a.max_mb : 1024) << 20,
-            .force_schedule = a.schedule, .strict = a.strict, .progress = progress_cb,
+            .force_schedule = a.schedule, .strict = a.strict,
+            .layer_samples = (int)a.layer_samples, .progress = progress_cb,
             .progress_user = &prog,
         };
         qc_progress_start(&prog, "compare: evaluate", "runs", (int64_t)n_ev * n_cands,
@@ -793,9 +799,10 @@ int qc_cmd_compare(int argc, char **argv)
         printf("compare: %d candidates, %lld float passes over %d calibration samples (%d "
                "skipped), %d observers/tensor\n", n_cands, (long long)st.float_passes,
                ri.n_calib, ri.calib_skipped, st.n_observer_groups);
-        printf("compare: %d eval samples%s, %s\n", st.n_eval,
-               de ? "" : " (every 4th of --data)",
-               st.sample_major ? "candidates side by side" : "one candidate at a time");
+        printf("compare: %d eval samples%s, %s; per-layer figures from %d of them\n",
+               st.n_eval, de ? "" : " (every 4th of --data)",
+               st.sample_major ? "candidates side by side" : "one candidate at a time",
+               qc_compare_result(c, 0)->n_layer_eval);
         printf("compare: best by %s: %s (%.2f s: calibrate %.2f, build + evaluate %.2f)\n",
                metric_names[a.metric], qc_compare_result(c, order[0])->cand->name, ri.t_total,
                ri.t_calib, ri.t_eval);

@@ -259,7 +259,9 @@ static int eval_one(qc_compare *c, cand_eval *ce, qc_exec *fx, const qc_tensor *
                     qc_err *err)
 {
     double t0 = now();
+    int layers = !ce->layer_limit || ce->res.n_eval < ce->layer_limit;
     ce->ref = fx;
+    qc_exec_set_hook(ce->qx, layers ? layer_hook : NULL, ce);
     int rc = qc_exec_run(ce->qx, in, c->m->n_inputs, err);
     if (rc != QC_OK) {
         qc_err_prefix(err, "candidate '%s'", ce->cand->name);
@@ -283,6 +285,7 @@ static int eval_one(qc_compare *c, cand_eval *ce, qc_exec *fx, const qc_tensor *
         }
     }
     ce->res.n_eval++;
+    ce->res.n_layer_eval += layers;
     ce->res.eval_seconds += now() - t0;
     return QC_OK;
 }
@@ -634,6 +637,8 @@ int qc_compare_evaluate(qc_compare *c, qc_dataset *d, const int *idx, int n,
     int64_t total = (int64_t)n * c->n, done = 0;
     c->n_eval = 0;
     c->eval_skipped = 0;
+    for (int i = 0; i < c->n; i++)
+        c->ce[i].layer_limit = o->layer_samples > 0 ? o->layer_samples : 0;
     if (c->sample_major) {
         int threads = qc_par_threads() < c->n ? qc_par_threads() : c->n;
         rc = build_all(c, err);

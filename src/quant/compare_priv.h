@@ -35,6 +35,7 @@ typedef struct cand_eval {
     int           *node_layer;  /* em node index -> layer (its DequantizeLinear), or -1 */
     int           *out_map;     /* float model output i -> em output index, or -1 */
     qc_layerstat  *lst;         /* n_layers accumulators */
+    int            layer_limit; /* per-layer sums over the first layer_limit samples (0: all) */
     qc_cand_result res;
     int            finished;
     qc_layerstat  *lpart;       /* per-block layer sums of one tensor (compare_eval.c) */

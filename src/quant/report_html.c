@@ -229,7 +229,8 @@ static void ranking(out *o, const ctx *x)
     esc(o, in->data ? in->data : "?");
     put(o, "</code>; %d eval samples from <code>", qc_compare_result(x->c, 0)->n_eval);
     esc(o, in->eval ? in->eval : "every 4th sample of the data");
-    put(o, "</code>; %d observed activations; ranked by <b>", x->n_t);
+    put(o, "</code> (per-layer figures from the first %d); %d observed activations; ranked by "
+        "<b>", qc_compare_result(x->c, 0)->n_layer_eval, x->n_t);
     esc(o, in->metric ? in->metric : "sqnr");
     put(o, "</b>.</p>\n<h2>Ranking</h2>\n<table id=\"ranking\">\n<tr><th>rank</th>"
            "<th class=\"l\">candidate</th><th>SQNR dB</th><th>cosine</th><th>max abs</th>"

@@ -119,6 +119,33 @@ else
     cli_fail schedules_agree "$(echo "$v" | tail -1)"
 fi
 
+# --layer-samples N: the per-layer figures are those of an evaluation on the first N samples
+# alone (same bits), the output metrics still cover every sample.
+m=magika
+data=models/cache/data/$m
+"$CAL" compare --data "$data/calib" --eval "$data/eval" "$(model_path $m)" --limit 3 \
+    --eval-limit 3 --layer-samples 0 --json "$CLI_TMP/ls-all.json" -q >"$CLI_TMP/ls.log" 2>&1 ||
+    cli_fail layer_samples_run "$(tail -1 "$CLI_TMP/ls.log")"
+"$CAL" compare --data "$data/calib" --eval "$data/eval" "$(model_path $m)" --limit 3 \
+    --eval-limit 5 --layer-samples 3 --json "$CLI_TMP/ls-3.json" -q >>"$CLI_TMP/ls.log" 2>&1 ||
+    cli_fail layer_samples_run "$(tail -1 "$CLI_TMP/ls.log")"
+if v=$("$PY" - "$CLI_TMP/ls-all.json" "$CLI_TMP/ls-3.json" <<'EOF'
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+for x, y in zip(a["candidates"], b["candidates"]):
+    assert x["name"] == y["name"]
+    assert (x["eval_samples"], x["layer_eval_samples"]) == (3, 3), x["name"]
+    assert (y["eval_samples"], y["layer_eval_samples"]) == (5, 3), y["name"]
+    assert x["layers"] == y["layers"], f'{x["name"]}: per-layer figures differ'
+    assert x["layers"]["name"], f'{x["name"]}: no layer'
+print(f"{len(a['candidates'])} candidates: per-layer figures of a 5-sample run = 3-sample run")
+EOF
+); then
+    cli_ok "layer_samples: $v"
+else
+    cli_fail layer_samples "$(echo "$v" | tail -1)"
+fi
+
 # Default split: every 4th sample of --data held out (8 samples: 6 calibrate, 2 evaluate).
 m=nudenet
 if "$CAL" compare --data "models/cache/data/$m/calib" "$(model_path $m)" --limit 8 \
