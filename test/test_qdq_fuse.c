@@ -1,6 +1,7 @@
 /* qc_exec_opts.fuse_qdq: a QuantizeLinear -> DequantizeLinear pair run as one step gives the
  * bytes the two nodes give, on values that exercise rounding ties, saturation, NaN, infinities
  * and tails shorter than a vector; pairs that differ in parameters stay two nodes. */
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,6 +114,28 @@ QC_TEST(qdq_fuse_same_bytes)
         unsetenv("QC_QDQ_SCALAR");
         free(x);
     }
+}
+
+/* Values next to rounding ties (k + 0.5 steps and their float neighbours) for scales whose
+ * reciprocal is inexact: where x * (1/s) and x / s round apart, the codes differ. */
+QC_TEST(qdq_fuse_near_ties_many_scales)
+{
+    const float scales[] = { 0.05f, 0.0123457f, 3.3e-3f, 0.7f, 1.0f / 255.0f, 9.87654e-5f };
+    enum { N = 6000 };
+    float *x = malloc(N * sizeof *x);
+    for (size_t k = 0; k < sizeof scales / sizeof scales[0]; k++) {
+        float s = scales[k];
+        for (int i = 0; i < N; i++) {
+            float t = ((float)(i / 3 % 1000) - 500.0f + 0.5f) * s;
+            x[i] = i % 3 == 0 ? t : nextafterf(t, i % 3 == 1 ? INFINITY : -INFINITY);
+        }
+        qdq_model t;
+        qdq_build(&t, QC_U8, s, 128, s, 128);
+        qdq_check("uint8 near ties", &t, x, N, 1);
+        qdq_build(&t, QC_I8, s, 0, s, 0);
+        qdq_check("int8 near ties", &t, x, N, 1);
+    }
+    free(x);
 }
 
 QC_TEST(qdq_fuse_needs_same_parameters)
