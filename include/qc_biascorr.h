@@ -11,13 +11,9 @@
 #include "qc_model.h"
 
 typedef struct qc_biascorr_opts {
-    int n_samples;      /* samples measured per pass (first ones of the dataset), default 16 */
-    int passes;         /* each pass measures what the previous ones left, default 1 */
-    int propagate;      /* 0 (default): each node's error is measured with every upstream
-                         * biased node's output replaced by the float one, so corrections do
-                         * not compound; 1: the error accumulated from the model input
-                         * (every node also cancels what its ancestors cancel: on YOLOv8n
-                         * one pass took detection F1 from 0.92 to 0) */
+    int n_samples;      /* samples measured (first ones of the dataset), default 16; each
+                         * node's error is measured with every upstream biased node's output
+                         * replaced by the float one, so corrections do not compound */
     int n_verify;       /* the correction is kept only if the model's outputs get closer to
                          * the float model's on the first n_verify measured samples; 0:
                          * always kept; default 8 */
@@ -27,10 +23,9 @@ void qc_biascorr_opts_default(qc_biascorr_opts *o);
 
 typedef struct qc_biascorr_stats {
     int    n_nodes;         /* biases corrected */
-    int    n_samples;       /* samples used per pass (NaN/Inf samples are skipped) */
-    double mean_abs_before; /* mean |per-channel output error| over corrected nodes, pass 1
-                             * (= the mean |bias shift| with one pass) */
-    double mean_abs_after;  /* the same, measured by the last pass (before its correction) */
+    int    n_samples;       /* samples measured (NaN/Inf samples are skipped) */
+    double mean_abs;        /* mean |per-channel output error| over corrected nodes: the mean
+                             * |bias shift| */
     int    n_clamped;       /* int32 bias values held at the int32 limit */
     int    applied;         /* 1: *out is the corrected model; 0: verification rejected it */
     int    n_verify;        /* samples the verification ran on (0: none) */

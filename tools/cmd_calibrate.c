@@ -152,7 +152,7 @@ static void print_bias_summary(const qc_biascorr_stats *b)
         return;
     }
     printf("calibrate: bias correction: %d biases, mean shift %.3g (measured on %d samples)",
-           b->n_nodes, b->mean_abs_before, b->n_samples);
+           b->n_nodes, b->mean_abs, b->n_samples);
     if (b->n_verify)
         printf("; output SQNR %.2f -> %.2f dB on %d of them: %s", b->sqnr_before,
                b->sqnr_after, b->n_verify, b->applied ? "kept" : "not kept (biases left as "
