@@ -199,8 +199,7 @@ static int build_cand(qc_compare *c, cand_eval *ce, qc_err *err)
     /* fuse_qdq: each Q -> DQ pair in one step, the same values (and the DQ's hook call) */
     if ((rc = qc_exec_new(&ce->qx, ce->em, &(qc_exec_opts){ .cache_const = 1, .fuse_qdq = 1 },
                           err)) != QC_OK)
-        goto fail;
-    qc_exec_set_hook(ce->qx, layer_hook, ce);
+        goto fail;                  /* its hook: eval_one, per sample (--layer-samples) */
     ce->res.n_quantized_nodes = qc_quantizer_n_quantized_nodes(ce->q);
     ce->res.n_float_nodes = 0;
     while (qc_quantizer_float_node(ce->q, ce->res.n_float_nodes, &nm, &op, &why))
