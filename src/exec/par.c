@@ -163,3 +163,33 @@ void qc_par_for(int64_t n, int64_t grain, qc_par_fn fn, void *ctx)
     in_loop = 0;
     pthread_mutex_unlock(&run_mu);
 }
+
+typedef struct each_job {
+    qc_par_item_fn fn;
+    void          *ctx;
+    int           *rc;
+    qc_err        *err;
+} each_job;
+
+static void each_items(void *ctx, int64_t lo, int64_t hi)
+{
+    each_job *j = ctx;
+    for (int64_t i = lo; i < hi; i++)
+        j->rc[i] = j->fn(j->ctx, i, &j->err[i]);
+}
+
+int qc_par_each(int64_t n, qc_par_item_fn fn, void *ctx, qc_err *err)
+{
+    if (n <= 0)
+        return QC_OK;
+    each_job j = { fn, ctx, calloc((size_t)n, sizeof *j.rc), calloc((size_t)n, sizeof *j.err) };
+    int rc = j.rc && j.err ? QC_OK : qc_errf(err, QC_ENOMEM, "out of memory");
+    if (rc == QC_OK)
+        qc_par_for(n, 1, each_items, &j);
+    for (int64_t i = 0; i < n && rc == QC_OK; i++)
+        if ((rc = j.rc[i]) != QC_OK)
+            *err = j.err[i];
+    free(j.rc);
+    free(j.err);
+    return rc;
+}

@@ -3,6 +3,7 @@
 #define QC_PAR_H
 
 #include <stdint.h>
+#include "qc_err.h"
 
 /* Processes items [lo, hi) of a parallel loop. */
 typedef void (*qc_par_fn)(void *ctx, int64_t lo, int64_t hi);
@@ -14,6 +15,13 @@ int  qc_par_threads(void);
  * nothing left, so a busy machine degrades to serial execution instead of waiting. Nested
  * or concurrent loops run serially in the caller. */
 void qc_par_for(int64_t n, int64_t grain, qc_par_fn fn, void *ctx);
+
+/* Item i of qc_par_each: QC_OK, or an error code with err filled. */
+typedef int (*qc_par_item_fn)(void *ctx, int64_t i, qc_err *err);
+/* fn over items [0, n) as qc_par_for runs them (one at a time): QC_OK, or the error of the
+ * lowest failing item, the one a serial loop stopping at its first error would report (the
+ * items after it still ran). */
+int  qc_par_each(int64_t n, qc_par_item_fn fn, void *ctx, qc_err *err);
 
 /* on != 0: every qc_par_for called from this thread runs serially in it (threads that run
  * whole samples side by side, each on one core); 0 restores the pool. */

@@ -212,31 +212,15 @@ fail:
 }
 
 /* Every candidate's build, side by side (each build touches only its own candidate). */
-typedef struct build_job {
-    qc_compare *c;
-    int        *rc;
-    qc_err     *err;
-} build_job;
-
-static void build_items(void *ctx, int64_t lo, int64_t hi)
+static int build_item(void *ctx, int64_t i, qc_err *err)
 {
-    build_job *j = ctx;
-    for (int64_t i = lo; i < hi; i++)
-        j->rc[i] = build_cand(j->c, &j->c->ce[i], &j->err[i]);
+    qc_compare *c = ctx;
+    return build_cand(c, &c->ce[i], err);
 }
 
 static int build_all(qc_compare *c, qc_err *err)
 {
-    build_job j = { c, calloc((size_t)c->n, sizeof *j.rc), calloc((size_t)c->n, sizeof *j.err) };
-    int rc = j.rc && j.err ? QC_OK : qc_errf(err, QC_ENOMEM, "out of memory");
-    if (rc == QC_OK)
-        qc_par_for(c->n, 1, build_items, &j);
-    for (int i = 0; i < c->n && rc == QC_OK; i++)
-        if ((rc = j.rc[i]) != QC_OK)
-            *err = j.err[i];
-    free(j.rc);
-    free(j.err);
-    return rc;
+    return qc_par_each(c->n, build_item, c, err);
 }
 
 static int alloc_outputs(qc_compare *c, cand_eval *ce, qc_err *err)

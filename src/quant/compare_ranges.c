@@ -26,8 +26,6 @@ typedef struct rtable {
     int            **auto_keys;     /* per auto candidate: key of each option */
     qc_range        *r;             /* n_t x nk */
     unsigned char   *have;          /* n_t x nk: range computed */
-    int             *rc;            /* per tensor */
-    qc_err          *err;           /* per tensor */
     qc_range        *ro;            /* per tensor x max options: scratch of auto's choice */
     int              max_opts;
 } rtable;
@@ -61,12 +59,11 @@ static int usable(const otensor *t, int group, qc_range *seen)
            qc_observer_seen(o, seen) == QC_OK;
 }
 
-static int tensor_ranges(rtable *rt, int k)
+static int tensor_ranges(rtable *rt, int k, qc_err *err)
 {
     qc_compare *c = rt->c;
     otensor *t = &c->t[k];
     qc_range seen;
-    qc_err *err = &rt->err[k];
     for (int j = 0; j < rt->nk; j++) {
         size_t at = (size_t)k * (size_t)rt->nk + (size_t)j;
         if (!usable(t, rt->keys[j].group, &seen))
@@ -93,11 +90,13 @@ static int tensor_ranges(rtable *rt, int k)
     return QC_OK;
 }
 
-static void ranges_items(void *ctx, int64_t lo, int64_t hi)
+static int ranges_item(void *ctx, int64_t k, qc_err *err)
 {
     rtable *rt = ctx;
-    for (int64_t k = lo; k < hi; k++)
-        rt->rc[k] = tensor_ranges(rt, (int)k);
+    int rc = tensor_ranges(rt, (int)k, err);
+    if (rc != QC_OK)
+        qc_err_prefix(err, "tensor '%s'", rt->c->t[k].name);
+    return rc;
 }
 
 static void rtable_free(rtable *rt)
@@ -110,8 +109,6 @@ static void rtable_free(rtable *rt)
     free(rt->cand_key);
     free(rt->r);
     free(rt->have);
-    free(rt->rc);
-    free(rt->err);
     free(rt->ro);
 }
 
@@ -131,11 +128,9 @@ static int plan_keys(rtable *rt, qc_err *err)
     rt->auto_keys = calloc((size_t)c->n + 1, sizeof *rt->auto_keys);
     rt->r = calloc(n_t * (size_t)(max_keys + 1), sizeof *rt->r);
     rt->have = calloc(n_t * (size_t)(max_keys + 1), 1);
-    rt->rc = calloc(n_t, sizeof *rt->rc);
-    rt->err = calloc(n_t, sizeof *rt->err);
     rt->ro = calloc(n_t * (size_t)(rt->max_opts + 1), sizeof *rt->ro);
     if (!rt->keys || !rt->kopt || !rt->cand_key || !rt->auto_keys || !rt->r || !rt->have ||
-        !rt->rc || !rt->err || !rt->ro)
+        !rt->ro)
         return qc_errf(err, QC_ENOMEM, "out of memory");
     for (int i = 0; i < c->n && rc == QC_OK; i++) {
         cand_eval *ce = &c->ce[i];
@@ -168,13 +163,7 @@ int qc_cmp_set_ranges(qc_compare *c, qc_err *err)
     rtable rt = { .c = c };
     int rc = plan_keys(&rt, err);
     if (rc == QC_OK)
-        qc_par_for(c->n_t, 1, ranges_items, &rt);
-    for (int k = 0; k < c->n_t && rc == QC_OK; k++)
-        if (rt.rc[k] != QC_OK) {
-            *err = rt.err[k];
-            qc_err_prefix(err, "tensor '%s'", c->t[k].name);
-            rc = rt.rc[k];
-        }
+        rc = qc_par_each(c->n_t, ranges_item, &rt, err);
     for (int i = 0; i < c->n && rc == QC_OK; i++) {
         cand_eval *ce = &c->ce[i];
         for (int k = 0; k < c->n_t; k++) {

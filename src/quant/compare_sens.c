@@ -287,8 +287,6 @@ typedef struct vjob {
     const char   *extra;
     int           run;          /* 0: not measured */
     vres          v;
-    int           rc;
-    qc_err        err;
 } vjob;
 
 typedef struct vjobs {
@@ -298,27 +296,18 @@ typedef struct vjobs {
     vjob         *j;
 } vjobs;
 
-static void vjob_items(void *ctx, int64_t lo, int64_t hi)
+static int vjob_item(void *ctx, int64_t i, qc_err *err)
 {
     vjobs *vs = ctx;
-    for (int64_t i = lo; i < hi; i++) {
-        vjob *j = &vs->j[i];
-        if (j->run)
-            j->rc = variant_h(vs->c, vs->base, j->hy, j->extra, NULL, vs->rs, &j->v, NULL,
-                              &j->err);
-    }
+    vjob *j = &vs->j[i];
+    return j->run ? variant_h(vs->c, vs->base, j->hy, j->extra, NULL, vs->rs, &j->v, NULL, err)
+                  : QC_OK;
 }
 
 static int run_variants(qc_compare *c, int base, const refset *rs, vjob *j, int n, qc_err *err)
 {
     vjobs vs = { c, base, rs, j };
-    qc_par_for(n, 1, vjob_items, &vs);
-    for (int i = 0; i < n; i++)
-        if (j[i].run && j[i].rc != QC_OK) {
-            *err = j[i].err;
-            return j[i].rc;
-        }
-    return QC_OK;
+    return qc_par_each(n, vjob_item, &vs, err);
 }
 
 void qc_cmp_sens_free(qc_compare *c)

@@ -541,6 +541,12 @@ static int const_ranges(qtensor *t, const qc_tensor *w, int axis, qc_err *err)
     return QC_OK;
 }
 
+/* A shared activation whose source is quantized takes the source's parameters. */
+static int takes_source_range(const qc_quantizer *q, const qtensor *t)
+{
+    return t->share_from >= 0 && q->t[t->share_from].used;
+}
+
 static int compute_params(qc_quantizer *q, int i, qc_err *err)
 {
     qtensor *t = &q->t[i];
@@ -550,7 +556,7 @@ static int compute_params(qc_quantizer *q, int i, qc_err *err)
     t->done = 1;
     if (t->kind == QT_ACT) {
         t->qdtype = q->o.act_dtype;
-        if (t->share_from >= 0 && q->t[t->share_from].used) {
+        if (takes_source_range(q, t)) {
             qtensor *s = &q->t[t->share_from];
             if ((rc = compute_params(q, t->share_from, err)) != QC_OK ||
                 (rc = alloc_results(t, 1, err)) != QC_OK)
@@ -643,42 +649,32 @@ static int finish_bias(qc_quantizer *q, qtensor *t, qc_err *err)
  * tensors side by side; each observer is read by one thread only. */
 typedef struct range_job {
     qc_quantizer *q;
-    int          *idx, *rc;
-    qc_err       *err;
+    int          *idx;
 } range_job;
 
-static void range_items(void *ctx, int64_t lo, int64_t hi)
+static int range_item(void *ctx, int64_t k, qc_err *err)
 {
     range_job *j = ctx;
-    for (int64_t k = lo; k < hi; k++) {
-        qtensor *t = &j->q->t[j->idx[k]];
-        j->rc[k] = qc_observer_range(t->obs, 0, &t->range, &j->err[k]);
-        t->has_range = j->rc[k] == QC_OK;
-    }
+    qtensor *t = &j->q->t[j->idx[k]];
+    int rc = qc_observer_range(t->obs, 0, &t->range, err);
+    t->has_range = rc == QC_OK;
+    return rc;
 }
 
 static int ranges_ahead(qc_quantizer *q, qc_err *err)
 {
-    int n = 0, rc = QC_OK;
-    range_job j = { q, calloc((size_t)q->n_t + 1, sizeof *j.idx),
-                    calloc((size_t)q->n_t + 1, sizeof *j.rc),
-                    calloc((size_t)q->n_t + 1, sizeof *j.err) };
-    if (!j.idx || !j.rc || !j.err)
-        rc = qc_errf(err, QC_ENOMEM, "out of memory");
-    for (int i = 0; i < q->n_t && rc == QC_OK; i++) {
+    int n = 0;
+    range_job j = { q, calloc((size_t)q->n_t + 1, sizeof *j.idx) };
+    if (!j.idx)
+        return qc_errf(err, QC_ENOMEM, "out of memory");
+    for (int i = 0; i < q->n_t; i++) {
         const qtensor *t = &q->t[i];
         if (t->used && t->kind == QT_ACT && t->obs && !t->fixed && !t->output_path &&
-            (t->share_from < 0 || !q->t[t->share_from].used))
+            !takes_source_range(q, t))
             j.idx[n++] = i;
     }
-    if (rc == QC_OK)
-        qc_par_for(n, 1, range_items, &j);
-    for (int k = 0; k < n && rc == QC_OK; k++)
-        if (j.rc[k] != QC_OK)
-            *err = j.err[k], rc = j.rc[k];   /* the first tensor's, as the serial loop */
+    int rc = qc_par_each(n, range_item, &j, err);
     free(j.idx);
-    free(j.rc);
-    free(j.err);
     return rc;
 }
 
