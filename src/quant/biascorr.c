@@ -56,7 +56,7 @@ struct bc_state {
     const char   **names;       /* the targets' node names: summed, not run (qc_exec sum_only) */
     qc_tensor     *stash;       /* float outputs of the first n_stash samples, for verify */
     int            n_stash, n_out;
-    int           *by_node;     /* node index in the current quantized model -> target or -1 */
+    int           *by_node;     /* node index in the quantized model -> target or -1 */
     bc_shard      *sh;
     int            n_sh;
 };
@@ -120,32 +120,19 @@ static int bias_of(const qc_model *m, const qc_node *n, target *t)
 static int find_targets(const qc_model *q, bc_state *st, qc_err *err)
 {
     st->t = calloc((size_t)q->n_nodes + 1, sizeof *st->t);
-    if (!st->t)
+    st->by_node = malloc(((size_t)q->n_nodes + 1) * sizeof *st->by_node);
+    if (!st->t || !st->by_node)
         return qc_errf(err, QC_ENOMEM, "out of memory");
     for (int i = 0; i < q->n_nodes; i++) {
         target *t = &st->t[st->n_t];
+        st->by_node[i] = -1;
         if (!is_biased_op(&q->nodes[i]) || !bias_of(q, &q->nodes[i], t))
             continue;
         t->node = q->nodes[i].name;
         t->out = q->nodes[i].outputs[0];
         if (!(t->sum = calloc((size_t)t->n_ch, sizeof *t->sum)))
             return qc_errf(err, QC_ENOMEM, "out of memory");
-        st->n_t++;
-    }
-    return QC_OK;
-}
-
-/* Node names survive edits; indices do not (qc_edit_finish re-sorts). */
-static int map_nodes(const qc_model *m, bc_state *st, qc_err *err)
-{
-    free(st->by_node);
-    if (!(st->by_node = malloc(((size_t)m->n_nodes + 1) * sizeof *st->by_node)))
-        return qc_errf(err, QC_ENOMEM, "out of memory");
-    for (int i = 0; i < m->n_nodes; i++) {
-        st->by_node[i] = -1;
-        for (int k = 0; k < st->n_t; k++)
-            if (!strcmp(st->t[k].node, m->nodes[i].name))
-                st->by_node[i] = k;
+        st->by_node[i] = st->n_t++;
     }
     return QC_OK;
 }
@@ -277,17 +264,14 @@ static int measure_sample(void *user, int shard, int i, qc_err *err)
 }
 
 /* Every sample through both models on every shard; the shards' integer sums add up into
- * each target's per-channel mean drift. */
-static int measure(const qc_model *cur, int n, bc_state *st, int *used, qc_err *err)
+ * each target's per-channel mean drift. q: the model the targets were found in. */
+static int measure(const qc_model *q, int n, bc_state *st, int *used, qc_err *err)
 {
-    int rc = map_nodes(cur, st, err);
+    int rc = QC_OK;
     for (int s = 0; s < st->n_sh && rc == QC_OK; s++) {
         bc_shard *sh = &st->sh[s];
-        qc_exec_free(sh->qx);
-        sh->qx = NULL;
-        acc_free(&sh->a, st->n_t);
         if ((rc = acc_alloc(&sh->a, st, err)) == QC_OK &&
-            (rc = qc_exec_new(&sh->qx, cur, &(qc_exec_opts){
+            (rc = qc_exec_new(&sh->qx, q, &(qc_exec_opts){
                  .cache_const = 1, .fuse_qdq = 1, .sum_only = st->names,
                  .n_sum_only = st->n_t }, err)) == QC_OK)
             qc_exec_set_hook(sh->qx, hook, sh);
@@ -448,11 +432,9 @@ static int verify_job(void *user, int shard, int j, qc_err *err)
         v->used += j == 0;
         for (int k = 0; k < v->n_out; k++) {
             double *e = &v->e[((size_t)i * v->n_out + k) * 3], energy;
-            const qc_tensor *f = &v->f[(size_t)i * v->n_out + k];
-            if (j == 0)
-                sq_err(f, qc_exec_output(v->x[0], k), &e[0], &e[1]);
-            else
-                sq_err(f, qc_exec_output(v->x[1], k), &energy, &e[2]);
+            /* the float energy once (job 0's), each job's error in its own slot */
+            sq_err(&v->f[(size_t)i * v->n_out + k], qc_exec_output(v->x[j], k),
+                   j ? &energy : &e[0], &e[1 + j]);
         }
     }
     return QC_OK;
