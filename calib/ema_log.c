@@ -23,6 +23,12 @@ struct qc_ema_log {
     pthread_cond_t  cv;
 };
 
+/* What can record: a per-tensor EMA observer. */
+static int tensor_ema(const qc_observer *o)
+{
+    return o && !strcmp(qc_observer_method(o), "ema") && o->cfg.per_channel_axis < 0;
+}
+
 static void clear_slot(qc_ema_log *l, int slot)
 {
     float *r = l->rec + (size_t)slot * (size_t)l->n_tgt * 2;
@@ -58,7 +64,7 @@ int qc_ema_log_new(qc_ema_log **out, qc_observer *const *targets, int n_targets,
         qc_observer *o = targets[i];
         if (!o || strcmp(qc_observer_method(o), "ema") != 0)
             continue;
-        if (o->cfg.per_channel_axis >= 0) {
+        if (!tensor_ema(o)) {
             qc_ema_log_free(l);
             return qc_errf(err, QC_EUSAGE, "EMA log: per-channel EMA observers cannot record");
         }
@@ -88,8 +94,7 @@ int qc_ema_log_attach(qc_ema_log *l, int shard, qc_observer *const *obs, qc_err 
     for (int i = 0; i < l->n_given; i++) {
         if (l->tmap[i] < 0)
             continue;
-        if (!obs[i] || strcmp(qc_observer_method(obs[i]), "ema") != 0 ||
-            obs[i]->cfg.per_channel_axis >= 0)
+        if (!tensor_ema(obs[i]))
             return qc_errf(err, QC_EUSAGE, "EMA log: shard %d: observer %d is not a "
                            "per-tensor EMA observer", shard, i);
         qc_ema_observer_record(obs[i], l, shard, l->tmap[i]);
