@@ -33,6 +33,8 @@ cd "$(dirname "$0")/.."
 BUILD=${QC_BUILD_DIR:-build}
 VENV=${VENV:-.venv}
 PY=$VENV/bin/python
+# shellcheck source=tools/shared.sh
+source tools/shared.sh
 CAL=$BUILD/calibrate
 RUNS=${QC_BENCH_RUNS:-10}
 SAMPLES=${QC_BENCH_SAMPLES:-4}
@@ -53,9 +55,6 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/qc-bench.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
 
 has_part() { [[ " $PARTS " == *" $1 "* ]]; }
-model_path() {
-    awk -v n="$1" '$1 == "model" && $2 == n { print "models/cache/" $9 }' models/manifest.txt
-}
 # "... median 12.34 ms/sample ..." -> 12.34
 ms_of() { grep -oE 'median [0-9]+(\.[0-9]+)? ?ms' | head -1 | grep -oE '[0-9]+(\.[0-9]+)?'; }
 # measure OUT command...: runs it, writes "wall_seconds max_rss_kib exit_status" to OUT

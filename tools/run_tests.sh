@@ -18,6 +18,8 @@ BUILD=${QC_BUILD_DIR:-build}
 export QC_BUILD_DIR=$BUILD
 export VENV=${VENV:-.venv}
 PY=$VENV/bin/python
+# shellcheck source=tools/shared.sh
+source tools/shared.sh
 CAL=$BUILD/calibrate
 LOGS=$BUILD/test-logs
 export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-2}
@@ -63,9 +65,6 @@ run_suite() {
     TOTAL_FAILED=$((TOTAL_FAILED + f))
 }
 
-model_path() {
-    awk -v n="$1" '$1 == "model" && $2 == n { print "models/cache/" $9 }' models/manifest.txt
-}
 
 # Integration: each real model through `calibrate run` against onnxruntime, run-to-run
 # determinism, and the load/save round trip.
@@ -142,32 +141,19 @@ quant_suite() {
     local passed=0 failed=0
     ok() { echo "ok   $1"; passed=$((passed + 1)); }
     bad() { echo "FAIL $1: $2"; failed=$((failed + 1)); }
-    # tally NAME command...: runs a quant_check.py command, shows its lines, counts them
+    # tally NAME command...: runs a quant_check.py command (oracle_tally), counts its lines
     tally() {
-        local name=$1 out rc=0 p f
+        local name=$1
         shift
-        out=$("$@" 2>&1) || rc=$?
-        [ -n "$out" ] && echo "$out"
-        p=$(grep -c '^ok ' <<<"$out")
-        f=$(grep -c '^FAIL ' <<<"$out")
-        passed=$((passed + p))
-        failed=$((failed + f))
-        if [ "$rc" != 0 ] && [ "$f" = 0 ]; then
-            bad "$name" "exit status $rc: $(tail -1 <<<"$out")"
-        elif [ "$p" = 0 ] && [ "$f" = 0 ]; then
-            bad "$name" "no result"
-        fi
+        oracle_tally "$@"
+        passed=$((passed + TALLY_OK))
+        failed=$((failed + TALLY_FAIL))
+        [ -z "$TALLY_WHY" ] || bad "$name" "$TALLY_WHY"
     }
-    local n_calib=${QC_QUANT_CALIB:-32} n_eval=${QC_QUANT_EVAL:-32}
+    local n_calib=${QC_QUANT_CALIB:-32} n_eval=${QC_QUANT_EVAL:-32} why
     local qc="$PY test/oracles/quant_check.py"
-    if ! tools/fetch_models.sh >"$TMP/fetch.log" 2>&1; then
-        bad fetch_models "$(tail -1 "$TMP/fetch.log")"
-        echo "quant: $passed passed, $failed failed"
-        return 1
-    fi
-    if ! "$PY" tools/make_inputs.py --min --calib "$n_calib" --eval "$n_eval" \
-            >"$TMP/inputs.log" 2>&1; then
-        bad make_inputs "$(tail -1 "$TMP/inputs.log")"
+    if ! why=$(models_ready "$TMP" "$n_calib" "$n_eval"); then
+        bad "${why%%: *}" "${why#*: }"
         echo "quant: $passed passed, $failed failed"
         return 1
     fi

@@ -7,6 +7,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.." || exit 2
 BUILD=${QC_BUILD_DIR:-build}
 CAL=$BUILD/calibrate
 PY=${VENV:-.venv}/bin/python
+# shellcheck source=tools/shared.sh
+source tools/shared.sh
 CLI_PASSED=0
 CLI_FAILED=0
 CLI_TMP=$(mktemp -d "${TMPDIR:-/tmp}/qc-cli.XXXXXX")
@@ -89,39 +91,26 @@ expect_usage() {
     fi
 }
 
-# model_path NAME: the file of integration model NAME (models/manifest.txt).
-model_path() {
-    awk -v n="$1" '$1 == "model" && $2 == n { print "models/cache/" $9 }' models/manifest.txt
-}
-
-# cli_models SUITE N_CALIB N_EVAL: the integration models (tools/fetch_models.sh) and their
-# samples (tools/make_inputs.py --min); on failure a FAIL line, the suite's summary, and 1.
+# cli_models SUITE N_CALIB N_EVAL: the integration models and their samples (models_ready);
+# on failure a FAIL line, the suite's summary, and 1.
 cli_models() {
-    if ! tools/fetch_models.sh >"$CLI_TMP/fetch.log" 2>&1; then
-        cli_fail fetch_models "$(tail -1 "$CLI_TMP/fetch.log")"
-        cli_done "$1"
-        return 1
-    fi
-    if ! "$PY" tools/make_inputs.py --min --calib "$2" --eval "$3" \
-            >"$CLI_TMP/inputs.log" 2>&1; then
-        cli_fail make_inputs "$(tail -1 "$CLI_TMP/inputs.log")"
+    local why
+    if ! why=$(models_ready "$CLI_TMP" "$2" "$3"); then
+        cli_fail "${why%%: *}" "${why#*: }"
         cli_done "$1"
         return 1
     fi
 }
 
-# tally NAME COMMAND...: runs an oracle, echoes its output and counts its ok/FAIL lines; a
-# failing exit status without a FAIL line is one failure, NAME.
+# tally NAME COMMAND...: runs an oracle (oracle_tally), counts its ok/FAIL lines; a failure it
+# did not report itself is one more, NAME.
 tally() {
-    local name=$1 out rc=0
+    local name=$1
     shift
-    out=$("$@" 2>&1) || rc=$?
-    [ -n "$out" ] && echo "$out"
-    CLI_PASSED=$((CLI_PASSED + $(grep -c '^ok ' <<<"$out")))
-    CLI_FAILED=$((CLI_FAILED + $(grep -c '^FAIL ' <<<"$out")))
-    if [ "$rc" != 0 ] && ! grep -q '^FAIL ' <<<"$out"; then
-        cli_fail "$name" "exit status $rc: $(tail -1 <<<"$out")"
-    fi
+    oracle_tally "$@"
+    CLI_PASSED=$((CLI_PASSED + TALLY_OK))
+    CLI_FAILED=$((CLI_FAILED + TALLY_FAIL))
+    [ -z "$TALLY_WHY" ] || cli_fail "$name" "$TALLY_WHY"
 }
 
 cli_done() {
