@@ -62,20 +62,35 @@ int qc_cmd_quant_opt(qc_quant_opts *o, int argc, char **argv, int *i, const char
  * --per-channel, --symmetric-activations): `calibrate` and `doctor`; `compare` takes lists. */
 int qc_cmd_config_opt(qc_quant_opts *o, int argc, char **argv, int *i, const char *cmd);
 
-/* Loading calibration sample i of d into *in, for sample-parallel passes, in two halves: the
- * read (a sample with NaN/Inf values is an error with `strict`, else it returns 1 with *bad
- * set: to skip; prints nothing) and the one-line warning (after clearing the progress line;
- * under the pass's lock). */
+/* The samples of a sample-parallel calibration pass (qc_pass.h) as the commands read them:
+ * shard s reads its own clone of the data set (d[0] is the caller's); a sample with NaN/Inf
+ * values is an error with `strict`, else skipped with a one-line warning (after clearing the
+ * progress line). */
 struct qc_dataset;
 struct qc_progress;
-int  qc_cmd_read_sample(struct qc_dataset *d, int i, int n_inputs, const char *dir, int strict,
-                        qc_tensor **in, int64_t *bad, qc_err *err);
-void qc_cmd_skip_warning(struct qc_progress *prog, const char *dir, const char *name,
-                         int64_t bad);
+typedef struct qc_cmd_feed {
+    struct qc_dataset **d;          /* per shard */
+    int                 jobs;
+    const char         *dir;
+    int                 strict, n_inputs;
+    const int          *idx;        /* pass sample i is dataset sample idx[i]; NULL: i */
+    int64_t            *bad;        /* NaN/Inf count of each skipped sample */
+    struct qc_progress *prog;
+} qc_cmd_feed;
+/* `jobs` shards over pass samples 0..n-1; qc_cmd_feed_close also after a failure. */
+int  qc_cmd_feed_open(qc_cmd_feed *f, struct qc_dataset *d, int jobs, const char *dir,
+                      int strict, int n_inputs, const int *idx, int n,
+                      struct qc_progress *prog, qc_err *err);
+void qc_cmd_feed_close(qc_cmd_feed *f);
+/* Pass sample i's inputs on `shard`: QC_OK, 1 to skip it (NaN/Inf), or an error. */
+int  qc_cmd_feed_load(void *feed, int shard, int i, qc_tensor **in, qc_err *err);
+/* Prefixes err with sample i's path ("DIR/NAME"). */
+void qc_cmd_feed_failed(void *feed, int i, qc_err *err);
+/* After sample i, under the pass's lock (status 1: skipped): the warning, the progress. */
+void qc_cmd_feed_after(void *feed, int i, int status, int n_finished);
 
 /* The calibration samples idx[0..n) of d (idx NULL: 0..n-1) through qc_compare_observe_pass,
- * side by side on qc_pass_default_jobs() shards (each on its own clone of d): skipped samples
- * get qc_cmd_skip_warning, a failing one's error names it, prog follows the samples done. */
+ * side by side on qc_pass_default_jobs() shards, read through a qc_cmd_feed. */
 struct qc_compare;
 int qc_cmd_compare_pass(struct qc_compare *c, struct qc_dataset *d, const char *dir, int strict,
                         const int *idx, int n, int n_inputs, struct qc_progress *prog, int *used,

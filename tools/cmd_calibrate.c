@@ -240,20 +240,17 @@ static int calibrate_auto(const cal_args *a, const char *out_path, qc_err *err)
     return rc;
 }
 
-/* One shard of the observation pass: its own view of the data set, executor and observers
- * (shard 0 uses the caller's). */
+/* One shard of the observation pass: its own executor and observers (shard 0 uses the
+ * caller's); its view of the data set is the feed's. */
 typedef struct cal_shard {
-    qc_dataset   *d;
     qc_exec      *x;
     qc_quantizer *q;
 } cal_shard;
 
 typedef struct cal_pass {
-    const cal_args *a;
     const qc_model *work;
     cal_shard      *sh;
-    int64_t        *bad;            /* NaN/Inf count of each skipped sample */
-    qc_progress    *prog;
+    qc_cmd_feed     feed;
     qc_ema_log     *log;            /* ema on several shards, else NULL */
 } cal_pass;
 
@@ -265,11 +262,10 @@ static int pass_sample(void *user, int shard, int i, qc_err *err)
     int rc = p->log ? qc_ema_log_begin(p->log, shard, i, err) : QC_OK;
     if (rc != QC_OK)
         return rc;
-    rc = qc_cmd_read_sample(s->d, i, p->work->n_inputs, p->a->data, p->a->strict, &in,
-                            &p->bad[i], err);
+    rc = qc_cmd_feed_load(&p->feed, shard, i, &in, err);
     if (rc == QC_OK && (rc = qc_quantizer_observe_inputs(s->q, in, p->work->n_inputs, err)) ==
         QC_OK && (rc = qc_exec_run(s->x, in, p->work->n_inputs, err)) != QC_OK)
-        qc_err_prefix(err, "%s/%s", p->a->data, qc_dataset_sample_name(s->d, i));
+        qc_cmd_feed_failed(&p->feed, i, err);
     if (p->log)
         qc_ema_log_end(p->log, shard, i, rc >= 0);
     return rc;
@@ -297,11 +293,7 @@ static int ema_log_setup(cal_pass *p, qc_quantizer *q, int n, int jobs, qc_err *
 
 static void pass_after(void *user, int i, int status, int n_finished)
 {
-    cal_pass *p = user;
-    if (status == 1)
-        qc_cmd_skip_warning(p->prog, p->a->data, qc_dataset_sample_name(p->sh[0].d, i),
-                            p->bad[i]);
-    qc_progress_update(p->prog, n_finished);
+    qc_cmd_feed_after(&((cal_pass *)user)->feed, i, status, n_finished);
 }
 
 /* Feeds samples 0..n-1 to q. Whole samples run side by side, one shard per thread (each
@@ -316,18 +308,18 @@ static int observe_pass(const cal_args *a, const qc_model *work, qc_dataset *d, 
         jobs = 1;
     if (jobs > n)
         jobs = n > 0 ? n : 1;
-    cal_shard *sh = calloc((size_t)jobs, sizeof *sh);
-    int64_t *bad = calloc((size_t)n + 1, sizeof *bad);
-    int rc = sh && bad ? QC_OK : qc_errf(err, QC_ENOMEM, "out of memory");
+    cal_pass p = { work, calloc((size_t)jobs, sizeof *p.sh), { 0 }, NULL };
+    cal_shard *sh = p.sh;
+    int rc = sh ? qc_cmd_feed_open(&p.feed, d, jobs, a->data, a->strict, work->n_inputs, NULL,
+                                   n, prog, err)
+                : qc_errf(err, QC_ENOMEM, "out of memory");
     if (rc == QC_OK)
-        sh[0] = (cal_shard){ d, x, q };
+        sh[0] = (cal_shard){ x, q };
     for (int s = 1; s < jobs && rc == QC_OK; s++)
-        if ((rc = qc_dataset_clone(d, &sh[s].d, err)) == QC_OK &&
-            (rc = qc_quantizer_new(&sh[s].q, work, &a->o, err)) == QC_OK)
+        if ((rc = qc_quantizer_new(&sh[s].q, work, &a->o, err)) == QC_OK)
             rc = qc_exec_new(&sh[s].x, work, NULL, err);
     for (int s = 0; s < jobs && rc == QC_OK; s++)
         qc_quantizer_attach(sh[s].q, sh[s].x);
-    cal_pass p = { a, work, sh, bad, prog, NULL };
     qc_pass_ops ops = { &p, pass_sample, pass_after };
     if (rc == QC_OK && jobs > 1 && !strcmp(a->o.method, "ema"))
         rc = ema_log_setup(&p, q, n, jobs, err);
@@ -341,10 +333,9 @@ static int observe_pass(const cal_args *a, const qc_model *work, qc_dataset *d, 
             rc = qc_quantizer_merge(q, sh[s].q, err);
         qc_quantizer_free(sh[s].q);
         qc_exec_free(sh[s].x);
-        qc_dataset_free(sh[s].d);
     }
+    qc_cmd_feed_close(&p.feed);
     free(sh);
-    free(bad);
     return rc;
 }
 

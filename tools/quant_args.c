@@ -11,7 +11,7 @@
 #include "qc_data.h"
 #include "qc_pass.h"
 
-int qc_cmd_read_sample(qc_dataset *d, int i, int n_inputs, const char *dir, int strict,
+static int read_sample(qc_dataset *d, int i, int n_inputs, const char *dir, int strict,
                        qc_tensor **in, int64_t *bad, qc_err *err)
 {
     int rc = qc_dataset_load(d, i, in, err);
@@ -26,48 +26,58 @@ int qc_cmd_read_sample(qc_dataset *d, int i, int n_inputs, const char *dir, int 
     return 1;
 }
 
-void qc_cmd_skip_warning(qc_progress *prog, const char *dir, const char *name, int64_t bad)
+int qc_cmd_feed_open(qc_cmd_feed *f, qc_dataset *d, int jobs, const char *dir, int strict,
+                     int n_inputs, const int *idx, int n, qc_progress *prog, qc_err *err)
 {
-    qc_progress_end(prog);
-    fprintf(stderr, "calibrate: warning: %s/%s: %lld NaN/Inf values, sample skipped\n", dir,
-            name, (long long)bad);
+    *f = (qc_cmd_feed){ calloc((size_t)jobs + 1, sizeof *f->d), jobs, dir, strict, n_inputs,
+                        idx, calloc((size_t)n + 1, sizeof *f->bad), prog };
+    if (!f->d || !f->bad)
+        return qc_errf(err, QC_ENOMEM, "out of memory");
+    f->d[0] = d;
+    for (int s = 1; s < jobs; s++) {
+        int rc = qc_dataset_clone(d, &f->d[s], err);
+        if (rc != QC_OK)
+            return rc;
+    }
+    return QC_OK;
 }
 
-/* The calibration pass of compare and `calibrate --method auto`: samples idx[0..n) side by
- * side (qc_compare_observe_pass), each shard reading its own clone of the data set. */
-typedef struct cal_feed {
-    qc_dataset **d;                 /* per shard; d[0] the caller's */
-    const char  *dir;
-    int          strict, n_inputs;
-    const int   *idx;               /* NULL: sample i is dataset index i */
-    int64_t     *bad;               /* NaN/Inf count of each skipped sample */
-    qc_progress *prog;
-} cal_feed;
+void qc_cmd_feed_close(qc_cmd_feed *f)
+{
+    for (int s = 1; f->d && s < f->jobs; s++)
+        qc_dataset_free(f->d[s]);
+    free(f->d);
+    free(f->bad);
+    memset(f, 0, sizeof *f);
+}
 
-static int feed_index(const cal_feed *f, int i)
+static int feed_index(const qc_cmd_feed *f, int i)
 {
     return f->idx ? f->idx[i] : i;
 }
 
-static int feed_load(void *user, int shard, int i, qc_tensor **in, qc_err *err)
+int qc_cmd_feed_load(void *user, int shard, int i, qc_tensor **in, qc_err *err)
 {
-    cal_feed *f = user;
-    return qc_cmd_read_sample(f->d[shard], feed_index(f, i), f->n_inputs, f->dir, f->strict,
-                              in, &f->bad[i], err);
+    qc_cmd_feed *f = user;
+    return read_sample(f->d[shard], feed_index(f, i), f->n_inputs, f->dir, f->strict, in,
+                       &f->bad[i], err);
 }
 
-static void feed_failed(void *user, int i, qc_err *err)
+void qc_cmd_feed_failed(void *user, int i, qc_err *err)
 {
-    cal_feed *f = user;
+    qc_cmd_feed *f = user;
     qc_err_prefix(err, "%s/%s", f->dir, qc_dataset_sample_name(f->d[0], feed_index(f, i)));
 }
 
-static void feed_after(void *user, int i, int status, int n_finished)
+void qc_cmd_feed_after(void *user, int i, int status, int n_finished)
 {
-    cal_feed *f = user;
-    if (status == 1)
-        qc_cmd_skip_warning(f->prog, f->dir, qc_dataset_sample_name(f->d[0], feed_index(f, i)),
-                            f->bad[i]);
+    qc_cmd_feed *f = user;
+    if (status == 1) {
+        qc_progress_end(f->prog);
+        fprintf(stderr, "calibrate: warning: %s/%s: %lld NaN/Inf values, sample skipped\n",
+                f->dir, qc_dataset_sample_name(f->d[0], feed_index(f, i)),
+                (long long)f->bad[i]);
+    }
     qc_progress_update(f->prog, n_finished);
 }
 
@@ -77,22 +87,13 @@ int qc_cmd_compare_pass(qc_compare *c, qc_dataset *d, const char *dir, int stric
 {
     int jobs = qc_pass_default_jobs();
     jobs = jobs > n ? (n > 0 ? n : 1) : jobs;
-    qc_dataset **ds = calloc((size_t)jobs, sizeof *ds);
-    int64_t *bad = calloc((size_t)n + 1, sizeof *bad);
-    int rc = ds && bad ? QC_OK : qc_errf(err, QC_ENOMEM, "out of memory");
-    if (rc == QC_OK)
-        ds[0] = d;
-    for (int s = 1; s < jobs && rc == QC_OK; s++)
-        rc = qc_dataset_clone(d, &ds[s], err);
-    cal_feed f = { ds, dir, strict, n_inputs, idx, bad, prog };
-    qc_compare_feed cf = { .user = &f, .n = n, .jobs = jobs, .load = feed_load,
-                           .failed = feed_failed, .after = feed_after };
+    qc_cmd_feed f;
+    int rc = qc_cmd_feed_open(&f, d, jobs, dir, strict, n_inputs, idx, n, prog, err);
+    qc_compare_feed cf = { .user = &f, .n = n, .jobs = jobs, .load = qc_cmd_feed_load,
+                           .failed = qc_cmd_feed_failed, .after = qc_cmd_feed_after };
     if (rc == QC_OK)
         rc = qc_compare_observe_pass(c, &cf, used, skipped, err);
-    for (int s = 1; ds && s < jobs; s++)
-        qc_dataset_free(ds[s]);
-    free(ds);
-    free(bad);
+    qc_cmd_feed_close(&f);
     return rc;
 }
 
