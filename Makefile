@@ -5,7 +5,7 @@ BUILD   ?= build
 PROTO   ?= /usr/include/onnx/onnx.proto
 VENV    ?= .venv
 CFLAGS  ?= -O2 -g
-override CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude -I$(BUILD)/gen \
+override CFLAGS  += -std=c11 -ffp-contract=off -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude -I$(BUILD)/gen \
            -Isrc/exec -Isrc/onnx -Isrc/core -Isrc/data -Icalib -Isrc/quant \
            $(shell pkg-config --cflags libprotobuf-c libpng 2>/dev/null)
 LDLIBS  += -lprotobuf-c -lopenblas -lcjson -lpng -ljpeg -lm -lpthread

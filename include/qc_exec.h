@@ -18,7 +18,9 @@ typedef struct qc_exec_opts {
     int keep_all;               /* keep every intermediate after the run (debug, tests) */
     int const_only;             /* run only nodes computable from initializers alone, keep
                                  * their outputs, take no inputs (constant folding) */
-    int fuse;                   /* fold activations into their producer (Conv + SiLU): faster,
+    int fuse;                   /* fold activations into their producer (Conv + SiLU; with
+                                 * fuse_qdq also a QDQ model's quantized SiLU, Conv -> Q/DQ ->
+                                 * Sigmoid -> Q/DQ -> Mul -> Q/DQ, the same values): faster,
                                  * but the tensors in between are never computed, so no hook
                                  * may need them */
     int emulate_ort;            /* QDQ models: run the DQ -> op -> Q groups onnxruntime fuses

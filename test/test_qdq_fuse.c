@@ -148,3 +148,138 @@ QC_TEST(qdq_fuse_needs_same_parameters)
     qdq_check("other zero point", &t, x, 64, 0);
     free(x);
 }
+
+/* ---- the quantized SiLU chain folded into the Conv (qc_exec_opts.fuse with fuse_qdq) ----
+ * x -> Conv(w, b) -> Q/DQ(a) -> Sigmoid -> Q/DQ(b) -> Mul(a, b) -> Q/DQ(c) -> y, run with and
+ * without `fuse`: the same bytes, through the AVX-512 tile kernel (3x3), the pointwise kernel
+ * (1x1), and the value-by-value path (depthwise; QC_CONV_PORTABLE=1). */
+enum { QS_NODES = 9, QS_INITS = 8 };
+
+typedef struct qsilu_model {
+    qc_model      m;
+    qc_node       nodes[QS_NODES];
+    const char   *io[QS_NODES][2][3];
+    qc_attr       attrs[2];
+    int64_t       pads[4];
+    qc_value_info in, out;
+    qc_tensor     inits[QS_INITS];
+    float         s[3];
+    uint8_t       z[3];
+    float        *w, *b;
+} qsilu_model;
+
+static void qs_node(qsilu_model *t, int i, const char *op, int n_in, const char *a,
+                    const char *b, const char *c, const char *out)
+{
+    const char **in = t->io[i][0], **o = t->io[i][1];
+    in[0] = a, in[1] = b, in[2] = c, o[0] = out;
+    t->nodes[i] = (qc_node){ .name = out, .op_type = op, .domain = "", .n_inputs = n_in,
+                             .n_outputs = 1, .inputs = in, .outputs = o };
+}
+
+/* c input channels, m output channels, k x k kernel (pad k / 2), `group` groups */
+static void qsilu_build(qsilu_model *t, int64_t c, int64_t m, int64_t k, int64_t group)
+{
+    memset(t, 0, sizeof *t);
+    int64_t nw = m * (c / group) * k * k;
+    t->w = malloc((size_t)nw * sizeof *t->w);
+    t->b = malloc((size_t)m * sizeof *t->b);
+    uint32_t r = 11;
+    for (int64_t i = 0; i < nw; i++) {
+        r = r * 1664525u + 1013904223u;
+        t->w[i] = ((float)(r >> 8) / 16777216.0f - 0.5f) * 1.2f;
+    }
+    for (int64_t i = 0; i < m; i++)
+        t->b[i] = 0.1f * (float)(i % 7) - 0.3f;
+    t->s[0] = 8.0f / 255.0f, t->z[0] = 110;    /* conv output: about -3.5 .. 4.5 */
+    t->s[1] = 1.0f / 255.0f, t->z[1] = 0;      /* sigmoid: 0 .. 1 */
+    t->s[2] = 4.0f / 255.0f, t->z[2] = 20;     /* x * sigmoid(x): about -0.3 .. 3.7 */
+    static const char *const sn[3] = { "sa", "sb", "sc" }, *const zn[3] = { "za", "zb", "zc" };
+    for (int i = 0; i < 3; i++) {
+        t->inits[i] = (qc_tensor){ .name = sn[i], .dtype = QC_F32, .data = &t->s[i] };
+        t->inits[3 + i] = (qc_tensor){ .name = zn[i], .dtype = QC_U8, .data = &t->z[i] };
+    }
+    t->inits[6] = (qc_tensor){ .name = "w", .dtype = QC_F32, .ndim = 4,
+                               .dims = { m, c / group, k, k }, .data = t->w };
+    t->inits[7] = (qc_tensor){ .name = "b", .dtype = QC_F32, .ndim = 1, .dims = { m },
+                               .data = t->b };
+    qs_node(t, 0, "Conv", 3, "x", "w", "b", "y0");
+    for (int i = 0; i < 4; i++)
+        t->pads[i] = k / 2;
+    t->attrs[0] = (qc_attr){ .name = "pads", .type = QC_ATTR_INTS, .ints = t->pads, .n = 4 };
+    t->attrs[1] = (qc_attr){ .name = "group", .type = QC_ATTR_INT, .i = group };
+    t->nodes[0].attrs = t->attrs;
+    t->nodes[0].n_attrs = 2;
+    qs_node(t, 1, "QuantizeLinear", 3, "y0", "sa", "za", "qa");
+    qs_node(t, 2, "DequantizeLinear", 3, "qa", "sa", "za", "a");
+    qs_node(t, 3, "Sigmoid", 1, "a", NULL, NULL, "sg");
+    qs_node(t, 4, "QuantizeLinear", 3, "sg", "sb", "zb", "qb");
+    qs_node(t, 5, "DequantizeLinear", 3, "qb", "sb", "zb", "b1");
+    qs_node(t, 6, "Mul", 2, "a", "b1", NULL, "m1");
+    qs_node(t, 7, "QuantizeLinear", 3, "m1", "sc", "zc", "qc");
+    qs_node(t, 8, "DequantizeLinear", 3, "qc", "sc", "zc", "y");
+    t->in = (qc_value_info){ .name = "x", .dtype = QC_F32, .ndim = -1 };
+    t->out = (qc_value_info){ .name = "y", .dtype = QC_F32, .ndim = -1 };
+    t->m = (qc_model){ .path = "test", .opset = 13, .n_nodes = QS_NODES, .n_inputs = 1,
+                       .n_outputs = 1, .n_inits = QS_INITS, .nodes = t->nodes,
+                       .inputs = &t->in, .outputs = &t->out, .inits = t->inits };
+}
+
+static void qsilu_check(const char *what, int64_t c, int64_t m, int64_t k, int64_t group,
+                        int64_t h, int64_t w)
+{
+    qsilu_model t;
+    qsilu_build(&t, c, m, k, group);
+    int64_t n = c * h * w;
+    float *x = malloc((size_t)n * sizeof *x);
+    uint32_t r = 5;
+    for (int64_t i = 0; i < n; i++) {
+        r = r * 1664525u + 1013904223u;
+        x[i] = ((float)(r >> 8) / 16777216.0f - 0.45f) * 4.0f;
+    }
+    x[3] = NAN, x[n / 2] = 40.0f, x[n - 2] = -40.0f;  /* NaN and saturated outputs */
+    qc_err err = { 0 };
+    qc_tensor in = { .name = "x", .dtype = QC_F32, .ndim = 4, .dims = { 1, c, h, w },
+                     .data = x };
+    qc_exec *a = NULL, *b = NULL;
+    CHECK_OK(qc_exec_new(&a, &t.m, &(qc_exec_opts){ .fuse_qdq = 1 }, &err));
+    CHECK_OK(qc_exec_new(&b, &t.m, &(qc_exec_opts){ .fuse_qdq = 1, .fuse = 1 }, &err));
+    for (int run = 0; a && b && run < 2; run++) {      /* the second with packed weights */
+        CHECK_OK(qc_exec_run(a, &in, 1, &err));
+        CHECK_OK(qc_exec_run(b, &in, 1, &err));
+        CHECK_INT(qc_exec_fused_nodes(a), 3);
+        CHECK_INT(qc_exec_fused_nodes(b), 8);
+        const qc_tensor *ya = qc_exec_output(a, 0), *yb = qc_exec_output(b, 0);
+        if (!ya || !yb || !qc_shape_equal(ya, yb)) {
+            qc_test_fail(__FILE__, __LINE__, "%s: outputs missing or shapes differ", what);
+            break;
+        }
+        const uint32_t *ua = ya->data, *ub = yb->data;
+        int64_t distinct = 0;
+        for (int64_t i = 0; i < qc_tensor_numel(ya); i++) {
+            distinct += i > 0 && ua[i] != ua[i - 1];
+            if (ua[i] != ub[i]) {
+                qc_test_fail(__FILE__, __LINE__, "%s: y[%lld] = %.9g fused, %.9g not", what,
+                             (long long)i, ((float *)yb->data)[i], ((float *)ya->data)[i]);
+                break;
+            }
+        }
+        CHECK(distinct > qc_tensor_numel(ya) / 4);    /* not a constant output */
+    }
+    qc_exec_free(a);
+    qc_exec_free(b);
+    free(x);
+    free(t.w);
+    free(t.b);
+}
+
+QC_TEST(qdq_fuse_quantized_silu_same_bytes)
+{
+    qsilu_check("3x3, 40 channels", 6, 40, 3, 1, 11, 13);
+    qsilu_check("1x1, 20 channels", 24, 20, 1, 1, 9, 7);
+    qsilu_check("depthwise 3x3", 8, 8, 3, 8, 10, 10);
+    setenv("QC_CONV_PORTABLE", "1", 1);
+    qsilu_check("3x3, portable path", 6, 40, 3, 1, 11, 13);
+    unsetenv("QC_CONV_PORTABLE");
+}
+

@@ -179,7 +179,7 @@ int qc_cmd_run(int argc, char **argv)
     int rc = qc_model_load(&c.m, model, &err);
     if (rc == QC_OK)
         rc = qc_exec_new(&c.x, c.m, &(qc_exec_opts){ .fuse = 1, .emulate_ort = emulate_ort,
-                                                   .cache_const = 1 },
+                                                   .fuse_qdq = 1, .cache_const = 1 },
                          &err);
     if (rc == QC_OK)
         rc = qc_dataset_open(&c.d, data, c.m, &pp, &err);

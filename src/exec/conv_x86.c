@@ -43,9 +43,37 @@ static inline __attribute__((always_inline, target("avx512f"))) __m512 silu16(__
     return _mm512_div_ps(x, _mm512_add_ps(one, _mm512_scalef_ps(p, n)));
 }
 
+/* QC_CONV_QSILU: the first fake quantization's code (ops_qdq.c's fake_quant_u8_avx2 on 16
+ * lanes: a NaN quotient counts as 0, rounding to nearest even, saturation), then the chain's
+ * output for that code from the 256-entry table: eight two-register permutes by the code's
+ * low 5 bits, the right one chosen by its top 3 bits. */
+static inline __attribute__((always_inline, target("avx512f"))) __m512 qsilu16(__m512 y,
+                                                                                const float *q,
+                                                                                const float *lut)
+{
+    __m512 a = _mm512_div_ps(y, _mm512_set1_ps(q[0]));
+    __mmask16 ord = _mm512_cmp_ps_mask(a, a, _CMP_ORD_Q);
+    a = _mm512_maskz_mov_ps(ord, _mm512_min_ps(_mm512_max_ps(a, _mm512_set1_ps(-1e6f)),
+                                               _mm512_set1_ps(1e6f)));
+    __m512i c = _mm512_add_epi32(_mm512_cvtps_epi32(a), _mm512_set1_epi32((int)q[1]));
+    c = _mm512_min_epi32(_mm512_max_epi32(c, _mm512_setzero_si512()), _mm512_set1_epi32(255));
+    __m512 v[8];
+    for (int j = 0; j < 8; j++)
+        v[j] = _mm512_permutex2var_ps(_mm512_loadu_ps(lut + 32 * j), c,
+                                      _mm512_loadu_ps(lut + 32 * j + 16));
+    __mmask16 b5 = _mm512_test_epi32_mask(c, _mm512_set1_epi32(32));
+    __mmask16 b6 = _mm512_test_epi32_mask(c, _mm512_set1_epi32(64));
+    __mmask16 b7 = _mm512_test_epi32_mask(c, _mm512_set1_epi32(128));
+    for (int j = 0; j < 4; j++)
+        v[j] = _mm512_mask_mov_ps(v[2 * j], b5, v[2 * j + 1]);
+    for (int j = 0; j < 2; j++)
+        v[j] = _mm512_mask_mov_ps(v[2 * j], b6, v[2 * j + 1]);
+    return _mm512_mask_mov_ps(v[0], b7, v[1]);
+}
+
 typedef void (*tile_fn)(const float *xb, const int32_t *off, const float *wp,
                         const float *bias, int64_t k, float *y, int64_t ldy, int64_t nm,
-                        int act);
+                        int act, const float *qp, const float *lut);
 
 /* In-register transpose of a 16x16 block: r[i] lane j becomes r[j] lane i. */
 static inline __attribute__((always_inline, target("avx512f"))) void tr16(__m512 *r)
@@ -80,7 +108,7 @@ static inline __attribute__((always_inline, target("avx512f"))) void tr16(__m512
 static inline __attribute__((always_inline, target("avx512f"))) void
 tile_body(const int MR, const int SW, const int NV, const float *xb, const int32_t *off,
           const float *wp, const float *bias, int64_t k, float *y, int64_t ldy, int64_t nm,
-          int act)
+          int act, const float *qp, const float *lut)
 {
     __m512 acc[MR_MAX][2];
     __m512 b0 = _mm512_loadu_ps(bias), b1 = _mm512_loadu_ps(bias + 16);
@@ -108,6 +136,13 @@ tile_body(const int MR, const int SW, const int NV, const float *xb, const int32
             if (NV > 1)
                 acc[i][1] = silu16(acc[i][1]);
         }
+    } else if (act == QC_CONV_QSILU) {
+#pragma GCC unroll 14
+        for (int i = 0; i < MR; i++) {
+            acc[i][0] = qsilu16(acc[i][0], qp, lut);
+            if (NV > 1)
+                acc[i][1] = qsilu16(acc[i][1], qp, lut);
+        }
     }
     __mmask16 mask = (__mmask16)((1u << MR) - 1);
     for (int h = 0; h < NV && h * 16 < nm; h++) {
@@ -126,9 +161,9 @@ tile_body(const int MR, const int SW, const int NV, const float *xb, const int32
 static __attribute__((target("avx512f"))) void                                              \
 tile_##MR##_##SW##_##NV(const float *xb, const int32_t *off, const float *wp,               \
                         const float *bias, int64_t k, float *y, int64_t ldy, int64_t nm,    \
-                        int act)                                                            \
+                        int act, const float *qp, const float *lut)                         \
 {                                                                                           \
-    tile_body(MR, SW, NV, xb, off, wp, bias, k, y, ldy, nm, act);                           \
+    tile_body(MR, SW, NV, xb, off, wp, bias, k, y, ldy, nm, act, qp, lut);                  \
 }
 #define TILES(MR) TILE(MR, 1, 1) TILE(MR, 1, 2) TILE(MR, 2, 1) TILE(MR, 2, 2)
 TILES(4) TILES(5) TILES(6) TILES(7) TILES(8) TILES(9) TILES(10) TILES(11) TILES(12)
@@ -230,7 +265,7 @@ static void compute_items(void *vctx, int64_t lo, int64_t hi)
         float *y = c->y + (g * c->mg + m0) * ohw + oh * c->ow + ow0;
         tile_fn fn = nm > 16 ? c->fn : c->fn16;
         fn(xb, c->off, c->wpk + gp * c->k * NR, c->bpk + gp * NR, c->k, y, ohw, nm,
-           c->cv->act);
+           c->cv->act, c->cv->qact, c->cv->lut);
     }
 }
 
@@ -243,12 +278,13 @@ static void compute_items(void *vctx, int64_t lo, int64_t hi)
 #define PW_LD  16               /* packed weights: 16 floats per reduction index */
 
 typedef void (*pw_fn)(const float *x, int64_t ldx, const float *wp, const float *bias,
-                      int64_t k, float *y, int64_t ldy, __mmask16 m0, __mmask16 m1, int act);
+                      int64_t k, float *y, int64_t ldy, __mmask16 m0, __mmask16 m1, int act,
+                      const float *qp, const float *lut);
 
 static inline __attribute__((always_inline, target("avx512f"))) void
 pw_body(const int MC, const int NP, const float *x, int64_t ldx, const float *wp,
         const float *bias, int64_t k, float *y, int64_t ldy, __mmask16 m0, __mmask16 m1,
-        int act)
+        int act, const float *qp, const float *lut)
 {
     __m512 acc[MC_MAX][2];
 #pragma GCC unroll 14
@@ -279,6 +315,13 @@ pw_body(const int MC, const int NP, const float *x, int64_t ldx, const float *wp
             if (NP > 1)
                 acc[i][1] = silu16(acc[i][1]);
         }
+    } else if (act == QC_CONV_QSILU) {
+#pragma GCC unroll 14
+        for (int i = 0; i < MC; i++) {
+            acc[i][0] = qsilu16(acc[i][0], qp, lut);
+            if (NP > 1)
+                acc[i][1] = qsilu16(acc[i][1], qp, lut);
+        }
     }
 #pragma GCC unroll 14
     for (int i = 0; i < MC; i++) {
@@ -291,9 +334,10 @@ pw_body(const int MC, const int NP, const float *x, int64_t ldx, const float *wp
 #define PW(MC)                                                                              \
 static __attribute__((target("avx512f"))) void                                              \
 pw_##MC(const float *x, int64_t ldx, const float *wp, const float *bias, int64_t k,         \
-        float *y, int64_t ldy, __mmask16 m0, __mmask16 m1, int act)                         \
+        float *y, int64_t ldy, __mmask16 m0, __mmask16 m1, int act, const float *qp,        \
+        const float *lut)                                                                   \
 {                                                                                           \
-    pw_body(MC, 2, x, ldx, wp, bias, k, y, ldy, m0, m1, act);                               \
+    pw_body(MC, 2, x, ldx, wp, bias, k, y, ldy, m0, m1, act, qp, lut);                      \
 }
 PW(1) PW(2) PW(3) PW(4) PW(5) PW(6) PW(7) PW(8) PW(9) PW(10) PW(11) PW(12) PW(13) PW(14)
 
@@ -359,7 +403,7 @@ static void pw_items(void *vctx, int64_t lo, int64_t hi)
         const float *x = cv->x + (c->batch_index * cv->c + g * c->cg) * c->hw + p0;
         float *y = cv->y + (c->batch_index * cv->m + g * c->mg + m0c) * c->hw + p0;
         pw_fns[mc](x, c->hw, c->wpk + gp * c->cg * PW_LD, c->bpk + gp * PW_LD, c->cg, y,
-                   c->hw, m0, m1, cv->act);
+                   c->hw, m0, m1, cv->act, cv->qact, cv->lut);
     }
 }
 

@@ -7,6 +7,7 @@
 #include <string.h>
 #include "ops.h"
 #include "conv_x86.h"
+#include "ops_ew.h"
 
 typedef struct convp {
     int     nsp;                                     /* spatial rank */
@@ -377,7 +378,7 @@ static int conv_compute(qc_knode *n, qc_run *r, int act, int *act_done, qc_err *
             .cache = konst ? n->state : NULL, .x = xd, .w = wd, .bias = bd, .y = y,
             .batch = p.batch, .c = p.c, .m = p.m, .group = p.group, .ih = q.ih, .iw = q.iw,
             .oh = q.oh, .ow = q.ow, .kh = q.kh, .kw = q.kw, .sh = q.sh, .sw = q.sw,
-            .dh = q.dh, .dw = q.dw, .ph = q.ph, .pw = q.pw, .act = act,
+            .dh = q.dh, .dw = q.dw, .ph = q.ph, .pw = q.pw, .act = act, .qact = n->qact, .lut = n->lut,
         };
         if ((rc = qc_conv2d_fast(&cv, r, err)) != QC_EUNSUPPORTED) {
             *act_done = 1;
@@ -433,7 +434,8 @@ static int conv_compute(qc_knode *n, qc_run *r, int act, int *act_done, qc_err *
 static int conv_activation(const qc_knode *n, int *act, qc_err *err)
 {
     (void)err;
-    *act = n->act == QC_ACT_SILU ? QC_CONV_SILU : QC_CONV_LINEAR;
+    *act = n->act == QC_ACT_SILU ? QC_CONV_SILU :
+           n->act == QC_ACT_QSILU ? QC_CONV_QSILU : QC_CONV_LINEAR;
     return QC_OK;
 }
 
@@ -446,6 +448,11 @@ static int conv_run(qc_knode *n, qc_run *r, qc_err *err)
         float *y = n->out[0]->data;
         for (int64_t i = 0, len = qc_tensor_numel(n->out[0]); i < len; i++)
             y[i] = y[i] / (1.0f + expf(-y[i]));
+    }
+    if (act == QC_CONV_QSILU && !done) {
+        float *y = n->out[0]->data;
+        for (int64_t i = 0, len = qc_tensor_numel(n->out[0]); i < len; i++)
+            y[i] = n->lut[qc_ew_fq_code(y[i], n->qact[0], n->qact[1])];
     }
     return QC_OK;
 }

@@ -421,7 +421,9 @@ int qc_exec_new(qc_exec **out, const qc_model *m, const qc_exec_opts *opts, qc_e
         (rc = qc_qfuse(x, err)) != QC_OK)         /* onnxruntime emulation: qfuse.c */
         goto fail;
     else if (x->opts.fuse_qdq && !x->opts.emulate_ort && !x->opts.keep_all &&
-             !x->opts.const_only && (rc = qc_qdq_fuse(x, err)) != QC_OK)
+             !x->opts.const_only &&
+             ((rc = qc_qdq_fuse(x, err)) != QC_OK ||
+              (x->opts.fuse && (rc = qc_qsilu_fuse(x, err)) != QC_OK)))
         goto fail;
     if (x->opts.keep_all || x->opts.const_only)
         for (int v = 0; v < x->n_values; v++)
@@ -452,6 +454,7 @@ void qc_exec_free(qc_exec *x)
             x->defs[k]->release(&x->knodes[k]);
         free(x->knodes[k].in);
         free(x->knodes[k].out);
+        free(x->knodes[k].lut);
     }
     if (x->values)
         for (int v = 0; v < x->n_values; v++)

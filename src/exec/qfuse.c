@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "qfuse.h"
+#include "ops_ew.h"
 
 static qc_value *val_of(const qc_tensor *t)
 {
@@ -303,6 +304,87 @@ int qc_qdq_fuse(qc_exec *x, qc_err *err)
                 dq->const_in |= 1u << i;
         x->defs[k] = &qc_fake_quant;
         x->skip[p] = 1;
+    }
+    relive(x);
+    return QC_OK;
+}
+
+/* A uint8 fake-quant knode (qc_qdq_fuse's) reading t, the only non-skipped reader of t, whose
+ * output is not a graph output: its index, or -1. */
+static int sole_fq_reader(const qc_exec *x, const qc_tensor *t)
+{
+    int k = -1;
+    if (val_of(t)->is_output || readers(x, t, &k) != 1 || x->defs[k] != &qc_fake_quant)
+        return -1;
+    const qc_tensor *z = opt_in(&x->knodes[k], 2);
+    return !z || z->dtype == QC_U8 ? k : -1;
+}
+
+static void fq_params(const qc_knode *fq, float *s, float *z)
+{
+    const qc_tensor *zt = opt_in(fq, 2);
+    *s = ((const float *)fq->in[1]->data)[0];
+    *z = zt ? (float)((const uint8_t *)zt->data)[0] : 0.0f;
+}
+
+/* Conv -> FQ(a) -> Sigmoid -> FQ(b) -> Mul(a, b) -> FQ(c), each tensor read only along the
+ * chain: the Conv writes FQ(c)'s output (QC_ACT_QSILU) and the five nodes are skipped. */
+int qc_qsilu_fuse(qc_exec *x, qc_err *err)
+{
+    for (int k = 0; k < x->n_knodes; k++) {
+        qc_knode *c = &x->knodes[k];
+        if (x->skip[k] || !is_op(c, "Conv") || c->n_out != 1 || c->act != QC_ACT_NONE ||
+            (x->sum_only && x->sum_only[k]))
+            continue;
+        int fa = sole_fq_reader(x, c->out[0]), sg = -1, mul = -1, n = 0;
+        if (fa < 0 || val_of(x->knodes[fa].out[0])->is_output)
+            continue;
+        const qc_tensor *a = x->knodes[fa].out[0];
+        for (int j = 0; j < x->n_knodes; j++) {
+            const qc_knode *o = &x->knodes[j];
+            int reads = 0;
+            for (int i = 0; !x->skip[j] && i < o->n_in; i++)
+                reads |= o->in[i] == a;
+            if (!reads)
+                continue;
+            n++;
+            if (is_op(o, "Sigmoid") && o->n_in == 1 && o->n_out == 1)
+                sg = j;
+            else if (is_op(o, "Mul") && o->n_in == 2 && o->n_out == 1)
+                mul = j;
+        }
+        if (n != 2 || sg < 0 || mul < 0)
+            continue;
+        int fb = sole_fq_reader(x, x->knodes[sg].out[0]), one = -1;
+        if (fb < 0 || val_of(x->knodes[fb].out[0])->is_output ||
+            readers(x, x->knodes[fb].out[0], &one) != 1 || one != mul)
+            continue;
+        const qc_knode *m = &x->knodes[mul];
+        if (!((m->in[0] == a && m->in[1] == x->knodes[fb].out[0]) ||
+              (m->in[1] == a && m->in[0] == x->knodes[fb].out[0])))
+            continue;
+        int fc = sole_fq_reader(x, m->out[0]);
+        if (fc < 0)
+            continue;
+        float q[6];
+        fq_params(&x->knodes[fa], &q[0], &q[1]);
+        fq_params(&x->knodes[fb], &q[2], &q[3]);
+        fq_params(&x->knodes[fc], &q[4], &q[5]);
+        if (!(c->lut = malloc(256 * sizeof *c->lut)))
+            return qc_errf(err, QC_ENOMEM, "out of memory");
+        /* code k of the first FQ -> its DequantizeLinear's value a -> Sigmoid (ops_unary.c's
+         * expression) -> FQ -> Mul -> FQ, as those nodes compute them */
+        for (int code = 0; code < 256; code++) {
+            float a = ((float)code - q[1]) * q[0];
+            float sg = qc_ew_sigmoidf(a);
+            float b = ((float)qc_ew_fq_code(sg, q[2], q[3]) - q[3]) * q[2];
+            c->lut[code] = ((float)qc_ew_fq_code(a * b, q[4], q[5]) - q[5]) * q[4];
+        }
+        c->qact[0] = q[0], c->qact[1] = q[1];
+        c->act = QC_ACT_QSILU;
+        c->out[0] = x->knodes[fc].out[0];
+        val_of(c->out[0])->producer = k;
+        x->skip[fa] = x->skip[sg] = x->skip[fb] = x->skip[mul] = x->skip[fc] = 1;
     }
     relive(x);
     return QC_OK;

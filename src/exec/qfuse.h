@@ -20,6 +20,11 @@ int qc_qfuse(qc_exec *x, qc_err *err);
  * per-tensor 8-bit scale and zero point becomes one qc_fake_quant step in the DQ's knode (the
  * Q is skipped); recomputes liveness. Planning-time only. */
 int qc_qdq_fuse(qc_exec *x, qc_err *err);
+
+/* After qc_qdq_fuse, with qc_exec_opts.fuse: Conv -> FQ -> Sigmoid -> FQ -> Mul -> FQ (the
+ * quantized SiLU of YOLO-style models) becomes one Conv computing the chain in its kernel
+ * (QC_ACT_QSILU), the same values; recomputes liveness. Planning-time only. */
+int qc_qsilu_fuse(qc_exec *x, qc_err *err);
 extern const qc_op_def qc_fake_quant;        /* x, scale [, zero point] -> float */
 
 extern const qc_op_def qc_qlinear_conv;

@@ -451,7 +451,7 @@ static int verify_job(void *user, int shard, int j, qc_err *err)
 static int verify(bc_state *st, const qc_model *q0, const qc_model *q1, int first, int n,
                   qc_biascorr_stats *stats, qc_err *err)
 {
-    const qc_exec_opts xo = { .cache_const = 1, .fuse_qdq = 1 };
+    const qc_exec_opts xo = { .cache_const = 1, .fuse_qdq = 1, .fuse = 1 };
     vf_state v = { st->sh, NULL, { NULL, NULL }, 0, 0, st->n_out, NULL, 0 };
     double *e = calloc((size_t)n * (size_t)(v.n_out + 1) * 3, sizeof *e);
     int rc = e ? QC_OK : qc_errf(err, QC_ENOMEM, "out of memory");

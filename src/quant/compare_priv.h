@@ -30,7 +30,9 @@ typedef struct cand_eval {
     qc_quantizer  *q;
     qc_model      *qm;          /* built QDQ model */
     qc_model      *em;          /* qm with constants folded, as evaluated */
-    qc_exec       *qx;          /* runs em */
+    qc_exec       *qx;          /* runs em; with the hook until the layer samples are done,
+                                 * then replaced by one that fuses (qc_exec_opts.fuse) */
+    int            qx_fused;
     qc_exec       *ref;         /* float executor holding the sample being evaluated */
     int           *node_layer;  /* em node index -> layer (its DequantizeLinear), or -1 */
     int           *out_map;     /* float model output i -> em output index, or -1 */

@@ -207,8 +207,8 @@ static int variant_h(qc_compare *c, int base, const hybrid *hy, const char *extr
         (rc = qc_quantizer_build(q, &qm, err)) != QC_OK ||
         (extra && *extra && (rc = float_inputs(&qm, extra, err)) != QC_OK) ||
         (rc = qc_prepare(qm, &em, NULL, err)) != QC_OK ||
-        (rc = qc_exec_new(&x, em, &(qc_exec_opts){ .cache_const = 1, .fuse_qdq = 1 },
-                          err)) != QC_OK)
+        (rc = qc_exec_new(&x, em, &(qc_exec_opts){ .cache_const = 1, .fuse_qdq = 1,
+                                                   .fuse = 1 }, err)) != QC_OK)
         goto done;
     for (int i = 0; i < no; i++) {
         map[i] = -1;
