@@ -149,26 +149,30 @@ QC_TEST(qdq_fuse_needs_same_parameters)
     free(x);
 }
 
-/* ---- the quantized SiLU chain folded into the Conv (qc_exec_opts.fuse with fuse_qdq) ----
- * x -> Conv(w, b) -> Q/DQ(a) -> Sigmoid -> Q/DQ(b) -> Mul(a, b) -> Q/DQ(c) -> y, run with and
- * without `fuse`: the same bytes, through the AVX-512 tile kernel (3x3), the pointwise kernel
- * (1x1), and the value-by-value path (depthwise; QC_CONV_PORTABLE=1). */
-enum { QS_NODES = 9, QS_INITS = 8 };
+/* ---- a Conv's fake quantization and what is computed from it alone, folded into the Conv
+ * as a code table (qc_exec_opts.fuse with fuse_qdq) ------------------------------------------
+ * x -> Conv(w, b) -> Q/DQ(a) -> tail -> y, run with and without `fuse`: the same bytes,
+ * through the AVX-512 tile kernel (3x3), the pointwise kernel (1x1) and the value-by-value
+ * path (depthwise; QC_CONV_PORTABLE=1). Tails: the quantized SiLU, nothing, Sigmoid -> Q/DQ,
+ * a GELU-like chain with scalar constants, and SiLU with a also an output (two values leave
+ * the subgraph: not tabled). */
+enum { QS_NODES = 9, QS_INITS = 10 };
+enum { T_SILU, T_FQ, T_SIG, T_GELU, T_TWO_EXITS };
 
-typedef struct qsilu_model {
+typedef struct qs_model {
     qc_model      m;
     qc_node       nodes[QS_NODES];
     const char   *io[QS_NODES][2][3];
     qc_attr       attrs[2];
     int64_t       pads[4];
-    qc_value_info in, out;
+    qc_value_info in, out[2];
     qc_tensor     inits[QS_INITS];
-    float         s[3];
+    float         s[3], k[2];
     uint8_t       z[3];
     float        *w, *b;
-} qsilu_model;
+} qs_model;
 
-static void qs_node(qsilu_model *t, int i, const char *op, int n_in, const char *a,
+static void qs_node(qs_model *t, int i, const char *op, int n_in, const char *a,
                     const char *b, const char *c, const char *out)
 {
     const char **in = t->io[i][0], **o = t->io[i][1];
@@ -178,7 +182,7 @@ static void qs_node(qsilu_model *t, int i, const char *op, int n_in, const char 
 }
 
 /* c input channels, m output channels, k x k kernel (pad k / 2), `group` groups */
-static void qsilu_build(qsilu_model *t, int64_t c, int64_t m, int64_t k, int64_t group)
+static void qs_build(qs_model *t, int tail, int64_t c, int64_t m, int64_t k, int64_t group)
 {
     memset(t, 0, sizeof *t);
     int64_t nw = m * (c / group) * k * k;
@@ -194,6 +198,7 @@ static void qsilu_build(qsilu_model *t, int64_t c, int64_t m, int64_t k, int64_t
     t->s[0] = 8.0f / 255.0f, t->z[0] = 110;    /* conv output: about -3.5 .. 4.5 */
     t->s[1] = 1.0f / 255.0f, t->z[1] = 0;      /* sigmoid: 0 .. 1 */
     t->s[2] = 4.0f / 255.0f, t->z[2] = 20;     /* x * sigmoid(x): about -0.3 .. 3.7 */
+    t->k[0] = 0.7978846f, t->k[1] = 1.0f;
     static const char *const sn[3] = { "sa", "sb", "sc" }, *const zn[3] = { "za", "zb", "zc" };
     for (int i = 0; i < 3; i++) {
         t->inits[i] = (qc_tensor){ .name = sn[i], .dtype = QC_F32, .data = &t->s[i] };
@@ -203,6 +208,9 @@ static void qsilu_build(qsilu_model *t, int64_t c, int64_t m, int64_t k, int64_t
                                .dims = { m, c / group, k, k }, .data = t->w };
     t->inits[7] = (qc_tensor){ .name = "b", .dtype = QC_F32, .ndim = 1, .dims = { m },
                                .data = t->b };
+    t->inits[8] = (qc_tensor){ .name = "k1", .dtype = QC_F32, .data = &t->k[0] };
+    t->inits[9] = (qc_tensor){ .name = "one", .dtype = QC_F32, .ndim = 1, .dims = { 1 },
+                               .data = &t->k[1] };
     qs_node(t, 0, "Conv", 3, "x", "w", "b", "y0");
     for (int i = 0; i < 4; i++)
         t->pads[i] = k / 2;
@@ -211,25 +219,40 @@ static void qsilu_build(qsilu_model *t, int64_t c, int64_t m, int64_t k, int64_t
     t->nodes[0].attrs = t->attrs;
     t->nodes[0].n_attrs = 2;
     qs_node(t, 1, "QuantizeLinear", 3, "y0", "sa", "za", "qa");
-    qs_node(t, 2, "DequantizeLinear", 3, "qa", "sa", "za", "a");
-    qs_node(t, 3, "Sigmoid", 1, "a", NULL, NULL, "sg");
-    qs_node(t, 4, "QuantizeLinear", 3, "sg", "sb", "zb", "qb");
-    qs_node(t, 5, "DequantizeLinear", 3, "qb", "sb", "zb", "b1");
-    qs_node(t, 6, "Mul", 2, "a", "b1", NULL, "m1");
-    qs_node(t, 7, "QuantizeLinear", 3, "m1", "sc", "zc", "qc");
-    qs_node(t, 8, "DequantizeLinear", 3, "qc", "sc", "zc", "y");
+    qs_node(t, 2, "DequantizeLinear", 3, "qa", "sa", "za", tail == T_FQ ? "y" : "a");
+    int n = 3;
+    if (tail == T_SILU || tail == T_TWO_EXITS || tail == T_SIG) {
+        qs_node(t, n++, "Sigmoid", 1, "a", NULL, NULL, "sg");
+        qs_node(t, n++, "QuantizeLinear", 3, "sg", "sb", "zb", "qb");
+        qs_node(t, n++, "DequantizeLinear", 3, "qb", "sb", "zb", tail == T_SIG ? "y" : "b1");
+    }
+    if (tail == T_GELU) {
+        qs_node(t, n++, "Mul", 2, "a", "k1", NULL, "g1");
+        qs_node(t, n++, "Tanh", 1, "g1", NULL, NULL, "g2");
+        qs_node(t, n++, "Add", 2, "g2", "one", NULL, "g3");
+        qs_node(t, n++, "Mul", 2, "a", "g3", NULL, "m1");
+    }
+    if (tail == T_SILU || tail == T_TWO_EXITS)
+        qs_node(t, n++, "Mul", 2, "a", "b1", NULL, "m1");
+    if (tail == T_SILU || tail == T_TWO_EXITS || tail == T_GELU) {
+        qs_node(t, n++, "QuantizeLinear", 3, "m1", "sc", "zc", "qc");
+        qs_node(t, n++, "DequantizeLinear", 3, "qc", "sc", "zc", "y");
+    }
     t->in = (qc_value_info){ .name = "x", .dtype = QC_F32, .ndim = -1 };
-    t->out = (qc_value_info){ .name = "y", .dtype = QC_F32, .ndim = -1 };
-    t->m = (qc_model){ .path = "test", .opset = 13, .n_nodes = QS_NODES, .n_inputs = 1,
-                       .n_outputs = 1, .n_inits = QS_INITS, .nodes = t->nodes,
-                       .inputs = &t->in, .outputs = &t->out, .inits = t->inits };
+    t->out[0] = (qc_value_info){ .name = "y", .dtype = QC_F32, .ndim = -1 };
+    t->out[1] = (qc_value_info){ .name = "a", .dtype = QC_F32, .ndim = -1 };
+    t->m = (qc_model){ .path = "test", .opset = 13, .n_nodes = n, .n_inputs = 1,
+                       .n_outputs = tail == T_TWO_EXITS ? 2 : 1, .n_inits = QS_INITS,
+                       .nodes = t->nodes, .inputs = &t->in, .outputs = t->out,
+                       .inits = t->inits };
 }
 
-static void qsilu_check(const char *what, int64_t c, int64_t m, int64_t k, int64_t group,
-                        int64_t h, int64_t w)
+/* fused: nodes skipped with fuse_qdq alone, then also with fuse */
+static void qs_check(const char *what, int tail, int64_t c, int64_t m, int64_t k,
+                     int64_t group, int64_t h, int64_t w, int fused_qdq, int fused_all)
 {
-    qsilu_model t;
-    qsilu_build(&t, c, m, k, group);
+    qs_model t;
+    qs_build(&t, tail, c, m, k, group);
     int64_t n = c * h * w;
     float *x = malloc((size_t)n * sizeof *x);
     uint32_t r = 5;
@@ -247,24 +270,27 @@ static void qsilu_check(const char *what, int64_t c, int64_t m, int64_t k, int64
     for (int run = 0; a && b && run < 2; run++) {      /* the second with packed weights */
         CHECK_OK(qc_exec_run(a, &in, 1, &err));
         CHECK_OK(qc_exec_run(b, &in, 1, &err));
-        CHECK_INT(qc_exec_fused_nodes(a), 3);
-        CHECK_INT(qc_exec_fused_nodes(b), 8);
-        const qc_tensor *ya = qc_exec_output(a, 0), *yb = qc_exec_output(b, 0);
-        if (!ya || !yb || !qc_shape_equal(ya, yb)) {
-            qc_test_fail(__FILE__, __LINE__, "%s: outputs missing or shapes differ", what);
-            break;
-        }
-        const uint32_t *ua = ya->data, *ub = yb->data;
-        int64_t distinct = 0;
-        for (int64_t i = 0; i < qc_tensor_numel(ya); i++) {
-            distinct += i > 0 && ua[i] != ua[i - 1];
-            if (ua[i] != ub[i]) {
-                qc_test_fail(__FILE__, __LINE__, "%s: y[%lld] = %.9g fused, %.9g not", what,
-                             (long long)i, ((float *)yb->data)[i], ((float *)ya->data)[i]);
+        CHECK_INT(qc_exec_fused_nodes(a), fused_qdq);
+        CHECK_INT(qc_exec_fused_nodes(b), fused_all);
+        for (int o = 0; o < t.m.n_outputs; o++) {
+            const qc_tensor *ya = qc_exec_output(a, o), *yb = qc_exec_output(b, o);
+            if (!ya || !yb || !qc_shape_equal(ya, yb)) {
+                qc_test_fail(__FILE__, __LINE__, "%s: outputs missing or shapes differ", what);
                 break;
             }
+            const uint32_t *ua = ya->data, *ub = yb->data;
+            int64_t distinct = 0;
+            for (int64_t i = 0; i < qc_tensor_numel(ya); i++) {
+                distinct += i > 0 && ua[i] != ua[i - 1];
+                if (ua[i] != ub[i]) {
+                    qc_test_fail(__FILE__, __LINE__, "%s: output %d [%lld] = %.9g fused, %.9g "
+                                 "not", what, o, (long long)i, ((float *)yb->data)[i],
+                                 ((float *)ya->data)[i]);
+                    break;
+                }
+            }
+            CHECK(distinct > qc_tensor_numel(ya) / 4);    /* not a constant output */
         }
-        CHECK(distinct > qc_tensor_numel(ya) / 4);    /* not a constant output */
     }
     qc_exec_free(a);
     qc_exec_free(b);
@@ -273,13 +299,18 @@ static void qsilu_check(const char *what, int64_t c, int64_t m, int64_t k, int64
     free(t.b);
 }
 
-QC_TEST(qdq_fuse_quantized_silu_same_bytes)
+QC_TEST(qdq_fuse_conv_code_table_same_bytes)
 {
-    qsilu_check("3x3, 40 channels", 6, 40, 3, 1, 11, 13);
-    qsilu_check("1x1, 20 channels", 24, 20, 1, 1, 9, 7);
-    qsilu_check("depthwise 3x3", 8, 8, 3, 8, 10, 10);
-    setenv("QC_CONV_PORTABLE", "1", 1);
-    qsilu_check("3x3, portable path", 6, 40, 3, 1, 11, 13);
+    for (int portable = 0; portable < 2; portable++) {
+        if (portable)
+            setenv("QC_CONV_PORTABLE", "1", 1);
+        qs_check("SiLU, 3x3, 40 channels", T_SILU, 6, 40, 3, 1, 11, 13, 3, 8);
+        qs_check("SiLU, 1x1, 20 channels", T_SILU, 24, 20, 1, 1, 9, 7, 3, 8);
+        qs_check("SiLU, depthwise 3x3", T_SILU, 8, 8, 3, 8, 10, 10, 3, 8);
+        qs_check("Q/DQ only, 3x3", T_FQ, 6, 40, 3, 1, 11, 13, 1, 2);
+        qs_check("Sigmoid, 1x1", T_SIG, 24, 20, 1, 1, 9, 7, 2, 5);
+        qs_check("GELU-like, 3x3", T_GELU, 6, 40, 3, 1, 11, 13, 2, 8);
+        qs_check("two values leave", T_TWO_EXITS, 6, 40, 3, 1, 11, 13, 3, 3);
+    }
     unsetenv("QC_CONV_PORTABLE");
 }
-

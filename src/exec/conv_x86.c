@@ -43,11 +43,11 @@ static inline __attribute__((always_inline, target("avx512f"))) __m512 silu16(__
     return _mm512_div_ps(x, _mm512_add_ps(one, _mm512_scalef_ps(p, n)));
 }
 
-/* QC_CONV_QSILU: the first fake quantization's code (ops_qdq.c's fake_quant_u8_avx2 on 16
- * lanes: a NaN quotient counts as 0, rounding to nearest even, saturation), then the chain's
- * output for that code from the 256-entry table: eight two-register permutes by the code's
+/* QC_CONV_QLUT: the first fake quantization's code (ops_qdq.c's fake_quant_u8_avx2 on 16
+ * lanes: a NaN quotient counts as 0, rounding to nearest even, saturation), then the output
+ * for that code from the 256-entry table: eight two-register permutes by the code's
  * low 5 bits, the right one chosen by its top 3 bits. */
-static inline __attribute__((always_inline, target("avx512f"))) __m512 qsilu16(__m512 y,
+static inline __attribute__((always_inline, target("avx512f"))) __m512 qlut16(__m512 y,
                                                                                 const float *q,
                                                                                 const float *lut)
 {
@@ -136,12 +136,12 @@ tile_body(const int MR, const int SW, const int NV, const float *xb, const int32
             if (NV > 1)
                 acc[i][1] = silu16(acc[i][1]);
         }
-    } else if (act == QC_CONV_QSILU) {
+    } else if (act == QC_CONV_QLUT) {
 #pragma GCC unroll 14
         for (int i = 0; i < MR; i++) {
-            acc[i][0] = qsilu16(acc[i][0], qp, lut);
+            acc[i][0] = qlut16(acc[i][0], qp, lut);
             if (NV > 1)
-                acc[i][1] = qsilu16(acc[i][1], qp, lut);
+                acc[i][1] = qlut16(acc[i][1], qp, lut);
         }
     }
     __mmask16 mask = (__mmask16)((1u << MR) - 1);
@@ -315,12 +315,12 @@ pw_body(const int MC, const int NP, const float *x, int64_t ldx, const float *wp
             if (NP > 1)
                 acc[i][1] = silu16(acc[i][1]);
         }
-    } else if (act == QC_CONV_QSILU) {
+    } else if (act == QC_CONV_QLUT) {
 #pragma GCC unroll 14
         for (int i = 0; i < MC; i++) {
-            acc[i][0] = qsilu16(acc[i][0], qp, lut);
+            acc[i][0] = qlut16(acc[i][0], qp, lut);
             if (NP > 1)
-                acc[i][1] = qsilu16(acc[i][1], qp, lut);
+                acc[i][1] = qlut16(acc[i][1], qp, lut);
         }
     }
 #pragma GCC unroll 14

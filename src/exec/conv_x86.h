@@ -15,8 +15,8 @@ typedef struct qc_conv_cache {
 void qc_conv_cache_free(qc_conv_cache *c);
 
 /* Activation applied to the conv's output inside the kernel. */
-/* QC_CONV_QSILU: the quantized SiLU chain of a QDQ model (conv_x86.c qsilu16, qact). */
-enum { QC_CONV_LINEAR = 0, QC_CONV_SILU = 1, QC_CONV_QSILU = 2 };
+/* QC_CONV_QLUT: a fake quantization's code looked up in a 256-entry table (qc_knode.lut). */
+enum { QC_CONV_LINEAR = 0, QC_CONV_SILU = 1, QC_CONV_QLUT = 2 };
 
 /* A 2-D NCHW convolution (1-D as H = 1), y = act(conv(x, w) + bias). */
 typedef struct qc_conv2d {
@@ -26,7 +26,7 @@ typedef struct qc_conv2d {
     int64_t      batch, c, m, group;
     int64_t      ih, iw, oh, ow, kh, kw, sh, sw, dh, dw, ph, pw;
     int          act;               /* QC_CONV_* */
-    const float *qact, *lut;        /* QC_CONV_QSILU: qc_knode.qact and .lut */
+    const float *qact, *lut;        /* QC_CONV_QLUT: qc_knode.qact and .lut */
 } qc_conv2d;
 
 /* Runs the convolution on the fast path. Returns QC_EUNSUPPORTED, with nothing written and

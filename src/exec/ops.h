@@ -17,20 +17,18 @@ typedef struct qc_knode {
     qc_tensor      **out;
     void            *state;     /* kernel-private, set by prepare(), freed by release() */
     int              act;       /* activation fused in by the planner (QC_ACT_*) */
-    float            qact[2];   /* QC_ACT_QSILU: scale and uint8 zero point of the first
-                                 * QuantizeLinear -> DequantizeLinear pair ... */
-    float           *lut;       /* ... and the chain's output for each of its 256 codes
-                                 * (owned; the planner's) */
+    float            qact[2];   /* QC_ACT_QLUT: scale and uint8 zero point of the fake
+                                 * quantization ... */
+    float           *lut;       /* ... and the output for each of its 256 codes (owned) */
     uint32_t         const_in;  /* bit i: input i is an initializer (data never changes) */
 } qc_knode;
 
 /* Activations the planner folds into the producing kernel (only when no hook or keep_all
- * needs the tensors in between): Conv -> x * Sigmoid(x); in a QDQ model with fuse_qdq,
- * Conv -> FQ -> x * FQ(Sigmoid(x)) -> FQ (QC_ACT_QSILU, FQ = QuantizeLinear -> DequantizeLinear
- * in one step, uint8): everything after the first FQ depends on its code only, so the kernel
- * looks the output up in a 256-entry table the planner computed with the nodes' own
- * arithmetic (the same values, bit for bit). */
-enum { QC_ACT_NONE = 0, QC_ACT_SILU = 1, QC_ACT_QSILU = 2 };
+ * needs the tensors in between): Conv -> x * Sigmoid(x); in a QDQ model with fuse_qdq, a
+ * Conv's fake quantization and the elementwise nodes computed from its output alone
+ * (QC_ACT_QLUT: the kernel computes the code and looks the result up in a 256-entry table the
+ * planner filled with those nodes' kernels, qfuse.c; the same bits). */
+enum { QC_ACT_NONE = 0, QC_ACT_SILU = 1, QC_ACT_QLUT = 2 };
 
 static inline int qc_knode_input_is_const(const qc_knode *n, int i)
 {

@@ -435,7 +435,7 @@ static int conv_activation(const qc_knode *n, int *act, qc_err *err)
 {
     (void)err;
     *act = n->act == QC_ACT_SILU ? QC_CONV_SILU :
-           n->act == QC_ACT_QSILU ? QC_CONV_QSILU : QC_CONV_LINEAR;
+           n->act == QC_ACT_QLUT ? QC_CONV_QLUT : QC_CONV_LINEAR;
     return QC_OK;
 }
 
@@ -449,7 +449,7 @@ static int conv_run(qc_knode *n, qc_run *r, qc_err *err)
         for (int64_t i = 0, len = qc_tensor_numel(n->out[0]); i < len; i++)
             y[i] = y[i] / (1.0f + expf(-y[i]));
     }
-    if (act == QC_CONV_QSILU && !done) {
+    if (act == QC_CONV_QLUT && !done) {
         float *y = n->out[0]->data;
         for (int64_t i = 0, len = qc_tensor_numel(n->out[0]); i < len; i++)
             y[i] = n->lut[qc_ew_fq_code(y[i], n->qact[0], n->qact[1])];

@@ -309,83 +309,161 @@ int qc_qdq_fuse(qc_exec *x, qc_err *err)
     return QC_OK;
 }
 
-/* A uint8 fake-quant knode (qc_qdq_fuse's) reading t, the only non-skipped reader of t, whose
- * output is not a graph output: its index, or -1. */
-static int sole_fq_reader(const qc_exec *x, const qc_tensor *t)
+/* ---- Code tables: a conv's fake-quantized output and what only depends on it -------------
+ * After the Conv's only reader FQ(a) (uint8, per tensor), every value computed from a and
+ * scalar constants by elementwise nodes alone is a function of a's 256 codes. When exactly one
+ * of those values is read outside that subgraph (e.g. SiLU: Sigmoid -> FQ -> Mul(a, .) -> FQ),
+ * the Conv computes the code and looks that value up in a table, which the planner fills by
+ * running the subgraph's own kernels on the 256 dequantized values: the same bits. */
+
+static const char *const lut_ops[] = {
+    "Sigmoid", "Tanh", "Relu", "LeakyRelu", "HardSigmoid", "HardSwish", "Exp", "Neg", "Abs",
+    "Sqrt", "Erf", "Softplus", "Elu", "Clip", "Add", "Sub", "Mul", "Div", "Pow", "Min", "Max",
+};
+
+static int scalar_const(const qc_tensor *t)
 {
-    int k = -1;
-    if (val_of(t)->is_output || readers(x, t, &k) != 1 || x->defs[k] != &qc_fake_quant)
-        return -1;
-    const qc_tensor *z = opt_in(&x->knodes[k], 2);
-    return !z || z->dtype == QC_U8 ? k : -1;
+    return is_init(t) && t->dtype == QC_F32 && qc_tensor_numel(t) == 1;
 }
 
-static void fq_params(const qc_knode *fq, float *s, float *z)
+/* Whether knode j computes its one float output elementwise from values in v (n_v of them,
+ * at least one) and scalar constants. */
+static int lut_eligible(const qc_exec *x, int j, const qc_tensor *const *v, int n_v)
 {
-    const qc_tensor *zt = opt_in(fq, 2);
-    *s = ((const float *)fq->in[1]->data)[0];
-    *z = zt ? (float)((const uint8_t *)zt->data)[0] : 0.0f;
+    const qc_knode *o = &x->knodes[j];
+    int ok = x->defs[j] == &qc_fake_quant, reads = 0;
+    for (size_t i = 0; !ok && i < sizeof lut_ops / sizeof lut_ops[0]; i++)
+        ok = is_op(o, lut_ops[i]);
+    if (!ok || o->n_out != 1 || o->n_in < 1 || o->n_in > 3 ||
+        (x->defs[j] != &qc_fake_quant && (is_op(o, "Add") || is_op(o, "Sub") ||
+                                          is_op(o, "Mul") || is_op(o, "Div") ||
+                                          is_op(o, "Pow") || is_op(o, "Min") ||
+                                          is_op(o, "Max")) && o->n_in != 2))
+        return 0;
+    for (int i = 0; i < o->n_in; i++) {
+        int in_v = 0;
+        for (int k = 0; o->in[i] && k < n_v && !in_v; k++)
+            in_v = o->in[i] == v[k];
+        if (x->defs[j] == &qc_fake_quant && i > 0)
+            continue;                           /* its scale and zero point */
+        if (!in_v && o->in[i] && !scalar_const(o->in[i]))
+            return 0;
+        reads += in_v;
+    }
+    return reads > 0;
 }
 
-/* Conv -> FQ(a) -> Sigmoid -> FQ(b) -> Mul(a, b) -> FQ(c), each tensor read only along the
- * chain: the Conv writes FQ(c)'s output (QC_ACT_QSILU) and the five nodes are skipped. */
-int qc_qsilu_fuse(qc_exec *x, qc_err *err)
+/* Runs knodes s[0..n) on 256-value copies: v[0] (values: a's dequantized codes), v[1 + i] =
+ * s[i]'s output. lut: the values of e; *done 0 when the subgraph cannot be tabled. */
+static int eval_lut(qc_exec *x, const int *s, int n, const qc_tensor *const *v,
+                    const qc_tensor *e, const float *a, float *lut, int *done, qc_err *err)
 {
+    qc_tensor *tmp = calloc((size_t)n + 1, sizeof *tmp);
+    int ok = tmp != NULL, rc = QC_OK;
+    if (ok && (rc = qc_tensor_alloc(&tmp[0], QC_F32, 1, (int64_t[]){ 256 }, err)) == QC_OK)
+        memcpy(tmp[0].data, a, 256 * sizeof *a);
+    for (int i = 0; ok && rc == QC_OK && i < n; i++) {
+        qc_knode k = x->knodes[s[i]];
+        qc_tensor *ins[3] = { NULL, NULL, NULL }, *outs[1] = { &tmp[i + 1] };
+        for (int p = 0; p < k.n_in; p++) {
+            ins[p] = k.in[p];
+            for (int q = 0; q <= i; q++)
+                if (k.in[p] == v[q])
+                    ins[p] = &tmp[q];
+        }
+        k.in = ins;
+        k.out = outs;
+        tmp[i + 1].name = x->knodes[s[i]].out[0]->name;
+        if ((rc = x->defs[s[i]]->infer(&k, err)) != QC_OK)
+            break;
+        ok = tmp[i + 1].dtype == QC_F32 && qc_tensor_numel(&tmp[i + 1]) == 256;
+        if (ok && (rc = qc_tensor_alloc(&tmp[i + 1], QC_F32, tmp[i + 1].ndim, tmp[i + 1].dims,
+                                        err)) == QC_OK)
+            rc = x->defs[s[i]]->run(&k, &x->run, err);
+    }
+    for (int i = 0; ok && rc == QC_OK && i <= n; i++)
+        if (v[i] == e)
+            memcpy(lut, tmp[i].data, 256 * sizeof *lut);
+    for (int i = 0; tmp && i <= n; i++)
+        qc_tensor_free(&tmp[i]);
+    free(tmp);
+    *done = ok && rc == QC_OK;
+    return tmp ? rc : qc_errf(err, QC_ENOMEM, "out of memory");
+}
+
+/* Non-skipped readers of t outside the n knodes s (or graph output): whether any. */
+static int read_outside(const qc_exec *x, const qc_tensor *t, const int *s, int n)
+{
+    if (val_of(t)->is_output)
+        return 1;
     for (int k = 0; k < x->n_knodes; k++) {
+        int mine = 0;
+        for (int i = 0; i < n && !mine; i++)
+            mine = s[i] == k;
+        for (int i = 0; !x->skip[k] && !mine && i < x->knodes[k].n_in; i++)
+            if (x->knodes[k].in[i] == t)
+                return 1;
+    }
+    return 0;
+}
+
+/* Conv k (one output, no activation, not summed) whose only reader is a uint8 FQ: the table
+ * and the value it stands for, when there is one. */
+static int fuse_conv_lut(qc_exec *x, int k, int *s, const qc_tensor **v, qc_err *err)
+{
+    qc_knode *c = &x->knodes[k];
+    int fa = -1, n = 0, n_exit = 0, done = 0, rc;
+    if (val_of(c->out[0])->is_output || readers(x, c->out[0], &fa) != 1 ||
+        x->defs[fa] != &qc_fake_quant)
+        return QC_OK;
+    const qc_knode *f = &x->knodes[fa];
+    const qc_tensor *zt = opt_in(f, 2);
+    if (zt && zt->dtype != QC_U8)
+        return QC_OK;
+    float sa = ((const float *)f->in[1]->data)[0];
+    float za = zt ? (float)((const uint8_t *)zt->data)[0] : 0.0f;
+    v[0] = f->out[0];
+    for (int j = fa + 1; j < x->n_knodes && n < QC_LUT_MAX_NODES; j++)
+        if (!x->skip[j] && lut_eligible(x, j, v, n + 1)) {
+            s[n] = j;
+            v[++n] = x->knodes[j].out[0];
+        }
+    const qc_tensor *e = NULL;
+    for (int i = 0; i <= n; i++)
+        if (read_outside(x, v[i], s, n))
+            n_exit++, e = v[i];
+    if (n_exit != 1)
+        return QC_OK;
+    float a[256], *lut = malloc(256 * sizeof *lut);
+    if (!lut)
+        return qc_errf(err, QC_ENOMEM, "out of memory");
+    for (int code = 0; code < 256; code++)
+        a[code] = ((float)code - za) * sa;      /* what the fake quantization outputs */
+    if ((rc = eval_lut(x, s, n, v, e, a, lut, &done, err)) != QC_OK || !done) {
+        free(lut);
+        return rc;
+    }
+    c->lut = lut;
+    c->qact[0] = sa, c->qact[1] = za;
+    c->act = QC_ACT_QLUT;
+    c->out[0] = (qc_tensor *)e;
+    val_of(e)->producer = k;
+    x->skip[fa] = 1;
+    for (int i = 0; i < n; i++)
+        x->skip[s[i]] = 1;
+    return QC_OK;
+}
+
+int qc_qlut_fuse(qc_exec *x, qc_err *err)
+{
+    int s[QC_LUT_MAX_NODES], rc = QC_OK;
+    const qc_tensor *v[QC_LUT_MAX_NODES + 1];
+    for (int k = 0; k < x->n_knodes && rc == QC_OK; k++) {
         qc_knode *c = &x->knodes[k];
-        if (x->skip[k] || !is_op(c, "Conv") || c->n_out != 1 || c->act != QC_ACT_NONE ||
-            (x->sum_only && x->sum_only[k]))
-            continue;
-        int fa = sole_fq_reader(x, c->out[0]), sg = -1, mul = -1, n = 0;
-        if (fa < 0 || val_of(x->knodes[fa].out[0])->is_output)
-            continue;
-        const qc_tensor *a = x->knodes[fa].out[0];
-        for (int j = 0; j < x->n_knodes; j++) {
-            const qc_knode *o = &x->knodes[j];
-            int reads = 0;
-            for (int i = 0; !x->skip[j] && i < o->n_in; i++)
-                reads |= o->in[i] == a;
-            if (!reads)
-                continue;
-            n++;
-            if (is_op(o, "Sigmoid") && o->n_in == 1 && o->n_out == 1)
-                sg = j;
-            else if (is_op(o, "Mul") && o->n_in == 2 && o->n_out == 1)
-                mul = j;
-        }
-        if (n != 2 || sg < 0 || mul < 0)
-            continue;
-        int fb = sole_fq_reader(x, x->knodes[sg].out[0]), one = -1;
-        if (fb < 0 || val_of(x->knodes[fb].out[0])->is_output ||
-            readers(x, x->knodes[fb].out[0], &one) != 1 || one != mul)
-            continue;
-        const qc_knode *m = &x->knodes[mul];
-        if (!((m->in[0] == a && m->in[1] == x->knodes[fb].out[0]) ||
-              (m->in[1] == a && m->in[0] == x->knodes[fb].out[0])))
-            continue;
-        int fc = sole_fq_reader(x, m->out[0]);
-        if (fc < 0)
-            continue;
-        float q[6];
-        fq_params(&x->knodes[fa], &q[0], &q[1]);
-        fq_params(&x->knodes[fb], &q[2], &q[3]);
-        fq_params(&x->knodes[fc], &q[4], &q[5]);
-        if (!(c->lut = malloc(256 * sizeof *c->lut)))
-            return qc_errf(err, QC_ENOMEM, "out of memory");
-        /* code k of the first FQ -> its DequantizeLinear's value a -> Sigmoid (ops_unary.c's
-         * expression) -> FQ -> Mul -> FQ, as those nodes compute them */
-        for (int code = 0; code < 256; code++) {
-            float a = ((float)code - q[1]) * q[0];
-            float sg = qc_ew_sigmoidf(a);
-            float b = ((float)qc_ew_fq_code(sg, q[2], q[3]) - q[3]) * q[2];
-            c->lut[code] = ((float)qc_ew_fq_code(a * b, q[4], q[5]) - q[5]) * q[4];
-        }
-        c->qact[0] = q[0], c->qact[1] = q[1];
-        c->act = QC_ACT_QSILU;
-        c->out[0] = x->knodes[fc].out[0];
-        val_of(c->out[0])->producer = k;
-        x->skip[fa] = x->skip[sg] = x->skip[fb] = x->skip[mul] = x->skip[fc] = 1;
+        if (!x->skip[k] && is_op(c, "Conv") && c->n_out == 1 && c->act == QC_ACT_NONE &&
+            !(x->sum_only && x->sum_only[k]))
+            rc = fuse_conv_lut(x, k, s, v, err);
     }
     relive(x);
-    return QC_OK;
+    return rc;
 }

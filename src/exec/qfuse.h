@@ -21,10 +21,14 @@ int qc_qfuse(qc_exec *x, qc_err *err);
  * Q is skipped); recomputes liveness. Planning-time only. */
 int qc_qdq_fuse(qc_exec *x, qc_err *err);
 
-/* After qc_qdq_fuse, with qc_exec_opts.fuse: Conv -> FQ -> Sigmoid -> FQ -> Mul -> FQ (the
- * quantized SiLU of YOLO-style models) becomes one Conv computing the chain in its kernel
- * (QC_ACT_QSILU), the same values; recomputes liveness. Planning-time only. */
-int qc_qsilu_fuse(qc_exec *x, qc_err *err);
+/* After qc_qdq_fuse, with qc_exec_opts.fuse: a Conv whose only reader is a uint8 FQ, and the
+ * elementwise nodes that compute from that FQ's output and scalar constants alone (e.g. the
+ * quantized SiLU: Sigmoid -> FQ -> Mul -> FQ), become one Conv that computes the FQ's code and
+ * looks the subgraph's one outside-read value up in a 256-entry table (QC_ACT_QLUT), filled
+ * by running the subgraph's kernels on the 256 codes' values: the same bits. At most
+ * QC_LUT_MAX_NODES nodes a table; recomputes liveness. Planning-time only. */
+#define QC_LUT_MAX_NODES 64
+int qc_qlut_fuse(qc_exec *x, qc_err *err);
 extern const qc_op_def qc_fake_quant;        /* x, scale [, zero point] -> float */
 
 extern const qc_op_def qc_qlinear_conv;
