@@ -181,7 +181,8 @@ static void qs_node(qs_model *t, int i, const char *op, int n_in, const char *a,
                              .n_outputs = 1, .inputs = in, .outputs = o };
 }
 
-/* c input channels, m output channels, k x k kernel (pad k / 2), `group` groups */
+/* c input channels, m output channels, k x k kernel (pad k / 2), `group` groups; k = 0: an
+ * Identity in place of the Conv (m = c) */
 static void qs_build(qs_model *t, int tail, int64_t c, int64_t m, int64_t k, int64_t group)
 {
     memset(t, 0, sizeof *t);
@@ -211,13 +212,13 @@ static void qs_build(qs_model *t, int tail, int64_t c, int64_t m, int64_t k, int
     t->inits[8] = (qc_tensor){ .name = "k1", .dtype = QC_F32, .data = &t->k[0] };
     t->inits[9] = (qc_tensor){ .name = "one", .dtype = QC_F32, .ndim = 1, .dims = { 1 },
                                .data = &t->k[1] };
-    qs_node(t, 0, "Conv", 3, "x", "w", "b", "y0");
+    qs_node(t, 0, k ? "Conv" : "Identity", k ? 3 : 1, "x", "w", "b", "y0");
     for (int i = 0; i < 4; i++)
         t->pads[i] = k / 2;
     t->attrs[0] = (qc_attr){ .name = "pads", .type = QC_ATTR_INTS, .ints = t->pads, .n = 4 };
     t->attrs[1] = (qc_attr){ .name = "group", .type = QC_ATTR_INT, .i = group };
     t->nodes[0].attrs = t->attrs;
-    t->nodes[0].n_attrs = 2;
+    t->nodes[0].n_attrs = k ? 2 : 0;
     qs_node(t, 1, "QuantizeLinear", 3, "y0", "sa", "za", "qa");
     qs_node(t, 2, "DequantizeLinear", 3, "qa", "sa", "za", tail == T_FQ ? "y" : "a");
     int n = 3;
@@ -313,4 +314,18 @@ QC_TEST(qdq_fuse_conv_code_table_same_bytes)
         qs_check("two values leave", T_TWO_EXITS, 6, 40, 3, 1, 11, 13, 3, 3);
     }
     unsetenv("QC_CONV_PORTABLE");
+}
+
+/* Without a Conv before the FQ, the FQ's own knode becomes the table step (vector and scalar
+ * paths); a lone FQ stays as it is. */
+QC_TEST(qdq_fuse_code_table_step_same_bytes)
+{
+    for (int scalar = 0; scalar < 2; scalar++) {
+        if (scalar)
+            setenv("QC_QDQ_SCALAR", "1", 1);
+        qs_check("SiLU after Identity", T_SILU, 6, 6, 0, 1, 11, 13, 3, 7);
+        qs_check("GELU-like after Identity", T_GELU, 5, 5, 0, 1, 9, 7, 2, 7);
+        qs_check("Q/DQ after Identity", T_FQ, 6, 6, 0, 1, 11, 13, 1, 1);
+    }
+    unsetenv("QC_QDQ_SCALAR");
 }

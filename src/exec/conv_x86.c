@@ -12,6 +12,7 @@
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
+#include "lut_x86.h"
 
 #define NR     32               /* output channels per panel (two zmm vectors) */
 #define MR_MIN 4
@@ -41,34 +42,6 @@ static inline __attribute__((always_inline, target("avx512f"))) __m512 silu16(__
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
     p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, one));
     return _mm512_div_ps(x, _mm512_add_ps(one, _mm512_scalef_ps(p, n)));
-}
-
-/* QC_CONV_QLUT: the first fake quantization's code (ops_qdq.c's fake_quant_u8_avx2 on 16
- * lanes: a NaN quotient counts as 0, rounding to nearest even, saturation), then the output
- * for that code from the 256-entry table: eight two-register permutes by the code's
- * low 5 bits, the right one chosen by its top 3 bits. */
-static inline __attribute__((always_inline, target("avx512f"))) __m512 qlut16(__m512 y,
-                                                                                const float *q,
-                                                                                const float *lut)
-{
-    __m512 a = _mm512_div_ps(y, _mm512_set1_ps(q[0]));
-    __mmask16 ord = _mm512_cmp_ps_mask(a, a, _CMP_ORD_Q);
-    a = _mm512_maskz_mov_ps(ord, _mm512_min_ps(_mm512_max_ps(a, _mm512_set1_ps(-1e6f)),
-                                               _mm512_set1_ps(1e6f)));
-    __m512i c = _mm512_add_epi32(_mm512_cvtps_epi32(a), _mm512_set1_epi32((int)q[1]));
-    c = _mm512_min_epi32(_mm512_max_epi32(c, _mm512_setzero_si512()), _mm512_set1_epi32(255));
-    __m512 v[8];
-    for (int j = 0; j < 8; j++)
-        v[j] = _mm512_permutex2var_ps(_mm512_loadu_ps(lut + 32 * j), c,
-                                      _mm512_loadu_ps(lut + 32 * j + 16));
-    __mmask16 b5 = _mm512_test_epi32_mask(c, _mm512_set1_epi32(32));
-    __mmask16 b6 = _mm512_test_epi32_mask(c, _mm512_set1_epi32(64));
-    __mmask16 b7 = _mm512_test_epi32_mask(c, _mm512_set1_epi32(128));
-    for (int j = 0; j < 4; j++)
-        v[j] = _mm512_mask_mov_ps(v[2 * j], b5, v[2 * j + 1]);
-    for (int j = 0; j < 2; j++)
-        v[j] = _mm512_mask_mov_ps(v[2 * j], b6, v[2 * j + 1]);
-    return _mm512_mask_mov_ps(v[0], b7, v[1]);
 }
 
 typedef void (*tile_fn)(const float *xb, const int32_t *off, const float *wp,

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "ops.h"
+#include "ops_ew.h"
 #include "par.h"
 
 /* How a scale (and zero point) maps onto the data, viewed as [outer, d, inner]. */
@@ -506,6 +507,57 @@ static int fake_quant_run(qc_knode *n, qc_run *r, qc_err *err)
 
 const qc_op_def qc_fake_quant = { "QuantizeDequantize", 1, fake_quant_infer, fake_quant_run,
                                   NULL, NULL, NULL };
+
+/* ---- Code table (qc_qlut_fuse): y = lut[code of x] for a uint8 FQ (qact: its scale and zero
+ * point) followed by nodes that only depend on its output; the table is the knode's ---------- */
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include "lut_x86.h"
+
+static __attribute__((target("avx512f"))) int64_t code_table_avx512(const qc_knode *n,
+                                                                      const float *x, float *y,
+                                                                      int64_t len)
+{
+    int64_t i = 0;
+    for (; i + 16 <= len; i += 16)
+        _mm512_storeu_ps(y + i, qlut16(_mm512_loadu_ps(x + i), n->qact, n->lut));
+    return i;
+}
+#endif
+
+typedef struct ct_job {
+    const qc_knode *n;
+    const float    *x;
+    float          *y;
+    int64_t         len;
+    int             wide;
+} ct_job;
+
+static void code_table_items(void *ctx, int64_t lo, int64_t hi)
+{
+    const ct_job *j = ctx;
+    int64_t a = lo * FQ_BLOCK, b = hi * FQ_BLOCK < j->len ? hi * FQ_BLOCK : j->len, i = a;
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (j->wide)
+        i += code_table_avx512(j->n, j->x + a, j->y + a, b - a);
+#endif
+    for (; i < b; i++)
+        j->y[i] = j->n->lut[qc_ew_fq_code(j->x[i], j->n->qact[0], j->n->qact[1])];
+}
+
+static int code_table_run(qc_knode *n, qc_run *r, qc_err *err)
+{
+    ct_job j = { n, n->in[0]->data, n->out[0]->data, qc_tensor_numel(n->in[0]), 0 };
+    (void)r, (void)err;
+#if defined(__x86_64__) && defined(__GNUC__)
+    j.wide = __builtin_cpu_supports("avx512f") && !scalar_only();
+#endif
+    qc_par_for((j.len + FQ_BLOCK - 1) / FQ_BLOCK, 8, code_table_items, &j);
+    return QC_OK;
+}
+
+const qc_op_def qc_code_table = { "QuantizeDequantizeTable", 1, fake_quant_infer,
+                                  code_table_run, NULL, NULL, NULL };
 
 const qc_op_def qc_ops_qdq[] = {
     { "QuantizeLinear",   10, quantize_infer,   quantize_run,   NULL, NULL, NULL },

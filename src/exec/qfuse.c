@@ -407,62 +407,86 @@ static int read_outside(const qc_exec *x, const qc_tensor *t, const int *s, int 
     return 0;
 }
 
-/* Conv k (one output, no activation, not summed) whose only reader is a uint8 FQ: the table
- * and the value it stands for, when there is one. */
-static int fuse_conv_lut(qc_exec *x, int k, int *s, const qc_tensor **v, qc_err *err)
+/* The table of uint8 FQ knode fa: the elementwise nodes computed from its output alone
+ * (s[0..*n)), the one value of them read elsewhere (*e) and its value for each code (*lut,
+ * malloc'd). *lut NULL when there is none (two values leave, a non-uint8 FQ, a kernel that
+ * cannot run on the codes); `standalone`: the FQ's own output does not count. */
+static int find_table(qc_exec *x, int fa, int standalone, int *s, const qc_tensor **v, int *n,
+                      const qc_tensor **e, float **lut, qc_err *err)
 {
-    qc_knode *c = &x->knodes[k];
-    int fa = -1, n = 0, n_exit = 0, done = 0, rc;
-    if (val_of(c->out[0])->is_output || readers(x, c->out[0], &fa) != 1 ||
-        x->defs[fa] != &qc_fake_quant)
-        return QC_OK;
     const qc_knode *f = &x->knodes[fa];
     const qc_tensor *zt = opt_in(f, 2);
-    if (zt && zt->dtype != QC_U8)
+    int n_exit = 0, done = 0, rc;
+    *n = 0, *e = NULL, *lut = NULL;
+    if (x->defs[fa] != &qc_fake_quant || (zt && zt->dtype != QC_U8))
         return QC_OK;
     float sa = ((const float *)f->in[1]->data)[0];
     float za = zt ? (float)((const uint8_t *)zt->data)[0] : 0.0f;
     v[0] = f->out[0];
-    for (int j = fa + 1; j < x->n_knodes && n < QC_LUT_MAX_NODES; j++)
-        if (!x->skip[j] && lut_eligible(x, j, v, n + 1)) {
-            s[n] = j;
-            v[++n] = x->knodes[j].out[0];
+    for (int j = fa + 1; j < x->n_knodes && *n < QC_LUT_MAX_NODES; j++)
+        if (!x->skip[j] && lut_eligible(x, j, v, *n + 1)) {
+            s[*n] = j;
+            v[++*n] = x->knodes[j].out[0];
         }
-    const qc_tensor *e = NULL;
-    for (int i = 0; i <= n; i++)
-        if (read_outside(x, v[i], s, n))
-            n_exit++, e = v[i];
-    if (n_exit != 1)
+    for (int i = 0; i <= *n; i++)
+        if (read_outside(x, v[i], s, *n))
+            n_exit++, *e = v[i];
+    if (n_exit != 1 || (standalone && (*n == 0 || *e == v[0])))
         return QC_OK;
-    float a[256], *lut = malloc(256 * sizeof *lut);
-    if (!lut)
+    float a[256];
+    if (!(*lut = malloc(256 * sizeof **lut)))
         return qc_errf(err, QC_ENOMEM, "out of memory");
     for (int code = 0; code < 256; code++)
         a[code] = ((float)code - za) * sa;      /* what the fake quantization outputs */
-    if ((rc = eval_lut(x, s, n, v, e, a, lut, &done, err)) != QC_OK || !done) {
-        free(lut);
-        return rc;
+    if ((rc = eval_lut(x, s, *n, v, *e, a, *lut, &done, err)) != QC_OK || !done) {
+        free(*lut);
+        *lut = NULL;
     }
+    return rc;
+}
+
+/* Knode k takes the table: writes e, computes from its own code, and the subgraph's nodes
+ * (and fa, when it is not k) are skipped. */
+static void take_table(qc_exec *x, int k, int fa, const int *s, int n, const qc_tensor *e,
+                       float *lut)
+{
+    qc_knode *c = &x->knodes[k];
+    const qc_knode *f = &x->knodes[fa];
+    const qc_tensor *zt = opt_in(f, 2);
+    c->qact[0] = ((const float *)f->in[1]->data)[0];
+    c->qact[1] = zt ? (float)((const uint8_t *)zt->data)[0] : 0.0f;
     c->lut = lut;
-    c->qact[0] = sa, c->qact[1] = za;
-    c->act = QC_ACT_QLUT;
     c->out[0] = (qc_tensor *)e;
     val_of(e)->producer = k;
-    x->skip[fa] = 1;
+    if (fa != k)
+        x->skip[fa] = 1;
     for (int i = 0; i < n; i++)
         x->skip[s[i]] = 1;
-    return QC_OK;
 }
 
 int qc_qlut_fuse(qc_exec *x, qc_err *err)
 {
-    int s[QC_LUT_MAX_NODES], rc = QC_OK;
-    const qc_tensor *v[QC_LUT_MAX_NODES + 1];
+    int s[QC_LUT_MAX_NODES], n, fa, rc = QC_OK;
+    const qc_tensor *v[QC_LUT_MAX_NODES + 1], *e;
+    float *lut;
+    /* into a Conv whose only reader is the FQ (its code computed in the conv kernel) */
     for (int k = 0; k < x->n_knodes && rc == QC_OK; k++) {
         qc_knode *c = &x->knodes[k];
-        if (!x->skip[k] && is_op(c, "Conv") && c->n_out == 1 && c->act == QC_ACT_NONE &&
-            !(x->sum_only && x->sum_only[k]))
-            rc = fuse_conv_lut(x, k, s, v, err);
+        if (x->skip[k] || !is_op(c, "Conv") || c->n_out != 1 || c->act != QC_ACT_NONE ||
+            (x->sum_only && x->sum_only[k]) || val_of(c->out[0])->is_output ||
+            readers(x, c->out[0], &fa) != 1 ||
+            (rc = find_table(x, fa, 0, s, v, &n, &e, &lut, err)) != QC_OK || !lut)
+            continue;
+        take_table(x, k, fa, s, n, e, lut);
+        c->act = QC_ACT_QLUT;
+    }
+    /* the other FQs with a subgraph: one table step in place of the FQ and its nodes */
+    for (int k = 0; k < x->n_knodes && rc == QC_OK; k++) {
+        if (x->skip[k] || x->defs[k] != &qc_fake_quant ||
+            (rc = find_table(x, k, 1, s, v, &n, &e, &lut, err)) != QC_OK || !lut)
+            continue;
+        take_table(x, k, k, s, n, e, lut);
+        x->defs[k] = &qc_code_table;
     }
     relive(x);
     return rc;

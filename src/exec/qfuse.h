@@ -21,15 +21,17 @@ int qc_qfuse(qc_exec *x, qc_err *err);
  * Q is skipped); recomputes liveness. Planning-time only. */
 int qc_qdq_fuse(qc_exec *x, qc_err *err);
 
-/* After qc_qdq_fuse, with qc_exec_opts.fuse: a Conv whose only reader is a uint8 FQ, and the
- * elementwise nodes that compute from that FQ's output and scalar constants alone (e.g. the
- * quantized SiLU: Sigmoid -> FQ -> Mul -> FQ), become one Conv that computes the FQ's code and
- * looks the subgraph's one outside-read value up in a 256-entry table (QC_ACT_QLUT), filled
- * by running the subgraph's kernels on the 256 codes' values: the same bits. At most
+/* After qc_qdq_fuse, with qc_exec_opts.fuse: a uint8 FQ and the elementwise nodes that compute
+ * from its output and scalar constants alone (e.g. the quantized SiLU: Sigmoid -> FQ -> Mul ->
+ * FQ; a GELU written as Mul/Tanh/Add) become one step that computes the FQ's code and looks
+ * the subgraph's one outside-read value up in a 256-entry table, filled by running the
+ * subgraph's kernels on the 256 codes' values: the same bits. The step is the producing Conv
+ * when the FQ is its only reader (QC_ACT_QLUT), else the FQ's knode (qc_code_table). At most
  * QC_LUT_MAX_NODES nodes a table; recomputes liveness. Planning-time only. */
 #define QC_LUT_MAX_NODES 64
 int qc_qlut_fuse(qc_exec *x, qc_err *err);
 extern const qc_op_def qc_fake_quant;        /* x, scale [, zero point] -> float */
+extern const qc_op_def qc_code_table;        /* the same inputs -> lut[code] (qc_qlut_fuse) */
 
 extern const qc_op_def qc_qlinear_conv;
 extern const qc_op_def qc_qlinear_matmul;     /* a, a_scale, a_zp, b (2-D), ..., y_zp */
