@@ -270,9 +270,12 @@ static int measure(const qc_model *q, int n, bc_state *st, int *used, qc_err *er
     int rc = QC_OK;
     for (int s = 0; s < st->n_sh && rc == QC_OK; s++) {
         bc_shard *sh = &st->sh[s];
+        /* fuse: the hook only reads the summed nodes' outputs, which stay as they are (a
+         * summed Conv takes no code table; the table step after it reads what the hook
+         * wrote) */
         if ((rc = acc_alloc(&sh->a, st, err)) == QC_OK &&
             (rc = qc_exec_new(&sh->qx, q, &(qc_exec_opts){
-                 .cache_const = 1, .fuse_qdq = 1, .sum_only = st->names,
+                 .cache_const = 1, .fuse_qdq = 1, .fuse = 1, .sum_only = st->names,
                  .n_sum_only = st->n_t }, err)) == QC_OK)
             qc_exec_set_hook(sh->qx, hook, sh);
     }
