@@ -3,10 +3,10 @@
 model, weights per channel, activations asymmetric uint8, the whole calibration set.
 
     tools/quant_report.py [--build DIR] [--models a,b] [--methods m1,m2] [--calib N]
-                          [--eval N] [--out FILE.md]
+                          [--eval N] [--calibrate-args "ARGS"] [--out FILE.md]
 
 A method M runs `calibrate --method M` with its defaults (bias correction on); M-bc runs it with
---no-bias-correction.
+--no-bias-correction; --calibrate-args adds options to every run (e.g. "--bias-samples 4").
 
 For each model and method: `calibrate` on models/cache/data/<model>/calib (its wall time), then
 the quantized and the float model in onnxruntime (2 threads) on the held-out eval samples:
@@ -17,6 +17,7 @@ models and samples (tools/fetch_models.sh and tools/make_inputs.py, run here wit
 """
 import argparse
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -48,6 +49,8 @@ def main():
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--calib", type=int, default=32, help="calibration samples (default 32)")
     ap.add_argument("--eval", type=int, default=32, help="held-out eval samples (default 32)")
+    ap.add_argument("--calibrate-args", default="",
+                    help="more calibrate options for every run, one shell-quoted string")
     ap.add_argument("--out", help="also write the table to this file")
     a = ap.parse_args()
     cal = os.path.join(ROOT, a.build, "calibrate") if not os.path.isabs(a.build) else \
@@ -76,7 +79,8 @@ def main():
                 t0 = time.perf_counter()
                 r = subprocess.run([cal, "--data", os.path.join(data, "calib"), path, "-o", q,
                                     "--method", base, "--per-channel", "--limit",
-                                    str(a.calib), "-q"] + flags, env=env, capture_output=True,
+                                    str(a.calib), "-q"] + flags + shlex.split(a.calibrate_args),
+                                   env=env, capture_output=True,
                                    text=True)
                 wall = time.perf_counter() - t0
                 if r.returncode:
