@@ -309,12 +309,15 @@ int qc_qdq_fuse(qc_exec *x, qc_err *err)
     return QC_OK;
 }
 
-/* ---- Code tables: a conv's fake-quantized output and what only depends on it -------------
- * After the Conv's only reader FQ(a) (uint8, per tensor), every value computed from a and
- * scalar constants by elementwise nodes alone is a function of a's 256 codes. When exactly one
- * of those values is read outside that subgraph (e.g. SiLU: Sigmoid -> FQ -> Mul(a, .) -> FQ),
- * the Conv computes the code and looks that value up in a table, which the planner fills by
- * running the subgraph's own kernels on the 256 dequantized values: the same bits. */
+/* ---- Code tables: a fake-quantized value and what only depends on it --------------------
+ * After a uint8 per-tensor FQ(a), every value computed from a and scalar constants by
+ * elementwise nodes alone is a function of a's 256 codes. When exactly one of those values is
+ * read outside that subgraph (e.g. SiLU: Sigmoid -> FQ -> Mul(a, .) -> FQ), one step computes
+ * the code and looks that value up in a table, which the planner fills by running the
+ * subgraph's own kernels on the 256 dequantized values: the same bits. The step is the Conv
+ * whose only reader is the FQ (its kernel's epilogue), else the FQ's own knode. The kernels
+ * run on 256 values here and on whole tensors later: elementwise kernels give each value the
+ * same arithmetic whatever the length (vector bodies and tails alike; test_qdq_fuse.c). */
 
 static const char *const lut_ops[] = {
     "Sigmoid", "Tanh", "Relu", "LeakyRelu", "HardSigmoid", "HardSwish", "Exp", "Neg", "Abs",
