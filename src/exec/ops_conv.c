@@ -378,7 +378,8 @@ static int conv_compute(qc_knode *n, qc_run *r, int act, int *act_done, qc_err *
             .cache = konst ? n->state : NULL, .x = xd, .w = wd, .bias = bd, .y = y,
             .batch = p.batch, .c = p.c, .m = p.m, .group = p.group, .ih = q.ih, .iw = q.iw,
             .oh = q.oh, .ow = q.ow, .kh = q.kh, .kw = q.kw, .sh = q.sh, .sw = q.sw,
-            .dh = q.dh, .dw = q.dw, .ph = q.ph, .pw = q.pw, .act = act, .qact = n->qact, .lut = n->lut,
+            .dh = q.dh, .dw = q.dw, .ph = q.ph, .pw = q.pw, .act = act, .qact = n->qact,
+            .lut = n->lut,
         };
         if ((rc = qc_conv2d_fast(&cv, r, err)) != QC_EUNSUPPORTED) {
             *act_done = 1;

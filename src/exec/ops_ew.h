@@ -43,8 +43,7 @@ static inline float qc_ew_expf(float x)
     return (p * r * r + r + 1.0f) * s;
 }
 
-/* Sigmoid as the Sigmoid op computes it (ops_unary.c) and qfuse.c's quantized-SiLU tables
- * assume: one definition, so the two cannot drift apart. */
+/* Sigmoid as the Sigmoid op computes it (ops_unary.c): one definition for every caller. */
 static inline float qc_ew_sigmoidf(float v)
 {
     return 1.0f / (1.0f + qc_ew_expf(-v));

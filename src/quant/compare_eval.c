@@ -247,20 +247,20 @@ static int eval_one(qc_compare *c, cand_eval *ce, qc_exec *fx, const qc_tensor *
     int layers = !ce->layer_limit || ce->res.n_eval < ce->layer_limit, rc = QC_OK;
     ce->ref = fx;
     if (!layers && !ce->qx_fused) {
-        /* no hook from here on: an executor that folds the quantized SiLU chains into their
-         * convolutions (the same values) replaces the one whose nodes the hook saw. The old
-         * one's memory goes back first (malloc_trim: other threads' arenas keep freed
-         * blocks otherwise, measured +100 MB on nudenet's 9 candidates). */
+        /* no hook from here on: an executor with code tables (qfuse.c; the same values)
+         * replaces the one whose nodes the hook saw. The old one's memory goes back first
+         * (malloc_trim: other threads' arenas keep freed blocks otherwise, measured +100 MB
+         * on nudenet's 9 candidates). */
         qc_exec_free(ce->qx);
         malloc_trim(0);
         ce->qx = NULL;
-        ce->qx_fused = 1;
         if ((rc = qc_exec_new(&ce->qx, ce->em, &(qc_exec_opts){ .cache_const = 1,
                                                                .fuse_qdq = 1, .fuse = 1 },
                               err)) != QC_OK) {
             qc_err_prefix(err, "candidate '%s'", ce->cand->name);
             return rc;
         }
+        ce->qx_fused = 1;
     }
     qc_exec_set_hook(ce->qx, layers ? layer_hook : NULL, ce);
     rc = qc_exec_run(ce->qx, in, c->m->n_inputs, err);

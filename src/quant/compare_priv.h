@@ -32,7 +32,7 @@ typedef struct cand_eval {
     qc_model      *em;          /* qm with constants folded, as evaluated */
     qc_exec       *qx;          /* runs em; with the hook until the layer samples are done,
                                  * then replaced by one that fuses (qc_exec_opts.fuse) */
-    int            qx_fused;
+    int            qx_fused;    /* qx is that one */
     qc_exec       *ref;         /* float executor holding the sample being evaluated */
     int           *node_layer;  /* em node index -> layer (its DequantizeLinear), or -1 */
     int           *out_map;     /* float model output i -> em output index, or -1 */
