@@ -44,6 +44,28 @@ static inline __attribute__((always_inline, target("avx512f"))) __m512 silu16(__
     return _mm512_div_ps(x, _mm512_add_ps(one, _mm512_scalef_ps(p, n)));
 }
 
+/* The fused activation on the n x nv accumulator vectors of a tile (QC_CONV_*). */
+static inline __attribute__((always_inline, target("avx512f"))) void
+epilogue(__m512 (*acc)[2], const int n, const int nv, int act, const float *qp,
+         const float *lut)
+{
+    if (act == QC_CONV_SILU) {
+#pragma GCC unroll 14
+        for (int i = 0; i < n; i++) {
+            acc[i][0] = silu16(acc[i][0]);
+            if (nv > 1)
+                acc[i][1] = silu16(acc[i][1]);
+        }
+    } else if (act == QC_CONV_QLUT) {
+#pragma GCC unroll 14
+        for (int i = 0; i < n; i++) {
+            acc[i][0] = qlut16(acc[i][0], qp, lut);
+            if (nv > 1)
+                acc[i][1] = qlut16(acc[i][1], qp, lut);
+        }
+    }
+}
+
 typedef void (*tile_fn)(const float *xb, const int32_t *off, const float *wp,
                         const float *bias, int64_t k, float *y, int64_t ldy, int64_t nm,
                         int act, const float *qp, const float *lut);
@@ -102,21 +124,7 @@ tile_body(const int MR, const int SW, const int NV, const float *xb, const int32
                 acc[i][1] = _mm512_fmadd_ps(v, w1, acc[i][1]);
         }
     }
-    if (act == QC_CONV_SILU) {
-#pragma GCC unroll 14
-        for (int i = 0; i < MR; i++) {
-            acc[i][0] = silu16(acc[i][0]);
-            if (NV > 1)
-                acc[i][1] = silu16(acc[i][1]);
-        }
-    } else if (act == QC_CONV_QLUT) {
-#pragma GCC unroll 14
-        for (int i = 0; i < MR; i++) {
-            acc[i][0] = qlut16(acc[i][0], qp, lut);
-            if (NV > 1)
-                acc[i][1] = qlut16(acc[i][1], qp, lut);
-        }
-    }
+    epilogue(acc, MR, NV, act, qp, lut);
     __mmask16 mask = (__mmask16)((1u << MR) - 1);
     for (int h = 0; h < NV && h * 16 < nm; h++) {
         __m512 r[16];
@@ -281,21 +289,7 @@ pw_body(const int MC, const int NP, const float *x, int64_t ldx, const float *wp
                 acc[i][1] = _mm512_fmadd_ps(w, x1, acc[i][1]);
         }
     }
-    if (act == QC_CONV_SILU) {
-#pragma GCC unroll 14
-        for (int i = 0; i < MC; i++) {
-            acc[i][0] = silu16(acc[i][0]);
-            if (NP > 1)
-                acc[i][1] = silu16(acc[i][1]);
-        }
-    } else if (act == QC_CONV_QLUT) {
-#pragma GCC unroll 14
-        for (int i = 0; i < MC; i++) {
-            acc[i][0] = qlut16(acc[i][0], qp, lut);
-            if (NP > 1)
-                acc[i][1] = qlut16(acc[i][1], qp, lut);
-        }
-    }
+    epilogue(acc, MC, NP, act, qp, lut);
 #pragma GCC unroll 14
     for (int i = 0; i < MC; i++) {
         _mm512_mask_storeu_ps(y + i * ldy, m0, acc[i][0]);

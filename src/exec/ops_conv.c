@@ -7,7 +7,7 @@
 #include <string.h>
 #include "ops.h"
 #include "conv_x86.h"
-#include "ops_ew.h"
+#include "qfuse.h"
 
 typedef struct convp {
     int     nsp;                                     /* spatial rank */
@@ -450,11 +450,9 @@ static int conv_run(qc_knode *n, qc_run *r, qc_err *err)
         for (int64_t i = 0, len = qc_tensor_numel(n->out[0]); i < len; i++)
             y[i] = y[i] / (1.0f + expf(-y[i]));
     }
-    if (act == QC_CONV_QLUT && !done) {
-        float *y = n->out[0]->data;
-        for (int64_t i = 0, len = qc_tensor_numel(n->out[0]); i < len; i++)
-            y[i] = n->lut[qc_ew_fq_code(y[i], n->qact[0], n->qact[1])];
-    }
+    if (act == QC_CONV_QLUT && !done)
+        qc_code_table_apply(n->qact, n->lut, n->out[0]->data, n->out[0]->data,
+                            qc_tensor_numel(n->out[0]));
     return QC_OK;
 }
 

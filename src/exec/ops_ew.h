@@ -4,7 +4,6 @@
 #ifndef QC_OPS_EW_H
 #define QC_OPS_EW_H
 
-#include <math.h>
 #include <stdint.h>
 #include <string.h>
 #include "ops.h"
@@ -41,22 +40,6 @@ static inline float qc_ew_expf(float x)
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     return (p * r * r + r + 1.0f) * s;
-}
-
-/* Sigmoid as the Sigmoid op computes it (ops_unary.c): one definition for every caller. */
-static inline float qc_ew_sigmoidf(float v)
-{
-    return 1.0f / (1.0f + qc_ew_expf(-v));
-}
-
-/* The uint8 code ops_qdq.c's QuantizeLinear gives x (scale s, zero point z): its vector
- * kernels' arithmetic (a NaN quotient counts as 0, rounding to nearest even, saturation). */
-static inline int qc_ew_fq_code(float x, float s, float z)
-{
-    float a = x / s;
-    a = a != a ? 0.0f : fminf(fmaxf(a, -1e6f), 1e6f);
-    float t = (float)(int32_t)rintf(a) + z;
-    return (int)fminf(fmaxf(t, 0.0f), 255.0f);
 }
 
 int  qc_ew_unary_prepare(qc_knode *n, qc_err *err);

@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include "ops.h"
-#include "ops_ew.h"
 #include "par.h"
+#include "qfuse.h"
 
 /* How a scale (and zero point) maps onto the data, viewed as [outer, d, inner]. */
 typedef struct qd_layout {
@@ -508,50 +508,81 @@ static int fake_quant_run(qc_knode *n, qc_run *r, qc_err *err)
 const qc_op_def qc_fake_quant = { "QuantizeDequantize", 1, fake_quant_infer, fake_quant_run,
                                   NULL, NULL, NULL };
 
-/* ---- Code table (qc_qlut_fuse): y = lut[code of x] for a uint8 FQ (qact: its scale and zero
+/* ---- Code table (qc_qlut_fuse): y = lut[code of x] for a uint8 FQ (q: its scale and zero
  * point) followed by nodes that only depend on its output; the table is the knode's ---------- */
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include "lut_x86.h"
 
-static __attribute__((target("avx512f"))) int64_t code_table_avx512(const qc_knode *n,
+static __attribute__((target("avx512f"))) int64_t code_table_avx512(const float *q,
+                                                                      const float *lut,
                                                                       const float *x, float *y,
                                                                       int64_t len)
 {
     int64_t i = 0;
     for (; i + 16 <= len; i += 16)
-        _mm512_storeu_ps(y + i, qlut16(_mm512_loadu_ps(x + i), n->qact, n->lut));
+        _mm512_storeu_ps(y + i, qlut16(_mm512_loadu_ps(x + i), q, lut));
     return i;
 }
 #endif
+
+/* The codes the QuantizeLinear kernels above give x[0, n) (scale s, uint8 zero point z). */
+static void codes_u8(const float *x, uint8_t *codes, int64_t n, float s, uint8_t z, int scalar)
+{
+#ifdef __SSE2__
+    if (!scalar) {
+        quantize_u8_sse2(x, codes, n, s, (float)z);
+        return;
+    }
+#endif
+    qd_layout L = { 1, 1, n, 0, 0 };
+    (void)scalar;
+    quantize_u8(x, codes, &s, &z, &L);
+}
+
+static void table_block(const float *q, const float *lut, const float *x, float *y,
+                        int64_t len, int scalar)
+{
+    int64_t i = 0;
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (!scalar && __builtin_cpu_supports("avx512f"))
+        i = code_table_avx512(q, lut, x, y, len);
+#endif
+    uint8_t codes[FQ_BLOCK];
+    for (; i < len; i += FQ_BLOCK) {
+        int64_t m = len - i < FQ_BLOCK ? len - i : FQ_BLOCK;
+        codes_u8(x + i, codes, m, q[0], (uint8_t)q[1], scalar);
+        for (int64_t k = 0; k < m; k++)
+            y[i + k] = lut[codes[k]];
+    }
+}
+
+void qc_code_table_apply(const float *q, const float *lut, const float *x, float *y,
+                         int64_t len)
+{
+    table_block(q, lut, x, y, len, scalar_only());
+}
 
 typedef struct ct_job {
     const qc_knode *n;
     const float    *x;
     float          *y;
     int64_t         len;
-    int             wide;
+    int             scalar;
 } ct_job;
 
 static void code_table_items(void *ctx, int64_t lo, int64_t hi)
 {
     const ct_job *j = ctx;
-    int64_t a = lo * FQ_BLOCK, b = hi * FQ_BLOCK < j->len ? hi * FQ_BLOCK : j->len, i = a;
-#if defined(__x86_64__) && defined(__GNUC__)
-    if (j->wide)
-        i += code_table_avx512(j->n, j->x + a, j->y + a, b - a);
-#endif
-    for (; i < b; i++)
-        j->y[i] = j->n->lut[qc_ew_fq_code(j->x[i], j->n->qact[0], j->n->qact[1])];
+    int64_t a = lo * FQ_BLOCK, b = hi * FQ_BLOCK < j->len ? hi * FQ_BLOCK : j->len;
+    table_block(j->n->qact, j->n->lut, j->x + a, j->y + a, b - a, j->scalar);
 }
 
 static int code_table_run(qc_knode *n, qc_run *r, qc_err *err)
 {
-    ct_job j = { n, n->in[0]->data, n->out[0]->data, qc_tensor_numel(n->in[0]), 0 };
+    ct_job j = { n, n->in[0]->data, n->out[0]->data, qc_tensor_numel(n->in[0]),
+                 scalar_only() };
     (void)r, (void)err;
-#if defined(__x86_64__) && defined(__GNUC__)
-    j.wide = __builtin_cpu_supports("avx512f") && !scalar_only();
-#endif
     qc_par_for((j.len + FQ_BLOCK - 1) / FQ_BLOCK, 8, code_table_items, &j);
     return QC_OK;
 }

@@ -188,7 +188,7 @@ static void run_float(const qc_knode *n, int code, const qc_tensor *x, qc_tensor
     case U_EXP: FMAP(expf(v)); break;
     case U_LOG: FMAP(logf(v)); break;
     case U_RECIP: FMAP(1.0f / v); break;
-    case U_SIGMOID: FMAP(qc_ew_sigmoidf(v)); break;
+    case U_SIGMOID: FMAP(1.0f / (1.0f + qc_ew_expf(-v))); break;
     case U_HSIGMOID: {
         float a = qc_attr_float(nd, "alpha", 0.2f), b = qc_attr_float(nd, "beta", 0.5f);
         FMAP(fmaxf(0.0f, fminf(1.0f, a * v + b)));

@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include "qfuse.h"
-#include "ops_ew.h"
 
 static qc_value *val_of(const qc_tensor *t)
 {
@@ -319,10 +318,21 @@ int qc_qdq_fuse(qc_exec *x, qc_err *err)
  * run on 256 values here and on whole tensors later: elementwise kernels give each value the
  * same arithmetic whatever the length (vector bodies and tails alike; test_qdq_fuse.c). */
 
-static const char *const lut_ops[] = {
+/* Elementwise ops a table may take: one value input (Clip's bounds are scalar constants),
+ * or two. */
+static const char *const lut_unary[] = {
     "Sigmoid", "Tanh", "Relu", "LeakyRelu", "HardSigmoid", "HardSwish", "Exp", "Neg", "Abs",
-    "Sqrt", "Erf", "Softplus", "Elu", "Clip", "Add", "Sub", "Mul", "Div", "Pow", "Min", "Max",
+    "Sqrt", "Erf", "Softplus", "Elu", "Clip",
 };
+static const char *const lut_binary[] = { "Add", "Sub", "Mul", "Div", "Pow", "Min", "Max" };
+
+static int op_in(const qc_knode *o, const char *const *ops, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (is_op(o, ops[i]))
+            return 1;
+    return 0;
+}
 
 static int scalar_const(const qc_tensor *t)
 {
@@ -334,20 +344,17 @@ static int scalar_const(const qc_tensor *t)
 static int lut_eligible(const qc_exec *x, int j, const qc_tensor *const *v, int n_v)
 {
     const qc_knode *o = &x->knodes[j];
-    int ok = x->defs[j] == &qc_fake_quant, reads = 0;
-    for (size_t i = 0; !ok && i < sizeof lut_ops / sizeof lut_ops[0]; i++)
-        ok = is_op(o, lut_ops[i]);
-    if (!ok || o->n_out != 1 || o->n_in < 1 || o->n_in > 3 ||
-        (x->defs[j] != &qc_fake_quant && (is_op(o, "Add") || is_op(o, "Sub") ||
-                                          is_op(o, "Mul") || is_op(o, "Div") ||
-                                          is_op(o, "Pow") || is_op(o, "Min") ||
-                                          is_op(o, "Max")) && o->n_in != 2))
+    int fq = x->defs[j] == &qc_fake_quant, reads = 0;
+    int ok = fq || (op_in(o, lut_unary, sizeof lut_unary / sizeof *lut_unary) &&
+                    o->n_in <= 3) ||
+             (op_in(o, lut_binary, sizeof lut_binary / sizeof *lut_binary) && o->n_in == 2);
+    if (!ok || o->n_out != 1 || o->n_in < 1)
         return 0;
     for (int i = 0; i < o->n_in; i++) {
         int in_v = 0;
         for (int k = 0; o->in[i] && k < n_v && !in_v; k++)
             in_v = o->in[i] == v[k];
-        if (x->defs[j] == &qc_fake_quant && i > 0)
+        if (fq && i > 0)
             continue;                           /* its scale and zero point */
         if (!in_v && o->in[i] && !scalar_const(o->in[i]))
             return 0;
@@ -410,6 +417,14 @@ static int read_outside(const qc_exec *x, const qc_tensor *t, const int *s, int 
     return 0;
 }
 
+/* A fake-quant knode's scale and zero point (0 without one). */
+static void fq_params(const qc_knode *f, float *q)
+{
+    const qc_tensor *zt = opt_in(f, 2);
+    q[0] = ((const float *)f->in[1]->data)[0];
+    q[1] = zt ? (float)((const uint8_t *)zt->data)[0] : 0.0f;
+}
+
 /* The table of uint8 FQ knode fa: the elementwise nodes computed from its output alone
  * (s[0..*n)), the one value of them read elsewhere (*e) and its value for each code (*lut,
  * malloc'd). *lut NULL when there is none (two values leave, a non-uint8 FQ, a kernel that
@@ -423,8 +438,8 @@ static int find_table(qc_exec *x, int fa, int standalone, int *s, const qc_tenso
     *n = 0, *e = NULL, *lut = NULL;
     if (x->defs[fa] != &qc_fake_quant || (zt && zt->dtype != QC_U8))
         return QC_OK;
-    float sa = ((const float *)f->in[1]->data)[0];
-    float za = zt ? (float)((const uint8_t *)zt->data)[0] : 0.0f;
+    float q[2];
+    fq_params(f, q);
     v[0] = f->out[0];
     for (int j = fa + 1; j < x->n_knodes && *n < QC_LUT_MAX_NODES; j++)
         if (!x->skip[j] && lut_eligible(x, j, v, *n + 1)) {
@@ -440,7 +455,7 @@ static int find_table(qc_exec *x, int fa, int standalone, int *s, const qc_tenso
     if (!(*lut = malloc(256 * sizeof **lut)))
         return qc_errf(err, QC_ENOMEM, "out of memory");
     for (int code = 0; code < 256; code++)
-        a[code] = ((float)code - za) * sa;      /* what the fake quantization outputs */
+        a[code] = ((float)code - q[1]) * q[0];  /* what the fake quantization outputs */
     if ((rc = eval_lut(x, s, *n, v, *e, a, *lut, &done, err)) != QC_OK || !done) {
         free(*lut);
         *lut = NULL;
@@ -454,10 +469,7 @@ static void take_table(qc_exec *x, int k, int fa, const int *s, int n, const qc_
                        float *lut)
 {
     qc_knode *c = &x->knodes[k];
-    const qc_knode *f = &x->knodes[fa];
-    const qc_tensor *zt = opt_in(f, 2);
-    c->qact[0] = ((const float *)f->in[1]->data)[0];
-    c->qact[1] = zt ? (float)((const uint8_t *)zt->data)[0] : 0.0f;
+    fq_params(&x->knodes[fa], c->qact);
     c->lut = lut;
     c->out[0] = (qc_tensor *)e;
     val_of(e)->producer = k;

@@ -32,6 +32,10 @@ int qc_qdq_fuse(qc_exec *x, qc_err *err);
 int qc_qlut_fuse(qc_exec *x, qc_err *err);
 extern const qc_op_def qc_fake_quant;        /* x, scale [, zero point] -> float */
 extern const qc_op_def qc_code_table;        /* the same inputs -> lut[code] (qc_qlut_fuse) */
+/* y[0, len) = lut[code of x] (q: scale, uint8 zero point; x == y allowed), the codes as the
+ * QuantizeLinear kernels give them: the table step's arithmetic, for the conv's fallback. */
+void qc_code_table_apply(const float *q, const float *lut, const float *x, float *y,
+                         int64_t len);
 
 extern const qc_op_def qc_qlinear_conv;
 extern const qc_op_def qc_qlinear_matmul;     /* a, a_scale, a_zp, b (2-D), ..., y_zp */
