@@ -5,6 +5,7 @@ BUILD   ?= build
 PROTO   ?= /usr/include/onnx/onnx.proto
 VENV    ?= .venv
 CFLAGS  ?= -O2 -g
+JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
 override CFLAGS  += -std=c11 -ffp-contract=off -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude -I$(BUILD)/gen \
            -Isrc/exec -Isrc/onnx -Isrc/core -Isrc/data -Icalib -Isrc/quant \
            $(shell pkg-config --cflags libprotobuf-c libpng 2>/dev/null)
@@ -21,7 +22,7 @@ TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 .PHONY: all setup test check-asan demo bench clean models fuzz peers acceptance report-demo
 all: $(BUILD)/calibrate $(BUILD)/test_runner $(BUILD)/backend_test
 
-$(BUILD)/gen/onnx.pb-c.c $(BUILD)/gen/onnx.pb-c.h: $(PROTO)
+$(BUILD)/gen/onnx.pb-c.c $(BUILD)/gen/onnx.pb-c.h &: $(PROTO)
 	@mkdir -p $(BUILD)/gen
 	protoc-c --proto_path=$(dir $(PROTO)) --c_out=$(BUILD)/gen $(PROTO)
 
@@ -32,6 +33,10 @@ $(BUILD)/%.o: %.c $(BUILD)/gen/onnx.pb-c.h $(wildcard include/*.h src/*/*.h cali
 	@mkdir -p $(dir $@)
 	@echo "  CC $(BUILD)/$*.o"
 	@$(CC) $(CFLAGS) -c $< -o $@
+
+# Extra flags for the AVX-512 convolution kernels alone (tools/fuzz.sh: clang's UBSan on their
+# unrolled intrinsics takes two minutes to compile and checks nothing the intrinsics do).
+$(BUILD)/src/exec/conv_x86.o: override CFLAGS += $(CONV_X86_CFLAGS)
 
 $(BUILD)/libqcal.a: $(LIB_OBJ)
 	rm -f $@ && ar rcs $@ $^
@@ -57,34 +62,34 @@ ASAN_CFLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 
 # The whole suite on the optimized build and again under ASan+UBSan+LSan.
 test: setup
-	@$(MAKE) --no-print-directory all
-	@$(MAKE) --no-print-directory BUILD=build-asan CFLAGS="$(ASAN_CFLAGS)" all
+	@$(MAKE) --no-print-directory -j$(JOBS) all
+	@$(MAKE) --no-print-directory -j$(JOBS) BUILD=build-asan CFLAGS="$(ASAN_CFLAGS)" all
 	@tools/test_all.sh
 
 check-asan: setup
-	@$(MAKE) --no-print-directory BUILD=build-asan CFLAGS="$(ASAN_CFLAGS)" all
+	@$(MAKE) --no-print-directory -j$(JOBS) BUILD=build-asan CFLAGS="$(ASAN_CFLAGS)" all
 	@QC_BUILD_DIR=build-asan QC_ASAN=1 tools/run_tests.sh
 
 demo: setup
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -j$(JOBS) all
 	@tools/demo.sh
 
 bench: setup
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -j$(JOBS) all
 	@tools/bench.sh
 
 # The quantization suite with the calibrate issue's acceptance sizes: fidelity on held-out data
 # and executor vs ORT on the QDQ model, both on all QC_QUANT_EVAL (32) eval samples (make test
 # checks executor agreement on 8).
 acceptance: setup
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -j$(JOBS) all
 	@QC_ACCEPTANCE=1 tools/run_tests.sh quant
 
 # `calibrate compare --html` on the nudenet model: $(BUILD)/report.html, opened in headless
 # Chromium (fails on any console error or network request) and screenshot to $(BUILD)/report.png,
 # the best candidate's worst layer (its histogram and thresholds) to $(BUILD)/report-worst.png.
 report-demo: setup
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -j$(JOBS) all
 	@tools/fetch_models.sh
 	@$(VENV)/bin/python tools/make_inputs.py --min --models nudenet
 	$(BUILD)/calibrate compare --data models/cache/data/nudenet/calib \
@@ -95,7 +100,7 @@ report-demo: setup
 
 # qcal against onnxruntime's quantize_static and NNCF on the integration models.
 peers: setup
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -j$(JOBS) all
 	@tools/peers.sh
 
 # libFuzzer targets (clang); FUZZ_SECONDS per target (default 60).
