@@ -14,10 +14,13 @@ typedef struct qc_biascorr_opts {
     int n_samples;      /* samples measured (first ones of the dataset), default 16; each
                          * node's error is measured with every upstream biased node's output
                          * replaced by the float one, so corrections do not compound */
-    int n_verify;       /* the correction is kept only if the model's outputs get closer to
-                         * the float model's on the first n_verify measured samples; 0:
-                         * always kept; default 8 */
+    int n_verify;       /* the correction is kept only if the model's output SQNR against
+                         * the float model rises by QC_BIASCORR_MARGIN_DB or more on the first
+                         * n_verify measured samples; 0: always kept; default 8 */
 } qc_biascorr_opts;
+
+#define QC_BIASCORR_MARGIN_DB  0.5
+#define QC_BIASCORR_MARGIN_STR "0.5"     /* the same, for messages */
 
 void qc_biascorr_opts_default(qc_biascorr_opts *o);
 

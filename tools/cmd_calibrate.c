@@ -49,7 +49,8 @@ static const char cal_usage[] =
     "                          output, quantized vs float, on the first --bias-samples samples)\n"
     "  --bias-samples N        samples bias correction measures (default 16)\n"
     "  --bias-verify N         keep the correction only if the output SQNR against the float\n"
-    "                          model rises on the first N of those (default 8; 0: keep)\n"
+    "                          model rises by " QC_BIASCORR_MARGIN_STR " dB or more on the first\n"
+    "                          N of those (default 8; 0: always keep)\n"
     "data and output:\n"
     "  --data DIR              calibration samples (see 'calibrate --help')\n"
     "  --limit N               only the first N samples\n"
@@ -153,10 +154,14 @@ static void print_bias_summary(const qc_biascorr_stats *b)
     }
     printf("calibrate: bias correction: %d biases, mean shift %.3g (measured on %d samples)",
            b->n_nodes, b->mean_abs, b->n_samples);
-    if (b->n_verify)
-        printf("; output SQNR %.2f -> %.2f dB on %d of them: %s", b->sqnr_before,
-               b->sqnr_after, b->n_verify, b->applied ? "kept" : "not kept (biases left as "
-               "quantized)");
+    if (b->n_verify && b->applied)
+        printf("; output SQNR %.2f -> %.2f dB on %d of them: kept", b->sqnr_before,
+               b->sqnr_after, b->n_verify);
+    else if (b->n_verify)
+        printf("; output SQNR %.2f -> %.2f dB on %d of them: not kept (%sbiases left as "
+               "quantized)", b->sqnr_before, b->sqnr_after, b->n_verify,
+               b->sqnr_after > b->sqnr_before ? "a gain under " QC_BIASCORR_MARGIN_STR " dB; "
+                                              : "");
     printf("\n");
 }
 
