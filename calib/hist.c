@@ -118,16 +118,20 @@ static void grow(qc_hist *h, float lo, float hi, uint64_t *scratch)
  *
  * A bin job bins the values v of x with blo <= v <= bhi and not xlo <= v <= xhi (an empty
  * exclusion has xlo > xhi), in chunks the thread pool runs. Each chunk counts into local
- * uint32 histograms (NSUB of them, taken in turn, so that runs of one value do not chain
- * their increments through memory; one extra slot takes the values not binned, so the
- * increments need no test) and adds them to the shared uint64 counts under a lock: integer
+ * uint16 histograms (NSUB of them, taken in turn, so that runs of one value do not chain
+ * their increments through memory: with 8 the store-to-load chains of neighbouring values
+ * in one bin overlap twice as much as with 4, in the same 32 KiB of L1 as 4 uint32 ones;
+ * one extra slot takes the values not binned, so the increments need no test) and adds them to the shared uint64 counts under a lock: integer
  * sums, so the result does not depend on the threads. Non-finite values are never inside
  * [blo, bhi]. A job can also scan the min/max of the values it passes over (scan.h). */
 
 #define BLOCK 1024
-#define NSUB 4
+#define NSUB 8
 #define LOCAL_BINS 4096         /* local histograms up to this; bigger ones count directly */
-#define FLUSH_AT (1 << 30)      /* local uint32 counts flushed before they could overflow */
+typedef uint16_t lcount;        /* local counts: NSUB x 2049 of them fit in L1 */
+/* local counts are flushed before any could overflow: `pending` bounds the count of the
+ * busiest local histogram (l0, which also takes each block's tail) */
+#define FLUSH_AT (65535 - BLOCK / NSUB - NSUB)
 
 typedef struct bin_job {
     const float   *x;
@@ -406,15 +410,19 @@ static void block_index(const bin_job *j, const float *x, int m, uint32_t *idx,
         idx[i] = bin_general(j, sc, x[i]);
 }
 
-static void flush_local(bin_job *j, uint32_t *loc)
+static void flush_local(bin_job *j, lcount *loc)
 {
     int nbins = j->nbins;
-    const uint32_t *l1 = loc + nbins + 1, *l2 = l1 + nbins + 1, *l3 = l2 + nbins + 1;
+    const size_t st = (size_t)nbins + 1;
     uint64_t *cnt = j->counts;
     if (j->shared)
         pthread_mutex_lock(&j->mu);
-    for (int b = 0; b < nbins; b++)
-        cnt[b] += (uint64_t)loc[b] + l1[b] + l2[b] + l3[b];
+    for (int b = 0; b < nbins; b++) {
+        uint32_t v = 0;
+        for (int s = 0; s < NSUB; s++)
+            v += loc[s * st + (size_t)b];
+        cnt[b] += v;
+    }
     if (j->shared)
         pthread_mutex_unlock(&j->mu);
     memset(loc, 0, NSUB * ((size_t)nbins + 1) * sizeof *loc);
@@ -424,9 +432,10 @@ static void bin_chunks(void *ctx, int64_t lo, int64_t hi)
 {
     bin_job *j = ctx;
     uint32_t idx[BLOCK];
-    uint32_t loc[NSUB * (LOCAL_BINS + 1)];  /* NSUB histograms of nbins + 1 (the last: skip) */
+    lcount loc[NSUB * (LOCAL_BINS + 1)];    /* NSUB histograms of nbins + 1 (the last: skip) */
     const uint32_t nb = (uint32_t)j->nbins;
-    uint32_t *l0 = loc, *l1 = loc + nb + 1, *l2 = l1 + nb + 1, *l3 = l2 + nb + 1;
+    lcount *l0 = loc, *l1 = loc + nb + 1, *l2 = l1 + nb + 1, *l3 = l2 + nb + 1;
+    lcount *l4 = l3 + nb + 1, *l5 = l4 + nb + 1, *l6 = l5 + nb + 1, *l7 = l6 + nb + 1;
     int64_t pending = 0;
     if (!j->direct)
         memset(loc, 0, NSUB * ((size_t)nb + 1) * sizeof *loc);
@@ -445,15 +454,19 @@ static void bin_chunks(void *ctx, int64_t lo, int64_t hi)
                         cnt[idx[i]]++;
                 continue;
             }
-            for (; i + 4 <= m; i += 4) {
+            for (; i + 8 <= m; i += 8) {
                 l0[idx[i]]++;
                 l1[idx[i + 1]]++;
                 l2[idx[i + 2]]++;
                 l3[idx[i + 3]]++;
+                l4[idx[i + 4]]++;
+                l5[idx[i + 5]]++;
+                l6[idx[i + 6]]++;
+                l7[idx[i + 7]]++;
             }
             for (; i < m; i++)
                 l0[idx[i] < nb ? idx[i] : nb]++;
-            if ((pending += m) >= FLUSH_AT) {
+            if ((pending += m / NSUB + m % NSUB) >= FLUSH_AT) {
                 flush_local(j, loc);
                 pending = 0;
             }

@@ -793,6 +793,34 @@ QC_TEST(hist_counts_exact)
     free(x);
 }
 
+/* Runs of one value longer than the local uint16 counts can hold: hist.c flushes them before
+ * they could overflow. A feed is split into at most 64 chunks, each counted into its own
+ * local histograms, so only a feed of over 64 x 8 x 65535 values (33.5M) puts more than 65535
+ * of one bin into one local count: 36M values of 1.0 after a feed that set the range [0, 2]
+ * (so the big one takes the one-pass path), all in one bin. */
+QC_TEST(hist_counts_one_bin)
+{
+    enum { N = 36000000 };
+    qc_obs_config cfg;
+    qc_err err = { 0 };
+    qc_observer *o = NULL;
+    float *x = malloc((size_t)N * sizeof *x), first[2] = { 0.0f, 2.0f };
+    for (int i = 0; i < N; i++)
+        x[i] = 1.0f;
+    qc_obs_config_default(&cfg);
+    CHECK_OK(qc_observer_new(&o, "percentile", &cfg, &err));
+    feed(o, first, 2, 0);
+    feed(o, x, N, 0);
+    const qc_hist *h = qc_hist_obs_channel(o, 0);
+    int64_t b = (int64_t)floor(ldexp(1.0, -h->k)) - h->j0;
+    CHECK(b >= 0 && b < h->nbins);
+    if (b >= 0 && b < h->nbins)
+        CHECK_INT(h->counts[b], N);
+    CHECK_INT(h->total, (int64_t)N + 2);
+    qc_observer_free(o);
+    free(x);
+}
+
 /* ---- qparams ---- */
 
 QC_TEST(qparams_known_values)
