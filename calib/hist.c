@@ -121,8 +121,9 @@ static void grow(qc_hist *h, float lo, float hi, uint64_t *scratch)
  * uint16 histograms (NSUB of them, taken in turn, so that runs of one value do not chain
  * their increments through memory: with 8 the store-to-load chains of neighbouring values
  * in one bin overlap twice as much as with 4, in the same 32 KiB of L1 as 4 uint32 ones;
- * one extra slot takes the values not binned, so the increments need no test) and adds them to the shared uint64 counts under a lock: integer
- * sums, so the result does not depend on the threads. Non-finite values are never inside
+ * one extra slot takes the values not binned, so the increments need no test) and adds
+ * them to the shared uint64 counts under a lock: integer sums, so the result does not
+ * depend on the threads. Non-finite values are never inside
  * [blo, bhi]. A job can also scan the min/max of the values it passes over (scan.h). */
 
 #define BLOCK 1024

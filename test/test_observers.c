@@ -794,10 +794,11 @@ QC_TEST(hist_counts_exact)
 }
 
 /* Runs of one value longer than the local uint16 counts can hold: hist.c flushes them before
- * they could overflow. A feed is split into at most 64 chunks, each counted into its own
- * local histograms, so only a feed of over 64 x 8 x 65535 values (33.5M) puts more than 65535
- * of one bin into one local count: 36M values of 1.0 after a feed that set the range [0, 2]
- * (so the big one takes the one-pass path), all in one bin. */
+ * they could overflow. A feed is split into at most 64 chunks; the thread pool gives the
+ * workers one chunk at a time (inside a sample-parallel pass one call counts them all, e.g.
+ * ddddocr's 1.4M-value activations), so here only a feed of over 64 x 8 x 65535 values
+ * (33.5M) puts more than 65535 of one bin into one local count: 36M values of 1.0 after a
+ * feed that set the range [0, 2] (so the big one takes the one-pass path), all in one bin. */
 QC_TEST(hist_counts_one_bin)
 {
     enum { N = 36000000 };

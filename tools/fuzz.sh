@@ -46,8 +46,8 @@ done
 
 echo "fuzz: building the library with $CC + ASan/UBSan + fuzzer instrumentation in $B/"
 # conv_x86.c without UBSan (still ASan): with it clang -O1 takes two minutes on that file alone
-make --no-print-directory -j"$(nproc 2>/dev/null || echo 2)" BUILD="$B" CC="$CC" CFLAGS="$CFLAGS_LIB" \
-    CONV_X86_CFLAGS="-fno-sanitize=undefined" "$B/libqcal.a" \
+make --no-print-directory -j"$(nproc 2>/dev/null || echo 2)" BUILD="$B" CC="$CC" \
+    CFLAGS="$CFLAGS_LIB" CONV_X86_CFLAGS="-fno-sanitize=undefined" "$B/libqcal.a" \
     >"$B.build.log" 2>&1 || { tail -20 "$B.build.log"; die "library build failed"; }
 mkdir -p "$B/fuzz" "$B/seeds" "$B/corpus" "$B/artifacts" "$B/logs"
 mv -f "$B.build.log" "$B/logs/build.log"
