@@ -59,6 +59,15 @@ void qc_exec_set_hook(qc_exec *x, qc_exec_hook hook, void *user);
 
 /* inputs[i] feeds model input i (qc_model.inputs order); the data is copied in. */
 int  qc_exec_run(qc_exec *x, const qc_tensor *inputs, int n_inputs, qc_err *err);
+/* The same run in steps (not const_only): qc_exec_begin binds the inputs, qc_exec_step_to
+ * runs the plan up to and including model node `node` (file index; an error if it is not
+ * ahead), qc_exec_finish runs the rest; begin + finish is qc_exec_run. Lets one executor
+ * follow another from the other's hook (bias correction). */
+int  qc_exec_begin(qc_exec *x, const qc_tensor *inputs, int n_inputs, qc_err *err);
+int  qc_exec_step_to(qc_exec *x, int node, qc_err *err);
+int  qc_exec_finish(qc_exec *x, qc_err *err);
+/* Plan position of model node `node` (file index), or -1 if it has none. */
+int  qc_exec_node_pos(const qc_exec *x, int node);
 /* Borrowed until the next run or qc_exec_free. */
 int              qc_exec_n_outputs(const qc_exec *x);
 const qc_tensor *qc_exec_output(const qc_exec *x, int i);

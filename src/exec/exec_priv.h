@@ -61,6 +61,7 @@ struct qc_exec {
     qc_pool           pool;
     struct qc_run     run;
     int64_t           n_runs;
+    int               next_k;         /* the next plan index of a run in steps */
 };
 
 void *qc_pool_get(qc_pool *p, size_t nbytes, size_t *cap);

@@ -237,16 +237,12 @@ static int run_node(qc_exec *x, int k, qc_err *err)
     return QC_OK;
 }
 
-int qc_exec_run(qc_exec *x, const qc_tensor *inputs, int n_inputs, qc_err *err)
+/* Releases the previous run's values and binds the inputs (symbolic dims, copies). */
+static int bind_inputs(qc_exec *x, const qc_tensor *inputs, int n_inputs, qc_err *err)
 {
-    const qc_model *m = x->m;
     const char *params[64];
     int64_t vals[64];
-    int n_params = 0, rc = QC_OK;
-    if (n_inputs != m->n_inputs && !x->opts.const_only)
-        return qc_errf(err, QC_EINPUT, "model has %d inputs, %d given", m->n_inputs, n_inputs);
-    if (x->opts.const_only)
-        n_inputs = 0;
+    int n_params = 0, rc;
     for (int v = 0; v < x->n_values; v++)
         if (x->values[v].kind != VAL_INIT)
             release_value(x, &x->values[v]);
@@ -262,31 +258,93 @@ int qc_exec_run(qc_exec *x, const qc_tensor *inputs, int n_inputs, qc_err *err)
         if (v->last_use < 0 && !v->is_output)
             release_value(x, v);
     }
-    size_t const_used = 0;
-    for (int k = 0; k < x->n_knodes; k++) {
-        if ((x->opts.const_only && !x->is_const[k]) || x->skip[k] ||
-            (x->cache_ready && x->cached[k]))
-            continue;
-        if (x->opts.const_only) {
-            int ok = const_node_ok(x, k, &const_used, err);
-            if (ok < 0) {
-                rc = ok;
-                break;
-            }
-            if (!ok) {
-                x->is_const[k] = 0;
-                continue;
-            }
-        }
-        if ((rc = run_node(x, k, err)) != QC_OK)
-            break;
+    x->next_k = 0;
+    return QC_OK;
+}
+
+/* Plan nodes next_k .. end - 1 of a run (not const_only). */
+static int run_to(qc_exec *x, int end, qc_err *err)
+{
+    int rc = QC_OK;
+    for (; x->next_k < end && rc == QC_OK; x->next_k++) {
+        int k = x->next_k;
+        if (!x->skip[k] && !(x->cache_ready && x->cached[k]))
+            rc = run_node(x, k, err);
     }
+    return rc;
+}
+
+static int run_done(qc_exec *x, int rc)
+{
     qc_pool_trim(&x->pool);
     if (rc == QC_OK) {
         x->n_runs++;
         x->cache_ready = x->cached != NULL;
     }
     return rc;
+}
+
+int qc_exec_run(qc_exec *x, const qc_tensor *inputs, int n_inputs, qc_err *err)
+{
+    int rc;
+    if (n_inputs != x->m->n_inputs && !x->opts.const_only)
+        return qc_errf(err, QC_EINPUT, "model has %d inputs, %d given", x->m->n_inputs,
+                       n_inputs);
+    if (!x->opts.const_only)
+        return (rc = bind_inputs(x, inputs, n_inputs, err)) != QC_OK ? rc
+                                                                      : qc_exec_finish(x, err);
+    if ((rc = bind_inputs(x, NULL, 0, err)) != QC_OK)
+        return rc;
+    size_t const_used = 0;
+    for (int k = 0; k < x->n_knodes; k++) {
+        if (!x->is_const[k] || x->skip[k] || (x->cache_ready && x->cached[k]))
+            continue;
+        int ok = const_node_ok(x, k, &const_used, err);
+        if (ok < 0) {
+            rc = ok;
+            break;
+        }
+        if (!ok) {
+            x->is_const[k] = 0;
+            continue;
+        }
+        if ((rc = run_node(x, k, err)) != QC_OK)
+            break;
+    }
+    return run_done(x, rc);
+}
+
+int qc_exec_begin(qc_exec *x, const qc_tensor *inputs, int n_inputs, qc_err *err)
+{
+    if (x->opts.const_only)
+        return qc_errf(err, QC_EUSAGE, "a const_only executor runs with qc_exec_run");
+    if (n_inputs != x->m->n_inputs)
+        return qc_errf(err, QC_EINPUT, "model has %d inputs, %d given", x->m->n_inputs,
+                       n_inputs);
+    return bind_inputs(x, inputs, n_inputs, err);
+}
+
+int qc_exec_node_pos(const qc_exec *x, int node)
+{
+    for (int k = 0; k < x->n_knodes; k++)
+        if (x->order[k] == node)
+            return k;
+    return -1;
+}
+
+int qc_exec_step_to(qc_exec *x, int node, qc_err *err)
+{
+    int end = x->next_k;
+    while (end < x->n_knodes && x->order[end] != node)
+        end++;
+    if (end == x->n_knodes)
+        return qc_errf(err, QC_EINTERNAL, "node %d is not ahead in the plan", node);
+    return run_to(x, end + 1, err);
+}
+
+int qc_exec_finish(qc_exec *x, qc_err *err)
+{
+    return run_done(x, run_to(x, x->n_knodes, err));
 }
 
 int qc_exec_n_outputs(const qc_exec *x)

@@ -1,9 +1,9 @@
 /* Empirical bias correction: measure, per output channel, how far the quantized model's
  * Conv/ConvTranspose/Gemm outputs drift from the float model's on calibration samples, and move
- * each bias by minus that drift. Samples stream through both executors one at a time (the float
- * one keeps its values until the quantized run of the same sample has read them), whole samples
- * side by side on shards (qc_pass.h), so memory is one sample's activations per shard plus
- * one accumulator per output channel and shard.
+ * each bias by minus that drift. Samples stream through both executors one at a time, the
+ * quantized run following the float one node by node from its hook (choose_lockstep), whole
+ * samples side by side on shards (qc_pass.h), so memory is one sample's activations per shard
+ * and executor plus one accumulator per output channel and shard.
  *
  * Each sample's per-channel sum is rounded to a multiple of 2^-ACC_BITS and accumulated as an
  * integer: integer sums do not depend on the order, so which shard saw which sample changes
@@ -28,6 +28,8 @@ typedef struct target {
     const char *bias;           /* float bias initializer, or the int32 one behind its DQ */
     const char *scale;          /* int32: the DQ's scale initializer; NULL for a float bias */
     int         n_ch;
+    int         q_node;         /* its index in the quantized model */
+    int         f_node;         /* the float model's node computing `out`, or -1 */
     int         bad;            /* output missing in the float model or shapes differ */
     double     *sum;            /* sum of (quantized - float) per channel, this pass */
     int64_t     count;          /* values summed per channel */
@@ -57,6 +59,10 @@ struct bc_state {
     qc_tensor     *stash;       /* float outputs of the first n_stash samples, for verify */
     int            n_stash, n_out;
     int           *by_node;     /* node index in the quantized model -> target or -1 */
+    int           *f_by_node;   /* node index in the float model -> target or -1 */
+    const qc_model *float_m;
+    const char   **keep;        /* the targets' outputs (the float executors without lockstep) */
+    int            lockstep;    /* the quantized run follows the float one (see measure) */
     bc_shard      *sh;
     int            n_sh;
 };
@@ -130,6 +136,7 @@ static int find_targets(const qc_model *q, bc_state *st, qc_err *err)
             continue;
         t->node = q->nodes[i].name;
         t->out = q->nodes[i].outputs[0];
+        t->q_node = i;
         if (!(t->sum = calloc((size_t)t->n_ch, sizeof *t->sum)))
             return qc_errf(err, QC_ENOMEM, "out of memory");
         st->by_node[i] = st->n_t++;
@@ -234,6 +241,17 @@ static int acc_alloc(bc_acc *a, const bc_state *st, qc_err *err)
     return ok ? QC_OK : qc_errf(err, QC_ENOMEM, "out of memory");
 }
 
+/* Lockstep: the float run's hook at a target's node runs the quantized model up to that
+ * target, whose hook (above) reads the float output while it is alive and hot in cache. */
+static int float_hook(void *user, const qc_node *node, int node_index,
+                      const qc_tensor *const *outs, int n_outs, qc_err *err)
+{
+    bc_shard *sh = user;
+    (void)node, (void)outs, (void)n_outs;
+    int k = sh->st->f_by_node[node_index];
+    return k < 0 ? QC_OK : qc_exec_step_to(sh->qx, sh->st->t[k].q_node, err);
+}
+
 static int measure_sample(void *user, int shard, int i, qc_err *err)
 {
     bc_shard *sh = (bc_shard *)user + shard;
@@ -244,8 +262,13 @@ static int measure_sample(void *user, int shard, int i, qc_err *err)
         return rc;
     if (qc_tensors_nonfinite(in, n_in))
         return 1;                   /* calibration skipped (and reported) it too */
-    if ((rc = qc_exec_run(sh->fx, in, n_in, err)) == QC_OK)
+    if (sh->st->lockstep) {
+        if ((rc = qc_exec_begin(sh->qx, in, n_in, err)) == QC_OK &&
+            (rc = qc_exec_run(sh->fx, in, n_in, err)) == QC_OK)
+            rc = qc_exec_finish(sh->qx, err);
+    } else if ((rc = qc_exec_run(sh->fx, in, n_in, err)) == QC_OK) {
         rc = qc_exec_run(sh->qx, in, n_in, err);
+    }
     if (rc != QC_OK) {
         qc_err_prefix(err, "sample %s", qc_dataset_sample_name(sh->d, i));
         return rc;
@@ -259,6 +282,44 @@ static int measure_sample(void *user, int shard, int i, qc_err *err)
             continue;               /* nothing to compare */
         if ((rc = qc_tensor_alloc(dst, QC_F32, f->ndim, f->dims, err)) == QC_OK)
             memcpy(dst->data, f->data, qc_tensor_nbytes(f));
+    }
+    return rc;
+}
+
+/* Lockstep needs the targets in the same order in both plans: when the float run reaches
+ * target k, every target the quantized plan runs before k must be behind too. Else (or with
+ * no target in the float model) the float executors are made again keeping the targets'
+ * outputs, and each sample runs the float model, then the quantized one. */
+static int choose_lockstep(bc_state *st, qc_err *err)
+{
+    const bc_shard *sh = &st->sh[0];
+    int ok = 1, n = 0, rc = QC_OK;
+    for (int a = 0; a < st->n_t && ok; a++) {
+        const target *ta = &st->t[a];
+        if (ta->f_node < 0)
+            continue;
+        int fa = qc_exec_node_pos(sh->fx, ta->f_node), qa = qc_exec_node_pos(sh->qx, ta->q_node);
+        ok = fa >= 0 && qa >= 0;
+        n++;
+        for (int b = 0; b < a && ok; b++) {
+            const target *tb = &st->t[b];
+            if (tb->f_node < 0)
+                continue;
+            int fb = qc_exec_node_pos(sh->fx, tb->f_node);
+            int qb = qc_exec_node_pos(sh->qx, tb->q_node);
+            ok = (fa < fb) == (qa < qb);
+        }
+    }
+    st->lockstep = ok && n > 0;
+    const qc_exec_opts fo = { .keep = st->keep, .n_keep = st->n_t };
+    for (int s = 0; s < st->n_sh && rc == QC_OK; s++) {
+        if (st->lockstep) {
+            qc_exec_set_hook(st->sh[s].fx, float_hook, &st->sh[s]);
+            continue;
+        }
+        qc_exec_free(st->sh[s].fx);
+        st->sh[s].fx = NULL;
+        rc = qc_exec_new(&st->sh[s].fx, st->float_m, &fo, err);
     }
     return rc;
 }
@@ -279,6 +340,8 @@ static int measure(const qc_model *q, int n, bc_state *st, int *used, qc_err *er
                  .n_sum_only = st->n_t }, err)) == QC_OK)
             qc_exec_set_hook(sh->qx, hook, sh);
     }
+    if (rc == QC_OK)
+        rc = choose_lockstep(st, err);
     qc_pass_ops ops = { st->sh, measure_sample, NULL };
     if (rc == QC_OK)
         rc = qc_pass_run(&ops, n, st->n_sh, used, NULL, err);
@@ -383,8 +446,10 @@ static void free_state(bc_state *st)
         qc_tensor_free(&st->stash[i]);
     free(st->stash);
     free(st->names);
+    free(st->keep);
     free(st->t);
     free(st->by_node);
+    free(st->f_by_node);
     memset(st, 0, sizeof *st);
 }
 
@@ -495,8 +560,6 @@ int qc_bias_correct(const qc_model *float_m, const qc_model *q, qc_dataset *d,
     qc_biascorr_opts def;
     qc_biascorr_stats st_local;
     bc_state st = { 0 };
-    qc_exec_opts fo = { 0 };
-    const char **keep = NULL;
     qc_model *owned = NULL;
     if (!o)
         qc_biascorr_opts_default(&def), o = &def;
@@ -516,21 +579,30 @@ int qc_bias_correct(const qc_model *float_m, const qc_model *q, qc_dataset *d,
         return QC_OK;
     }
     st.n_out = float_m->n_outputs;
+    st.float_m = float_m;
     st.n_stash = o->n_verify < n ? o->n_verify : n;
     if (st.n_stash < 0)
         st.n_stash = 0;
     if (rc == QC_OK && (!(st.sh = calloc((size_t)st.n_sh, sizeof *st.sh)) ||
-                        !(keep = calloc((size_t)st.n_t, sizeof *keep)) ||
+                        !(st.keep = calloc((size_t)st.n_t, sizeof *st.keep)) ||
+                        !(st.f_by_node = malloc(((size_t)float_m->n_nodes + 1) *
+                                                sizeof *st.f_by_node)) ||
                         !(st.names = calloc((size_t)st.n_t, sizeof *st.names)) ||
                         !(st.stash = calloc((size_t)st.n_stash * st.n_out + 1,
                                             sizeof *st.stash))))
         rc = qc_errf(err, QC_ENOMEM, "out of memory");
-    /* the float executor keeps what the hook compares (the biased nodes' outputs), not
-     * every value: on ddddocr that is a third of the memory keep_all takes */
-    for (int k = 0; rc == QC_OK && k < st.n_t; k++)
-        keep[k] = st.t[k].out, st.names[k] = st.t[k].node;
-    fo.keep = keep;
-    fo.n_keep = st.n_t;
+    /* without lockstep (measure) the float executor keeps what the hook compares (the biased
+     * nodes' outputs), not every value: on ddddocr that is a third of the memory keep_all
+     * takes; with it, nothing */
+    for (int i = 0; rc == QC_OK && i < float_m->n_nodes; i++)
+        st.f_by_node[i] = -1;
+    for (int k = 0; rc == QC_OK && k < st.n_t; k++) {
+        st.keep[k] = st.t[k].out, st.names[k] = st.t[k].node;
+        st.t[k].f_node = qc_model_producer(float_m, st.t[k].out);
+        if (st.t[k].f_node >= 0)
+            st.f_by_node[st.t[k].f_node] = k;
+    }
+    const qc_exec_opts fo = { 0 };
     for (int s = 0; s < st.n_sh && rc == QC_OK; s++) {
         st.sh[s].st = &st;
         st.sh[s].n_in = float_m->n_inputs;
@@ -541,7 +613,6 @@ int qc_bias_correct(const qc_model *float_m, const qc_model *q, qc_dataset *d,
         if (rc == QC_OK)
             rc = qc_exec_new(&st.sh[s].fx, float_m, &fo, err);
     }
-    free(keep);
     int used = 0;
     if (rc == QC_OK && (rc = measure(q, n, &st, &used, err)) == QC_OK && used == 0)
         rc = qc_errf(err, QC_EINPUT, "no usable sample");
