@@ -420,6 +420,49 @@ QC_TEST(conv_cached_weights_two_runs)
     free(want);
 }
 
+/* A run in steps (qc_exec_begin / qc_exec_step_to / qc_exec_finish) gives qc_exec_run's bits;
+ * after a step to the Conv its output is live and the Mul's not yet computed; a step to a
+ * node already behind is an error. Conv -> Sigmoid -> Mul, unfused. */
+QC_TEST(exec_run_in_steps)
+{
+    const conv_case *cc = &conv_cases[1];
+    int64_t xd[4] = { cc->n, cc->c, cc->in[0], cc->in[1] }, wd[4] = { cc->m, cc->c, 3, 3 };
+    float *x = rand_buf(prod(xd, 4)), *w = rand_buf(prod(wd, 4));
+    tnode tn;
+    qc_err err = { 0 };
+    qc_exec *y = NULL;
+    const qc_tensor *want = NULL;
+    tn_init(&tn, "Conv", 13, 2, 1);
+    tn_input(&tn, 0, QC_F32, 4, xd, x);
+    tn_input(&tn, 1, QC_F32, 4, wd, w);
+    tn_ints(&tn, "strides", 2, cc->s);
+    tn_ints(&tn, "pads", 4, cc->pads);
+    tn_silu(&tn);
+    CHECK_OK(qc_exec_new(&tn.x, &tn.m, NULL, &err));      /* unfused, as the steps run */
+    if (tn.x && qc_exec_run(tn.x, tn.inputs, tn.m.n_inputs, &err) == QC_OK)
+        want = qc_exec_output(tn.x, 0);
+    CHECK(want != NULL);
+    CHECK_OK(qc_exec_new(&y, &tn.m, NULL, &err));
+    if (want && y) {
+        CHECK_OK(qc_exec_begin(y, tn.inputs, tn.m.n_inputs, &err));
+        CHECK_OK(qc_exec_step_to(y, 0, &err));
+        CHECK(qc_exec_value(y, "conv_out") != NULL);
+        CHECK(qc_exec_output(y, 0) == NULL);
+        CHECK(qc_exec_step_to(y, 0, &err) == QC_EINTERNAL);
+        CHECK_OK(qc_exec_finish(y, &err));
+        const qc_tensor *got = qc_exec_output(y, 0);
+        CHECK(got && qc_shape_equal(got, want) &&
+              !memcmp(got->data, want->data, qc_tensor_nbytes(want)));
+        CHECK_INT(qc_exec_runs(y), 1);
+        CHECK_INT(qc_exec_node_pos(y, 2), 2);
+        CHECK_INT(qc_exec_node_pos(y, 3), -1);
+    }
+    qc_exec_free(y);
+    tn_free(&tn);
+    free(x);
+    free(w);
+}
+
 QC_TEST(conv_rejects_bad_group)
 {
     int64_t xd[4] = { 1, 3, 4, 4 }, wd[4] = { 2, 2, 3, 3 };
