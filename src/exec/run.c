@@ -287,12 +287,9 @@ static int run_done(qc_exec *x, int rc)
 int qc_exec_run(qc_exec *x, const qc_tensor *inputs, int n_inputs, qc_err *err)
 {
     int rc;
-    if (n_inputs != x->m->n_inputs && !x->opts.const_only)
-        return qc_errf(err, QC_EINPUT, "model has %d inputs, %d given", x->m->n_inputs,
-                       n_inputs);
     if (!x->opts.const_only)
-        return (rc = bind_inputs(x, inputs, n_inputs, err)) != QC_OK ? rc
-                                                                      : qc_exec_finish(x, err);
+        return (rc = qc_exec_begin(x, inputs, n_inputs, err)) != QC_OK ? rc
+                                                                       : qc_exec_finish(x, err);
     if ((rc = bind_inputs(x, NULL, 0, err)) != QC_OK)
         return rc;
     size_t const_used = 0;

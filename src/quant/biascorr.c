@@ -293,23 +293,21 @@ static int measure_sample(void *user, int shard, int i, qc_err *err)
 static int choose_lockstep(bc_state *st, qc_err *err)
 {
     const bc_shard *sh = &st->sh[0];
-    int ok = 1, n = 0, rc = QC_OK;
+    int *pos = malloc(2 * ((size_t)st->n_t + 1) * sizeof *pos);  /* float, quantized plan */
+    int ok = pos != NULL, n = 0, rc = QC_OK;
     for (int a = 0; a < st->n_t && ok; a++) {
-        const target *ta = &st->t[a];
-        if (ta->f_node < 0)
+        const target *t = &st->t[a];
+        pos[2 * a] = t->f_node < 0 ? -1 : qc_exec_node_pos(sh->fx, t->f_node);
+        pos[2 * a + 1] = qc_exec_node_pos(sh->qx, t->q_node);
+        if (t->f_node < 0)
             continue;
-        int fa = qc_exec_node_pos(sh->fx, ta->f_node), qa = qc_exec_node_pos(sh->qx, ta->q_node);
-        ok = fa >= 0 && qa >= 0;
+        ok = pos[2 * a] >= 0 && pos[2 * a + 1] >= 0;
         n++;
-        for (int b = 0; b < a && ok; b++) {
-            const target *tb = &st->t[b];
-            if (tb->f_node < 0)
-                continue;
-            int fb = qc_exec_node_pos(sh->fx, tb->f_node);
-            int qb = qc_exec_node_pos(sh->qx, tb->q_node);
-            ok = (fa < fb) == (qa < qb);
-        }
+        for (int b = 0; b < a && ok; b++)
+            ok = st->t[b].f_node < 0 ||
+                 (pos[2 * a] < pos[2 * b]) == (pos[2 * a + 1] < pos[2 * b + 1]);
     }
+    free(pos);
     st->lockstep = ok && n > 0;
     const qc_exec_opts fo = { .keep = st->keep, .n_keep = st->n_t };
     for (int s = 0; s < st->n_sh && rc == QC_OK; s++) {
