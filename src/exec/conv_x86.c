@@ -12,89 +12,11 @@
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
-#include "lut_x86.h"
-
-#define NR     32               /* output channels per panel (two zmm vectors) */
-#define MR_MIN 4
-#define MR_MAX 14
-
-static size_t align64(size_t n)
-{
-    return (n + 63) & ~(size_t)63;
-}
-
-/* x * sigmoid(x) = x / (1 + exp(-x)); exp by Cephes' range reduction and polynomial
- * (about 1 ulp), the division exact. */
-static inline __attribute__((always_inline, target("avx512f"))) __m512 silu16(__m512 x)
-{
-    const __m512 one = _mm512_set1_ps(1.0f);
-    __m512 t = _mm512_sub_ps(_mm512_setzero_ps(), x);
-    t = _mm512_min_ps(_mm512_max_ps(t, _mm512_set1_ps(-88.0f)), _mm512_set1_ps(88.0f));
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(t, _mm512_set1_ps(1.44269504088896341f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), t);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, one));
-    return _mm512_div_ps(x, _mm512_add_ps(one, _mm512_scalef_ps(p, n)));
-}
-
-/* The fused activation on the n x nv accumulator vectors of a tile (QC_CONV_*). */
-static inline __attribute__((always_inline, target("avx512f"))) void
-epilogue(__m512 (*acc)[2], const int n, const int nv, int act, const float *qp,
-         const float *lut)
-{
-    if (act == QC_CONV_SILU) {
-#pragma GCC unroll 14
-        for (int i = 0; i < n; i++) {
-            acc[i][0] = silu16(acc[i][0]);
-            if (nv > 1)
-                acc[i][1] = silu16(acc[i][1]);
-        }
-    } else if (act == QC_CONV_QLUT) {
-#pragma GCC unroll 14
-        for (int i = 0; i < n; i++) {
-            acc[i][0] = qlut16(acc[i][0], qp, lut);
-            if (nv > 1)
-                acc[i][1] = qlut16(acc[i][1], qp, lut);
-        }
-    }
-}
+#include "conv_x86_inl.h"
 
 typedef void (*tile_fn)(const float *xb, const int32_t *off, const float *wp,
                         const float *bias, int64_t k, float *y, int64_t ldy, int64_t nm,
                         int act, const float *qp, const float *lut);
-
-/* In-register transpose of a 16x16 block: r[i] lane j becomes r[j] lane i. */
-static inline __attribute__((always_inline, target("avx512f"))) void tr16(__m512 *r)
-{
-    __m512 t[16];
-    for (int i = 0; i < 16; i += 2) {
-        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
-    }
-    for (int i = 0; i < 16; i += 4) {
-        r[i] = _mm512_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
-        r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
-        r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
-        r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
-    }
-    for (int h = 0; h < 16; h += 8) {
-        for (int i = 0; i < 4; i++) {
-            t[h + i] = _mm512_shuffle_f32x4(r[h + i], r[h + i + 4], 0x88);
-            t[h + i + 4] = _mm512_shuffle_f32x4(r[h + i], r[h + i + 4], 0xdd);
-        }
-    }
-    for (int i = 0; i < 8; i++) {
-        r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
-        r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
-    }
-}
 
 /* y[j * ldy + i] = bias[j] + sum_k x(i, k) * w(k, j) for the MR positions i of one tile and
  * the nm (<= 32) valid channels j of one panel; position i reads xb[off[k] + i * SW]. MR and
@@ -125,17 +47,7 @@ tile_body(const int MR, const int SW, const int NV, const float *xb, const int32
         }
     }
     epilogue(acc, MR, NV, act, qp, lut);
-    __mmask16 mask = (__mmask16)((1u << MR) - 1);
-    for (int h = 0; h < NV && h * 16 < nm; h++) {
-        __m512 r[16];
-#pragma GCC unroll 16
-        for (int i = 0; i < 16; i++)
-            r[i] = i < MR ? acc[i][h] : _mm512_setzero_ps();
-        tr16(r);
-        int64_t n = nm - h * 16 < 16 ? nm - h * 16 : 16;
-        for (int64_t j = 0; j < n; j++)
-            _mm512_mask_storeu_ps(y + (h * 16 + j) * ldy, mask, r[j]);
-    }
+    store_tile(acc, MR, NV, y, ldy, nm);
 }
 
 #define TILE(MR, SW, NV)                                                                    \
@@ -415,24 +327,11 @@ static int pointwise(const qc_conv2d *cv, qc_run *r, qc_err *err)
     return QC_OK;
 }
 
-/* Positions per tile for a row of `ow`: fewest FMA-equivalent cycles, tails overlapping. */
-static int64_t pick_mr(int64_t ow)
-{
-    int64_t best = 0;
-    double best_cost = 0;
-    for (int64_t mr = MR_MIN; mr <= MR_MAX && mr <= ow; mr++) {
-        double cost = (double)((ow + mr - 1) / mr) * ((double)mr + 1.5);
-        if (!best || cost < best_cost - 1e-9) {
-            best = mr;
-            best_cost = cost;
-        }
-    }
-    return best;
-}
-
-
 int qc_conv2d_fast(const qc_conv2d *cv, qc_run *r, qc_err *err)
 {
+    int rc = cv->wq ? qc_conv2d_i8(cv, r, err) : QC_EUNSUPPORTED;
+    if (rc != QC_EUNSUPPORTED)
+        return rc;
     __builtin_cpu_init();
     if (!__builtin_cpu_supports("avx512f") || (cv->sw != 1 && cv->sw != 2))
         return QC_EUNSUPPORTED;

@@ -27,11 +27,24 @@ typedef struct qc_conv2d {
     int64_t      ih, iw, oh, ow, kh, kw, sh, sw, dh, dw, ph, pw;
     int          act;               /* QC_CONV_* */
     const float *qact, *lut;        /* QC_CONV_QLUT: qc_knode.qact and .lut */
+    /* Integer path (group 1, AVX-512 VNNI): x holds a fake quantization's values (scale xs,
+     * uint8 zero point xzp) and w = wq * wqs[m] (n_wqs: 1 or m scales); NULL wq: float only */
+    const int8_t *wq;
+    const float *wqs;
+    int64_t      n_wqs;
+    float        xs;
+    int          xzp;
 } qc_conv2d;
 
 /* Runs the convolution on the fast path. Returns QC_EUNSUPPORTED, with nothing written and
  * err untouched, when the CPU or the shape is not one it handles (the caller then uses the
  * portable path); other errors come from qc_run_scratch. */
 int qc_conv2d_fast(const qc_conv2d *cv, qc_run *r, qc_err *err);
+
+/* The integer path of qc_conv2d_fast (conv_i8_x86.c): codes of x (recovered from its values)
+ * times wq with int32 accumulation, then y = act(float(acc - xzp * sum(wq)) * xs * wqs[m] +
+ * bias). QC_EUNSUPPORTED, nothing written, when the CPU (AVX-512 VNNI) or the shape is not
+ * one it handles; QC_ICONV=0 in the environment turns it off. */
+int qc_conv2d_i8(const qc_conv2d *cv, qc_run *r, qc_err *err);
 
 #endif

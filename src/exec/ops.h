@@ -21,6 +21,15 @@ typedef struct qc_knode {
                                  * quantization ... */
     float           *lut;       /* ... and the output for each of its 256 codes (owned) */
     uint32_t         const_in;  /* bit i: input i is an initializer (data never changes) */
+    /* Conv with fuse_qdq (qc_iconv_mark): its input holds a per-tensor 8-bit fake
+     * quantization's values (scale xs; xzp: the zero point as a uint8 code, +128 for int8)
+     * and its weights dequantize int8 codes wq (per-tensor or per-output-channel scales wqs,
+     * zero points 0), so the kernel may compute in integers. wq NULL: it may not. */
+    const int8_t    *wq;
+    const float     *wqs;
+    int64_t          n_wqs;
+    float            xs;
+    int              xzp;
 } qc_knode;
 
 /* Activations the planner folds into the producing kernel (only when no hook or keep_all

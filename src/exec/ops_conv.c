@@ -379,7 +379,8 @@ static int conv_compute(qc_knode *n, qc_run *r, int act, int *act_done, qc_err *
             .batch = p.batch, .c = p.c, .m = p.m, .group = p.group, .ih = q.ih, .iw = q.iw,
             .oh = q.oh, .ow = q.ow, .kh = q.kh, .kw = q.kw, .sh = q.sh, .sw = q.sw,
             .dh = q.dh, .dw = q.dw, .ph = q.ph, .pw = q.pw, .act = act, .qact = n->qact,
-            .lut = n->lut,
+            .lut = n->lut, .wq = n->wq, .wqs = n->wqs, .n_wqs = n->n_wqs, .xs = n->xs,
+            .xzp = n->xzp,
         };
         if ((rc = qc_conv2d_fast(&cv, r, err)) != QC_EUNSUPPORTED) {
             *act_done = 1;

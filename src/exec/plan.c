@@ -423,7 +423,8 @@ int qc_exec_new(qc_exec **out, const qc_model *m, const qc_exec_opts *opts, qc_e
     else if (x->opts.fuse_qdq && !x->opts.emulate_ort && !x->opts.keep_all &&
              !x->opts.const_only &&
              ((rc = qc_qdq_fuse(x, err)) != QC_OK ||
-              (x->opts.fuse && (rc = qc_qlut_fuse(x, err)) != QC_OK)))
+              (x->opts.fuse && (rc = qc_qlut_fuse(x, err)) != QC_OK) ||
+              (rc = qc_iconv_mark(x)) != QC_OK))
         goto fail;
     if (x->opts.keep_all || x->opts.const_only)
         for (int v = 0; v < x->n_values; v++)

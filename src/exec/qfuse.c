@@ -303,8 +303,49 @@ int qc_qdq_fuse(qc_exec *x, qc_err *err)
                 dq->const_in |= 1u << i;
         x->defs[k] = &qc_fake_quant;
         x->skip[p] = 1;
+        qc_value *out = val_of(dq->out[0]);
+        out->grid = z ? z->dtype : QC_U8;
+        out->grid_s = ((const float *)s->data)[0];
+        out->grid_zp = z ? (z->dtype == QC_I8 ? ((const int8_t *)z->data)[0]
+                                              : ((const uint8_t *)z->data)[0]) : 0;
     }
     relive(x);
+    return QC_OK;
+}
+
+/* Whether int8 tensor w dequantized by scale s (and zero point z) has zero points 0 and one
+ * scale, or one per index of axis 0 (of n). */
+static int int8_weights(const qc_knode *dq, const qc_tensor *w, const qc_tensor *s,
+                        const qc_tensor *z)
+{
+    int64_t ns = qc_tensor_numel(s);
+    if (w->dtype != QC_I8 || w->ndim < 3 || s->dtype != QC_F32 ||
+        (ns != 1 && (ns != w->dims[0] || qc_attr_int(dq->node, "axis", 1) % w->ndim != 0)))
+        return 0;
+    for (int64_t i = 0; z && i < qc_tensor_numel(z); i++)
+        if (z->dtype != QC_I8 || ((const int8_t *)z->data)[i] != 0)
+            return 0;
+    return 1;
+}
+
+int qc_iconv_mark(qc_exec *x)
+{
+    for (int k = 0; k < x->n_knodes; k++) {
+        qc_knode *kn = &x->knodes[k];
+        if (x->skip[k] || !is_op(kn, "Conv") || kn->n_in < 2 || !kn->in[0] || !kn->in[1] ||
+            qc_attr_int(kn->node, "group", 1) != 1)
+            continue;
+        const qc_value *xv = val_of(kn->in[0]);
+        const qc_knode *dq = dq_of(x, kn->in[1], 0, 1);
+        if (!xv->grid || !dq || x->defs[val_of(kn->in[1])->producer] == &qc_fake_quant ||
+            !int8_weights(dq, dq->in[0], dq->in[1], qc_opt_in(dq, 2)))
+            continue;
+        kn->wq = dq->in[0]->data;
+        kn->wqs = dq->in[1]->data;
+        kn->n_wqs = qc_tensor_numel(dq->in[1]);
+        kn->xs = xv->grid_s;
+        kn->xzp = xv->grid_zp + (xv->grid == QC_I8 ? 128 : 0);
+    }
     return QC_OK;
 }
 

@@ -28,6 +28,12 @@ int qc_qdq_fuse(qc_exec *x, qc_err *err);
  * subgraph's kernels on the 256 codes' values: the same bits. The step is the producing Conv
  * when the FQ is its only reader (QC_ACT_QLUT), else the FQ's knode (qc_code_table). At most
  * QC_LUT_MAX_NODES nodes a table; recomputes liveness. Planning-time only. */
+/* After qc_qdq_fuse: each Conv whose input is a fake quantization's output (group 1) and
+ * whose weights are int8 codes behind a DequantizeLinear (zero points 0, per-tensor or
+ * per-output-channel scales) gets qc_knode.wq & co., so its kernel may run on the codes
+ * (conv_i8_x86.c). Planning-time only. */
+int qc_iconv_mark(qc_exec *x);
+
 #define QC_LUT_MAX_NODES 64
 int qc_qlut_fuse(qc_exec *x, qc_err *err);
 extern const qc_op_def qc_fake_quant;        /* x, scale [, zero point] -> float */
