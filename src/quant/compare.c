@@ -655,6 +655,8 @@ void qc_compare_free(qc_compare *c)
         free(c->ce[i].lst);
     }
     qc_cmp_sens_free(c);
+    qc_cmp_refs_free(&c->eval_refs, c->m->n_outputs);
+    free(c->eval_refs_all);
     shard_free(c->own);
     free(c->own);
     qc_exec_free(c->x);

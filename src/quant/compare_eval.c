@@ -381,7 +381,9 @@ const qc_model *qc_compare_best_model(const qc_compare *c, int *index)
 }
 
 /* Loads eval sample idx and runs the float model on it (fx); *skip if it holds NaN/Inf. */
-static int float_run(qc_compare *c, qc_exec *fx, qc_dataset *d, int idx, int strict,
+/* The float model on eval sample pos (dataset index idx); the first run of each position
+ * keeps its outputs (qc_compare.eval_refs). */
+static int float_run(qc_compare *c, qc_exec *fx, qc_dataset *d, int pos, int idx, int strict,
                      qc_tensor **in, int *skip, qc_err *err)
 {
     int rc = qc_dataset_load(d, idx, in, err);
@@ -391,6 +393,7 @@ static int float_run(qc_compare *c, qc_exec *fx, qc_dataset *d, int idx, int str
         return rc;
     if ((bad = qc_tensors_nonfinite(*in, c->m->n_inputs)) != 0) {
         *skip = 1;
+        c->eval_refs_pos += pos == c->eval_refs_pos;
         return strict ? qc_errf(err, QC_EINPUT, "eval sample %s: %lld NaN/Inf values "
                                 "(--strict)", qc_dataset_sample_name(d, idx), (long long)bad)
                       : QC_OK;
@@ -402,7 +405,10 @@ static int float_run(qc_compare *c, qc_exec *fx, qc_dataset *d, int idx, int str
     c->eval_float_runs++;
     size_t peak = qc_exec_peak_bytes(fx);
     c->eval_peak = peak > c->eval_peak ? peak : c->eval_peak;
-    return QC_OK;
+    if (pos != c->eval_refs_pos)
+        return QC_OK;
+    c->eval_refs_pos++;
+    return *skip ? QC_OK : qc_cmp_refs_add(&c->eval_refs, c->m, fx, idx, err);
 }
 
 /* Keeps the better of the current best and candidate i (by metric); frees the other's model
@@ -520,7 +526,7 @@ static void run_jobs(eval_par *p)
         if (job == JOB_FLOAT) {
             qc_tensor *in;
             int skip = 0;
-            rc = float_run(c, p->fx[k], p->d, p->idx[s], p->o->strict, &in, &skip, &err);
+            rc = float_run(c, p->fx[k], p->d, s, p->idx[s], p->o->strict, &in, &skip, &err);
             if (rc == QC_OK && !skip)
                 rc = copy_inputs(p, k, in, &err);
             p->skip[k] = skip;
@@ -627,6 +633,13 @@ int qc_compare_evaluate(qc_compare *c, qc_dataset *d, const int *idx, int n,
     for (int i = 0; i < c->n; i++)
         if ((rc = alloc_outputs(c, &c->ce[i], err)) != QC_OK)
             return rc;
+    if ((rc = qc_cmp_refs_alloc(&c->eval_refs, n, m->n_outputs, 0, err)) != QC_OK ||
+        !(c->eval_refs_all = malloc(((size_t)n + 1) * sizeof *idx)))
+        return rc != QC_OK ? rc : qc_errf(err, QC_ENOMEM, "out of memory");
+    if (n > 0)
+        memcpy(c->eval_refs_all, idx, (size_t)n * sizeof *idx);
+    c->eval_refs_d = d;
+    c->eval_refs_pos = 0;
     /* every candidate alive at once costs about twice its weights (the QDQ model and its
      * folded copy) and twice the float activations (the Q/DQ outputs) */
     size_t w_bytes = 0, budget = o->max_bytes ? o->max_bytes : (size_t)1 << 30;
@@ -646,7 +659,7 @@ int qc_compare_evaluate(qc_compare *c, qc_dataset *d, const int *idx, int n,
         if (rc == QC_OK && threads > 1 && n > 0)
             rc = eval_side_by_side(c, d, idx, n, threads, o, err);
         for (int s = 0; s < n && rc == QC_OK && threads <= 1; s++) {
-            if ((rc = float_run(c, c->fx, d, idx[s], o->strict, &in, &skip, err)) != QC_OK)
+            if ((rc = float_run(c, c->fx, d, s, idx[s], o->strict, &in, &skip, err)) != QC_OK)
                 break;
             c->eval_skipped += skip;
             c->n_eval += !skip;
@@ -672,7 +685,7 @@ int qc_compare_evaluate(qc_compare *c, qc_dataset *d, const int *idx, int n,
         if ((rc = build_cand(c, ce, err)) != QC_OK)
             break;
         for (int s = 0; s < n && rc == QC_OK; s++) {
-            if ((rc = float_run(c, c->fx, d, idx[s], o->strict, &in, &skip, err)) != QC_OK)
+            if ((rc = float_run(c, c->fx, d, s, idx[s], o->strict, &in, &skip, err)) != QC_OK)
                 break;
             if (i == 0) {
                 c->eval_skipped += skip;

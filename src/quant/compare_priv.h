@@ -45,6 +45,18 @@ typedef struct cand_eval {
     struct auto_state *au;      /* --method auto (compare_auto.c), NULL otherwise */
 } cand_eval;
 
+/* The float model's outputs on a set of samples, kept for every variant (compare_sens.c). */
+typedef struct refset {
+    int      n;                 /* samples kept (NaN/Inf inputs skipped) */
+    int     *idx;               /* their dataset indices */
+    float  **ref;               /* [sample * n_outputs + output], NULL if not float */
+    int64_t *numel, *cols;      /* cols: C of a classifier-like [N, C] output, else 0 */
+    qc_tensor *in;              /* [sample * n_inputs + input]: copies, so that variants run
+                                 * side by side without sharing the data set (the few
+                                 * calibration samples of sensitivity and auto), or NULL */
+    int      n_in;              /* tensors allocated in `in` */
+} refset;
+
 struct qc_compare {
     const qc_model *m;
     qc_cand        *cands;
@@ -65,6 +77,13 @@ struct qc_compare {
     int             ranges_set;
     int             n_eval, eval_skipped, sample_major, best;
     int64_t         eval_float_runs, quant_runs;
+    /* The evaluation's float outputs, reused by auto's confirmation and mixed precision on
+     * the same eval set instead of running the float model again: eval_refs_all[0, n) are
+     * the set's indices, eval_refs_pos how many the float runs have reached */
+    refset          eval_refs;
+    const qc_dataset *eval_refs_d;
+    int            *eval_refs_all;
+    int             eval_refs_pos;
     struct sens_state *sens;                /* compare_sens.c, NULL until used */
 };
 
@@ -105,5 +124,11 @@ int    qc_cmp_better(const qc_cand_result *a, int ia, const qc_cand_result *b, i
                      int metric);
 /* compare_sens.c */
 void qc_cmp_sens_free(qc_compare *c);
+/* A refset for n samples (with room for n_in input copies each when n_in > 0); freeing it
+ * (also after a failed alloc) with qc_cmp_refs_free. */
+int  qc_cmp_refs_alloc(refset *rs, int n, int n_out, int n_in, qc_err *err);
+void qc_cmp_refs_free(refset *rs, int n_out);
+/* Appends fx's float outputs as sample idx's references. */
+int  qc_cmp_refs_add(refset *rs, const qc_model *m, const qc_exec *fx, int idx, qc_err *err);
 
 #endif

@@ -10,18 +10,6 @@
 #include "qc_prepare.h"
 #include "quant_priv.h"
 
-/* The float model's outputs on a set of samples, kept for every variant. */
-typedef struct refset {
-    int      n;                 /* samples kept (NaN/Inf inputs skipped) */
-    int     *idx;               /* their dataset indices */
-    float  **ref;               /* [sample * n_outputs + output], NULL if not float */
-    int64_t *numel, *cols;      /* cols: C of a classifier-like [N, C] output, else 0 */
-    qc_tensor *in;              /* [sample * n_inputs + input]: copies, so that variants run
-                                 * side by side without sharing the data set (the few
-                                 * calibration samples of sensitivity and auto), or NULL */
-    int      n_in;              /* tensors allocated in `in` */
-} refset;
-
 typedef struct sens_state {
     int             base;
     double          base_sqnr;
@@ -38,7 +26,7 @@ typedef struct vres {
     double sqnr, cosine, max_abs, top1;
 } vres;
 
-static void refs_free(refset *rs, int n_out)
+void qc_cmp_refs_free(refset *rs, int n_out)
 {
     for (int i = 0; rs->ref && i < rs->n * n_out; i++)
         free(rs->ref[i]);
@@ -52,23 +40,59 @@ static void refs_free(refset *rs, int n_out)
     memset(rs, 0, sizeof *rs);
 }
 
-static int refs_make(qc_compare *c, qc_dataset *d, const int *idx, int n, int keep_inputs,
-                     refset *rs, qc_err *err)
+int qc_cmp_refs_alloc(refset *rs, int n, int n_out, int n_in, qc_err *err)
 {
-    const qc_model *m = c->m;
-    int no = m->n_outputs, rc = QC_OK;
-    size_t cells = (size_t)(n + 1) * (size_t)(no + 1);
+    size_t cells = (size_t)(n + 1) * (size_t)(n_out + 1);
     memset(rs, 0, sizeof *rs);
-    if (!c->fx && (rc = qc_exec_new(&c->fx, m, NULL, err)) != QC_OK)
-        return rc;
     rs->idx = calloc((size_t)n + 1, sizeof *rs->idx);
     rs->ref = calloc(cells, sizeof *rs->ref);
     rs->numel = calloc(cells, sizeof *rs->numel);
     rs->cols = calloc(cells, sizeof *rs->cols);
-    if (keep_inputs)
-        rs->in = calloc((size_t)(n + 1) * (size_t)(m->n_inputs + 1), sizeof *rs->in);
-    if (!rs->idx || !rs->ref || !rs->numel || !rs->cols || (keep_inputs && !rs->in))
+    if (n_in)
+        rs->in = calloc((size_t)(n + 1) * (size_t)(n_in + 1), sizeof *rs->in);
+    if (!rs->idx || !rs->ref || !rs->numel || !rs->cols || (n_in && !rs->in))
         return qc_errf(err, QC_ENOMEM, "out of memory");
+    return QC_OK;
+}
+
+int qc_cmp_refs_add(refset *rs, const qc_model *m, const qc_exec *fx, int idx, qc_err *err)
+{
+    int no = m->n_outputs;
+    for (int o = 0; o < no; o++) {
+        const qc_tensor *t = qc_exec_output(fx, o);
+        size_t k = (size_t)rs->n * (size_t)no + (size_t)o;
+        if (!t || t->dtype != QC_F32)
+            continue;
+        rs->numel[k] = qc_tensor_numel(t);
+        rs->cols[k] = t->ndim == 2 && t->dims[1] > 1 ? t->dims[1] : 0;
+        if (!(rs->ref[k] = malloc((size_t)rs->numel[k] * sizeof(float) + 1)))
+            return qc_errf(err, QC_ENOMEM, "out of memory");
+        memcpy(rs->ref[k], t->data, (size_t)rs->numel[k] * sizeof(float));
+    }
+    rs->idx[rs->n++] = idx;
+    return QC_OK;
+}
+
+/* The eval set's references the evaluation kept (qc_compare.eval_refs), if (d, idx, n) is
+ * that set. */
+static const refset *eval_refs_of(const qc_compare *c, const qc_dataset *d, const int *idx,
+                                  int n)
+{
+    if (!c->eval_refs_all || c->eval_refs_d != d || c->eval_refs_pos != n ||
+        memcmp(c->eval_refs_all, idx, (size_t)n * sizeof *idx) != 0)
+        return NULL;
+    return &c->eval_refs;
+}
+
+static int refs_make(qc_compare *c, qc_dataset *d, const int *idx, int n, int keep_inputs,
+                     refset *rs, qc_err *err)
+{
+    const qc_model *m = c->m;
+    int rc = qc_cmp_refs_alloc(rs, n, m->n_outputs, keep_inputs ? m->n_inputs : 0, err);
+    if (rc != QC_OK)
+        return rc;
+    if (!c->fx && (rc = qc_exec_new(&c->fx, m, NULL, err)) != QC_OK)
+        return rc;
     for (int s = 0; s < n; s++) {
         qc_tensor *in;
         if ((rc = qc_dataset_load(d, idx[s], &in, err)) != QC_OK)
@@ -79,17 +103,6 @@ static int refs_make(qc_compare *c, qc_dataset *d, const int *idx, int n, int ke
             qc_err_prefix(err, "%s", qc_dataset_sample_name(d, idx[s]));
             return rc;
         }
-        for (int o = 0; o < no; o++) {
-            const qc_tensor *t = qc_exec_output(c->fx, o);
-            size_t k = (size_t)rs->n * (size_t)no + (size_t)o;
-            if (!t || t->dtype != QC_F32)
-                continue;
-            rs->numel[k] = qc_tensor_numel(t);
-            rs->cols[k] = t->ndim == 2 && t->dims[1] > 1 ? t->dims[1] : 0;
-            if (!(rs->ref[k] = malloc((size_t)rs->numel[k] * sizeof(float) + 1)))
-                return qc_errf(err, QC_ENOMEM, "out of memory");
-            memcpy(rs->ref[k], t->data, (size_t)rs->numel[k] * sizeof(float));
-        }
         for (int i = 0; rs->in && i < m->n_inputs; i++) {
             qc_tensor *t = &rs->in[rs->n_in];
             if ((rc = qc_tensor_alloc(t, in[i].dtype, in[i].ndim, in[i].dims, err)) != QC_OK)
@@ -99,7 +112,8 @@ static int refs_make(qc_compare *c, qc_dataset *d, const int *idx, int n, int ke
             if (qc_tensor_nbytes(&in[i]))
                 memcpy(t->data, in[i].data, qc_tensor_nbytes(&in[i]));
         }
-        rs->idx[rs->n++] = idx[s];
+        if ((rc = qc_cmp_refs_add(rs, m, c->fx, idx[s], err)) != QC_OK)
+            return rc;
     }
     return QC_OK;
 }
@@ -411,7 +425,7 @@ int qc_compare_sensitivity(qc_compare *c, int base, qc_dataset *d, const int *id
     for (int i = 0; i < ss->n; i++)
         ss->fl[i] = ss->l[i].node;
 done:
-    refs_free(&rs, m->n_outputs);
+    qc_cmp_refs_free(&rs, m->n_outputs);
     free(jobs);
     if (rc != QC_OK)
         ss->n = 0;
@@ -492,18 +506,21 @@ int qc_compare_mixed(qc_compare *c, qc_dataset *d, const int *idx, int n, int ke
         return qc_errf(err, QC_EUSAGE, "mixed precision: no sensitivity measured");
     ss->mr.n_models = 0;
     ss->mr.target_db = keep_float >= 0 ? NAN : target_db;
-    if ((rc = refs_make(c, d, idx, n, 0, &rs, err)) != QC_OK)
+    const refset *rp = eval_refs_of(c, d, idx, n);
+    memset(&rs, 0, sizeof rs);
+    if (!rp && (rc = refs_make(c, d, idx, n, 0, &rs, err)) != QC_OK)
         goto done;
-    if (rs.n == 0) {
+    rp = rp ? rp : &rs;
+    if (rp->n == 0) {
         rc = qc_errf(err, QC_EINPUT, "mixed precision: no usable eval sample");
         goto done;
     }
-    ss->mr.n_eval = rs.n;
-    if ((rc = probe(c, d, &rs, 0, 1, target_db, &v, err)) != QC_OK)
+    ss->mr.n_eval = rp->n;
+    if ((rc = probe(c, d, rp, 0, 1, target_db, &v, err)) != QC_OK)
         goto done;
     ss->mr.base_sqnr_db = v.sqnr;
     if (keep_float > 0) {
-        rc = probe(c, d, &rs, keep_float < ss->n ? keep_float : ss->n, 1, target_db, &v,
+        rc = probe(c, d, rp, keep_float < ss->n ? keep_float : ss->n, 1, target_db, &v,
                    err);
         goto done;
     }
@@ -515,7 +532,7 @@ int qc_compare_mixed(qc_compare *c, qc_dataset *d, const int *idx, int n, int ke
      * the count, so the small counts are tried before any bisection. */
     int fail = 0, ok = ss->n;
     for (int k = 1; k < ss->n && rc == QC_OK; k *= 2) {
-        if ((rc = probe(c, d, &rs, k, 2, target_db, &v, err)) != QC_OK)
+        if ((rc = probe(c, d, rp, k, 2, target_db, &v, err)) != QC_OK)
             goto done;
         if (v.sqnr >= target_db) {
             ok = k;
@@ -524,11 +541,11 @@ int qc_compare_mixed(qc_compare *c, qc_dataset *d, const int *idx, int n, int ke
         fail = k;
     }
     if (ok == ss->n &&
-        ((rc = probe(c, d, &rs, ok, 1, target_db, &v, err)) != QC_OK || v.sqnr < target_db))
+        ((rc = probe(c, d, rp, ok, 1, target_db, &v, err)) != QC_OK || v.sqnr < target_db))
         goto done;
     while (ok - fail > 1 && rc == QC_OK) {
         int mid = fail + (ok - fail) / 2;
-        if ((rc = probe(c, d, &rs, mid, 2, target_db, &v, err)) != QC_OK)
+        if ((rc = probe(c, d, rp, mid, 2, target_db, &v, err)) != QC_OK)
             break;
         if (v.sqnr >= target_db)
             ok = mid;
@@ -538,7 +555,7 @@ int qc_compare_mixed(qc_compare *c, qc_dataset *d, const int *idx, int n, int ke
 done:
     if (keep_float < 0)
         ss->mr.reached = rc == QC_OK && ss->mr.sqnr_db >= target_db;
-    refs_free(&rs, c->m->n_outputs);
+    qc_cmp_refs_free(&rs, c->m->n_outputs);
     return rc;
 }
 
@@ -649,7 +666,7 @@ int qc_compare_auto_confirm(qc_compare *c, int metric, qc_dataset *cd, const int
     ss->ac.n_calib = rs.n;
     ss->ac.calib_single_db = vs.sqnr;
     ss->ac.calib_db = best.sqnr;
-    refs_free(&rs, c->m->n_outputs);
+    qc_cmp_refs_free(&rs, c->m->n_outputs);
     if (tau == 0) {                 /* S itself: its evaluation stands */
         const qc_cand_result *r = &sce->res;
         ss->ac.sqnr_db = r->sqnr_db;
@@ -660,8 +677,10 @@ int qc_compare_auto_confirm(qc_compare *c, int metric, qc_dataset *cd, const int
     }
     hybrid hy = { ace, sw };
     ss->ac.n_switched = switches(cs, ca, c->n_t, tau, sw);
-    if ((rc = refs_make(c, ed, eidx, en, 0, &rs, err)) != QC_OK ||
-        (rc = variant_h(c, is, &hy, NULL, ed, &rs, &v, &ss->confirmed, err)) != QC_OK)
+    const refset *er = eval_refs_of(c, ed, eidx, en);   /* kept by the evaluation */
+    if ((!er && (rc = refs_make(c, ed, eidx, en, 0, &rs, err)) != QC_OK) ||
+        (rc = variant_h(c, is, &hy, NULL, ed, er ? er : &rs, &v, &ss->confirmed, err)) !=
+            QC_OK)
         goto done;
     ss->ac.sqnr_db = v.sqnr;
     ss->ac.cosine = v.cosine;
@@ -669,7 +688,7 @@ int qc_compare_auto_confirm(qc_compare *c, int metric, qc_dataset *cd, const int
     ss->ac.top1 = v.top1;
     ss->ac.model = ss->confirmed;
 done:
-    refs_free(&rs, c->m->n_outputs);
+    qc_cmp_refs_free(&rs, c->m->n_outputs);
     free(order);
     free(cs);
     free(ca);
