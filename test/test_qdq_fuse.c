@@ -248,6 +248,10 @@ static void qs_build(qs_model *t, int tail, int64_t c, int64_t m, int64_t k, int
                        .inits = t->inits };
 }
 
+/* Inputs next to the first FQ's rounding ties ((j + 1/2) steps and their float neighbours),
+ * for the table step after an Identity; else random values. */
+static int qs_ties;
+
 /* fused: nodes skipped with fuse_qdq alone, then also with fuse */
 static void qs_check(const char *what, int tail, int64_t c, int64_t m, int64_t k,
                      int64_t group, int64_t h, int64_t w, int fused_qdq, int fused_all)
@@ -260,6 +264,10 @@ static void qs_check(const char *what, int tail, int64_t c, int64_t m, int64_t k
     for (int64_t i = 0; i < n; i++) {
         r = r * 1664525u + 1013904223u;
         x[i] = ((float)(r >> 8) / 16777216.0f - 0.45f) * 4.0f;
+    }
+    for (int64_t i = 0; qs_ties && i < n; i++) {
+        float v = ((float)(i / 3 % 300) - 150.0f + 0.5f) * t.s[0];
+        x[i] = i % 3 == 0 ? v : nextafterf(v, i % 3 == 1 ? INFINITY : -INFINITY);
     }
     x[3] = NAN, x[n / 2] = 40.0f, x[n - 2] = -40.0f;  /* NaN and saturated outputs */
     qc_err err = { 0 };
@@ -326,6 +334,9 @@ QC_TEST(qdq_fuse_code_table_step_same_bytes)
         qs_check("SiLU after Identity", T_SILU, 6, 6, 0, 1, 11, 13, 3, 7);
         qs_check("GELU-like after Identity", T_GELU, 5, 5, 0, 1, 9, 7, 2, 7);
         qs_check("Q/DQ after Identity", T_FQ, 6, 6, 0, 1, 11, 13, 1, 1);
+        qs_ties = 1;    /* the table's code without a division per value (quot16) */
+        qs_check("SiLU after Identity, near ties", T_SILU, 6, 6, 0, 1, 11, 13, 3, 7);
+        qs_ties = 0;
     }
     unsetenv("QC_QDQ_SCALAR");
 }
