@@ -249,26 +249,14 @@ int qc_conv2d_i8(const qc_conv2d *cv, qc_run *r, qc_err *err)
     c.k4 = c.c4 * cv->kh * cv->kw;
     c.panels = (cv->m + NR - 1) / NR;
     c.inv_s = 1.0f / cv->xs;
-    int linear = cv->kh == 1 && cv->kw == 1 && cv->sh == 1 && cv->sw == 1 && cv->ph == 0 &&
-                 cv->pw == 0 && cv->oh == cv->ih && cv->ow == cv->iw;
-    if (linear) {           /* pointwise: one long row over the whole plane */
-        c.oh = c.ih = c.ihp = 1;
-        c.ow = c.iw = c.iwp = cv->ih * cv->iw;
-        c.sh = c.sw = 1;
-    } else {
-        c.oh = cv->oh;
-        c.ow = cv->ow;
-        c.sh = cv->sh;
-        c.sw = cv->sw;
-        c.ih = cv->ih;
-        c.iw = cv->iw;
-        c.ph = cv->ph;
-        c.pw = cv->pw;
-        int64_t need_h = (cv->oh - 1) * cv->sh + (cv->kh - 1) * cv->dh + 1;
-        int64_t need_w = (cv->ow - 1) * cv->sw + (cv->kw - 1) * cv->dw + 1;
-        c.ihp = cv->ih + cv->ph > need_h ? cv->ih + cv->ph : need_h;
-        c.iwp = cv->iw + cv->pw > need_w ? cv->iw + cv->pw : need_w;
-    }
+    tile_grid g;
+    tile_grid_of(cv, &g);
+    c.oh = g.oh, c.ow = g.ow, c.sh = g.sh, c.sw = g.sw, c.ihp = g.ihp, c.iwp = g.iwp;
+    /* the input rows as laid out: the plane as one row when linear */
+    c.ih = g.linear ? 1 : cv->ih;
+    c.iw = g.linear ? cv->ih * cv->iw : cv->iw;
+    c.ph = g.linear ? 0 : cv->ph;
+    c.pw = g.linear ? 0 : cv->pw;
     c.mr = pick_mr(c.ow);
     if (!c.mr || c.ihp * c.c4 * c.iwp > INT32_MAX)
         return QC_EUNSUPPORTED;

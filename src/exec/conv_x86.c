@@ -342,33 +342,18 @@ int qc_conv2d_fast(const qc_conv2d *cv, qc_run *r, qc_err *err)
     c.mg = cv->m / cv->group;
     c.k = c.cg * cv->kh * cv->kw;
     c.panels = (c.mg + NR - 1) / NR;
-    int linear = cv->kh == 1 && cv->kw == 1 && cv->sh == 1 && cv->sw == 1 && cv->ph == 0 &&
-                 cv->pw == 0 && cv->oh == cv->ih && cv->ow == cv->iw;
+    tile_grid g;
+    tile_grid_of(cv, &g);
     /* Pointwise kernels work in 32-position tiles; on small planes (measured: below 20x20)
      * or when padding the last tile wastes much, the general tiles below do better. */
     int64_t hw = cv->ih * cv->iw;
-    if (linear && hw >= 400 && ((hw + 31) / 32 * 32 - hw) * 100 <= 15 * hw)
+    if (g.linear && hw >= 400 && ((hw + 31) / 32 * 32 - hw) * 100 <= 15 * hw)
         return pointwise(cv, r, err);
-    if (linear) {           /* pointwise: one long row over the whole plane */
-        c.oh = 1;
-        c.ow = cv->oh * cv->ow;
-        c.ihp = 1;
-        c.iwp = c.ow;
-        c.sh = c.sw = 1;
-    } else {
-        c.oh = cv->oh;
-        c.ow = cv->ow;
-        c.sh = cv->sh;
-        c.sw = cv->sw;
-        int64_t need_h = (cv->oh - 1) * cv->sh + (cv->kh - 1) * cv->dh + 1;
-        int64_t need_w = (cv->ow - 1) * cv->sw + (cv->kw - 1) * cv->dw + 1;
-        c.ihp = cv->ih + cv->ph > need_h ? cv->ih + cv->ph : need_h;
-        c.iwp = cv->iw + cv->pw > need_w ? cv->iw + cv->pw : need_w;
-        c.pad = cv->ph > 0 || cv->pw > 0 || c.ihp > cv->ih || c.iwp > cv->iw;
-        if (!c.pad) {
-            c.ihp = cv->ih;
-            c.iwp = cv->iw;
-        }
+    c.oh = g.oh, c.ow = g.ow, c.sh = g.sh, c.sw = g.sw, c.ihp = g.ihp, c.iwp = g.iwp;
+    c.pad = !g.linear && (cv->ph > 0 || cv->pw > 0 || c.ihp > cv->ih || c.iwp > cv->iw);
+    if (!g.linear && !c.pad) {
+        c.ihp = cv->ih;
+        c.iwp = cv->iw;
     }
     c.mr = pick_mr(c.ow);
     if (!c.mr || cv->c * c.ihp * c.iwp > INT32_MAX)

@@ -106,6 +106,34 @@ store_tile(__m512 (*acc)[2], const int MR, const int NV, float *y, int64_t ldy, 
     }
 }
 
+/* The grid the tiles cover: a pointwise conv (1x1, stride 1, no padding, same plane) as one
+ * long row over the whole plane, else the output grid and the extent of (padded) input its
+ * tiles read. */
+typedef struct tile_grid {
+    int     linear;
+    int64_t oh, ow, sh, sw, ihp, iwp;
+} tile_grid;
+
+static inline void tile_grid_of(const qc_conv2d *cv, tile_grid *g)
+{
+    g->linear = cv->kh == 1 && cv->kw == 1 && cv->sh == 1 && cv->sw == 1 && cv->ph == 0 &&
+                cv->pw == 0 && cv->oh == cv->ih && cv->ow == cv->iw;
+    if (g->linear) {
+        g->oh = g->ihp = 1;
+        g->ow = g->iwp = cv->oh * cv->ow;
+        g->sh = g->sw = 1;
+        return;
+    }
+    g->oh = cv->oh;
+    g->ow = cv->ow;
+    g->sh = cv->sh;
+    g->sw = cv->sw;
+    int64_t need_h = (cv->oh - 1) * cv->sh + (cv->kh - 1) * cv->dh + 1;
+    int64_t need_w = (cv->ow - 1) * cv->sw + (cv->kw - 1) * cv->dw + 1;
+    g->ihp = cv->ih + cv->ph > need_h ? cv->ih + cv->ph : need_h;
+    g->iwp = cv->iw + cv->pw > need_w ? cv->iw + cv->pw : need_w;
+}
+
 /* Positions per tile for a row of `ow`: fewest FMA-equivalent cycles, tails overlapping. */
 static inline int64_t pick_mr(int64_t ow)
 {
