@@ -313,8 +313,8 @@ int qc_qdq_fuse(qc_exec *x, qc_err *err)
     return QC_OK;
 }
 
-/* Whether int8 tensor w dequantized by scale s (and zero point z) has zero points 0 and one
- * scale, or one per index of axis 0 (of n). */
+/* Whether DequantizeLinear dq reads int8 weights w (rank >= 3) with zero points 0 (or none)
+ * and one float scale s, or one per output channel (axis 0). */
 static int int8_weights(const qc_knode *dq, const qc_tensor *w, const qc_tensor *s,
                         const qc_tensor *z)
 {
