@@ -7,7 +7,7 @@
 #include <immintrin.h>
 
 /* The code of a uint8 fake quantization (scale q[0], zero point q[1]; ops_qdq.c's
- * fake_quant_u8_avx2 on 16 lanes: a NaN quotient counts as 0, rounding to nearest even,
+ * fake_quant_avx2 on 16 lanes: a NaN quotient counts as 0, rounding to nearest even,
  * saturation), then the output for that code from the 256-entry table: eight two-register
  * permutes by the code's low 5 bits, the right one chosen by its top 3 bits. */
 static inline __attribute__((always_inline, target("avx512f"))) __m512 qlut16(__m512 y,

@@ -427,12 +427,15 @@ static int fake_quant_infer(qc_knode *n, qc_err *err)
 }
 
 #if defined(__SSE2__) && defined(__x86_64__)
-static __attribute__((target("avx2"))) int64_t fake_quant_u8_avx2(const float *x, float *y,
-                                                                  int64_t n, float s, float z)
+/* Codes saturate to [cmin, cmax]: [0, 255] for uint8, [-128, 127] for int8 (the scalar
+ * DEF_QUANTIZE's saturation; its NaN -> zero point is the 0 quotient here). */
+static __attribute__((target("avx2"))) int64_t fake_quant_avx2(const float *x, float *y,
+                                                               int64_t n, float s, float z,
+                                                               float cmin, float cmax)
 {
     const __m256 vs = _mm256_set1_ps(s), vz = _mm256_set1_ps(z), lo = _mm256_set1_ps(-1e6f),
-                 hi = _mm256_set1_ps(1e6f), zero = _mm256_setzero_ps(),
-                 top = _mm256_set1_ps(255.0f);
+                 hi = _mm256_set1_ps(1e6f), zero = _mm256_set1_ps(cmin),
+                 top = _mm256_set1_ps(cmax);
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) {
         __m256 a = _mm256_div_ps(_mm256_loadu_ps(x + i), vs);
@@ -467,10 +470,20 @@ static void fake_quant_block(const fq_job *j, const float *x, float *y, int64_t 
         int64_t i = 0;
 #if defined(__x86_64__)
         if (have_avx2())
-            i = fake_quant_u8_avx2(x, y, n, s, z);
+            i = fake_quant_avx2(x, y, n, s, z, 0.0f, 255.0f);
 #endif
         quantize_u8_sse2(x + i, codes, n - i, s, z);
         dequantize_u8_sse2(codes, y + i, n - i, s, (int)z);
+        return;
+    }
+#endif
+#if defined(__SSE2__) && defined(__x86_64__)
+    if (j->dt == QC_I8 && !scalar_only() && have_avx2()) {
+        float z = j->zp ? (float)((const int8_t *)j->zp)[0] : 0.0f;
+        int64_t i = fake_quant_avx2(x, y, n, j->s[0], z, -128.0f, 127.0f);
+        L.inner = n - i;            /* the tail: the scalar kernels */
+        quantize_i8(x + i, codes, j->s, j->zp, &L);
+        dequantize_i8(codes, y + i, j->s, j->zp, &L);
         return;
     }
 #endif
