@@ -181,6 +181,10 @@ static void qs_node(qs_model *t, int i, const char *op, int n_in, const char *a,
                              .n_outputs = 1, .inputs = in, .outputs = o };
 }
 
+/* The zero points' dtype: uint8, or int8 (zero points and codes 128 lower: the same value
+ * ranges). */
+static int qs_zdt = QC_U8;
+
 /* c input channels, m output channels, k x k kernel (pad k / 2), `group` groups; k = 0: an
  * Identity in place of the Conv (m = c) */
 static void qs_build(qs_model *t, int tail, int64_t c, int64_t m, int64_t k, int64_t group)
@@ -199,11 +203,13 @@ static void qs_build(qs_model *t, int tail, int64_t c, int64_t m, int64_t k, int
     t->s[0] = 8.0f / 255.0f, t->z[0] = 110;    /* conv output: about -3.5 .. 4.5 */
     t->s[1] = 1.0f / 255.0f, t->z[1] = 0;      /* sigmoid: 0 .. 1 */
     t->s[2] = 4.0f / 255.0f, t->z[2] = 20;     /* x * sigmoid(x): about -0.3 .. 3.7 */
+    for (int i = 0; qs_zdt == QC_I8 && i < 3; i++)
+        t->z[i] = (uint8_t)(int8_t)(t->z[i] - 128);
     t->k[0] = 0.7978846f, t->k[1] = 1.0f;
     static const char *const sn[3] = { "sa", "sb", "sc" }, *const zn[3] = { "za", "zb", "zc" };
     for (int i = 0; i < 3; i++) {
         t->inits[i] = (qc_tensor){ .name = sn[i], .dtype = QC_F32, .data = &t->s[i] };
-        t->inits[3 + i] = (qc_tensor){ .name = zn[i], .dtype = QC_U8, .data = &t->z[i] };
+        t->inits[3 + i] = (qc_tensor){ .name = zn[i], .dtype = qs_zdt, .data = &t->z[i] };
     }
     t->inits[6] = (qc_tensor){ .name = "w", .dtype = QC_F32, .ndim = 4,
                                .dims = { m, c / group, k, k }, .data = t->w };
@@ -320,6 +326,10 @@ QC_TEST(qdq_fuse_conv_code_table_same_bytes)
         qs_check("Sigmoid, 1x1", T_SIG, 24, 20, 1, 1, 9, 7, 2, 5);
         qs_check("GELU-like, 3x3", T_GELU, 6, 40, 3, 1, 11, 13, 2, 8);
         qs_check("two values leave", T_TWO_EXITS, 6, 40, 3, 1, 11, 13, 3, 3);
+        qs_zdt = QC_I8;     /* int8 FQs: tables with codes moved up by 128 */
+        qs_check("int8: SiLU, 3x3, 40 channels", T_SILU, 6, 40, 3, 1, 11, 13, 3, 8);
+        qs_check("int8: GELU-like, 3x3", T_GELU, 6, 40, 3, 1, 11, 13, 2, 8);
+        qs_zdt = QC_U8;
     }
     unsetenv("QC_CONV_PORTABLE");
 }
@@ -336,6 +346,9 @@ QC_TEST(qdq_fuse_code_table_step_same_bytes)
         qs_check("Q/DQ after Identity", T_FQ, 6, 6, 0, 1, 11, 13, 1, 1);
         qs_ties = 1;    /* the table's code without a division per value (quot16) */
         qs_check("SiLU after Identity, near ties", T_SILU, 6, 6, 0, 1, 11, 13, 3, 7);
+        qs_zdt = QC_I8;
+        qs_check("int8: SiLU after Identity, near ties", T_SILU, 6, 6, 0, 1, 11, 13, 3, 7);
+        qs_zdt = QC_U8;
         qs_ties = 0;
     }
     unsetenv("QC_QDQ_SCALAR");

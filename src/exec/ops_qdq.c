@@ -521,8 +521,9 @@ static int fake_quant_run(qc_knode *n, qc_run *r, qc_err *err)
 const qc_op_def qc_fake_quant = { "QuantizeDequantize", 1, fake_quant_infer, fake_quant_run,
                                   NULL, NULL, NULL };
 
-/* ---- Code table (qc_qlut_fuse): y = lut[code of x] for a uint8 FQ (q: its scale and zero
- * point) followed by nodes that only depend on its output; the table is the knode's ---------- */
+/* ---- Code table (qc_qlut_fuse): y = lut[code of x] for an 8-bit FQ (q: its scale and zero
+ * point as a uint8 code, qfuse.c fq_params) followed by nodes that only depend on its output;
+ * the table is the knode's ---------------------------------------------------------------- */
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include "lut_x86.h"

@@ -350,7 +350,7 @@ int qc_iconv_mark(qc_exec *x)
 }
 
 /* ---- Code tables: a fake-quantized value and what only depends on it --------------------
- * After a uint8 per-tensor FQ(a), every value computed from a and scalar constants by
+ * After an 8-bit per-tensor FQ(a), every value computed from a and scalar constants by
  * elementwise nodes alone is a function of a's 256 codes. When exactly one of those values is
  * read outside that subgraph (e.g. SiLU: Sigmoid -> FQ -> Mul(a, .) -> FQ), one step computes
  * the code and looks that value up in a table, which the planner fills by running the
@@ -458,18 +458,21 @@ static int read_outside(const qc_exec *x, const qc_tensor *t, const int *s, int 
     return 0;
 }
 
-/* A fake-quant knode's scale and zero point (0 without one). */
+/* A fake-quant knode's scale and zero point as a uint8 code (0 without one). An int8 FQ is a
+ * uint8 one with codes and zero point moved up by 128: the same values, the same rounding
+ * and saturation, so the tables and their kernels serve both. */
 static void fq_params(const qc_knode *f, float *q)
 {
     const qc_tensor *zt = opt_in(f, 2);
     q[0] = ((const float *)f->in[1]->data)[0];
-    q[1] = zt ? (float)((const uint8_t *)zt->data)[0] : 0.0f;
+    q[1] = !zt ? 0.0f : zt->dtype == QC_I8 ? (float)((const int8_t *)zt->data)[0] + 128.0f
+                                            : (float)((const uint8_t *)zt->data)[0];
 }
 
-/* The table of uint8 FQ knode fa: the elementwise nodes computed from its output alone
+/* The table of 8-bit FQ knode fa: the elementwise nodes computed from its output alone
  * (s[0..*n)), the one value of them read elsewhere (*e) and its value for each code (*lut,
- * malloc'd). *lut NULL when there is none (two values leave, a non-uint8 FQ, a kernel that
- * cannot run on the codes); `standalone`: the FQ's own output does not count. */
+ * malloc'd). *lut NULL when there is none (two values leave, a kernel that cannot run on
+ * the codes); `standalone`: the FQ's own output does not count. */
 static int find_table(qc_exec *x, int fa, int standalone, int *s, const qc_tensor **v, int *n,
                       const qc_tensor **e, float **lut, qc_err *err)
 {
@@ -477,7 +480,7 @@ static int find_table(qc_exec *x, int fa, int standalone, int *s, const qc_tenso
     const qc_tensor *zt = opt_in(f, 2);
     int n_exit = 0, done = 0, rc;
     *n = 0, *e = NULL, *lut = NULL;
-    if (x->defs[fa] != &qc_fake_quant || (zt && zt->dtype != QC_U8))
+    if (x->defs[fa] != &qc_fake_quant || (zt && zt->dtype != QC_U8 && zt->dtype != QC_I8))
         return QC_OK;
     float q[2];
     fq_params(f, q);

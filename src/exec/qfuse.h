@@ -21,7 +21,8 @@ int qc_qfuse(qc_exec *x, qc_err *err);
  * Q is skipped); recomputes liveness. Planning-time only. */
 int qc_qdq_fuse(qc_exec *x, qc_err *err);
 
-/* After qc_qdq_fuse, with qc_exec_opts.fuse: a uint8 FQ and the elementwise nodes that compute
+/* After qc_qdq_fuse, with qc_exec_opts.fuse: an 8-bit FQ (int8 as uint8 with codes and zero
+ * point moved up by 128) and the elementwise nodes that compute
  * from its output and scalar constants alone (e.g. the quantized SiLU: Sigmoid -> FQ -> Mul ->
  * FQ; a GELU written as Mul/Tanh/Add) become one step that computes the FQ's code and looks
  * the subgraph's one outside-read value up in a 256-entry table, filled by running the
