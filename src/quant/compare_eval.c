@@ -380,9 +380,8 @@ const qc_model *qc_compare_best_model(const qc_compare *c, int *index)
     return c->best >= 0 ? c->ce[c->best].qm : NULL;
 }
 
-/* Loads eval sample idx and runs the float model on it (fx); *skip if it holds NaN/Inf. */
-/* The float model on eval sample pos (dataset index idx); the first run of each position
- * keeps its outputs (qc_compare.eval_refs). */
+/* Loads eval sample pos (dataset index idx) and runs the float model on it (fx); *skip if it
+ * holds NaN/Inf. The first run of each position keeps its outputs (qc_compare.eval_refs). */
 static int float_run(qc_compare *c, qc_exec *fx, qc_dataset *d, int pos, int idx, int strict,
                      qc_tensor **in, int *skip, qc_err *err)
 {
@@ -408,7 +407,7 @@ static int float_run(qc_compare *c, qc_exec *fx, qc_dataset *d, int pos, int idx
     if (pos != c->eval_refs_pos)
         return QC_OK;
     c->eval_refs_pos++;
-    return *skip ? QC_OK : qc_cmp_refs_add(&c->eval_refs, c->m, fx, idx, err);
+    return qc_cmp_refs_add(&c->eval_refs, c->m, fx, idx, err);
 }
 
 /* Keeps the better of the current best and candidate i (by metric); frees the other's model
