@@ -270,18 +270,7 @@ int qc_conv2d_i8(const qc_conv2d *cv, qc_run *r, qc_err *err)
     size_t vbytes = align64((size_t)(c.panels * NR) * sizeof(float));
     size_t pbytes = wbytes + 2 * vbytes;
     qc_conv_cache *cache = cv->cache;
-    const float *key = (const float *)(const void *)cv->wq;
-    int just_made = 0;
-    if (cache && (cache->w != key || cache->nbytes != pbytes || cache->layout != 3)) {
-        qc_conv_cache_free(cache);
-        if ((cache->wpk = aligned_alloc(64, pbytes))) {
-            cache->nbytes = pbytes;
-            cache->layout = 3;
-            cache->w = key;
-            just_made = 1;
-        }
-    }
-    int cached = cache && cache->w == key;
+    int cs = qc_conv_cache_take(cache, cv->wq, pbytes, 3), cached = cs > 0;
     size_t obytes = align64((size_t)c.k4 * sizeof(int32_t));
     size_t xbytes = align64((size_t)(c.ihp * c.c4 * c.iwp) * sizeof(int32_t));
     char *s = qc_run_scratch(r, (cached ? 0 : pbytes) + vbytes + obytes + xbytes, err);
@@ -295,7 +284,7 @@ int qc_conv2d_i8(const qc_conv2d *cv, qc_run *r, qc_err *err)
     c.bpk = (float *)s;
     c.off = (int32_t *)(s + vbytes);
     c.xq = (int32_t *)(s + vbytes + obytes);
-    if (!cached || just_made)
+    if (cs != 1)                    /* into the cache just made, or scratch */
         qc_par_for(c.panels, 1, pack_items, &c);
     for (int64_t j = 0; j < c.panels * NR; j++)
         c.bpk[j] = j < cv->m && cv->bias ? cv->bias[j] : 0.0f;

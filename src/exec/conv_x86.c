@@ -300,18 +300,9 @@ static int pointwise(const qc_conv2d *cv, qc_run *r, qc_err *err)
     size_t wbytes = align64((size_t)(npack * c.cg * PW_LD) * sizeof(float));
     size_t bbytes = align64((size_t)(npack * PW_LD) * sizeof(float));
     qc_conv_cache *cache = cv->cache;
-    if (cache && (cache->w != cv->w || cache->nbytes != wbytes || cache->layout != 2)) {
-        qc_conv_cache_free(cache);
-        cache->wpk = aligned_alloc(64, wbytes);
-        if (cache->wpk) {
-            cache->nbytes = wbytes;
-            cache->layout = 2;
-            for (int64_t gp = 0; gp < npack; gp++)
-                pw_pack(&c, gp, cache->wpk, NULL);
-            cache->w = cv->w;
-        }
-    }
-    int cached = cache && cache->w == cv->w;
+    int cs = qc_conv_cache_take(cache, cv->w, wbytes, 2), cached = cs > 0;
+    for (int64_t gp = 0; cs == 2 && gp < npack; gp++)
+        pw_pack(&c, gp, cache->wpk, NULL);
     char *s = qc_run_scratch(r, (cached ? 0 : wbytes) + bbytes, err);
     if (!s)
         return err && err->code ? err->code : QC_ENOMEM;
@@ -364,22 +355,11 @@ int qc_conv2d_fast(const qc_conv2d *cv, qc_run *r, qc_err *err)
     c.fn16 = tiles[c.mr][c.sw - 1][0];
 
     size_t wbytes = align64((size_t)(cv->group * c.panels * c.k * NR) * sizeof(float));
+    /* packed once per node for constant weights */
     qc_conv_cache *cache = cv->cache;
-    if (cache && (cache->w != cv->w || cache->nbytes != wbytes || cache->layout != 1)) {
-        /* Packed once per node for constant weights; a failed allocation only costs speed. */
-        qc_conv_cache_free(cache);
-        cache->wpk = aligned_alloc(64, wbytes);
-        if (cache->wpk) {
-            cache->nbytes = wbytes;
-            cache->layout = 1;
-            c.wpk = cache->wpk;
-            c.pack_w = 1;
-            for (int64_t gp = 0; gp < cv->group * c.panels; gp++)
-                pack_panel(&c, gp, c.wpk, NULL);
-            cache->w = cv->w;
-        }
-    }
-    int cached = cache && cache->w == cv->w;
+    int cs = qc_conv_cache_take(cache, cv->w, wbytes, 1), cached = cs > 0;
+    for (int64_t gp = 0; cs == 2 && gp < cv->group * c.panels; gp++)
+        pack_panel(&c, gp, cache->wpk, NULL);
     if (cached)
         wbytes = 0;
     size_t bbytes = align64((size_t)(cv->group * c.panels * NR) * sizeof(float));
@@ -428,4 +408,19 @@ void qc_conv_cache_free(qc_conv_cache *c)
     c->wpk = NULL;
     c->w = NULL;
     c->nbytes = 0;
+}
+
+int qc_conv_cache_take(qc_conv_cache *c, const void *key, size_t nbytes, int layout)
+{
+    if (!c)
+        return 0;
+    if (c->w == key && c->nbytes == nbytes && c->layout == layout)
+        return 1;
+    qc_conv_cache_free(c);
+    if (!(c->wpk = aligned_alloc(64, nbytes)))
+        return 0;
+    c->w = key;
+    c->nbytes = nbytes;
+    c->layout = layout;
+    return 2;
 }

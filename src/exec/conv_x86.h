@@ -6,13 +6,19 @@
 
 /* Packed weights kept across runs for a constant weight tensor (owned by the node). */
 typedef struct qc_conv_cache {
-    const float *w;                 /* the weights packed below (NULL: empty) */
-    float       *wpk;
-    size_t       nbytes;
-    int          layout;            /* which kernel's packing wpk holds */
+    const void *w;                  /* the weights packed below (NULL: empty) */
+    void       *wpk;
+    size_t      nbytes;
+    int         layout;             /* which kernel's packing wpk holds */
 } qc_conv_cache;
 
 void qc_conv_cache_free(qc_conv_cache *c);
+
+/* Makes cache c (NULL: none) hold nbytes of kernel `layout`'s packing of the weights at key.
+ * 1: it already did (nothing to pack); 2: it was (re)allocated for them, the caller packs
+ * into c->wpk now; 0: no cache, or the allocation failed (only speed is lost): the caller
+ * packs into scratch every run. */
+int qc_conv_cache_take(qc_conv_cache *c, const void *key, size_t nbytes, int layout);
 
 /* Activation applied to the conv's output inside the kernel. */
 /* QC_CONV_QLUT: a fake quantization's code looked up in a 256-entry table (qc_knode.lut). */
