@@ -20,7 +20,10 @@ typedef struct qc_biascorr_opts {
 } qc_biascorr_opts;
 
 #define QC_BIASCORR_MARGIN_DB  0.5
-#define QC_BIASCORR_MARGIN_STR "0.5"     /* the same, for messages */
+/* the same as text, for messages: spelled out from the one number */
+#define QC_BIASCORR_STR_(x)    #x
+#define QC_BIASCORR_STR(x)     QC_BIASCORR_STR_(x)
+#define QC_BIASCORR_MARGIN_STR QC_BIASCORR_STR(QC_BIASCORR_MARGIN_DB)
 
 void qc_biascorr_opts_default(qc_biascorr_opts *o);
 
