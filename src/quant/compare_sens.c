@@ -73,17 +73,6 @@ int qc_cmp_refs_add(refset *rs, const qc_model *m, const qc_exec *fx, int idx, q
     return QC_OK;
 }
 
-/* The eval set's references the evaluation kept (qc_compare.eval_refs), if (d, idx, n) is
- * that set. */
-static const refset *eval_refs_of(const qc_compare *c, const qc_dataset *d, const int *idx,
-                                  int n)
-{
-    if (!c->eval_refs_all || c->eval_refs_d != d || c->eval_refs_pos != n ||
-        memcmp(c->eval_refs_all, idx, (size_t)n * sizeof *idx) != 0)
-        return NULL;
-    return &c->eval_refs;
-}
-
 static int refs_make(qc_compare *c, qc_dataset *d, const int *idx, int n, int keep_inputs,
                      refset *rs, qc_err *err)
 {
@@ -116,6 +105,22 @@ static int refs_make(qc_compare *c, qc_dataset *d, const int *idx, int n, int ke
             return rc;
     }
     return QC_OK;
+}
+
+/* The float outputs on eval samples (d, idx, n): those the evaluation kept
+ * (qc_compare.eval_refs) when it is that set, else made into *own; *own is the caller's to
+ * free either way (qc_cmp_refs_free). */
+static int eval_refs(qc_compare *c, qc_dataset *d, const int *idx, int n, refset *own,
+                     const refset **out, qc_err *err)
+{
+    memset(own, 0, sizeof *own);
+    *out = own;
+    if (c->eval_refs_all && c->eval_refs_d == d && c->eval_refs_pos == n &&
+        memcmp(c->eval_refs_all, idx, (size_t)n * sizeof *idx) == 0) {
+        *out = &c->eval_refs;
+        return QC_OK;
+    }
+    return refs_make(c, d, idx, n, 0, own, err);
 }
 
 /* Hybrid ranges: tensor k takes auto candidate `ace`'s range where sw[k] is set. */
@@ -506,11 +511,9 @@ int qc_compare_mixed(qc_compare *c, qc_dataset *d, const int *idx, int n, int ke
         return qc_errf(err, QC_EUSAGE, "mixed precision: no sensitivity measured");
     ss->mr.n_models = 0;
     ss->mr.target_db = keep_float >= 0 ? NAN : target_db;
-    const refset *rp = eval_refs_of(c, d, idx, n);
-    memset(&rs, 0, sizeof rs);
-    if (!rp && (rc = refs_make(c, d, idx, n, 0, &rs, err)) != QC_OK)
+    const refset *rp;
+    if ((rc = eval_refs(c, d, idx, n, &rs, &rp, err)) != QC_OK)
         goto done;
-    rp = rp ? rp : &rs;
     if (rp->n == 0) {
         rc = qc_errf(err, QC_EINPUT, "mixed precision: no usable eval sample");
         goto done;
@@ -677,10 +680,9 @@ int qc_compare_auto_confirm(qc_compare *c, int metric, qc_dataset *cd, const int
     }
     hybrid hy = { ace, sw };
     ss->ac.n_switched = switches(cs, ca, c->n_t, tau, sw);
-    const refset *er = eval_refs_of(c, ed, eidx, en);   /* kept by the evaluation */
-    if ((!er && (rc = refs_make(c, ed, eidx, en, 0, &rs, err)) != QC_OK) ||
-        (rc = variant_h(c, is, &hy, NULL, ed, er ? er : &rs, &v, &ss->confirmed, err)) !=
-            QC_OK)
+    const refset *er;
+    if ((rc = eval_refs(c, ed, eidx, en, &rs, &er, err)) != QC_OK ||
+        (rc = variant_h(c, is, &hy, NULL, ed, er, &v, &ss->confirmed, err)) != QC_OK)
         goto done;
     ss->ac.sqnr_db = v.sqnr;
     ss->ac.cosine = v.cosine;
