@@ -337,8 +337,8 @@ int qc_iconv_mark(qc_exec *x)
             continue;
         const qc_value *xv = val_of(kn->in[0]);
         const qc_knode *dq = dq_of(x, kn->in[1], 0, 1);
-        if (!xv->grid || !dq || x->defs[val_of(kn->in[1])->producer] == &qc_fake_quant ||
-            !int8_weights(dq, dq->in[0], dq->in[1], qc_opt_in(dq, 2)))
+        /* dq_of wants an initializer behind the DQ, so an FQ (activation behind) never is */
+        if (!xv->grid || !dq || !int8_weights(dq, dq->in[0], dq->in[1], qc_opt_in(dq, 2)))
             continue;
         kn->wq = dq->in[0]->data;
         kn->wqs = dq->in[1]->data;
