@@ -20,6 +20,9 @@ typedef struct qc_quant_opts {
     int   bins;                 /* histogram bins, default 2048 */
     const char *exclude;        /* comma-separated node names left in float */
     const char *op_types;       /* comma-separated op types to quantize; NULL = default set */
+    int   external_ranges;      /* activation ranges come from qc_quantizer_set_range (compare,
+                                 * doctor), computed for `method` elsewhere: the quantizer's
+                                 * own observers, never fed, are the smallest kind (min/max) */
 } qc_quant_opts;
 
 void qc_quant_opts_default(qc_quant_opts *o);

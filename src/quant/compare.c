@@ -607,7 +607,7 @@ int qc_compare_new(qc_compare **out, const qc_model *m, const qc_cand *cands, in
          * qc_quantizer_set_range), so it gets the kind with the smallest state; everything
          * else it does is independent of the method */
         qc_quant_opts qo = ce->cand->o;
-        qo.method = "minmax";
+        qo.external_ranges = 1;
         if ((rc = qc_quantizer_new(&ce->q, m, &qo, err)) != QC_OK) {
             qc_err_prefix(err, "candidate '%s'", ce->cand->name);
             goto fail;

@@ -207,7 +207,7 @@ static int variant_h(qc_compare *c, int base, const hybrid *hy, const char *extr
     int no = m->n_outputs, rc = QC_OK;
     int *map = calloc((size_t)no + 1, sizeof *map);
     qc_errstat *st = calloc((size_t)no + 1, sizeof *st);
-    o.method = "minmax";                /* ranges come from set_ranges_like */
+    o.external_ranges = 1;              /* ranges come from set_ranges_like */
     if (extra && *extra) {
         size_t len = strlen(extra) + (o.exclude ? strlen(o.exclude) + 1 : 0) + 1;
         if ((ex = malloc(len)) != NULL)

@@ -593,7 +593,7 @@ int qc_doctor_next_pass(qc_doctor *d, qc_err *err)
     snprintf(d->fix_exclude, len, "%s%s%s", prev ? prev : "", prev && prev[0] ? "," : "",
              d->fix_nodes);
     qc_quant_opts qo = d->o.q;
-    qo.method = "minmax";               /* ranges come from the main quantizer */
+    qo.external_ranges = 1;             /* ranges come from the main quantizer */
     qo.exclude = d->fix_exclude;
     if ((rc = qc_quantizer_new(&d->q2, d->m, &qo, err)) != QC_OK)
         return rc;

@@ -29,4 +29,5 @@ run_case bias_float
 run_case params_roundtrip
 run_case ranges_include_zero
 run_case nan_in_data
+run_case sigmoid_gates
 cli_done quant-behaviour

@@ -806,6 +806,52 @@ def nan_in_data(c):
     return f"warning '{warn[0][:70]}', SQNR {s:.1f} dB; --strict exit 2"
 
 
+@case
+def sigmoid_gates(c):
+    """A Sigmoid's output (here SiLU's gate, x * Sigmoid(x), before a Conv) takes its observed
+    range with the clipping methods (percentile, mse, entropy: params JSON method "minmax
+    (sigmoid output)", range = observed = numpy's sigmoid of the data's min and max), while
+    the tensor next to it (the Mul's output) is clipped by the method; EMA keeps its own range
+    for the gate too. The models stay within the SQNR floor."""
+    rng = np.random.default_rng(25)
+    nodes = [node("Sigmoid", ["x"], ["s"], "sigmoid"),
+             node("Mul", ["x", "s"], ["m"], "silu"),
+             node("Conv", ["m", "w", "b"], ["y"], "conv", pads=[1, 1, 1, 1])]
+    fm = c.model("gates", nodes, [vi("x", [1, 4, 8, 8])], [vi("y", [1, 3, 8, 8])],
+                 [init("w", randn(rng, (3, 4, 3, 3), 0.3)), init("b", randn(rng, (3,), 0.1))])
+    xs = [randn(rng, (1, 4, 8, 8), 2.0) for _ in range(8)]
+    xs[3][0, 1, 2, 2] = 9.0                     # an outlier for the clipping methods to cut
+    d = c.data("data", xs)
+    allx = np.concatenate(xs).astype(F32)
+    sig = 1.0 / (1.0 + np.exp(-allx.astype(np.float64)))
+    figures, clipped = [], 0
+    for meth in ("percentile", "mse", "entropy", "ema"):
+        p = c.path(f"gates_{meth}.json")
+        q = c.calibrate(fm, d, f"gates_{meth}.onnx", "--method", meth, "--params-out", p,
+                        "--no-bias-correction")
+        t = json.load(open(p, encoding="utf-8"))["tensors"]
+        need("s" in t and "m" in t, f"{meth}: tensors s, m missing from the params JSON")
+        g, m = t["s"], t["m"]
+        lo, hi, olo, ohi = g["min"][0], g["max"][0], g["observed_min"][0], g["observed_max"][0]
+        need(abs(olo - sig.min()) <= 1e-6 * sig.min() + 1e-9 and
+             abs(ohi - sig.max()) <= 1e-6, f"{meth}: gate observed [{olo}, {ohi}], numpy "
+             f"[{sig.min()}, {sig.max()}]")
+        if meth == "ema":
+            need(g["method"] == "ema" and hi < ohi, f"ema: gate method {g['method']}, range "
+                 f"max {hi} (observed {ohi}): EMA's own range expected")
+        else:
+            need(g["method"] == "minmax (sigmoid output)" and lo == olo and hi == ohi,
+                 f"{meth}: gate method '{g['method']}', range [{lo}, {hi}] against observed "
+                 f"[{olo}, {ohi}]")
+            clipped += m["max"][0] < m["observed_max"][0]
+        need_sqnr(fm, q.path, feeds_x([randn(rng, (1, 4, 8, 8), 2.0) for _ in range(4)]),
+                  meth)
+        figures.append(f"{meth} gate max {hi:.6f}")
+    need(clipped >= 2, f"the Mul output was clipped by {clipped} of 3 clipping methods: the "
+         "gate rule must not apply to it")
+    return "; ".join(figures) + f"; Mul output clipped by {clipped} of 3"
+
+
 # ---------------------------------------------------------------- driver
 
 def main(argv):
