@@ -10,7 +10,6 @@
 #include "qc_ema_log.h"
 #include "qc_pass.h"
 #include "qc_qparams.h"
-#include "quant_priv.h"
 
 /* ---- the grid ---- */
 
@@ -192,12 +191,11 @@ int qc_cmp_group_index(qc_compare *c, const ogroup *g, qc_err *err)
     return c->n_groups++;
 }
 
-/* gate: a histogram group's observer of a gate is a min/max one (qc_quant_is_gate) */
-static int group_new_observer(const ogroup *g, int gate, qc_observer **obs, qc_err *err)
+static int group_new_observer(const ogroup *g, qc_observer **obs, qc_err *err)
 {
     qc_obs_config cfg;
     qc_obs_config_default(&cfg);
-    if (g->kind == G_MINMAX || (g->kind == G_HIST && gate))
+    if (g->kind == G_MINMAX)
         return qc_observer_new(obs, "minmax", &cfg, err);
     if (g->kind == G_EMA) {
         cfg.ema_constant = g->ema_c;
@@ -213,15 +211,9 @@ static int group_new_observer(const ogroup *g, int gate, qc_observer **obs, qc_e
  * For histogram kinds a read-only view of the shared observer with the candidate's kind and
  * configuration: the range functions read only the histogram, which is the same state for
  * all three kinds (calib/hist.h). */
-int qc_cmp_has_hist(const qc_observer *o)
-{
-    return o->ops == &qc_obs_percentile;
-}
-
 int qc_cmp_range(const qc_observer *shared, const qc_quant_opts *o, qc_range *r, qc_err *err)
 {
-    /* a gate's histogram group holds min/max: the candidate's quantizer takes it as seen */
-    if (!strcmp(o->method, "minmax") || !strcmp(o->method, "ema") || !qc_cmp_has_hist(shared))
+    if (!strcmp(o->method, "minmax") || !strcmp(o->method, "ema"))
         return qc_observer_range(shared, 0, r, err);
     qc_observer view = *shared;
     view.ops = !strcmp(o->method, "percentile") ? &qc_obs_percentile
@@ -381,7 +373,7 @@ static int shard_init(qc_compare *c, cshard *sh, int index, int pass, qc_err *er
         return qc_errf(err, QC_ENOMEM, "out of memory");
     for (int k = 0; k < c->n_t; k++)
         for (int g = 0; g < c->n_groups; g++) {
-            int rc = group_new_observer(&c->groups[g], c->t[k].gate,
+            int rc = group_new_observer(&c->groups[g],
                                         &sh->obs[(size_t)k * (size_t)c->n_groups + (size_t)g],
                                         err);
             if (rc != QC_OK)
@@ -521,11 +513,10 @@ static int add_tensor(qc_compare *c, const char *name, int producer, qc_err *err
     otensor *t = &c->t[c->n_t++];
     t->name = name;
     t->producer = producer;
-    t->gate = qc_quant_is_gate(c->m, producer);
     if (!(t->obs = calloc((size_t)c->n_groups, sizeof *t->obs)))
         return qc_errf(err, QC_ENOMEM, "out of memory");
     for (int g = 0; g < c->n_groups; g++) {
-        int rc = group_new_observer(&c->groups[g], t->gate, &t->obs[g], err);
+        int rc = group_new_observer(&c->groups[g], &t->obs[g], err);
         if (rc != QC_OK)
             return rc;
         c->observer_bytes += qc_observer_state_bytes(t->obs[g]);
@@ -735,7 +726,7 @@ int qc_compare_tensor_hist(const qc_compare *c, int i, qc_compare_hist *h, qc_er
     h->seen_lo = seen.lo;
     h->seen_hi = seen.hi;
     h->total = (uint64_t)qc_observer_count(t->obs[0]);
-    if (best >= 0 && qc_cmp_has_hist(t->obs[best])) {
+    if (best >= 0) {
         const qc_hist *hs = qc_hist_obs_channel(t->obs[best], 0);
         h->absval = hs->absval;
         h->nbins = hs->nbins;

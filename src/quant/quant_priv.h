@@ -75,8 +75,5 @@ int qc_opset_upgrade(qc_edit *e, const qc_quantizer *q, qc_err *err);
 int qc_quant_is_movement(const char *op_type);
 /* percentile, mse or entropy: the methods that keep a histogram */
 int qc_quant_is_hist_method(const char *method);
-/* A tensor produced by node `producer` (-1: none) is a gate (a Sigmoid's output), whose range
- * those methods (and compare's auto) take as observed: see mark_gates. */
-int qc_quant_is_gate(const qc_model *m, int producer);
 
 #endif

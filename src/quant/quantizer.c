@@ -233,17 +233,12 @@ static void mark_output_paths(qc_quantizer *q)
  * max 0.993-1.0 against 1.0), at the cost of a histogram of every value. With those methods
  * such a tensor takes its observed range, like an output path (EMA keeps its own: there it
  * costs nothing, and the observed range measured 0.2-0.4 dB worse). */
-int qc_quant_is_gate(const qc_model *m, int producer)
-{
-    return producer >= 0 && !strcmp(m->nodes[producer].op_type, "Sigmoid");
-}
-
 static void mark_gates(qc_quantizer *q)
 {
     for (int i = 0; i < q->n_t; i++) {
         qtensor *t = &q->t[i];
         t->gate = qc_quant_is_hist_method(q->o.method) && t->kind == QT_ACT &&
-                  qc_quant_is_gate(q->m, t->producer);
+                  t->producer >= 0 && !strcmp(q->m->nodes[t->producer].op_type, "Sigmoid");
     }
 }
 
