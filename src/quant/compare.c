@@ -604,8 +604,9 @@ int qc_compare_new(qc_compare **out, const qc_model *m, const qc_cand *cands, in
         ce->group = rc;
         rc = QC_OK;
         /* the quantizer's own observers are never fed (its ranges come through
-         * qc_quantizer_set_range), so it gets the kind with the smallest state; everything
-         * else it does is independent of the method */
+         * qc_quantizer_set_range), so they are the kind with the smallest state; it keeps
+         * the candidate's method for the rules that depend on it (mse and entropy give a
+         * Sigmoid's output its observed range, which set_range passes too) */
         qc_quant_opts qo = ce->cand->o;
         qo.external_ranges = 1;
         if ((rc = qc_quantizer_new(&ce->q, m, &qo, err)) != QC_OK) {

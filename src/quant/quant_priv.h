@@ -24,8 +24,8 @@ typedef struct qtensor {
     int          used;          /* referenced by a quantized node: gets Q/DQ */
     int          n_readers;     /* node inputs reading it (graph outputs not counted) */
     int          output_path;   /* reaches a graph output through data movement only */
-    int          gate;          /* a Sigmoid's output: takes its observed range (see
-                                 * mark_gates) */
+    int          gate;          /* a Sigmoid's output under mse or entropy: takes its
+                                 * observed range (mark_gates) */
     int          done;          /* parameters computed */
     qc_observer *obs;
     int          has_range;     /* `range` holds the observer's range (computed ahead, in

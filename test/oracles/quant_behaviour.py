@@ -843,8 +843,7 @@ def sigmoid_gates(c):
             need(g["method"] == "minmax (sigmoid output)" and lo == olo and hi == ohi,
                  f"{meth}: gate method '{g['method']}', range [{lo}, {hi}] against observed "
                  f"[{olo}, {ohi}]")
-            clipped += m["max"][0] < m["observed_max"][0]
-        if meth == "percentile":
+        if meth != "ema":
             clipped += m["max"][0] < m["observed_max"][0]
         need_sqnr(fm, q.path, feeds_x([randn(rng, (1, 4, 8, 8), 2.0) for _ in range(4)]),
                   meth)
