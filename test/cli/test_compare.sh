@@ -92,6 +92,38 @@ for m in $MODELS; do
         "${CHECK_ARGS[@]}"
 done
 
+# mse and entropy give Sigmoid outputs their observed range (quantizer.c mark_gates); the
+# candidates' quantizers are fed ranges from compare's shared observers and must apply the
+# same rule: each method alone, its model byte-identical to `calibrate` with its options
+# (nudenet: 57 Sigmoid outputs). Not under QC_ASAN (four nudenet runs).
+if [ "${QC_ASAN:-0}" != 1 ]; then
+    m=nudenet
+    data=models/cache/data/$m
+    for meth in mse entropy; do
+        name=gates_same_as_calibrate_$meth
+        j=$CLI_TMP/$name.json
+        if ! "$CAL" compare --data "$data/calib" --eval "$data/eval" "$(model_path $m)" \
+                --limit 4 --eval-limit 2 --methods "$meth" --per-channel yes --auto no \
+                --json "$j" --write-best "$CLI_TMP/$name.best.onnx" -q >"$CLI_TMP/$name.log" 2>&1
+        then
+            cli_fail "$name" "compare: $(tail -1 "$CLI_TMP/$name.log")"
+            continue
+        fi
+        mapfile -t args < <("$PY" -c 'import json, sys
+r = json.load(open(sys.argv[1]))
+print("\n".join(next(c for c in r["candidates"] if c["name"] == r["best"])["calibrate_args"]))' \
+            "$j")
+        if ! "$CAL" --data "$data/calib" "$(model_path $m)" --limit 4 -o "$CLI_TMP/$name.onnx" \
+                -q "${args[@]}" >>"$CLI_TMP/$name.log" 2>&1; then
+            cli_fail "$name" "calibrate ${args[*]}: $(tail -1 "$CLI_TMP/$name.log")"
+        elif cmp -s "$CLI_TMP/$name.onnx" "$CLI_TMP/$name.best.onnx"; then
+            cli_ok "$name: --write-best = calibrate ${args[*]}"
+        else
+            cli_fail "$name" "--write-best differs from calibrate ${args[*]}"
+        fi
+    done
+fi
+
 # Side by side (one float pass per eval sample) and one candidate at a time (the float pass
 # repeated) give the same numbers; magika also ranks by top-1 (a classifier).
 m=magika
