@@ -232,7 +232,7 @@ void qc_compare_get_stats(const qc_compare *c, qc_compare_stats *s);
 typedef struct qc_compare_hist {
     const char     *name;           /* prepared model's arena */
     int             producer;       /* node index, -1 for a graph input */
-    int             absval;         /* histogram of |x| */
+    int             absval;         /* histogram of |x| (the axis, also without counts) */
     int             nbins;          /* 0 when counts is NULL */
     double          edge0, width;
     const uint64_t *counts;

@@ -10,6 +10,7 @@
 #include "qc_ema_log.h"
 #include "qc_pass.h"
 #include "qc_qparams.h"
+#include "quant_priv.h"
 
 /* ---- the grid ---- */
 
@@ -191,11 +192,13 @@ int qc_cmp_group_index(qc_compare *c, const ogroup *g, qc_err *err)
     return c->n_groups++;
 }
 
-static int group_new_observer(const ogroup *g, qc_observer **obs, qc_err *err)
+/* no_hist: a tensor whose range never comes from the method gets a min/max observer in a
+ * histogram group too (otensor.no_hist) */
+static int group_new_observer(const ogroup *g, int no_hist, qc_observer **obs, qc_err *err)
 {
     qc_obs_config cfg;
     qc_obs_config_default(&cfg);
-    if (g->kind == G_MINMAX)
+    if (g->kind == G_MINMAX || (g->kind == G_HIST && no_hist))
         return qc_observer_new(obs, "minmax", &cfg, err);
     if (g->kind == G_EMA) {
         cfg.ema_constant = g->ema_c;
@@ -207,13 +210,20 @@ static int group_new_observer(const ogroup *g, qc_observer **obs, qc_err *err)
     return qc_observer_new(obs, "percentile", &cfg, err);
 }
 
+int qc_cmp_has_hist(const qc_observer *o)
+{
+    return o->ops == &qc_obs_percentile;
+}
+
 /* The range candidate `o` would get from its own observer, computed from the shared state.
  * For histogram kinds a read-only view of the shared observer with the candidate's kind and
  * configuration: the range functions read only the histogram, which is the same state for
  * all three kinds (calib/hist.h). */
 int qc_cmp_range(const qc_observer *shared, const qc_quant_opts *o, qc_range *r, qc_err *err)
 {
-    if (!strcmp(o->method, "minmax") || !strcmp(o->method, "ema"))
+    /* no histogram (otensor.no_hist): the candidates' quantizers never ask the method's
+     * range of that tensor; the observed one stands in */
+    if (!strcmp(o->method, "minmax") || !strcmp(o->method, "ema") || !qc_cmp_has_hist(shared))
         return qc_observer_range(shared, 0, r, err);
     qc_observer view = *shared;
     view.ops = !strcmp(o->method, "percentile") ? &qc_obs_percentile
@@ -373,7 +383,7 @@ static int shard_init(qc_compare *c, cshard *sh, int index, int pass, qc_err *er
         return qc_errf(err, QC_ENOMEM, "out of memory");
     for (int k = 0; k < c->n_t; k++)
         for (int g = 0; g < c->n_groups; g++) {
-            int rc = group_new_observer(&c->groups[g],
+            int rc = group_new_observer(&c->groups[g], c->t[k].no_hist,
                                         &sh->obs[(size_t)k * (size_t)c->n_groups + (size_t)g],
                                         err);
             if (rc != QC_OK)
@@ -508,15 +518,16 @@ int qc_compare_observe_pass(qc_compare *c, const qc_compare_feed *f, int *used, 
     return rc;
 }
 
-static int add_tensor(qc_compare *c, const char *name, int producer, qc_err *err)
+static int add_tensor(qc_compare *c, const char *name, int producer, int no_hist, qc_err *err)
 {
     otensor *t = &c->t[c->n_t++];
     t->name = name;
     t->producer = producer;
+    t->no_hist = no_hist;
     if (!(t->obs = calloc((size_t)c->n_groups, sizeof *t->obs)))
         return qc_errf(err, QC_ENOMEM, "out of memory");
     for (int g = 0; g < c->n_groups; g++) {
-        int rc = group_new_observer(&c->groups[g], &t->obs[g], err);
+        int rc = group_new_observer(&c->groups[g], t->no_hist, &t->obs[g], err);
         if (rc != QC_OK)
             return rc;
         c->observer_bytes += qc_observer_state_bytes(t->obs[g]);
@@ -552,7 +563,8 @@ static int plan_tensors(qc_compare *c, qc_err *err)
         c->input_t[i] = -1;
         if (qc_quantizer_set_range(probe, m->inputs[i].name, r, r, 1)) {
             c->input_t[i] = c->n_t;
-            rc = add_tensor(c, m->inputs[i].name, -1, err);
+            rc = add_tensor(c, m->inputs[i].name, -1,
+                            !qc_quant_range_from_method(probe, m->inputs[i].name), err);
         }
     }
     for (int i = 0; i < m->n_nodes && rc == QC_OK; i++) {
@@ -561,7 +573,7 @@ static int plan_tensors(qc_compare *c, qc_err *err)
             const char *name = m->nodes[i].outputs[k];
             if (name[0] && qc_quantizer_set_range(probe, name, r, r, 1)) {
                 c->node_list[c->node_start[i + 1]++] = c->n_t;
-                rc = add_tensor(c, name, i, err);
+                rc = add_tensor(c, name, i, !qc_quant_range_from_method(probe, name), err);
             }
         }
     }
@@ -727,7 +739,9 @@ int qc_compare_tensor_hist(const qc_compare *c, int i, qc_compare_hist *h, qc_er
     h->seen_lo = seen.lo;
     h->seen_hi = seen.hi;
     h->total = (uint64_t)qc_observer_count(t->obs[0]);
-    if (best >= 0) {
+    if (best >= 0)
+        h->absval = c->groups[best].absval;     /* the axis, with or without counts */
+    if (best >= 0 && qc_cmp_has_hist(t->obs[best])) {
         const qc_hist *hs = qc_hist_obs_channel(t->obs[best], 0);
         h->absval = hs->absval;
         h->nbins = hs->nbins;

@@ -242,11 +242,14 @@ void qc_cmp_auto_option(const cand_eval *ce, int o, int *group, const qc_quant_o
 void qc_cmp_auto_pick(qc_compare *c, cand_eval *ce, int k, const qc_range *ro, qc_range *r)
 {
     auto_state *au = ce->au;
-    const qc_hist *h = qc_hist_obs_channel(c->t[k].obs[ce->group], 0);
+    const qc_observer *obs = c->t[k].obs[ce->group];
+    const qc_hist *h = qc_cmp_has_hist(obs) ? qc_hist_obs_channel(obs, 0) : NULL;
     double best = INFINITY;
     int pick = -1;
     for (int o = 0; o < au->n_opts; o++) {
-        double cost = local_cost(h, ro[o], &ce->cand->o, ce->cand->clip_weight);
+        /* no histogram (otensor.no_hist): the range is not used; minmax's, the observed */
+        double cost = h ? local_cost(h, ro[o], &ce->cand->o, ce->cand->clip_weight)
+                        : strcmp(au->opts[o].o.method, "minmax") != 0;
         if (pick < 0 || cost < best) {
             best = cost;
             pick = o;
@@ -295,8 +298,10 @@ int qc_cmp_auto_chosen(const cand_eval *ce, int k, qc_range *r)
 
 double qc_cmp_auto_cost(qc_compare *c, const cand_eval *ace, int k, qc_range r)
 {
-    const qc_hist *h = qc_hist_obs_channel(c->t[k].obs[ace->group], 0);
-    return local_cost(h, r, &ace->cand->o, ace->cand->clip_weight);
+    const qc_observer *obs = c->t[k].obs[ace->group];
+    if (!qc_cmp_has_hist(obs))
+        return 0;                   /* otensor.no_hist: its range is never used */
+    return local_cost(qc_hist_obs_channel(obs, 0), r, &ace->cand->o, ace->cand->clip_weight);
 }
 
 int qc_compare_auto_info(const qc_compare *c, int i, qc_auto_info *info)

@@ -19,6 +19,9 @@ typedef struct ogroup {
 typedef struct otensor {
     const char   *name;         /* prepared model's arena */
     int           producer;     /* node index, -1 for a graph input */
+    int           no_hist;      /* its range never comes from the method (an output path or a
+                                 * shared tensor: qc_quant_range_from_method), so histogram
+                                 * groups observe it by min/max, as calibrate does */
     int           seen_dtype, rank;
     qc_observer **obs;          /* one per group */
 } otensor;
@@ -89,6 +92,9 @@ struct qc_compare {
 
 void qc_cmp_obs_config(const qc_quant_opts *o, qc_obs_config *cfg);
 int  qc_cmp_range(const qc_observer *shared, const qc_quant_opts *o, qc_range *r, qc_err *err);
+/* Whether a shared observer holds a histogram: a histogram group's do, except those of
+ * otensor.no_hist tensors (min/max). */
+int  qc_cmp_has_hist(const qc_observer *o);
 int  qc_cmp_set_ranges(qc_compare *c, qc_err *err);
 /* Peak activation bytes of the calibration pass's float executors. */
 size_t qc_cmp_calib_peak(const qc_compare *c);

@@ -75,5 +75,9 @@ int qc_opset_upgrade(qc_edit *e, const qc_quantizer *q, qc_err *err);
 int qc_quant_is_movement(const char *op_type);
 /* percentile, mse or entropy: the methods that keep a histogram */
 int qc_quant_is_hist_method(const char *method);
+/* Whether activation `name`'s range can come from the method: not for an output path (its
+ * observed range) nor a shared tensor (its source's), which make_observers gives a min/max
+ * observer under a histogram method (compare does the same). Method-independent. */
+int qc_quant_range_from_method(const qc_quantizer *q, const char *name);
 
 #endif

@@ -340,6 +340,12 @@ static int select_tensors(qc_quantizer *q, qc_err *err)
     return QC_OK;
 }
 
+int qc_quant_range_from_method(const qc_quantizer *q, const char *name)
+{
+    int i = qc_strmap_get(&q->by_name, name);
+    return i < 0 || !(q->t[i].output_path || q->t[i].share_from >= 0);
+}
+
 static int make_observers(qc_quantizer *q, qc_err *err)
 {
     const qc_model *m = q->m;
