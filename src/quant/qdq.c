@@ -98,8 +98,9 @@ static int quantize_const(qc_edit *e, const qc_quantizer *q, const qtensor *t, c
 int qc_quant_reads_float(const qc_quantizer *q, int node)
 {
     const char *op = q->m->nodes[node].op_type;
-    return !q->nodes[node].final && (!strcmp(op, "Conv") || !strcmp(op, "ConvTranspose") ||
-                                     !strcmp(op, "Gemm") || !strcmp(op, "MatMul"));
+    return q->nodes[node].float_feed ||
+           (!q->nodes[node].final && (!strcmp(op, "Conv") || !strcmp(op, "ConvTranspose") ||
+                                      !strcmp(op, "Gemm") || !strcmp(op, "MatMul")));
 }
 
 int qc_quant_rewrite(qc_quantizer *q, qc_model **out, qc_err *err)
@@ -157,7 +158,8 @@ int qc_quant_rewrite(qc_quantizer *q, qc_model **out, qc_err *err)
         }
     }
     /* every reader of a quantized activation reads its DequantizeLinear output, except a
-     * Conv/Gemm/MatMul left float (qc_quant_reads_float) */
+     * Conv/Gemm/MatMul left float and the data movement leading only to such nodes
+     * (qc_quant_reads_float) */
     for (int j = 0; j < m->n_nodes && rc == QC_OK; j++) {
         if (qc_quant_reads_float(q, j))
             continue;

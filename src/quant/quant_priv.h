@@ -43,6 +43,8 @@ typedef struct qnode {
     int quantize;               /* candidate: op type selected and not excluded */
     int final;                  /* quantized after checking dtypes */
     const char *why;            /* reason it stays float */
+    int float_feed;             /* a data-movement node only float-reading nodes read: it reads
+                                 * float too (mark_float_feeds) */
 } qnode;
 
 struct qc_quantizer {
@@ -66,7 +68,9 @@ int qc_quant_rewrite(qc_quantizer *q, qc_model **out, qc_err *err);
 /* Node `node` is a Conv/ConvTranspose/Gemm/MatMul left float: it reads the float tensors, not
  * their DequantizeLinear outputs, because between a DequantizeLinear and a QuantizeLinear
  * onnxruntime (WeightBiasQuantization, 1.32) quantizes a float node's weights itself and fuses
- * it into an integer kernel, undoing --exclude. */
+ * it into an integer kernel, undoing --exclude. So does a data-movement node read only by such
+ * nodes (qnode.float_feed): onnxruntime moves a DequantizeLinear forward through Transpose,
+ * Reshape and the like, and the float node behind it is then quantized all the same. */
 int qc_quant_reads_float(const qc_quantizer *q, int node);
 /* opset.c: rewrites nodes whose signature changed between the model's opset and the edit's
  * target opset (attributes that became inputs), or refuses with advice. */

@@ -523,6 +523,20 @@ def exclude_and_op_types(c):
     from quant_check import float_ops
     need(float_ops(q.path)[0].get("Conv", 0) >= 1,
          f"--exclude conv3: onnxruntime runs no Conv in float: {dict(float_ops(q.path)[0])}")
+    # the same with a data-movement node in between (conv1 -> Relu -> Transpose -> conv3):
+    # the Transpose reads float too, else onnxruntime moves the DequantizeLinear past it and
+    # quantizes conv3 all the same
+    nodes_t = [nodes[0], node("Relu", ["c1"], ["r1"], "relu1"),
+               node("Transpose", ["r1"], ["tr"], "transpose", perm=[0, 1, 3, 2]),
+               node("Conv", ["tr", "w2", "b2"], ["y"], "conv3", pads=[1, 1, 1, 1])]
+    fmt = c.model("excl_t", nodes_t, [vi("x", [1, 3, 8, 8])], [vi("y", [1, 4, 8, 8])],
+                  inits[:4])
+    q = c.calibrate(fmt, d, "excl_t.q.onnx", "--exclude", "conv3")
+    bad = read_from_dq(q, q.node("transpose"))
+    need(not bad, f"--exclude conv3 behind a Transpose: the Transpose reads DequantizeLinear "
+         f"outputs {bad}")
+    need(float_ops(q.path)[0].get("Conv", 0) >= 1, "--exclude conv3 behind a Transpose: "
+         f"onnxruntime runs no Conv in float: {dict(float_ops(q.path)[0])}")
 
     # x * k + kb -> conv -> Relu -> GlobalAveragePool -> Flatten -> MatMul + mb -> y
     nodes = [node("Mul", ["x", "k"], ["m"], "mul"),
