@@ -60,7 +60,7 @@ typedef void (*bin_fn)(const void *pa, const void *pb, void *py, int64_t n, int 
     TY *y = py;                                                                 \
     (void)ctx;                                                                  \
     if (mode == 0) {                                                            \
-        QC_EW_IVDEP                                                             \
+        _Pragma("GCC ivdep")                                                    \
         for (int64_t i = 0; i < n; i++) {                                       \
             TA A = a[i];                                                        \
             TB B = b[i];                                                        \
@@ -68,14 +68,14 @@ typedef void (*bin_fn)(const void *pa, const void *pb, void *py, int64_t n, int 
         }                                                                       \
     } else if (mode == 1) {                                                     \
         TB B = b[0];                                                            \
-        QC_EW_IVDEP                                                             \
+        _Pragma("GCC ivdep")                                                    \
         for (int64_t i = 0; i < n; i++) {                                       \
             TA A = a[i];                                                        \
             y[i] = (TY)(EXPR);                                                  \
         }                                                                       \
     } else {                                                                    \
         TA A = a[0];                                                            \
-        QC_EW_IVDEP                                                             \
+        _Pragma("GCC ivdep")                                                    \
         for (int64_t i = 0; i < n; i++) {                                       \
             TB B = b[i];                                                        \
             y[i] = (TY)(EXPR);                                                  \

@@ -43,16 +43,6 @@ static inline float qc_ew_expf(float x)
     return (p * r * r + r + 1.0f) * s;
 }
 
-/* An elementwise loop whose iterations are independent even when the output aliases an input
- * exactly (in place): GCC vectorizes it without a runtime overlap check, which fails in place.
- * Not for clang (the fuzz build): its equivalent turns every loop it cannot vectorize into a
- * warning, an error under -Werror. */
-#if defined(__GNUC__) && !defined(__clang__)
-#define QC_EW_IVDEP _Pragma("GCC ivdep")
-#else
-#define QC_EW_IVDEP
-#endif
-
 int  qc_ew_unary_prepare(qc_knode *n, qc_err *err);
 int  qc_ew_unary_infer(qc_knode *n, qc_err *err);
 int  qc_ew_unary_run(qc_knode *n, qc_run *r, qc_err *err);
