@@ -49,8 +49,7 @@ static int tix(int dtype)
     }
 }
 
-/* mode 0: a and b contiguous; 1: b is one value; 2: a is one value. y may alias a (or b)
- * exactly: element i reads only element i, so no iteration depends on another (ivdep). */
+/* mode 0: a and b contiguous; 1: b is one value; 2: a is one value. y may alias a. */
 typedef void (*bin_fn)(const void *pa, const void *pb, void *py, int64_t n, int mode,
                        const void *ctx);
 
@@ -60,7 +59,6 @@ typedef void (*bin_fn)(const void *pa, const void *pb, void *py, int64_t n, int 
     TY *y = py;                                                                 \
     (void)ctx;                                                                  \
     if (mode == 0) {                                                            \
-        _Pragma("GCC ivdep")                                                    \
         for (int64_t i = 0; i < n; i++) {                                       \
             TA A = a[i];                                                        \
             TB B = b[i];                                                        \
@@ -68,14 +66,12 @@ typedef void (*bin_fn)(const void *pa, const void *pb, void *py, int64_t n, int 
         }                                                                       \
     } else if (mode == 1) {                                                     \
         TB B = b[0];                                                            \
-        _Pragma("GCC ivdep")                                                    \
         for (int64_t i = 0; i < n; i++) {                                       \
             TA A = a[i];                                                        \
             y[i] = (TY)(EXPR);                                                  \
         }                                                                       \
     } else {                                                                    \
         TA A = a[0];                                                            \
-        _Pragma("GCC ivdep")                                                    \
         for (int64_t i = 0; i < n; i++) {                                       \
             TB B = b[i];                                                        \
             y[i] = (TY)(EXPR);                                                  \
@@ -83,13 +79,6 @@ typedef void (*bin_fn)(const void *pa, const void *pb, void *py, int64_t n, int 
     }
 
 #define DEF_BIN(name, T, TY, EXPR)                                              \
-    static void name(const void *pa, const void *pb, void *py, int64_t n, int mode, \
-                     const void *ctx)                                           \
-    { BIN_BODY(T, T, TY, EXPR) }
-/* The float arithmetic the models run most (LayerNorm, GELU, SiLU's Mul) gets the AVX-512 /
- * AVX2 clones of the unary maps (ops_ew.h: the same operations per element, the same bits) */
-#define DEF_BIN_SIMD(name, T, TY, EXPR)                                         \
-    QC_EW_SIMD_CLONES                                                           \
     static void name(const void *pa, const void *pb, void *py, int64_t n, int mode, \
                      const void *ctx)                                           \
     { BIN_BODY(T, T, TY, EXPR) }
@@ -102,12 +91,12 @@ typedef void (*bin_fn)(const void *pa, const void *pb, void *py, int64_t n, int 
 #define INT_TYPES(X) UINT_TYPES(X) SINT_TYPES(X)
 #define FNS(op) { op##_f32, op##_u8, op##_i8, op##_u16, op##_i16, op##_i32, op##_i64, NULL }
 
-DEF_BIN_SIMD(add_f32, float, float, A + B)
-DEF_BIN_SIMD(sub_f32, float, float, A - B)
-DEF_BIN_SIMD(mul_f32, float, float, A * B)
-DEF_BIN_SIMD(div_f32, float, float, A / B)
-DEF_BIN_SIMD(min_f32, float, float, A < B ? A : B)
-DEF_BIN_SIMD(max_f32, float, float, A > B ? A : B)
+DEF_BIN(add_f32, float, float, A + B)
+DEF_BIN(sub_f32, float, float, A - B)
+DEF_BIN(mul_f32, float, float, A * B)
+DEF_BIN(div_f32, float, float, A / B)
+DEF_BIN(min_f32, float, float, A < B ? A : B)
+DEF_BIN(max_f32, float, float, A > B ? A : B)
 DEF_BIN(prelu_f32, float, float, A < 0.0f ? A * B : A)
 DEF_BIN(pow_f32, float, float, powf(A, B))
 DEF_BIN(fmod_f32, float, float, fmodf(A, B))
@@ -167,8 +156,8 @@ DEF_BIN(or_b, uint8_t, uint8_t, (A != 0) | (B != 0))
 DEF_BIN(xor_b, uint8_t, uint8_t, (A != 0) ^ (B != 0))
 
 /* Pow exponents that models write as constants get exact, vectorizable forms. */
-DEF_BIN_SIMD(sq_f32, float, float, ((void)B, A * A))
-DEF_BIN_SIMD(cube_f32, float, float, ((void)B, A * A * A))
+DEF_BIN(sq_f32, float, float, ((void)B, A * A))
+DEF_BIN(cube_f32, float, float, ((void)B, A * A * A))
 DEF_BIN(sqrt_f32, float, float, ((void)B, sqrtf(A)))
 
 static const bin_fn add_fns[N_T] = FNS(add), sub_fns[N_T] = FNS(sub), mul_fns[N_T] = FNS(mul),
