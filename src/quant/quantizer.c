@@ -340,10 +340,24 @@ static int select_tensors(qc_quantizer *q, qc_err *err)
     return QC_OK;
 }
 
+/* The activation takes its observed range (mark_output_paths; mark_gates under mse and
+ * entropy). */
+static int takes_seen_range(const qtensor *t)
+{
+    return t->output_path || t->gate;
+}
+
+/* Whatever the method, its range of t is never used: an output path takes its observed
+ * range, a shared tensor its source's. */
+static int never_method_range(const qtensor *t)
+{
+    return t->output_path || t->share_from >= 0;
+}
+
 int qc_quant_range_from_method(const qc_quantizer *q, const char *name)
 {
     int i = qc_strmap_get(&q->by_name, name);
-    return i < 0 || !(q->t[i].output_path || q->t[i].share_from >= 0);
+    return i < 0 || !never_method_range(&q->t[i]);
 }
 
 static int make_observers(qc_quantizer *q, qc_err *err)
@@ -377,7 +391,7 @@ static int make_observers(qc_quantizer *q, qc_err *err)
          * with no finite value, leaves only the pad constant, whose range is the same for
          * every method). */
         const char *kind = q->o.external_ranges ? "minmax" : q->o.method;
-        if ((t->output_path || t->gate || t->share_from >= 0) && qc_quant_is_hist_method(kind))
+        if ((never_method_range(t) || t->gate) && qc_quant_is_hist_method(kind))
             kind = "minmax";
         rc = qc_observer_new(&t->obs, kind, &cfg, err);
         if (t->producer >= 0)
@@ -596,7 +610,7 @@ static int compute_params(qc_quantizer *q, int i, qc_err *err)
             t->share_from = -1;
             if ((rc = alloc_results(t, 1, err)) != QC_OK)
                 return rc;
-            int seen = t->output_path || t->gate;
+            int seen = takes_seen_range(t);
             if (seen && t->fixed)
                 r = t->fixed_seen;              /* never clip the model's answer, or a gate */
             else if (seen && qc_observer_seen(t->obs, &r) == QC_OK)
@@ -696,7 +710,7 @@ static int ranges_ahead(qc_quantizer *q, qc_err *err)
         return qc_errf(err, QC_ENOMEM, "out of memory");
     for (int i = 0; i < q->n_t; i++) {
         const qtensor *t = &q->t[i];
-        if (t->used && t->kind == QT_ACT && t->obs && !t->fixed && !t->output_path && !t->gate &&
+        if (t->used && t->kind == QT_ACT && t->obs && !t->fixed && !takes_seen_range(t) &&
             !takes_source_range(q, t))
             j.idx[n++] = i;
     }
