@@ -463,36 +463,28 @@ typedef struct fq_job {
 static void fake_quant_block(const fq_job *j, const float *x, float *y, int64_t n)
 {
     uint8_t codes[FQ_BLOCK];
-    qd_layout L = { 1, 1, n, 0, 0 };
+    int u8 = j->dt == QC_U8;
+    int64_t i = 0;
 #if defined(__SSE2__)
-    if (j->dt == QC_U8 && !scalar_only()) {
-        float s = j->s[0], z = j->zp ? (float)((const uint8_t *)j->zp)[0] : 0.0f;
-        int64_t i = 0;
+    float s = j->s[0], z = !j->zp ? 0.0f : u8 ? (float)((const uint8_t *)j->zp)[0]
+                                              : (float)((const int8_t *)j->zp)[0];
 #if defined(__x86_64__)
-        if (have_avx2())
-            i = fake_quant_avx2(x, y, n, s, z, 0.0f, 255.0f);
+    if (!scalar_only() && have_avx2())
+        i = fake_quant_avx2(x, y, n, s, z, u8 ? 0.0f : -128.0f, u8 ? 255.0f : 127.0f);
 #endif
+    if (u8 && !scalar_only()) {         /* the tail */
         quantize_u8_sse2(x + i, codes, n - i, s, z);
         dequantize_u8_sse2(codes, y + i, n - i, s, (int)z);
         return;
     }
 #endif
-#if defined(__SSE2__) && defined(__x86_64__)
-    if (j->dt == QC_I8 && !scalar_only() && have_avx2()) {
-        float z = j->zp ? (float)((const int8_t *)j->zp)[0] : 0.0f;
-        int64_t i = fake_quant_avx2(x, y, n, j->s[0], z, -128.0f, 127.0f);
-        L.inner = n - i;            /* the tail: the scalar kernels */
+    qd_layout L = { 1, 1, n - i, 0, 0 };  /* the tail, or all: the scalar kernels */
+    if (u8) {
+        quantize_u8(x + i, codes, j->s, j->zp, &L);
+        dequantize_u8(codes, y + i, j->s, j->zp, &L);
+    } else {
         quantize_i8(x + i, codes, j->s, j->zp, &L);
         dequantize_i8(codes, y + i, j->s, j->zp, &L);
-        return;
-    }
-#endif
-    if (j->dt == QC_U8) {
-        quantize_u8(x, codes, j->s, j->zp, &L);
-        dequantize_u8(codes, y, j->s, j->zp, &L);
-    } else {
-        quantize_i8(x, codes, j->s, j->zp, &L);
-        dequantize_i8(codes, y, j->s, j->zp, &L);
     }
 }
 
