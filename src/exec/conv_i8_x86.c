@@ -1,15 +1,15 @@
 /* AVX-512 VNNI convolution on 8-bit codes, for the simulated quantized runs (qc_exec_opts
  * fuse_qdq, qc_iconv_mark). The input holds a fake quantization's values (code - zp) * s, so
  * value * (1 / s), rounded, plus zp gives the codes back exactly (|code - zp| <= 255: the
- * product is within 2^-14 of an integer); they are laid out per padded input row as groups of 4 channels,
- * [row][c / 4][column][4] bytes, padding holding the zero point's code (value 0). The int8
- * weights are packed per 32-channel panel as [kh][kw][c / 4][32][4]. One vpdpbusd adds a
+ * product is within 2^-14 of an integer); they are laid out per padded input row as groups of 4
+ * channels, [row][c / 4][column][4] bytes, padding holding the zero point's code (value 0). The
+ * int8 weights are packed per 32-channel panel as [kh][kw][c / 4][32][4]. One vpdpbusd adds a
  * broadcast group of 4 input codes times 4 weights into each of 16 channels, so a tile is the
  * float kernel's (MR positions x 32 channels, conv_x86.c) with a quarter of the reduction
- * steps. The int32 sums are exact; the epilogue subtracts the zero point's share (zp times
- * the weights' sum), scales by s * w_scale[m], adds the bias and runs the fused activation
- * as the float kernel does. Against the float kernel on the dequantized values, the only
- * difference is rounding: one rounding of the exact sum instead of one per product. */
+ * steps. The int32 sums are exact; the epilogue subtracts the zero point's share (zp times the
+ * weights' sum), scales by s * w_scale[m], adds the bias and runs the fused activation as the
+ * float kernel does. Against the float kernel on the dequantized values, the only difference is
+ * rounding: one rounding of the exact sum instead of one per product. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
