@@ -108,6 +108,7 @@ static void catch_signals(void)
 
 int main(int argc, char **argv)
 {
+    qc_blas_core_fix(argv);
     catch_signals();
     if (argc < 2) {
         fputs(usage, stderr);

@@ -21,6 +21,13 @@ int qc_cmd_info(int argc, char **argv);
 int qc_cmd_save(int argc, char **argv);
 int qc_cmd_bench(int argc, char **argv);
 
+/* OpenBLAS's kernels (blas_core.c): the core to use instead of the one OpenBLAS picked, when
+ * that one predates AVX2 and the CPU has AVX2 + FMA or AVX-512 ("Haswell", "SkylakeX"), else
+ * NULL; and, when there is one and OPENBLAS_CORETYPE is unset, executing the tool again with
+ * it set (returns only if there is nothing to do or the exec failed). */
+const char *qc_blas_core_better(void);
+void qc_blas_core_fix(char **argv);
+
 /* One option of a command's table (ended by { 0 }): a string (*str takes its value), a count
  * in lo..hi (*count), or a flag without a value (*flag set to lo). */
 typedef struct qc_cmd_opt {

@@ -1,0 +1,58 @@
+/* OpenBLAS kernels for the CPU the tool runs on.
+ *
+ * OpenBLAS built with DYNAMIC_ARCH (Debian 12's 0.3.21) picks its kernels from the CPU's model
+ * number when the library loads. On a model newer than the release (5th-generation Xeon,
+ * family 6 model 207, is one) it falls back to the Prescott (SSE3) kernels, although the CPU
+ * has AVX-512: sgemm then runs at a fraction of its speed (magika's float latency 1.25x
+ * longer in `calibrate bench`). The choice can be changed only before the library
+ * initializes, by OPENBLAS_CORETYPE, read by its constructor: so when the core it picked
+ * predates AVX2 and the CPU (and the OS, which must save the wider registers) has AVX2 + FMA
+ * or AVX-512, calibrate executes itself once more with the matching core. A
+ * OPENBLAS_CORETYPE set by the user is left alone, and so is any core OpenBLAS recognized. */
+#include <cblas.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "cmd.h"
+
+/* Cores of OpenBLAS's x86 list without AVX2 kernels. */
+static int pre_avx2(const char *core)
+{
+    static const char *const old[] = {
+        "Katmai", "Coppermine", "Northwood", "Prescott", "Banias", "Core2", "Penryn",
+        "Dunnington", "Nehalem", "Atom", "Sandybridge", "Athlon", "Opteron", "Opteron(SSE3)",
+        "Barcelona", "Nano", "Bobcat", "Bulldozer", "Piledriver", "Steamroller", "Excavator",
+    };
+    for (size_t i = 0; i < sizeof old / sizeof old[0]; i++)
+        if (!strcmp(core, old[i]))
+            return 1;
+    return 0;
+}
+
+const char *qc_blas_core_better(void)
+{
+#if defined(__x86_64__)
+    const char *core = openblas_get_corename();
+    if (!core || !pre_avx2(core))
+        return NULL;
+    /* libgcc checks the OS's XSAVE state (XCR0) along with the CPUID bits */
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512cd") &&
+        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+        __builtin_cpu_supports("avx512vl"))
+        return "SkylakeX";
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return "Haswell";
+#endif
+    return NULL;
+}
+
+void qc_blas_core_fix(char **argv)
+{
+    if (getenv("OPENBLAS_CORETYPE"))
+        return;                 /* the user's choice, or this process already re-executed */
+    const char *core = qc_blas_core_better();
+    if (!core || setenv("OPENBLAS_CORETYPE", core, 1) != 0)
+        return;
+    execv("/proc/self/exe", argv);
+    unsetenv("OPENBLAS_CORETYPE");      /* no /proc: carry on with the kernels loaded */
+}
