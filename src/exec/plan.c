@@ -426,6 +426,9 @@ int qc_exec_new(qc_exec **out, const qc_model *m, const qc_exec_opts *opts, qc_e
               (x->opts.fuse && (rc = qc_qlut_fuse(x, err)) != QC_OK) ||
               (rc = qc_iconv_mark(x)) != QC_OK))
         goto fail;
+    if (x->opts.fuse && !x->opts.keep_all && !x->opts.const_only && !x->opts.emulate_ort &&
+        (rc = qc_ew_chain_fuse(x, err)) != QC_OK)
+        goto fail;
     if (x->opts.keep_all || x->opts.const_only)
         for (int v = 0; v < x->n_values; v++)
             x->values[v].is_output = 1;

@@ -215,7 +215,7 @@ static int fuse_binary(qc_exec *x, int k, const qc_op_def *def, qc_err *err)
 }
 
 /* liveness: the last running reader of each value */
-static void relive(qc_exec *x)
+void qc_fuse_relive(qc_exec *x)
 {
     for (int v = 0; v < x->n_values; v++)
         x->values[v].last_use = -1;
@@ -258,7 +258,7 @@ int qc_qfuse(qc_exec *x, qc_err *err)
             readers(x, kn->out[0], &one) == 0)
             x->skip[k] = 1;
     }
-    relive(x);
+    qc_fuse_relive(x);
     return QC_OK;
 }
 
@@ -309,7 +309,7 @@ int qc_qdq_fuse(qc_exec *x, qc_err *err)
         out->grid_zp = z ? (z->dtype == QC_I8 ? ((const int8_t *)z->data)[0]
                                               : ((const uint8_t *)z->data)[0]) : 0;
     }
-    relive(x);
+    qc_fuse_relive(x);
     return QC_OK;
 }
 
@@ -380,9 +380,8 @@ static int scalar_const(const qc_tensor *t)
     return is_init(t) && t->dtype == QC_F32 && qc_tensor_numel(t) == 1;
 }
 
-/* Whether knode j computes its one float output elementwise from values in v (n_v of them,
- * at least one) and scalar constants. */
-static int lut_eligible(const qc_exec *x, int j, const qc_tensor *const *v, int n_v)
+/* qfuse.h */
+int qc_fuse_ew_eligible(const qc_exec *x, int j, const qc_tensor *const *v, int n_v)
 {
     const qc_knode *o = &x->knodes[j];
     int fq = x->defs[j] == &qc_fake_quant, reads = 0;
@@ -442,8 +441,8 @@ static int eval_lut(qc_exec *x, const int *s, int n, const qc_tensor *const *v,
     return tmp ? rc : qc_errf(err, QC_ENOMEM, "out of memory");
 }
 
-/* Non-skipped readers of t outside the n knodes s (or graph output): whether any. */
-static int read_outside(const qc_exec *x, const qc_tensor *t, const int *s, int n)
+/* qfuse.h */
+int qc_fuse_read_outside(const qc_exec *x, const qc_tensor *t, const int *s, int n)
 {
     if (val_of(t)->is_output)
         return 1;
@@ -486,12 +485,12 @@ static int find_table(qc_exec *x, int fa, int standalone, int *s, const qc_tenso
     fq_params(f, q);
     v[0] = f->out[0];
     for (int j = fa + 1; j < x->n_knodes && *n < QC_LUT_MAX_NODES; j++)
-        if (!x->skip[j] && lut_eligible(x, j, v, *n + 1)) {
+        if (!x->skip[j] && qc_fuse_ew_eligible(x, j, v, *n + 1)) {
             s[*n] = j;
             v[++*n] = x->knodes[j].out[0];
         }
     for (int i = 0; i <= *n; i++)
-        if (read_outside(x, v[i], s, *n))
+        if (qc_fuse_read_outside(x, v[i], s, *n))
             n_exit++, *e = v[i];
     if (n_exit != 1 || (standalone && (*n == 0 || *e == v[0])))
         return QC_OK;
@@ -547,6 +546,6 @@ int qc_qlut_fuse(qc_exec *x, qc_err *err)
         take_table(x, k, k, s, n, e, lut);
         x->defs[k] = &qc_code_table;
     }
-    relive(x);
+    qc_fuse_relive(x);
     return rc;
 }

@@ -35,6 +35,21 @@ int qc_qdq_fuse(qc_exec *x, qc_err *err);
  * (conv_i8_x86.c). Planning-time only. */
 int qc_iconv_mark(qc_exec *x);
 
+/* Whether knode j computes its one output elementwise from values in v (n_v of them, at least
+ * one) and scalar float constants (an FQ knode counts: its scale and zero point are
+ * constants). */
+int qc_fuse_ew_eligible(const qc_exec *x, int j, const qc_tensor *const *v, int n_v);
+/* Whether t is a graph output or read by a non-skipped knode other than s[0..n). */
+int qc_fuse_read_outside(const qc_exec *x, const qc_tensor *t, const int *s, int n);
+/* Liveness after a fusion: each value's last running reader. */
+void qc_fuse_relive(qc_exec *x);
+
+/* With qc_exec_opts.fuse, after the QDQ fusions: the elementwise nodes computed from one value
+ * and scalar constants alone, with one value read elsewhere (a tanh GELU written as nine
+ * Mul/Add/Tanh nodes), become one step in the last one's knode that runs their kernels chunk
+ * by chunk (ewchain.c); the same bits. Recomputes liveness. Planning-time only. */
+int qc_ew_chain_fuse(qc_exec *x, qc_err *err);
+
 #define QC_LUT_MAX_NODES 64
 int qc_qlut_fuse(qc_exec *x, qc_err *err);
 extern const qc_op_def qc_fake_quant;        /* x, scale [, zero point] -> float */
