@@ -358,22 +358,22 @@ static int conv_compute(qc_knode *n, qc_run *r, int act, int *act_done, qc_err *
         return QC_OK;
     }
 
+    if (two_d && q.iw == 1 && q.kw == 1 && q.ow == 1 && q.pw == 0) {
+        /* [N, C, H, 1] convs (1-D convs written as 2-D) run as rows along H. */
+        conv2 f = q;
+        f.ih = f.oh = f.kh = f.sh = f.dh = 1;
+        f.ph = 0;
+        f.iw = q.ih;
+        f.ow = q.oh;
+        f.kw = q.kh;
+        f.sw = q.sh;
+        f.dw = q.dh;
+        f.pw = q.ph;
+        q = f;
+    }
     if (two_d && !portable_only()) {
         /* Packed weights are cached only for initializers: their data cannot change. */
         int konst = qc_knode_input_is_const(n, 1);
-        conv2 f = q;
-        if (q.iw == 1 && q.kw == 1 && q.ow == 1 && q.pw == 0) {
-            /* [N, C, H, 1] convs (1-D convs written as 2-D) run as rows along H. */
-            f.ih = f.oh = f.kh = f.sh = f.dh = 1;
-            f.ph = 0;
-            f.iw = q.ih;
-            f.ow = q.oh;
-            f.kw = q.kh;
-            f.sw = q.sh;
-            f.dw = q.dh;
-            f.pw = q.ph;
-        }
-        q = f;
         qc_conv2d cv = {
             .cache = konst ? n->state : NULL, .x = xd, .w = wd, .bias = bd, .y = y,
             .batch = p.batch, .c = p.c, .m = p.m, .group = p.group, .ih = q.ih, .iw = q.iw,
