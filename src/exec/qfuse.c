@@ -384,7 +384,13 @@ static int scalar_const(const qc_tensor *t)
 int qc_fuse_ew_eligible(const qc_exec *x, int j, const qc_tensor *const *v, int n_v)
 {
     const qc_knode *o = &x->knodes[j];
-    int fq = x->defs[j] == &qc_fake_quant, reads = 0;
+    int fq = x->defs[j] == &qc_fake_quant, reads = 0, any = 0;
+    /* callers ask of every later knode: the pointer test first, the op names after */
+    for (int i = 0; i < o->n_in && !any; i++)
+        for (int k = 0; o->in[i] && k < n_v && !any; k++)
+            any = o->in[i] == v[k];
+    if (!any)
+        return 0;
     int ok = fq || (op_in(o, lut_unary, sizeof lut_unary / sizeof *lut_unary) &&
                     o->n_in <= 3) ||
              (op_in(o, lut_binary, sizeof lut_binary / sizeof *lut_binary) && o->n_in == 2);
