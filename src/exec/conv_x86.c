@@ -36,6 +36,11 @@ tile_body(const int MR, const int SW, const int NV, const float *xb, const int32
     }
     for (int64_t q = 0; q < k; q++) {
         const float *p = xb + off[q];
+        /* the weight panel (k x 32 floats, 160 KiB at k = 1280) streams from L2: fetch 8
+         * steps ahead (4-5% of magika's and ddddocr's bench time in alternating runs) */
+        const float *ahead = wp + (q + 8 < k ? q + 8 : q) * NR;    /* inside the panel */
+        _mm_prefetch((const char *)ahead, _MM_HINT_T0);
+        _mm_prefetch((const char *)(ahead + 16), _MM_HINT_T0);
         __m512 w0 = _mm512_load_ps(wp + q * NR);
         __m512 w1 = NV > 1 ? _mm512_load_ps(wp + q * NR + 16) : w0;
 #pragma GCC unroll 14
