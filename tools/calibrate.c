@@ -1,11 +1,14 @@
 /* calibrate: command-line front end. Dispatches to a subcommand; errors are printed once, as
  * "calibrate: <message>", and mapped to the exit status by qc_err_exit_status(). */
+#include <cblas.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include "cmd.h"
 #include "qc_io.h"
+
+#define QC_TOOL_VERSION "0.1.0-dev"
 
 static const char usage[] =
     "usage: calibrate [options] --data DIR MODEL.onnx -o OUT.onnx\n"
@@ -27,7 +30,8 @@ static const char usage[] =
     "DIR holds one file per sample (.npy, .pb, .png, .jpg) for single-input models, or one\n"
     "sub-folder per sample with a file per model input (<input name>.npy or input_<k>.pb).\n"
     "\n"
-    "Run 'calibrate run --help' for the options of a command.\n"
+    "Run 'calibrate run --help' for the options of a command; 'calibrate --version' for the\n"
+    "version and the OpenBLAS kernels in use.\n"
     "Exit status: 0 ok, 2 usage or input error, 3 unsupported model, 4 I/O error.\n";
 
 int qc_cmd_fail(int code, const qc_err *err)
@@ -115,6 +119,11 @@ int main(int argc, char **argv)
         return qc_err_exit_status(QC_EUSAGE);
     }
     const char *cmd = argv[1];
+    if (!strcmp(cmd, "--version")) {
+        printf("calibrate (qcal) %s\nOpenBLAS kernels: %s (%s)\n", QC_TOOL_VERSION,
+               openblas_get_corename(), openblas_get_config());
+        return 0;
+    }
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
         char *help[] = { argv[0], "--help", NULL };
         fputs(usage, stdout);

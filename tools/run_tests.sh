@@ -22,6 +22,14 @@ PY=$VENV/bin/python
 source tools/shared.sh
 CAL=$BUILD/calibrate
 LOGS=$BUILD/test-logs
+# One OpenBLAS kernel choice for the whole run, the one calibrate makes for this CPU
+# (tools/blas_core.c, `calibrate --version`): the hundreds of calibrate runs below then do not
+# each execute twice (50 ms more a run under ASan), and the unit tests use the same kernels.
+# test/cli/test_run_errors.sh checks the choice itself without the variable.
+if [ -z "${OPENBLAS_CORETYPE:-}" ] && [ -x "$CAL" ]; then
+    core=$("$CAL" --version 2>/dev/null | sed -n 's/^OpenBLAS kernels: \([^ ]*\).*/\1/p')
+    [ -n "$core" ] && export OPENBLAS_CORETYPE=$core
+fi
 export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-2}
 if [ "${QC_ASAN:-0}" = 1 ]; then
     export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:exitcode=23}

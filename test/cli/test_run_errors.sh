@@ -34,10 +34,12 @@ expect_error output_not_writable 4 "$FX/conv.onnx" -- \
 # use them, even where OpenBLAS's model table falls back to pre-AVX2 ones (Debian 12's 0.3.21
 # on 5th-generation Xeons picks Prescott); a core the user sets is kept.
 blas_core() { sed -n 's/^bench: OpenBLAS kernels: \([^ ]*\).*/\1/p'; }
-core=$("$CAL" bench "$FX/conv.onnx" --data "$FX/data_ok" --runs 1 2>&1 | blas_core)
+core=$(env -u OPENBLAS_CORETYPE "$CAL" bench "$FX/conv.onnx" --data "$FX/data_ok" --runs 1 \
+    2>&1 | blas_core)
 pre_avx2=" Katmai Coppermine Northwood Prescott Banias Core2 Penryn Dunnington Nehalem Atom \
 Sandybridge Athlon Opteron Barcelona Nano Bobcat Bulldozer Piledriver Steamroller Excavator "
 cpu_flags=" $(grep -m1 '^flags' /proc/cpuinfo | cut -d: -f2) "
+core_auto=$core
 if [ -z "$core" ]; then
     cli_fail blas_core_for_cpu "calibrate bench printed no 'OpenBLAS kernels' line"
 elif [[ $cpu_flags == *" avx2 "* && $cpu_flags == *" fma "* && $pre_avx2 == *" $core "* ]]; then
@@ -49,6 +51,12 @@ core=$(OPENBLAS_CORETYPE=Prescott "$CAL" bench "$FX/conv.onnx" --data "$FX/data_
     2>&1 | blas_core)
 if [ "$core" = Prescott ]; then cli_ok blas_core_user_choice_kept
 else cli_fail blas_core_user_choice_kept "OPENBLAS_CORETYPE=Prescott, kernels '$core'"; fi
+# --version names the kernels too (tools/run_tests.sh takes the choice from it)
+if env -u OPENBLAS_CORETYPE "$CAL" --version | grep -q "^OpenBLAS kernels: $core_auto "; then
+    cli_ok version_names_blas_core
+else
+    cli_fail version_names_blas_core "calibrate --version: $("$CAL" --version | tr '\n' '|')"
+fi
 
 # Usage errors: exit 2, the message first ("calibrate: ..."), then a hint is fine.
 usage_cases=(
