@@ -19,6 +19,7 @@
 #   tools/bench.sh [MODEL...]            (default: nudenet magika ddddocr)
 #
 # Environment: QC_BUILD_DIR (default build), VENV (default .venv), QC_BENCH_RUNS (default 10),
+# QC_BENCH_ROUNDS (float part: alternating rounds of qcal and onnxruntime, default 3),
 # QC_BENCH_SAMPLES (samples per model, default 4), QC_BENCH_MAX_RATIO (if set, exit 1 when a
 # model's qcal/onnxruntime float ratio is above it), QC_BENCH_PARTS (default "float quant
 # cost compare"), QC_BENCH_METHODS (default all five), QC_BENCH_CAL_N (default 100),
@@ -37,6 +38,7 @@ PY=$VENV/bin/python
 source tools/shared.sh
 CAL=$BUILD/calibrate
 RUNS=${QC_BENCH_RUNS:-10}
+ROUNDS=${QC_BENCH_ROUNDS:-3}
 SAMPLES=${QC_BENCH_SAMPLES:-4}
 MODELS=${*:-nudenet magika ddddocr}
 PARTS=${QC_BENCH_PARTS:-float quant cost compare}
@@ -57,6 +59,11 @@ trap 'rm -rf "$TMP"' EXIT
 has_part() { [[ " $PARTS " == *" $1 "* ]]; }
 # "... median 12.34 ms/sample ..." -> 12.34
 ms_of() { grep -oE 'median [0-9]+(\.[0-9]+)? ?ms' | head -1 | grep -oE '[0-9]+(\.[0-9]+)?'; }
+# median_of X...: the median of the numbers (empty when none)
+median_of() {
+    printf '%s\n' "$@" | grep -E '^[0-9]' | sort -g |
+        awk '{v[NR] = $1} END { if (NR) print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
 # measure OUT command...: runs it, writes "wall_seconds max_rss_kib exit_status" to OUT
 measure() {
     local out=$1
@@ -97,18 +104,30 @@ for m in $MODELS; do
 done
 
 if has_part float; then
-    echo "== float: qcal executor vs onnxruntime ($RUNS runs x $SAMPLES samples, 2 threads)"
+    echo "== float: qcal executor vs onnxruntime ($RUNS runs x $SAMPLES samples, 2 threads; median of $ROUNDS alternating rounds)"
     printf '%-10s %12s %12s %8s\n' model "qcal ms" "ort ms" ratio
     worst=0
     for m in $MODELS; do
         path=$(model_path "$m")
-        if ! out=$("$CAL" bench "$path" --data "$TMP/$m" --runs "$RUNS" 2>&1); then
-            printf '%-10s %s\n' "$m" "calibrate bench failed: $(echo "$out" | tail -1)"
+        # ROUNDS rounds of (qcal, onnxruntime), each side the median of its rounds: the two
+        # take turns, so a change of load over the run reaches both
+        ours_all="" ort_all="" failed=0
+        for _ in $(seq "$ROUNDS"); do
+            if ! out=$("$CAL" bench "$path" --data "$TMP/$m" --runs "$RUNS" 2>&1); then
+                printf '%-10s %s\n' "$m" "calibrate bench failed: $(echo "$out" | tail -1)"
+                failed=1
+                break
+            fi
+            ours_all="$ours_all $(echo "$out" | ms_of || true)"
+            ort_all="$ort_all $("$PY" test/oracles/ort_run.py "$path" --data "$TMP/$m" \
+                --bench "$RUNS" | ms_of)"
+        done
+        if [ "$failed" = 1 ]; then
             status=1
             continue
         fi
-        ours=$(echo "$out" | ms_of || true)
-        ort=$("$PY" test/oracles/ort_run.py "$path" --data "$TMP/$m" --bench "$RUNS" | ms_of)
+        ours=$(median_of $ours_all)
+        ort=$(median_of $ort_all)
         if [ -z "$ours" ] || [ -z "$ort" ]; then
             printf '%-10s %s\n' "$m" "no timing found (calibrate bench said: $(echo "$out" |
                 tail -1))"
