@@ -3,7 +3,7 @@
  * OpenBLAS built with DYNAMIC_ARCH (Debian 12's 0.3.21) picks its kernels from the CPU's model
  * number when the library loads. On a model newer than the release (5th-generation Xeon,
  * family 6 model 207, is one) it falls back to the Prescott (SSE3) kernels, although the CPU
- * has AVX-512: sgemm then runs at a fraction of its speed (magika's float latency 1.25x
+ * has AVX-512: sgemm then runs at a fraction of its speed (magika's float latency 1.26x
  * longer in `calibrate bench`). The choice can be changed only before the library
  * initializes, by OPENBLAS_CORETYPE, read by its constructor: so when the core it picked
  * predates AVX2 and the CPU (and the OS, which must save the wider registers) has AVX2 + FMA
