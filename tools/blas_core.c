@@ -10,6 +10,7 @@
  * or AVX-512, calibrate executes itself once more with the matching core. A
  * OPENBLAS_CORETYPE set by the user is left alone, and so is any core OpenBLAS recognized. */
 #include <cblas.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -55,4 +56,10 @@ void qc_blas_core_fix(char **argv)
         return;
     execv("/proc/self/exe", argv);
     unsetenv("OPENBLAS_CORETYPE");      /* no /proc: carry on with the kernels loaded */
+}
+
+void qc_blas_core_print(const char *prefix)
+{
+    printf("%sOpenBLAS kernels: %s (%s)\n", prefix, openblas_get_corename(),
+           openblas_get_config());
 }

@@ -1,6 +1,5 @@
 /* calibrate: command-line front end. Dispatches to a subcommand; errors are printed once, as
  * "calibrate: <message>", and mapped to the exit status by qc_err_exit_status(). */
-#include <cblas.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -120,8 +119,8 @@ int main(int argc, char **argv)
     }
     const char *cmd = argv[1];
     if (!strcmp(cmd, "--version")) {
-        printf("calibrate (qcal) %s\nOpenBLAS kernels: %s (%s)\n", QC_TOOL_VERSION,
-               openblas_get_corename(), openblas_get_config());
+        printf("calibrate (qcal) %s\n", QC_TOOL_VERSION);
+        qc_blas_core_print("");
         return 0;
     }
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {

@@ -27,6 +27,9 @@ int qc_cmd_bench(int argc, char **argv);
  * it set (returns only if there is nothing to do or the exec failed). */
 const char *qc_blas_core_better(void);
 void qc_blas_core_fix(char **argv);
+/* "<prefix>OpenBLAS kernels: <core> (<OpenBLAS's config string>)" on stdout (--version, bench;
+ * tools/run_tests.sh and the tests read it) */
+void qc_blas_core_print(const char *prefix);
 
 /* One option of a command's table (ended by { 0 }): a string (*str takes its value), a count
  * in lo..hi (*count), or a flag without a value (*flag set to lo). */

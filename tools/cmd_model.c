@@ -1,6 +1,5 @@
 /* Small model utilities: `info` (inputs, outputs, ops, whether qcal can run it), `save` (load
  * and write back: the round-trip check), `bench` (float latency of the executor). */
-#include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -248,8 +247,7 @@ int qc_cmd_bench(int argc, char **argv)
     if (rc == QC_OK && n > 0)
         rc = bench_throughput(model, m, x, d, n, runs, t, &err);
     if (rc == QC_OK)
-        printf("bench: OpenBLAS kernels: %s (%s)\n", openblas_get_corename(),
-               openblas_get_config());
+        qc_blas_core_print("bench: ");
     free(t);
     qc_dataset_free(d);
     qc_exec_free(x);
