@@ -169,7 +169,7 @@ quant_suite() {
     [ "${QC_ACCEPTANCE:-0}" = 1 ] || x_eval=8
     if [ "${QC_ASAN:-0}" = 1 ]; then
         combos="minmax:pt:asym ema:pc:sym percentile:pc:asym mse:pt:sym entropy:pc:asym"
-        m_limit=4
+        m_limit=2
         x_eval=4
         echo "quant: QC_ASAN: reduced matrix (each method once, 5 of 20 combinations, --limit" \
              "$m_limit); exec_match on $x_eval eval samples"
