@@ -154,10 +154,11 @@ QC_TEST(qdq_fuse_needs_same_parameters)
  * x -> Conv(w, b) -> Q/DQ(a) -> tail -> y, run with and without `fuse`: the same bytes,
  * through the AVX-512 tile kernel (3x3), the pointwise kernel (1x1) and the value-by-value
  * path (depthwise; QC_CONV_PORTABLE=1). Tails: the quantized SiLU, nothing, Sigmoid -> Q/DQ,
- * a GELU-like chain with scalar constants, and SiLU with a also an output (two values leave
- * the subgraph: not tabled). */
-enum { QS_NODES = 9, QS_INITS = 10 };
-enum { T_SILU, T_FQ, T_SIG, T_GELU, T_TWO_EXITS };
+ * a GELU-like chain with scalar constants (T_GELU_QK: one of them a DequantizeLinear of int8
+ * scalars, as quantized Mul operands are; the planner computes it and tables the chain), and
+ * SiLU with a also an output (two values leave the subgraph: not tabled). */
+enum { QS_NODES = 10, QS_INITS = 13 };
+enum { T_SILU, T_FQ, T_SIG, T_GELU, T_TWO_EXITS, T_GELU_QK };
 
 typedef struct qs_model {
     qc_model      m;
@@ -167,8 +168,9 @@ typedef struct qs_model {
     int64_t       pads[4];
     qc_value_info in, out[2];
     qc_tensor     inits[QS_INITS];
-    float         s[3], k[2];
+    float         s[3], k[2], ks;
     uint8_t       z[3];
+    int8_t        kq[2];          /* T_GELU_QK's code and zero point */
     float        *w, *b;
 } qs_model;
 
@@ -218,6 +220,10 @@ static void qs_build(qs_model *t, int tail, int64_t c, int64_t m, int64_t k, int
     t->inits[8] = (qc_tensor){ .name = "k1", .dtype = QC_F32, .data = &t->k[0] };
     t->inits[9] = (qc_tensor){ .name = "one", .dtype = QC_F32, .ndim = 1, .dims = { 1 },
                                .data = &t->k[1] };
+    t->ks = 0.7978846f / 102.0f, t->kq[0] = 102, t->kq[1] = 0;
+    t->inits[10] = (qc_tensor){ .name = "k1q", .dtype = QC_I8, .data = &t->kq[0] };
+    t->inits[11] = (qc_tensor){ .name = "k1s", .dtype = QC_F32, .data = &t->ks };
+    t->inits[12] = (qc_tensor){ .name = "k1z", .dtype = QC_I8, .data = &t->kq[1] };
     qs_node(t, 0, k ? "Conv" : "Identity", k ? 3 : 1, "x", "w", "b", "y0");
     for (int i = 0; i < 4; i++)
         t->pads[i] = k / 2;
@@ -233,15 +239,17 @@ static void qs_build(qs_model *t, int tail, int64_t c, int64_t m, int64_t k, int
         qs_node(t, n++, "QuantizeLinear", 3, "sg", "sb", "zb", "qb");
         qs_node(t, n++, "DequantizeLinear", 3, "qb", "sb", "zb", tail == T_SIG ? "y" : "b1");
     }
-    if (tail == T_GELU) {
-        qs_node(t, n++, "Mul", 2, "a", "k1", NULL, "g1");
+    if (tail == T_GELU || tail == T_GELU_QK) {
+        if (tail == T_GELU_QK)
+            qs_node(t, n++, "DequantizeLinear", 3, "k1q", "k1s", "k1z", "k1d");
+        qs_node(t, n++, "Mul", 2, "a", tail == T_GELU ? "k1" : "k1d", NULL, "g1");
         qs_node(t, n++, "Tanh", 1, "g1", NULL, NULL, "g2");
         qs_node(t, n++, "Add", 2, "g2", "one", NULL, "g3");
         qs_node(t, n++, "Mul", 2, "a", "g3", NULL, "m1");
     }
     if (tail == T_SILU || tail == T_TWO_EXITS)
         qs_node(t, n++, "Mul", 2, "a", "b1", NULL, "m1");
-    if (tail == T_SILU || tail == T_TWO_EXITS || tail == T_GELU) {
+    if (tail == T_SILU || tail == T_TWO_EXITS || tail == T_GELU || tail == T_GELU_QK) {
         qs_node(t, n++, "QuantizeLinear", 3, "m1", "sc", "zc", "qc");
         qs_node(t, n++, "DequantizeLinear", 3, "qc", "sc", "zc", "y");
     }
@@ -325,6 +333,7 @@ QC_TEST(qdq_fuse_conv_code_table_same_bytes)
         qs_check("Q/DQ only, 3x3", T_FQ, 6, 40, 3, 1, 11, 13, 1, 2);
         qs_check("Sigmoid, 1x1", T_SIG, 24, 20, 1, 1, 9, 7, 2, 5);
         qs_check("GELU-like, 3x3", T_GELU, 6, 40, 3, 1, 11, 13, 2, 8);
+        qs_check("GELU-like, quantized constant, 3x3", T_GELU_QK, 6, 40, 3, 1, 11, 13, 2, 9);
         qs_check("two values leave", T_TWO_EXITS, 6, 40, 3, 1, 11, 13, 3, 3);
         qs_zdt = QC_I8;     /* int8 FQs: tables with codes moved up by 128 */
         qs_check("int8: SiLU, 3x3, 40 channels", T_SILU, 6, 40, 3, 1, 11, 13, 3, 8);
@@ -343,6 +352,8 @@ QC_TEST(qdq_fuse_code_table_step_same_bytes)
             setenv("QC_QDQ_SCALAR", "1", 1);
         qs_check("SiLU after Identity", T_SILU, 6, 6, 0, 1, 11, 13, 3, 7);
         qs_check("GELU-like after Identity", T_GELU, 5, 5, 0, 1, 9, 7, 2, 7);
+        qs_check("GELU-like, quantized constant, after Identity", T_GELU_QK, 5, 5, 0, 1, 9, 7,
+                 2, 8);
         qs_check("Q/DQ after Identity", T_FQ, 6, 6, 0, 1, 11, 13, 1, 1);
         qs_ties = 1;    /* the table's code without a division per value (quot16) */
         qs_check("SiLU after Identity, near ties", T_SILU, 6, 6, 0, 1, 11, 13, 3, 7);

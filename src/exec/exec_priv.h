@@ -15,6 +15,8 @@ typedef struct qc_value {
     int        is_output;     /* a graph output: survives until the next run */
     int        live;          /* holds a pool buffer right now */
     int        pinned;        /* opts.cache_const: computed once, kept across runs */
+    int        owned;         /* VAL_INIT whose data the executor computed and frees (a
+                               * constant folded at plan time, qfuse.c) */
     int        grid;          /* QC_U8/QC_I8: every value is a fake quantization's output,
                                * (code - grid_zp) * grid_s (qc_qdq_fuse); 0: unknown */
     float      grid_s;

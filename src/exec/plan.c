@@ -462,7 +462,7 @@ void qc_exec_free(qc_exec *x)
     }
     if (x->values)
         for (int v = 0; v < x->n_values; v++)
-            if (x->values[v].live)
+            if (x->values[v].live || x->values[v].owned)
                 free(x->values[v].t.data);
     qc_pool_free(&x->pool);
     free(x->run.scratch);

@@ -528,9 +528,50 @@ static void take_table(qc_exec *x, int k, int fa, const int *s, int n, const qc_
         x->skip[s[i]] = 1;
 }
 
+/* A DequantizeLinear of initializers with one value (a quantized scalar operand: magika's
+ * GELU multiplies by five of them) is computed now, by its own kernel, and its output becomes
+ * a constant: the elementwise nodes reading it can then join a table (scalar_const). The
+ * value owns its data from here on (qc_value.owned); the node no longer runs. */
+static int fold_scalar_dq(qc_exec *x, qc_err *err)
+{
+    for (int k = 0; k < x->n_knodes; k++) {
+        qc_knode kn = x->knodes[k];
+        int all_init = kn.n_in >= 2 && kn.n_out == 1;
+        for (int i = 0; i < kn.n_in && all_init; i++)
+            all_init = !kn.in[i] || is_init(kn.in[i]);
+        if (x->skip[k] || !all_init || !is_op(&kn, "DequantizeLinear") ||
+            val_of(kn.out[0])->is_output)
+            continue;
+        qc_tensor t = { .name = kn.out[0]->name }, *outs[1] = { &t };
+        kn.out = outs;
+        int rc = x->defs[k]->infer(&kn, err);
+        if (rc != QC_OK)
+            return rc;
+        if (t.dtype != QC_F32 || qc_tensor_numel(&t) != 1)
+            continue;
+        if ((rc = qc_tensor_alloc(&t, t.dtype, t.ndim, t.dims, err)) != QC_OK ||
+            (rc = x->defs[k]->run(&kn, &x->run, err)) != QC_OK) {
+            qc_tensor_free(&t);
+            return rc;
+        }
+        qc_value *v = val_of(x->knodes[k].out[0]);
+        qc_set_shape(&v->t, t.dtype, t.ndim, t.dims);
+        v->t.data = t.data;
+        v->kind = VAL_INIT;
+        v->owned = 1;
+        v->producer = -1;
+        x->skip[k] = 1;
+        for (int j = 0; j < x->n_knodes; j++)
+            for (int i = 0; i < x->knodes[j].n_in && i < 32; i++)
+                if (x->knodes[j].in[i] == &v->t)
+                    x->knodes[j].const_in |= 1u << i;
+    }
+    return QC_OK;
+}
+
 int qc_qlut_fuse(qc_exec *x, qc_err *err)
 {
-    int s[QC_LUT_MAX_NODES], n, fa, rc = QC_OK;
+    int s[QC_LUT_MAX_NODES], n, fa, rc = fold_scalar_dq(x, err);
     const qc_tensor *v[QC_LUT_MAX_NODES + 1], *e;
     float *lut;
     /* into a Conv whose only reader is the FQ (its code computed in the conv kernel) */
