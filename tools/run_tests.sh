@@ -181,7 +181,7 @@ quant_suite() {
                 for a in asym sym; do combos="$combos $meth:$w:$a"; done
             done
         done
-        m_limit=8
+        m_limit=4
         echo "quant: full matrix (5 methods x 2 weight x 2 activation modes, --limit $m_limit," \
              "2 eval samples); fidelity on $n_calib calib / $n_eval eval samples"
     fi
