@@ -309,6 +309,47 @@ QC_TEST(loader_external_data)
     rmdir(dir);
 }
 
+/* qc_model_producer / qc_model_init answer from an index built at load: the same answers as
+ * the linear search a hand-built model (no index) gets, for every name and a missing one. */
+QC_TEST(loader_name_lookups_indexed)
+{
+    qc_err err = { 0 };
+    qc_model *m = NULL;
+    mb b;
+    int64_t shp[2] = { -1, 4 }, d1[1] = { 1 };
+    float one = 1.0f, two = 2.0f;
+    mb_init(&b, 13);
+    mb_node(&b, "Add", "add", "r1", "c1", "s");
+    mb_node(&b, "Mul", "mul", "s", "c2", "y");
+    mb_node(&b, "Relu", "relu1", "x", NULL, "r1");
+    Onnx__TensorProto *t = mb_init_tensor(&b, "c1", 1, 1, d1);
+    t->n_float_data = 1;
+    t->float_data = &one;
+    t = mb_init_tensor(&b, "c2", 1, 1, d1);
+    t->n_float_data = 1;
+    t->float_data = &two;
+    b.in_ptrs[0] = mb_vi(&b, "x", 1, 2, shp);
+    b.out_ptrs[0] = mb_vi(&b, "y", 1, 2, shp);
+    b.graph.n_input = 1;
+    b.graph.n_output = 1;
+    CHECK_OK(mb_load(&b, &m, NULL, &err));
+    if (!m)
+        return;
+    qc_model plain = *m;
+    plain.priv = NULL;                  /* the linear search */
+    const char *names[] = { "x", "r1", "s", "y", "c1", "c2", "missing", "" };
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        CHECK_INT(qc_model_producer(m, names[i]), qc_model_producer(&plain, names[i]));
+        CHECK(qc_model_init(m, names[i]) == qc_model_init(&plain, names[i]));
+    }
+    CHECK_INT(qc_model_producer(m, "r1"), 2);
+    CHECK_INT(qc_model_producer(m, "y"), 1);
+    CHECK_INT(qc_model_producer(m, "c1"), -1);
+    CHECK(qc_model_init(m, "c2") == &m->inits[1]);
+    CHECK(qc_model_init(m, "s") == NULL);
+    qc_model_free(m);
+}
+
 QC_TEST(exec_plan_order_liveness_and_errors)
 {
     qc_err err = { 0 };

@@ -185,11 +185,14 @@ static void find_chain(const qc_exec *x, int h, int *s, int *n)
     const qc_tensor *v[MAX_MEMBERS + 1];
     v[0] = x->knodes[h].out[0];
     *n = 0;
-    for (int j = h + 1; j < x->n_knodes && *n < MAX_MEMBERS; j++) {
+    int lim = qc_fuse_last_reader(x, v[0]);     /* members read chain values: none beyond */
+    for (int j = h + 1; j <= lim && *n < MAX_MEMBERS; j++) {
         if (!plain(x, j) || !qc_fuse_ew_eligible(x, j, v, *n + 1))
             continue;
         s[*n] = j;
         v[++*n] = x->knodes[j].out[0];
+        int l = qc_fuse_last_reader(x, v[*n]);
+        lim = l > lim ? l : lim;
     }
     for (int i = 1; i <= *n; i++)
         if (qc_fuse_read_outside(x, v[i], s, *n) != (i == *n)) {
@@ -240,6 +243,9 @@ static int take_chain(qc_exec *x, int h, const int *s, int n, qc_err *err)
     kn->n_in = 1;
     kn->const_in = 0;
     kn->state = c;
+    qc_value *hv = (qc_value *)head;    /* its last reader may be later now (qfuse.h) */
+    if (hv->last_use < s[n - 1])
+        hv->last_use = s[n - 1];
     x->defs[s[n - 1]] = &ew_chain_def;
     for (int i = 0; i < n - 1; i++)
         x->skip[s[i]] = 1;

@@ -39,11 +39,13 @@ static int is_code(int dt)
     return dt == QC_U8 || dt == QC_I8;
 }
 
-/* Non-skipped readers of t: their count, and one of them. */
+/* Non-skipped readers of t: their count, and one of them. They lie after t's producer and
+ * by its last use: the passes that ask (qdq_fuse, qfuse, the tables) only take readers away
+ * from the values they ask about (see qc_fuse_last_reader). */
 static int readers(const qc_exec *x, const qc_tensor *t, int *one)
 {
-    int c = 0;
-    for (int k = 0; k < x->n_knodes; k++) {
+    int c = 0, k0 = val_of(t)->producer + 1, k1 = qc_fuse_last_reader(x, t);
+    for (int k = k0 > 0 ? k0 : 0; k <= k1; k++) {
         if (x->skip[k])
             continue;
         for (int i = 0; i < x->knodes[k].n_in; i++)
@@ -448,11 +450,20 @@ static int eval_lut(qc_exec *x, const int *s, int n, const qc_tensor *const *v,
 }
 
 /* qfuse.h */
+/* qfuse.h */
+int qc_fuse_last_reader(const qc_exec *x, const qc_tensor *t)
+{
+    int l = val_of(t)->last_use;
+    return l < x->n_knodes ? l : x->n_knodes - 1;
+}
+
 int qc_fuse_read_outside(const qc_exec *x, const qc_tensor *t, const int *s, int n)
 {
     if (val_of(t)->is_output)
         return 1;
-    for (int k = 0; k < x->n_knodes; k++) {
+    /* readers come after the producer and by the last use (see qfuse.h) */
+    int k0 = val_of(t)->producer + 1, k1 = qc_fuse_last_reader(x, t);
+    for (int k = k0 > 0 ? k0 : 0; k <= k1; k++) {
         int mine = 0;
         for (int i = 0; i < n && !mine; i++)
             mine = s[i] == k;
@@ -490,10 +501,14 @@ static int find_table(qc_exec *x, int fa, int standalone, int *s, const qc_tenso
     float q[2];
     fq_params(f, q);
     v[0] = f->out[0];
-    for (int j = fa + 1; j < x->n_knodes && *n < QC_LUT_MAX_NODES; j++)
+    /* a member reads a value of the subgraph: none lies beyond their last readers */
+    int lim = qc_fuse_last_reader(x, v[0]);
+    for (int j = fa + 1; j <= lim && *n < QC_LUT_MAX_NODES; j++)
         if (!x->skip[j] && qc_fuse_ew_eligible(x, j, v, *n + 1)) {
             s[*n] = j;
             v[++*n] = x->knodes[j].out[0];
+            int l = qc_fuse_last_reader(x, v[*n]);
+            lim = l > lim ? l : lim;
         }
     for (int i = 0; i <= *n; i++)
         if (qc_fuse_read_outside(x, v[i], s, *n))

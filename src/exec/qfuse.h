@@ -41,6 +41,12 @@ int qc_iconv_mark(qc_exec *x);
 int qc_fuse_ew_eligible(const qc_exec *x, int j, const qc_tensor *const *v, int n_v);
 /* Whether t is a graph output or read by a non-skipped knode other than s[0..n). */
 int qc_fuse_read_outside(const qc_exec *x, const qc_tensor *t, const int *s, int n);
+/* Plan index at or after t's last reader (qc_value.last_use; -1: none). Exact after
+ * qc_fuse_relive; within the fusion passes that scan for readers (Q/DQ pairs, the
+ * onnxruntime groups, tables, chains) the values asked about only lose readers, and a chain
+ * step that starts reading its head raises the head's: an upper bound, so the scans stop
+ * there instead of at the end of the plan. */
+int qc_fuse_last_reader(const qc_exec *x, const qc_tensor *t);
 /* Liveness after a fusion: each value's last running reader. */
 void qc_fuse_relive(qc_exec *x);
 

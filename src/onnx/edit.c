@@ -27,6 +27,7 @@ struct qc_edit {
     int                n_added, cap_added;
     Onnx__TensorProto **inits;       /* added initializers */
     int                n_inits, cap_inits;
+    qc_strmap          init_at;      /* added initializer name -> its index, -1 once removed */
     qc_strmap          removed_inits;
     qc_strmap          used;         /* every name in use, for unique names */
     int64_t            opset;
@@ -72,6 +73,7 @@ int qc_edit_begin(qc_edit **out, const qc_model *m, qc_err *err)
     e->removed = calloc((size_t)e->n_orig + 1, 1);
     e->copy = calloc((size_t)e->n_orig + 1, sizeof *e->copy);
     int bad = !e->removed || !e->copy || qc_strmap_init(&e->removed_inits, 16) != 0 ||
+              qc_strmap_init(&e->init_at, 16) != 0 ||
               qc_strmap_init(&e->used, (size_t)(e->n_orig * 3 + m->n_inits + 16)) != 0;
     for (int i = 0; !bad && i < e->n_orig; i++) {
         const Onnx__NodeProto *np = e->g->node[i];
@@ -104,6 +106,7 @@ void qc_edit_free(qc_edit *e)
     free(e->added);
     free(e->inits);
     qc_strmap_free(&e->removed_inits);
+    qc_strmap_free(&e->init_at);
     qc_strmap_free(&e->used);
     qc_arena_free(&e->arena);
     free(e);
@@ -228,9 +231,13 @@ int qc_edit_remove_init(qc_edit *e, const char *name, qc_err *err)
     char *s = dup(e, name);
     if (!s || qc_strmap_put(&e->removed_inits, s, 1) != 0)
         return qc_errf(err, QC_ENOMEM, "out of memory");
-    for (int i = 0; i < e->n_inits; i++)      /* an added one of that name goes too */
-        if (!strcmp(e->inits[i]->name, name))
-            e->inits[i--] = e->inits[--e->n_inits];
+    int i = qc_strmap_get(&e->init_at, name);   /* an added one of that name goes too */
+    if (i >= 0) {
+        e->inits[i] = e->inits[--e->n_inits];
+        if (qc_strmap_put(&e->init_at, s, -1) != 0 ||
+            (i < e->n_inits && qc_strmap_put(&e->init_at, e->inits[i]->name, i) != 0))
+            return qc_errf(err, QC_ENOMEM, "out of memory");
+    }
     return QC_OK;
 }
 
@@ -261,13 +268,14 @@ int qc_edit_add_init(qc_edit *e, const qc_tensor *t, qc_err *err)
     tp->has_raw_data = 1;
     tp->raw_data.data = data;
     tp->raw_data.len = nbytes;
-    for (int i = 0; i < e->n_inits; i++)
-        if (!strcmp(e->inits[i]->name, name)) {
-            e->inits[i] = tp;
-            return QC_OK;
-        }
+    int i = qc_strmap_get(&e->init_at, name);
+    if (i >= 0) {
+        e->inits[i] = tp;
+        return QC_OK;
+    }
     /* replacing an original initializer of the same name */
-    if (qc_strmap_put(&e->removed_inits, name, 1) != 0)
+    if (qc_strmap_put(&e->removed_inits, name, 1) != 0 ||
+        qc_strmap_put(&e->init_at, name, e->n_inits) != 0)
         return qc_errf(err, QC_ENOMEM, "out of memory");
     e->inits[e->n_inits++] = tp;
     return QC_OK;

@@ -241,6 +241,26 @@ static int nesting_ok(const uint8_t *p, size_t n, const ProtobufCMessageDescript
     return 1;
 }
 
+/* The lookups' index: the first producer / initializer of each name, as the linear search
+ * it replaces finds (a valid model has one). */
+static int index_names(const qc_model *m, qc_model_priv *p)
+{
+    if (qc_strmap_init(&p->producer, (size_t)m->n_nodes * 2 + 16) != 0 ||
+        qc_strmap_init(&p->init, (size_t)m->n_inits + 16) != 0)
+        return QC_ENOMEM;
+    p->indexed = 1;
+    for (int i = 0; i < m->n_nodes; i++)
+        for (int k = 0; k < m->nodes[i].n_outputs; k++)
+            if (qc_strmap_get(&p->producer, m->nodes[i].outputs[k]) < 0 &&
+                qc_strmap_put(&p->producer, m->nodes[i].outputs[k], i) != 0)
+                return QC_ENOMEM;
+    for (int i = 0; i < m->n_inits; i++)
+        if (qc_strmap_get(&p->init, m->inits[i].name) < 0 &&
+            qc_strmap_put(&p->init, m->inits[i].name, i) != 0)
+            return QC_ENOMEM;
+    return QC_OK;
+}
+
 int qc_model_load_bytes(qc_model **out, const void *bytes, size_t n, const char *dir,
                         const char *name, qc_err *err)
 {
@@ -268,6 +288,8 @@ int qc_model_load_bytes(qc_model **out, const void *bytes, size_t n, const char 
         rc = qc_errf(err, QC_EINPUT, "%s: not a valid ONNX model (protobuf parse failed)", what);
     else
         rc = build(m, p, what, err);
+    if (rc == QC_OK && (rc = index_names(m, p)) != QC_OK)
+        rc = qc_errf(err, QC_ENOMEM, "%s: out of memory", what);
     if (rc != QC_OK) {
         qc_model_free(m);
         return rc;
@@ -324,6 +346,8 @@ void qc_model_free(qc_model *m)
     qc_model_priv *p = m->priv;
     if (p->proto)
         onnx__model_proto__free_unpacked(p->proto, NULL);
+    qc_strmap_free(&p->producer);
+    qc_strmap_free(&p->init);
     qc_arena_free(&p->arena);   /* m itself lives in the arena */
     free(p);
 }
@@ -378,7 +402,12 @@ const float *qc_attr_floats(const qc_node *n, const char *name, int64_t *count)
 
 const qc_tensor *qc_model_init(const qc_model *m, const char *name)
 {
-    for (int i = 0; i < m->n_inits; i++)
+    const qc_model_priv *p = m->priv;
+    if (p && p->indexed) {
+        int i = qc_strmap_get(&p->init, name);
+        return i >= 0 ? &m->inits[i] : NULL;
+    }
+    for (int i = 0; i < m->n_inits; i++)    /* models built by hand (tests) */
         if (!strcmp(m->inits[i].name, name))
             return &m->inits[i];
     return NULL;
@@ -386,7 +415,10 @@ const qc_tensor *qc_model_init(const qc_model *m, const char *name)
 
 int qc_model_producer(const qc_model *m, const char *name)
 {
-    for (int i = 0; i < m->n_nodes; i++)
+    const qc_model_priv *p = m->priv;
+    if (p && p->indexed)
+        return qc_strmap_get(&p->producer, name);
+    for (int i = 0; i < m->n_nodes; i++)    /* models built by hand (tests) */
         for (int k = 0; k < m->nodes[i].n_outputs; k++)
             if (!strcmp(m->nodes[i].outputs[k], name))
                 return i;

@@ -5,6 +5,7 @@
 #include "onnx.pb-c.h"
 #include "qc_model.h"
 #include "arena.h"
+#include "strmap.h"
 
 /* Files larger than this are refused before reading (protobuf cannot hold more anyway). */
 #define QC_MAX_MODEL_BYTES ((size_t)2 << 30)
@@ -14,6 +15,10 @@
 typedef struct qc_model_priv {
     qc_arena           arena;
     Onnx__ModelProto  *proto;       /* owned: protobuf_c unpack result */
+    /* name -> first producing node / initializer, built once the model is complete, so
+     * qc_model_producer and qc_model_init answer in O(1) on models of any size */
+    qc_strmap          producer, init;
+    int                indexed;
 } qc_model_priv;
 
 /* TensorProto -> tensor in the arena (or malloc when arena is NULL). Converts F16/BF16/F64 to
