@@ -125,6 +125,17 @@ static int mb_load(mb *b, qc_model **m, const char *dir, qc_err *err)
     return rc;
 }
 
+/* Graph input x and output y, both float [N, 4], then mb_load. */
+static int mb_load_xy(mb *b, qc_model **m, qc_err *err)
+{
+    static const int64_t shp[2] = { -1, 4 };
+    b->in_ptrs[0] = mb_vi(b, "x", 1, 2, shp);
+    b->out_ptrs[0] = mb_vi(b, "y", 1, 2, shp);
+    b->graph.n_input = 1;
+    b->graph.n_output = 1;
+    return mb_load(b, m, NULL, err);
+}
+
 QC_TEST(loader_initializer_encodings)
 {
     mb b;
@@ -316,7 +327,7 @@ QC_TEST(loader_name_lookups_indexed)
     qc_err err = { 0 };
     qc_model *m = NULL;
     mb b;
-    int64_t shp[2] = { -1, 4 }, d1[1] = { 1 };
+    int64_t d1[1] = { 1 };
     float one = 1.0f, two = 2.0f;
     mb_init(&b, 13);
     mb_node(&b, "Add", "add", "r1", "c1", "s");
@@ -328,11 +339,7 @@ QC_TEST(loader_name_lookups_indexed)
     t = mb_init_tensor(&b, "c2", 1, 1, d1);
     t->n_float_data = 1;
     t->float_data = &two;
-    b.in_ptrs[0] = mb_vi(&b, "x", 1, 2, shp);
-    b.out_ptrs[0] = mb_vi(&b, "y", 1, 2, shp);
-    b.graph.n_input = 1;
-    b.graph.n_output = 1;
-    CHECK_OK(mb_load(&b, &m, NULL, &err));
+    CHECK_OK(mb_load_xy(&b, &m, &err));
     if (!m)
         return;
     qc_model plain = *m;
@@ -362,11 +369,7 @@ QC_TEST(exec_plan_order_liveness_and_errors)
     mb_node(&b, "Add", "add", "r1", "x", "s");
     mb_node(&b, "Relu", "relu2", "s", NULL, "y");
     mb_node(&b, "Relu", "relu1", "x", NULL, "r1");
-    b.in_ptrs[0] = mb_vi(&b, "x", 1, 2, shp);
-    b.out_ptrs[0] = mb_vi(&b, "y", 1, 2, shp);
-    b.graph.n_input = 1;
-    b.graph.n_output = 1;
-    CHECK_OK(mb_load(&b, &m, NULL, &err));
+    CHECK_OK(mb_load_xy(&b, &m, &err));
     if (!m)
         return;
     CHECK_OK(qc_exec_new(&x, m, NULL, &err));

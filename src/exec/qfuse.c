@@ -450,7 +450,6 @@ static int eval_lut(qc_exec *x, const int *s, int n, const qc_tensor *const *v,
 }
 
 /* qfuse.h */
-/* qfuse.h */
 int qc_fuse_last_reader(const qc_exec *x, const qc_tensor *t)
 {
     int l = val_of(t)->last_use;
