@@ -15,6 +15,11 @@
 #include "qc_prepare.h"
 #include "qc_quant.h"
 
+typedef struct float_group {
+    const char *op, *why;
+    int         count;
+} float_group;
+
 static const char cal_usage[] =
     "usage: calibrate --data DIR MODEL.onnx [-o OUT.onnx] [options]\n"
     "\n"
@@ -432,23 +437,22 @@ int qc_cmd_calibrate(int argc, char **argv)
                rep.n_bn_folded);
         printf("calibrate: %d tensors quantized, %d nodes quantized, %d left in float\n", n_t,
                qc_quantizer_n_quantized_nodes(q), n_float);
-        /* group the float nodes by op and reason */
-        for (int i = 0; i < n_float; i++) {
-            const char *nm2, *op2, *why2;
-            int dup = 0, count = 0;
+        /* the float nodes grouped by op and reason, in order of first appearance (groups
+         * are few; float nodes can be thousands) */
+        float_group *g = calloc((size_t)n_float + 1, sizeof *g);
+        int n_g = 0;
+        for (int i = 0; g && i < n_float; i++) {
+            int k = 0;
             qc_quantizer_float_node(q, i, &nm, &op, &why);
-            for (int k = 0; k < i && !dup; k++) {
-                qc_quantizer_float_node(q, k, &nm2, &op2, &why2);
-                dup = !strcmp(op, op2) && !strcmp(why, why2);
-            }
-            if (dup)
-                continue;
-            for (int k = i; k < n_float; k++) {
-                qc_quantizer_float_node(q, k, &nm2, &op2, &why2);
-                count += !strcmp(op, op2) && !strcmp(why, why2);
-            }
-            printf("  float: %-20s x%-4d %s\n", op, count, why);
+            while (k < n_g && (strcmp(op, g[k].op) || strcmp(why, g[k].why)))
+                k++;
+            if (k == n_g)
+                g[n_g++] = (float_group){ op, why, 0 };
+            g[k].count++;
         }
+        for (int k = 0; k < n_g; k++)
+            printf("  float: %-20s x%-4d %s\n", g[k].op, g[k].count, g[k].why);
+        free(g);
         if (a.bias_corr)
             print_bias_summary(&bst);
         printf("calibrate: wrote %s (%.2f s", out_path, qc_now() - t0);

@@ -320,15 +320,20 @@ static int build_release_lists(qc_exec *x, qc_err *err)
 /* opts.sum_only: the named nodes whose kernel can sum its output per channel. */
 static int mark_sum_only(qc_exec *x, qc_err *err)
 {
-    if (!(x->sum_only = calloc((size_t)x->n_knodes + 1, 1)))
+    qc_strmap want;             /* bias correction names thousands of nodes on deep models */
+    if (!(x->sum_only = calloc((size_t)x->n_knodes + 1, 1)) ||
+        qc_strmap_init(&want, (size_t)x->opts.n_sum_only + 16) != 0)
         return qc_errf(err, QC_ENOMEM, "out of memory");
-    for (int k = 0; k < x->n_knodes; k++) {
+    int rc = QC_OK;
+    for (int i = 0; i < x->opts.n_sum_only && rc == QC_OK; i++)
+        if (qc_strmap_put(&want, x->opts.sum_only[i], 1) != 0)
+            rc = qc_errf(err, QC_ENOMEM, "out of memory");
+    for (int k = 0; k < x->n_knodes && rc == QC_OK; k++) {
         const char *name = x->knodes[k].node->name;
-        for (int i = 0; i < x->opts.n_sum_only && x->defs[k]->sums && name[0]; i++)
-            if (!strcmp(x->opts.sum_only[i], name))
-                x->sum_only[k] = 1;
+        x->sum_only[k] = x->defs[k]->sums && name[0] && qc_strmap_get(&want, name) >= 0;
     }
-    return QC_OK;
+    qc_strmap_free(&want);
+    return rc;
 }
 
 int qc_exec_new(qc_exec **out, const qc_model *m, const qc_exec_opts *opts, qc_err *err)
