@@ -79,9 +79,14 @@ const char    *qc_attr_str(const qc_node *n, const char *name, const char *def);
 const int64_t *qc_attr_ints(const qc_node *n, const char *name, int64_t *count);
 const float   *qc_attr_floats(const qc_node *n, const char *name, int64_t *count);
 
+/* Name lookups answer from an index built at load (O(1)); models built by hand, without one,
+ * get a linear search. */
 const qc_tensor *qc_model_init(const qc_model *m, const char *name);
-/* Index of the node producing tensor `name`, -1 if none (graph input, initializer). Linear. */
+/* Index of the node producing tensor `name`, -1 if none (graph input, initializer). */
 int              qc_model_producer(const qc_model *m, const char *name);
+/* Node inputs that name `name` (a node reading it twice counts twice; graph outputs do not
+ * count). */
+int              qc_model_n_readers(const qc_model *m, const char *name);
 
 /* Reads a serialized ONNX TensorProto (.pb) into an owned tensor (free with qc_tensor_free;
  * t->name is NULL). F16/BF16/F64 data become float32. If `name` is not NULL it receives a

@@ -320,8 +320,9 @@ QC_TEST(loader_external_data)
     rmdir(dir);
 }
 
-/* qc_model_producer / qc_model_init answer from an index built at load: the same answers as
- * the linear search a hand-built model (no index) gets, for every name and a missing one. */
+/* qc_model_producer / qc_model_init / qc_model_n_readers answer from an index built at load:
+ * the same answers as the linear search a hand-built model (no index) gets, for every name
+ * and a missing one. */
 QC_TEST(loader_name_lookups_indexed)
 {
     qc_err err = { 0 };
@@ -348,7 +349,10 @@ QC_TEST(loader_name_lookups_indexed)
     for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
         CHECK_INT(qc_model_producer(m, names[i]), qc_model_producer(&plain, names[i]));
         CHECK(qc_model_init(m, names[i]) == qc_model_init(&plain, names[i]));
+        CHECK_INT(qc_model_n_readers(m, names[i]), qc_model_n_readers(&plain, names[i]));
     }
+    CHECK_INT(qc_model_n_readers(m, "s"), 1);
+    CHECK_INT(qc_model_n_readers(m, "y"), 0);
     CHECK_INT(qc_model_producer(m, "r1"), 2);
     CHECK_INT(qc_model_producer(m, "y"), 1);
     CHECK_INT(qc_model_producer(m, "c1"), -1);

@@ -242,18 +242,26 @@ static int nesting_ok(const uint8_t *p, size_t n, const ProtobufCMessageDescript
 }
 
 /* The lookups' index: the first producer / initializer of each name, as the linear search
- * it replaces finds (a valid model has one). */
+ * it replaces finds (a valid model has one), and the reader counts. */
 static int index_names(const qc_model *m, qc_model_priv *p)
 {
     if (qc_strmap_init(&p->producer, (size_t)m->n_nodes * 2 + 16) != 0 ||
-        qc_strmap_init(&p->init, (size_t)m->n_inits + 16) != 0)
+        qc_strmap_init(&p->init, (size_t)m->n_inits + 16) != 0 ||
+        qc_strmap_init(&p->readers, (size_t)m->n_nodes * 2 + 16) != 0)
         return QC_ENOMEM;
     p->indexed = 1;
-    for (int i = 0; i < m->n_nodes; i++)
+    for (int i = 0; i < m->n_nodes; i++) {
         for (int k = 0; k < m->nodes[i].n_outputs; k++)
             if (qc_strmap_get(&p->producer, m->nodes[i].outputs[k]) < 0 &&
                 qc_strmap_put(&p->producer, m->nodes[i].outputs[k], i) != 0)
                 return QC_ENOMEM;
+        for (int k = 0; k < m->nodes[i].n_inputs; k++) {
+            const char *nm = m->nodes[i].inputs[k];
+            int c = qc_strmap_get(&p->readers, nm);
+            if (qc_strmap_put(&p->readers, nm, c < 0 ? 1 : c + 1) != 0)
+                return QC_ENOMEM;
+        }
+    }
     for (int i = 0; i < m->n_inits; i++)
         if (qc_strmap_get(&p->init, m->inits[i].name) < 0 &&
             qc_strmap_put(&p->init, m->inits[i].name, i) != 0)
@@ -348,6 +356,7 @@ void qc_model_free(qc_model *m)
         onnx__model_proto__free_unpacked(p->proto, NULL);
     qc_strmap_free(&p->producer);
     qc_strmap_free(&p->init);
+    qc_strmap_free(&p->readers);
     qc_arena_free(&p->arena);   /* m itself lives in the arena */
     free(p);
 }
@@ -423,4 +432,16 @@ int qc_model_producer(const qc_model *m, const char *name)
             if (!strcmp(m->nodes[i].outputs[k], name))
                 return i;
     return -1;
+}
+
+int qc_model_n_readers(const qc_model *m, const char *name)
+{
+    const qc_model_priv *p = m->priv;
+    int c = 0;
+    if (p && p->indexed)
+        return (c = qc_strmap_get(&p->readers, name)) < 0 ? 0 : c;
+    for (int i = 0; i < m->n_nodes; i++)    /* models built by hand (tests) */
+        for (int k = 0; k < m->nodes[i].n_inputs; k++)
+            c += !strcmp(m->nodes[i].inputs[k], name);
+    return c;
 }

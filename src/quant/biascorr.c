@@ -15,7 +15,6 @@
 #include "qc_edit.h"
 #include "qc_exec.h"
 #include "qc_pass.h"
-#include "strmap.h"
 
 /* finish_bias (quantizer.c) keeps int32 biases within half of int32: the integer kernel adds a
  * whole dot product to them */
@@ -74,31 +73,6 @@ void qc_biascorr_opts_default(qc_biascorr_opts *o)
     o->n_verify = 8;
 }
 
-/* How many node inputs read each name (one pass over the model instead of one per
- * question: models have thousands of nodes). */
-static int count_reads(const qc_model *m, qc_strmap *reads)
-{
-    size_t n_in = 16;
-    for (int i = 0; i < m->n_nodes; i++)
-        n_in += (size_t)m->nodes[i].n_inputs;
-    if (qc_strmap_init(reads, n_in) != 0)
-        return QC_ENOMEM;
-    for (int i = 0; i < m->n_nodes; i++)
-        for (int k = 0; k < m->nodes[i].n_inputs; k++) {
-            const char *nm = m->nodes[i].inputs[k];
-            int c = qc_strmap_get(reads, nm);
-            if (qc_strmap_put(reads, nm, c < 0 ? 1 : c + 1) != 0)
-                return QC_ENOMEM;
-        }
-    return QC_OK;
-}
-
-static int n_readers(const qc_strmap *reads, const char *name)
-{
-    int c = qc_strmap_get(reads, name);
-    return c < 0 ? 0 : c;
-}
-
 static int is_biased_op(const qc_node *n)
 {
     return n->domain[0] == 0 && n->n_inputs >= 3 && n->inputs[2][0] && n->n_outputs >= 1 &&
@@ -109,11 +83,11 @@ static int is_biased_op(const qc_node *n)
 /* The bias of node n as a float initializer, or as int32 behind a DequantizeLinear with a
  * zero point of 0 (what the QDQ rewrite writes). 0 if neither, or if it is shared (one bias
  * cannot follow two nodes' errors). */
-static int bias_of(const qc_model *m, const qc_strmap *reads, const qc_node *n, target *t)
+static int bias_of(const qc_model *m, const qc_node *n, target *t)
 {
     const char *b = n->inputs[2];
     const qc_tensor *bt = qc_model_init(m, b);
-    if (n_readers(reads, b) != 1)
+    if (qc_model_n_readers(m, b) != 1)
         return 0;
     if (bt) {
         if (bt->dtype != QC_F32)
@@ -128,7 +102,7 @@ static int bias_of(const qc_model *m, const qc_strmap *reads, const qc_node *n, 
     const qc_tensor *qb = qc_model_init(m, dq->inputs[0]), *s = qc_model_init(m, dq->inputs[1]);
     const qc_tensor *zp = dq->n_inputs > 2 && dq->inputs[2][0] ? qc_model_init(m, dq->inputs[2])
                                                                : NULL;
-    if (!qb || qb->dtype != QC_I32 || !s || s->dtype != QC_F32 || n_readers(reads, dq->inputs[0]) != 1)
+    if (!qb || qb->dtype != QC_I32 || !s || s->dtype != QC_F32 || qc_model_n_readers(m, dq->inputs[0]) != 1)
         return 0;
     int64_t nb = qc_tensor_numel(qb), ns = qc_tensor_numel(s);
     if (nb < 1 || (ns != 1 && ns != nb))
@@ -142,28 +116,22 @@ static int bias_of(const qc_model *m, const qc_strmap *reads, const qc_node *n, 
 
 static int find_targets(const qc_model *q, bc_state *st, qc_err *err)
 {
-    qc_strmap reads = { 0 };
     st->t = calloc((size_t)q->n_nodes + 1, sizeof *st->t);
     st->by_node = malloc(((size_t)q->n_nodes + 1) * sizeof *st->by_node);
-    if (!st->t || !st->by_node || count_reads(q, &reads) != QC_OK) {
-        qc_strmap_free(&reads);
+    if (!st->t || !st->by_node)
         return qc_errf(err, QC_ENOMEM, "out of memory");
-    }
     for (int i = 0; i < q->n_nodes; i++) {
         target *t = &st->t[st->n_t];
         st->by_node[i] = -1;
-        if (!is_biased_op(&q->nodes[i]) || !bias_of(q, &reads, &q->nodes[i], t))
+        if (!is_biased_op(&q->nodes[i]) || !bias_of(q, &q->nodes[i], t))
             continue;
         t->node = q->nodes[i].name;
         t->out = q->nodes[i].outputs[0];
         t->q_node = i;
-        if (!(t->sum = calloc((size_t)t->n_ch, sizeof *t->sum))) {
-            qc_strmap_free(&reads);
+        if (!(t->sum = calloc((size_t)t->n_ch, sizeof *t->sum)))
             return qc_errf(err, QC_ENOMEM, "out of memory");
-        }
         st->by_node[i] = st->n_t++;
     }
-    qc_strmap_free(&reads);
     return QC_OK;
 }
 

@@ -92,10 +92,7 @@ out:
 
 static int count_readers(const qc_model *m, const char *name)
 {
-    int c = 0;
-    for (int i = 0; i < m->n_nodes; i++)
-        for (int k = 0; k < m->nodes[i].n_inputs; k++)
-            c += !strcmp(m->nodes[i].inputs[k], name);
+    int c = qc_model_n_readers(m, name);
     for (int i = 0; i < m->n_outputs; i++)
         c += !strcmp(m->outputs[i].name, name);
     return c;
