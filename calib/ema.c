@@ -41,22 +41,32 @@ static void fold(ema_state *s, float k, int c, float lo, float hi)
     s->n[c]++;
 }
 
-static int ema_update(qc_observer *o, const qc_obs_view *v, qc_err *err)
+/* One update's (lo, hi) of channel c: to the log when recording, else folded. */
+static int put(qc_observer *o, int c, float lo, float hi, qc_err *err)
 {
     ema_state *s = o->state;
+    if (s->log)
+        return qc_ema_log_put(s->log, s->shard, s->target, lo, hi, err);
+    fold(s, o->cfg.ema_constant, c, lo, hi);
+    return QC_OK;
+}
+
+static int ema_update(qc_observer *o, const qc_obs_view *v, qc_err *err)
+{
     for (int c = 0; c < v->n_ch; c++) {
         float lo, hi;
         if (qc_obs_scan_channel(o, v, c, &lo, &hi) == 0)
             continue;
-        if (s->log) {
-            int rc = qc_ema_log_put(s->log, s->shard, s->target, lo, hi, err);
-            if (rc != QC_OK)
-                return rc;
-        } else {
-            fold(s, o->cfg.ema_constant, c, lo, hi);
-        }
+        int rc = put(o, c, lo, hi, err);
+        if (rc != QC_OK)
+            return rc;
     }
     return QC_OK;
+}
+
+static int ema_extremes(qc_observer *o, float lo, float hi, qc_err *err)
+{
+    return put(o, 0, lo, hi, err);
 }
 
 int qc_ema_observer_record(qc_observer *o, qc_ema_log *l, int shard, int target)
@@ -120,5 +130,5 @@ static void ema_release(qc_observer *o)
 }
 
 const qc_observer_ops qc_obs_ema = {
-    "ema", ema_init, ema_update, ema_merge, ema_range, ema_release,
+    "ema", ema_init, ema_update, ema_merge, ema_range, ema_release, ema_extremes,
 };

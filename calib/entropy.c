@@ -121,4 +121,5 @@ static int ent_range(const qc_observer *o, int c, qc_range *out, qc_err *err)
 
 const qc_observer_ops qc_obs_entropy = {
     "entropy", ent_init, qc_hist_obs_update, qc_hist_obs_merge, ent_range, qc_hist_obs_release,
+    NULL,
 };

@@ -9,9 +9,18 @@
 
 /* ---- grid ---- */
 
+/* Lattice cell of x on grid k: floor(x / 2^k) for x >= 0; for x < 0 the mirror image of
+ * |x|'s cell, -floor(|x| / 2^k) - 1 (its bitwise complement). So a cell covers [c, c + 1) 2^k
+ * for c >= 0 and (c, c + 1] 2^k for c < 0: the cells are symmetric about 0, and the |x|
+ * histogram folds out of the signed one exactly (qc_hist_fold), ties included. */
+static double mcell(double x, int k)
+{
+    return x < 0 ? -floor(ldexp(-x, -k)) - 1 : floor(ldexp(x, -k));
+}
+
 static int cells_fit(double lo, double hi, int k, int nbins)
 {
-    return floor(ldexp(hi, -k)) - floor(ldexp(lo, -k)) <= (double)(nbins - 1);
+    return mcell(hi, k) - mcell(lo, k) <= (double)(nbins - 1);
 }
 
 void qc_hist_grid(int nbins, double lo, double hi, int *k_out, int64_t *j0_out)
@@ -30,7 +39,7 @@ void qc_hist_grid(int nbins, double lo, double hi, int *k_out, int64_t *j0_out)
     while (!cells_fit(lo, hi, k, nbins))
         k++;
     *k_out = k;
-    *j0_out = (int64_t)floor(ldexp(lo, -k));
+    *j0_out = (int64_t)mcell(lo, k);
 }
 
 double qc_hist_width(const qc_hist *h)
@@ -54,15 +63,33 @@ void qc_hist_used(const qc_hist *h, int *first, int *last)
     *last = b;
 }
 
+/* The grid of a dual histogram (hist.h): the finer of the signed and the |x| grid of vb bins,
+ * so that both are coarsenings of it. At the |x| grid's k every value's cell lies in [-vb, vb),
+ * so [lo, hi] spans at most 2 vb cells. */
+static void dual_grid(int vb, double lo, double hi, int *k, int64_t *j0)
+{
+    int ka;
+    int64_t ja;
+    qc_hist_grid(vb, lo, hi, k, j0);
+    qc_hist_grid(vb, 0.0, fmax(fabs(lo), fabs(hi)), &ka, &ja);
+    if (ka < *k) {
+        *k = ka;
+        *j0 = (int64_t)mcell(lo, ka);
+    }
+}
+
 static void grid_of(const qc_hist *h, double lo, double hi, int *k, int64_t *j0)
 {
-    if (h->absval)
+    if (h->vbins)
+        dual_grid(h->vbins, lo, hi, k, j0);
+    else if (h->absval)
         qc_hist_grid(h->nbins, 0.0, fmax(fabs(lo), fabs(hi)), k, j0);
     else
         qc_hist_grid(h->nbins, lo, hi, k, j0);
 }
 
-/* floor(j / 2^s) for s >= 0 */
+/* floor(j / 2^s) for s >= 0: the cell on the coarser grid for either sign (for j < 0 it is
+ * ~(~j >> s), the complement of |x|'s coarser cell) */
 static int64_t floordiv_pow2(int64_t j, int s)
 {
     if (s == 0)
@@ -72,11 +99,12 @@ static int64_t floordiv_pow2(int64_t j, int s)
     return j >= 0 ? j >> s : -((-(j + 1)) >> s) - 1;
 }
 
-/* Adds the counts of a histogram on grid (k, j0) into dst on grid (k2 >= k, j02). */
+/* Adds the counts of a histogram of n_src bins on grid (k, j0) into dst (nbins bins) on grid
+ * (k2 >= k, j02). */
 static void add_rebinned(uint64_t *dst, int nbins, int64_t j02, int k2, const uint64_t *src,
-                         int64_t j0, int k)
+                         int n_src, int64_t j0, int k)
 {
-    for (int b = 0; b < nbins; b++) {
+    for (int b = 0; b < n_src; b++) {
         if (!src[b])
             continue;
         int64_t nb = floordiv_pow2(j0 + b, k2 - k) - j02;
@@ -91,7 +119,7 @@ static void regrid(qc_hist *h, int k2, int64_t j02, uint64_t *scratch)
     if (k2 == h->k && j02 == h->j0)
         return;
     memset(scratch, 0, (size_t)h->nbins * sizeof *scratch);
-    add_rebinned(scratch, h->nbins, j02, k2, h->counts, h->j0, h->k);
+    add_rebinned(scratch, h->nbins, j02, k2, h->counts, h->nbins, h->j0, h->k);
     memcpy(h->counts, scratch, (size_t)h->nbins * sizeof *scratch);
     h->k = k2;
     h->j0 = j02;
@@ -142,6 +170,8 @@ typedef struct bin_job {
     int64_t        j0;
     float          blo, bhi, xlo, xhi;
     uint64_t      *counts;      /* shared */
+    int            ulo, uhi;    /* the bins values in [blo, bhi] can reach: the part of the
+                                   local histograms cleared and flushed */
     int            direct;      /* no local histogram: single chunk, plain increments */
     int            shared;      /* chunks run in parallel: counts under mu */
     pthread_mutex_t mu;
@@ -158,10 +188,8 @@ static inline uint32_t bin_general(const bin_job *j, double sc, float v)
         int64_t b = (int64_t)((double)fabsf(v) * sc);      /* >= 0: truncation is floor */
         return (uint32_t)(b < j->nbins ? b : j->nbins - 1);
     }
-    double t = (double)v * sc;
-    int64_t c = (int64_t)t;
-    c -= (double)c > t;                                     /* floor */
-    int64_t b = c - j->j0;
+    int64_t c = (int64_t)((double)fabsf(v) * sc);          /* mcell */
+    int64_t b = (v < 0 ? ~c : c) - j->j0;
     return (uint32_t)(b < 0 ? 0 : b >= j->nbins ? j->nbins - 1 : b);
 }
 
@@ -200,17 +228,9 @@ static inline __m128i fast_index(const fast_consts *f, int absval, __m128 v)
     __m128 ok = _mm_and_ps(_mm_cmpge_ps(v, f->blo), _mm_cmple_ps(v, f->bhi));
     ok = _mm_andnot_ps(_mm_and_ps(_mm_cmpge_ps(v, f->xlo), _mm_cmple_ps(v, f->xhi)), ok);
     __m128i b;
-    if (absval) {
-        b = _mm_cvttps_epi32(_mm_and_ps(_mm_mul_ps(_mm_and_ps(v, f->absmask), f->s), ok));
-    } else {
-        __m128 t = _mm_and_ps(_mm_mul_ps(v, f->s), ok);
-        b = _mm_cvttps_epi32(t);
-        /* floor: truncation rounded negatives up; a negative value whose scaled product
-         * underflowed to -0 belongs to cell -1 */
-        __m128 up = _mm_or_ps(_mm_cmpgt_ps(_mm_cvtepi32_ps(b), t),
-                              _mm_and_ps(_mm_cmpeq_ps(t, f->zero), _mm_cmplt_ps(v, f->zero)));
-        b = _mm_sub_epi32(_mm_add_epi32(b, _mm_castps_si128(up)), f->j0);
-    }
+    b = _mm_cvttps_epi32(_mm_and_ps(_mm_mul_ps(_mm_and_ps(v, f->absmask), f->s), ok));
+    if (!absval)            /* mcell: negatives take the complement of |x|'s cell */
+        b = _mm_sub_epi32(_mm_xor_si128(b, _mm_castps_si128(_mm_cmplt_ps(v, f->zero))), f->j0);
     /* values inside the grid's range map inside it; out-of-range indices are skipped all
      * the same (the local histograms are not bounds-checked) */
     __m128i okm = _mm_andnot_si128(_mm_or_si128(_mm_cmplt_epi32(b, _mm_setzero_si128()),
@@ -225,8 +245,8 @@ static inline __m128i fast_index(const fast_consts *f, int absval, __m128 v)
 #define HAVE_AVX2 1
 
 /* 8 values at a time. `trunc`: every value to bin is >= 0 (or binned as |x|), so truncation
- * is floor; else floor, and a negative value whose product underflowed to -0 goes to cell
- * -1. `excl`: the job has an exclusion range. */
+ * is the cell; else negatives take the complement of |x|'s cell (mcell; a product that
+ * underflowed to 0 gives cell -1). `excl`: the job has an exclusion range. */
 static inline __attribute__((always_inline, target("avx2"))) int
 index8(const bin_job *j, const float *x, int m, uint32_t *idx, qc_scan_lanes *lanes,
        const int trunc, const int excl, const int scan)
@@ -259,11 +279,9 @@ index8(const bin_job *j, const float *x, int m, uint32_t *idx, qc_scan_lanes *la
             __m256 a = j->absval ? _mm256_and_ps(v, absmask) : v;
             b = _mm256_cvttps_epi32(_mm256_mul_ps(a, s));
         } else {
-            __m256 t = _mm256_mul_ps(v, s);
-            __m256 under = _mm256_and_ps(_mm256_cmp_ps(t, zero, _CMP_EQ_OQ),
-                                         _mm256_cmp_ps(v, zero, _CMP_LT_OQ));
-            b = _mm256_add_epi32(_mm256_cvttps_epi32(_mm256_floor_ps(t)),
-                                 _mm256_castps_si256(under));
+            __m256i neg = _mm256_castps_si256(_mm256_cmp_ps(v, zero, _CMP_LT_OQ));
+            b = _mm256_xor_si256(_mm256_cvttps_epi32(_mm256_mul_ps(_mm256_and_ps(v, absmask),
+                                                                   s)), neg);
         }
         b = _mm256_sub_epi32(b, j0);
         b = _mm256_blendv_epi8(nb, b, _mm256_castps_si256(ok));
@@ -288,7 +306,7 @@ block_index_avx2(const bin_job *j, const float *x, int m, uint32_t *idx, qc_scan
     return trunc ? index8(j, x, m, idx, NULL, 1, 0, 0) : index8(j, x, m, idx, NULL, 0, 0, 0);
 }
 
-/* 16 values at a time: the same cells as index8 (floor by rounding the conversion down) */
+/* 16 values at a time: the same cells as index8 */
 static inline __attribute__((always_inline, target("avx512f"))) int
 index16(const bin_job *j, const float *x, int m, uint32_t *idx, qc_scan_lanes *lanes,
         const int trunc, const int excl, const int scan)
@@ -297,7 +315,7 @@ index16(const bin_job *j, const float *x, int m, uint32_t *idx, qc_scan_lanes *l
     const __m512 blo = _mm512_set1_ps(j->blo), bhi = _mm512_set1_ps(j->bhi);
     const __m512 xlo = _mm512_set1_ps(j->xlo), xhi = _mm512_set1_ps(j->xhi);
     const __m512i j0 = _mm512_set1_epi32((int32_t)j->j0), nb = _mm512_set1_epi32(j->nbins);
-    const __m512i one = _mm512_set1_epi32(1);
+    const __m512i ones = _mm512_set1_epi32(-1);
     __m512 lo = zero, hi = zero;
     __mmask16 nan = 0;
     int i = 0;
@@ -323,11 +341,8 @@ index16(const bin_job *j, const float *x, int m, uint32_t *idx, qc_scan_lanes *l
         if (trunc) {
             b = _mm512_cvttps_epi32(_mm512_mul_ps(j->absval ? _mm512_abs_ps(v) : v, s));
         } else {
-            __m512 t = _mm512_mul_ps(v, s);
-            __mmask16 under = _mm512_mask_cmp_ps_mask(_mm512_cmp_ps_mask(t, zero, _CMP_EQ_OQ),
-                                                      v, zero, _CMP_LT_OQ);
-            b = _mm512_cvt_roundps_epi32(t, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
-            b = _mm512_mask_sub_epi32(b, under, b, one);
+            b = _mm512_cvttps_epi32(_mm512_mul_ps(_mm512_abs_ps(v), s));
+            b = _mm512_mask_xor_epi32(b, _mm512_cmp_ps_mask(v, zero, _CMP_LT_OQ), b, ones);
         }
         b = _mm512_sub_epi32(b, j0);
         _mm512_storeu_si512(idx + i, _mm512_mask_min_epu32(nb, ok, b, nb));
@@ -412,13 +427,12 @@ static void block_index(const bin_job *j, const float *x, int m, uint32_t *idx,
 }
 
 #if defined(HAVE_AVX2)
-/* Adds the sums of the NSUB local histograms (stride st) to cnt, 16 bins at a time; returns
- * the bins done. 8 x 65535 fits uint32. */
+/* Adds the sums of the NSUB local histograms (stride st) to cnt from bin b up to end, 16 bins
+ * at a time; returns the bin reached. 8 x 65535 fits uint32. */
 static __attribute__((target("avx2"))) int
-flush_avx2(const lcount *loc, size_t st, int nbins, uint64_t *cnt)
+flush_avx2(const lcount *loc, size_t st, int b, int end, uint64_t *cnt)
 {
-    int b = 0;
-    for (; b + 16 <= nbins; b += 16) {
+    for (; b + 16 <= end; b += 16) {
         __m256i lo = _mm256_setzero_si256(), hi = lo;
         for (int s = 0; s < NSUB; s++) {
             __m256i v = _mm256_loadu_si256((const __m256i *)(loc + s * st + (size_t)b));
@@ -437,18 +451,30 @@ flush_avx2(const lcount *loc, size_t st, int nbins, uint64_t *cnt)
 }
 #endif
 
+/* Clears the bins [ulo, uhi] of the local histograms (the others stay untouched), and the
+ * skip slots with `all`. */
+static void clear_local(const bin_job *j, lcount *loc, int all)
+{
+    const size_t st = (size_t)j->nbins + 1;
+    for (int s = 0; s < NSUB; s++) {
+        memset(loc + s * st + j->ulo, 0, (size_t)(j->uhi - j->ulo + 1) * sizeof *loc);
+        if (all)
+            loc[s * st + (size_t)j->nbins] = 0;
+    }
+}
+
 static void flush_local(bin_job *j, lcount *loc)
 {
-    int nbins = j->nbins, b = 0;
-    const size_t st = (size_t)nbins + 1;
+    int b = j->ulo, end = j->uhi + 1;
+    const size_t st = (size_t)j->nbins + 1;
     uint64_t *cnt = j->counts;
     if (j->shared)
         pthread_mutex_lock(&j->mu);
 #if defined(HAVE_AVX2)
     if (j->isa >= 2)
-        b = flush_avx2(loc, st, nbins, cnt);
+        b = flush_avx2(loc, st, b, end, cnt);
 #endif
-    for (; b < nbins; b++) {
+    for (; b < end; b++) {
         uint32_t v = 0;
         for (int s = 0; s < NSUB; s++)
             v += loc[s * st + (size_t)b];
@@ -456,7 +482,7 @@ static void flush_local(bin_job *j, lcount *loc)
     }
     if (j->shared)
         pthread_mutex_unlock(&j->mu);
-    memset(loc, 0, NSUB * ((size_t)nbins + 1) * sizeof *loc);
+    clear_local(j, loc, 0);
 }
 
 static void bin_chunks(void *ctx, int64_t lo, int64_t hi)
@@ -469,7 +495,7 @@ static void bin_chunks(void *ctx, int64_t lo, int64_t hi)
     lcount *l4 = l3 + nb + 1, *l5 = l4 + nb + 1, *l6 = l5 + nb + 1, *l7 = l6 + nb + 1;
     int64_t pending = 0;
     if (!j->direct)
-        memset(loc, 0, NSUB * ((size_t)nb + 1) * sizeof *loc);
+        clear_local(j, loc, 1);
     for (int64_t c = lo; c < hi; c++) {
         int64_t a = c * j->chunk, end = j->n - a < j->chunk ? j->n : a + j->chunk;
         qc_scan_lanes *lanes = j->part ? &j->part[c] : NULL;
@@ -560,13 +586,51 @@ static void job_of(bin_job *j, const qc_hist *h, float blo, float bhi, float xlo
     j->xlo = xlo;
     j->xhi = xhi;
     j->counts = h->counts;
+    j->ulo = 0;
+    j->uhi = h->nbins - 1;
+    if (blo <= bhi && isfinite(blo) && isfinite(bhi)) {
+        double a = blo, b = bhi;
+        if (h->absval) {
+            b = fmax(fabs(a), fabs(b));
+            a = blo <= 0 && bhi >= 0 ? 0 : fmin(fabs(blo), fabs(bhi));
+        }
+        double ca = mcell(a, h->k) - (double)h->j0, cb = mcell(b, h->k) - (double)h->j0;
+        j->ulo = ca <= 0 ? 0 : ca >= h->nbins - 1 ? h->nbins - 1 : (int)ca;
+        j->uhi = cb <= j->ulo ? j->ulo : cb >= h->nbins - 1 ? h->nbins - 1 : (int)cb;
+    }
 }
 
 /* ---- observer glue ---- */
 
-int qc_hist_obs_init(qc_observer *o, int n_ch, int absval, qc_err *err)
+void qc_hist_view(const qc_hist *d, qc_hist *out)
 {
-    int nb = o->cfg.bins;
+    int vb = out->nbins, k;
+    int64_t j0;
+    memset(out->counts, 0, (size_t)vb * sizeof *out->counts);
+    out->lo = d->lo;
+    out->hi = d->hi;
+    out->total = d->total;
+    if (!d->total)
+        return;
+    grid_of(out, d->lo, d->hi, &k, &j0);
+    out->k = k;
+    out->j0 = j0;
+    if (!out->absval) {
+        add_rebinned(out->counts, vb, j0, k, d->counts, d->nbins, d->j0, d->k);
+        return;
+    }
+    /* |x|: a negative cell is the complement of its |x| cell (mcell), then coarsened */
+    for (int b = 0; b < d->nbins; b++) {
+        if (!d->counts[b])
+            continue;
+        int64_t c = d->j0 + b, a = floordiv_pow2(c < 0 ? ~c : c, k - d->k);
+        out->counts[a < vb ? a : vb - 1] += d->counts[b];
+    }
+}
+
+static int hist_obs_init(qc_observer *o, int n_ch, int absval, int vbins, qc_err *err)
+{
+    int nb = vbins ? 2 * vbins : o->cfg.bins;
     qc_hist_obs *s = qc_obs_alloc(o, 1, sizeof *s);
     if (!s)
         goto nomem;
@@ -579,6 +643,7 @@ int qc_hist_obs_init(qc_observer *o, int n_ch, int absval, qc_err *err)
         qc_hist *h = &s->ch[c];
         h->nbins = nb;
         h->absval = absval;
+        h->vbins = vbins;
         h->lo = INFINITY;
         h->hi = -INFINITY;
         h->counts = qc_obs_alloc(o, (size_t)nb, sizeof *h->counts);
@@ -590,6 +655,28 @@ nomem:
     return qc_errf(err, QC_ENOMEM, "observer '%s': out of memory for %d channels x %d bins",
                    o->ops->name, n_ch, nb);
 }
+
+int qc_hist_obs_init(qc_observer *o, int n_ch, int absval, qc_err *err)
+{
+    return hist_obs_init(o, n_ch, absval, 0, err);
+}
+
+static int dual_init(qc_observer *o, int n_ch, qc_err *err)
+{
+    return hist_obs_init(o, n_ch, 0, o->cfg.bins, err);
+}
+
+static int dual_range(const qc_observer *o, int c, qc_range *out, qc_err *err)
+{
+    (void)c, (void)out;
+    return qc_errf(err, QC_EUSAGE, "observer '%s' has no range of its own (qc_observer_view)",
+                   o->ops->name);
+}
+
+const qc_observer_ops qc_obs_dual = {
+    "histogram of x and |x|", dual_init, qc_hist_obs_update, qc_hist_obs_merge, dual_range,
+    qc_hist_obs_release, NULL,
+};
 
 /* Per-tensor observers whose histogram already has data bin and scan in one pass over the
  * tensor, on the current grid (values inside the range seen so far). Only when the sample
@@ -604,6 +691,10 @@ static int update_one_pass(qc_observer *o, qc_hist *h, const float *x, int64_t n
     job_of(&j, h, olo, ohi, INFINITY, -INFINITY);
     int64_t bad = bin_run(&j, x, n, 1, &mn, &mx);
     int64_t good = n - bad;
+    o->last_lo = mn;
+    o->last_hi = mx;
+    o->last_good = good;
+    o->last_bad = bad;
     o->nonfinite += bad;
     o->count += good;
     o->ch_count[0] += good;
@@ -654,7 +745,7 @@ int qc_hist_obs_merge(qc_observer *o, const qc_observer *other, qc_err *err)
         if (!g->total)
             continue;
         grow(h, g->lo, g->hi, s->scratch);
-        add_rebinned(h->counts, h->nbins, h->j0, h->k, g->counts, g->j0, g->k);
+        add_rebinned(h->counts, h->nbins, h->j0, h->k, g->counts, g->nbins, g->j0, g->k);
         h->total += g->total;
     }
     return QC_OK;

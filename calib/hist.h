@@ -18,6 +18,7 @@
 typedef struct qc_hist {
     int       nbins;
     int       absval;       /* histogram of |x| */
+    int       vbins;        /* dual histogram (absval 0): the bins of the views it stands for */
     int       k;            /* bin width 2^k (valid when total > 0) */
     int64_t   j0;           /* lattice cell of bin 0 */
     float     lo, hi;       /* exact min / max of the raw finite values (not |x|) */
@@ -32,6 +33,13 @@ double qc_hist_edge(const qc_hist *h, int64_t b);
 double qc_hist_width(const qc_hist *h);
 /* First and last non-empty bins (total > 0). */
 void   qc_hist_used(const qc_hist *h, int *first, int *last);
+
+/* A dual histogram stands for a signed and an |x| histogram of vbins bins at once (calibrate
+ * compare observes both for every tensor): 2 vbins bins on the finer of their two grids, so
+ * each is an exact coarsening of it (negative cells fold onto |x| cells: mcell in hist.c).
+ * qc_hist_view fills `out` (nbins, absval and counts set by the caller, nbins = d->vbins) with
+ * the histogram binning the same values directly would give, bit for bit. */
+void   qc_hist_view(const qc_hist *d, qc_hist *out);
 
 /* State of a histogram observer: one qc_hist per channel. */
 typedef struct qc_hist_obs {

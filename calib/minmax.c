@@ -38,6 +38,15 @@ static int mm_update(qc_observer *o, const qc_obs_view *v, qc_err *err)
     return QC_OK;
 }
 
+static int mm_extremes(qc_observer *o, float lo, float hi, qc_err *err)
+{
+    mm_state *s = o->state;
+    (void)err;
+    s->lo[0] = fminf(s->lo[0], lo);
+    s->hi[0] = fmaxf(s->hi[0], hi);
+    return QC_OK;
+}
+
 static int mm_merge(qc_observer *o, const qc_observer *other, qc_err *err)
 {
     mm_state *s = o->state;
@@ -71,5 +80,5 @@ static void mm_release(qc_observer *o)
 }
 
 const qc_observer_ops qc_obs_minmax = {
-    "minmax", mm_init, mm_update, mm_merge, mm_range, mm_release,
+    "minmax", mm_init, mm_update, mm_merge, mm_range, mm_release, mm_extremes,
 };

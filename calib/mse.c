@@ -118,5 +118,5 @@ static int mse_range(const qc_observer *o, int c, qc_range *out, qc_err *err)
 }
 
 const qc_observer_ops qc_obs_mse = {
-    "mse", mse_init, qc_hist_obs_update, qc_hist_obs_merge, mse_range, qc_hist_obs_release,
+    "mse", mse_init, qc_hist_obs_update, qc_hist_obs_merge, mse_range, qc_hist_obs_release, NULL,
 };

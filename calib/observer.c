@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "qc_observer.h"
+#include "hist.h"
 #include "par.h"
 #include "scan.h"
 #if defined(__SSE2__)
@@ -82,19 +83,13 @@ static int init_state(qc_observer *o, int n_ch, qc_err *err)
     return rc;
 }
 
-int qc_observer_new(qc_observer **out, const char *method, const qc_obs_config *cfg, qc_err *err)
+static int new_of(qc_observer **out, const qc_observer_ops *ops, const qc_obs_config *cfg,
+                  qc_err *err)
 {
-    const qc_observer_ops *ops = NULL;
-    *out = NULL;
-    for (int i = 0; method && i < N_KINDS; i++)
-        if (strcmp(method, kinds[i]->name) == 0)
-            ops = kinds[i];
-    if (!ops)
-        return qc_errf(err, QC_EUSAGE, "unknown calibration method '%s' (valid: %s)",
-                       method ? method : "(null)", qc_observer_methods());
     qc_observer *o = calloc(1, sizeof *o);
+    *out = NULL;
     if (!o)
-        return qc_errf(err, QC_ENOMEM, "observer '%s': out of memory", method);
+        return qc_errf(err, QC_ENOMEM, "observer '%s': out of memory", ops->name);
     o->ops = ops;
     o->seen_lo = INFINITY;
     o->seen_hi = -INFINITY;
@@ -113,6 +108,52 @@ int qc_observer_new(qc_observer **out, const char *method, const qc_obs_config *
     return QC_OK;
 }
 
+int qc_observer_new(qc_observer **out, const char *method, const qc_obs_config *cfg, qc_err *err)
+{
+    *out = NULL;
+    for (int i = 0; method && i < N_KINDS; i++)
+        if (strcmp(method, kinds[i]->name) == 0)
+            return new_of(out, kinds[i], cfg, err);
+    return qc_errf(err, QC_EUSAGE, "unknown calibration method '%s' (valid: %s)",
+                   method ? method : "(null)", qc_observer_methods());
+}
+
+int qc_observer_new_dual(qc_observer **out, const qc_obs_config *cfg, qc_err *err)
+{
+    return new_of(out, &qc_obs_dual, cfg, err);
+}
+
+int qc_observer_view(qc_observer **out, const qc_observer *dual, const char *method,
+                     const qc_obs_config *cfg, qc_err *err)
+{
+    qc_observer *o = NULL;
+    *out = NULL;
+    if (dual->ops != &qc_obs_dual || strcmp(method, "minmax") == 0 || strcmp(method, "ema") == 0 ||
+        (cfg && cfg->bins != dual->cfg.bins) ||
+        (cfg ? cfg->per_channel_axis : -1) != dual->cfg.per_channel_axis)
+        return qc_errf(err, QC_EUSAGE, "observer view: '%s' cannot be read as '%s' with "
+                       "this configuration", dual->ops->name, method);
+    int rc = qc_observer_new(&o, method, cfg, err);
+    if (rc == QC_OK && !o->n_channels && dual->n_channels)
+        rc = init_state(o, dual->n_channels, err);
+    if (rc != QC_OK) {
+        qc_observer_free(o);
+        return rc;
+    }
+    o->nonfinite = dual->nonfinite;
+    o->count = dual->count;
+    o->seen_lo = dual->seen_lo;
+    o->seen_hi = dual->seen_hi;
+    const qc_hist_obs *ds = dual->state;
+    qc_hist_obs *os = o->state;
+    for (int c = 0; c < dual->n_channels; c++) {
+        o->ch_count[c] = dual->ch_count[c];
+        qc_hist_view(&ds->ch[c], &os->ch[c]);
+    }
+    *out = o;
+    return QC_OK;
+}
+
 void qc_observer_free(qc_observer *o)
 {
     if (!o)
@@ -126,6 +167,9 @@ void qc_observer_free(qc_observer *o)
 int qc_observer_update(qc_observer *o, const qc_tensor *t, qc_err *err)
 {
     char shape[128];
+    o->last_lo = INFINITY;
+    o->last_hi = -INFINITY;
+    o->last_good = o->last_bad = 0;
     if (t->dtype != QC_F32)
         return qc_errf(err, QC_EUNSUPPORTED, "observer '%s': tensor '%s' is %s, expected float32",
                        o->ops->name, t->name ? t->name : "?", qc_dtype_name(t->dtype));
@@ -166,6 +210,25 @@ int qc_observer_update(qc_observer *o, const qc_tensor *t, qc_err *err)
         return qc_errf(err, QC_EUSAGE, "observer '%s': tensor '%s' has no data", o->ops->name,
                        t->name ? t->name : "?");
     return o->ops->update(o, &v, err);
+}
+
+int qc_observer_follow(qc_observer *o, const qc_observer *leader, qc_err *err)
+{
+    if (!o->ops->extremes || o->cfg.per_channel_axis >= 0 || leader->cfg.per_channel_axis >= 0)
+        return qc_errf(err, QC_EUSAGE, "observer '%s' cannot follow '%s'", o->ops->name,
+                       leader->ops->name);
+    o->last_lo = leader->last_lo;
+    o->last_hi = leader->last_hi;
+    o->last_good = leader->last_good;
+    o->last_bad = leader->last_bad;
+    o->nonfinite += o->last_bad;
+    if (!o->last_good)
+        return QC_OK;
+    o->seen_lo = o->last_lo < o->seen_lo ? o->last_lo : o->seen_lo;
+    o->seen_hi = o->last_hi > o->seen_hi ? o->last_hi : o->seen_hi;
+    o->count += o->last_good;
+    o->ch_count[0] += o->last_good;
+    return o->ops->extremes(o, o->last_lo, o->last_hi, err);
 }
 
 int qc_observer_merge(qc_observer *o, const qc_observer *other, qc_err *err)
@@ -434,6 +497,10 @@ int64_t qc_obs_scan_channel(qc_observer *o, const qc_obs_view *v, int c, float *
     }
     *mn = lo;
     *mx = hi;
+    o->last_lo = lo;
+    o->last_hi = hi;
+    o->last_bad = bad;
+    o->last_good = v->outer * v->inner - bad;
     o->seen_lo = lo < o->seen_lo ? lo : o->seen_lo;
     o->seen_hi = hi > o->seen_hi ? hi : o->seen_hi;
     int64_t good = v->outer * v->inner - bad;

@@ -45,5 +45,5 @@ static int pct_range(const qc_observer *o, int c, qc_range *out, qc_err *err)
 
 const qc_observer_ops qc_obs_percentile = {
     "percentile", pct_init, qc_hist_obs_update, qc_hist_obs_merge, pct_range,
-    qc_hist_obs_release,
+    qc_hist_obs_release, NULL,
 };

@@ -48,6 +48,21 @@ typedef struct qc_observer qc_observer;
 int  qc_observer_new(qc_observer **o, const char *method, const qc_obs_config *cfg, qc_err *err);
 void qc_observer_free(qc_observer *o);
 
+/* A dual histogram observer (configuration cfg, cfg->bins the bins of its views): the state of
+ * a signed and an |x| histogram at the cost of binning each value once. It has no range of
+ * its own; qc_observer_view reads it as a percentile, mse or entropy observer of
+ * configuration cfg (same bins and axis; percentile and mse read x, or |x| when
+ * cfg->symmetric), which then holds exactly what it would have held had it seen the same
+ * tensors itself. For `calibrate compare`, whose candidates need both. */
+int  qc_observer_new_dual(qc_observer **o, const qc_obs_config *cfg, qc_err *err);
+int  qc_observer_view(qc_observer **out, const qc_observer *dual, const char *method,
+                      const qc_obs_config *cfg, qc_err *err);
+
+/* Feeds `o` (a per-tensor minmax or ema observer) the tensor per-tensor observer `leader`
+ * was just updated with, from the min/max leader's update found (no second scan): the same
+ * state and counters as qc_observer_update with that tensor. QC_EUSAGE for other kinds. */
+int  qc_observer_follow(qc_observer *o, const qc_observer *leader, qc_err *err);
+
 /* Feeds one tensor (borrowed for the call only). QC_EUNSUPPORTED for non-float32 tensors,
  * QC_ESHAPE if the per-channel axis is out of range or the channel count changed. */
 int  qc_observer_update(qc_observer *o, const qc_tensor *t, qc_err *err);
@@ -97,6 +112,9 @@ typedef struct qc_observer_ops {
     /* channel has seen >= 1 finite value (checked by the caller) */
     int  (*range)(const qc_observer *o, int channel, qc_range *out, qc_err *err);
     void (*release)(qc_observer *o);
+    /* Optional, for kinds whose per-tensor update depends only on the tensor's finite min and
+     * max (minmax, ema): that update, given them (qc_observer_follow). */
+    int  (*extremes)(qc_observer *o, float lo, float hi, qc_err *err);
 } qc_observer_ops;
 
 struct qc_observer {
@@ -107,6 +125,8 @@ struct qc_observer {
     int64_t  count;
     float    seen_lo, seen_hi;  /* raw extremes of all finite values (reporting) */
     int64_t *ch_count;          /* finite values per channel (n_channels entries) */
+    float    last_lo, last_hi;  /* the last update's finite extremes and counts (per-tensor */
+    int64_t  last_good, last_bad;   /* observers; qc_observer_follow) */
     size_t   state_bytes;
     void    *state;             /* kind-specific */
 };
@@ -122,6 +142,6 @@ int64_t qc_obs_scan(const float *x, int64_t n, float *mn, float *mx);
 int64_t qc_obs_scan_channel(qc_observer *o, const qc_obs_view *v, int c, float *mn, float *mx);
 
 extern const qc_observer_ops qc_obs_minmax, qc_obs_ema, qc_obs_percentile, qc_obs_mse,
-                             qc_obs_entropy;
+                             qc_obs_entropy, qc_obs_dual;
 
 #endif

@@ -682,6 +682,14 @@ QC_TEST(observers_errors)
 
 /* ---- histogram grid ---- */
 
+/* The cell of x on grid k, written out independently of hist.c: floor(x / 2^k) for x >= 0,
+ * -floor(|x| / 2^k) - 1 for x < 0 (cells symmetric about 0; a negative value on the lattice
+ * belongs to the cell below it). */
+static double cell_of(double x, int k)
+{
+    return x < 0 ? -floor(ldexp(-x, -k)) - 1 : floor(ldexp(x, -k));
+}
+
 QC_TEST(hist_grid_minimal)
 {
     seed(12);
@@ -698,19 +706,20 @@ QC_TEST(hist_grid_minimal)
         int k;
         int64_t j0;
         qc_hist_grid(nbins, lo, hi, &k, &j0);
-        double cl = floor(ldexp(lo, -k)), ch = floor(ldexp(hi, -k));
+        double cl = cell_of(lo, k), ch = cell_of(hi, k);
         CHECK(cl == (double)j0 && ch - cl <= nbins - 1);
         double a = fmax(fabs(lo), fabs(hi));
         int kf = a > 0 ? ilogb(a) - 40 : -200;
         if (k > kf)                         /* one step finer would not fit */
-            CHECK(floor(ldexp(hi, -(k - 1))) - floor(ldexp(lo, -(k - 1))) > nbins - 1);
+            CHECK(cell_of(hi, k - 1) - cell_of(lo, k - 1) > nbins - 1);
         if (hi - lo > 0 && k > kf)          /* data span at least half the bins */
             CHECK((hi - lo) / ldexp(1.0, k) >= nbins / 2.0 - 2);
     }
 }
 
-/* Every value lands in cell floor(x * 2^-k) - j0 of the final grid, whatever path bins it
- * (float fast path, double path, re-binning after growth). */
+/* Every value lands in cell cell_of(x, k) - j0 of the final grid (|x| histograms:
+ * floor(|x| 2^-k)), whatever path bins it (float fast path, double path, re-binning after
+ * growth). */
 static void check_counts(const float *x, int64_t n, int absval, const char *what)
 {
     qc_obs_config cfg;
@@ -729,7 +738,7 @@ static void check_counts(const float *x, int64_t n, int absval, const char *what
         if (!isfinite(x[i]))
             continue;
         double v = absval ? fabs((double)x[i]) : (double)x[i];
-        int64_t b = (int64_t)floor(ldexp(v, -h->k)) - h->j0;
+        int64_t b = (int64_t)cell_of(v, h->k) - h->j0;
         finite++;
         if (b < 0 || b >= 1000)
             qc_test_fail(__FILE__, __LINE__, "%s: value %g outside the grid", what, v);
@@ -763,6 +772,11 @@ static void counts_cases(float *x, int n)
             x[at + 2] = -0.0f;
             x[at + 3] = -1e-40f;
             x[at + 4] = NAN;
+        }
+        for (int at = 11; at + 2 < n; at += 4001) {     /* negatives on the lattice */
+            x[at] = -64.0f;
+            x[at + 1] = -1024.0f;
+            x[at + 2] = -96.0f;
         }
         check_counts(x, n, absval, "wide");
         for (int i = 0; i < n; i++)         /* far from 0: double path */
@@ -819,6 +833,151 @@ QC_TEST(hist_counts_one_bin)
         CHECK_INT(h->counts[b], N);
     CHECK_INT(h->total, (int64_t)N + 2);
     qc_observer_free(o);
+    free(x);
+}
+
+/* The dual histogram (compare's one histogram for x and |x|): read as percentile / mse /
+ * entropy, it holds bit for bit what those observers hold when fed the same tensors
+ * themselves (grid, counts, totals, counters), so their ranges are equal too; also after
+ * merging shards, per channel, and for data one-sided, far from 0, tiny, with negatives on
+ * the lattice and ranges growing while streaming. */
+static void check_view(const qc_observer *dual, const qc_observer *direct, const char *method,
+                       int sym, const char *what)
+{
+    qc_err err = { 0 };
+    qc_observer *v = NULL;
+    qc_obs_config cfg = direct->cfg;
+    CHECK_OK(qc_observer_view(&v, dual, method, &cfg, &err));
+    if (!v)
+        return;
+    CHECK_INT(qc_observer_n_channels(v), qc_observer_n_channels(direct));
+    CHECK_INT(qc_observer_count(v), qc_observer_count(direct));
+    CHECK_INT(qc_observer_nonfinite(v), qc_observer_nonfinite(direct));
+    for (int c = 0; c < qc_observer_n_channels(direct); c++) {
+        const qc_hist *a = qc_hist_obs_channel(v, c), *b = qc_hist_obs_channel(direct, c);
+        int same = a->total == b->total && a->nbins == b->nbins && a->absval == b->absval &&
+                   (!b->total || (a->k == b->k && a->j0 == b->j0 && a->lo == b->lo &&
+                                  a->hi == b->hi));
+        for (int i = 0; same && i < b->nbins; i++)
+            same = a->counts[i] == b->counts[i];
+        if (!same)
+            qc_test_fail(__FILE__, __LINE__, "%s: %s%s channel %d: the view differs from the "
+                         "direct histogram", what, method, sym ? " sym" : "", c);
+        if (same && b->total) {
+            qc_range ra = range_of(v, c), rb = range_of(direct, c);
+            CHECK(ra.lo == rb.lo && ra.hi == rb.hi);
+        }
+    }
+    qc_observer_free(v);
+}
+
+static void dual_case(const float *x, int64_t n, int axis, int bins, const char *what)
+{
+    static const char *const kinds[] = { "percentile", "mse", "entropy" };
+    qc_err err = { 0 };
+    qc_obs_config cfg;
+    qc_observer *dual[2] = { NULL, NULL }, *direct[3][2];
+    qc_obs_config_default(&cfg);
+    cfg.bins = bins;
+    cfg.per_channel_axis = axis;
+    CHECK_OK(qc_observer_new_dual(&dual[0], &cfg, &err));
+    CHECK_OK(qc_observer_new_dual(&dual[1], &cfg, &err));
+    for (int k = 0; k < 3; k++)
+        for (int sym = 0; sym < 2; sym++) {
+            qc_obs_config c = cfg;
+            c.symmetric = sym;
+            CHECK_OK(qc_observer_new(&direct[k][sym], kinds[k], &c, &err));
+        }
+    /* feeds of growing size as [4, m] tensors (axis 1 per channel); the dual in two shards */
+    for (int64_t i = 0, step = 8, f = 0; i + 4 <= n; i += step, step = step * 2 + 4, f++) {
+        int64_t m = (step < n - i ? step : n - i) / 4;
+        qc_tensor t = { .name = "t", .dtype = QC_F32, .data = (void *)(x + i), .ndim = 2,
+                        .dims = { 4, m } };
+        if (axis == 1)
+            t.dims[0] = m, t.dims[1] = 4;
+        CHECK_OK(qc_observer_update(dual[f % 2], &t, &err));
+        for (int k = 0; k < 3; k++)
+            for (int sym = 0; sym < 2; sym++)
+                CHECK_OK(qc_observer_update(direct[k][sym], &t, &err));
+    }
+    CHECK_OK(qc_observer_merge(dual[0], dual[1], &err));
+    for (int k = 0; k < 3; k++)
+        for (int sym = 0; sym < 2; sym++) {
+            if (k < 2 || !sym)              /* entropy is |x| either way */
+                check_view(dual[0], direct[k][sym], kinds[k], sym, what);
+            qc_observer_free(direct[k][sym]);
+        }
+    qc_observer_free(dual[0]);
+    qc_observer_free(dual[1]);
+}
+
+QC_TEST(hist_dual_views_exact)
+{
+    enum { N = 60000 };
+    float *x = malloc(N * sizeof *x);
+    seed(21);
+    for (int axis = -1; axis <= 1; axis += 2) {
+        for (int i = 0; i < N; i++)         /* both signs, lattice negatives */
+            x[i] = i % 97 == 0 ? -(float)(i % 13) : 3.0f * gauss();
+        dual_case(x, N, axis, 2048, "signed");
+        for (int i = 0; i < N; i++)         /* mostly positive: |x| grid is the finer */
+            x[i] = fabsf(gauss()) * 5.0f - (i % 501 == 0 ? 0.25f : 0.0f);
+        dual_case(x, N, axis, 1000, "one-sided");
+        for (int i = 0; i < N; i++)         /* far from 0: the signed grid is the finer */
+            x[i] = -1e4f + gauss();
+        dual_case(x, N, axis, 2048, "offset");
+        for (int i = 0; i < N; i++)         /* growing while streaming, tiny values, NaN */
+            x[i] = i % 1009 == 0 ? NAN : gauss() * powf(10.0f, -30.0f + 33.0f * (float)i / N);
+        dual_case(x, N, axis, 2048, "growing");
+    }
+    free(x);
+}
+
+/* minmax and ema following a dual histogram (compare: no second scan) hold what they hold
+ * when fed the tensors themselves: ranges, counts, non-finite counts, the raw extremes;
+ * through first updates (the dual scans separately), later ones (one pass), tensors that
+ * widen the range, an all-NaN one and an empty one. */
+QC_TEST(observer_follow_same_state)
+{
+    enum { N = 5000 };
+    static const char *const kinds[] = { "minmax", "ema" };
+    qc_err err = { 0 };
+    qc_obs_config cfg;
+    qc_observer *dual = NULL, *fol[2], *dir[2];
+    float *x = malloc(N * sizeof *x);
+    qc_obs_config_default(&cfg);
+    CHECK_OK(qc_observer_new_dual(&dual, &cfg, &err));
+    for (int k = 0; k < 2; k++) {
+        CHECK_OK(qc_observer_new(&fol[k], kinds[k], &cfg, &err));
+        CHECK_OK(qc_observer_new(&dir[k], kinds[k], &cfg, &err));
+    }
+    seed(33);
+    for (int it = 0; it < 12; it++) {
+        int64_t n = it == 7 ? 0 : 100 + (int64_t)(urand() * (N - 100));
+        for (int64_t i = 0; i < n; i++)
+            x[i] = it == 5 ? NAN : (float)(gauss() * (1 + it) + (i % 101 == 0 ? INFINITY : 0));
+        qc_tensor t = { .name = "t", .dtype = QC_F32, .ndim = 1, .dims = { n }, .data = x };
+        CHECK_OK(qc_observer_update(dual, &t, &err));
+        for (int k = 0; k < 2; k++) {
+            CHECK_OK(qc_observer_follow(fol[k], dual, &err));
+            CHECK_OK(qc_observer_update(dir[k], &t, &err));
+        }
+    }
+    for (int k = 0; k < 2; k++) {
+        qc_range a = range_of(fol[k], 0), b = range_of(dir[k], 0), sa, sb;
+        CHECK(a.lo == b.lo && a.hi == b.hi);
+        CHECK_INT(qc_observer_count(fol[k]), qc_observer_count(dir[k]));
+        CHECK_INT(qc_observer_nonfinite(fol[k]), qc_observer_nonfinite(dir[k]));
+        CHECK_OK(qc_observer_seen(fol[k], &sa));
+        CHECK_OK(qc_observer_seen(dir[k], &sb));
+        CHECK(sa.lo == sb.lo && sa.hi == sb.hi);
+    }
+    CHECK(qc_observer_follow(dual, fol[0], &err) == QC_EUSAGE);   /* histograms cannot */
+    for (int k = 0; k < 2; k++) {
+        qc_observer_free(fol[k]);
+        qc_observer_free(dir[k]);
+    }
+    qc_observer_free(dual);
     free(x);
 }
 

@@ -112,13 +112,17 @@ QC_TEST(qdq_fuse_same_bytes)
         qdq_build(&t, QC_U8, 0.05f, 128, 0.05f, 128);
         qdq_check("uint8 scalar", &t, x, n, 1);
         unsetenv("QC_QDQ_SCALAR");
+        setenv("QC_FQ_AVX2", "1", 1);
+        qdq_build(&t, QC_I8, 0.05f, (uint8_t)(int8_t)-5, 0.05f, (uint8_t)(int8_t)-5);
+        qdq_check("int8 avx2", &t, x, n, 1);
+        unsetenv("QC_FQ_AVX2");
         free(x);
     }
 }
 
 /* Values next to rounding ties (k + 0.5 steps and their float neighbours) for scales whose
  * reciprocal is inexact: where x * (1/s) and x / s round apart, the codes differ. */
-QC_TEST(qdq_fuse_near_ties_many_scales)
+static void near_ties(void)
 {
     const float scales[] = { 0.05f, 0.0123457f, 3.3e-3f, 0.7f, 1.0f / 255.0f, 9.87654e-5f };
     enum { N = 6000 };
@@ -135,6 +139,43 @@ QC_TEST(qdq_fuse_near_ties_many_scales)
         qdq_build(&t, QC_I8, s, 0, s, 0);
         qdq_check("int8 near ties", &t, x, N, 1);
     }
+    free(x);
+}
+
+/* The AVX-512 fake quantization multiplies by 1/s and takes the division only near rounding
+ * boundaries (ops_qdq.c); QC_FQ_AVX2 runs the AVX2 kernel (division everywhere) instead. */
+QC_TEST(qdq_fuse_near_ties_many_scales)
+{
+    near_ties();
+    setenv("QC_FQ_AVX2", "1", 1);
+    near_ties();
+    unsetenv("QC_FQ_AVX2");
+}
+
+/* 300 random scales from 1e-7 to 1e3, random zero points, values anywhere in +-700 steps
+ * (saturating too), on half steps and their float neighbours, and multiples of the scale. */
+QC_TEST(qdq_fuse_random_scales)
+{
+    enum { N = 2048 };
+    float *x = malloc(N * sizeof *x);
+    uint32_t r = 12345;
+#define NEXT() (r = r * 1664525u + 1013904223u)
+    for (int it = 0; it < 300; it++) {
+        float s = (float)pow(10.0, -7.0 + 10.0 * (NEXT() >> 8) / 16777216.0);
+        int z = (int)(NEXT() >> 24);
+        for (int i = 0; i < N; i++) {
+            float k = (float)((int)(NEXT() >> 16) % 1400 - 700);
+            float t = (i % 4 == 0) ? (k + 0.5f) * s : (i % 4 == 1) ? k * s
+                    : (float)((NEXT() >> 8) / 16777216.0 * 1400.0 - 700.0) * s;
+            x[i] = i % 4 == 3 ? nextafterf(t, (NEXT() & 1) ? INFINITY : -INFINITY) : t;
+        }
+        qdq_model t;
+        qdq_build(&t, QC_U8, s, z, s, z);
+        qdq_check("uint8 random scale", &t, x, N, 1);
+        qdq_build(&t, QC_I8, s, (uint8_t)(int8_t)(z - 128), s, (uint8_t)(int8_t)(z - 128));
+        qdq_check("int8 random scale", &t, x, N, 1);
+    }
+#undef NEXT
     free(x);
 }
 

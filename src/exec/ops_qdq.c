@@ -451,6 +451,45 @@ static __attribute__((target("avx2"))) int64_t fake_quant_avx2(const float *x, f
 }
 #endif
 
+/* 16 at a time without the division: c = x * (1/s), NaN -> 0, clamped to the codes' range
+ * less the zero point, [L, U] (Q's saturation, integers); the code is round(c) when c(1 - 2^-20)
+ * and c(1 + 2^-20) round to the same integer. They bracket the Q kernel's fl(x / s) (clamped
+ * alike): it is within 3 2^-24 |c| of c, the bracket at least 2^-21 |c| wide either side (or
+ * both are beyond a saturating bound); rounding to nearest is monotone, so fl(x / s) rounds to
+ * that integer too, ties included. Otherwise (a rounding boundary inside the bracket: about
+ * 2^-19 |c| of the lanes, more when x sits on half steps) the 16 values take the division.
+ * y = code * s is then the DQ kernel's (code - z) s: same integer, same product, +0 for 0. */
+static __attribute__((target("avx512f"))) int64_t fake_quant_avx512(const float *x, float *y,
+                                                                   int64_t n, float s, float z,
+                                                                   float cmin, float cmax)
+{
+    const float inv = 1.0f / s;
+    if (!isnormal(s) || !isnormal(inv))
+        return 0;
+    const __m512 vs = _mm512_set1_ps(s), vinv = _mm512_set1_ps(inv);
+    const __m512 lo = _mm512_set1_ps(cmin - z), hi = _mm512_set1_ps(cmax - z);
+    const __m512 dn = _mm512_set1_ps(1.0f - 0x1p-20f), up = _mm512_set1_ps(1.0f + 0x1p-20f);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 v = _mm512_loadu_ps(x + i), c = _mm512_mul_ps(v, vinv);
+        c = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(c, c, _CMP_ORD_Q), c);
+        c = _mm512_min_ps(_mm512_max_ps(c, lo), hi);
+        __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(c, dn));
+        if (_mm512_cmpneq_epi32_mask(q, _mm512_cvtps_epi32(_mm512_mul_ps(c, up)))) {
+            c = _mm512_div_ps(v, vs);
+            c = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(c, c, _CMP_ORD_Q), c);
+            q = _mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(c, lo), hi));
+        }
+        _mm512_storeu_ps(y + i, _mm512_mul_ps(_mm512_cvtepi32_ps(q), vs));
+    }
+    return i;
+}
+
+static int have_avx512(void)
+{
+    return __builtin_cpu_supports("avx512f");
+}
+
 typedef struct fq_job {
     const float *x;
     float       *y;
@@ -458,6 +497,8 @@ typedef struct fq_job {
     const float *s;
     const void  *zp;
     int          dt;            /* QC_U8 or QC_I8 */
+    int          scalar;        /* scalar_only() */
+    int          wide;          /* the AVX-512 kernel (QC_FQ_AVX2 in the tests: the AVX2 one) */
 } fq_job;
 
 static void fake_quant_block(const fq_job *j, const float *x, float *y, int64_t n)
@@ -469,10 +510,13 @@ static void fake_quant_block(const fq_job *j, const float *x, float *y, int64_t 
     float s = j->s[0], z = !j->zp ? 0.0f : u8 ? (float)((const uint8_t *)j->zp)[0]
                                               : (float)((const int8_t *)j->zp)[0];
 #if defined(__x86_64__)
-    if (!scalar_only() && have_avx2())
-        i = fake_quant_avx2(x, y, n, s, z, u8 ? 0.0f : -128.0f, u8 ? 255.0f : 127.0f);
+    float cmin = u8 ? 0.0f : -128.0f, cmax = u8 ? 255.0f : 127.0f;
+    if (j->wide)
+        i = fake_quant_avx512(x, y, n, s, z, cmin, cmax);
+    if (!j->scalar && have_avx2())
+        i += fake_quant_avx2(x + i, y + i, n - i, s, z, cmin, cmax);
 #endif
-    if (u8 && !scalar_only()) {         /* the tail */
+    if (u8 && !j->scalar) {             /* the tail */
         quantize_u8_sse2(x + i, codes, n - i, s, z);
         dequantize_u8_sse2(codes, y + i, n - i, s, (int)z);
         return;
@@ -500,7 +544,10 @@ static int fake_quant_run(qc_knode *n, qc_run *r, qc_err *err)
 {
     const qc_tensor *zp = n->n_in > 2 ? n->in[2] : NULL;
     fq_job j = { n->in[0]->data, n->out[0]->data, qc_tensor_numel(n->in[0]), n->in[1]->data,
-                 zp ? zp->data : NULL, zp ? zp->dtype : QC_U8 };
+                 zp ? zp->data : NULL, zp ? zp->dtype : QC_U8, scalar_only(), 0 };
+#if defined(__SSE2__) && defined(__x86_64__)
+    j.wide = !j.scalar && have_avx512() && !getenv("QC_FQ_AVX2");
+#endif
     (void)r;
     if (qc_tensor_numel(n->in[1]) != 1 || (j.dt != QC_U8 && j.dt != QC_I8))
         return qc_node_errf(n, err, QC_EINTERNAL, "fused QuantizeLinear/DequantizeLinear: "

@@ -192,22 +192,77 @@ int qc_cmp_group_index(qc_compare *c, const ogroup *g, qc_err *err)
     return c->n_groups++;
 }
 
+/* When the candidates want a tensor's histogram of x and of |x| (asymmetric percentile or mse,
+ * and entropy; the same bins), one dual histogram bins each value once for both: it takes the
+ * x group's slot, the |x| group's slot stays empty during the pass, and split_duals reads it
+ * as the two histograms they would have held. The other group of g's pair, or -1. */
+static int dual_partner(const qc_compare *c, int g)
+{
+    const ogroup *a = &c->groups[g];
+    for (int h = 0; a->kind == G_HIST && h < c->n_groups; h++) {
+        const ogroup *b = &c->groups[h];
+        if (b->kind == G_HIST && b->bins == a->bins && b->absval != a->absval)
+            return h;
+    }
+    return -1;
+}
+
+static void hist_config(const ogroup *g, qc_obs_config *cfg)
+{
+    qc_obs_config_default(cfg);
+    cfg->symmetric = g->absval;         /* percentile's init: |x| histogram when symmetric */
+    cfg->bins = g->bins;
+    cfg->entropy_levels = g->bins < 128 ? g->bins : 128;
+}
+
 /* no_hist: a tensor whose range never comes from the method gets a min/max observer in a
  * histogram group too (otensor.no_hist) */
-static int group_new_observer(const ogroup *g, int no_hist, qc_observer **obs, qc_err *err)
+static int group_new_observer(const qc_compare *c, int gi, int no_hist, qc_observer **obs,
+                              qc_err *err)
 {
+    const ogroup *g = &c->groups[gi];
     qc_obs_config cfg;
     qc_obs_config_default(&cfg);
+    *obs = NULL;
     if (g->kind == G_MINMAX || (g->kind == G_HIST && no_hist))
         return qc_observer_new(obs, "minmax", &cfg, err);
     if (g->kind == G_EMA) {
         cfg.ema_constant = g->ema_c;
         return qc_observer_new(obs, "ema", &cfg, err);
     }
-    cfg.symmetric = g->absval;          /* percentile's init: |x| histogram when symmetric */
-    cfg.bins = g->bins;
-    cfg.entropy_levels = g->bins < 128 ? g->bins : 128;
+    hist_config(g, &cfg);
+    if (dual_partner(c, gi) >= 0)
+        return g->absval ? QC_OK : qc_observer_new_dual(obs, &cfg, err);
     return qc_observer_new(obs, "percentile", &cfg, err);
+}
+
+/* After a pass: each dual histogram becomes the x and |x| observers of its pair of groups. */
+static int split_duals(qc_compare *c, qc_err *err)
+{
+    for (int g = 0; g < c->n_groups; g++) {
+        int h = dual_partner(c, g);
+        if (h < 0 || c->groups[g].absval)
+            continue;
+        for (int k = 0; k < c->n_t; k++) {
+            otensor *t = &c->t[k];
+            qc_observer *d = t->obs[g];
+            if (!d || d->ops != &qc_obs_dual)
+                continue;
+            qc_obs_config cx, ca;
+            hist_config(&c->groups[g], &cx);
+            hist_config(&c->groups[h], &ca);
+            int rc = qc_observer_view(&t->obs[g], d, "percentile", &cx, err);
+            if (rc == QC_OK)
+                rc = qc_observer_view(&t->obs[h], d, "percentile", &ca, err);
+            if (rc != QC_OK) {
+                qc_observer_free(t->obs[g]);
+                t->obs[g] = d;          /* freed with the compare */
+                return rc;
+            }
+            qc_observer_free(d);
+        }
+    }
+    return QC_OK;
 }
 
 int qc_cmp_has_hist(const qc_observer *o)
@@ -236,8 +291,12 @@ int qc_cmp_range(const qc_observer *shared, const qc_quant_opts *o, qc_range *r,
 
 /* One update of one shared observer: the items of a parallel loop (observers are
  * independent; the histogram ones cost several times the minmax scan). */
+#define MAX_FOLLOW 8
+
 typedef struct obs_item {
     qc_observer     *o;
+    qc_observer     *follow[MAX_FOLLOW];   /* minmax / ema: fed o's min/max (no scan) */
+    int              n_follow;
     const qc_tensor *v;
     const char      *name;
     int              rc;
@@ -263,6 +322,8 @@ static void update_items(void *ctx, int64_t lo, int64_t hi)
     obs_item *it = ctx;
     for (int64_t i = lo; i < hi; i++) {
         it[i].rc = qc_observer_update(it[i].o, it[i].v, &it[i].err);
+        for (int f = 0; f < it[i].n_follow && it[i].rc == QC_OK; f++)
+            it[i].rc = qc_observer_follow(it[i].follow[f], it[i].o, &it[i].err);
         if (it[i].rc != QC_OK)
             qc_err_prefix(&it[i].err, "tensor '%s'", it[i].name);
     }
@@ -286,12 +347,30 @@ static void add_items(cshard *sh, int k, const qc_tensor *v)
     }
     if (v->dtype != QC_F32)
         return;
+    /* a dual histogram scans the tensor as it bins it: the minmax and ema observers of the
+     * tensor follow it instead of scanning again */
+    qc_observer *const *obs = sh->obs ? sh->obs + (size_t)k * (size_t)c->n_groups : t->obs;
+    obs_item *lead = NULL;
+    for (int g = 0; g < c->n_groups && !lead; g++)
+        if (obs[g] && obs[g]->ops == &qc_obs_dual)
+            lead = &sh->items[sh->n_items++], lead->o = obs[g], lead->n_follow = 0;
     for (int g = 0; g < c->n_groups; g++) {
-        obs_item *it = &sh->items[sh->n_items++];
-        it->o = sh->obs ? sh->obs[(size_t)k * (size_t)c->n_groups + (size_t)g] : t->obs[g];
+        if (!obs[g] || (lead && obs[g] == lead->o))
+            continue;                   /* an |x| group fed through its dual; the dual */
+        obs_item *it = &sh->items[sh->n_items];
+        if (lead && obs[g]->ops->extremes && lead->n_follow < MAX_FOLLOW &&
+            obs[g]->cfg.per_channel_axis < 0) {
+            lead->follow[lead->n_follow++] = obs[g];
+            continue;
+        }
+        it->o = obs[g];
+        it->n_follow = 0;
         it->v = v;
         it->name = t->name;
+        sh->n_items++;
     }
+    if (lead)
+        lead->v = v, lead->name = t->name;
 }
 
 static int run_items(cshard *sh, qc_err *err)
@@ -383,7 +462,7 @@ static int shard_init(qc_compare *c, cshard *sh, int index, int pass, qc_err *er
         return qc_errf(err, QC_ENOMEM, "out of memory");
     for (int k = 0; k < c->n_t; k++)
         for (int g = 0; g < c->n_groups; g++) {
-            int rc = group_new_observer(&c->groups[g], c->t[k].no_hist,
+            int rc = group_new_observer(c, g, c->t[k].no_hist,
                                         &sh->obs[(size_t)k * (size_t)c->n_groups + (size_t)g],
                                         err);
             if (rc != QC_OK)
@@ -473,6 +552,8 @@ static int merge_shards(qc_compare *c, cshard *sh, int jobs, qc_err *err)
             t->rank = sh[ls].rank[k];
         for (int s = 1; s < jobs; s++)
             for (int g = 0; g < c->n_groups; g++) {
+                if (!t->obs[g])
+                    continue;           /* fed through its dual */
                 int rc = qc_observer_merge(t->obs[g],
                                            sh[s].obs[(size_t)k * (size_t)c->n_groups +
                                                      (size_t)g], err);
@@ -515,7 +596,9 @@ int qc_compare_observe_pass(qc_compare *c, const qc_compare_feed *f, int *used, 
             shard_free(&sh[s]);
         free(sh);
     }
-    return rc;
+    qc_err split_err = { 0 };
+    int rs = split_duals(c, rc == QC_OK ? err : &split_err);
+    return rc != QC_OK ? rc : rs;
 }
 
 static int add_tensor(qc_compare *c, const char *name, int producer, int no_hist, qc_err *err)
@@ -527,10 +610,10 @@ static int add_tensor(qc_compare *c, const char *name, int producer, int no_hist
     if (!(t->obs = calloc((size_t)c->n_groups, sizeof *t->obs)))
         return qc_errf(err, QC_ENOMEM, "out of memory");
     for (int g = 0; g < c->n_groups; g++) {
-        int rc = group_new_observer(&c->groups[g], t->no_hist, &t->obs[g], err);
+        int rc = group_new_observer(c, g, t->no_hist, &t->obs[g], err);
         if (rc != QC_OK)
             return rc;
-        c->observer_bytes += qc_observer_state_bytes(t->obs[g]);
+        c->observer_bytes += t->obs[g] ? qc_observer_state_bytes(t->obs[g]) : 0;
     }
     return QC_OK;
 }
