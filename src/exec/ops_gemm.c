@@ -1,5 +1,6 @@
 /* Matrix products: the qc_sgemm() wrapper over OpenBLAS, Gemm and MatMul. */
 #include <limits.h>
+#include <math.h>
 #include <pthread.h>
 #include <string.h>
 #include <cblas.h>
@@ -288,6 +289,114 @@ static int matmul_infer(qc_knode *n, qc_err *err)
     return QC_OK;
 }
 
+/* ---- MatMul with a mostly-zero A (one-hot encodings: magika multiplies a [2048, 257]
+ * one-hot by its embedding) ----
+ * Y = A B as the sum over A's nonzeros a_ik of a_ik B[k, :]: for a one-hot row that is one
+ * row of B scaled, where sgemm does K times the work. Taken when the first SP_PROBE values
+ * of A are at least 7/8 zeros and B is finite (skipping a zero must not hide 0 x Inf = NaN);
+ * a row block that turns out denser (more than a quarter nonzero) goes to sgemm. The sums
+ * add the nonzero products in order of k: with one nonzero a row (one-hot) the values are
+ * sgemm's exactly (a b rounded once, then exact zeros added); otherwise they differ from
+ * sgemm's in the order of additions only. */
+#define SP_PROBE 4096
+#define SP_ROWS  64             /* rows a parallel item */
+
+typedef struct sparse_mm {
+    const float *a, *b;
+    float       *y;
+    int64_t      m, n, k;
+} sparse_mm;
+
+/* y += a * B[k, :] for each nonzero a = ar[k] of the row; returns the nonzeros. */
+static int64_t sparse_row(const sparse_mm *s, const float *ar, float *restrict yr)
+{
+    int64_t nz = 0;
+    for (int64_t k = 0; k < s->k; k++) {
+        float a = ar[k];
+        if (a == 0.0f)
+            continue;
+        const float *restrict br = s->b + k * s->n;
+        for (int64_t j = 0; j < s->n; j++)
+            yr[j] += a * br[j];
+        nz++;
+    }
+    return nz;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+/* The same, finding the nonzeros 8 at a time (the zeros are most of the row). */
+static __attribute__((target("avx2"))) int64_t sparse_row_avx2(const sparse_mm *s,
+                                                               const float *ar,
+                                                               float *restrict yr)
+{
+    int64_t nz = 0, k0 = 0;
+    const __m256 zero = _mm256_setzero_ps();
+    for (; k0 + 8 <= s->k; k0 += 8) {
+        unsigned m = (unsigned)_mm256_movemask_ps(
+            _mm256_cmp_ps(_mm256_loadu_ps(ar + k0), zero, _CMP_NEQ_UQ));
+        for (; m; m &= m - 1) {
+            int64_t k = k0 + __builtin_ctz(m);
+            float a = ar[k];
+            const float *restrict br = s->b + k * s->n;
+            for (int64_t j = 0; j < s->n; j++)
+                yr[j] += a * br[j];
+            nz++;
+        }
+    }
+    sparse_mm tail = *s;
+    tail.k = s->k - k0;
+    tail.b = s->b + k0 * s->n;
+    return nz + sparse_row(&tail, ar + k0, yr);
+}
+#endif
+
+static void sparse_rows(void *ctx, int64_t lo, int64_t hi)
+{
+    const sparse_mm *s = ctx;
+#if defined(__x86_64__) && defined(__GNUC__)
+    int avx2 = __builtin_cpu_supports("avx2");
+#endif
+    for (int64_t blk = lo; blk < hi; blk++) {
+        int64_t r0 = blk * SP_ROWS, r1 = r0 + SP_ROWS < s->m ? r0 + SP_ROWS : s->m, nz = 0;
+        int dense = 0;
+        for (int64_t i = r0; i < r1 && !dense; i++) {
+            const float *ar = s->a + i * s->k;
+            float *yr = s->y + i * s->n;
+            memset(yr, 0, (size_t)s->n * sizeof *yr);
+#if defined(__x86_64__) && defined(__GNUC__)
+            nz += avx2 ? sparse_row_avx2(s, ar, yr) : sparse_row(s, ar, yr);
+#else
+            nz += sparse_row(s, ar, yr);
+#endif
+            dense = 4 * nz > (i - r0 + 1) * s->k;
+        }
+        if (dense)                      /* dense after all: the whole block by sgemm */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(r1 - r0), (int)s->n,
+                        (int)s->k, 1.0f, s->a + r0 * s->k, (int)s->k, s->b, (int)s->n, 0.0f,
+                        s->y + r0 * s->n, (int)s->n);
+    }
+}
+
+static int sparse_matmul(const float *a, const float *b, float *y, int64_t m, int64_t n,
+                         int64_t k)
+{
+    int64_t probe = m * k < SP_PROBE ? m * k : SP_PROBE, nz = 0;
+    if (m < 2 * SP_ROWS || n < 8 || k < 16)
+        return 0;
+    for (int64_t i = 0; i < probe; i++)
+        nz += a[i] != 0.0f;
+    if (8 * nz > probe)
+        return 0;
+    for (int64_t i = 0; i < k * n; i++)
+        if (!isfinite(b[i]))
+            return 0;
+    pthread_once(&blas_once, blas_init);
+    sparse_mm s = { a, b, y, m, n, k };
+    qc_par_for((m + SP_ROWS - 1) / SP_ROWS, 1, sparse_rows, &s);
+    return 1;
+}
+
 static int matmul_run(qc_knode *n, qc_run *r, qc_err *err)
 {
     const qc_tensor *a = n->in[0], *b = n->in[1];
@@ -309,6 +418,8 @@ static int matmul_run(qc_knode *n, qc_run *r, qc_err *err)
         /* A's batch is the output's: one product with the batch folded into M. */
         if (na * s.m > INT_MAX)
             return qc_node_errf(n, err, QC_EUNSUPPORTED, "MatMul too large for BLAS");
+        if (b->ndim > 1 && sparse_matmul(ad, bd, y, na * s.m, s.n, s.k))
+            return QC_OK;
         qc_sgemm(0, 0, na * s.m, s.n, s.k, 1.0f, ad, s.k, bd, ldb, 0.0f, y, s.n);
         return QC_OK;
     }

@@ -441,6 +441,9 @@ typedef struct eval_par {
     int                         n;
     const qc_compare_eval_opts *o;
     qc_exec                    *fx[2];
+    qc_exec                    *ff[2];          /* fused, outputs only: samples past the
+                                                 * per-layer ones (created on first use) */
+    qc_exec                    *ref[2];         /* the one that ran slot k's sample */
     qc_tensor                  *in[2];          /* copies: the dataset holds one sample */
     int                         n_in[2];        /* tensors allocated in in[k] */
     int                         skip[2];
@@ -525,14 +528,25 @@ static void run_jobs(eval_par *p)
         if (job == JOB_FLOAT) {
             qc_tensor *in;
             int skip = 0;
-            rc = float_run(c, p->fx[k], p->d, s, p->idx[s], p->o->strict, &in, &skip, &err);
+            /* past the per-layer samples the candidates read the outputs only: the fused
+             * executor gives the same values (Conv + activation, elementwise chains) */
+            rc = QC_OK;
+            p->ref[k] = p->fx[k];
+            if (p->o->layer_samples > 0 && c->n_eval >= p->o->layer_samples) {
+                if (!p->ff[k])
+                    rc = qc_exec_new(&p->ff[k], c->m, &(qc_exec_opts){ .fuse = 1 }, &err);
+                p->ref[k] = p->ff[k];
+            }
+            if (rc == QC_OK)
+                rc = float_run(c, p->ref[k], p->d, s, p->idx[s], p->o->strict, &in, &skip,
+                               &err);
             if (rc == QC_OK && !skip)
                 rc = copy_inputs(p, k, in, &err);
             p->skip[k] = skip;
             c->eval_skipped += skip;
             c->n_eval += !skip;
         } else {
-            rc = eval_one(c, &c->ce[job], p->fx[k], p->in[k], &err);
+            rc = eval_one(c, &c->ce[job], p->ref[k], p->in[k], &err);
         }
         pthread_mutex_lock(&p->mu);
         if (rc != QC_OK) {
@@ -610,6 +624,8 @@ static int eval_side_by_side(qc_compare *c, qc_dataset *d, const int *idx, int n
         free(p.in[k]);
     }
     qc_exec_free(p.fx[1]);
+    qc_exec_free(p.ff[0]);
+    qc_exec_free(p.ff[1]);
     free(p.next);
     free(p.busy);
     return rc;
