@@ -1,9 +1,12 @@
 /* qc_sgemm against a plain triple loop: every transpose combination, alpha/beta, vector
  * shapes (the sgemv route), padded leading dimensions and an empty inner dimension. */
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include "test.h"
 #include "ops.h"
+#include "qc_exec.h"
 
 static uint32_t rng = 12345;
 
@@ -113,4 +116,67 @@ QC_TEST(sgemm_beta_zero_ignores_nan)
     qc_sgemm(0, 0, 2, 2, 0, 1.0f, a, 1, b, 1, 0.0f, e, 2);
     for (int i = 0; i < 4; i++)
         CHECK(e[i] == 0.0f);
+}
+
+/* ---- MatMul with a mostly-zero A (ops_gemm.c sparse_matmul), through the executor ---- */
+
+static const char *mm_in[2] = { "a", "b" }, *mm_out[1] = { "y" };
+
+/* y = a [m, k] x b [k, n] (b an initializer) on the executor; y_out gets m * n values. */
+static void run_matmul(const float *a, float *b, int m, int n, int k, float *y_out)
+{
+    qc_err err = { 0 };
+    qc_node node = { .name = "mm", .op_type = "MatMul", .domain = "", .n_inputs = 2,
+                     .n_outputs = 1, .inputs = mm_in, .outputs = mm_out };
+    qc_tensor init = { .name = "b", .dtype = QC_F32, .ndim = 2, .dims = { k, n }, .data = b };
+    qc_value_info in = { .name = "a", .dtype = QC_F32, .ndim = -1 };
+    qc_value_info out = { .name = "y", .dtype = QC_F32, .ndim = -1 };
+    qc_model mdl = { .path = "test", .opset = 13, .n_nodes = 1, .n_inputs = 1, .n_outputs = 1,
+                     .n_inits = 1, .nodes = &node, .inputs = &in, .outputs = &out,
+                     .inits = &init };
+    qc_tensor x = { .name = "a", .dtype = QC_F32, .ndim = 2, .dims = { m, k },
+                    .data = (void *)a };
+    qc_exec *e = NULL;
+    CHECK_OK(qc_exec_new(&e, &mdl, NULL, &err));
+    if (e && qc_exec_run(e, &x, 1, &err) == QC_OK)
+        memcpy(y_out, qc_exec_output(e, 0)->data, (size_t)m * n * sizeof *y_out);
+    else
+        CHECK_OK(err.code);
+    qc_exec_free(e);
+}
+
+/* one-hot rows: the same bits as sgemm; a few nonzeros a row, and rows that turn dense
+ * (the block then goes to sgemm), within float rounding of the exact product; an Inf in B
+ * keeps 0 x Inf = NaN (dense path) */
+QC_TEST(matmul_sparse_a)
+{
+    enum { M = 300, N = 40, K = 77 };
+    float *a = calloc(M * K, sizeof *a), *b = malloc(K * N * sizeof *b);
+    float *y = malloc(M * N * sizeof *y), *want = malloc(M * N * sizeof *want);
+    for (int i = 0; i < K * N; i++)
+        b[i] = frand();
+    for (int i = 0; i < M; i++)
+        a[i * K + (i * 7) % K] = i % 5 ? 1.0f : frand();
+    run_matmul(a, b, M, N, K, y);
+    qc_sgemm(0, 0, M, N, K, 1.0f, a, K, b, N, 0.0f, want, N);
+    CHECK(memcmp(y, want, M * N * sizeof *y) == 0);
+    for (int i = 0; i < M; i++)                 /* 3 a row; rows 200.. dense */
+        for (int j = 0; j < K; j++)
+            a[i * K + j] = i >= 200 || j % 31 == i % 31 ? frand() : 0.0f;
+    run_matmul(a, b, M, N, K, y);
+    ref_gemm(0, 0, M, N, K, 1.0f, a, K, b, N, 0.0f, want, N);
+    int bad = 0;
+    for (int i = 0; i < M * N; i++)
+        bad += !(fabsf(y[i] - want[i]) <= 1e-5f + 1e-5f * fabsf(want[i]));
+    CHECK_INT(bad, 0);
+    memset(a, 0, M * K * sizeof *a);
+    for (int i = 0; i < M; i++)
+        a[i * K + 3] = 1.0f;
+    b[5 * N + 2] = INFINITY;                    /* row 5 of B: every y[:, 2] is 0 x Inf */
+    run_matmul(a, b, M, N, K, y);
+    CHECK(isnan(y[2]) && isnan(y[(M - 1) * N + 2]) && isfinite(y[3]));
+    free(a);
+    free(b);
+    free(y);
+    free(want);
 }

@@ -325,6 +325,19 @@ static int64_t sparse_row(const sparse_mm *s, const float *ar, float *restrict y
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
+/* y += a b over n values: a * b[j] rounded, then added (as sparse_row's loop) */
+static inline __attribute__((always_inline, target("avx2"))) void
+axpy_avx2(float *restrict y, float a, const float *restrict b, int64_t n)
+{
+    const __m256 va = _mm256_set1_ps(a);
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8)
+        _mm256_storeu_ps(y + j, _mm256_add_ps(_mm256_loadu_ps(y + j),
+                                              _mm256_mul_ps(va, _mm256_loadu_ps(b + j))));
+    for (; j < n; j++)
+        y[j] += a * b[j];
+}
+
 /* The same, finding the nonzeros 8 at a time (the zeros are most of the row). */
 static __attribute__((target("avx2"))) int64_t sparse_row_avx2(const sparse_mm *s,
                                                                const float *ar,
@@ -335,19 +348,14 @@ static __attribute__((target("avx2"))) int64_t sparse_row_avx2(const sparse_mm *
     for (; k0 + 8 <= s->k; k0 += 8) {
         unsigned m = (unsigned)_mm256_movemask_ps(
             _mm256_cmp_ps(_mm256_loadu_ps(ar + k0), zero, _CMP_NEQ_UQ));
-        for (; m; m &= m - 1) {
-            int64_t k = k0 + __builtin_ctz(m);
-            float a = ar[k];
-            const float *restrict br = s->b + k * s->n;
-            for (int64_t j = 0; j < s->n; j++)
-                yr[j] += a * br[j];
-            nz++;
-        }
+        for (; m; m &= m - 1, nz++)
+            axpy_avx2(yr, ar[k0 + __builtin_ctz(m)], s->b + (k0 + __builtin_ctz(m)) * s->n,
+                      s->n);
     }
-    sparse_mm tail = *s;
-    tail.k = s->k - k0;
-    tail.b = s->b + k0 * s->n;
-    return nz + sparse_row(&tail, ar + k0, yr);
+    for (int64_t k = k0; k < s->k; k++)       /* the tail */
+        if (ar[k] != 0.0f)
+            axpy_avx2(yr, ar[k], s->b + k * s->n, s->n), nz++;
+    return nz;
 }
 #endif
 
