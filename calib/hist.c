@@ -12,7 +12,7 @@
 /* Lattice cell of x on grid k: floor(x / 2^k) for x >= 0; for x < 0 the mirror image of
  * |x|'s cell, -floor(|x| / 2^k) - 1 (its bitwise complement). So a cell covers [c, c + 1) 2^k
  * for c >= 0 and (c, c + 1] 2^k for c < 0: the cells are symmetric about 0, and the |x|
- * histogram folds out of the signed one exactly (qc_hist_fold), ties included. */
+ * histogram folds out of the signed one exactly (qc_hist_view), ties included. */
 static double mcell(double x, int k)
 {
     return x < 0 ? -floor(ldexp(-x, -k)) - 1 : floor(ldexp(x, -k));

@@ -102,6 +102,12 @@ size_t qc_cmp_calib_peak(const qc_compare *c);
 void qc_cmp_cand_release(cand_eval *ce, int model);
 /* The observer state group a candidate's activation ranges come from (compare.c). */
 void qc_cmp_group_of(const qc_quant_opts *o, ogroup *g);
+/* A new observer for tensor state of group gi (NULL, QC_OK: an |x| group fed through its
+ * dual histogram until qc_cmp_split_duals); no_hist: min/max whatever the group. */
+int  qc_cmp_group_new_observer(const qc_compare *c, int gi, int no_hist, qc_observer **obs,
+                               qc_err *err);
+/* After a pass: each dual histogram becomes its x and |x| groups' observers. */
+int  qc_cmp_split_duals(qc_compare *c, qc_err *err);
 /* Index of group g in c->groups, added if new (c->groups grows). */
 int  qc_cmp_group_index(qc_compare *c, const ogroup *g, qc_err *err);
 
