@@ -23,6 +23,9 @@ typedef struct qc_exec_opts {
                                  * Sigmoid -> Q/DQ -> Mul -> Q/DQ, the same values): faster,
                                  * but the tensors in between are never computed, so no hook
                                  * may need them */
+    int fuse_exact;             /* with fuse: only the fusions that give every output the
+                                 * unfused bits (elementwise chains), not Conv + SiLU, whose
+                                 * epilogue computes the sigmoid its own way */
     int emulate_ort;            /* QDQ models: run the DQ -> op -> Q groups onnxruntime fuses
                                  * (Conv, MatMul, Sigmoid, Softmax, Add, Mul) as its integer
                                  * kernels round (src/exec/qfuse.c); the fused op's hook call

@@ -420,7 +420,7 @@ int qc_exec_new(qc_exec **out, const qc_model *m, const qc_exec_opts *opts, qc_e
     if (x->opts.n_sum_only > 0 && !x->opts.keep_all && !x->opts.const_only &&
         (rc = mark_sum_only(x, err)) != QC_OK)
         goto fail;
-    if (x->opts.fuse && !x->opts.keep_all && !x->opts.const_only)
+    if (x->opts.fuse && !x->opts.fuse_exact && !x->opts.keep_all && !x->opts.const_only)
         fuse_activations(x);
     if (x->opts.emulate_ort && !x->opts.keep_all && !x->opts.const_only &&
         (rc = qc_qfuse(x, err)) != QC_OK)         /* onnxruntime emulation: qfuse.c */

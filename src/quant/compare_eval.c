@@ -528,13 +528,14 @@ static void run_jobs(eval_par *p)
         if (job == JOB_FLOAT) {
             qc_tensor *in;
             int skip = 0;
-            /* past the per-layer samples the candidates read the outputs only: the fused
-             * executor gives the same values (Conv + activation, elementwise chains) */
+            /* past the per-layer samples the candidates read the outputs only: an executor
+             * with elementwise chains and without keep_all gives the same bits */
             rc = QC_OK;
             p->ref[k] = p->fx[k];
             if (p->o->layer_samples > 0 && c->n_eval >= p->o->layer_samples) {
                 if (!p->ff[k])
-                    rc = qc_exec_new(&p->ff[k], c->m, &(qc_exec_opts){ .fuse = 1 }, &err);
+                    rc = qc_exec_new(&p->ff[k], c->m,
+                                     &(qc_exec_opts){ .fuse = 1, .fuse_exact = 1 }, &err);
                 p->ref[k] = p->ff[k];
             }
             if (rc == QC_OK)
