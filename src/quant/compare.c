@@ -203,13 +203,15 @@ static void add_items(cshard *sh, int k, const qc_tensor *v)
     }
     if (v->dtype != QC_F32)
         return;
-    /* a dual histogram scans the tensor as it bins it: the minmax and ema observers of the
-     * tensor follow it instead of scanning again */
+    /* one observer scans the tensor (a dual histogram as it bins it, else a minmax or ema
+     * one): the tensor's other minmax and ema observers follow it instead of scanning again */
     qc_observer *const *obs = sh->obs ? sh->obs + (size_t)k * (size_t)c->n_groups : t->obs;
     obs_item *lead = NULL;
-    for (int g = 0; g < c->n_groups && !lead; g++)
-        if (obs[g] && obs[g]->ops == &qc_obs_dual)
-            lead = &sh->items[sh->n_items++], lead->o = obs[g], lead->n_follow = 0;
+    for (int pass = 0; pass < 2 && !lead; pass++)
+        for (int g = 0; g < c->n_groups && !lead; g++)
+            if (obs[g] && (pass ? obs[g]->ops->extremes && obs[g]->cfg.per_channel_axis < 0
+                                : obs[g]->ops == &qc_obs_dual))
+                lead = &sh->items[sh->n_items++], lead->o = obs[g], lead->n_follow = 0;
     for (int g = 0; g < c->n_groups; g++) {
         if (!obs[g] || (lead && obs[g] == lead->o))
             continue;                   /* an |x| group fed through its dual; the dual */
