@@ -497,13 +497,13 @@ int64_t qc_obs_scan_channel(qc_observer *o, const qc_obs_view *v, int c, float *
     }
     *mn = lo;
     *mx = hi;
+    int64_t good = v->outer * v->inner - bad;
     o->last_lo = lo;
     o->last_hi = hi;
     o->last_bad = bad;
-    o->last_good = v->outer * v->inner - bad;
+    o->last_good = good;
     o->seen_lo = lo < o->seen_lo ? lo : o->seen_lo;
     o->seen_hi = hi > o->seen_hi ? hi : o->seen_hi;
-    int64_t good = v->outer * v->inner - bad;
     o->nonfinite += bad;
     o->count += good;
     o->ch_count[c] += good;

@@ -449,7 +449,14 @@ static __attribute__((target("avx2"))) int64_t fake_quant_avx2(const float *x, f
     }
     return i;
 }
-#endif
+
+/* NaN -> 0 (the Q kernel's zero point), then clamped to [lo, hi] */
+static inline __attribute__((always_inline, target("avx512f"))) __m512
+nan0_clamp(__m512 c, __m512 lo, __m512 hi)
+{
+    c = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(c, c, _CMP_ORD_Q), c);
+    return _mm512_min_ps(_mm512_max_ps(c, lo), hi);
+}
 
 /* 16 at a time without the division: c = x * (1/s), NaN -> 0, clamped to the codes' range
  * less the zero point, [L, U] (Q's saturation, integers); the code is round(c) when c(1 - 2^-20)
@@ -471,15 +478,10 @@ static __attribute__((target("avx512f"))) int64_t fake_quant_avx512(const float 
     const __m512 dn = _mm512_set1_ps(1.0f - 0x1p-20f), up = _mm512_set1_ps(1.0f + 0x1p-20f);
     int64_t i = 0;
     for (; i + 16 <= n; i += 16) {
-        __m512 v = _mm512_loadu_ps(x + i), c = _mm512_mul_ps(v, vinv);
-        c = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(c, c, _CMP_ORD_Q), c);
-        c = _mm512_min_ps(_mm512_max_ps(c, lo), hi);
+        __m512 v = _mm512_loadu_ps(x + i), c = nan0_clamp(_mm512_mul_ps(v, vinv), lo, hi);
         __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(c, dn));
-        if (_mm512_cmpneq_epi32_mask(q, _mm512_cvtps_epi32(_mm512_mul_ps(c, up)))) {
-            c = _mm512_div_ps(v, vs);
-            c = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(c, c, _CMP_ORD_Q), c);
-            q = _mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(c, lo), hi));
-        }
+        if (_mm512_cmpneq_epi32_mask(q, _mm512_cvtps_epi32(_mm512_mul_ps(c, up))))
+            q = _mm512_cvtps_epi32(nan0_clamp(_mm512_div_ps(v, vs), lo, hi));
         _mm512_storeu_ps(y + i, _mm512_mul_ps(_mm512_cvtepi32_ps(q), vs));
     }
     return i;
@@ -489,6 +491,7 @@ static int have_avx512(void)
 {
     return __builtin_cpu_supports("avx512f");
 }
+#endif
 
 typedef struct fq_job {
     const float *x;

@@ -104,14 +104,14 @@ int qc_cmp_split_duals(qc_compare *c, qc_err *err)
         int h = dual_partner(c, g);
         if (h < 0 || c->groups[g].absval)
             continue;
+        qc_obs_config cx, ca;
+        hist_config(&c->groups[g], &cx);
+        hist_config(&c->groups[h], &ca);
         for (int k = 0; k < c->n_t; k++) {
             otensor *t = &c->t[k];
             qc_observer *d = t->obs[g];
             if (!d || d->ops != &qc_obs_dual)
                 continue;
-            qc_obs_config cx, ca;
-            hist_config(&c->groups[g], &cx);
-            hist_config(&c->groups[h], &ca);
             int rc = qc_observer_view(&t->obs[g], d, "percentile", &cx, err);
             if (rc == QC_OK)
                 rc = qc_observer_view(&t->obs[h], d, "percentile", &ca, err);
