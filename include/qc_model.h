@@ -87,6 +87,9 @@ int              qc_model_producer(const qc_model *m, const char *name);
 /* Node inputs that name `name` (a node reading it twice counts twice; graph outputs do not
  * count). */
 int              qc_model_n_readers(const qc_model *m, const char *name);
+/* The node of the i-th of those inputs (file order; a node reading it twice comes twice), -1
+ * past the end. */
+int              qc_model_reader(const qc_model *m, const char *name, int i);
 
 /* Reads a serialized ONNX TensorProto (.pb) into an owned tensor (free with qc_tensor_free;
  * t->name is NULL). F16/BF16/F64 data become float32. If `name` is not NULL it receives a

@@ -79,9 +79,20 @@ int  qc_quantizer_build(qc_quantizer *q, qc_model **out, qc_err *err);
 /* After build: what was quantized. Borrowed until qc_quantizer_free. */
 int  qc_quantizer_n_tensors(const qc_quantizer *q);
 int  qc_quantizer_tensor(const qc_quantizer *q, int i, qc_qtensor_info *info);
+/* The index of tensor `name` for qc_quantizer_tensor, -1 if the quantizer has none. */
+int  qc_quantizer_find(const qc_quantizer *q, const char *name);
 int  qc_quantizer_n_quantized_nodes(const qc_quantizer *q);
 /* Nodes left in float: the i-th one's name, op and reason. Returns 0 past the end. */
 int  qc_quantizer_float_node(const qc_quantizer *q, int i, const char **name,
                              const char **op_type, const char **why);
+/* The nodes left in float grouped by op type and reason, in order of first appearance. */
+typedef struct qc_float_group {
+    const char *op_type, *why;
+    const char *example;        /* the group's first node */
+    int         count;
+} qc_float_group;
+/* *groups (the caller frees it; NULL when there are none) and their number; -1 when out of
+ * memory. */
+int  qc_quantizer_float_groups(const qc_quantizer *q, qc_float_group **groups);
 
 #endif

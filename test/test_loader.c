@@ -334,6 +334,7 @@ QC_TEST(loader_name_lookups_indexed)
     mb_node(&b, "Add", "add", "r1", "c1", "s");
     mb_node(&b, "Mul", "mul", "s", "c2", "y");
     mb_node(&b, "Relu", "relu1", "x", NULL, "r1");
+    mb_node(&b, "Mul", "sq", "x", "x", "x2");           /* reads x twice */
     Onnx__TensorProto *t = mb_init_tensor(&b, "c1", 1, 1, d1);
     t->n_float_data = 1;
     t->float_data = &one;
@@ -350,7 +351,17 @@ QC_TEST(loader_name_lookups_indexed)
         CHECK_INT(qc_model_producer(m, names[i]), qc_model_producer(&plain, names[i]));
         CHECK(qc_model_init(m, names[i]) == qc_model_init(&plain, names[i]));
         CHECK_INT(qc_model_n_readers(m, names[i]), qc_model_n_readers(&plain, names[i]));
+        for (int r = -1; r <= qc_model_n_readers(&plain, names[i]) + 1; r++)
+            CHECK_INT(qc_model_reader(m, names[i], r), qc_model_reader(&plain, names[i], r));
     }
+    /* readers in file order, once per input slot */
+    CHECK_INT(qc_model_n_readers(m, "x"), 3);
+    CHECK_INT(qc_model_reader(m, "x", 0), 2);
+    CHECK_INT(qc_model_reader(m, "x", 1), 3);
+    CHECK_INT(qc_model_reader(m, "x", 2), 3);
+    CHECK_INT(qc_model_reader(m, "x", 3), -1);
+    CHECK_INT(qc_model_reader(m, "s", 0), 1);
+    CHECK_INT(qc_model_reader(m, "y", 0), -1);
     CHECK_INT(qc_model_n_readers(m, "s"), 1);
     CHECK_INT(qc_model_n_readers(m, "y"), 0);
     CHECK_INT(qc_model_producer(m, "r1"), 2);

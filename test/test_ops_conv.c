@@ -386,6 +386,43 @@ QC_TEST(conv_fused_silu)
     unsetenv("QC_CONV_PORTABLE");
 }
 
+/* Not a SiLU: Mul(sigmoid, sigmoid) (the Conv's output has one reader), Mul(conv, conv)
+ * (the Sigmoid's output feeds nothing). The Conv takes no activation (that would skip two
+ * nodes) and the output is the unfused executor's. */
+QC_TEST(conv_silu_lookalikes_not_fused)
+{
+    const conv_case *cc = &conv_cases[0];
+    int64_t xd[4] = { cc->n, cc->c, cc->in[0], cc->in[1] }, wd[4] = { cc->m, cc->c, 3, 3 };
+    float *x = rand_buf(prod(xd, 4)), *w = rand_buf(prod(wd, 4));
+    for (int variant = 0; variant < 2; variant++) {
+        tnode tn;
+        qc_err err = { 0 };
+        qc_exec *plain = NULL;
+        tn_init(&tn, "Conv", 13, 2, 1);
+        tn_input(&tn, 0, QC_F32, 4, xd, x);
+        tn_input(&tn, 1, QC_F32, 4, wd, w);
+        tn_ints(&tn, "pads", 4, cc->pads);
+        tn_silu(&tn);
+        if (variant == 0)
+            tn.tail_io[1][0] = tn.tail_io[1][1];        /* Mul(sig, sig) */
+        else
+            tn.tail_io[1][1] = tn.tail_io[1][0];        /* Mul(conv, conv) */
+        const qc_tensor *got = tn_run(&tn, 0), *want = NULL;
+        CHECK(got != NULL);
+        if (tn.x)       /* Sigmoid and Mul still make an elementwise chain (one node) */
+            CHECK_INT(qc_exec_fused_nodes(tn.x), 1);
+        CHECK_OK(qc_exec_new(&plain, &tn.m, NULL, &err));
+        if (plain && qc_exec_run(plain, tn.inputs, tn.m.n_inputs, &err) == QC_OK)
+            want = qc_exec_output(plain, 0);
+        CHECK(got && want && qc_shape_equal(got, want) &&
+              !memcmp(got->data, want->data, qc_tensor_nbytes(want)));
+        qc_exec_free(plain);
+        tn_free(&tn);
+    }
+    free(x);
+    free(w);
+}
+
 /* Weights as an initializer take the packed-weight cache; a second run with new input must
  * not reuse anything but the weights. */
 QC_TEST(conv_cached_weights_two_runs)

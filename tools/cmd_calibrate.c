@@ -15,11 +15,6 @@
 #include "qc_prepare.h"
 #include "qc_quant.h"
 
-typedef struct float_group {
-    const char *op, *why;
-    int         count;
-} float_group;
-
 static const char cal_usage[] =
     "usage: calibrate --data DIR MODEL.onnx [-o OUT.onnx] [options]\n"
     "\n"
@@ -437,21 +432,11 @@ int qc_cmd_calibrate(int argc, char **argv)
                rep.n_bn_folded);
         printf("calibrate: %d tensors quantized, %d nodes quantized, %d left in float\n", n_t,
                qc_quantizer_n_quantized_nodes(q), n_float);
-        /* the float nodes grouped by op and reason, in order of first appearance (groups
-         * are few; float nodes can be thousands) */
-        float_group *g = calloc((size_t)n_float + 1, sizeof *g);
-        int n_g = 0;
-        for (int i = 0; g && i < n_float; i++) {
-            int k = 0;
-            qc_quantizer_float_node(q, i, &nm, &op, &why);
-            while (k < n_g && (strcmp(op, g[k].op) || strcmp(why, g[k].why)))
-                k++;
-            if (k == n_g)
-                g[n_g++] = (float_group){ op, why, 0 };
-            g[k].count++;
-        }
+        /* the float nodes grouped by op and reason, in order of first appearance */
+        qc_float_group *g = NULL;
+        int n_g = qc_quantizer_float_groups(q, &g);
         for (int k = 0; k < n_g; k++)
-            printf("  float: %-20s x%-4d %s\n", g[k].op, g[k].count, g[k].why);
+            printf("  float: %-20s x%-4d %s\n", g[k].op_type, g[k].count, g[k].why);
         free(g);
         if (a.bias_corr)
             print_bias_summary(&bst);

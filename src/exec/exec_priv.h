@@ -50,6 +50,7 @@ struct qc_exec {
     qc_knode         *knodes;         /* in topological order */
     const qc_op_def **defs;
     int              *order;          /* plan index -> model node index */
+    int              *pos;            /* model node index -> plan index */
     char             *is_const;       /* per plan index: all inputs are constants */
     char             *skip;           /* per plan index: fused into another node */
     char             *cached;         /* per plan index: opts.cache_const computes it once */

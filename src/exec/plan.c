@@ -230,58 +230,61 @@ static int mark_cached(qc_exec *x, qc_err *err)
 
 int qc_exec_node_is_const(const qc_exec *x, int node_index)
 {
-    for (int k = 0; k < x->n_knodes; k++)
-        if (x->order[k] == node_index)
-            return x->is_const[k];
-    return 0;
-}
-
-static int n_readers(const qc_exec *x, const qc_tensor *t, int *reader)
-{
-    int c = 0;
-    for (int k = 0; k < x->n_knodes; k++)
-        for (int i = 0; i < x->knodes[k].n_in; i++)
-            if (x->knodes[k].in[i] == t && !x->skip[k]) {
-                c++;
-                *reader = k;
-            }
-    return c;
+    if (node_index < 0 || node_index >= x->n_knodes)
+        return 0;
+    return x->is_const[x->pos[node_index]];
 }
 
 /* Conv -> Sigmoid -> Mul(conv, sigmoid) (SiLU, as exported by YOLOv5/v8) becomes one Conv that
- * writes the Mul's output. Only the Conv family knows how (qc_knode.act). */
-static void fuse_activations(qc_exec *x)
+ * writes the Mul's output. Only the Conv family knows how (qc_knode.act). The readers of every
+ * value (input slots of nodes not skipped; the first two and how many) are counted once: a
+ * fusion only retires the values it fuses, so the other counts stay true. */
+static int fuse_activations(qc_exec *x, qc_err *err)
 {
+    int nv = x->n_values, *cnt = calloc((size_t)nv * 3 + 1, sizeof *cnt);
+    if (!cnt)
+        return qc_errf(err, QC_ENOMEM, "out of memory");
+    int *first = cnt + nv, *second = first + nv;
+    for (int k = 0; k < x->n_knodes; k++)
+        for (int i = 0; i < x->knodes[k].n_in && !x->skip[k]; i++)
+            if (x->knodes[k].in[i]) {
+                int v = (int)((const qc_value *)x->knodes[k].in[i] - x->values);
+                if (cnt[v] == 0)
+                    first[v] = k;
+                else if (cnt[v] == 1)
+                    second[v] = k;
+                cnt[v]++;
+            }
     for (int k = 0; k < x->n_knodes; k++) {
         qc_knode *c = &x->knodes[k];
         if (strcmp(c->node->op_type, "Conv") || c->n_out != 1 || x->skip[k])
             continue;
         qc_value *cv = (qc_value *)c->out[0];
-        if (cv->is_output)
+        int v = (int)(cv - x->values);
+        if (cv->is_output || cnt[v] != 2 || first[v] == second[v])
             continue;
-        int sk = -1, mk = -1, mul_reader = -1;
-        for (int j = k + 1; j < x->n_knodes; j++) {
-            const qc_knode *o = &x->knodes[j];
-            if (!strcmp(o->node->op_type, "Sigmoid") && o->n_in == 1 && o->in[0] == c->out[0])
-                sk = j;
+        /* the Sigmoid and the Mul, in either order */
+        int sk = first[v], mk = second[v];
+        if (strcmp(x->knodes[sk].node->op_type, "Sigmoid")) {
+            sk = second[v];
+            mk = first[v];
         }
-        if (sk < 0 || ((qc_value *)x->knodes[sk].out[0])->is_output)
+        const qc_knode *s = &x->knodes[sk], *o = &x->knodes[mk];
+        if (strcmp(s->node->op_type, "Sigmoid") || s->n_in != 1 || s->n_out < 1 ||
+            ((qc_value *)s->out[0])->is_output)
             continue;
-        for (int j = k + 1; j < x->n_knodes; j++) {
-            const qc_knode *o = &x->knodes[j];
-            if (!strcmp(o->node->op_type, "Mul") && o->n_in == 2 &&
-                ((o->in[0] == c->out[0] && o->in[1] == x->knodes[sk].out[0]) ||
-                 (o->in[1] == c->out[0] && o->in[0] == x->knodes[sk].out[0])))
-                mk = j;
-        }
-        if (mk < 0 || n_readers(x, c->out[0], &mul_reader) != 2 ||
-            n_readers(x, x->knodes[sk].out[0], &mul_reader) != 1)
+        int sv = (int)((const qc_value *)s->out[0] - x->values);
+        if (cnt[sv] != 1 || first[sv] != mk || strcmp(o->node->op_type, "Mul") ||
+            o->n_in != 2 || !((o->in[0] == c->out[0] && o->in[1] == s->out[0]) ||
+                              (o->in[1] == c->out[0] && o->in[0] == s->out[0])))
             continue;
         c->act = QC_ACT_SILU;
         c->out[0] = x->knodes[mk].out[0];
         ((qc_value *)c->out[0])->producer = k;
         x->skip[sk] = x->skip[mk] = 1;
     }
+    free(cnt);
+    return QC_OK;
 }
 
 static int build_release_lists(qc_exec *x, qc_err *err)
@@ -353,9 +356,10 @@ int qc_exec_new(qc_exec **out, const qc_model *m, const qc_exec_opts *opts, qc_e
     x->knodes = calloc((size_t)m->n_nodes + 1, sizeof *x->knodes);
     x->defs = calloc((size_t)m->n_nodes + 1, sizeof *x->defs);
     x->order = calloc((size_t)m->n_nodes + 1, sizeof *x->order);
+    x->pos = calloc((size_t)m->n_nodes + 1, sizeof *x->pos);
     x->input_vals = calloc((size_t)m->n_inputs + 1, sizeof *x->input_vals);
     x->output_vals = calloc((size_t)m->n_outputs + 1, sizeof *x->output_vals);
-    if (!x->values || !x->knodes || !x->defs || !x->order || !x->input_vals ||
+    if (!x->values || !x->knodes || !x->defs || !x->order || !x->pos || !x->input_vals ||
         !x->output_vals || qc_strmap_init(&x->names, (size_t)max_values) != 0) {
         rc = qc_errf(err, QC_ENOMEM, "out of memory");
         goto fail;
@@ -404,6 +408,8 @@ int qc_exec_new(qc_exec **out, const qc_model *m, const qc_exec_opts *opts, qc_e
         goto fail;
     x->n_knodes = m->n_nodes;
     for (int k = 0; k < m->n_nodes; k++)
+        x->pos[x->order[k]] = k;
+    for (int k = 0; k < m->n_nodes; k++)
         if ((rc = plan_node(x, k, err)) != QC_OK)
             goto fail;
     if ((rc = mark_constants(x, err)) != QC_OK)
@@ -420,8 +426,9 @@ int qc_exec_new(qc_exec **out, const qc_model *m, const qc_exec_opts *opts, qc_e
     if (x->opts.n_sum_only > 0 && !x->opts.keep_all && !x->opts.const_only &&
         (rc = mark_sum_only(x, err)) != QC_OK)
         goto fail;
-    if (x->opts.fuse && !x->opts.fuse_exact && !x->opts.keep_all && !x->opts.const_only)
-        fuse_activations(x);
+    if (x->opts.fuse && !x->opts.fuse_exact && !x->opts.keep_all && !x->opts.const_only &&
+        (rc = fuse_activations(x, err)) != QC_OK)
+        goto fail;
     if (x->opts.emulate_ort && !x->opts.keep_all && !x->opts.const_only &&
         (rc = qc_qfuse(x, err)) != QC_OK)         /* onnxruntime emulation: qfuse.c */
         goto fail;
@@ -476,6 +483,7 @@ void qc_exec_free(qc_exec *x)
     free(x->knodes);
     free(x->defs);
     free(x->order);
+    free(x->pos);
     free(x->is_const);
     free(x->skip);
     free(x->cached);

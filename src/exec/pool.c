@@ -8,11 +8,15 @@ void *qc_pool_get(qc_pool *p, size_t nbytes, size_t *cap)
 {
     int best = -1;
     size_t need = nbytes ? nbytes : 1;
+    /* 64-byte alignment keeps SIMD loads aligned for the kernels */
+    size_t rounded = (need + 63) & ~(size_t)63;
     for (int i = 0; i < p->n_free; i++) {
         size_t c = p->free[i].cap;
         /* best fit, but never hand a large block to a small tensor */
         if (c >= need && c <= 2 * need + 65536 && (best < 0 || c < p->free[best].cap))
             best = i;
+        if (c == rounded)           /* every cap is a rounded size: none fits better */
+            break;
     }
     if (best >= 0) {
         void *ptr = p->free[best].ptr;
@@ -20,8 +24,6 @@ void *qc_pool_get(qc_pool *p, size_t nbytes, size_t *cap)
         p->free[best] = p->free[--p->n_free];
         return ptr;
     }
-    /* 64-byte alignment keeps SIMD loads aligned for the kernels */
-    size_t rounded = (need + 63) & ~(size_t)63;
     void *ptr = aligned_alloc(64, rounded);
     if (!ptr)
         return NULL;

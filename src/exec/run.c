@@ -323,10 +323,7 @@ int qc_exec_begin(qc_exec *x, const qc_tensor *inputs, int n_inputs, qc_err *err
 
 int qc_exec_node_pos(const qc_exec *x, int node)
 {
-    for (int k = 0; k < x->n_knodes; k++)
-        if (x->order[k] == node)
-            return k;
-    return -1;
+    return node >= 0 && node < x->n_knodes ? x->pos[node] : -1;
 }
 
 int qc_exec_step_to(qc_exec *x, int node, qc_err *err)

@@ -242,30 +242,49 @@ static int nesting_ok(const uint8_t *p, size_t n, const ProtobufCMessageDescript
 }
 
 /* The lookups' index: the first producer / initializer of each name, as the linear search
- * it replaces finds (a valid model has one), and the reader counts. */
+ * it replaces finds (a valid model has one), and the readers of each name (a dense id per
+ * name read, then the reading nodes in file order, one entry per input slot). */
 static int index_names(const qc_model *m, qc_model_priv *p)
 {
     if (qc_strmap_init(&p->producer, (size_t)m->n_nodes * 2 + 16) != 0 ||
         qc_strmap_init(&p->init, (size_t)m->n_inits + 16) != 0 ||
         qc_strmap_init(&p->readers, (size_t)m->n_nodes * 2 + 16) != 0)
         return QC_ENOMEM;
-    p->indexed = 1;
+    size_t n_slots = 0;
+    int n_ids = 0;
     for (int i = 0; i < m->n_nodes; i++) {
         for (int k = 0; k < m->nodes[i].n_outputs; k++)
             if (qc_strmap_get(&p->producer, m->nodes[i].outputs[k]) < 0 &&
                 qc_strmap_put(&p->producer, m->nodes[i].outputs[k], i) != 0)
                 return QC_ENOMEM;
-        for (int k = 0; k < m->nodes[i].n_inputs; k++) {
-            const char *nm = m->nodes[i].inputs[k];
-            int c = qc_strmap_get(&p->readers, nm);
-            if (qc_strmap_put(&p->readers, nm, c < 0 ? 1 : c + 1) != 0)
+        for (int k = 0; k < m->nodes[i].n_inputs; k++, n_slots++)
+            if (qc_strmap_get(&p->readers, m->nodes[i].inputs[k]) < 0 &&
+                qc_strmap_put(&p->readers, m->nodes[i].inputs[k], n_ids++) != 0)
                 return QC_ENOMEM;
-        }
     }
+    p->rstart = calloc((size_t)n_ids + 2, sizeof *p->rstart);
+    p->rlist = malloc((n_slots + 1) * sizeof *p->rlist);
+    int *fill = calloc((size_t)n_ids + 1, sizeof *fill);
+    if (!p->rstart || !p->rlist || !fill) {
+        free(fill);
+        return QC_ENOMEM;
+    }
+    for (int i = 0; i < m->n_nodes; i++)
+        for (int k = 0; k < m->nodes[i].n_inputs; k++)
+            p->rstart[qc_strmap_get(&p->readers, m->nodes[i].inputs[k]) + 1]++;
+    for (int id = 0; id < n_ids; id++)
+        p->rstart[id + 1] += p->rstart[id];
+    for (int i = 0; i < m->n_nodes; i++)
+        for (int k = 0; k < m->nodes[i].n_inputs; k++) {
+            int id = qc_strmap_get(&p->readers, m->nodes[i].inputs[k]);
+            p->rlist[p->rstart[id] + fill[id]++] = i;
+        }
+    free(fill);
     for (int i = 0; i < m->n_inits; i++)
         if (qc_strmap_get(&p->init, m->inits[i].name) < 0 &&
             qc_strmap_put(&p->init, m->inits[i].name, i) != 0)
             return QC_ENOMEM;
+    p->indexed = 1;
     return QC_OK;
 }
 
@@ -357,6 +376,8 @@ void qc_model_free(qc_model *m)
     qc_strmap_free(&p->producer);
     qc_strmap_free(&p->init);
     qc_strmap_free(&p->readers);
+    free(p->rstart);
+    free(p->rlist);
     qc_arena_free(&p->arena);   /* m itself lives in the arena */
     free(p);
 }
@@ -439,9 +460,26 @@ int qc_model_n_readers(const qc_model *m, const char *name)
     const qc_model_priv *p = m->priv;
     int c = 0;
     if (p && p->indexed)
-        return (c = qc_strmap_get(&p->readers, name)) < 0 ? 0 : c;
+        return (c = qc_strmap_get(&p->readers, name)) < 0 ? 0 : p->rstart[c + 1] - p->rstart[c];
     for (int i = 0; i < m->n_nodes; i++)    /* models built by hand (tests) */
         for (int k = 0; k < m->nodes[i].n_inputs; k++)
             c += !strcmp(m->nodes[i].inputs[k], name);
     return c;
+}
+
+int qc_model_reader(const qc_model *m, const char *name, int i)
+{
+    const qc_model_priv *p = m->priv;
+    if (i < 0)
+        return -1;
+    if (p && p->indexed) {
+        int id = qc_strmap_get(&p->readers, name);
+        return id >= 0 && i < p->rstart[id + 1] - p->rstart[id] ? p->rlist[p->rstart[id] + i]
+                                                                 : -1;
+    }
+    for (int j = 0; j < m->n_nodes; j++)    /* models built by hand (tests) */
+        for (int k = 0; k < m->nodes[j].n_inputs; k++)
+            if (!strcmp(m->nodes[j].inputs[k], name) && i-- == 0)
+                return j;
+    return -1;
 }

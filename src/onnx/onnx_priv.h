@@ -15,10 +15,11 @@
 typedef struct qc_model_priv {
     qc_arena           arena;
     Onnx__ModelProto  *proto;       /* owned: protobuf_c unpack result */
-    /* name -> first producing node / initializer / number of node inputs naming it, built
+    /* name -> first producing node / initializer / the node inputs naming it, built
      * once the model is complete, so qc_model_producer, qc_model_init and qc_model_n_readers
      * answer in O(1) on models of any size */
     qc_strmap          producer, init, readers;
+    int               *rstart, *rlist;  /* readers: name id -> nodes [rstart[id], rstart[id+1]) */
     int                indexed;
 } qc_model_priv;
 

@@ -609,9 +609,7 @@ int qc_doctor_next_pass(qc_doctor *d, qc_err *err)
      * the statistics give them their minmax range */
     for (int i = 0; i < d->n_ts; i++) {
         const dstat *s = &d->ts[i];
-        int found = 0;
-        for (int k = 0; k < qc_quantizer_n_tensors(d->q) && !found; k++)
-            found = qc_quantizer_tensor(d->q, k, &info) && !strcmp(info.name, s->name);
+        int found = qc_quantizer_tensor(d->q, qc_quantizer_find(d->q, s->name), &info);
         if (!found && s->f32 && s->count > 0) {
             qc_range r = { s->lo, s->hi };
             qc_quantizer_set_range(d->q2, s->name, r, r, s->rank);

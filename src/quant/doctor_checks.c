@@ -55,12 +55,9 @@ static int first_layer(const qc_doctor *d, const char *name, int depth)
     const qc_model *m = d->m;
     if (depth > 8)
         return -1;
-    for (int i = 0; i < m->n_nodes; i++) {
+    for (int r = 0, i, prev = -1; (i = qc_model_reader(m, name, r)) >= 0; prev = i, r++) {
         const qc_node *nd = &m->nodes[i];
-        int reads = 0;
-        for (int k = 0; k < nd->n_inputs; k++)
-            reads |= !strcmp(nd->inputs[k], name);
-        if (!reads)
+        if (i == prev)                  /* a node reading it twice */
             continue;
         if (!strcmp(nd->op_type, "Conv") || !strcmp(nd->op_type, "Gemm") ||
             !strcmp(nd->op_type, "MatMul"))
@@ -333,18 +330,14 @@ static void check_weights(qc_doctor *d)
 {
     const qc_model *m = d->m;
     qc_qtensor_info info;
-    int n_t = d->qm ? qc_quantizer_n_tensors(d->q) : 0;
     for (int j = 0; j < m->n_nodes; j++) {
         const qc_node *nd = &m->nodes[j];
         const qc_tensor *w = nd->n_inputs > 1 ? qc_model_init(m, nd->inputs[1]) : NULL;
         int axis = w && w->dtype == QC_F32 ? weight_axis(nd, w) : -1;
         if (axis < 0 || axis >= w->ndim)
             continue;
-        int found = 0;
-        for (int i = 0; i < n_t && !found; i++)
-            found = qc_quantizer_tensor(d->q, i, &info) && !strcmp(info.kind, "weight") &&
-                    !strcmp(info.name, w->name);
-        if (!found)
+        if (!d->qm || !qc_quantizer_tensor(d->q, qc_quantizer_find(d->q, w->name), &info) ||
+            strcmp(info.kind, "weight"))
             continue;
         int64_t nch = w->dims[axis], inner = 1, outer = 1;
         for (int k = axis + 1; k < w->ndim; k++)
@@ -417,7 +410,7 @@ static int reaches_output(const qc_doctor *d, const char *name, int depth)
             return 1;
     if (depth > 8)
         return 0;
-    for (int i = 0; i < m->n_nodes; i++) {
+    for (int r = 0, i; (i = qc_model_reader(m, name, r)) >= 0; r++) {
         const qc_node *nd = &m->nodes[i];
         if (!is_movement(nd->op_type) || nd->n_inputs < 1 || strcmp(nd->inputs[0], name))
             continue;
@@ -434,9 +427,10 @@ static void movement_chain(const qc_doctor *d, const char *name, char *buf, size
                            int depth)
 {
     const qc_model *m = d->m;
-    for (int i = 0; i < m->n_nodes && depth < 8; i++) {
+    for (int r = 0, i, prev = -1; depth < 8 && (i = qc_model_reader(m, name, r)) >= 0;
+         prev = i, r++) {
         const qc_node *nd = &m->nodes[i];
-        if (!is_movement(nd->op_type) || nd->n_inputs < 1 || nd->n_outputs < 1 ||
+        if (i == prev || !is_movement(nd->op_type) || nd->n_inputs < 1 || nd->n_outputs < 1 ||
             strcmp(nd->inputs[0], name) || !reaches_output(d, nd->outputs[0], 0))
             continue;
         size_t len = strlen(buf);
@@ -447,14 +441,11 @@ static void movement_chain(const qc_doctor *d, const char *name, char *buf, size
 
 static int quantized_act(const qc_doctor *d, const char *name, qc_qtensor_info *info)
 {
-    for (int i = 0; i < qc_quantizer_n_tensors(d->q); i++)
-        if (qc_quantizer_tensor(d->q, i, info) && !strcmp(info->kind, "activation") &&
-            !strcmp(info->name, name))
-            return 1;
-    return 0;
+    return qc_quantizer_tensor(d->q, qc_quantizer_find(d->q, name), info) &&
+           !strcmp(info->kind, "activation");
 }
 
-static void check_model(qc_doctor *d)
+static int check_model(qc_doctor *d, qc_err *err)
 {
     const qc_model *m = d->m;
     qc_qtensor_info info;
@@ -496,20 +487,16 @@ static void check_model(qc_doctor *d)
                   nd->op_type, d->nan_sample);
     }
     /* ops left in float, grouped by op and reason */
-    const char *nm, *op, *why, *nm2, *op2, *why2;
-    for (int i = 0; d->qm && qc_quantizer_float_node(d->q, i, &nm, &op, &why); i++) {
-        int dup = 0, count = 0;
-        for (int k = 0; k < i && !dup; k++) {
-            qc_quantizer_float_node(d->q, k, &nm2, &op2, &why2);
-            dup = !strcmp(op, op2) && !strcmp(why, why2);
-        }
-        for (int k = i; !dup && qc_quantizer_float_node(d->q, k, &nm2, &op2, &why2); k++)
-            count += !strcmp(op, op2) && !strcmp(why, why2);
-        if (!dup)
-            qc_dr_add(d, QC_SEV_INFO, "model.float-ops", 100 + count, nm, "--op-types adds op "
-                      "types; excluded nodes stay float by request", "%d %s node%s left in "
-                      "float (%s), e.g. '%s'", count, op, count == 1 ? "" : "s", why, nm);
-    }
+    qc_float_group *g = NULL;
+    int n_g = d->qm ? qc_quantizer_float_groups(d->q, &g) : 0;
+    if (n_g < 0)
+        return qc_errf(err, QC_ENOMEM, "out of memory");
+    for (int k = 0; k < n_g; k++)
+        qc_dr_add(d, QC_SEV_INFO, "model.float-ops", 100 + g[k].count, g[k].example,
+                  "--op-types adds op types; excluded nodes stay float by request",
+                  "%d %s node%s left in float (%s), e.g. '%s'", g[k].count, g[k].op_type,
+                  g[k].count == 1 ? "" : "s", g[k].why, g[k].example);
+    free(g);
     /* placement onnxruntime runs in float: an op fed by DequantizeLinear whose output is not
      * quantized (not read by a QuantizeLinear) is not fused into an integer kernel */
     const qc_model *qm = d->given ? d->given : d->qm;
@@ -528,7 +515,7 @@ static void check_model(qc_doctor *d)
         }
         if (n_dq == 0)
             continue;
-        for (int i = 0; i < qm->n_nodes && !fed; i++)
+        for (int r = 0, i; !fed && (i = qc_model_reader(qm, nd->outputs[0], r)) >= 0; r++)
             fed = !strcmp(qm->nodes[i].op_type, "QuantizeLinear") &&
                   !strcmp(qm->nodes[i].inputs[0], nd->outputs[0]);
         if (!fed)
@@ -538,6 +525,7 @@ static void check_model(qc_doctor *d)
                       "quantized: onnxruntime runs it in float (no integer kernel)",
                       nd->op_type, n_dq, n_dq == 1 ? "" : "s");
     }
+    return QC_OK;
 }
 
 /* ---- 4 and 5. error attribution, outputs ---- */
@@ -565,12 +553,10 @@ static void layer_nodes(const qc_doctor *d, int l, char *buf, size_t size)
     const char *t = d->layers[l].name;
     int p = d->ts[d->layers[l].ts].producer;
     size_t pos = (size_t)snprintf(buf, size, "%s", p >= 0 ? d->m->nodes[p].name : "");
-    for (int i = 0; i < d->m->n_nodes && pos < size; i++) {
+    for (int r = 0, i, prev = -1; pos < size && (i = qc_model_reader(d->m, t, r)) >= 0;
+         prev = i, r++) {
         const qc_node *nd = &d->m->nodes[i];
-        int reads = 0;
-        for (int k = 0; k < nd->n_inputs; k++)
-            reads |= !strcmp(nd->inputs[k], t);
-        if (reads && i != p)
+        if (i != prev && i != p)
             pos += (size_t)snprintf(buf + pos, size - pos, "%s%s", pos ? "," : "", nd->name);
     }
 }
@@ -676,7 +662,8 @@ int qc_dr_checks(qc_doctor *d, qc_err *err)
     check_data(d);
     check_ranges(d);
     check_weights(d);
-    check_model(d);
+    if (check_model(d, err) != QC_OK)
+        return QC_ENOMEM;
     check_eval(d);
     for (int i = n0; i < d->n_f; i++)
         if (!d->f[i].check)

@@ -57,6 +57,8 @@ struct qc_quantizer {
     int            *out_start, *out_list;  /* node -> qtensor indices of its observed outputs */
     int             act_qmin, act_qmax, w_qmin, w_qmax;
     int             n_quantized;
+    int            *float_nodes;    /* after build: the nodes left float, in file order */
+    int             n_float_nodes;
     char            float_why[64];
 };
 

@@ -742,12 +742,10 @@ static void mark_float_feeds(qc_quantizer *q)
                     continue;
                 for (int i = 0; i < m->n_outputs; i++)
                     readers += !strcmp(m->outputs[i].name, n->outputs[o]);  /* never float */
-                for (int k = 0; k < m->n_nodes; k++)
-                    for (int s = 0; s < m->nodes[k].n_inputs; s++)
-                        if (!strcmp(m->nodes[k].inputs[s], n->outputs[o])) {
-                            readers++;
-                            float_readers += qc_quant_reads_float(q, k);
-                        }
+                for (int r = 0, k; (k = qc_model_reader(m, n->outputs[o], r)) >= 0; r++) {
+                    readers++;
+                    float_readers += qc_quant_reads_float(q, k);
+                }
             }
             if (readers > 0 && float_readers == readers) {
                 q->nodes[j].float_feed = 1;
@@ -785,6 +783,13 @@ int qc_quantizer_build(qc_quantizer *q, qc_model **out, qc_err *err)
         }
     }
     mark_float_feeds(q);
+    free(q->float_nodes);
+    q->n_float_nodes = 0;
+    if (!(q->float_nodes = malloc(((size_t)m->n_nodes + 1) * sizeof *q->float_nodes)))
+        return qc_errf(err, QC_ENOMEM, "out of memory");
+    for (int i = 0; i < m->n_nodes; i++)
+        if (!q->nodes[i].final)
+            q->float_nodes[q->n_float_nodes++] = i;
     /* readers that will read a DequantizeLinear output, per tensor */
     int *dq_readers = calloc((size_t)q->n_t + 1, sizeof *dq_readers);
     if (!dq_readers)
@@ -853,6 +858,7 @@ void qc_quantizer_free(qc_quantizer *q)
     free(q->nodes);
     free(q->out_start);
     free(q->out_list);
+    free(q->float_nodes);
     qc_strmap_free(&q->by_name);
     free(q);
 }
@@ -860,6 +866,11 @@ void qc_quantizer_free(qc_quantizer *q)
 int qc_quantizer_n_tensors(const qc_quantizer *q)
 {
     return q->n_t;
+}
+
+int qc_quantizer_find(const qc_quantizer *q, const char *name)
+{
+    return qc_strmap_get(&q->by_name, name);
 }
 
 int qc_quantizer_tensor(const qc_quantizer *q, int i, qc_qtensor_info *info)
@@ -898,15 +909,41 @@ int qc_quantizer_n_quantized_nodes(const qc_quantizer *q)
 int qc_quantizer_float_node(const qc_quantizer *q, int i, const char **name,
                             const char **op_type, const char **why)
 {
-    for (int k = 0; k < q->m->n_nodes; k++) {
-        if (q->nodes[k].final)
-            continue;
-        if (i-- == 0) {
-            *name = q->m->nodes[k].name;
-            *op_type = q->m->nodes[k].op_type;
-            *why = q->nodes[k].why ? q->nodes[k].why : "not quantized";
-            return 1;
-        }
+    int k = -1;
+    if (q->float_nodes)                 /* built */
+        k = i >= 0 && i < q->n_float_nodes ? q->float_nodes[i] : -1;
+    for (int j = 0; !q->float_nodes && j < q->m->n_nodes && k < 0; j++)
+        if (!q->nodes[j].final && i-- == 0)
+            k = j;
+    if (k < 0)
+        return 0;
+    *name = q->m->nodes[k].name;
+    *op_type = q->m->nodes[k].op_type;
+    *why = q->nodes[k].why ? q->nodes[k].why : "not quantized";
+    return 1;
+}
+
+int qc_quantizer_float_groups(const qc_quantizer *q, qc_float_group **groups)
+{
+    const char *nm, *op, *why;
+    int n_float = 0, n_g = 0;
+    *groups = NULL;
+    while (qc_quantizer_float_node(q, n_float, &nm, &op, &why))
+        n_float++;
+    if (n_float == 0)
+        return 0;
+    qc_float_group *g = calloc((size_t)n_float, sizeof *g);
+    if (!g)
+        return -1;
+    for (int i = 0; i < n_float; i++) {       /* groups are few; float nodes can be many */
+        int k = 0;
+        qc_quantizer_float_node(q, i, &nm, &op, &why);
+        while (k < n_g && (strcmp(op, g[k].op_type) || strcmp(why, g[k].why)))
+            k++;
+        if (k == n_g)
+            g[n_g++] = (qc_float_group){ op, why, nm, 0 };
+        g[k].count++;
     }
-    return 0;
+    *groups = g;
+    return n_g;
 }
