@@ -372,6 +372,44 @@ QC_TEST(loader_name_lookups_indexed)
     qc_model_free(m);
 }
 
+/* Symbolic dims: one name binds one value across the inputs (the error names both dims);
+ * "?" (Paddle2ONNX's unknown, several to an input) binds nothing. */
+QC_TEST(exec_symbolic_dims_bind_by_name)
+{
+    static const int64_t dyn[2] = { -1, -1 };
+    float in[8] = { 0 };
+    qc_tensor t = { .dtype = QC_F32, .ndim = 2, .dims = { 2, 4 }, .data = in };
+    for (int anon = 0; anon < 2; anon++) {
+        qc_err err = { 0 };
+        qc_model *m = NULL;
+        qc_exec *x = NULL;
+        mb b;
+        mb_init(&b, 13);
+        mb_node(&b, "Relu", "relu", "x", NULL, "y");
+        b.in_ptrs[0] = mb_vi(&b, "x", 1, 2, dyn);         /* [N, N] */
+        b.out_ptrs[0] = mb_vi(&b, "y", 1, 2, dyn);
+        if (anon)
+            b.dims[0][0].dim_param = b.dims[0][1].dim_param = "?";
+        b.graph.n_input = 1;
+        b.graph.n_output = 1;
+        CHECK_OK(mb_load(&b, &m, NULL, &err));
+        if (m)
+            CHECK_OK(qc_exec_new(&x, m, NULL, &err));
+        if (x && anon) {
+            CHECK_OK(qc_exec_run(x, &t, 1, &err));
+        } else if (x) {
+            CHECK_INT(qc_exec_run(x, &t, 1, &err), QC_EINPUT);
+            CHECK(strstr(err.msg, "input 'x': dim 1 ('N') is 4, but dim 0 of input 'x' has the "
+                          "same name and is 2") != NULL);
+            t.dims[1] = 2;
+            CHECK_OK(qc_exec_run(x, &t, 1, &err));          /* [2, 2] agrees */
+            t.dims[1] = 4;
+        }
+        qc_exec_free(x);
+        qc_model_free(m);
+    }
+}
+
 QC_TEST(exec_plan_order_liveness_and_errors)
 {
     qc_err err = { 0 };

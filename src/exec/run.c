@@ -102,9 +102,17 @@ static int alloc_value(qc_exec *x, qc_value *v, qc_err *err)
     return QC_OK;
 }
 
-/* Checks one input against its declaration and binds symbolic dims consistently. */
-static int bind_input(qc_exec *x, int i, const qc_tensor *in, const char **params,
-                      int64_t *vals, int *n_params, qc_err *err)
+/* Symbolic dims bound so far in a run: a name, its value, and where it was bound. */
+typedef struct dim_binds {
+    const char *name[64];
+    int64_t     val[64];
+    int         input[64], dim[64];
+    int         n;
+} dim_binds;
+
+/* Checks one input against its declaration and binds symbolic dims consistently. A dim named
+ * "?" is anonymous (Paddle2ONNX writes it for every unknown dim, several to an input). */
+static int bind_input(qc_exec *x, int i, const qc_tensor *in, dim_binds *b, qc_err *err)
 {
     const qc_value_info *vi = &x->m->inputs[i];
     char got[128];
@@ -121,21 +129,25 @@ static int bind_input(qc_exec *x, int i, const qc_tensor *in, const char **param
             return qc_errf(err, QC_EINPUT, "input '%s': shape %s, model expects dim %d = %lld",
                            vi->name, qc_shape_str(in, got, sizeof got), d,
                            (long long)vi->dims[d]);
-        if (!vi->dim_params[d])
+        const char *nm = vi->dim_params[d];
+        if (!nm || !nm[0] || !strcmp(nm, "?"))
             continue;
         int p = 0;
-        while (p < *n_params && strcmp(params[p], vi->dim_params[d]) != 0)
+        while (p < b->n && strcmp(b->name[p], nm) != 0)
             p++;
-        if (p == *n_params) {
-            if (*n_params < 64) {
-                params[p] = vi->dim_params[d];
-                vals[p] = in->dims[d];
-                (*n_params)++;
+        if (p == b->n) {
+            if (b->n < 64) {
+                b->name[p] = nm;
+                b->val[p] = in->dims[d];
+                b->input[p] = i;
+                b->dim[p] = d;
+                b->n++;
             }
-        } else if (vals[p] != in->dims[d]) {
-            return qc_errf(err, QC_EINPUT, "input '%s': dim '%s' = %lld, but another input bound "
-                           "it to %lld", vi->name, vi->dim_params[d], (long long)in->dims[d],
-                           (long long)vals[p]);
+        } else if (b->val[p] != in->dims[d]) {
+            return qc_errf(err, QC_EINPUT, "input '%s': dim %d ('%s') is %lld, but dim %d of "
+                           "input '%s' has the same name and is %lld", vi->name, d, nm,
+                           (long long)in->dims[d], b->dim[p], x->m->inputs[b->input[p]].name,
+                           (long long)b->val[p]);
         }
     }
     return QC_OK;
@@ -240,14 +252,14 @@ static int run_node(qc_exec *x, int k, qc_err *err)
 /* Releases the previous run's values and binds the inputs (symbolic dims, copies). */
 static int bind_inputs(qc_exec *x, const qc_tensor *inputs, int n_inputs, qc_err *err)
 {
-    const char *params[64];
-    int64_t vals[64];
-    int n_params = 0, rc;
+    dim_binds b;
+    int rc;
+    b.n = 0;
     for (int v = 0; v < x->n_values; v++)
         if (x->values[v].kind != VAL_INIT)
             release_value(x, &x->values[v]);
     for (int i = 0; i < n_inputs; i++) {
-        if ((rc = bind_input(x, i, &inputs[i], params, vals, &n_params, err)) != QC_OK)
+        if ((rc = bind_input(x, i, &inputs[i], &b, err)) != QC_OK)
             return rc;
         qc_value *v = &x->values[x->input_vals[i]];
         qc_set_shape(&v->t, inputs[i].dtype, inputs[i].ndim, inputs[i].dims);

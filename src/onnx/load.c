@@ -99,14 +99,6 @@ static void convert_value_info(qc_arena *a, const Onnx__ValueInfoProto *vi, qc_v
     }
 }
 
-static int is_init(const Onnx__GraphProto *g, const char *name)
-{
-    for (size_t i = 0; i < g->n_initializer; i++)
-        if (g->initializer[i]->name && !strcmp(g->initializer[i]->name, name))
-            return 1;
-    return 0;
-}
-
 static int build(qc_model *m, qc_model_priv *p, const char *what, qc_err *err)
 {
     qc_arena *a = &p->arena;
@@ -140,11 +132,20 @@ static int build(qc_model *m, qc_model_priv *p, const char *what, qc_err *err)
         m->inits[i].name = qc_arena_strdup(a, tp->name ? tp->name : "");
         m->n_inits++;
     }
-    for (size_t i = 0; i < g->n_input; i++) {
-        if (g->input[i]->name && is_init(g, g->input[i]->name))
-            continue;       /* an input with a default value: treated as a weight */
-        convert_value_info(a, g->input[i], &m->inputs[m->n_inputs++]);
-    }
+    /* an input with a default value (an initializer of the same name; older exporters list
+     * every weight so) is treated as a weight */
+    qc_strmap inits;
+    if (qc_strmap_init(&inits, g->n_initializer + 16) != 0)
+        return qc_errf(err, QC_ENOMEM, "%s: out of memory", what);
+    for (size_t i = 0; i < g->n_initializer; i++)
+        if (g->initializer[i]->name && qc_strmap_put(&inits, g->initializer[i]->name, 1) != 0) {
+            qc_strmap_free(&inits);
+            return qc_errf(err, QC_ENOMEM, "%s: out of memory", what);
+        }
+    for (size_t i = 0; i < g->n_input; i++)
+        if (!g->input[i]->name || qc_strmap_get(&inits, g->input[i]->name) < 0)
+            convert_value_info(a, g->input[i], &m->inputs[m->n_inputs++]);
+    qc_strmap_free(&inits);
     for (size_t i = 0; i < g->n_output; i++)
         convert_value_info(a, g->output[i], &m->outputs[m->n_outputs++]);
     for (size_t i = 0; i < g->n_node; i++) {
