@@ -1,0 +1,176 @@
+"""RNN, GRU and LSTM in `calibrate run` against onnxruntime, over what the ONNX backend node
+tests leave out: both directions alone and together, sequence_lens shorter than the input,
+layout 1 (onnxruntime's CPU kernels take layout 0 only: its answer is computed on the
+transposed input and transposed back), clip, LSTM peepholes and input_forget, GRU
+linear_before_reset, activations with alpha / beta, initial states, outputs left out.
+
+    rnn_check.py CALIBRATE WORKDIR
+
+Prints "ok   NAME" or "FAIL NAME: why" per case; exit 1 if any failed."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+S, B, I, H = 5, 3, 4, 6
+GATES = {"RNN": 1, "GRU": 3, "LSTM": 4}
+OUT_NAMES = ["Y", "Y_h", "Y_c"]
+
+
+def cases():
+    yield dict(name="lstm_reverse", op="LSTM", direction="reverse")
+    yield dict(name="lstm_bidir_lens_states", op="LSTM", direction="bidirectional",
+               lens=[5, 2, 3], init=True, peep=True)
+    yield dict(name="lstm_clip_input_forget", op="LSTM", clip=0.7, input_forget=1, bias=True)
+    yield dict(name="lstm_acts", op="LSTM", direction="bidirectional",
+               acts=["HardSigmoid", "ScaledTanh", "Affine"] * 2,
+               alpha=[0.3, 0.9, 1.5, 0.25, 1.1, 0.8], beta=[0.4, 1.2, 0.1, 0.6, 0.7, -0.2])
+    yield dict(name="lstm_only_y_h", op="LSTM", outs=["", "Y_h"], lens=[1, 5, 4])
+    yield dict(name="lstm_layout1", op="LSTM", direction="bidirectional", layout=1,
+               lens=[3, 5, 1], init=True, peep=True, opset=14)
+    yield dict(name="gru_lbr", op="GRU", linear_before_reset=1, bias=True, init=True)
+    yield dict(name="gru_bidir_lens", op="GRU", direction="bidirectional", lens=[2, 5, 0],
+               bias=True)
+    yield dict(name="gru_reverse_clip", op="GRU", direction="reverse", clip=0.5, bias=True)
+    yield dict(name="gru_acts_layout1", op="GRU", acts=["LeakyRelu", "Softsign"], alpha=[0.2],
+               layout=1, opset=14, bias=True)
+    yield dict(name="rnn_bidir_relu", op="RNN", direction="bidirectional",
+               acts=["Relu", "Tanh"], lens=[4, 5, 2], bias=True, init=True)
+    yield dict(name="rnn_elu_softplus", op="RNN", acts=["Elu"], alpha=[0.5], bias=True)
+    yield dict(name="rnn_sigmoid_thresholded", op="RNN", direction="bidirectional",
+               acts=["Sigmoid", "ThresholdedRelu"], alpha=[0.1], clip=2.0)
+
+
+def build(c, rng, layout):
+    op, g = c["op"], GATES[c["op"]]
+    d = 2 if c.get("direction") == "bidirectional" else 1
+    inits = [numpy_helper.from_array(rng.normal(0, 0.5, (d, g * H, I)).astype(np.float32), "W"),
+             numpy_helper.from_array(rng.normal(0, 0.5, (d, g * H, H)).astype(np.float32), "R")]
+    ins = ["X", "W", "R"]
+    opt = []
+    if c.get("bias"):
+        opt.append(("B", rng.normal(0, 0.3, (d, 2 * g * H)).astype(np.float32)))
+    if c.get("lens"):
+        opt.append(("seq", np.array(c["lens"], np.int32)))
+    if c.get("init"):
+        shp = (B, d, H) if layout else (d, B, H)
+        opt.append(("h0", rng.normal(0, 0.5, shp).astype(np.float32)))
+        if op == "LSTM":
+            opt.append(("c0", rng.normal(0, 0.5, shp).astype(np.float32)))
+    if c.get("peep"):
+        opt.append(("P", rng.normal(0, 0.5, (d, 3 * H)).astype(np.float32)))
+    slots = {"B": 3, "seq": 4, "h0": 5, "c0": 6, "P": 7}
+    names = dict(opt)
+    for nm, k in sorted(slots.items(), key=lambda kv: kv[1]):
+        if nm in names:
+            while len(ins) < k:
+                ins.append("")
+            ins.append(nm)
+            inits.append(numpy_helper.from_array(names[nm], nm))
+    attrs = dict(hidden_size=H, direction=c.get("direction", "forward"))
+    for k in ("clip", "input_forget", "linear_before_reset"):
+        if k in c:
+            attrs[k] = c[k]
+    if "acts" in c:
+        attrs["activations"] = c["acts"]
+    if "alpha" in c:
+        attrs["activation_alpha"] = c["alpha"]
+    if "beta" in c:
+        attrs["activation_beta"] = c["beta"]
+    if layout:
+        attrs["layout"] = 1
+    outs = c.get("outs", OUT_NAMES[:3 if op == "LSTM" else 2])
+    node = helper.make_node(op, ins, outs, name="rec", **attrs)
+    xs = (B, S, I) if layout else (S, B, I)
+    ys = {"Y": (B, S, d, H) if layout else (S, d, B, H),
+          "Y_h": (B, d, H) if layout else (d, B, H), "Y_c": (B, d, H) if layout else (d, B, H)}
+    graph = helper.make_graph(
+        [node], c["name"], [helper.make_tensor_value_info("X", TensorProto.FLOAT, xs)],
+        [helper.make_tensor_value_info(o, TensorProto.FLOAT, ys[o]) for o in outs if o], inits)
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", c.get("opset", 13))])
+    m.ir_version = 8
+    onnx.checker.check_model(m)
+    return m
+
+
+def to_layout0(m):
+    """The same node with layout 0: initial states transposed, outputs transposed back."""
+    m0 = onnx.ModelProto()
+    m0.CopyFrom(m)
+    node = m0.graph.node[0]
+    for a in list(node.attribute):
+        if a.name == "layout":
+            node.attribute.remove(a)
+    for t in m0.graph.initializer:
+        if t.name in ("h0", "c0"):
+            t.CopyFrom(numpy_helper.from_array(
+                np.ascontiguousarray(numpy_helper.to_array(t).transpose(1, 0, 2)), t.name))
+    del m0.graph.input[:]
+    del m0.graph.output[:]
+    m0.graph.input.append(helper.make_tensor_value_info("X", TensorProto.FLOAT, None))
+    for o in node.output:
+        if o:
+            m0.graph.output.append(helper.make_tensor_value_info(o, TensorProto.FLOAT, None))
+    return m0
+
+
+def reference(m, x, layout):
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    if layout:
+        m, x = to_layout0(m), np.ascontiguousarray(x.transpose(1, 0, 2))
+    s = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    got = dict(zip([o.name for o in s.get_outputs()], s.run(None, {"X": x})))
+    if layout:
+        for k, v in got.items():
+            got[k] = v.transpose(2, 0, 1, 3) if k == "Y" else v.transpose(1, 0, 2)
+    return got
+
+
+def main():
+    cal, work = sys.argv[1], sys.argv[2]
+    rng = np.random.default_rng(7)
+    failed = 0
+    for c in cases():
+        layout = c.get("layout", 0)
+        m = build(c, rng, layout)
+        d = os.path.join(work, c["name"])
+        os.makedirs(os.path.join(d, "data"), exist_ok=True)
+        onnx.save(m, os.path.join(d, "m.onnx"))
+        x = rng.normal(0, 1, (B, S, I) if layout else (S, B, I)).astype(np.float32)
+        np.save(os.path.join(d, "data", "s0.npy"), x)
+        r = subprocess.run([cal, "run", os.path.join(d, "m.onnx"), "--data",
+                            os.path.join(d, "data"), "-o", os.path.join(d, "out"), "-q"],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            print(f"FAIL {c['name']}: calibrate run: {r.stderr.strip()}")
+            failed += 1
+            continue
+        want = reference(m, x, layout)
+        why = None
+        for k, v in want.items():
+            p = os.path.join(d, "out", "s0", f"{k}.npy")
+            if not os.path.exists(p):
+                why = f"no output {k}"
+                break
+            got = np.load(p)
+            if got.shape != v.shape:
+                why = f"{k}: shape {got.shape}, onnxruntime {v.shape}"
+                break
+            if not np.allclose(got, v, rtol=1e-4, atol=1e-5):
+                why = f"{k}: max abs diff {np.abs(got - v).max():.3g}"
+                break
+        if why:
+            print(f"FAIL {c['name']}: {why}")
+            failed += 1
+        else:
+            print(f"ok   {c['name']}: {', '.join(sorted(want))}")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
