@@ -118,6 +118,8 @@ extern const qc_op_def qc_ops_pool[];
 extern const qc_op_def qc_ops_resize[];
 extern const qc_op_def qc_ops_qdq[];
 extern const qc_op_def qc_ops_rnn[];
+extern const qc_op_def qc_ops_space[];
+extern const qc_op_def qc_ops_nms[];
 
 const qc_op_def *qc_op_find(const char *domain, const char *op_type, int64_t opset);
 

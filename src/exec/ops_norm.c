@@ -1,5 +1,5 @@
 /* Softmax, LogSoftmax, Hardmax and the normalizations (BatchNormalization, LayerNormalization,
- * InstanceNormalization). Sums and variances accumulate in double, two passes (mean, then
+ * InstanceNormalization, LRN). Sums and variances accumulate in double, two passes (mean, then
  * squared deviations), so results stay within rtol 1e-4 of numpy on long rows. */
 /* FP exceptions are never inspected, and -O2's very-cheap vectorizer cost model skips loops
  * whose trip count is only known at run time: either would keep these maps scalar. */
@@ -429,6 +429,52 @@ static int in_run(qc_knode *n, qc_run *r, qc_err *err)
     return QC_OK;
 }
 
+/* ---- LRN: x / (bias + alpha / size * sum of x^2 over `size` neighbouring channels)^beta ---- */
+
+static int lrn_infer(qc_knode *n, qc_err *err)
+{
+    int rc = need_f32(n, 0, err);
+    if (rc != QC_OK)
+        return rc;
+    if (n->in[0]->ndim < 3)
+        return qc_node_errf(n, err, QC_ESHAPE, "input must be [N, C, D1, ...], got rank %d",
+                            n->in[0]->ndim);
+    if (qc_attr_int(n->node, "size", 0) < 1)
+        return qc_node_errf(n, err, QC_EINPUT, "size must be at least 1");
+    qc_copy_shape(n->out[0], n->in[0]);
+    return QC_OK;
+}
+
+static int lrn_run(qc_knode *n, qc_run *r, qc_err *err)
+{
+    const qc_tensor *x = n->in[0];
+    (void)r;
+    (void)err;
+    int64_t size = qc_attr_int(n->node, "size", 1), C = x->dims[1], inner = 1;
+    double alpha = qc_attr_float(n->node, "alpha", 1e-4f) / (double)size;
+    double beta = qc_attr_float(n->node, "beta", 0.75f), bias = qc_attr_float(n->node, "bias", 1.0f);
+    for (int d = 2; d < x->ndim; d++)
+        inner *= x->dims[d];
+    int64_t lo_off = (size - 1) / 2, hi_off = size - 1 - lo_off;   /* floor / ceil */
+    const float *xs = x->data;
+    float *y = n->out[0]->data;
+    for (int64_t b = 0; b < x->dims[0]; b++)
+        for (int64_t c = 0; c < C; c++) {
+            int64_t c0 = c - lo_off < 0 ? 0 : c - lo_off, c1 = c + hi_off >= C ? C - 1 : c + hi_off;
+            const float *xc = xs + (b * C + c) * inner;
+            float *yc = y + (b * C + c) * inner;
+            for (int64_t i = 0; i < inner; i++) {
+                double sq = 0.0;
+                for (int64_t k = c0; k <= c1; k++) {
+                    double v = xs[(b * C + k) * inner + i];
+                    sq += v * v;
+                }
+                yc[i] = (float)(xc[i] / pow(bias + alpha * sq, beta));
+            }
+        }
+    return QC_OK;
+}
+
 const qc_op_def qc_ops_norm[] = {
     { "Softmax", 1, softmax_infer, softmax_run, NULL, NULL, NULL },
     { "LogSoftmax", 1, softmax_infer, softmax_run, NULL, NULL, NULL },
@@ -436,5 +482,6 @@ const qc_op_def qc_ops_norm[] = {
     { "BatchNormalization", 1, bn_infer, bn_run, NULL, NULL, NULL },
     { "LayerNormalization", 17, ln_infer, ln_run, NULL, NULL, NULL },
     { "InstanceNormalization", 1, in_infer, in_run, NULL, NULL, NULL },
+    { "LRN", 1, lrn_infer, lrn_run, NULL, NULL, NULL },
     { 0 }
 };

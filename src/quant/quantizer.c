@@ -11,12 +11,13 @@ static const char *const default_ops[] = {
     "Conv", "ConvTranspose", "Gemm", "MatMul", "Add", "Mul", "Concat", "MaxPool",
     "AveragePool", "GlobalAveragePool", "Resize", "Reshape", "Transpose", "Squeeze",
     "Unsqueeze", "Flatten", "Split", "Slice", "Sigmoid", "Relu", "Clip", "LeakyRelu",
-    "Softmax", "Pad", "Gather", "Where", NULL
+    "Softmax", "Pad", "Gather", "Where", "DepthToSpace", "SpaceToDepth", NULL
 };
 
 static const char *const movement_ops[] = {
     "Reshape", "Transpose", "Squeeze", "Unsqueeze", "Flatten", "MaxPool", "Split", "Slice",
-    "Gather", "Resize", "GlobalMaxPool", "Identity", "Pad", NULL
+    "Gather", "Resize", "GlobalMaxPool", "Identity", "Pad", "DepthToSpace", "SpaceToDepth",
+    NULL
 };
 
 int qc_quant_is_movement(const char *op)

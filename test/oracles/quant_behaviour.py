@@ -424,6 +424,37 @@ def varying_shapes(c):
 
 
 @case
+def depth_space_share_scale(c):
+    """DepthToSpace (both modes) and SpaceToDepth between convolutions only move values: their
+    outputs are quantized with their inputs' scale and zero point, and the result stays close
+    to the float model in onnxruntime."""
+    rng = np.random.default_rng(21)
+    nodes = [node("Conv", ["x", "w1", "b1"], ["c1"], "conv1", pads=[1, 1, 1, 1]),
+             node("DepthToSpace", ["c1"], ["d1"], "d2s_dcr", blocksize=2),
+             node("DepthToSpace", ["d1"], ["d2"], "d2s_crd", blocksize=1, mode="CRD"),
+             node("Conv", ["d2", "w2", "b2"], ["c2"], "conv2", pads=[1, 1, 1, 1]),
+             node("SpaceToDepth", ["c2"], ["s1"], "s2d", blocksize=2),
+             node("Conv", ["s1", "w3", "b3"], ["y"], "conv3")]
+    fm = c.model("space", nodes, [vi("x", [1, 3, 6, 6])], [vi("y", [1, 5, 6, 6])],
+                 [init("w1", randn(rng, (16, 3, 3, 3), 0.3)), init("b1", randn(rng, (16,), 0.1)),
+                  init("w2", randn(rng, (4, 4, 3, 3), 0.3)), init("b2", randn(rng, (4,), 0.1)),
+                  init("w3", randn(rng, (5, 16, 1, 1), 0.3)), init("b3", randn(rng, (5,), 0.1))])
+    d = c.data("data", [randn(rng, (1, 3, 6, 6)) for _ in range(8)])
+    q = c.calibrate(fm, d, "space.q.onnx")
+    for src, mover in (("c1", "d2s_dcr"), ("c2", "s2d")):
+        out = q.node(mover).output[0]
+        qn = [n for n in q.consumers.get(out, []) if n.op_type == "QuantizeLinear"]
+        qi = [n for n in q.consumers.get(src, []) if n.op_type == "QuantizeLinear"]
+        need(qn and qi, f"{mover}: its output or its input ('{src}') is not quantized")
+        need(np.array_equal(q.arr(qn[0].input[1]), q.arr(qi[0].input[1])) and
+             np.array_equal(q.arr(qn[0].input[2]), q.arr(qi[0].input[2])),
+             f"{mover}: output scale {q.arr(qn[0].input[1])} differs from its input's "
+             f"{q.arr(qi[0].input[1])}")
+    s = need_sqnr(fm, q.path, feeds_x([randn(rng, (1, 3, 6, 6)) for _ in range(4)]))
+    return f"DepthToSpace DCR / CRD and SpaceToDepth share their input's scale, SQNR {s:.1f} dB"
+
+
+@case
 def zero_width_range(c):
     """An activation that is always zero (x * 0) gets a positive finite scale; onnxruntime
     output has no NaN and matches the float model."""

@@ -1,10 +1,12 @@
-"""RNN, GRU and LSTM in `calibrate run` against onnxruntime, over what the ONNX backend node
-tests leave out: both directions alone and together, sequence_lens shorter than the input,
-layout 1 (onnxruntime's CPU kernels take layout 0 only: its answer is computed on the
-transposed input and transposed back), clip, LSTM peepholes and input_forget, GRU
+"""Operators in `calibrate run` against onnxruntime, over what the ONNX backend node tests
+leave out. RNN, GRU and LSTM: both directions alone and together, sequence_lens shorter than
+the input, layout 1 (onnxruntime's CPU kernels take layout 0 only: its answer is computed on
+the transposed input and transposed back), clip, LSTM peepholes and input_forget, GRU
 linear_before_reset, activations with alpha / beta, initial states, outputs left out.
+NonMaxSuppression: many random boxes and classes, ties, both box formats, thresholds.
+DepthToSpace (both modes), SpaceToDepth, Trilu, LRN: random shapes.
 
-    rnn_check.py CALIBRATE WORKDIR
+    ops_check.py CALIBRATE WORKDIR
 
 Prints "ok   NAME" or "FAIL NAME: why" per case; exit 1 if any failed."""
 import os
@@ -43,6 +45,74 @@ def cases():
     yield dict(name="rnn_elu_softplus", op="RNN", acts=["Elu"], alpha=[0.5], bias=True)
     yield dict(name="rnn_sigmoid_thresholded", op="RNN", direction="bidirectional",
                acts=["Sigmoid", "ThresholdedRelu"], alpha=[0.1], clip=2.0)
+
+
+def other_cases():
+    yield dict(name="nms_corners", op="NonMaxSuppression", nb=2, nc=3, ns=200, max_out=20,
+               iou=0.4, score=0.3)
+    yield dict(name="nms_center_ties", op="NonMaxSuppression", nb=1, nc=2, ns=150, max_out=50,
+               iou=0.6, center=1, ties=True)
+    yield dict(name="nms_no_score_threshold", op="NonMaxSuppression", nb=1, nc=4, ns=90,
+               max_out=1000, iou=0.5)
+    yield dict(name="depth_to_space_dcr", op="DepthToSpace", shape=(2, 18, 4, 5), blocksize=3)
+    yield dict(name="depth_to_space_crd", op="DepthToSpace", shape=(1, 16, 3, 7), blocksize=2,
+               mode="CRD")
+    yield dict(name="space_to_depth", op="SpaceToDepth", shape=(2, 3, 8, 12), blocksize=4)
+    yield dict(name="trilu_upper_k", op="Trilu", shape=(3, 5, 7), k=2)
+    yield dict(name="trilu_lower_negk", op="Trilu", shape=(2, 9, 4), k=-3, upper=0)
+    yield dict(name="lrn_size5", op="LRN", shape=(2, 7, 5, 3), size=5, alpha=0.02,
+               beta=0.6, bias=1.5)
+    yield dict(name="lrn_size3", op="LRN", shape=(1, 6, 11, 2), size=3)
+
+
+def build_other(c, rng):
+    """(model, input X) for one of other_cases()."""
+    op, inits, attrs = c["op"], [], {}
+    if op == "NonMaxSuppression":
+        ns = c["ns"]
+        xy = rng.uniform(0, 10, (c["nb"], ns, 2)).astype(np.float32)
+        wh = rng.uniform(0.5, 3, (c["nb"], ns, 2)).astype(np.float32)
+        if c.get("center"):
+            boxes = np.concatenate([xy, wh], 2)
+        else:                       # corners in either order
+            boxes = np.concatenate([xy, xy + wh], 2)
+            flip = rng.random((c["nb"], ns)) < 0.5
+            boxes[flip] = boxes[flip][:, [2, 3, 0, 1]]
+        x = rng.random((c["nb"], c["nc"], ns)).astype(np.float32)
+        if c.get("ties"):
+            x = np.round(x * 8) / 8
+        ins = ["B", "X", "max", "iou"] + (["score"] if "score" in c else [])
+        inits = [numpy_helper.from_array(boxes, "B"),
+                 numpy_helper.from_array(np.array([c["max_out"]], np.int64), "max"),
+                 numpy_helper.from_array(np.array([c["iou"]], np.float32), "iou")]
+        if "score" in c:
+            inits.append(numpy_helper.from_array(np.array([c["score"]], np.float32), "score"))
+        if c.get("center"):
+            attrs["center_point_box"] = 1
+        out = helper.make_tensor_value_info("Y", TensorProto.INT64, None)
+        opset = 13
+    else:
+        x = rng.normal(0, 1, c["shape"]).astype(np.float32)
+        ins = ["X"]
+        if op == "LRN":
+            attrs.update({k: c[k] for k in ("size", "alpha", "beta", "bias") if k in c})
+        elif op == "Trilu":
+            ins.append("k")
+            inits.append(numpy_helper.from_array(np.array(c["k"], np.int64), "k"))
+            if "upper" in c:
+                attrs["upper"] = c["upper"]
+        else:
+            attrs["blocksize"] = c["blocksize"]
+            if "mode" in c:
+                attrs["mode"] = c["mode"]
+        out = helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)
+        opset = 14
+    graph = helper.make_graph([helper.make_node(op, ins, ["Y"], name="op", **attrs)], c["name"],
+                              [helper.make_tensor_value_info("X", TensorProto.FLOAT, x.shape)],
+                              [out], inits)
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    m.ir_version = 8
+    return m, x
 
 
 def build(c, rng, layout):
@@ -135,13 +205,16 @@ def main():
     cal, work = sys.argv[1], sys.argv[2]
     rng = np.random.default_rng(7)
     failed = 0
-    for c in cases():
+    for c in list(cases()) + list(other_cases()):
         layout = c.get("layout", 0)
-        m = build(c, rng, layout)
+        if c["op"] in GATES:
+            m = build(c, rng, layout)
+            x = rng.normal(0, 1, (B, S, I) if layout else (S, B, I)).astype(np.float32)
+        else:
+            m, x = build_other(c, rng)
         d = os.path.join(work, c["name"])
         os.makedirs(os.path.join(d, "data"), exist_ok=True)
         onnx.save(m, os.path.join(d, "m.onnx"))
-        x = rng.normal(0, 1, (B, S, I) if layout else (S, B, I)).astype(np.float32)
         np.save(os.path.join(d, "data", "s0.npy"), x)
         r = subprocess.run([cal, "run", os.path.join(d, "m.onnx"), "--data",
                             os.path.join(d, "data"), "-o", os.path.join(d, "out"), "-q"],
@@ -161,6 +234,10 @@ def main():
             if got.shape != v.shape:
                 why = f"{k}: shape {got.shape}, onnxruntime {v.shape}"
                 break
+            if v.dtype != np.float32 and not np.array_equal(got, v):
+                why = f"{k}: differs from onnxruntime (first rows {got[:3].tolist()} vs " \
+                      f"{v[:3].tolist()})"
+                break
             if not np.allclose(got, v, rtol=1e-4, atol=1e-5):
                 why = f"{k}: max abs diff {np.abs(got - v).max():.3g}"
                 break
@@ -168,7 +245,7 @@ def main():
             print(f"FAIL {c['name']}: {why}")
             failed += 1
         else:
-            print(f"ok   {c['name']}: {', '.join(sorted(want))}")
+            print(f"ok   {c['name']}: {', '.join(f'{k} {list(v.shape)}' for k, v in sorted(want.items()))}")
     sys.exit(1 if failed else 0)
 
 
