@@ -146,7 +146,7 @@ static int geom_of(const qc_knode *n, rnn_geom *g, qc_err *err)
     g->B = x->dims[g->layout ? 0 : 1];
     g->I = x->dims[2];
     g->H = qc_attr_int(n->node, "hidden_size", w->dims[1] / g->G);
-    if (g->H <= 0 || w->dims[1] != g->G * g->H)
+    if (g->H <= 0 || g->H > w->dims[1] || w->dims[1] != g->G * g->H)
         return qc_node_errf(n, err, QC_ESHAPE, "W has %lld rows, expected %lld gates x hidden "
                             "size %lld", (long long)w->dims[1], (long long)g->G,
                             (long long)g->H);

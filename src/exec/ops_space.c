@@ -26,7 +26,7 @@ static int space_geom(const qc_knode *n, int to_space, space_view *s, qc_err *er
         int crd = !strcmp(mode, "CRD");
         if (!crd && strcmp(mode, "DCR") != 0)
             return qc_node_errf(n, err, QC_EINPUT, "mode '%s' is not DCR or CRD", mode);
-        if (C % (b * b))
+        if (b > C || C % (b * b))
             return qc_node_errf(n, err, QC_ESHAPE, "%lld channels do not divide by blocksize "
                                 "%lld squared", (long long)C, (long long)b);
         int64_t c = C / (b * b), hw = H * W;
@@ -114,6 +114,7 @@ static int trilu_run(qc_knode *n, qc_run *r, qc_err *err)
     int upper = qc_attr_int(n->node, "upper", 1) != 0;
     int64_t k = kt ? ((const int64_t *)kt->data)[0] : 0;
     int64_t R = x->dims[x->ndim - 2], C = x->dims[x->ndim - 1];
+    k = k < -R - 1 ? -R - 1 : k > C + 1 ? C + 1 : k;     /* beyond that nothing changes */
     int64_t mats = R > 0 && C > 0 ? qc_tensor_numel(x) / (R * C) : 0;
     size_t es = qc_dtype_size(x->dtype);
     const char *src = x->data;
