@@ -4,7 +4,9 @@ the input, layout 1 (onnxruntime's CPU kernels take layout 0 only: its answer is
 the transposed input and transposed back), clip, LSTM peepholes and input_forget, GRU
 linear_before_reset, activations with alpha / beta, initial states, outputs left out.
 NonMaxSuppression: many random boxes and classes, ties, both box formats, thresholds.
-DepthToSpace (both modes), SpaceToDepth, Trilu, LRN: random shapes.
+DepthToSpace (both modes), SpaceToDepth, Trilu, LRN: random shapes. Einsum: 16 equations
+(matrix and batched products, attention, ellipsis with broadcasting, sums, transposes,
+implicit outputs).
 
     ops_check.py CALIBRATE WORKDIR
 
@@ -60,6 +62,16 @@ def other_cases():
     yield dict(name="space_to_depth", op="SpaceToDepth", shape=(2, 3, 8, 12), blocksize=4)
     yield dict(name="trilu_upper_k", op="Trilu", shape=(3, 5, 7), k=2)
     yield dict(name="trilu_lower_negk", op="Trilu", shape=(2, 9, 4), k=-3, upper=0)
+    for i, (eq, shapes) in enumerate([
+            ("ij,jk->ik", [(5, 7), (7, 3)]), ("bij,bjk->bik", [(2, 4, 6), (2, 6, 3)]),
+            ("bhid,bhjd->bhij", [(2, 3, 5, 4), (2, 3, 6, 4)]),
+            ("...ij,...jk->...ik", [(2, 1, 3, 4), (1, 5, 4, 2)]), ("ij->ji", [(3, 5)]),
+            ("ij->", [(4, 6)]), ("i,i->", [(7,), (7,)]), ("i,j->ij", [(3,), (4,)]),
+            ("ij,jk", [(3, 4), (4, 5)]), ("...ab,b->...a", [(2, 3, 4, 5), (5,)]),
+            ("ij,ij->ij", [(3, 4), (3, 4)]), ("bijk->bkij", [(2, 3, 4, 5)]),
+            ("ijk,ikl->jl", [(3, 4, 5), (3, 5, 2)]), ("abc,cd->", [(2, 3, 4), (4, 5)]),
+            ("ab,cb->ac", [(6, 4), (1, 4)]), ("...i->...", [(2, 3, 4)])]):
+        yield dict(name=f"einsum_{i}", op="Einsum", equation=eq, shapes=shapes)
     yield dict(name="lrn_size5", op="LRN", shape=(2, 7, 5, 3), size=5, alpha=0.02,
                beta=0.6, bias=1.5)
     yield dict(name="lrn_size3", op="LRN", shape=(1, 6, 11, 2), size=3)
@@ -68,7 +80,16 @@ def other_cases():
 def build_other(c, rng):
     """(model, input X) for one of other_cases()."""
     op, inits, attrs = c["op"], [], {}
-    if op == "NonMaxSuppression":
+    if op == "Einsum":
+        xs = [rng.normal(0, 1, sh).astype(np.float32) for sh in c["shapes"]]
+        x = xs[0]
+        ins = ["X"] + (["E1"] if len(xs) > 1 else [])
+        if len(xs) > 1:
+            inits.append(numpy_helper.from_array(xs[1], "E1"))
+        attrs["equation"] = c["equation"]
+        out = helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)
+        opset = 13
+    elif op == "NonMaxSuppression":
         ns = c["ns"]
         xy = rng.uniform(0, 10, (c["nb"], ns, 2)).astype(np.float32)
         wh = rng.uniform(0.5, 3, (c["nb"], ns, 2)).astype(np.float32)
