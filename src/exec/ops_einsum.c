@@ -233,6 +233,11 @@ static int einsum_run(qc_knode *n, qc_run *r, qc_err *err)
         else
             s1[ns1++] = l;
     }
+    /* broadcast labels take their size from the other operand: bound the products */
+    if ((double)NB * M * K + (double)NB * K * N + (double)NB * M * N > (double)(1LL << 36))
+        return qc_node_errf(n, err, QC_ENOMEM, "intermediate products of %.3g values: too "
+                            "large", (double)NB * M * K + (double)NB * K * N +
+                            (double)NB * M * N);
     size_t fa = (size_t)(NB * M * K), fb = (size_t)(NB * K * N), fc = (size_t)(NB * M * N);
     float *s = qc_run_scratch(r, (fa + fb + fc) * sizeof(float), err);
     if (!s)
