@@ -1,5 +1,5 @@
 /* Softmax, LogSoftmax, Hardmax and the normalizations (BatchNormalization, LayerNormalization,
- * InstanceNormalization, LRN). Sums and variances accumulate in double, two passes (mean, then
+ * InstanceNormalization, GroupNormalization, LRN). Sums and variances accumulate in double, two passes (mean, then
  * squared deviations), so results stay within rtol 1e-4 of numpy on long rows. */
 /* FP exceptions are never inspected, and -O2's very-cheap vectorizer cost model skips loops
  * whose trip count is only known at run time: either would keep these maps scalar. */
@@ -429,6 +429,62 @@ static int in_run(qc_knode *n, qc_run *r, qc_err *err)
     return QC_OK;
 }
 
+/* ---- GroupNormalization: statistics over each group of C / num_groups channels; scale and
+ * bias per group (opset 18) or per channel (opset 21) -------------------------------------- */
+
+static int gn_infer(qc_knode *n, qc_err *err)
+{
+    int rc;
+    for (int i = 0; i < 3; i++)
+        if ((rc = need_f32(n, i, err)) != QC_OK)
+            return rc;
+    const qc_tensor *x = n->in[0];
+    int64_t G = qc_attr_int(n->node, "num_groups", 0);
+    if (x->ndim < 2)
+        return qc_node_errf(n, err, QC_ESHAPE, "input has %d dims, expected at least 2",
+                            x->ndim);
+    if (G < 1 || x->dims[1] % G)
+        return qc_node_errf(n, err, QC_EINPUT, "num_groups %lld does not divide %lld channels",
+                            (long long)G, (long long)x->dims[1]);
+    int64_t want = n->opset >= 21 ? x->dims[1] : G;
+    for (int i = 1; i < 3; i++)
+        if (qc_tensor_numel(n->in[i]) != want)
+            return qc_node_errf(n, err, QC_ESHAPE, "input %d has %lld values, expected %lld",
+                                i, (long long)qc_tensor_numel(n->in[i]), (long long)want);
+    qc_copy_shape(n->out[0], x);
+    return QC_OK;
+}
+
+static int gn_run(qc_knode *n, qc_run *r, qc_err *err)
+{
+    const qc_tensor *x = n->in[0];
+    const float *X = x->data, *scale = n->in[1]->data, *bias = n->in[2]->data;
+    float *Y = n->out[0]->data;
+    double eps = qc_attr_float(n->node, "epsilon", 1e-5f);
+    int64_t N = x->dims[0], C = x->dims[1], G = qc_attr_int(n->node, "num_groups", 1), S = 1;
+    int per_channel = n->opset >= 21;
+    (void)r;
+    (void)err;
+    for (int d = 2; d < x->ndim; d++)
+        S *= x->dims[d];
+    int64_t cg = C / G;
+    for (int64_t b = 0; b < N; b++)
+        for (int64_t g = 0; g < G; g++) {
+            const float *xs = X + (b * C + g * cg) * S;
+            double mean, inv;
+            row_stats(xs, cg * S, eps, &mean, &inv);
+            for (int64_t c = 0; c < cg; c++) {
+                int64_t k = per_channel ? g * cg + c : g;
+                float a = (float)(inv * scale[k]), off = (float)(bias[k] - mean * inv * scale[k]);
+                const float *xc = xs + c * S;
+                float *yc = Y + (b * C + g * cg + c) * S;
+                for (int64_t i = 0; i < S; i++)
+                    yc[i] = xc[i] * a + off;
+            }
+        }
+    return QC_OK;
+}
+
 /* ---- LRN: x / (bias + alpha / size * sum of x^2 over `size` neighbouring channels)^beta ---- */
 
 static int lrn_infer(qc_knode *n, qc_err *err)
@@ -483,5 +539,6 @@ const qc_op_def qc_ops_norm[] = {
     { "LayerNormalization", 17, ln_infer, ln_run, NULL, NULL, NULL },
     { "InstanceNormalization", 1, in_infer, in_run, NULL, NULL, NULL },
     { "LRN", 1, lrn_infer, lrn_run, NULL, NULL, NULL },
+    { "GroupNormalization", 18, gn_infer, gn_run, NULL, NULL, NULL },
     { 0 }
 };

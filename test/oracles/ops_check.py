@@ -4,7 +4,8 @@ the input, layout 1 (onnxruntime's CPU kernels take layout 0 only: its answer is
 the transposed input and transposed back), clip, LSTM peepholes and input_forget, GRU
 linear_before_reset, activations with alpha / beta, initial states, outputs left out.
 NonMaxSuppression: many random boxes and classes, ties, both box formats, thresholds.
-DepthToSpace (both modes), SpaceToDepth, Trilu, LRN: random shapes. Einsum: 16 equations
+DepthToSpace (both modes), SpaceToDepth, Trilu, LRN, GroupNormalization (opsets 18 and 21):
+random shapes. Einsum: 16 equations
 (matrix and batched products, attention, ellipsis with broadcasting, sums, transposes,
 implicit outputs).
 
@@ -72,6 +73,10 @@ def other_cases():
             ("ijk,ikl->jl", [(3, 4, 5), (3, 5, 2)]), ("abc,cd->", [(2, 3, 4), (4, 5)]),
             ("ab,cb->ac", [(6, 4), (1, 4)]), ("...i->...", [(2, 3, 4)])]):
         yield dict(name=f"einsum_{i}", op="Einsum", equation=eq, shapes=shapes)
+    yield dict(name="group_norm_21", op="GroupNormalization", shape=(2, 6, 5, 4), groups=3,
+               opset=21)
+    yield dict(name="group_norm_18", op="GroupNormalization", shape=(1, 8, 7), groups=2,
+               opset=18, eps=1e-3)
     yield dict(name="lrn_size5", op="LRN", shape=(2, 7, 5, 3), size=5, alpha=0.02,
                beta=0.6, bias=1.5)
     yield dict(name="lrn_size3", op="LRN", shape=(1, 6, 11, 2), size=3)
@@ -115,7 +120,15 @@ def build_other(c, rng):
     else:
         x = rng.normal(0, 1, c["shape"]).astype(np.float32)
         ins = ["X"]
-        if op == "LRN":
+        if op == "GroupNormalization":
+            nsc = c["shape"][1] if c["opset"] >= 21 else c["groups"]
+            ins += ["gs", "gb"]
+            inits += [numpy_helper.from_array(rng.normal(1, 0.3, nsc).astype(np.float32), "gs"),
+                      numpy_helper.from_array(rng.normal(0, 0.3, nsc).astype(np.float32), "gb")]
+            attrs["num_groups"] = c["groups"]
+            if "eps" in c:
+                attrs["epsilon"] = c["eps"]
+        elif op == "LRN":
             attrs.update({k: c[k] for k in ("size", "alpha", "beta", "bias") if k in c})
         elif op == "Trilu":
             ins.append("k")
@@ -127,7 +140,7 @@ def build_other(c, rng):
             if "mode" in c:
                 attrs["mode"] = c["mode"]
         out = helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)
-        opset = 14
+        opset = c.get("opset", 14)
     graph = helper.make_graph([helper.make_node(op, ins, ["Y"], name="op", **attrs)], c["name"],
                               [helper.make_tensor_value_info("X", TensorProto.FLOAT, x.shape)],
                               [out], inits)
