@@ -114,6 +114,22 @@ def handmade_models():
     out["cycle"] = model_bytes(helper.make_graph([a, b], "g", [x], [vi("b", [1])]))
     d = helper.make_node("Relu", ["nowhere"], ["y"])
     out["dangling"] = model_bytes(helper.make_graph([d], "g", [x], [vi("y", [1])]))
+    # ops whose node cases are float64 or absent from the test data, on constants (prepare
+    # folds them, running the kernels on the file's values)
+    e0 = numpy_helper.from_array(np.arange(24, dtype=np.float32).reshape(2, 3, 4), "e0")
+    e1 = numpy_helper.from_array(np.ones((2, 4, 5), np.float32), "e1")
+    ein = helper.make_node("Einsum", ["e0", "e1"], ["e"], equation="...ij,...jk->...ik")
+    add = helper.make_node("Add", ["e", "e"], ["y"])
+    out["einsum"] = model_bytes(helper.make_graph([ein, add], "g", [], [vi("y", None)],
+                                                  [e0, e1]))
+    gs = numpy_helper.from_array(np.ones(4, np.float32), "gs")
+    gb = numpy_helper.from_array(np.zeros(4, np.float32), "gb")
+    gx = numpy_helper.from_array(np.arange(32, dtype=np.float32).reshape(1, 4, 8), "gx")
+    gn = helper.make_node("GroupNormalization", ["gx", "gs", "gb"], ["g"], num_groups=2)
+    out["groupnorm"] = model_bytes(helper.make_graph([gn, helper.make_node("Add", ["g", "g"],
+                                                                           ["y"])],
+                                                     "g", [], [vi("y", None)], [gs, gb, gx]),
+                                   opset=21)
     return out
 
 
