@@ -156,7 +156,7 @@ static int einsum_infer(qc_knode *n, qc_err *err)
 static void gather_sum(float *dst, const float *src, const ein *e, const int *dl, int ndl,
                        const int *sl, int nsl, const int64_t *str)
 {
-    int64_t di[2 * MAX_TERM] = { 0 }, total = 1, inner = 1;
+    int64_t di[3 * MAX_TERM] = { 0 }, total = 1, inner = 1;
     for (int i = 0; i < ndl; i++)
         total *= e->size[dl[i]];
     for (int i = 0; i < nsl; i++)
@@ -190,6 +190,15 @@ static void strides_of(const ein *e, const qc_tensor *x, int o, int64_t *str)
         str[l] = x->dims[d] == 1 && e->size[l] != 1 ? 0 : s;
         s *= x->dims[d];
     }
+}
+
+/* dst = a, b, c one after the other; returns the length. */
+static int cat3(int *dst, const int *a, int na, const int *b, int nb, const int *c, int nc)
+{
+    memcpy(dst, a, (size_t)na * sizeof *dst);
+    memcpy(dst + na, b, (size_t)nb * sizeof *dst);
+    memcpy(dst + na + nb, c, (size_t)nc * sizeof *dst);
+    return na + nb + nc;
 }
 
 static int einsum_run(qc_knode *n, qc_run *r, qc_err *err)
@@ -243,21 +252,10 @@ static int einsum_run(qc_knode *n, qc_run *r, qc_err *err)
     if (!s)
         return err && err->code ? err->code : QC_ENOMEM;
     float *A = s, *Bm = A + fa, *C = Bm + fb;
-    int la[2 * MAX_TERM], lb[2 * MAX_TERM], lc[2 * MAX_TERM], k = 0;
-    for (int i = 0; i < nb; i++)
-        la[k++] = bl[i];
-    for (int i = 0; i < na; i++)
-        la[k++] = al[i];
-    for (int i = 0; i < nc; i++)
-        la[k++] = cl[i];
+    int la[3 * MAX_TERM], lb[3 * MAX_TERM], lc[3 * MAX_TERM], k;
+    k = cat3(la, bl, nb, al, na, cl, nc);
     gather_sum(A, n->in[0]->data, &e, la, k, s0, ns0, str[0]);
-    k = 0;
-    for (int i = 0; i < nb; i++)
-        lb[k++] = bl[i];
-    for (int i = 0; i < nc; i++)
-        lb[k++] = cl[i];
-    for (int i = 0; i < nbr; i++)
-        lb[k++] = brl[i];
+    k = cat3(lb, bl, nb, cl, nc, brl, nbr);
     gather_sum(Bm, n->in[1]->data, &e, lb, k, s1, ns1, str[1]);
     if (K == 0)
         memset(C, 0, fc * sizeof *C);
@@ -265,13 +263,7 @@ static int einsum_run(qc_knode *n, qc_run *r, qc_err *err)
         qc_sgemm(0, 0, M, N, K, 1.0f, A + b * M * K, K, Bm + b * K * N, N, 0.0f, C + b * M * N, N);
     /* C is [batch, kept A, kept B]: its strides by label, then the output's order */
     int64_t cs[MAX_LABELS] = { 0 }, st = 1;
-    k = 0;
-    for (int i = 0; i < nb; i++)
-        lc[k++] = bl[i];
-    for (int i = 0; i < na; i++)
-        lc[k++] = al[i];
-    for (int i = 0; i < nbr; i++)
-        lc[k++] = brl[i];
+    k = cat3(lc, bl, nb, al, na, brl, nbr);
     for (int i = k - 1; i >= 0; i--) {
         cs[lc[i]] = st;
         st *= e.size[lc[i]];

@@ -405,27 +405,38 @@ static int in_infer(qc_knode *n, qc_err *err)
     return QC_OK;
 }
 
-static int in_run(qc_knode *n, qc_run *r, qc_err *err)
+/* y = (x - mean) / sqrt(var + eps) * scale + bias, statistics per sample and group of C / G
+ * consecutive channels; scale and bias per channel or per group. Instance normalization is
+ * G = C. */
+static void group_norm(const qc_tensor *x, const float *scale, const float *bias, int64_t G,
+                       int per_channel, double eps, float *Y)
 {
-    const qc_tensor *x = n->in[0];
-    const float *X = x->data, *scale = n->in[1]->data, *bias = n->in[2]->data;
-    float *Y = n->out[0]->data;
-    double eps = qc_attr_float(n->node, "epsilon", 1e-5f);
-    int64_t N = x->dims[0], C = x->dims[1], S = 1;
-    (void)r;
-    (void)err;
+    const float *X = x->data;
+    int64_t N = x->dims[0], C = x->dims[1], S = 1, cg = C / G;
     for (int d = 2; d < x->ndim; d++)
         S *= x->dims[d];
     for (int64_t b = 0; b < N; b++)
-        for (int64_t c = 0; c < C; c++) {
-            const float *xs = X + (b * C + c) * S;
-            float *ys = Y + (b * C + c) * S;
+        for (int64_t g = 0; g < G; g++) {
+            const float *xs = X + (b * C + g * cg) * S;
             double mean, inv;
-            row_stats(xs, S, eps, &mean, &inv);
-            float a = (float)(inv * scale[c]), off = (float)(bias[c] - mean * inv * scale[c]);
-            for (int64_t i = 0; i < S; i++)
-                ys[i] = xs[i] * a + off;
+            row_stats(xs, cg * S, eps, &mean, &inv);
+            for (int64_t c = 0; c < cg; c++) {
+                int64_t k = per_channel ? g * cg + c : g;
+                float a = (float)(inv * scale[k]), off = (float)(bias[k] - mean * inv * scale[k]);
+                const float *xc = xs + c * S;
+                float *yc = Y + (b * C + g * cg + c) * S;
+                for (int64_t i = 0; i < S; i++)
+                    yc[i] = xc[i] * a + off;
+            }
         }
+}
+
+static int in_run(qc_knode *n, qc_run *r, qc_err *err)
+{
+    (void)r;
+    (void)err;
+    group_norm(n->in[0], n->in[1]->data, n->in[2]->data, n->in[0]->dims[1], 1,
+               qc_attr_float(n->node, "epsilon", 1e-5f), n->out[0]->data);
     return QC_OK;
 }
 
@@ -457,31 +468,11 @@ static int gn_infer(qc_knode *n, qc_err *err)
 
 static int gn_run(qc_knode *n, qc_run *r, qc_err *err)
 {
-    const qc_tensor *x = n->in[0];
-    const float *X = x->data, *scale = n->in[1]->data, *bias = n->in[2]->data;
-    float *Y = n->out[0]->data;
-    double eps = qc_attr_float(n->node, "epsilon", 1e-5f);
-    int64_t N = x->dims[0], C = x->dims[1], G = qc_attr_int(n->node, "num_groups", 1), S = 1;
-    int per_channel = n->opset >= 21;
     (void)r;
     (void)err;
-    for (int d = 2; d < x->ndim; d++)
-        S *= x->dims[d];
-    int64_t cg = C / G;
-    for (int64_t b = 0; b < N; b++)
-        for (int64_t g = 0; g < G; g++) {
-            const float *xs = X + (b * C + g * cg) * S;
-            double mean, inv;
-            row_stats(xs, cg * S, eps, &mean, &inv);
-            for (int64_t c = 0; c < cg; c++) {
-                int64_t k = per_channel ? g * cg + c : g;
-                float a = (float)(inv * scale[k]), off = (float)(bias[k] - mean * inv * scale[k]);
-                const float *xc = xs + c * S;
-                float *yc = Y + (b * C + g * cg + c) * S;
-                for (int64_t i = 0; i < S; i++)
-                    yc[i] = xc[i] * a + off;
-            }
-        }
+    group_norm(n->in[0], n->in[1]->data, n->in[2]->data,
+               qc_attr_int(n->node, "num_groups", 1), n->opset >= 21,
+               qc_attr_float(n->node, "epsilon", 1e-5f), n->out[0]->data);
     return QC_OK;
 }
 

@@ -189,6 +189,18 @@ static inline float clipped(const rnn_geom *g, float v)
     return g->clip > 0.0f ? fminf(g->clip, fmaxf(-g->clip, v)) : v;
 }
 
+/* The input projection of batch row b at `step` of a direction (backward: from its last
+ * valid step), NULL past the row's sequence length. */
+static const float *step_row(const rnn_geom *g, const float *xw, const int32_t *lens,
+                             int backward, int64_t b, int64_t step, int64_t *t)
+{
+    int64_t len = lens ? lens[b] : g->S;
+    if (step >= len)
+        return NULL;
+    *t = backward ? len - 1 - step : step;
+    return xw + (g->layout ? b * g->S + *t : *t * g->B + b) * g->G * g->H;
+}
+
 /* One direction d over every step. xw: X * W^T + Wb (+ Rb except GRU's h gate) for every
  * row of X ([S*B or B*S][G*H]); h, c: the state [B][H], updated in place; gates: [B][G*H];
  * rh: GRU's r * H(t-1) [B][H]. Writes Y (if any). */
@@ -204,11 +216,10 @@ static void run_dir(const rnn_geom *g, int d, int backward, const float *xw, con
         int64_t ng = g->kind == K_GRU && !g->lbr ? 2 * H : GH;
         qc_sgemm(0, 1, B, ng, H, 1.0f, h, H, R, H, 0.0f, gates, GH);
         for (int64_t b = 0; b < B; b++) {
-            int64_t len = lens ? lens[b] : S;
-            int64_t t = backward ? len - 1 - step : step;
-            if (step >= len)
+            int64_t t;
+            const float *xr = step_row(g, xw, lens, backward, b, step, &t);
+            if (!xr)
                 continue;
-            const float *xr = xw + (g->layout ? b * S + t : t * B + b) * GH;
             float *gr = gates + b * GH, *hb = h + b * H;
             if (g->kind == K_RNN) {
                 for (int64_t j = 0; j < H; j++)
@@ -242,11 +253,10 @@ static void run_dir(const rnn_geom *g, int d, int backward, const float *xw, con
             if (!g->lbr)            /* (r * H(t-1)) * Rh^T */
                 qc_sgemm(0, 1, B, H, H, 1.0f, rh, H, R + 2 * H * H, H, 0.0f, gates + 2 * H, GH);
             for (int64_t b = 0; b < B; b++) {
-                int64_t len = lens ? lens[b] : S;
-                int64_t t = backward ? len - 1 - step : step;
-                if (step >= len)
+                int64_t t;
+                const float *xr = step_row(g, xw, lens, backward, b, step, &t);
+                if (!xr)
                     continue;
-                const float *xr = xw + (g->layout ? b * S + t : t * B + b) * GH;
                 float *gr = gates + b * GH, *hb = h + b * H;
                 for (int64_t j = 0; j < H; j++) {
                     /* the h gate's recurrent bias rides inside the reset with lbr */
@@ -258,9 +268,8 @@ static void run_dir(const rnn_geom *g, int d, int backward, const float *xw, con
             }
         }
         for (int64_t b = 0; Y && b < B; b++) {
-            int64_t len = lens ? lens[b] : S;
-            int64_t t = backward ? len - 1 - step : step;
-            if (step >= len)
+            int64_t t;
+            if (!step_row(g, xw, lens, backward, b, step, &t))
                 continue;
             float *yr = Y + (g->layout ? (b * S + t) * D + d : (t * D + d) * B + b) * H;
             memcpy(yr, h + b * H, (size_t)H * sizeof *yr);
