@@ -121,6 +121,7 @@ extern const qc_op_def qc_ops_rnn[];
 extern const qc_op_def qc_ops_space[];
 extern const qc_op_def qc_ops_nms[];
 extern const qc_op_def qc_ops_einsum[];
+extern const qc_op_def qc_ops_gridsample[];
 
 const qc_op_def *qc_op_find(const char *domain, const char *op_type, int64_t opset);
 

@@ -5,7 +5,7 @@ the transposed input and transposed back), clip, LSTM peepholes and input_forget
 linear_before_reset, activations with alpha / beta, initial states, outputs left out.
 NonMaxSuppression: many random boxes and classes, ties, both box formats, thresholds.
 DepthToSpace (both modes), SpaceToDepth, Trilu, LRN, GroupNormalization (opsets 18 and 21):
-random shapes. Einsum: 16 equations
+random shapes. GridSample: every mode x padding x align_corners, grids partly outside. Einsum: 16 equations
 (matrix and batched products, attention, ellipsis with broadcasting, sums, transposes,
 implicit outputs).
 
@@ -77,6 +77,11 @@ def other_cases():
                opset=21)
     yield dict(name="group_norm_18", op="GroupNormalization", shape=(1, 8, 7), groups=2,
                opset=18, eps=1e-3)
+    for mode in ("bilinear", "nearest", "bicubic"):
+        for pad in ("zeros", "border", "reflection"):
+            for align in (0, 1):
+                yield dict(name=f"gridsample_{mode}_{pad}_{align}", op="GridSample", mode=mode,
+                           pad=pad, align=align)
     yield dict(name="lrn_size5", op="LRN", shape=(2, 7, 5, 3), size=5, alpha=0.02,
                beta=0.6, bias=1.5)
     yield dict(name="lrn_size3", op="LRN", shape=(1, 6, 11, 2), size=3)
@@ -94,6 +99,17 @@ def build_other(c, rng):
         attrs["equation"] = c["equation"]
         out = helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)
         opset = 13
+    elif op == "GridSample":
+        x = rng.normal(0, 1, (2, 3, 5, 7)).astype(np.float32)
+        grid = rng.uniform(-1.6, 1.6, (2, 4, 6, 2)).astype(np.float32)   # some outside
+        grid[0, 0, 0] = [-1, -1]
+        grid[0, 0, 1] = [1, 1]
+        grid[1, 0, 0] = [5.5, -7.25]                                      # far outside
+        ins = ["X", "G"]
+        inits = [numpy_helper.from_array(grid, "G")]
+        attrs.update(mode=c["mode"], padding_mode=c["pad"], align_corners=c["align"])
+        out = helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)
+        opset = 16
     elif op == "NonMaxSuppression":
         ns = c["ns"]
         xy = rng.uniform(0, 10, (c["nb"], ns, 2)).astype(np.float32)
