@@ -122,6 +122,7 @@ extern const qc_op_def qc_ops_space[];
 extern const qc_op_def qc_ops_nms[];
 extern const qc_op_def qc_ops_einsum[];
 extern const qc_op_def qc_ops_gridsample[];
+extern const qc_op_def qc_ops_misc[];
 
 const qc_op_def *qc_op_find(const char *domain, const char *op_type, int64_t opset);
 

@@ -5,7 +5,7 @@ the transposed input and transposed back), clip, LSTM peepholes and input_forget
 linear_before_reset, activations with alpha / beta, initial states, outputs left out.
 NonMaxSuppression: many random boxes and classes, ties, both box formats, thresholds.
 DepthToSpace (both modes), SpaceToDepth, Trilu, LRN, GroupNormalization (opsets 18 and 21):
-random shapes. GridSample: every mode x padding x align_corners, grids partly outside. Einsum: 16 equations
+random shapes; MeanVarianceNormalization on other axes. GridSample: every mode x padding x align_corners, grids partly outside. Einsum: 16 equations
 (matrix and batched products, attention, ellipsis with broadcasting, sums, transposes,
 implicit outputs).
 
@@ -82,6 +82,8 @@ def other_cases():
             for align in (0, 1):
                 yield dict(name=f"gridsample_{mode}_{pad}_{align}", op="GridSample", mode=mode,
                            pad=pad, align=align)
+    yield dict(name="mvn_axes_1_3", op="MeanVarianceNormalization", shape=(2, 4, 3, 5),
+               axes=[1, 3])
     yield dict(name="lrn_size5", op="LRN", shape=(2, 7, 5, 3), size=5, alpha=0.02,
                beta=0.6, bias=1.5)
     yield dict(name="lrn_size3", op="LRN", shape=(1, 6, 11, 2), size=3)
@@ -136,7 +138,9 @@ def build_other(c, rng):
     else:
         x = rng.normal(0, 1, c["shape"]).astype(np.float32)
         ins = ["X"]
-        if op == "GroupNormalization":
+        if op == "MeanVarianceNormalization":
+            attrs["axes"] = c["axes"]
+        elif op == "GroupNormalization":
             nsc = c["shape"][1] if c["opset"] >= 21 else c["groups"]
             ins += ["gs", "gb"]
             inits += [numpy_helper.from_array(rng.normal(1, 0.3, nsc).astype(np.float32), "gs"),
