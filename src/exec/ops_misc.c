@@ -140,9 +140,12 @@ static int revseq_run(qc_knode *n, qc_run *r, qc_err *err)
 {
     const qc_tensor *x = n->in[0], *l = n->in[1];
     int ta = qc_attr_int(n->node, "time_axis", 0) != 0;
-    int64_t T = x->dims[ta], B = x->dims[!ta], inner = qc_tensor_numel(x) / (T * B);
-    size_t es = qc_dtype_size(x->dtype), blk = (size_t)inner * es;
+    int64_t T = x->dims[ta], B = x->dims[!ta];
     (void)r;
+    if (T == 0 || B == 0)
+        return QC_OK;
+    int64_t inner = qc_tensor_numel(x) / (T * B);
+    size_t es = qc_dtype_size(x->dtype), blk = (size_t)inner * es;
     for (int64_t b = 0; b < B; b++) {
         int64_t len = qc_tensor_get_i(l, b);
         if (len < 0 || len > T)
