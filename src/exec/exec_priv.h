@@ -76,4 +76,7 @@ void  qc_pool_put(qc_pool *p, void *ptr, size_t cap);
 void  qc_pool_trim(qc_pool *p);     /* frees blocks not reused during the last run */
 void  qc_pool_free(qc_pool *p);
 
+/* opts.const_only: node k is Shape / Size of a graph input with fixed declared dims (plan.c). */
+int qc_exec_static_shape_of(const qc_exec *x, int k);
+
 #endif

@@ -165,6 +165,29 @@ static int plan_node(qc_exec *x, int k, qc_err *err)
 
 /* A node is constant when every input is an initializer or a constant node's output and the
  * op is deterministic. DequantizeLinear stays: folding it would undo existing quantization. */
+/* opts.const_only: Shape or Size of a graph input whose declared dims are all fixed is a
+ * constant (the run refuses inputs of any other shape), so shape arithmetic folds too. */
+int qc_exec_static_shape_of(const qc_exec *x, int k)
+{
+    const qc_knode *kn = &x->knodes[k];
+    if (!x->opts.const_only || kn->node->domain[0] || kn->n_in != 1 || !kn->in[0] ||
+        (strcmp(kn->node->op_type, "Shape") && strcmp(kn->node->op_type, "Size")))
+        return 0;
+    const qc_value *v = (const qc_value *)kn->in[0];
+    for (int i = 0; i < x->m->n_inputs; i++) {
+        const qc_value_info *vi = &x->m->inputs[i];
+        if (&x->values[x->input_vals[i]] != v)
+            continue;
+        if (vi->ndim < 0)
+            return 0;
+        for (int d = 0; d < vi->ndim; d++)
+            if (vi->dims[d] < 0)
+                return 0;
+        return 1;
+    }
+    return 0;
+}
+
 static int mark_constants(qc_exec *x, qc_err *err)
 {
     static const char *never[] = { "RandomNormal", "RandomUniform", "RandomNormalLike",
@@ -184,7 +207,7 @@ static int mark_constants(qc_exec *x, qc_err *err)
         for (int i = 0; never[i]; i++)
             if (!strcmp(kn->node->op_type, never[i]))
                 c = 0;
-        for (int i = 0; i < kn->n_in && c; i++)
+        for (int i = 0; i < kn->n_in && c && !qc_exec_static_shape_of(x, k); i++)
             if (kn->in[i] && !cval[(qc_value *)kn->in[i] - x->values])
                 c = 0;
         x->is_const[k] = (char)c;

@@ -163,7 +163,8 @@ static int bind_input(qc_exec *x, int i, const qc_tensor *in, dim_binds *b, qc_e
 static int const_node_ok(qc_exec *x, int k, size_t *used, qc_err *err)
 {
     qc_knode *kn = &x->knodes[k];
-    for (int i = 0; i < kn->n_in; i++) {
+    int static_shape = qc_exec_static_shape_of(x, k);
+    for (int i = 0; i < kn->n_in && !static_shape; i++) {
         const qc_value *v = (const qc_value *)kn->in[i];
         if (v && !v->live && v->kind != VAL_INIT)
             return 0;
@@ -304,6 +305,13 @@ int qc_exec_run(qc_exec *x, const qc_tensor *inputs, int n_inputs, qc_err *err)
                                                                        : qc_exec_finish(x, err);
     if ((rc = bind_inputs(x, NULL, 0, err)) != QC_OK)
         return rc;
+    /* graph inputs with fixed declared dims carry them (no data) for Shape / Size */
+    for (int i = 0; i < x->m->n_inputs; i++) {
+        const qc_value_info *vi = &x->m->inputs[i];
+        qc_value *v = &x->values[x->input_vals[i]];
+        if (vi->ndim >= 0 && !v->live)
+            qc_set_shape(&v->t, vi->dtype, vi->ndim, vi->dims);
+    }
     size_t const_used = 0;
     for (int k = 0; k < x->n_knodes; k++) {
         if (!x->is_const[k] || x->skip[k] || (x->cache_ready && x->cached[k]))

@@ -455,6 +455,37 @@ def depth_space_share_scale(c):
 
 
 @case
+def static_shape_folding(c):
+    """Shape and Size of an input with fixed declared dims fold, and the shape arithmetic after
+    them (Gather, Unsqueeze, Concat, Cast) with them; with a symbolic batch they stay."""
+    rng = np.random.default_rng(22)
+    nodes = [node("Conv", ["x", "w"], ["c"], "conv", pads=[1, 1, 1, 1]),
+             node("Shape", ["x"], ["s"], "shape"),
+             node("Gather", ["s", "zero"], ["n"], "gather", axis=0),
+             node("Unsqueeze", ["n", "ax"], ["n1"], "unsq"),
+             node("Concat", ["n1", "minus1"], ["shp"], "concat", axis=0),
+             node("Reshape", ["c", "shp"], ["f"], "reshape"),
+             node("Size", ["x"], ["sz"], "size"),
+             node("Cast", ["sz"], ["szf"], "cast", to=TensorProto.FLOAT),
+             node("Div", ["f", "szf"], ["y"], "div")]
+    inits = [init("w", randn(rng, (8, 3, 3, 3), 0.3)), init("zero", np.array(0, np.int64)),
+             init("ax", np.array([0], np.int64)), init("minus1", np.array([-1], np.int64))]
+    d = c.data("data", [randn(rng, (2, 3, 6, 6)) for _ in range(4)])
+    shape_ops = {"Shape", "Size", "Gather", "Unsqueeze", "Concat", "Cast"}
+    figures = []
+    for batch, folds in ((2, True), ("N", False)):
+        fm = c.model(f"shape_{batch}", nodes, [vi("x", [batch, 3, 6, 6])], [vi("y", [batch, 288])],
+                     inits)
+        q = c.calibrate(fm, d, f"shape_{batch}.q.onnx")
+        left = sorted({n.op_type for n in q.nodes} & shape_ops)
+        need(not left if folds else "Shape" in left,
+             f"batch {batch}: shape ops left {left}, expected {'none' if folds else 'Shape'}")
+        s = need_sqnr(fm, q.path, feeds_x([randn(rng, (2, 3, 6, 6)) for _ in range(3)]))
+        figures.append(f"batch {batch}: {'folded' if folds else 'kept'} ({s:.1f} dB)")
+    return "; ".join(figures)
+
+
+@case
 def zero_width_range(c):
     """An activation that is always zero (x * 0) gets a positive finite scale; onnxruntime
     output has no NaN and matches the float model."""
