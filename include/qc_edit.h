@@ -41,6 +41,10 @@ int  qc_edit_add_init(qc_edit *e, const qc_tensor *t, qc_err *err);
 int  qc_edit_add_node(qc_edit *e, int after, const char *op_type, const char *name,
                       int n_in, const char *const *in, int n_out, const char *const *out,
                       const qc_edit_attr *attrs, int n_attrs, qc_err *err);
+/* Replaces If node `node` by the nodes and initializers of its then_branch (cond != 0) or
+ * else_branch, its outputs becoming Identity of the branch's. QC_EUNSUPPORTED when a name
+ * of the branch clashes with one of the graph (nothing is changed then). */
+int  qc_edit_inline_if(qc_edit *e, int node, int cond, qc_err *err);
 /* Raises the default-domain opset (never lowers it); the target after all requests. */
 void    qc_edit_require_opset(qc_edit *e, int64_t opset);
 int64_t qc_edit_opset(const qc_edit *e);

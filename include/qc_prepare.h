@@ -10,6 +10,7 @@
 typedef struct qc_prep_report {
     int n_folded_nodes;         /* constant nodes replaced by initializers */
     int n_bn_folded;            /* BatchNormalization nodes folded away */
+    int n_if_inlined;           /* If nodes with a constant condition replaced by a branch */
 } qc_prep_report;
 
 int qc_prepare(const qc_model *in, qc_model **out, qc_prep_report *rep, qc_err *err);

@@ -427,9 +427,13 @@ int qc_cmd_calibrate(int argc, char **argv)
         if (a.params_in)
             printf("calibrate: %d activation ranges from %s\n", n_applied, a.params_in);
         printf("calibrate: %d sample%s (%d skipped), method %s%s; folded %d constant and %d "
-               "BatchNorm nodes\n", used, used == 1 ? "" : "s", skipped, a.o.method,
+               "BatchNorm nodes", used, used == 1 ? "" : "s", skipped, a.o.method,
                a.o.per_channel ? ", per-channel weights" : "", rep.n_folded_nodes,
                rep.n_bn_folded);
+        if (rep.n_if_inlined)
+            printf("; %d If node%s with a constant condition replaced by its branch",
+                   rep.n_if_inlined, rep.n_if_inlined == 1 ? "" : "s");
+        printf("\n");
         printf("calibrate: %d tensors quantized, %d nodes quantized, %d left in float\n", n_t,
                qc_quantizer_n_quantized_nodes(q), n_float);
         /* the float nodes grouped by op and reason, in order of first appearance */

@@ -112,6 +112,25 @@ static int check_arity(const qc_node *n, int64_t opset, qc_err *err)
     return QC_OK;
 }
 
+/* opts.const_only: a node without a kernel (control flow, say) is planned as opaque: never
+ * constant, so folding leaves it and what depends on it in the graph. */
+static int opaque_fail(const qc_knode *n, qc_err *err)
+{
+    return qc_errf(err, QC_EUNSUPPORTED, "node '%s': unsupported op %s", n->node->name,
+                   n->node->op_type);
+}
+
+static int opaque_infer(qc_knode *n, qc_err *err) { return opaque_fail(n, err); }
+
+static int opaque_run(qc_knode *n, qc_run *r, qc_err *err)
+{
+    (void)r;
+    return opaque_fail(n, err);
+}
+
+static const qc_op_def opaque_def = { "(opaque)", 1, opaque_infer, opaque_run, NULL, NULL,
+                                      NULL };
+
 static int plan_node(qc_exec *x, int k, qc_err *err)
 {
     const qc_model *m = x->m;
@@ -120,6 +139,8 @@ static int plan_node(qc_exec *x, int k, qc_err *err)
     kn->node = n;
     kn->opset = m->opset;
     x->defs[k] = qc_op_find(n->domain, n->op_type, m->opset);
+    if (!x->defs[k] && x->opts.const_only)
+        x->defs[k] = &opaque_def;
     if (!x->defs[k])
         return qc_errf(err, QC_EUNSUPPORTED, "node '%s': unsupported op %s%s%s (opset %lld)",
                        n->name, n->domain[0] ? n->domain : "", n->domain[0] ? "." : "",
@@ -203,7 +224,7 @@ static int mark_constants(qc_exec *x, qc_err *err)
         cval[v] = x->values[v].kind == VAL_INIT;
     for (int k = 0; k < x->n_knodes; k++) {
         const qc_knode *kn = &x->knodes[k];
-        int c = 1;
+        int c = x->defs[k] != &opaque_def;
         for (int i = 0; never[i]; i++)
             if (!strcmp(kn->node->op_type, never[i]))
                 c = 0;

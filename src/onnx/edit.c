@@ -442,6 +442,83 @@ static const char *nz(const char *s)
     return s ? s : "";
 }
 
+/* Marks the names node n reads, and those its subgraphs read from outside them (a branch
+ * may read any value of the enclosing graphs by name), as referenced. */
+static void add_refs(qc_strmap *refs, const Onnx__NodeProto *n, int depth)
+{
+    for (size_t k = 0; k < n->n_input; k++)
+        qc_strmap_put(refs, n->input[k], 1);
+    for (size_t a = 0; a < n->n_attribute && depth < 64; a++) {
+        const Onnx__AttributeProto *ap = n->attribute[a];
+        for (size_t gi = 0; gi < ap->n_graphs + (ap->g != NULL); gi++) {
+            const Onnx__GraphProto *sg = gi < ap->n_graphs ? ap->graphs[gi] : ap->g;
+            for (size_t i = 0; sg && i < sg->n_node; i++)
+                add_refs(refs, sg->node[i], depth + 1);
+        }
+    }
+}
+
+int qc_edit_inline_if(qc_edit *e, int node, int cond, qc_err *err)
+{
+    if (node < 0 || node >= e->n_orig || e->removed[node] || e->copy[node])
+        return qc_errf(err, QC_EINTERNAL, "edit: node %d cannot be inlined", node);
+    const Onnx__NodeProto *np = e->g->node[node];
+    const char *which = cond ? "then_branch" : "else_branch";
+    const Onnx__GraphProto *b = NULL;
+    for (size_t a = 0; a < np->n_attribute && !b; a++)
+        if (np->attribute[a]->name && !strcmp(np->attribute[a]->name, which))
+            b = np->attribute[a]->g;
+    if (!b || b->n_output != np->n_output || b->n_sparse_initializer)
+        return qc_errf(err, QC_EUNSUPPORTED, "If node '%s': its %s cannot be inlined",
+                       nz(np->name), which);
+    /* the branch's own names must not clash with the graph's */
+    for (size_t i = 0; i < b->n_node; i++)
+        for (size_t k = 0; k < b->node[i]->n_output; k++)
+            if (b->node[i]->output[k][0] && qc_strmap_get(&e->used, b->node[i]->output[k]) >= 0)
+                return qc_errf(err, QC_EUNSUPPORTED, "If node '%s': %s value '%s' clashes "
+                               "with a name of the graph", nz(np->name), which,
+                               b->node[i]->output[k]);
+    for (size_t i = 0; i < b->n_initializer; i++)
+        if (qc_strmap_get(&e->used, nz(b->initializer[i]->name)) >= 0)
+            return qc_errf(err, QC_EUNSUPPORTED, "If node '%s': %s initializer '%s' clashes "
+                           "with a name of the graph", nz(np->name), which,
+                           nz(b->initializer[i]->name));
+    if (grow((void **)&e->added, &e->cap_added, e->n_added + (int)b->n_node + 1,
+             sizeof *e->added) ||
+        grow((void **)&e->inits, &e->cap_inits, e->n_inits + (int)b->n_initializer + 1,
+             sizeof *e->inits))
+        return qc_errf(err, QC_ENOMEM, "out of memory");
+    /* the branch's nodes and initializers, shared with the original proto (never modified) */
+    for (size_t i = 0; i < b->n_node; i++) {
+        Onnx__NodeProto *bn = b->node[i];
+        for (size_t k = 0; k < bn->n_output; k++)
+            if (mark_used(e, bn->output[k]))
+                return qc_errf(err, QC_ENOMEM, "out of memory");
+        e->added[e->n_added].np = bn;
+        e->added[e->n_added].after = node;
+        e->added[e->n_added++].seq = e->seq++;
+    }
+    for (size_t i = 0; i < b->n_initializer; i++) {
+        Onnx__TensorProto *t = b->initializer[i];
+        if (mark_used(e, nz(t->name)) || qc_strmap_put(&e->init_at, nz(t->name), e->n_inits))
+            return qc_errf(err, QC_ENOMEM, "out of memory");
+        e->inits[e->n_inits++] = t;
+    }
+    /* the If's outputs: Identity of the branch's */
+    for (size_t i = 0; i < np->n_output; i++) {
+        if (!np->output[i][0])
+            continue;
+        const char *in = nz(b->output[i]->name), *outn = np->output[i];
+        char base[96];
+        snprintf(base, sizeof base, "%s_%s_out%zu", nz(np->name), cond ? "then" : "else", i);
+        int rc = qc_edit_add_node(e, node, "Identity", qc_edit_unique_name(e, base), 1, &in, 1,
+                                  &outn, NULL, 0, err);
+        if (rc < 0)
+            return rc;
+    }
+    return qc_edit_remove_node(e, node, err);
+}
+
 int qc_edit_finish(qc_edit *e, qc_model **out, qc_err *err)
 {
     qc_model_priv *p = e->m->priv;
@@ -468,8 +545,7 @@ int qc_edit_finish(qc_edit *e, qc_model **out, qc_err *err)
         goto out;
     }
     for (size_t i = 0; i < g.n_node; i++)
-        for (size_t k = 0; k < g.node[i]->n_input; k++)
-            qc_strmap_put(&refs, g.node[i]->input[k], 1);
+        add_refs(&refs, g.node[i], 0);
     for (size_t i = 0; i < g.n_output; i++)
         qc_strmap_put(&refs, nz(g.output[i]->name), 1);
     g.n_initializer = 0;

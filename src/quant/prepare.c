@@ -199,11 +199,55 @@ static int fold_batchnorm(const qc_model *m, qc_model **out, int *n_folded, qc_e
     return e ? qc_edit_finish(e, out, err) : QC_OK;
 }
 
+/* If nodes whose condition folded to a constant become the branch taken (then folded in
+ * turn: a branch may hold constants and If nodes of its own). *out NULL when none. */
+static int inline_ifs(const qc_model *m, qc_model **out, int *n_inlined, qc_err *err)
+{
+    qc_edit *e = NULL;
+    int rc = QC_OK;
+    *out = NULL;
+    for (int i = 0; i < m->n_nodes && rc == QC_OK; i++) {
+        const qc_node *n = &m->nodes[i];
+        const qc_tensor *c = n->n_inputs == 1 && !strcmp(n->op_type, "If") && !n->domain[0]
+                                 ? qc_model_init(m, n->inputs[0]) : NULL;
+        if (!c || qc_tensor_numel(c) != 1 || !qc_dtype_is_executable(c->dtype))
+            continue;
+        if (!e && (rc = qc_edit_begin(&e, m, err)) != QC_OK)
+            return rc;
+        rc = qc_edit_inline_if(e, i, qc_tensor_get_f(c, 0) != 0.0, err);
+        if (rc == QC_EUNSUPPORTED) {            /* a name clash: the If stays */
+            rc = QC_OK;
+            continue;
+        }
+        if (rc == QC_OK)
+            (*n_inlined)++;
+    }
+    if (rc != QC_OK || !*n_inlined) {
+        qc_edit_free(e);
+        return rc;
+    }
+    return qc_edit_finish(e, out, err);
+}
+
 int qc_prepare(const qc_model *in, qc_model **out, qc_prep_report *rep, qc_err *err)
 {
     qc_model *a = NULL, *b = NULL;
     qc_prep_report r = { 0 };
     int rc = fold_constants(in, &a, &r.n_folded_nodes, err);
+    for (int round = 0; rc == QC_OK && round < 8; round++) {
+        int n_if = 0, n_f = 0;
+        qc_model *c = NULL, *d = NULL;
+        if ((rc = inline_ifs(a ? a : in, &c, &n_if, err)) != QC_OK || !c)
+            break;
+        r.n_if_inlined += n_if;
+        qc_model_free(a);
+        a = c;
+        if ((rc = fold_constants(a, &d, &n_f, err)) == QC_OK && d) {
+            qc_model_free(a);
+            a = d;
+            r.n_folded_nodes += n_f;
+        }
+    }
     if (rc == QC_OK)
         rc = fold_batchnorm(a ? a : in, &b, &r.n_bn_folded, err);
     if (rc != QC_OK) {

@@ -486,6 +486,42 @@ def static_shape_folding(c):
 
 
 @case
+def if_constant_condition(c):
+    """An If whose condition comes from the fixed input shape (Shape -> Gather -> Greater) is
+    replaced by the branch taken, then or else; with a symbolic input it stays, and the run
+    refuses it naming the op."""
+    rng = np.random.default_rng(23)
+    d = c.data("data", [randn(rng, (1, 3, 8, 8)) for _ in range(4)])
+    figures = []
+    for threshold, batch in ((2, 1), (5, 1), (2, "N")):
+        then_g = helper.make_graph([node("Relu", ["x"], ["t_out"], "t_relu")], "then", [],
+                                   [vi("t_out", [batch, 3, 8, 8])])
+        else_g = helper.make_graph([node("Neg", ["x"], ["e_out"], "e_neg")], "else", [],
+                                   [vi("e_out", [batch, 3, 8, 8])])
+        nodes = [node("Shape", ["x"], ["s"], "shape"),
+                 node("Gather", ["s", "one"], ["c1"], "gather", axis=0),
+                 node("Greater", ["c1", "thr"], ["cond"], "greater"),
+                 node("If", ["cond"], ["y0"], "if", then_branch=then_g, else_branch=else_g),
+                 node("Conv", ["y0", "w", "b"], ["y"], "conv")]
+        fm = c.model(f"if_{threshold}_{batch}", nodes, [vi("x", [batch, 3, 8, 8])],
+                     [vi("y", [batch, 4, 6, 6])],
+                     [init("one", np.array(1, np.int64)), init("thr", np.array(threshold, np.int64)),
+                      init("w", randn(rng, (4, 3, 3, 3), 0.3)), init("b", randn(rng, (4,), 0.1))])
+        if batch == "N":
+            r = c.run("--data", d, fm, "-o", c.path("if_sym.q.onnx"), "-q")
+            expect_error(r, 3, "If")
+            figures.append("symbolic: refused")
+            continue
+        q = c.calibrate(fm, d, f"if_{threshold}.q.onnx")
+        need(not q.ops("If"), f"threshold {threshold}: the If is still there")
+        taken = "Relu" if threshold < 3 else "Neg"
+        need(q.ops(taken), f"threshold {threshold}: the {taken} branch was not inlined")
+        s = need_sqnr(fm, q.path, feeds_x([randn(rng, (1, 3, 8, 8)) for _ in range(3)]))
+        figures.append(f"{taken} branch inlined ({s:.1f} dB)")
+    return "; ".join(figures)
+
+
+@case
 def zero_width_range(c):
     """An activation that is always zero (x * 0) gets a positive finite scale; onnxruntime
     output has no NaN and matches the float model."""
