@@ -217,6 +217,8 @@ static int inline_ifs(const qc_model *m, qc_model **out, int *n_inlined, qc_err 
         rc = qc_edit_inline_if(e, i, qc_tensor_get_f(c, 0) != 0.0, err);
         if (rc == QC_EUNSUPPORTED) {            /* a name clash: the If stays */
             rc = QC_OK;
+            if (err)
+                err->code = QC_OK, err->msg[0] = 0;
             continue;
         }
         if (rc == QC_OK)
