@@ -228,7 +228,14 @@ static int inline_ifs(const qc_model *m, qc_model **out, int *n_inlined, qc_err 
         qc_edit_free(e);
         return rc;
     }
-    return qc_edit_finish(e, out, err);
+    if ((rc = qc_edit_finish(e, out, err)) == QC_EINTERNAL) {
+        /* a branch read a value computed after its If: an invalid model, not our bug */
+        char why[sizeof err->msg];
+        snprintf(why, sizeof why, "%s", err->msg);
+        rc = qc_errf(err, QC_EINPUT, "If with a constant condition: its branch reads a value "
+                     "computed after it (%s)", why);
+    }
+    return rc;
 }
 
 int qc_prepare(const qc_model *in, qc_model **out, qc_prep_report *rep, qc_err *err)
