@@ -178,48 +178,10 @@ static int plain(const qc_exec *x, int j)
            x->knodes[j].act == QC_ACT_NONE;
 }
 
-/* The knodes reading each value, in plan order (a knode once per input slot naming it):
- * value v's readers are list[start[v] .. start[v + 1]). Taken before any chain: a chain's
- * last member then reads its head instead, but it is no candidate for a later chain (not
- * plain) and no later chain's values are read by it. */
-typedef struct readers_index {
-    int *start, *list;
-} readers_index;
-
-static int readers_build(const qc_exec *x, readers_index *r)
-{
-    size_t n_slots = 0;
-    for (int k = 0; k < x->n_knodes; k++)
-        n_slots += (size_t)x->knodes[k].n_in;
-    r->start = calloc((size_t)x->n_values + 2, sizeof *r->start);
-    r->list = malloc((n_slots + 1) * sizeof *r->list);
-    int *fill = calloc((size_t)x->n_values + 1, sizeof *fill);
-    if (!r->start || !r->list || !fill) {
-        free(fill);
-        return QC_ENOMEM;
-    }
-    for (int pass = 0; pass < 2; pass++) {
-        for (int k = 0; k < x->n_knodes; k++)
-            for (int i = 0; i < x->knodes[k].n_in; i++) {
-                if (!x->knodes[k].in[i])
-                    continue;
-                int v = (int)((const qc_value *)x->knodes[k].in[i] - x->values);
-                if (pass == 0)
-                    r->start[v + 1]++;
-                else
-                    r->list[r->start[v] + fill[v]++] = k;
-            }
-        for (int v = 0; pass == 0 && v < x->n_values; v++)
-            r->start[v + 1] += r->start[v];
-    }
-    free(fill);
-    return QC_OK;
-}
-
 /* The chain from the value knode h writes: its members s[0..*n) (none when there is no
  * chain of two nodes or more with one exit, the last member). The candidates are the
  * readers of the chain's values, in plan order: one cursor per value's reader list. */
-static void find_chain(const qc_exec *x, const readers_index *ri, int h, int *s, int *n)
+static void find_chain(const qc_exec *x, const qc_readers *ri, int h, int *s, int *n)
 {
     const qc_tensor *v[MAX_MEMBERS + 1];
     int cur[MAX_MEMBERS + 1], end[MAX_MEMBERS + 1], last = h;
@@ -308,12 +270,12 @@ static int take_chain(qc_exec *x, int h, const int *s, int n, qc_err *err)
 int qc_ew_chain_fuse(qc_exec *x, qc_err *err)
 {
     int s[MAX_MEMBERS], n, rc = QC_OK;
-    readers_index ri;
-    if (readers_build(x, &ri) != QC_OK) {
-        free(ri.start);
-        free(ri.list);
-        return qc_errf(err, QC_ENOMEM, "out of memory");
-    }
+    qc_readers ri;                      /* taken before any chain: a chain's last member
+                                         * then reads its head instead, but it is no
+                                         * candidate for a later chain (not plain) and no
+                                         * later chain's values are read by it */
+    if (qc_readers_build(x, &ri, err) != QC_OK)
+        return QC_ENOMEM;
     for (int h = 0; h < x->n_knodes && rc == QC_OK; h++) {
         if (x->skip[h] || x->is_const[h] || x->knodes[h].n_out < 1 || !x->knodes[h].out[0])
             continue;
@@ -321,8 +283,7 @@ int qc_ew_chain_fuse(qc_exec *x, qc_err *err)
         if (n > 0)
             rc = take_chain(x, h, s, n, err);
     }
-    free(ri.start);
-    free(ri.list);
+    qc_readers_free(&ri);
     qc_fuse_relive(x);
     return rc;
 }

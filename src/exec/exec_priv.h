@@ -79,4 +79,12 @@ void  qc_pool_free(qc_pool *p);
 /* opts.const_only: node k is Shape / Size of a graph input with fixed declared dims (plan.c). */
 int qc_exec_static_shape_of(const qc_exec *x, int k);
 
+/* The knodes reading each value, skipped ones left out, in plan order (a knode once per input
+ * slot naming it): value v's readers are list[start[v] .. start[v + 1]) (plan.c). */
+typedef struct qc_readers {
+    int *start, *list;
+} qc_readers;
+int  qc_readers_build(const qc_exec *x, qc_readers *r, qc_err *err);
+void qc_readers_free(qc_readers *r);
+
 #endif

@@ -228,7 +228,8 @@ static int mark_constants(qc_exec *x, qc_err *err)
         for (int i = 0; never[i]; i++)
             if (!strcmp(kn->node->op_type, never[i]))
                 c = 0;
-        for (int i = 0; i < kn->n_in && c && !qc_exec_static_shape_of(x, k); i++)
+        int shape_only = qc_exec_static_shape_of(x, k);
+        for (int i = 0; i < kn->n_in && c && !shape_only; i++)
             if (kn->in[i] && !cval[(qc_value *)kn->in[i] - x->values])
                 c = 0;
         x->is_const[k] = (char)c;
@@ -279,55 +280,82 @@ int qc_exec_node_is_const(const qc_exec *x, int node_index)
     return x->is_const[x->pos[node_index]];
 }
 
+int qc_readers_build(const qc_exec *x, qc_readers *r, qc_err *err)
+{
+    size_t n_slots = 0;
+    for (int k = 0; k < x->n_knodes; k++)
+        n_slots += (size_t)x->knodes[k].n_in;
+    r->start = calloc((size_t)x->n_values + 2, sizeof *r->start);
+    r->list = malloc((n_slots + 1) * sizeof *r->list);
+    int *fill = calloc((size_t)x->n_values + 1, sizeof *fill);
+    if (!r->start || !r->list || !fill) {
+        free(fill);
+        qc_readers_free(r);
+        return qc_errf(err, QC_ENOMEM, "out of memory");
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        for (int k = 0; k < x->n_knodes; k++)
+            for (int i = 0; i < x->knodes[k].n_in && !x->skip[k]; i++) {
+                if (!x->knodes[k].in[i])
+                    continue;
+                int v = (int)((const qc_value *)x->knodes[k].in[i] - x->values);
+                if (pass == 0)
+                    r->start[v + 1]++;
+                else
+                    r->list[r->start[v] + fill[v]++] = k;
+            }
+        for (int v = 0; pass == 0 && v < x->n_values; v++)
+            r->start[v + 1] += r->start[v];
+    }
+    free(fill);
+    return QC_OK;
+}
+
+void qc_readers_free(qc_readers *r)
+{
+    free(r->start);
+    free(r->list);
+    r->start = r->list = NULL;
+}
+
 /* Conv -> Sigmoid -> Mul(conv, sigmoid) (SiLU, as exported by YOLOv5/v8) becomes one Conv that
- * writes the Mul's output. Only the Conv family knows how (qc_knode.act). The readers of every
- * value (input slots of nodes not skipped; the first two and how many) are counted once: a
- * fusion only retires the values it fuses, so the other counts stay true. */
+ * writes the Mul's output. Only the Conv family knows how (qc_knode.act). The readers are
+ * indexed once: a fusion only retires the values it fuses, so the other lists stay true. */
 static int fuse_activations(qc_exec *x, qc_err *err)
 {
-    int nv = x->n_values, *cnt = calloc((size_t)nv * 3 + 1, sizeof *cnt);
-    if (!cnt)
-        return qc_errf(err, QC_ENOMEM, "out of memory");
-    int *first = cnt + nv, *second = first + nv;
-    for (int k = 0; k < x->n_knodes; k++)
-        for (int i = 0; i < x->knodes[k].n_in && !x->skip[k]; i++)
-            if (x->knodes[k].in[i]) {
-                int v = (int)((const qc_value *)x->knodes[k].in[i] - x->values);
-                if (cnt[v] == 0)
-                    first[v] = k;
-                else if (cnt[v] == 1)
-                    second[v] = k;
-                cnt[v]++;
-            }
+    qc_readers ri;
+    if (qc_readers_build(x, &ri, err) != QC_OK)
+        return QC_ENOMEM;
     for (int k = 0; k < x->n_knodes; k++) {
         qc_knode *c = &x->knodes[k];
         if (strcmp(c->node->op_type, "Conv") || c->n_out != 1 || x->skip[k])
             continue;
         qc_value *cv = (qc_value *)c->out[0];
-        int v = (int)(cv - x->values);
-        if (cv->is_output || cnt[v] != 2 || first[v] == second[v])
+        int v = (int)(cv - x->values), r0 = ri.start[v];
+        if (cv->is_output || ri.start[v + 1] - r0 != 2 || ri.list[r0] == ri.list[r0 + 1])
             continue;
         /* the Sigmoid and the Mul, in either order */
-        int sk = first[v], mk = second[v];
+        int sk = ri.list[r0], mk = ri.list[r0 + 1];
         if (strcmp(x->knodes[sk].node->op_type, "Sigmoid")) {
-            sk = second[v];
-            mk = first[v];
+            sk = ri.list[r0 + 1];
+            mk = ri.list[r0];
         }
         const qc_knode *s = &x->knodes[sk], *o = &x->knodes[mk];
         if (strcmp(s->node->op_type, "Sigmoid") || s->n_in != 1 || s->n_out < 1 ||
             ((qc_value *)s->out[0])->is_output)
             continue;
         int sv = (int)((const qc_value *)s->out[0] - x->values);
-        if (cnt[sv] != 1 || first[sv] != mk || strcmp(o->node->op_type, "Mul") ||
-            o->n_in != 2 || !((o->in[0] == c->out[0] && o->in[1] == s->out[0]) ||
-                              (o->in[1] == c->out[0] && o->in[0] == s->out[0])))
+        if (ri.start[sv + 1] - ri.start[sv] != 1 || ri.list[ri.start[sv]] != mk ||
+            strcmp(o->node->op_type, "Mul") || o->n_in != 2 ||
+            !((o->in[0] == c->out[0] && o->in[1] == s->out[0]) ||
+              (o->in[1] == c->out[0] && o->in[0] == s->out[0])))
             continue;
         c->act = QC_ACT_SILU;
         c->out[0] = x->knodes[mk].out[0];
         ((qc_value *)c->out[0])->producer = k;
         x->skip[sk] = x->skip[mk] = 1;
     }
-    free(cnt);
+    qc_readers_free(&ri);
     return QC_OK;
 }
 
