@@ -561,19 +561,11 @@ int qc_edit_finish(qc_edit *e, qc_model **out, qc_err *err)
             g.initializer[g.n_initializer++] = e->inits[i];
     qc_strmap_free(&refs);
     g.n_input = 0;
-    qc_strmap orig_inits;               /* older exporters list every weight as an input too */
-    if (qc_strmap_init(&orig_inits, e->g->n_initializer + 16) != 0) {
-        rc = qc_errf(err, QC_ENOMEM, "out of memory");
-        goto out;
-    }
-    for (size_t k = 0; k < e->g->n_initializer; k++)
-        qc_strmap_put(&orig_inits, nz(e->g->initializer[k]->name), 1);
-    for (size_t i = 0; i < e->g->n_input; i++) {
+    for (size_t i = 0; i < e->g->n_input; i++) {   /* the model's index knows its initializers */
         const char *nm = nz(e->g->input[i]->name);
-        if (!(qc_strmap_get(&orig_inits, nm) >= 0 && qc_strmap_get(&e->removed_inits, nm) >= 0))
+        if (!(qc_model_init(e->m, nm) && qc_strmap_get(&e->removed_inits, nm) >= 0))
             g.input[g.n_input++] = e->g->input[i];
     }
-    qc_strmap_free(&orig_inits);
     /* opset: replace the default domain's entry when raised, add one if missing */
     size_t n_ops = 0;
     int have_default = 0;

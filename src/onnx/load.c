@@ -132,20 +132,18 @@ static int build(qc_model *m, qc_model_priv *p, const char *what, qc_err *err)
         m->inits[i].name = qc_arena_strdup(a, tp->name ? tp->name : "");
         m->n_inits++;
     }
+    /* the initializers' part of the name index (index_names does the rest) */
+    if (qc_strmap_init(&p->init, (size_t)m->n_inits + 16) != 0)
+        return qc_errf(err, QC_ENOMEM, "%s: out of memory", what);
+    for (int i = 0; i < m->n_inits; i++)
+        if (qc_strmap_get(&p->init, m->inits[i].name) < 0 &&
+            qc_strmap_put(&p->init, m->inits[i].name, i) != 0)
+            return qc_errf(err, QC_ENOMEM, "%s: out of memory", what);
     /* an input with a default value (an initializer of the same name; older exporters list
      * every weight so) is treated as a weight */
-    qc_strmap inits;
-    if (qc_strmap_init(&inits, g->n_initializer + 16) != 0)
-        return qc_errf(err, QC_ENOMEM, "%s: out of memory", what);
-    for (size_t i = 0; i < g->n_initializer; i++)
-        if (g->initializer[i]->name && qc_strmap_put(&inits, g->initializer[i]->name, 1) != 0) {
-            qc_strmap_free(&inits);
-            return qc_errf(err, QC_ENOMEM, "%s: out of memory", what);
-        }
     for (size_t i = 0; i < g->n_input; i++)
-        if (!g->input[i]->name || qc_strmap_get(&inits, g->input[i]->name) < 0)
+        if (!g->input[i]->name || qc_strmap_get(&p->init, g->input[i]->name) < 0)
             convert_value_info(a, g->input[i], &m->inputs[m->n_inputs++]);
-    qc_strmap_free(&inits);
     for (size_t i = 0; i < g->n_output; i++)
         convert_value_info(a, g->output[i], &m->outputs[m->n_outputs++]);
     for (size_t i = 0; i < g->n_node; i++) {
@@ -242,13 +240,12 @@ static int nesting_ok(const uint8_t *p, size_t n, const ProtobufCMessageDescript
     return 1;
 }
 
-/* The lookups' index: the first producer / initializer of each name, as the linear search
- * it replaces finds (a valid model has one), and the readers of each name (a dense id per
- * name read, then the reading nodes in file order, one entry per input slot). */
+/* The lookups' index: the first producer of each name, as the linear search it replaces finds
+ * (a valid model has one; build indexes the initializers alike), and the readers of each name
+ * (a dense id per name read, then the reading nodes in file order, one entry per input slot). */
 static int index_names(const qc_model *m, qc_model_priv *p)
 {
     if (qc_strmap_init(&p->producer, (size_t)m->n_nodes * 2 + 16) != 0 ||
-        qc_strmap_init(&p->init, (size_t)m->n_inits + 16) != 0 ||
         qc_strmap_init(&p->readers, (size_t)m->n_nodes * 2 + 16) != 0)
         return QC_ENOMEM;
     size_t n_slots = 0;
@@ -281,10 +278,6 @@ static int index_names(const qc_model *m, qc_model_priv *p)
             p->rlist[p->rstart[id] + fill[id]++] = i;
         }
     free(fill);
-    for (int i = 0; i < m->n_inits; i++)
-        if (qc_strmap_get(&p->init, m->inits[i].name) < 0 &&
-            qc_strmap_put(&p->init, m->inits[i].name, i) != 0)
-            return QC_ENOMEM;
     p->indexed = 1;
     return QC_OK;
 }
