@@ -53,6 +53,9 @@ int64_t qc_tensors_nonfinite(const qc_tensor *t, int n);
 /* Value i of a tensor of any integer/float dtype as double / int64 (for shape inputs). */
 double  qc_tensor_get_f(const qc_tensor *t, int64_t i);
 int64_t qc_tensor_get_i(const qc_tensor *t, int64_t i);
+/* Writes v as element i of a buffer of an executable dtype: integers go through int64
+ * (saturated; NaN as INT64_MIN) and a C cast, bool is v != 0. */
+void    qc_store_f(void *p, int dtype, int64_t i, double v);
 
 float    qc_half_to_float(uint16_t h);
 uint16_t qc_float_to_half(float f);

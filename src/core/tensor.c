@@ -201,6 +201,32 @@ double qc_tensor_get_f(const qc_tensor *t, int64_t i)
     }
 }
 
+static int64_t sat_i64(double v)
+{
+    if (!(v == v))
+        return INT64_MIN;
+    if (v >= 9.2233720368547758e18)
+        return INT64_MAX;
+    if (v <= -9.2233720368547758e18)
+        return INT64_MIN;
+    return (int64_t)v;
+}
+
+void qc_store_f(void *p, int dtype, int64_t i, double v)
+{
+    switch (dtype) {
+    case QC_F32: ((float *)p)[i] = (float)v; break;
+    case QC_U8: ((uint8_t *)p)[i] = (uint8_t)sat_i64(v); break;
+    case QC_I8: ((int8_t *)p)[i] = (int8_t)sat_i64(v); break;
+    case QC_U16: ((uint16_t *)p)[i] = (uint16_t)sat_i64(v); break;
+    case QC_I16: ((int16_t *)p)[i] = (int16_t)sat_i64(v); break;
+    case QC_I32: ((int32_t *)p)[i] = (int32_t)sat_i64(v); break;
+    case QC_I64: ((int64_t *)p)[i] = sat_i64(v); break;
+    case QC_BOOL: ((uint8_t *)p)[i] = v != 0.0; break;
+    default: break;
+    }
+}
+
 int64_t qc_tensor_get_i(const qc_tensor *t, int64_t i)
 {
     switch (t->dtype) {

@@ -188,38 +188,13 @@ static double ld(const void *p, int dtype, int64_t i)
     }
 }
 
-static int64_t sat_i64(double v)
-{
-    if (!(v == v))
-        return INT64_MIN;
-    if (v >= 9.2233720368547758e18)
-        return INT64_MAX;
-    if (v <= -9.2233720368547758e18)
-        return INT64_MIN;
-    return (int64_t)v;
-}
-
-static void st(void *p, int dtype, int64_t i, double v)
-{
-    switch (dtype) {
-    case QC_F32: ((float *)p)[i] = (float)v; break;
-    case QC_U8: ((uint8_t *)p)[i] = (uint8_t)sat_i64(v); break;
-    case QC_I8: ((int8_t *)p)[i] = (int8_t)sat_i64(v); break;
-    case QC_U16: ((uint16_t *)p)[i] = (uint16_t)sat_i64(v); break;
-    case QC_I16: ((int16_t *)p)[i] = (int16_t)sat_i64(v); break;
-    case QC_I32: ((int32_t *)p)[i] = (int32_t)sat_i64(v); break;
-    case QC_I64: ((int64_t *)p)[i] = sat_i64(v); break;
-    default: break;
-    }
-}
-
 static void pow_mixed(const void *pa, const void *pb, void *py, int64_t n, int mode,
                       const void *ctx)
 {
     const pow_ctx *c = ctx;
     for (int64_t i = 0; i < n; i++) {
         double A = ld(pa, c->ta, mode == 2 ? 0 : i), B = ld(pb, c->tb, mode == 1 ? 0 : i);
-        st(py, c->ty, i, pow(A, B));
+        qc_store_f(py, c->ty, i, pow(A, B));
     }
 }
 

@@ -6,21 +6,6 @@
 #include <string.h>
 #include "ops.h"
 
-/* Writes v into element i of t (an executable dtype). */
-static void put(qc_tensor *t, int64_t i, double v)
-{
-    switch (t->dtype) {
-    case QC_F32:  ((float *)t->data)[i] = (float)v; break;
-    case QC_U8:   ((uint8_t *)t->data)[i] = (uint8_t)v; break;
-    case QC_I8:   ((int8_t *)t->data)[i] = (int8_t)v; break;
-    case QC_U16:  ((uint16_t *)t->data)[i] = (uint16_t)v; break;
-    case QC_I16:  ((int16_t *)t->data)[i] = (int16_t)v; break;
-    case QC_I32:  ((int32_t *)t->data)[i] = (int32_t)v; break;
-    case QC_I64:  ((int64_t *)t->data)[i] = (int64_t)v; break;
-    default:      ((uint8_t *)t->data)[i] = v != 0.0; break;   /* QC_BOOL */
-    }
-}
-
 /* ---- EyeLike: ones on diagonal k of a 2-D shape, zeros elsewhere ------------------------- */
 
 static int eye_infer(qc_knode *n, qc_err *err)
@@ -45,7 +30,7 @@ static int eye_run(qc_knode *n, qc_run *r, qc_err *err)
     memset(y->data, 0, qc_tensor_nbytes(y));
     for (int64_t i = 0; i < R; i++)
         if (k > -C && k < C && i + k >= 0 && i + k < C)
-            put(y, i * C + i + k, 1.0);
+            qc_store_f(y->data, y->dtype, i * C + i + k, 1.0);
     return QC_OK;
 }
 
@@ -277,7 +262,7 @@ static int window_run(qc_knode *n, qc_run *r, qc_err *err)
             v = 25.0 / 46.0 - (21.0 / 46.0) * cos(a);
         else
             v = 0.42 - 0.5 * cos(a) + 0.08 * cos(2.0 * a);
-        put(y, i, v);
+        qc_store_f(y->data, y->dtype, i, v);
     }
     return QC_OK;
 }
