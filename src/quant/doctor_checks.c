@@ -662,8 +662,9 @@ int qc_dr_checks(qc_doctor *d, qc_err *err)
     check_data(d);
     check_ranges(d);
     check_weights(d);
-    if (check_model(d, err) != QC_OK)
-        return QC_ENOMEM;
+    int rc = check_model(d, err);
+    if (rc != QC_OK)
+        return rc;
     check_eval(d);
     for (int i = n0; i < d->n_f; i++)
         if (!d->f[i].check)
