@@ -202,6 +202,12 @@ static const conv_case conv_cases[] = {
     { "2d_pw_tail", 2, 2, 3, 17, 1, { 20, 39 }, { 1, 1 }, { 1, 1 }, { 1, 1 }, { 0 }, 0, 1 },
     { "2d_pw_group", 2, 1, 4, 6, 2, { 20, 20 }, { 1, 1 }, { 1, 1 }, { 1, 1 }, { 0 }, 0, 0 },
     { "2d_m48", 2, 1, 5, 48, 1, { 6, 9 }, { 3, 3 }, { 1, 2 }, { 1, 1 }, { 1, 1, 1, 1 }, 0, 1 },
+    /* 24 output channels on 60-wide rows: the rows kernel by default (conv_x86.c use_rows);
+     * 70 wide with row stride 2 and dilation: tiles by default, rows when forced */
+    { "2d_rows_m24", 2, 1, 12, 24, 1, { 5, 60 }, { 3, 3 }, { 1, 1 }, { 1, 1 }, { 1, 1, 1, 1 },
+      0, 1 },
+    { "2d_rows_s2_dil", 2, 2, 6, 24, 1, { 9, 74 }, { 3, 3 }, { 2, 1 }, { 1, 2 }, { 1, 1, 1, 1 },
+      0, 1 },
     { "2d_pointwise_s2", 2, 1, 5, 3, 1, { 7, 6 }, { 1, 1 }, { 2, 2 }, { 1, 1 }, { 0 }, 0, 0 },
     { "2d_same_lower", 2, 1, 2, 3, 1, { 6, 5 }, { 3, 4 }, { 2, 2 }, { 1, 1 }, { 1, 2, 0, 1 },
       "SAME_LOWER", 1 },
@@ -375,6 +381,15 @@ QC_TEST(conv_portable_against_naive)
     setenv("QC_CONV_PORTABLE", "1", 1);
     conv_cases_run("portable", 0);
     unsetenv("QC_CONV_PORTABLE");
+}
+
+/* Every stride-1 convolution as rows of its input (the lanes kernel), plain and with SiLU */
+QC_TEST(conv_rows_against_naive)
+{
+    setenv("QC_CONV_ROWS", "1", 1);
+    conv_cases_run("rows", 0);
+    conv_cases_run("rows", 1);
+    unsetenv("QC_CONV_ROWS");
 }
 
 /* The planner's Conv + x * Sigmoid(x) fusion, on every path. */

@@ -232,6 +232,95 @@ QC_TEST(shape_concat_split_roundtrip)
     qc_tensor_free(&seven);
 }
 
+/* Copies of 256 KiB and more run on the thread pool in blocks (ops_shape.c PAR_COPY_MIN):
+ * YOLOv5's focus slices, a channel Concat and Split of 1x48x52x52-sized parts, a Concat whose
+ * parts repeat per outer index, and a big 4-D transpose, each against a naive loop. */
+QC_TEST(shape_big_copies_vs_naive)
+{
+    qc_err err;
+    int64_t dx[4] = { 1, 3, 208, 402 };
+    qc_tensor x = mk(QC_F32, 4, dx);
+    fill_random(&x);
+    const float *xv = x.data;
+    /* x[:, :, 1::2, ::2] */
+    int64_t st[2] = { 1, 0 }, en[2] = { INT64_MAX, INT64_MAX }, ax[2] = { 2, 3 }, sp[2] = { 2, 2 };
+    qc_tensor ts = mk_i64(2, st), te = mk_i64(2, en), ta = mk_i64(2, ax), tp = mk_i64(2, sp);
+    op_case sl = { .op = "Slice", .opset = 13, .n_in = 5, .n_out = 1,
+                   .in = { &x, &ts, &te, &ta, &tp } };
+    CHECK_OK(run_case(&sl, &err));
+    CHECK_INT(sl.out[0].dims[2], 104);
+    CHECK_INT(sl.out[0].dims[3], 201);
+    int64_t bad = 0;
+    const float *sv = sl.out[0].data;
+    for (int64_t c = 0; c < 3; c++)
+        for (int64_t h = 0; h < 104; h++)
+            for (int64_t w = 0; w < 201; w++)
+                bad += sv[(c * 104 + h) * 201 + w] != xv[(c * 208 + 2 * h + 1) * 402 + 2 * w];
+    CHECK_INT(bad, 0);
+    /* Concat along channels of three parts, then Split back; and along axis 2 (outer 3) */
+    for (int axis = 1; axis <= 2; axis++) {
+        int64_t d0[4] = { 1, 3, 208, 402 }, d1[4] = { 1, 3, 208, 402 };
+        d0[axis] = axis == 1 ? 1 : 50;
+        d1[axis] = axis == 1 ? 2 : 158;
+        qc_tensor a = mk(QC_F32, 4, d0), b = mk(QC_F32, 4, d1);
+        fill_random(&a);
+        fill_random(&b);
+        op_case cc = { .op = "Concat", .opset = 13, .n_in = 3, .n_out = 1, .n_attrs = 1,
+                       .in = { &a, &x, &b } };
+        cc.attrs[0] = attr_i("axis", axis);
+        CHECK_OK(run_case(&cc, &err));
+        int64_t sizes[3] = { d0[axis], dx[axis], d1[axis] };
+        qc_tensor spl = mk_i64(3, sizes);
+        op_case sp3 = { .op = "Split", .opset = 13, .n_in = 2, .n_out = 3, .n_attrs = 1,
+                        .in = { &cc.out[0], &spl } };
+        sp3.attrs[0] = attr_i("axis", axis);
+        CHECK_OK(run_case(&sp3, &err));
+        CHECK(memcmp(sp3.out[0].data, a.data, qc_tensor_nbytes(&a)) == 0);
+        CHECK(memcmp(sp3.out[1].data, x.data, qc_tensor_nbytes(&x)) == 0);
+        CHECK(memcmp(sp3.out[2].data, b.data, qc_tensor_nbytes(&b)) == 0);
+        /* the concatenation itself, element by element */
+        int64_t inner = 402 * (axis == 1 ? 208 : 1), outer = axis == 1 ? 1 : 3, len = 0;
+        const qc_tensor *parts[3] = { &a, &x, &b };
+        const float *cv = cc.out[0].data;
+        bad = 0;
+        for (int64_t o = 0; o < outer; o++)
+            for (int k = 0; k < 3; k++) {
+                int64_t n = parts[k]->dims[axis] * inner;
+                const float *pv = (const float *)parts[k]->data + o * n;
+                for (int64_t i = 0; i < n; i++)
+                    bad += *cv++ != pv[i];
+                len += n;
+            }
+        CHECK_INT(bad, 0);
+        CHECK_INT(len, qc_tensor_numel(&cc.out[0]));
+        free_case(&sp3);
+        free_case(&cc);
+        qc_tensor_free(&spl);
+        qc_tensor_free(&a);
+        qc_tensor_free(&b);
+    }
+    /* Transpose [1, 3, 208, 402] -> [402, 1, 208, 3] */
+    int64_t perm[4] = { 3, 0, 2, 1 };
+    op_case tr = { .op = "Transpose", .opset = 13, .n_in = 1, .n_out = 1, .n_attrs = 1,
+                   .in = { &x } };
+    tr.attrs[0] = attr_ints("perm", perm, 4);
+    CHECK_OK(run_case(&tr, &err));
+    const float *tv = tr.out[0].data;
+    bad = 0;
+    for (int64_t c = 0; c < 3; c++)
+        for (int64_t h = 0; h < 208; h++)
+            for (int64_t w = 0; w < 402; w++)
+                bad += tv[(w * 208 + h) * 3 + c] != xv[(c * 208 + h) * 402 + w];
+    CHECK_INT(bad, 0);
+    free_case(&tr);
+    free_case(&sl);
+    qc_tensor_free(&x);
+    qc_tensor_free(&ts);
+    qc_tensor_free(&te);
+    qc_tensor_free(&ta);
+    qc_tensor_free(&tp);
+}
+
 QC_TEST(shape_slice_negative_steps_and_clamps)
 {
     qc_err err;

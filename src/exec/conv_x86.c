@@ -117,6 +117,24 @@ static void pack_panel(const fast_ctx *c, int64_t gp, float *wpk, float *bpk)
     }
 }
 
+/* Input channel ch of batch bi, zero-padded to ihp x iwp at xpad (its plane ch). */
+static void pad_channel(const qc_conv2d *cv, int64_t bi, int64_t ch, float *xpad, int64_t ihp,
+                        int64_t iwp)
+{
+    const float *src = cv->x + (bi * cv->c + ch) * cv->ih * cv->iw;
+    float *dst = xpad + ch * ihp * iwp;
+    int64_t right = iwp - cv->pw - cv->iw, below = ihp - cv->ph - cv->ih;
+    /* Only the border is zeroed: the copy is memory-bound on large inputs. */
+    memset(dst, 0, (size_t)(cv->ph * iwp + cv->pw) * sizeof *dst);
+    for (int64_t h = 0; h < cv->ih; h++) {
+        float *row = dst + (h + cv->ph) * iwp + cv->pw;
+        memcpy(row, src + h * cv->iw, (size_t)cv->iw * sizeof *dst);
+        /* right pad of this row and left pad of the next */
+        memset(row + cv->iw, 0, (size_t)(right + (h + 1 < cv->ih ? cv->pw : 0)) * sizeof *dst);
+    }
+    memset(dst + (cv->ph + cv->ih) * iwp, 0, (size_t)(below * iwp) * sizeof *dst);
+}
+
 /* Phase 1, items [0, c): padded copy of input channel i (when padding); items
  * [c, c + group * panels): one weight panel, packed unless cached. */
 static void prep_items(void *vctx, int64_t lo, int64_t hi)
@@ -126,19 +144,7 @@ static void prep_items(void *vctx, int64_t lo, int64_t hi)
     int64_t nch = c->pad ? cv->c : 0;
     for (int64_t it = lo; it < hi; it++) {
         if (it < nch) {
-            const float *src = cv->x + (c->batch_index * cv->c + it) * cv->ih * cv->iw;
-            float *dst = c->xpad + it * c->ihp * c->iwp;
-            int64_t right = c->iwp - cv->pw - cv->iw, below = c->ihp - cv->ph - cv->ih;
-            /* Only the border is zeroed: the copy is memory-bound on large inputs. */
-            memset(dst, 0, (size_t)(cv->ph * c->iwp + cv->pw) * sizeof *dst);
-            for (int64_t h = 0; h < cv->ih; h++) {
-                float *row = dst + (h + cv->ph) * c->iwp + cv->pw;
-                memcpy(row, src + h * cv->iw, (size_t)cv->iw * sizeof *dst);
-                /* right pad of this row and left pad of the next */
-                memset(row + cv->iw, 0, (size_t)(right + (h + 1 < cv->ih ? cv->pw : 0)) *
-                       sizeof *dst);
-            }
-            memset(dst + (cv->ph + cv->ih) * c->iwp, 0, (size_t)(below * c->iwp) * sizeof *dst);
+            pad_channel(cv, c->batch_index, it, c->xpad, c->ihp, c->iwp);
             continue;
         }
         pack_panel(c, it - nch, c->pack_w ? c->wpk : NULL, c->bpk);
@@ -175,14 +181,14 @@ static void compute_items(void *vctx, int64_t lo, int64_t hi)
 #define MC_MAX 14
 #define PW_LD  16               /* packed weights: 16 floats per reduction index */
 
-typedef void (*pw_fn)(const float *x, int64_t ldx, const float *wp, const float *bias,
-                      int64_t k, float *y, int64_t ldy, __mmask16 m0, __mmask16 m1, int act,
-                      const float *qp, const float *lut);
+typedef void (*pw_fn)(const float *x, int64_t ldx, const int32_t *off, const float *wp,
+                      const float *bias, int64_t k, float *y, int64_t ldy, __mmask16 m0,
+                      __mmask16 m1, int act, const float *qp, const float *lut);
 
 static inline __attribute__((always_inline, target("avx512f"))) void
-pw_body(const int MC, const int NP, const float *x, int64_t ldx, const float *wp,
-        const float *bias, int64_t k, float *y, int64_t ldy, __mmask16 m0, __mmask16 m1,
-        int act, const float *qp, const float *lut)
+pw_body(const int MC, const int NP, const int OFF, const float *x, int64_t ldx,
+        const int32_t *off, const float *wp, const float *bias, int64_t k, float *y,
+        int64_t ldy, __mmask16 m0, __mmask16 m1, int act, const float *qp, const float *lut)
 {
     __m512 acc[MC_MAX][2];
 #pragma GCC unroll 14
@@ -191,7 +197,7 @@ pw_body(const int MC, const int NP, const float *x, int64_t ldx, const float *wp
         acc[i][1] = acc[i][0];
     }
     for (int64_t q = 0; q < k; q++) {
-        const float *xr = x + q * ldx, *wq = wp + q * PW_LD;
+        const float *xr = OFF ? x + off[q] : x + q * ldx, *wq = wp + q * PW_LD;
         /* The next tile's inputs: rows of many channel planes defeat the hardware
          * prefetchers once the input outgrows the caches. */
         _mm_prefetch((const char *)(xr + 32), _MM_HINT_T0);
@@ -215,25 +221,40 @@ pw_body(const int MC, const int NP, const float *x, int64_t ldx, const float *wp
     }
 }
 
-#define PW(MC)                                                                              \
+/* pw_MC: input row q at x + q * ldx (a 1x1 convolution); rw_MC: at x + off[q] (the rows a
+ * stride-1 convolution reads from its padded input, one per (channel, kh, kw)). */
+#define PW(NAME, OFF, MC)                                                                   \
 static __attribute__((target("avx512f"))) void                                              \
-pw_##MC(const float *x, int64_t ldx, const float *wp, const float *bias, int64_t k,         \
-        float *y, int64_t ldy, __mmask16 m0, __mmask16 m1, int act, const float *qp,        \
-        const float *lut)                                                                   \
+NAME##_##MC(const float *x, int64_t ldx, const int32_t *off, const float *wp,               \
+            const float *bias, int64_t k, float *y, int64_t ldy, __mmask16 m0, __mmask16 m1, \
+            int act, const float *qp, const float *lut)                                     \
 {                                                                                           \
-    pw_body(MC, 2, x, ldx, wp, bias, k, y, ldy, m0, m1, act, qp, lut);                      \
+    pw_body(MC, 2, OFF, x, ldx, off, wp, bias, k, y, ldy, m0, m1, act, qp, lut);            \
 }
-PW(1) PW(2) PW(3) PW(4) PW(5) PW(6) PW(7) PW(8) PW(9) PW(10) PW(11) PW(12) PW(13) PW(14)
+#define PWS(NAME, OFF) PW(NAME, OFF, 1) PW(NAME, OFF, 2) PW(NAME, OFF, 3) PW(NAME, OFF, 4)     \
+    PW(NAME, OFF, 5) PW(NAME, OFF, 6) PW(NAME, OFF, 7) PW(NAME, OFF, 8) PW(NAME, OFF, 9)      \
+    PW(NAME, OFF, 10) PW(NAME, OFF, 11) PW(NAME, OFF, 12) PW(NAME, OFF, 13) PW(NAME, OFF, 14)
+PWS(pw, 0)
+PWS(rw, 1)
 
-static const pw_fn pw_fns[MC_MAX + 1] = {
-    NULL, pw_1, pw_2, pw_3, pw_4, pw_5, pw_6, pw_7, pw_8, pw_9, pw_10, pw_11, pw_12, pw_13,
-    pw_14,
+static const pw_fn pw_fns[2][MC_MAX + 1] = {
+    { NULL, pw_1, pw_2, pw_3, pw_4, pw_5, pw_6, pw_7, pw_8, pw_9, pw_10, pw_11, pw_12, pw_13,
+      pw_14 },
+    { NULL, rw_1, rw_2, rw_3, rw_4, rw_5, rw_6, rw_7, rw_8, rw_9, rw_10, rw_11, rw_12, rw_13,
+      rw_14 },
 };
 
 typedef struct pw_ctx {
     const qc_conv2d *cv;
     int64_t  cg, mg, hw, panels, ntiles; /* per group; ntiles of 32 positions */
-    const float *wpk;                    /* [group][panel][cg][PW_LD] */
+    int64_t  k;                          /* reduction: cg (1x1), cg * kh * kw (rows) */
+    /* rows (pointwise otherwise): tiles of 32 positions of one output row, tpr a row, reading
+     * input rows at off[q] from the row's start in the input (padded into xpad when pad) */
+    const int32_t *off;
+    int64_t  tpr, ihp, iwp;
+    int      pad;
+    float   *xpad;
+    const float *wpk;                    /* [group][panel][k][PW_LD] */
     float   *bpk;                        /* [group][panel][PW_LD] */
     float   *pack_into;                  /* pack weights here this run (NULL: cached) */
     int64_t  batch_index;
@@ -257,9 +278,9 @@ static void pw_pack(const pw_ctx *c, int64_t gp, float *wpk, float *bpk)
             bpk[gp * PW_LD + i] = ok && cv->bias ? cv->bias[m] : 0.0f;
         if (!wpk)
             continue;
-        float *wp = wpk + gp * c->cg * PW_LD + i;
-        for (int64_t q = 0; q < c->cg; q++)
-            wp[q * PW_LD] = ok ? cv->w[m * c->cg + q] : 0.0f;
+        float *wp = wpk + gp * c->k * PW_LD + i;
+        for (int64_t q = 0; q < c->k; q++)
+            wp[q * PW_LD] = ok ? cv->w[m * c->k + q] : 0.0f;
     }
 }
 
@@ -278,20 +299,40 @@ static void pw_items(void *vctx, int64_t lo, int64_t hi)
     int64_t per_group = c->ntiles * c->panels;
     for (int64_t it = lo; it < hi; it++) {
         int64_t g = it / per_group, r = it % per_group;
-        int64_t t = r / c->panels, pn = r % c->panels;
-        int64_t p0 = t * 32, np = c->hw - p0 < 32 ? c->hw - p0 : 32;
+        int64_t t = r / c->panels, pn = r % c->panels, ohw = cv->oh * cv->ow, p0, np;
+        const float *x;
+        if (c->off) {           /* rows: 32 positions of output row oh from ow0 */
+            int64_t oh = t / c->tpr, ow0 = t % c->tpr * 32;
+            np = cv->ow - ow0 < 32 ? cv->ow - ow0 : 32;
+            p0 = oh * cv->ow + ow0;
+            x = (c->pad ? c->xpad : cv->x + c->batch_index * cv->c * cv->ih * cv->iw) +
+                g * c->cg * c->ihp * c->iwp + oh * cv->sh * c->iwp + ow0;
+        } else {
+            p0 = t * 32;
+            np = c->hw - p0 < 32 ? c->hw - p0 : 32;
+            x = cv->x + (c->batch_index * cv->c + g * c->cg) * c->hw + p0;
+        }
         __mmask16 m0 = np >= 16 ? 0xffff : (__mmask16)((1u << np) - 1);
         __mmask16 m1 = np >= 32 ? 0xffff : np > 16 ? (__mmask16)((1u << (np - 16)) - 1) : 0;
         int64_t m0c, mc = pw_panel(c, pn, &m0c);
         int64_t gp = g * c->panels + pn;
-        const float *x = cv->x + (c->batch_index * cv->c + g * c->cg) * c->hw + p0;
-        float *y = cv->y + (c->batch_index * cv->m + g * c->mg + m0c) * c->hw + p0;
-        pw_fns[mc](x, c->hw, c->wpk + gp * c->cg * PW_LD, c->bpk + gp * PW_LD, c->cg, y,
-                   c->hw, m0, m1, cv->act, cv->qact, cv->lut);
+        float *y = cv->y + (c->batch_index * cv->m + g * c->mg + m0c) * ohw + p0;
+        pw_fns[c->off != NULL][mc](x, c->hw, c->off, c->wpk + gp * c->k * PW_LD,
+                                   c->bpk + gp * PW_LD, c->k, y, ohw, m0, m1, cv->act,
+                                   cv->qact, cv->lut);
     }
 }
 
-static int pointwise(const qc_conv2d *cv, qc_run *r, qc_err *err)
+static void pw_pad_items(void *vctx, int64_t lo, int64_t hi)
+{
+    pw_ctx *c = vctx;
+    for (int64_t ch = lo; ch < hi; ch++)
+        pad_channel(c->cv, c->batch_index, ch, c->xpad, c->ihp, c->iwp);
+}
+
+/* The lanes kernels: a 1x1 convolution (g NULL), or with g (its tile grid) a stride-1 one
+ * as rows of its (padded) input. */
+static int lanes(const qc_conv2d *cv, const tile_grid *g, qc_run *r, qc_err *err)
 {
     pw_ctx c;
     memset(&c, 0, sizeof c);
@@ -299,28 +340,70 @@ static int pointwise(const qc_conv2d *cv, qc_run *r, qc_err *err)
     c.cg = cv->c / cv->group;
     c.mg = cv->m / cv->group;
     c.hw = cv->ih * cv->iw;
+    c.k = c.cg * (g ? cv->kh * cv->kw : 1);
     c.panels = (c.mg + MC_MAX - 1) / MC_MAX;
     c.ntiles = (c.hw + 31) / 32;
+    if (g) {
+        c.tpr = (cv->ow + 31) / 32;
+        c.ntiles = cv->oh * c.tpr;
+        c.pad = cv->ph > 0 || cv->pw > 0 || g->ihp > cv->ih || g->iwp > cv->iw;
+        c.ihp = c.pad ? g->ihp : cv->ih;
+        c.iwp = c.pad ? g->iwp : cv->iw;
+        if (cv->c * c.ihp * c.iwp > INT32_MAX)
+            return QC_EUNSUPPORTED;
+    }
     int64_t npack = cv->group * c.panels;
-    size_t wbytes = align64((size_t)(npack * c.cg * PW_LD) * sizeof(float));
+    size_t wbytes = align64((size_t)(npack * c.k * PW_LD) * sizeof(float));
     size_t bbytes = align64((size_t)(npack * PW_LD) * sizeof(float));
+    size_t obytes = g ? align64((size_t)c.k * sizeof(int32_t)) : 0;
+    size_t xbytes = c.pad ? (size_t)(cv->c * c.ihp * c.iwp) * sizeof(float) : 0;
     qc_conv_cache *cache = cv->cache;
-    int cs = qc_conv_cache_take(cache, cv->w, wbytes, 2), cached = cs > 0;
+    int cs = qc_conv_cache_take(cache, cv->w, wbytes, g ? 3 : 2), cached = cs > 0;
     for (int64_t gp = 0; cs == 2 && gp < npack; gp++)
         pw_pack(&c, gp, cache->wpk, NULL);
-    char *s = qc_run_scratch(r, (cached ? 0 : wbytes) + bbytes, err);
+    if (cached)
+        wbytes = 0;
+    char *s = qc_run_scratch(r, wbytes + bbytes + obytes + xbytes, err);
     if (!s)
         return err && err->code ? err->code : QC_ENOMEM;
     c.wpk = cached ? cache->wpk : (const float *)s;
     c.pack_into = cached ? NULL : (float *)s;
-    c.bpk = (float *)(s + (cached ? 0 : wbytes));
+    c.bpk = (float *)(s + wbytes);
+    if (g) {
+        int32_t *off = (int32_t *)(s + wbytes + bbytes);
+        for (int64_t ch = 0, q = 0; ch < c.cg; ch++)
+            for (int64_t a = 0; a < cv->kh; a++)
+                for (int64_t b = 0; b < cv->kw; b++)
+                    off[q++] = (int32_t)(ch * c.ihp * c.iwp + a * cv->dh * c.iwp + b * cv->dw);
+        c.off = off;
+        c.xpad = c.pad ? (float *)(s + wbytes + bbytes + obytes) : NULL;
+    }
     qc_par_for(npack, 4, pw_prep_items, &c);
     int64_t items = cv->group * c.ntiles * c.panels;
     for (int64_t bi = 0; bi < cv->batch; bi++) {
         c.batch_index = bi;
+        if (c.pad)
+            qc_par_for(cv->c, 4, pw_pad_items, &c);
         qc_par_for(items, items / (8 * qc_par_threads()) + 1, pw_items, &c);
     }
     return QC_OK;
+}
+
+/* Whether a stride-1 convolution runs as rows (lanes) rather than tiles: when a 32-channel
+ * panel would leave more lanes idle than the row tails of 32 positions do (24 output
+ * channels use 3/4 of the tiles' lanes; a 208-wide row 13/14 of the rows'). QC_CONV_ROWS=0
+ * or 1 in the environment decides instead (tests). */
+static int use_rows(const qc_conv2d *cv)
+{
+    const char *e = getenv("QC_CONV_ROWS");
+    if (cv->sw != 1)
+        return 0;
+    if (e && (e[0] == '0' || e[0] == '1'))
+        return e[0] == '1';
+    int64_t mg = cv->m / cv->group;
+    double tiles = (double)mg / (double)(32 * ((mg + 31) / 32));
+    double rows = (double)cv->ow / (double)(32 * ((cv->ow + 31) / 32));
+    return rows > tiles + 0.1;
 }
 
 int qc_conv2d_fast(const qc_conv2d *cv, qc_run *r, qc_err *err)
@@ -344,7 +427,9 @@ int qc_conv2d_fast(const qc_conv2d *cv, qc_run *r, qc_err *err)
      * or when padding the last tile wastes much, the general tiles below do better. */
     int64_t hw = cv->ih * cv->iw;
     if (g.linear && hw >= 400 && ((hw + 31) / 32 * 32 - hw) * 100 <= 15 * hw)
-        return pointwise(cv, r, err);
+        return lanes(cv, NULL, r, err);
+    if (!g.linear && use_rows(cv) && (rc = lanes(cv, &g, r, err)) != QC_EUNSUPPORTED)
+        return rc;
     c.oh = g.oh, c.ow = g.ow, c.sh = g.sh, c.sw = g.sw, c.ihp = g.ihp, c.iwp = g.iwp;
     c.pad = !g.linear && (cv->ph > 0 || cv->pw > 0 || c.ihp > cv->ih || c.iwp > cv->iw);
     if (!g.linear && !c.pad) {

@@ -9,6 +9,7 @@
 #include <emmintrin.h>
 #endif
 #include "ops.h"
+#include "par.h"
 
 #define MAX_COPY_DIMS (2 * QC_MAX_DIMS)
 
@@ -139,52 +140,122 @@ static void copy_2d(void *dst, const void *src, int64_t rows, int64_t cols, int6
                  cols, cs, es);
 }
 
+/* Copies of at least PAR_COPY_MIN bytes run on the thread pool in blocks of about
+ * PAR_COPY_BLOCK bytes (layers of activations: 4 MB is common at 416x416); smaller ones in
+ * the caller, where waking the workers would cost more than it saves. Copies are exact, so
+ * the result does not depend on the split. */
+#define PAR_COPY_MIN   ((size_t)256 << 10)
+#define PAR_COPY_BLOCK ((size_t)64 << 10)
+
+/* Contiguous pieces to copy (Concat, Split): n of them, each `bytes` long, piece k from
+ * src + k * src_step to dst + k * dst_step, run in blocks as above. */
+typedef struct pcopy {
+    char       *dst;
+    const char *src;
+    size_t      bytes, src_step, dst_step, blk;
+    int64_t     per;            /* blocks per piece */
+} pcopy;
+
+static void pcopy_items(void *ctx, int64_t lo, int64_t hi)
+{
+    const pcopy *c = ctx;
+    for (int64_t it = lo; it < hi; it++) {
+        int64_t k = it / c->per;
+        size_t a = (size_t)(it % c->per) * c->blk;
+        size_t len = c->bytes - a < c->blk ? c->bytes - a : c->blk;
+        memcpy(c->dst + (size_t)k * c->dst_step + a, c->src + (size_t)k * c->src_step + a, len);
+    }
+}
+
+static void copy_pieces(void *dst, const void *src, int64_t n, size_t bytes, size_t dst_step,
+                        size_t src_step)
+{
+    pcopy c = { dst, src, bytes, src_step, dst_step, bytes > 0 ? bytes : 1, 1 };
+    if ((size_t)n * bytes >= PAR_COPY_MIN && bytes >= PAR_COPY_BLOCK / 4) {
+        c.blk = PAR_COPY_BLOCK;
+        c.per = (int64_t)((bytes + c.blk - 1) / c.blk);
+        qc_par_for(n * c.per, 1, pcopy_items, &c);
+        return;
+    }
+    pcopy_items(&c, 0, n);      /* many small pieces: serial */
+}
+
+/* A strided copy as planes (the outer axes) of rows x cols, cut into blocks of `rb` rows. */
+typedef struct scopy {
+    char       *dst;
+    const char *src;
+    int         outer;          /* axes before the last two */
+    int64_t     d[MAX_COPY_DIMS], s[MAX_COPY_DIMS];
+    int64_t     rows, cols, rb, nblk;
+    size_t      es;
+} scopy;
+
+static void scopy_items(void *ctx, int64_t lo, int64_t hi)
+{
+    const scopy *c = ctx;
+    for (int64_t it = lo; it < hi; it++) {
+        int64_t p = it / c->nblk, r0 = it % c->nblk * c->rb;
+        int64_t r1 = r0 + c->rb < c->rows ? r0 + c->rb : c->rows, off = 0, q = p;
+        for (int a = c->outer - 1; a >= 0; a--) {   /* plane p's multi-index, last axis fastest */
+            off += q % c->d[a] * c->s[a];
+            q /= c->d[a];
+        }
+        off += r0 * c->s[c->outer];
+        copy_2d(c->dst + (size_t)((p * c->rows + r0) * c->cols) * c->es,
+                c->src + off * (int64_t)c->es, r1 - r0, c->cols, c->s[c->outer],
+                c->s[c->outer + 1], c->es);
+    }
+}
+
 void qc_strided_copy(void *dst, const void *src, int ndim, const int64_t *dims,
                      const int64_t *sstr, size_t es)
 {
-    int64_t d[MAX_COPY_DIMS], s[MAX_COPY_DIMS], idx[MAX_COPY_DIMS];
+    scopy c = { .dst = dst, .src = src, .es = es };
     int nd = 0;
     for (int i = 0; i < ndim; i++) {
         if (dims[i] == 0)
             return;
         if (dims[i] == 1)
             continue;
-        if (nd > 0 && s[nd - 1] == sstr[i] * dims[i]) {   /* mergeable with the previous axis */
-            d[nd - 1] *= dims[i];
-            s[nd - 1] = sstr[i];
+        if (nd > 0 && c.s[nd - 1] == sstr[i] * dims[i]) {   /* mergeable with the previous axis */
+            c.d[nd - 1] *= dims[i];
+            c.s[nd - 1] = sstr[i];
             continue;
         }
-        d[nd] = dims[i];
-        s[nd] = sstr[i];
+        c.d[nd] = dims[i];
+        c.s[nd] = sstr[i];
         nd++;
     }
     if (nd == 0) {
         memcpy(dst, src, es);
         return;
     }
-    if (nd == 1) {
-        copy_row(dst, src, d[0], s[0], es);
+    if (nd == 1 && c.s[0] == 1) {
+        copy_pieces(dst, src, 1, (size_t)c.d[0] * es, 0, 0);
         return;
     }
-    int64_t rows = d[nd - 2], cols = d[nd - 1], plane = rows * cols, off = 0;
-    char *out = dst;
-    const char *in = src;
-    int outer = nd - 2;
-    memset(idx, 0, sizeof idx);
-    for (;;) {
-        copy_2d(out, in + off * (int64_t)es, rows, cols, s[nd - 2], s[nd - 1], es);
-        out += (size_t)plane * es;
-        int a = outer - 1;
-        for (; a >= 0; a--) {
-            off += s[a];
-            if (++idx[a] < d[a])
-                break;
-            off -= s[a] * d[a];
-            idx[a] = 0;
-        }
-        if (a < 0)
-            break;
+    if (nd == 1) {              /* one strided row: a plane of one row */
+        c.d[1] = c.d[0];
+        c.s[1] = c.s[0];
+        c.d[0] = 1;
+        c.s[0] = 0;
+        nd = 2;
     }
+    c.outer = nd - 2;
+    c.rows = c.d[nd - 2];
+    c.cols = c.d[nd - 1];
+    int64_t planes = 1;
+    for (int a = 0; a < c.outer; a++)
+        planes *= c.d[a];
+    size_t row_bytes = (size_t)c.cols * es, total = (size_t)(planes * c.rows) * row_bytes;
+    c.rb = total < PAR_COPY_MIN ? c.rows : (int64_t)(PAR_COPY_BLOCK / row_bytes) + 1;
+    if (c.rb > c.rows)
+        c.rb = c.rows;
+    c.nblk = (c.rows + c.rb - 1) / c.rb;
+    if (total < PAR_COPY_MIN)
+        scopy_items(&c, 0, planes * c.nblk);
+    else
+        qc_par_for(planes * c.nblk, 1, scopy_items, &c);
 }
 
 /* ---- Transpose ------------------------------------------------------------------------- */
@@ -448,8 +519,7 @@ static int concat_run(qc_knode *n, qc_run *r, qc_err *err)
         size_t row = (size_t)(x->dims[axis] * inner) * es;
         if (row == 0)
             continue;
-        for (int64_t o = 0; o < outer; o++)
-            memcpy((char *)y->data + o * out_row + at, (const char *)x->data + o * row, row);
+        copy_pieces((char *)y->data + at, x->data, outer, row, out_row, row);
         at += row;
     }
     return QC_OK;
@@ -531,8 +601,7 @@ static int split_run(qc_knode *n, qc_run *r, qc_err *err)
         size_t row = (size_t)(y->dims[axis] * inner) * es;
         if (row == 0)
             continue;
-        for (int64_t o = 0; o < outer; o++)
-            memcpy((char *)y->data + o * row, (const char *)x->data + o * in_row + at, row);
+        copy_pieces(y->data, (const char *)x->data + at, outer, row, row, in_row);
         at += row;
     }
     return QC_OK;
