@@ -23,6 +23,7 @@ typedef struct qc_exec_opts {
                                  * Sigmoid -> Q/DQ -> Mul -> Q/DQ, the same values): faster,
                                  * but the tensors in between are never computed, so no hook
                                  * may need them */
+    int profile;                /* time every step's kernel (qc_exec_node_seconds) */
     int fuse_exact;             /* with fuse: only the fusions that give every output the
                                  * unfused bits (elementwise chains), not Conv + SiLU, whose
                                  * epilogue computes the sigmoid its own way */
@@ -83,6 +84,11 @@ int              qc_exec_fused_nodes(const qc_exec *x);
 /* In the hook of a sum_only node that was summed instead of run: its n_ch per-channel
  * sums; NULL otherwise (the node ran, its output holds the values). */
 const double    *qc_exec_node_sums(const qc_exec *x, int *n_ch);
+/* opts.profile: seconds spent in each node's kernel since the executor was made or
+ * qc_exec_profile_reset, indexed by model node (file) index, n_nodes entries; a fused step
+ * counts under the node that runs it (the others stay 0). NULL without opts.profile. */
+const double    *qc_exec_node_seconds(const qc_exec *x);
+void             qc_exec_profile_reset(qc_exec *x);
 /* Number of completed qc_exec_run calls (tests count executor passes). */
 int64_t          qc_exec_runs(const qc_exec *x);
 /* Bytes of activation buffers currently allocated / at peak. */

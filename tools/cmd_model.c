@@ -176,8 +176,8 @@ static int bench_throughput(const char *path, const qc_model *m, qc_exec *x, qc_
 
 int qc_cmd_bench(int argc, char **argv)
 {
-    const char *model = NULL, *data = NULL, *val;
-    long runs = 10;
+    const char *model = NULL, *data = NULL, *val, *prof_json = NULL;
+    long runs = 10, prof_top = 0;
     int missing;
     qc_preproc pp;
     qc_err err = { 0 };
@@ -185,12 +185,17 @@ int qc_cmd_bench(int argc, char **argv)
     for (int i = 1; i < argc;) {
         int r;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            puts("usage: calibrate bench MODEL.onnx --data DIR [--runs N]\n\n"
+            puts("usage: calibrate bench MODEL.onnx --data DIR [--runs N] [--profile N]\n"
+                 "                       [--profile-json FILE]\n\n"
                  "Float latency of qcal's executor: one warm-up pass over the samples, then N\n"
                  "timed passes; prints the median milliseconds per sample. Then throughput:\n"
                  "N passes with one sample per thread side by side (QC_THREADS threads, each\n"
                  "single-threaded, loading included), as calibration passes run; prints the\n"
-                 "median wall milliseconds per sample.");
+                 "median wall milliseconds per sample.\n\n"
+                 "--profile N: after the timed passes, the kernel time per op type and of the N\n"
+                 "slowest nodes (ms per sample, averaged over the timed passes).\n"
+                 "--profile-json FILE: every node's kernel time as JSON (tools/profile_vs_ort.py\n"
+                 "sets it beside onnxruntime's profiler, node by node).");
             return 0;
         } else if ((val = qc_cmd_optval(argc, argv, &i, "--data", NULL, &missing)) ||
                    missing) {
@@ -203,6 +208,17 @@ int qc_cmd_bench(int argc, char **argv)
             runs = val ? strtol(val, &end, 10) : 0;
             if (!val || *end || runs < 1)
                 return qc_cmd_usage_error("bench", "--runs expects a count >= 1");
+        } else if ((val = qc_cmd_optval(argc, argv, &i, "--profile", NULL, &missing)) ||
+                   missing) {
+            char *end;
+            prof_top = val ? strtol(val, &end, 10) : -1;
+            if (!val || *end || prof_top < 1 || prof_top > 100000)
+                return qc_cmd_usage_error("bench", "--profile expects a count of nodes >= 1");
+        } else if ((val = qc_cmd_optval(argc, argv, &i, "--profile-json", NULL, &missing)) ||
+                   missing) {
+            if (!val)
+                return qc_cmd_usage_error("bench", "--profile-json needs a file");
+            prof_json = val;
         } else if ((r = qc_preproc_parse_arg(&pp, argc, argv, &i, &err)) != 0) {
             if (r < 0)
                 return qc_cmd_usage_error("bench", "%s", err.msg);
@@ -220,7 +236,8 @@ int qc_cmd_bench(int argc, char **argv)
     double *t = calloc((size_t)runs, sizeof *t);
     int rc = t ? qc_model_load(&m, model, &err) : qc_errf(&err, QC_ENOMEM, "out of memory");
     if (rc == QC_OK)
-        rc = qc_exec_new(&x, m, &(qc_exec_opts){ .fuse = 1 }, &err);
+        rc = qc_exec_new(&x, m, &(qc_exec_opts){ .fuse = 1,
+                                                .profile = prof_top > 0 || prof_json }, &err);
     if (rc == QC_OK)
         rc = qc_dataset_open(&d, data, m, &pp, &err);
     int n = rc == QC_OK ? qc_dataset_count(d) : 0;
@@ -237,13 +254,19 @@ int qc_cmd_bench(int argc, char **argv)
         }
         if (r >= 0)
             t[r] = total / (n ? n : 1);
+        else
+            qc_exec_profile_reset(x);       /* the timed passes only */
     }
+    double median = rc == QC_OK ? 1e3 * t[runs / 2] : 0;
     if (rc == QC_OK) {
         qsort(t, (size_t)runs, sizeof *t, cmp_d);
         printf("bench: %s: median %.3f ms/sample (min %.3f, max %.3f) over %ld runs of %d "
                "samples, peak activations %.1f MiB\n", model, 1e3 * t[runs / 2], 1e3 * t[0],
                1e3 * t[runs - 1], runs, n, qc_exec_peak_bytes(x) / 1048576.0);
     }
+    if (rc == QC_OK && n > 0 && qc_exec_node_seconds(x))
+        rc = qc_bench_profile(model, m, qc_exec_node_seconds(x), (double)runs * n, median,
+                              (int)prof_top, prof_json, &err);
     if (rc == QC_OK && n > 0)
         rc = bench_throughput(model, m, x, d, n, runs, t, &err);
     if (rc == QC_OK)

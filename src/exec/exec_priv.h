@@ -69,6 +69,7 @@ struct qc_exec {
     struct qc_run     run;
     int64_t           n_runs;
     int               next_k;         /* the next plan index of a run in steps */
+    double           *prof;           /* opts.profile: seconds per model node index */
 };
 
 void *qc_pool_get(qc_pool *p, size_t nbytes, size_t *cap);

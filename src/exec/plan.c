@@ -486,6 +486,11 @@ int qc_exec_new(qc_exec **out, const qc_model *m, const qc_exec_opts *opts, qc_e
             goto fail;
     if ((rc = mark_constants(x, err)) != QC_OK)
         goto fail;
+    if (x->opts.profile &&
+        !(x->prof = calloc((size_t)m->n_nodes + 1, sizeof *x->prof))) {
+        rc = qc_errf(err, QC_ENOMEM, "out of memory");
+        goto fail;
+    }
     if (!(x->skip = calloc((size_t)x->n_knodes + 1, 1))) {
         rc = qc_errf(err, QC_ENOMEM, "out of memory");
         goto fail;
@@ -561,6 +566,7 @@ void qc_exec_free(qc_exec *x)
     free(x->cached);
     free(x->sum_only);
     free(x->sums);
+    free(x->prof);
     free(x->input_vals);
     free(x->output_vals);
     free(x->release_start);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "exec_priv.h"
 
 void *qc_run_scratch(qc_run *r, size_t nbytes, qc_err *err)
@@ -218,6 +219,13 @@ const double *qc_exec_node_sums(const qc_exec *x, int *n_ch)
     return x->sums;
 }
 
+static double mono_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 static int run_node(qc_exec *x, int k, qc_err *err)
 {
     qc_knode *kn = &x->knodes[k];
@@ -238,8 +246,11 @@ static int run_node(qc_exec *x, int k, qc_err *err)
     x->n_sums = -1;
     if (x->sum_only && x->sum_only[k] && (rc = sum_node(x, kn, def, &summed, err)) != QC_OK)
         return rc;
+    double t0 = x->prof ? mono_seconds() : 0;
     if (!summed && (rc = def->run(kn, &x->run, err)) != QC_OK)
         return rc;
+    if (x->prof)
+        x->prof[kn->node - x->m->nodes] += mono_seconds() - t0;
     if (x->hook &&
         (rc = x->hook(x->hook_user, kn->node, (int)(kn->node - x->m->nodes),
                       (const qc_tensor *const *)kn->out, kn->n_out, err)) != QC_OK)
@@ -380,6 +391,17 @@ const qc_tensor *qc_exec_value(const qc_exec *x, const char *name)
     if (v < 0)
         return NULL;
     return x->values[v].live || x->values[v].kind == VAL_INIT ? &x->values[v].t : NULL;
+}
+
+const double *qc_exec_node_seconds(const qc_exec *x)
+{
+    return x->prof;
+}
+
+void qc_exec_profile_reset(qc_exec *x)
+{
+    if (x->prof)
+        memset(x->prof, 0, (size_t)x->m->n_nodes * sizeof *x->prof);
 }
 
 int64_t qc_exec_runs(const qc_exec *x)

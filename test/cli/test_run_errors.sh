@@ -58,6 +58,28 @@ else
     cli_fail version_names_blas_core "calibrate --version: $("$CAL" --version | tr '\n' '|')"
 fi
 
+# bench --profile: per-op and per-node kernel time; the JSON lists every node, its times add
+# up to the kernel total, which cannot exceed the measured latency per sample.
+if "$CAL" bench "$FX/conv.onnx" --data "$FX/data_ok" --runs 3 --profile 5 \
+        --profile-json "$CLI_TMP/prof.json" >"$CLI_TMP/prof.out" 2>&1 &&
+        grep -q "^  Conv " "$CLI_TMP/prof.out" &&
+        msg=$("$PY" - "$CLI_TMP/prof.json" <<'PYEOF'
+import json, sys
+p = json.load(open(sys.argv[1]))
+ops = [n["op"] for n in p["nodes"]]
+assert p["format"] == "qcal-profile" and ops == ["Conv", "Relu"], ops
+ms = {n["op"]: n["ms"] for n in p["nodes"]}
+assert ms["Conv"] > 0 and ms["Relu"] >= 0, ms
+assert abs(sum(ms.values()) - p["kernel_ms"]) < 1e-9, (ms, p["kernel_ms"])
+assert p["kernel_ms"] <= p["median_ms"] * 1.5 + 1e-3, (p["kernel_ms"], p["median_ms"])
+print("Conv %.4f ms of %.4f" % (ms["Conv"], p["median_ms"]))
+PYEOF
+); then
+    cli_ok "bench_profile: $msg"
+else
+    cli_fail bench_profile "$(tail -3 "$CLI_TMP/prof.out" | tr '\n' '|') $msg"
+fi
+
 # Usage errors: exit 2, the message first ("calibrate: ..."), then a hint is fine.
 usage_cases=(
     "no_model|run"
@@ -65,6 +87,7 @@ usage_cases=(
     "no_output|run $FX/conv.onnx --data $FX/data_ok"
     "unknown_option|run $FX/conv.onnx --data $FX/data_ok -o $OUT --bogus"
     "bad_limit|run $FX/conv.onnx --data $FX/data_ok -o $OUT --limit x"
+    "bench_profile_count|bench $FX/conv.onnx --data $FX/data_ok --profile 0"
 )
 for c in "${usage_cases[@]}"; do
     name=usage_${c%%|*}
