@@ -59,14 +59,17 @@ def ort_profile(model, feeds, runs, threads, workdir):
     os.remove(path)
     # each node has one event a run: the first len(feeds) are the warm-up pass
     per = collections.defaultdict(list)
+    op_of = {}
     for e in ev:
         if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
-            per[e["name"][: -len("_kernel_time")]].append(e["dur"])
+            nm = e["name"][: -len("_kernel_time")]
+            per[nm].append(e["dur"])
+            op_of[nm] = e.get("args", {}).get("op_name", "?")
     ms = {}
     for nm, durs in per.items():
         timed = durs[events_before:] if len(durs) > events_before else durs
         ms[nm] = sum(timed) / 1000.0 / max(1, len(timed))
-    return ms
+    return ms, op_of
 
 
 def match(model, ort_ms):
@@ -78,8 +81,10 @@ def match(model, ort_ms):
         node = by_name.get(nm)
         if node is None and nm.endswith("_nchwc"):
             node = by_out.get(nm[: -len("_nchwc")])
-        if node is None and "/" in nm:
-            node = by_name.get(nm.split("/")[0])
+        cut = nm.rstrip("/")
+        while node is None and "/" in cut:      # "<node name>/<Fusion>/": names hold "/" too
+            cut = cut.rsplit("/", 1)[0]
+            node = by_name.get(cut)
         out[nm] = node.name if node is not None else None
     return out
 
@@ -102,7 +107,7 @@ def main():
         sys.exit(f"profile_vs_ort: {a.model}: more than one input (only one is supported)")
     feeds = [np.load(f) for f in files]
     ops = {n.name: n.op_type for n in m.graph.node}
-    best_q, best_o, lat = {}, {}, []
+    best_q, best_o, lat, ort_ops = {}, {}, [], {}
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(a.rounds):
             q, med = qcal_profile(a.calibrate, a.model, a.data, a.runs, a.threads,
@@ -110,7 +115,8 @@ def main():
             lat.append(med)
             for k, v in q.items():
                 best_q[k] = min(v, best_q.get(k, v))
-            o = ort_profile(a.model, feeds, a.runs, a.threads, tmp)
+            o, op_of = ort_profile(a.model, feeds, a.runs, a.threads, tmp)
+            ort_ops.update(op_of)
             for k, v in o.items():
                 best_o[k] = min(v, best_o.get(k, v))
     owner = match(m, best_o)
@@ -131,7 +137,7 @@ def main():
     for k, v in ort_node.items():
         by_op[ops[k]][1] += v
     for k, v in ort_only.items():
-        by_op["(onnxruntime only) " + k.split("_token")[0]][1] += v
+        by_op["(onnxruntime only) " + ort_ops.get(k, "?")][1] += v
     print(f"\n{'op type':<36} {'qcal ms':>9} {'ort ms':>9} {'diff':>8}")
     for op, (x, y) in sorted(by_op.items(), key=lambda kv: -max(kv[1])):
         print(f"{op[:36]:<36} {x:9.3f} {y:9.3f} {x - y:+8.3f}")
