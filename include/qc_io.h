@@ -30,6 +30,11 @@ void qc_afile_unlink_all(void);
 /* One-shot: writes n bytes atomically. */
 int  qc_write_file_atomic(const char *path, const void *data, size_t n, qc_err *err);
 
+/* Writes a cJSON document (indented, newline-terminated) atomically; takes root (deleted,
+ * also on failure). */
+struct cJSON;
+int  qc_write_json_atomic(struct cJSON *root, const char *path, qc_err *err);
+
 /* Creates `path` and missing parents (mode 0777 & ~umask); fine if it already is a folder.
  * QC_EIO naming the path if it exists as something else or cannot be created. */
 int  qc_mkdir_p(const char *path, qc_err *err);

@@ -54,15 +54,7 @@ static int write_profile_json(const char *path, const char *model, const qc_mode
     }
     cJSON_AddNumberToObject(root, "kernel_ms", 1e3 * total / per);
     cJSON_AddItemToObject(root, "nodes", nodes);
-    char *s = cJSON_Print(root);
-    cJSON_Delete(root);
-    if (!s)
-        return qc_errf(err, QC_ENOMEM, "out of memory");
-    size_t len = strlen(s);
-    s[len] = '\n';                      /* replaces the terminator: written by length */
-    int rc = qc_write_file_atomic(path, s, len + 1, err);
-    free(s);
-    return rc;
+    return qc_write_json_atomic(root, path, err);
 }
 
 int qc_bench_profile(const char *model, const qc_model *m, const double *sec, double per,

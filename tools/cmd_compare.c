@@ -593,15 +593,7 @@ static int write_json(const cmp_args *a, const qc_compare *c, const int *order,
     }
     cJSON_AddItemToObject(root, "candidates", cands);
     extras_json(root, c, order, a->metric);
-    char *s = cJSON_Print(root);
-    cJSON_Delete(root);
-    if (!s)
-        return qc_errf(err, QC_ENOMEM, "out of memory");
-    size_t len = strlen(s);
-    s[len] = '\n';                      /* replaces the terminator: written by length */
-    int rc = qc_write_file_atomic(a->json, s, len + 1, err);
-    free(s);
-    return rc;
+    return qc_write_json_atomic(root, a->json, err);
 }
 
 static void fmt_db(char *buf, size_t n, double v)

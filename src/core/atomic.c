@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <cjson/cJSON.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "qc_io.h"
@@ -212,4 +213,17 @@ const char *qc_safe_filename(const char *name, char *buf, size_t n)
     }
     buf[o < n ? o : n - 1] = '\0';
     return buf;
+}
+
+int qc_write_json_atomic(cJSON *root, const char *path, qc_err *err)
+{
+    char *s = root ? cJSON_Print(root) : NULL;
+    cJSON_Delete(root);
+    if (!s)
+        return qc_errf(err, QC_ENOMEM, "out of memory");
+    size_t n = strlen(s);
+    s[n] = '\n';                        /* replaces the terminator: written by length */
+    int rc = qc_write_file_atomic(path, s, n + 1, err);
+    free(s);
+    return rc;
 }

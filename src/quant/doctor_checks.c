@@ -727,13 +727,5 @@ int qc_doctor_write_json(const qc_doctor *d, const char *path, qc_err *err)
                                                             (double)ly->st.n : 0.0);
         cJSON_AddItemToArray(ls, o);
     }
-    char *txt = cJSON_Print(root);
-    cJSON_Delete(root);
-    if (!txt)
-        return qc_errf(err, QC_ENOMEM, "out of memory");
-    size_t n = strlen(txt);
-    txt[n] = '\n';
-    int rc = qc_write_file_atomic(path, txt, n + 1, err);
-    free(txt);
-    return rc;
+    return qc_write_json_atomic(root, path, err);
 }

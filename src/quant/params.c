@@ -23,19 +23,6 @@ static cJSON *int_array(const int32_t *v, int n)
     return a;
 }
 
-static int write_json(cJSON *root, const char *path, qc_err *err)
-{
-    char *s = cJSON_Print(root);
-    cJSON_Delete(root);
-    if (!s)
-        return qc_errf(err, QC_ENOMEM, "out of memory");
-    size_t n = strlen(s);
-    s[n] = '\n';                        /* replaces the terminator: written by length */
-    int rc = qc_write_file_atomic(path, s, n + 1, err);
-    free(s);
-    return rc;
-}
-
 int qc_params_write_json(const qc_quantizer *q, const char *path, qc_err *err)
 {
     cJSON *root = cJSON_CreateObject(), *tensors = cJSON_CreateObject();
@@ -71,7 +58,7 @@ int qc_params_write_json(const qc_quantizer *q, const char *path, qc_err *err)
             cJSON_AddNumberToObject(o, "nonfinite_skipped", (double)t.nonfinite);
         cJSON_AddItemToObject(tensors, t.name, o);
     }
-    return write_json(root, path, err);
+    return qc_write_json_atomic(root, path, err);
 }
 
 /* TensorRT's calibration cache: a header line, then "<tensor>: <hex of the float32 scale>"
@@ -131,7 +118,7 @@ int qc_params_write_ort_overrides(const qc_quantizer *q, const char *path, qc_er
         cJSON_AddItemToArray(list, o);
         cJSON_AddItemToObject(root, t.name, list);
     }
-    return write_json(root, path, err);
+    return qc_write_json_atomic(root, path, err);
 }
 
 static int read_file(const char *path, char **out, qc_err *err)
