@@ -389,10 +389,11 @@ static int lanes(const qc_conv2d *cv, const tile_grid *g, qc_run *r, qc_err *err
     return QC_OK;
 }
 
-/* Whether a stride-1 convolution runs as rows (lanes) rather than tiles: when a 32-channel
- * panel would leave more lanes idle than the row tails of 32 positions do (24 output
- * channels use 3/4 of the tiles' lanes; a 208-wide row 13/14 of the rows'). QC_CONV_ROWS=0
- * or 1 in the environment decides instead (tests). */
+/* Whether a stride-1 convolution runs as rows (lanes) rather than tiles: when the tiles'
+ * panels (32 channels, the last one 16 when 16 are left) would leave more lanes idle than
+ * the row tails of 32 positions do (24 output channels use 3/4 of the tiles' lanes; a
+ * 208-wide row 13/14 of the rows'). QC_CONV_ROWS=0 or 1 in the environment decides instead
+ * (tests). */
 static int use_rows(const qc_conv2d *cv)
 {
     const char *e = getenv("QC_CONV_ROWS");
@@ -400,8 +401,8 @@ static int use_rows(const qc_conv2d *cv)
         return 0;
     if (e && (e[0] == '0' || e[0] == '1'))
         return e[0] == '1';
-    int64_t mg = cv->m / cv->group;
-    double tiles = (double)mg / (double)(32 * ((mg + 31) / 32));
+    int64_t mg = cv->m / cv->group, rem = mg % 32;
+    double tiles = (double)mg / (double)(mg - rem + (rem == 0 ? 0 : rem <= 16 ? 16 : 32));
     double rows = (double)cv->ow / (double)(32 * ((cv->ow + 31) / 32));
     return rows > tiles + 0.1;
 }
