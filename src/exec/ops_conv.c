@@ -475,6 +475,98 @@ static double strided_sum(const float *x, int64_t n, const double *ph, int64_t s
     return v;
 }
 
+/* conv_sums' lane loops with AVX2 where the CPU has it, each lane adding in the order of
+ * the scalar loops (no FMA: -ffp-contract=off), so the sums are the same bits; the lanes stay
+ * in registers (the scalar loops' lane arrays went through memory, and folding them into the
+ * phases through store-to-load forwarding took most of conv_sums' time on short rows).
+ * row_phases: P[f] for f < sw (1, 2, 4 or 8), the row's sum at indices i = f mod sw, as
+ * conv_sums' 8-lane loop computes it; 0 when it cannot (no AVX2). dot_lanes4: a[l] +=
+ * (double)w[i + l] * s[i + l] over blocks of 4, returns the index reached. */
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+static inline __attribute__((always_inline)) void fold_phases(double *p, const double *a,
+                                                              const int mask)
+{
+    for (int l = 0; l < 8; l++)
+        p[l & mask] += a[l];
+}
+
+static __attribute__((target("avx2"))) void row_phases_avx2(const float *x, int64_t n,
+                                                            int64_t sw, double *P)
+{
+    __m256d lo = _mm256_setzero_pd(), hi = lo;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        lo = _mm256_add_pd(lo, _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
+        hi = _mm256_add_pd(hi, _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
+    }
+    __m128d l01 = _mm256_castpd256_pd128(lo), l23 = _mm256_extractf128_pd(lo, 1);
+    __m128d l45 = _mm256_castpd256_pd128(hi), l67 = _mm256_extractf128_pd(hi, 1);
+    double a[8] = {
+        _mm_cvtsd_f64(l01), _mm_cvtsd_f64(_mm_unpackhi_pd(l01, l01)),
+        _mm_cvtsd_f64(l23), _mm_cvtsd_f64(_mm_unpackhi_pd(l23, l23)),
+        _mm_cvtsd_f64(l45), _mm_cvtsd_f64(_mm_unpackhi_pd(l45, l45)),
+        _mm_cvtsd_f64(l67), _mm_cvtsd_f64(_mm_unpackhi_pd(l67, l67)),
+    };
+    double p[8] = { 0 };
+    switch (sw) {                       /* constant indices: p and a stay in registers */
+    case 1: fold_phases(p, a, 0); break;
+    case 2: fold_phases(p, a, 1); break;
+    case 4: fold_phases(p, a, 3); break;
+    default: fold_phases(p, a, 7); break;
+    }
+    int64_t mask = sw - 1;
+    for (; i < n; i++)
+        p[i & mask] += x[i];
+    for (int64_t f = 0; f < sw; f++)
+        P[f] = p[f];
+}
+
+static __attribute__((target("avx2"))) int64_t dot_lanes4_avx2(const float *w, const double *s,
+                                                               int64_t n, double *a)
+{
+    __m256d acc = _mm256_loadu_pd(a);
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4)
+        acc = _mm256_add_pd(acc, _mm256_mul_pd(_mm256_cvtps_pd(_mm_loadu_ps(w + i)),
+                                               _mm256_loadu_pd(s + i)));
+    _mm256_storeu_pd(a, acc);
+    return i;
+}
+
+static int have_avx2(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2");
+}
+
+static int row_phases_fast(const float *x, int64_t n, int64_t sw, double *P)
+{
+    if (!have_avx2())
+        return 0;
+    row_phases_avx2(x, n, sw, P);
+    return 1;
+}
+
+static int64_t dot_lanes4(const float *w, const double *s, int64_t n, double *a)
+{
+    return have_avx2() ? dot_lanes4_avx2(w, s, n, a) : 0;
+}
+#else
+static int row_phases_fast(const float *x, int64_t n, int64_t sw, double *P)
+{
+    (void)x, (void)n, (void)sw, (void)P;
+    return 0;
+}
+
+static int64_t dot_lanes4(const float *w, const double *s, int64_t n, double *a)
+{
+    (void)w, (void)s, (void)n, (void)a;
+    return 0;
+}
+#endif
+
 /* Per-output-channel sums of a Conv's output (1-D and 2-D), without computing it: the sum
  * over every output position of w . x[window] is w . (sum of each window element over the
  * positions), so per input channel and kernel offset one sum of the input over the positions
@@ -510,7 +602,9 @@ static int conv_sums(const qc_knode *n, double *sums, qc_err *err)
             /* R[row][j]: the input row summed over the columns kernel column j reads */
             for (int64_t r = 0; r < ih; r++) {
                 const float *xr = xc + r * iw;
-                if (8 % sw == 0) {
+                if (8 % sw == 0 && row_phases_fast(xr, iw, sw, P)) {
+                    /* the loop below, vectorized (same bits) */
+                } else if (8 % sw == 0) {
                     /* eight lanes; lane l holds phase l mod sw */
                     double a[8] = { 0 };
                     int64_t i = 0;
@@ -553,7 +647,7 @@ static int conv_sums(const qc_knode *n, double *sums, qc_err *err)
         const float *wm = w + m * ksz;
         const double *Sg = S + (m / p.mg) * ksz;
         double a[4] = { 0 };
-        int64_t i = 0;
+        int64_t i = dot_lanes4(wm, Sg, ksz, a);
         for (; i + 4 <= ksz; i += 4)
             for (int l = 0; l < 4; l++)
                 a[l] += (double)wm[i + l] * Sg[i + l];
