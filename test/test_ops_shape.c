@@ -234,7 +234,8 @@ QC_TEST(shape_concat_split_roundtrip)
 
 /* Copies of 256 KiB and more run on the thread pool in blocks (ops_shape.c PAR_COPY_MIN):
  * YOLOv5's focus slices, a channel Concat and Split of 1x48x52x52-sized parts, a Concat whose
- * parts repeat per outer index, and a big 4-D transpose, each against a naive loop. */
+ * parts repeat per outer index, a big 4-D transpose and one of 3001 small planes, each
+ * against a naive loop. */
 QC_TEST(shape_big_copies_vs_naive)
 {
     qc_err err;
@@ -313,6 +314,23 @@ QC_TEST(shape_big_copies_vs_naive)
                 bad += tv[(w * 208 + h) * 3 + c] != xv[(c * 208 + h) * 402 + w];
     CHECK_INT(bad, 0);
     free_case(&tr);
+    /* many small planes: work items of rows start inside a plane and cross into the next */
+    int64_t ds[3] = { 3001, 8, 4 }, perm2[3] = { 0, 2, 1 };
+    qc_tensor sm = mk(QC_F32, 3, ds);
+    fill_random(&sm);
+    op_case t2 = { .op = "Transpose", .opset = 13, .n_in = 1, .n_out = 1, .n_attrs = 1,
+                   .in = { &sm } };
+    t2.attrs[0] = attr_ints("perm", perm2, 3);
+    CHECK_OK(run_case(&t2, &err));
+    const float *s2 = sm.data, *o2 = t2.out[0].data;
+    bad = 0;
+    for (int64_t p = 0; p < 3001; p++)
+        for (int64_t i = 0; i < 8; i++)
+            for (int64_t j = 0; j < 4; j++)
+                bad += o2[(p * 4 + j) * 8 + i] != s2[(p * 8 + i) * 4 + j];
+    CHECK_INT(bad, 0);
+    free_case(&t2);
+    qc_tensor_free(&sm);
     free_case(&sl);
     qc_tensor_free(&x);
     qc_tensor_free(&ts);

@@ -148,11 +148,11 @@ static void copy_2d(void *dst, const void *src, int64_t rows, int64_t cols, int6
 #define PAR_COPY_BLOCK ((size_t)64 << 10)
 
 /* Contiguous pieces to copy (Concat, Split): n of them, each `bytes` long, piece k from
- * src + k * src_step to dst + k * dst_step, run in blocks as above. */
+ * src + k * src_step to dst + k * dst_step; big pieces in blocks on the pool. */
 typedef struct pcopy {
     char       *dst;
     const char *src;
-    size_t      bytes, src_step, dst_step, blk;
+    size_t      bytes, src_step, dst_step;
     int64_t     per;            /* blocks per piece */
 } pcopy;
 
@@ -161,8 +161,8 @@ static void pcopy_items(void *ctx, int64_t lo, int64_t hi)
     const pcopy *c = ctx;
     for (int64_t it = lo; it < hi; it++) {
         int64_t k = it / c->per;
-        size_t a = (size_t)(it % c->per) * c->blk;
-        size_t len = c->bytes - a < c->blk ? c->bytes - a : c->blk;
+        size_t a = (size_t)(it % c->per) * PAR_COPY_BLOCK;
+        size_t len = c->bytes - a < PAR_COPY_BLOCK ? c->bytes - a : PAR_COPY_BLOCK;
         memcpy(c->dst + (size_t)k * c->dst_step + a, c->src + (size_t)k * c->src_step + a, len);
     }
 }
@@ -170,40 +170,55 @@ static void pcopy_items(void *ctx, int64_t lo, int64_t hi)
 static void copy_pieces(void *dst, const void *src, int64_t n, size_t bytes, size_t dst_step,
                         size_t src_step)
 {
-    pcopy c = { dst, src, bytes, src_step, dst_step, bytes > 0 ? bytes : 1, 1 };
     if ((size_t)n * bytes >= PAR_COPY_MIN && bytes >= PAR_COPY_BLOCK / 4) {
-        c.blk = PAR_COPY_BLOCK;
-        c.per = (int64_t)((bytes + c.blk - 1) / c.blk);
+        pcopy c = { dst, src, bytes, src_step, dst_step,
+                    (int64_t)((bytes + PAR_COPY_BLOCK - 1) / PAR_COPY_BLOCK) };
         qc_par_for(n * c.per, 1, pcopy_items, &c);
         return;
     }
-    pcopy_items(&c, 0, n);      /* many small pieces: serial */
+    for (int64_t k = 0; k < n; k++)     /* small or many small pieces: here */
+        memcpy((char *)dst + (size_t)k * dst_step, (const char *)src + (size_t)k * src_step,
+               bytes);
 }
 
-/* A strided copy as planes (the outer axes) of rows x cols, cut into blocks of `rb` rows. */
+/* A strided copy as planes (the outer axes) of rows x cols; work items are runs of `per`
+ * rows in plane-major order (crossing planes when planes are small). */
 typedef struct scopy {
     char       *dst;
     const char *src;
     int         outer;          /* axes before the last two */
     int64_t     d[MAX_COPY_DIMS], s[MAX_COPY_DIMS];
-    int64_t     rows, cols, rb, nblk;
+    int64_t     rows, cols, units, per;     /* units: planes x rows */
     size_t      es;
 } scopy;
 
 static void scopy_items(void *ctx, int64_t lo, int64_t hi)
 {
     const scopy *c = ctx;
-    for (int64_t it = lo; it < hi; it++) {
-        int64_t p = it / c->nblk, r0 = it % c->nblk * c->rb;
-        int64_t r1 = r0 + c->rb < c->rows ? r0 + c->rb : c->rows, off = 0, q = p;
-        for (int a = c->outer - 1; a >= 0; a--) {   /* plane p's multi-index, last axis fastest */
-            off += q % c->d[a] * c->s[a];
-            q /= c->d[a];
+    int64_t u = lo * c->per, end = hi * c->per < c->units ? hi * c->per : c->units;
+    if (u >= end)
+        return;
+    int64_t p = u / c->rows, r = u % c->rows, q = p, off = 0, idx[MAX_COPY_DIMS];
+    for (int a = c->outer - 1; a >= 0; a--) {       /* plane p's multi-index, last axis fastest */
+        idx[a] = q % c->d[a];
+        off += idx[a] * c->s[a];
+        q /= c->d[a];
+    }
+    while (u < end) {
+        int64_t n = c->rows - r < end - u ? c->rows - r : end - u;
+        copy_2d(c->dst + (size_t)((p * c->rows + r) * c->cols) * c->es,
+                c->src + (off + r * c->s[c->outer]) * (int64_t)c->es, n, c->cols,
+                c->s[c->outer], c->s[c->outer + 1], c->es);
+        u += n;
+        r = 0;
+        p++;
+        for (int a = c->outer - 1; a >= 0; a--) {   /* next plane */
+            off += c->s[a];
+            if (++idx[a] < c->d[a])
+                break;
+            off -= c->s[a] * c->d[a];
+            idx[a] = 0;
         }
-        off += r0 * c->s[c->outer];
-        copy_2d(c->dst + (size_t)((p * c->rows + r0) * c->cols) * c->es,
-                c->src + off * (int64_t)c->es, r1 - r0, c->cols, c->s[c->outer],
-                c->s[c->outer + 1], c->es);
     }
 }
 
@@ -244,18 +259,17 @@ void qc_strided_copy(void *dst, const void *src, int ndim, const int64_t *dims,
     c.outer = nd - 2;
     c.rows = c.d[nd - 2];
     c.cols = c.d[nd - 1];
-    int64_t planes = 1;
+    c.units = c.rows;
     for (int a = 0; a < c.outer; a++)
-        planes *= c.d[a];
-    size_t row_bytes = (size_t)c.cols * es, total = (size_t)(planes * c.rows) * row_bytes;
-    c.rb = total < PAR_COPY_MIN ? c.rows : (int64_t)(PAR_COPY_BLOCK / row_bytes) + 1;
-    if (c.rb > c.rows)
-        c.rb = c.rows;
-    c.nblk = (c.rows + c.rb - 1) / c.rb;
-    if (total < PAR_COPY_MIN)
-        scopy_items(&c, 0, planes * c.nblk);
-    else
-        qc_par_for(planes * c.nblk, 1, scopy_items, &c);
+        c.units *= c.d[a];
+    size_t row_bytes = (size_t)c.cols * es;
+    if ((size_t)c.units * row_bytes < PAR_COPY_MIN) {
+        c.per = c.units;
+        scopy_items(&c, 0, 1);
+        return;
+    }
+    c.per = (int64_t)(PAR_COPY_BLOCK / row_bytes) + 1;
+    qc_par_for((c.units + c.per - 1) / c.per, 1, scopy_items, &c);
 }
 
 /* ---- Transpose ------------------------------------------------------------------------- */
