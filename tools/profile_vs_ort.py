@@ -72,7 +72,7 @@ def ort_profile(model, feeds, runs, threads, workdir):
     return ms, op_of
 
 
-def match(model, ort_ms):
+def match(model, ort_ms, ort_ops):
     """ORT event name -> the model node it stands for (None: no model node)."""
     by_name = {n.name: n for n in model.graph.node}
     by_out = {n.output[0]: n for n in model.graph.node if n.output}
@@ -81,6 +81,11 @@ def match(model, ort_ms):
         node = by_name.get(nm)
         if node is None and nm.endswith("_nchwc"):
             node = by_out.get(nm[: -len("_nchwc")])
+            # a Conv with a fused activation is named after the activation's output
+            for _ in range(3):
+                if node is None or node.op_type == ort_ops.get(nm) or not node.input:
+                    break
+                node = by_out.get(node.input[0])
         cut = nm.rstrip("/")
         while node is None and "/" in cut:      # "<node name>/<Fusion>/": names hold "/" too
             cut = cut.rsplit("/", 1)[0]
@@ -119,7 +124,7 @@ def main():
             ort_ops.update(op_of)
             for k, v in o.items():
                 best_o[k] = min(v, best_o.get(k, v))
-    owner = match(m, best_o)
+    owner = match(m, best_o, ort_ops)
     ort_node = collections.defaultdict(float)
     ort_only = {}
     for k, v in best_o.items():

@@ -80,6 +80,18 @@ else
     cli_fail bench_profile "$(tail -3 "$CLI_TMP/prof.out" | tr '\n' '|') $msg"
 fi
 
+# tools/profile_vs_ort.py: both sides profiled and matched node by node (onnxruntime fuses the
+# fixture's Conv + Relu into one NCHWc kernel named after the Relu's output: it must count as
+# the Conv's time)
+if out=$("$PY" tools/profile_vs_ort.py "$FX/conv.onnx" --data "$FX/data_ok" --rounds 1 \
+        --runs 2 --calibrate "$CAL" 2>&1) &&
+        echo "$out" | awk '$1 == "Conv" && $2 + 0 > 0 && $3 + 0 > 0 { ok = 1 } END { exit !ok }' &&
+        echo "$out" | grep -q "kernel ms/sample qcal"; then
+    cli_ok "profile_vs_ort: $(echo "$out" | grep -E '^Conv ' | tr -s ' ')"
+else
+    cli_fail profile_vs_ort "$(echo "$out" | tail -3 | tr '\n' '|')"
+fi
+
 # Usage errors: exit 2, the message first ("calibrate: ..."), then a hint is fine.
 usage_cases=(
     "no_model|run"
