@@ -199,22 +199,32 @@ static int softmax_run(qc_knode *n, qc_run *r, qc_err *err)
 
 /* ---- BatchNormalization ------------------------------------------------------------------ */
 
-static int bn_infer(qc_knode *n, qc_err *err)
+/* Inputs 0 .. n_in - 1 float32, input 0 of rank >= 2 and each other one a value per channel
+ * (dims[1]); the output takes input 0's shape (BatchNormalization, InstanceNormalization). */
+static int per_channel_infer(qc_knode *n, int n_in, qc_err *err)
 {
     int rc;
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < n_in; i++)
         if ((rc = need_f32(n, i, err)) != QC_OK)
             return rc;
     const qc_tensor *x = n->in[0];
     if (x->ndim < 2)
         return qc_node_errf(n, err, QC_ESHAPE, "input has %d dims, expected at least 2",
                             x->ndim);
-    for (int i = 1; i < 5; i++)
+    for (int i = 1; i < n_in; i++)
         if (qc_tensor_numel(n->in[i]) != x->dims[1])
             return qc_node_errf(n, err, QC_ESHAPE, "input %d has %lld values for %lld channels",
                                 i, (long long)qc_tensor_numel(n->in[i]),
                                 (long long)x->dims[1]);
     qc_copy_shape(n->out[0], x);
+    return QC_OK;
+}
+
+static int bn_infer(qc_knode *n, qc_err *err)
+{
+    int rc = per_channel_infer(n, 5, err);
+    if (rc != QC_OK)
+        return rc;
     for (int i = 1; i < 3 && i < n->n_out; i++)
         if (n->out[i])
             qc_copy_shape(n->out[i], n->in[i + 2]);
@@ -388,21 +398,7 @@ static int ln_run(qc_knode *n, qc_run *r, qc_err *err)
 
 static int in_infer(qc_knode *n, qc_err *err)
 {
-    int rc;
-    for (int i = 0; i < 3; i++)
-        if ((rc = need_f32(n, i, err)) != QC_OK)
-            return rc;
-    const qc_tensor *x = n->in[0];
-    if (x->ndim < 2)
-        return qc_node_errf(n, err, QC_ESHAPE, "input has %d dims, expected at least 2",
-                            x->ndim);
-    for (int i = 1; i < 3; i++)
-        if (qc_tensor_numel(n->in[i]) != x->dims[1])
-            return qc_node_errf(n, err, QC_ESHAPE, "input %d has %lld values for %lld channels",
-                                i, (long long)qc_tensor_numel(n->in[i]),
-                                (long long)x->dims[1]);
-    qc_copy_shape(n->out[0], x);
-    return QC_OK;
+    return per_channel_infer(n, 3, err);
 }
 
 /* y = (x - mean) / sqrt(var + eps) * scale + bias, statistics per sample and group of C / G
