@@ -178,6 +178,19 @@ static int mvn_infer(qc_knode *n, qc_err *err)
     return QC_OK;
 }
 
+/* Element i's group (its index over the kept dims) given its index idx over all dims; then
+ * idx moves on to element i + 1. */
+static int64_t mvn_group_next(const qc_tensor *x, const int *over, int64_t *idx)
+{
+    int64_t g = 0;
+    for (int d = 0; d < x->ndim; d++)
+        if (!over[d])
+            g = g * x->dims[d] + idx[d];
+    for (int d = x->ndim - 1; d >= 0 && ++idx[d] == x->dims[d]; d--)
+        idx[d] = 0;
+    return g;
+}
+
 static int mvn_run(qc_knode *n, qc_run *r, qc_err *err)
 {
     const qc_tensor *x = n->in[0];
@@ -193,35 +206,23 @@ static int mvn_run(qc_knode *n, qc_run *r, qc_err *err)
     int64_t members = groups ? total / groups : 0;
     const float *X = x->data;
     float *Y = n->out[0]->data;
-    double *sum = calloc((size_t)groups * 2 + 1, sizeof *sum);
+    double *sum = calloc((size_t)groups * 2 + 1, sizeof *sum);     /* means, then variances */
     if (!sum)
         return qc_node_errf(n, err, QC_ENOMEM, "out of memory");
-    int64_t *gi = malloc(((size_t)total + 1) * sizeof *gi);
-    if (!gi) {
-        free(sum);
-        return qc_node_errf(n, err, QC_ENOMEM, "out of memory");
-    }
-    for (int64_t i = 0; i < total; i++) {
-        int64_t g = 0;
-        for (int d = 0; d < x->ndim; d++)
-            if (!over[d])
-                g = g * x->dims[d] + idx[d];
-        gi[i] = g;
-        sum[g] += X[i];
-        for (int d = x->ndim - 1; d >= 0 && ++idx[d] == x->dims[d]; d--)
-            idx[d] = 0;
-    }
+    for (int64_t i = 0; i < total; i++)
+        sum[mvn_group_next(x, over, idx)] += X[i];
     for (int64_t g = 0; g < groups; g++)
         sum[g] /= (double)members;
-    for (int64_t i = 0; i < total; i++) {
-        double dv = X[i] - sum[gi[i]];
-        sum[groups + gi[i]] += dv * dv;
+    for (int64_t i = 0; i < total; i++) {           /* idx is back at element 0 */
+        int64_t g = mvn_group_next(x, over, idx);
+        double dv = X[i] - sum[g];
+        sum[groups + g] += dv * dv;
     }
     for (int64_t i = 0; i < total; i++) {
-        double var = sum[groups + gi[i]] / (double)members;
-        Y[i] = (float)((X[i] - sum[gi[i]]) / (sqrt(var) + 1e-9));
+        int64_t g = mvn_group_next(x, over, idx);
+        double var = sum[groups + g] / (double)members;
+        Y[i] = (float)((X[i] - sum[g]) / (sqrt(var) + 1e-9));
     }
-    free(gi);
     free(sum);
     return QC_OK;
 }

@@ -184,8 +184,6 @@ static int plan_node(qc_exec *x, int k, qc_err *err)
     return QC_OK;
 }
 
-/* A node is constant when every input is an initializer or a constant node's output and the
- * op is deterministic. DequantizeLinear stays: folding it would undo existing quantization. */
 /* opts.const_only: Shape or Size of a graph input whose declared dims are all fixed is a
  * constant (the run refuses inputs of any other shape), so shape arithmetic folds too. */
 int qc_exec_static_shape_of(const qc_exec *x, int k)
@@ -209,6 +207,8 @@ int qc_exec_static_shape_of(const qc_exec *x, int k)
     return 0;
 }
 
+/* A node is constant when every input is an initializer or a constant node's output and the
+ * op is deterministic. DequantizeLinear stays: folding it would undo existing quantization. */
 static int mark_constants(qc_exec *x, qc_err *err)
 {
     static const char *never[] = { "RandomNormal", "RandomUniform", "RandomNormalLike",

@@ -5,9 +5,9 @@ the transposed input and transposed back), clip, LSTM peepholes and input_forget
 linear_before_reset, activations with alpha / beta, initial states, outputs left out.
 NonMaxSuppression: many random boxes and classes, ties, both box formats, thresholds.
 DepthToSpace (both modes), SpaceToDepth, Trilu, LRN, GroupNormalization (opsets 18 and 21):
-random shapes; MeanVarianceNormalization on other axes. GridSample: every mode x padding x align_corners, grids partly outside. Einsum: 16 equations
-(matrix and batched products, attention, ellipsis with broadcasting, sums, transposes,
-implicit outputs).
+random shapes; MeanVarianceNormalization on other axes. GridSample: every mode x padding x
+align_corners, grids partly outside. Einsum: 16 equations (matrix and batched products,
+attention, ellipsis with broadcasting, sums, transposes, implicit outputs).
 
     ops_check.py CALIBRATE WORKDIR
 
