@@ -479,9 +479,9 @@ static double strided_sum(const float *x, int64_t n, const double *ph, int64_t s
  * the scalar loops (no FMA: -ffp-contract=off), so the sums are the same bits; the lanes stay
  * in registers (the scalar loops' lane arrays went through memory, and folding them into the
  * phases through store-to-load forwarding took most of conv_sums' time on short rows).
- * row_phases: P[f] for f < sw (1, 2, 4 or 8), the row's sum at indices i = f mod sw, as
- * conv_sums' 8-lane loop computes it; 0 when it cannot (no AVX2). dot_lanes4: a[l] +=
- * (double)w[i + l] * s[i + l] over blocks of 4, returns the index reached. */
+ * row_phases_avx2: P[f] for f < sw (1, 2, 4 or 8), the row's sum at indices i = f mod sw,
+ * as conv_sums' 8-lane loop computes it. dot_lanes4_avx2: a[l] += (double)w[i + l] * s[i + l]
+ * over blocks of 4, returns the index reached. have_avx2: whether they may run. */
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 static inline __attribute__((always_inline)) void fold_phases(double *p, const double *a,
@@ -541,26 +541,18 @@ static int have_avx2(void)
     return __builtin_cpu_supports("avx2");
 }
 
-static int row_phases_fast(const float *x, int64_t n, int64_t sw, double *P)
-{
-    if (!have_avx2())
-        return 0;
-    row_phases_avx2(x, n, sw, P);
-    return 1;
-}
-
-static int64_t dot_lanes4(const float *w, const double *s, int64_t n, double *a)
-{
-    return have_avx2() ? dot_lanes4_avx2(w, s, n, a) : 0;
-}
 #else
-static int row_phases_fast(const float *x, int64_t n, int64_t sw, double *P)
+static int have_avx2(void)
 {
-    (void)x, (void)n, (void)sw, (void)P;
     return 0;
 }
 
-static int64_t dot_lanes4(const float *w, const double *s, int64_t n, double *a)
+static void row_phases_avx2(const float *x, int64_t n, int64_t sw, double *P)
+{
+    (void)x, (void)n, (void)sw, (void)P;
+}
+
+static int64_t dot_lanes4_avx2(const float *w, const double *s, int64_t n, double *a)
 {
     (void)w, (void)s, (void)n, (void)a;
     return 0;
@@ -585,6 +577,7 @@ static int conv_sums(const qc_knode *n, double *sums, qc_err *err)
     int64_t ih = two ? p.in[0] : 1, iw = p.in[two], oh = two ? p.out[0] : 1, ow = p.out[two];
     int64_t kh = two ? p.k[0] : 1, kw = p.k[two], sh = two ? p.s[0] : 1, sw = p.s[two];
     int64_t dh = two ? p.d[0] : 1, dw = p.d[two], ph = two ? p.pb[0] : 0, pw = p.pb[two];
+    int avx2 = have_avx2();
     double *S = calloc((size_t)(p.c * kh * kw) + 1, sizeof *S);
     double *R = malloc(((size_t)(ih * kw) + 1) * sizeof *R);
     double *P = malloc(((size_t)sw + 8) * sizeof *P);
@@ -602,8 +595,8 @@ static int conv_sums(const qc_knode *n, double *sums, qc_err *err)
             /* R[row][j]: the input row summed over the columns kernel column j reads */
             for (int64_t r = 0; r < ih; r++) {
                 const float *xr = xc + r * iw;
-                if (8 % sw == 0 && row_phases_fast(xr, iw, sw, P)) {
-                    /* the loop below, vectorized (same bits) */
+                if (8 % sw == 0 && avx2) {
+                    row_phases_avx2(xr, iw, sw, P);     /* the loop below's bits */
                 } else if (8 % sw == 0) {
                     /* eight lanes; lane l holds phase l mod sw */
                     double a[8] = { 0 };
@@ -647,7 +640,7 @@ static int conv_sums(const qc_knode *n, double *sums, qc_err *err)
         const float *wm = w + m * ksz;
         const double *Sg = S + (m / p.mg) * ksz;
         double a[4] = { 0 };
-        int64_t i = dot_lanes4(wm, Sg, ksz, a);
+        int64_t i = avx2 ? dot_lanes4_avx2(wm, Sg, ksz, a) : 0;
         for (; i + 4 <= ksz; i += 4)
             for (int l = 0; l < 4; l++)
                 a[l] += (double)wm[i + l] * Sg[i + l];
