@@ -202,6 +202,14 @@ static const conv_case conv_cases[] = {
     { "2d_pw_tail", 2, 2, 3, 17, 1, { 20, 39 }, { 1, 1 }, { 1, 1 }, { 1, 1 }, { 0 }, 0, 1 },
     { "2d_pw_group", 2, 1, 4, 6, 2, { 20, 20 }, { 1, 1 }, { 1, 1 }, { 1, 1 }, { 0 }, 0, 0 },
     { "2d_m48", 2, 1, 5, 48, 1, { 6, 9 }, { 3, 3 }, { 1, 2 }, { 1, 1 }, { 1, 1, 1, 1 }, 0, 1 },
+    /* 48-channel panels (conv_x86.c panel_width): three per group, stride 1; 80 and 112
+     * channels are 48 + 32 and 48 + 48 + 16 when forced (QC_CONV_NV3=1), in 32s by default */
+    { "2d_m144_g2", 2, 2, 4, 288, 2, { 5, 21 }, { 3, 3 }, { 1, 1 }, { 1, 1 }, { 1, 1, 1, 1 },
+      0, 1 },
+    { "2d_m80_s2", 2, 1, 3, 80, 1, { 7, 30 }, { 3, 3 }, { 2, 2 }, { 1, 1 }, { 1, 0, 1, 1 },
+      0, 1 },
+    { "2d_m112", 2, 1, 7, 112, 1, { 4, 13 }, { 3, 3 }, { 1, 1 }, { 1, 1 }, { 1, 1, 1, 1 },
+      0, 0 },
     /* 24 output channels on 60-wide rows: the rows kernel by default (conv_x86.c use_rows);
      * 70 wide with row stride 2 and dilation: tiles by default, rows when forced */
     { "2d_rows_m24", 2, 1, 12, 24, 1, { 5, 60 }, { 3, 3 }, { 1, 1 }, { 1, 1 }, { 1, 1, 1, 1 },
@@ -264,9 +272,11 @@ static void conv_ref(const conv_case *cc, const float *x, const float *w, const 
 
 /* qc_exec_opts.sum_only: the node's per-channel output sums (dim 1) instead of its output,
  * against the sums of the expected output; `summable` 0: the node must run instead. */
+#define MAX_SUMS 512            /* output channels a case may have */
+
 typedef struct sums_seen {
     qc_exec *x_for_hook;
-    double sums[64];
+    double sums[MAX_SUMS];
     int    n;                   /* -1: the node ran */
 } sums_seen;
 
@@ -278,7 +288,7 @@ static int sums_hook(void *user, const qc_node *node, int node_index,
     (void)node, (void)node_index, (void)outs, (void)n_outs, (void)err;
     const double *v = qc_exec_node_sums(s->x_for_hook, &n);
     s->n = v ? n : -1;
-    for (int i = 0; v && i < n && i < 64; i++)
+    for (int i = 0; v && i < n && i < MAX_SUMS; i++)
         s->sums[i] = v[i];
     return QC_OK;
 }
@@ -390,6 +400,16 @@ QC_TEST(conv_rows_against_naive)
     conv_cases_run("rows", 0);
     conv_cases_run("rows", 1);
     unsetenv("QC_CONV_ROWS");
+}
+
+/* 48-channel tile panels wherever more than 32 channels are left (remainders of 16 and 32
+ * channels in a 48-wide panel), plain and with SiLU */
+QC_TEST(conv_nv3_against_naive)
+{
+    setenv("QC_CONV_NV3", "1", 1);
+    conv_cases_run("nv3", 0);
+    conv_cases_run("nv3", 1);
+    unsetenv("QC_CONV_NV3");
 }
 
 /* The planner's Conv + x * Sigmoid(x) fusion, on every path. */

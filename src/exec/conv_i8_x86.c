@@ -64,7 +64,7 @@ itile_body(const int MR, const int SW, const int NV, const int32_t *xb, const in
                 acc[i][1] = dpbusd(acc[i][1], v, w1);
         }
     }
-    __m512 f[MR_MAX][2];
+    __m512 f[MR_MAX][NV_MAX];
     const __m512i c0 = _mm512_load_si512(corr), c1 = _mm512_load_si512(corr + 16);
     const __m512 s0 = _mm512_load_ps(scale), s1 = _mm512_load_ps(scale + 16);
     const __m512 b0 = _mm512_load_ps(bias), b1 = _mm512_load_ps(bias + 16);
@@ -257,7 +257,7 @@ int qc_conv2d_i8(const qc_conv2d *cv, qc_run *r, qc_err *err)
     c.iw = g.linear ? cv->ih * cv->iw : cv->iw;
     c.ph = g.linear ? 0 : cv->ph;
     c.pw = g.linear ? 0 : cv->pw;
-    c.mr = pick_mr(c.ow);
+    c.mr = pick_mr(c.ow, MR_MAX);
     if (!c.mr || c.ihp * c.c4 * c.iwp > INT32_MAX)
         return QC_EUNSUPPORTED;
     c.tpr = (c.ow + c.mr - 1) / c.mr;

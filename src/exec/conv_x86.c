@@ -1,9 +1,9 @@
 /* AVX-512 direct convolution. The output is computed in tiles of MR consecutive output
- * positions x 32 output channels: for every reduction index k = (c, kh, kw) one input value
- * per position is broadcast and multiplied into two 16-channel weight vectors. The input is
- * read in place (zero-padded into scratch only when the conv has padding), so there is no
- * im2col; weights are packed per run into 32-channel panels. Work is split over qc_par
- * threads by (panel, tile). */
+ * positions x 32 (or 48) output channels: for every reduction index k = (c, kh, kw) one input
+ * value per position is broadcast and multiplied into two (three) 16-channel weight vectors.
+ * The input is read in place (zero-padded into scratch only when the conv has padding), so
+ * there is no im2col; weights are packed per run into 32- or 48-channel panels. Work is split
+ * over qc_par threads by (panel, tile). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,62 +19,73 @@ typedef void (*tile_fn)(const float *xb, const int32_t *off, const float *wp,
                         int act, const float *qp, const float *lut);
 
 /* y[j * ldy + i] = bias[j] + sum_k x(i, k) * w(k, j) for the MR positions i of one tile and
- * the nm (<= 32) valid channels j of one panel; position i reads xb[off[k] + i * SW]. MR and
- * SW are constants in each instance, so the accumulators stay in registers; the result is
+ * the nm (<= NV * 16) valid channels j of one panel; position i reads xb[off[k] + i * SW], the
+ * panel holds LD weights per reduction index (its first NV * 16 are used). MR, SW, NV and LD
+ * are constants in each instance, so the accumulators stay in registers; the result is
  * transposed in registers so each channel's MR outputs go out as one masked store. */
 static inline __attribute__((always_inline, target("avx512f"))) void
-tile_body(const int MR, const int SW, const int NV, const float *xb, const int32_t *off,
-          const float *wp, const float *bias, int64_t k, float *y, int64_t ldy, int64_t nm,
-          int act, const float *qp, const float *lut)
+tile_body(const int MR, const int SW, const int NV, const int LD, const float *xb,
+          const int32_t *off, const float *wp, const float *bias, int64_t k, float *y,
+          int64_t ldy, int64_t nm, int act, const float *qp, const float *lut)
 {
-    __m512 acc[MR_MAX][2];
-    __m512 b0 = _mm512_loadu_ps(bias), b1 = _mm512_loadu_ps(bias + 16);
+    __m512 acc[MR_MAX][NV_MAX];
+    __m512 b[NV_MAX];
+#pragma GCC unroll 3
+    for (int v = 0; v < NV; v++)
+        b[v] = _mm512_loadu_ps(bias + 16 * v);
 #pragma GCC unroll 14
-    for (int i = 0; i < MR; i++) {
-        acc[i][0] = b0;
-        acc[i][1] = b1;
-    }
+    for (int i = 0; i < MR; i++)
+#pragma GCC unroll 3
+        for (int v = 0; v < NV; v++)
+            acc[i][v] = b[v];
     for (int64_t q = 0; q < k; q++) {
         const float *p = xb + off[q];
-        /* the weight panel (k x 32 floats, 160 KiB at k = 1280) streams from L2: fetch 8
-         * steps ahead (4-5% of magika's and ddddocr's bench time in alternating runs) */
-        const float *ahead = wp + (q + 8 < k ? q + 8 : q) * NR;    /* inside the panel */
-        _mm_prefetch((const char *)ahead, _MM_HINT_T0);
-        _mm_prefetch((const char *)(ahead + 16), _MM_HINT_T0);
-        __m512 w0 = _mm512_load_ps(wp + q * NR);
-        __m512 w1 = NV > 1 ? _mm512_load_ps(wp + q * NR + 16) : w0;
+        /* the weight panel (k x LD floats, 160 KiB at k = 1280 and LD = 32) streams from L2:
+         * fetch 8 steps ahead (4-5% of magika's and ddddocr's bench time in alternating runs) */
+        const float *ahead = wp + (q + 8 < k ? q + 8 : q) * LD;    /* inside the panel */
+#pragma GCC unroll 3
+        for (int v = 0; v < LD; v += 16)
+            _mm_prefetch((const char *)(ahead + v), _MM_HINT_T0);
+        __m512 w[NV_MAX];
+#pragma GCC unroll 3
+        for (int v = 0; v < NV; v++)
+            w[v] = _mm512_load_ps(wp + q * LD + 16 * v);
 #pragma GCC unroll 14
         for (int i = 0; i < MR; i++) {
-            __m512 v = _mm512_set1_ps(p[i * SW]);
-            acc[i][0] = _mm512_fmadd_ps(v, w0, acc[i][0]);
-            if (NV > 1)
-                acc[i][1] = _mm512_fmadd_ps(v, w1, acc[i][1]);
+            __m512 x = _mm512_set1_ps(p[i * SW]);
+#pragma GCC unroll 3
+            for (int v = 0; v < NV; v++)
+                acc[i][v] = _mm512_fmadd_ps(x, w[v], acc[i][v]);
         }
     }
     epilogue(acc, MR, NV, act, qp, lut);
     store_tile(acc, MR, NV, y, ldy, nm);
 }
 
-#define TILE(MR, SW, NV)                                                                    \
+#define TILE(MR, SW, NV, LD)                                                                \
 static __attribute__((target("avx512f"))) void                                              \
 tile_##MR##_##SW##_##NV(const float *xb, const int32_t *off, const float *wp,               \
                         const float *bias, int64_t k, float *y, int64_t ldy, int64_t nm,    \
                         int act, const float *qp, const float *lut)                         \
 {                                                                                           \
-    tile_body(MR, SW, NV, xb, off, wp, bias, k, y, ldy, nm, act, qp, lut);                  \
+    tile_body(MR, SW, NV, LD, xb, off, wp, bias, k, y, ldy, nm, act, qp, lut);              \
 }
-#define TILES(MR) TILE(MR, 1, 1) TILE(MR, 1, 2) TILE(MR, 2, 1) TILE(MR, 2, 2)
+#define TILES(MR) TILE(MR, 1, 1, 32) TILE(MR, 1, 2, 32) TILE(MR, 2, 1, 32) TILE(MR, 2, 2, 32)
+#define TILES3(MR) TILE(MR, 1, 3, 48) TILE(MR, 2, 3, 48)
 TILES(4) TILES(5) TILES(6) TILES(7) TILES(8) TILES(9) TILES(10) TILES(11) TILES(12)
 TILES(13) TILES(14)
+TILES3(4) TILES3(5) TILES3(6) TILES3(7) TILES3(8) TILES3(9)
 
-/* [MR][stride - 1][vectors - 1] */
-static const tile_fn tiles[MR_MAX + 1][2][2] = {
-    [4] = { { tile_4_1_1, tile_4_1_2 }, { tile_4_2_1, tile_4_2_2 } },
-    [5] = { { tile_5_1_1, tile_5_1_2 }, { tile_5_2_1, tile_5_2_2 } },
-    [6] = { { tile_6_1_1, tile_6_1_2 }, { tile_6_2_1, tile_6_2_2 } },
-    [7] = { { tile_7_1_1, tile_7_1_2 }, { tile_7_2_1, tile_7_2_2 } },
-    [8] = { { tile_8_1_1, tile_8_1_2 }, { tile_8_2_1, tile_8_2_2 } },
-    [9] = { { tile_9_1_1, tile_9_1_2 }, { tile_9_2_1, tile_9_2_2 } },
+/* [MR][stride - 1][vectors - 1]: 32-channel panels (the last one 16 wide when 16 are left),
+ * or 48-channel panels (3 vectors, at most MR3_MAX positions: 3 x 9 accumulators) */
+#define MR3_MAX 9
+static const tile_fn tiles[MR_MAX + 1][2][3] = {
+    [4] = { { tile_4_1_1, tile_4_1_2, tile_4_1_3 }, { tile_4_2_1, tile_4_2_2, tile_4_2_3 } },
+    [5] = { { tile_5_1_1, tile_5_1_2, tile_5_1_3 }, { tile_5_2_1, tile_5_2_2, tile_5_2_3 } },
+    [6] = { { tile_6_1_1, tile_6_1_2, tile_6_1_3 }, { tile_6_2_1, tile_6_2_2, tile_6_2_3 } },
+    [7] = { { tile_7_1_1, tile_7_1_2, tile_7_1_3 }, { tile_7_2_1, tile_7_2_2, tile_7_2_3 } },
+    [8] = { { tile_8_1_1, tile_8_1_2, tile_8_1_3 }, { tile_8_2_1, tile_8_2_2, tile_8_2_3 } },
+    [9] = { { tile_9_1_1, tile_9_1_2, tile_9_1_3 }, { tile_9_2_1, tile_9_2_2, tile_9_2_3 } },
     [10] = { { tile_10_1_1, tile_10_1_2 }, { tile_10_2_1, tile_10_2_2 } },
     [11] = { { tile_11_1_1, tile_11_1_2 }, { tile_11_2_1, tile_11_2_2 } },
     [12] = { { tile_12_1_1, tile_12_1_2 }, { tile_12_2_1, tile_12_2_2 } },
@@ -84,7 +95,8 @@ static const tile_fn tiles[MR_MAX + 1][2][2] = {
 
 typedef struct fast_ctx {
     const qc_conv2d *cv;
-    int64_t  cg, mg, k, panels;          /* per group: channels, reduction, 32-ch panels */
+    int64_t  cg, mg, k, panels;          /* per group: channels, reduction, panels */
+    int64_t  nr;                         /* channels a panel: 32, or 48 (see panel_width) */
     int64_t  oh, ow, ihp, iwp;           /* (possibly linearized) output and input grids */
     int64_t  sh, sw, mr, tpr, ntiles;    /* tiles: mr positions, tpr per output row */
     int      pad;                        /* input goes through the padded copy */
@@ -98,22 +110,22 @@ typedef struct fast_ctx {
     tile_fn  fn, fn16;                   /* full panels / panels of <= 16 channels */
 } fast_ctx;
 
-/* Packs one 32-channel weight panel (and its bias) of group/panel index gp. */
+/* Packs one weight panel (and its bias) of group/panel index gp. */
 static void pack_panel(const fast_ctx *c, int64_t gp, float *wpk, float *bpk)
 {
     const qc_conv2d *cv = c->cv;
-    int64_t g = gp / c->panels, m0 = (gp % c->panels) * NR;
-    float *wp = wpk + gp * c->k * NR;
-    for (int j = 0; j < NR; j++) {
+    int64_t nr = c->nr, g = gp / c->panels, m0 = (gp % c->panels) * nr;
+    float *wp = wpk + gp * c->k * nr;
+    for (int j = 0; j < nr; j++) {
         int64_t m = g * c->mg + m0 + j;
         int ok = m0 + j < c->mg;
         if (bpk)
-            bpk[gp * NR + j] = ok && cv->bias ? cv->bias[m] : 0.0f;
+            bpk[gp * nr + j] = ok && cv->bias ? cv->bias[m] : 0.0f;
         if (!wpk)
             continue;
         const float *wr = cv->w + m * c->k;
         for (int64_t q = 0; q < c->k; q++)
-            wp[q * NR + j] = ok ? wr[q] : 0.0f;
+            wp[q * nr + j] = ok ? wr[q] : 0.0f;
     }
 }
 
@@ -165,10 +177,10 @@ static void compute_items(void *vctx, int64_t lo, int64_t hi)
             ow0 = c->ow - c->mr;
         const float *xb = c->xb + g * c->cg * plane + oh * c->sh * c->iwp + ow0 * c->sw;
         int64_t gp = g * c->panels + pn;
-        int64_t m0 = pn * NR, nm = c->mg - m0 < NR ? c->mg - m0 : NR;
+        int64_t nr = c->nr, m0 = pn * nr, nm = c->mg - m0 < nr ? c->mg - m0 : nr;
         float *y = c->y + (g * c->mg + m0) * ohw + oh * c->ow + ow0;
         tile_fn fn = nm > 16 ? c->fn : c->fn16;
-        fn(xb, c->off, c->wpk + gp * c->k * NR, c->bpk + gp * NR, c->k, y, ohw, nm,
+        fn(xb, c->off, c->wpk + gp * c->k * nr, c->bpk + gp * nr, c->k, y, ohw, nm,
            c->cv->act, c->cv->qact, c->cv->lut);
     }
 }
@@ -190,7 +202,7 @@ pw_body(const int MC, const int NP, const int OFF, const float *x, int64_t ldx,
         const int32_t *off, const float *wp, const float *bias, int64_t k, float *y,
         int64_t ldy, __mmask16 m0, __mmask16 m1, int act, const float *qp, const float *lut)
 {
-    __m512 acc[MC_MAX][2];
+    __m512 acc[MC_MAX][NV_MAX];
 #pragma GCC unroll 14
     for (int i = 0; i < MC; i++) {
         acc[i][0] = _mm512_set1_ps(bias[i]);
@@ -407,6 +419,18 @@ static int use_rows(const qc_conv2d *cv)
     return rows > tiles + 0.1;
 }
 
+/* Output channels per tile panel: 48 (three vectors) when they come in 48s but not in 32s
+ * (48, 144, ...: 32-channel panels would end in a 16-channel one, whose tiles do half the
+ * work for about two thirds of the time), else 32. QC_CONV_NV3=0 or 1 in the environment
+ * decides instead where 48 would fit (tests). */
+static int64_t panel_width(int64_t mg)
+{
+    const char *e = getenv("QC_CONV_NV3");
+    if (e && (e[0] == '0' || e[0] == '1'))
+        return e[0] == '1' && mg > 32 ? 48 : 32;
+    return mg % 48 == 0 && mg % 32 != 0 ? 48 : 32;
+}
+
 int qc_conv2d_fast(const qc_conv2d *cv, qc_run *r, qc_err *err)
 {
     int rc = cv->wq ? qc_conv2d_i8(cv, r, err) : QC_EUNSUPPORTED;
@@ -421,7 +445,8 @@ int qc_conv2d_fast(const qc_conv2d *cv, qc_run *r, qc_err *err)
     c.cg = cv->c / cv->group;
     c.mg = cv->m / cv->group;
     c.k = c.cg * cv->kh * cv->kw;
-    c.panels = (c.mg + NR - 1) / NR;
+    c.nr = panel_width(c.mg);
+    c.panels = (c.mg + c.nr - 1) / c.nr;
     tile_grid g;
     tile_grid_of(cv, &g);
     /* Pointwise kernels work in 32-position tiles; on small planes (measured: below 20x20)
@@ -437,23 +462,24 @@ int qc_conv2d_fast(const qc_conv2d *cv, qc_run *r, qc_err *err)
         c.ihp = cv->ih;
         c.iwp = cv->iw;
     }
-    c.mr = pick_mr(c.ow);
+    c.mr = pick_mr(c.ow, c.nr == 48 ? MR3_MAX : MR_MAX);
     if (!c.mr || cv->c * c.ihp * c.iwp > INT32_MAX)
         return QC_EUNSUPPORTED;
     c.tpr = (c.ow + c.mr - 1) / c.mr;
     c.ntiles = c.oh * c.tpr;
-    c.fn = tiles[c.mr][c.sw - 1][1];
-    c.fn16 = tiles[c.mr][c.sw - 1][0];
+    c.fn = tiles[c.mr][c.sw - 1][c.nr / 16 - 1];
+    /* a last panel of <= 16 channels: one vector (LD 32); 48-channel panels run whole */
+    c.fn16 = c.nr == 48 ? c.fn : tiles[c.mr][c.sw - 1][0];
 
-    size_t wbytes = align64((size_t)(cv->group * c.panels * c.k * NR) * sizeof(float));
+    size_t wbytes = align64((size_t)(cv->group * c.panels * c.k * c.nr) * sizeof(float));
     /* packed once per node for constant weights */
     qc_conv_cache *cache = cv->cache;
-    int cs = qc_conv_cache_take(cache, cv->w, wbytes, 1), cached = cs > 0;
+    int cs = qc_conv_cache_take(cache, cv->w, wbytes, c.nr == 48 ? 4 : 1), cached = cs > 0;
     for (int64_t gp = 0; cs == 2 && gp < cv->group * c.panels; gp++)
         pack_panel(&c, gp, cache->wpk, NULL);
     if (cached)
         wbytes = 0;
-    size_t bbytes = align64((size_t)(cv->group * c.panels * NR) * sizeof(float));
+    size_t bbytes = align64((size_t)(cv->group * c.panels * c.nr) * sizeof(float));
     size_t obytes = align64((size_t)c.k * sizeof(int32_t));
     size_t xbytes = c.pad ? (size_t)(cv->c * c.ihp * c.iwp) * sizeof(float) : 0;
     char *s = qc_run_scratch(r, wbytes + bbytes + obytes + xbytes, err);

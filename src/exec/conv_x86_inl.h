@@ -11,6 +11,7 @@
 #include "lut_x86.h"
 
 #define NR     32               /* output channels per panel (two zmm vectors) */
+#define NV_MAX 3                /* vectors of 16 channels a tile can hold (48-channel panels) */
 #define MR_MIN 4
 #define MR_MAX 14
 
@@ -42,7 +43,7 @@ static inline __attribute__((always_inline, target("avx512f"))) __m512 silu16(__
 
 /* The fused activation on the n x nv accumulator vectors of a tile (QC_CONV_*). */
 static inline __attribute__((always_inline, target("avx512f"))) void
-epilogue(__m512 (*acc)[2], const int n, const int nv, int act, const float *qp,
+epilogue(__m512 (*acc)[NV_MAX], const int n, const int nv, int act, const float *qp,
          const float *lut)
 {
     if (act == QC_CONV_SILU) {
@@ -51,6 +52,8 @@ epilogue(__m512 (*acc)[2], const int n, const int nv, int act, const float *qp,
             acc[i][0] = silu16(acc[i][0]);
             if (nv > 1)
                 acc[i][1] = silu16(acc[i][1]);
+            if (nv > 2)
+                acc[i][2] = silu16(acc[i][2]);
         }
     } else if (act == QC_CONV_QLUT) {
 #pragma GCC unroll 14
@@ -58,6 +61,8 @@ epilogue(__m512 (*acc)[2], const int n, const int nv, int act, const float *qp,
             acc[i][0] = qlut16(acc[i][0], qp, lut);
             if (nv > 1)
                 acc[i][1] = qlut16(acc[i][1], qp, lut);
+            if (nv > 2)
+                acc[i][2] = qlut16(acc[i][2], qp, lut);
         }
     }
 }
@@ -88,10 +93,10 @@ static inline __attribute__((always_inline, target("avx512f"))) void tr16(__m512
     }
 }
 
-/* Stores the MR x (NV * 16) tile acc (positions x channels) as nm (<= 32) channel rows of MR
+/* Stores the MR x (NV * 16) tile acc (positions x channels) as nm (<= NV * 16) channel rows of MR
  * positions, ldy apart: transposed in registers, one masked store per channel. */
 static inline __attribute__((always_inline, target("avx512f"))) void
-store_tile(__m512 (*acc)[2], const int MR, const int NV, float *y, int64_t ldy, int64_t nm)
+store_tile(__m512 (*acc)[NV_MAX], const int MR, const int NV, float *y, int64_t ldy, int64_t nm)
 {
     __mmask16 mask = (__mmask16)((1u << MR) - 1);
     for (int h = 0; h < NV && h * 16 < nm; h++) {
@@ -134,12 +139,13 @@ static inline void tile_grid_of(const qc_conv2d *cv, tile_grid *g)
     g->iwp = cv->iw + cv->pw > need_w ? cv->iw + cv->pw : need_w;
 }
 
-/* Positions per tile for a row of `ow`: fewest FMA-equivalent cycles, tails overlapping. */
-static inline int64_t pick_mr(int64_t ow)
+/* Positions per tile (at most mr_max) for a row of `ow`: fewest FMA-equivalent cycles, tails
+ * overlapping. */
+static inline int64_t pick_mr(int64_t ow, int64_t mr_max)
 {
     int64_t best = 0;
     double best_cost = 0;
-    for (int64_t mr = MR_MIN; mr <= MR_MAX && mr <= ow; mr++) {
+    for (int64_t mr = MR_MIN; mr <= mr_max && mr <= ow; mr++) {
         double cost = (double)((ow + mr - 1) / mr) * ((double)mr + 1.5);
         if (!best || cost < best_cost - 1e-9) {
             best = mr;
