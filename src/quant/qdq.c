@@ -57,6 +57,14 @@ static void type_range(int dtype, int64_t *lo, int64_t *hi)
     }
 }
 
+/* nearbyint(x) in the default rounding mode (half to even) without a libm call: adding and
+ * removing 1.5 * 2^52 rounds |x| < 2^51 to an integer; larger values (or inf) saturate the
+ * code either way. */
+static inline double round_even(double x)
+{
+    return fabs(x) < 0x1p51 ? (x + 0x1.8p52) - 0x1.8p52 : x;
+}
+
 /* QuantizeLinear semantics: round half to even, add zero point, saturate. */
 static int quantize_const(qc_edit *e, const qc_quantizer *q, const qtensor *t, const char *qname,
                           qc_err *err)
@@ -78,18 +86,27 @@ static int quantize_const(qc_edit *e, const qc_quantizer *q, const qtensor *t, c
     if (!out.data)
         return qc_errf(err, QC_ENOMEM, "out of memory");
     const float *src = w->data;
-    for (int64_t i = 0; i < n; i++) {
-        int c = t->axis >= 0 ? (int)((i / inner) % t->n_ch) : 0;
-        double v = nearbyint((double)src[i] / t->scale[c]) + t->zp[c];
-        int64_t qv = v < (double)lo ? lo : v > (double)hi ? hi : (int64_t)v;
+    if (t->axis < 0)
+        inner = n;
+    /* [outer][channel][inner]: one channel per run of inner values */
+#define QUANT_RUN(T)                                                                        \
+    for (int64_t i = 0; i < m; i++) {                                                       \
+        double v = round_even((double)src[at + i] / s) + z;                                 \
+        ((T *)out.data)[at + i] = (T)(v < (double)lo ? lo : v > (double)hi ? hi : (int64_t)v); \
+    }
+    for (int64_t at = 0; at < n; at += inner) {
+        int c = t->axis >= 0 ? (int)((at / inner) % t->n_ch) : 0;
+        double s = t->scale[c], z = t->zp[c];
+        int64_t m = n - at < inner ? n - at : inner;
         switch (t->qdtype) {
-        case QC_U8: ((uint8_t *)out.data)[i] = (uint8_t)qv; break;
-        case QC_I8: ((int8_t *)out.data)[i] = (int8_t)qv; break;
-        case QC_U16: ((uint16_t *)out.data)[i] = (uint16_t)qv; break;
-        case QC_I16: ((int16_t *)out.data)[i] = (int16_t)qv; break;
-        default: ((int32_t *)out.data)[i] = (int32_t)qv; break;
+        case QC_U8: QUANT_RUN(uint8_t); break;
+        case QC_I8: QUANT_RUN(int8_t); break;
+        case QC_U16: QUANT_RUN(uint16_t); break;
+        case QC_I16: QUANT_RUN(int16_t); break;
+        default: QUANT_RUN(int32_t); break;
         }
     }
+#undef QUANT_RUN
     int rc = qc_edit_add_init(e, &out, err);
     free(out.data);
     return rc;

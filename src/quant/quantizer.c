@@ -563,15 +563,25 @@ static int const_ranges(qtensor *t, const qc_tensor *w, int axis, qc_err *err)
         t->obs_lo[c] = INFINITY;
         t->obs_hi[c] = -INFINITY;
     }
+    /* [outer][ch][inner] (ch 1, inner n: per tensor); each run of inner values has one
+     * channel, so no index arithmetic per value */
     const float *d = w->data;
-    for (int64_t i = 0; i < n; i++) {
-        int64_t c = axis >= 0 ? (i / inner) % ch : 0;
-        if (!isfinite(d[i]))
+    if (axis < 0)
+        inner = n;
+    for (int64_t at = 0; at < n; at += inner) {
+        int64_t c = axis >= 0 ? (at / inner) % ch : 0;
+        float lo = t->obs_lo[c], hi = t->obs_hi[c];
+        int bad = 0;
+        for (int64_t i = at; i < at + inner && i < n; i++) {
+            float v = d[i];
+            bad |= !isfinite(v);
+            lo = v < lo ? v : lo;
+            hi = v > hi ? v : hi;
+        }
+        if (bad)
             return qc_errf(err, QC_EINPUT, "weight '%s' contains NaN or Inf", t->name);
-        if (d[i] < t->obs_lo[c])
-            t->obs_lo[c] = d[i];
-        if (d[i] > t->obs_hi[c])
-            t->obs_hi[c] = d[i];
+        t->obs_lo[c] = lo;
+        t->obs_hi[c] = hi;
     }
     for (int64_t c = 0; c < ch; c++) {
         if (t->obs_lo[c] > t->obs_hi[c])
