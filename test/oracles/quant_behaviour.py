@@ -731,7 +731,9 @@ def activation_types(c):
 def per_channel_axes(c):
     """--per-channel: the weight DequantizeLinear axis and scale length per op (Conv 0,
     ConvTranspose 1, Gemm transB=1 0, Gemm transB=0 1, MatMul 1). Channel counts all differ,
-    so a wrong axis shows in the scale length too."""
+    so a wrong axis shows in the scale length too. The codes are numpy's round-half-even of
+    w / scale along that axis, clipped to [-127, 127]; the Conv's first channel has a scale
+    of exactly 2^-7 and weights on half steps (ties)."""
     rng = np.random.default_rng(20)
     nodes = [node("Conv", ["x", "cw", "cb"], ["c"], "conv", pads=[1, 1, 1, 1]),
              node("ConvTranspose", ["c", "tw", "tb"], ["t"], "convt", strides=[2, 2]),
@@ -742,7 +744,10 @@ def per_channel_axes(c):
              node("MatMul", ["g2", "mw"], ["y"], "matmul")]
     shapes = {"cw": (8, 3, 3, 3), "tw": (8, 6, 2, 2), "g1w": (5, 6), "g2w": (5, 4),
               "mw": (4, 7)}
-    inits = [init(k, randn(rng, s, 0.4)) for k, s in shapes.items()]
+    warr = {k: randn(rng, s, 0.4) for k, s in shapes.items()}
+    ties = np.array([127, 2.5, -3.5, 0.5, -0.5, 1.5, -126.5, 3, 4.5] * 3, np.float32)[:27]
+    warr["cw"][0] = (ties * np.float32(2.0 ** -7)).reshape(3, 3, 3)
+    inits = [init(k, a) for k, a in warr.items()]
     inits += [init("cb", randn(rng, (8,), 0.1)), init("tb", randn(rng, (6,), 0.1)),
               init("g1b", randn(rng, (5,), 0.1)), init("g2b", randn(rng, (4,), 0.1))]
     fm = c.model("pc", nodes, [vi("x", [1, 3, 8, 8])], [vi("y", [1, 7])], inits)
@@ -757,8 +762,20 @@ def per_channel_axes(c):
         need(got == axis, f"{name}: weight DequantizeLinear axis {got}, expected {axis}")
         need(sc.shape[0] == shapes[w][axis], f"{name}: {sc.shape[0]} scales, expected "
              f"{shapes[w][axis]} (dim {axis} of {shapes[w]})")
+        bshape = [1] * len(shapes[w])
+        bshape[axis] = -1
+        want_q = np.clip(np.rint(warr[w].astype(np.float64) /
+                                 sc.astype(np.float64).reshape(bshape)), -127, 127)
+        bad = np.argwhere(wq.astype(np.float64) != want_q)
+        need(bad.size == 0, f"{name}: {len(bad)} weight codes differ from round-half-even of "
+             f"w / scale, first at {bad[0].tolist() if bad.size else None}")
+    _, wq, sc = q.qconst("conv", 1, TensorProto.INT8)
+    need(sc[0] == np.float32(2.0 ** -7), f"conv channel 0 scale {sc[0]}, expected 2^-7")
+    need(wq[0].reshape(-1)[:9].tolist() == [127, 2, -4, 0, 0, 2, -126, 3, 4],
+         f"conv channel 0 ties coded {wq[0].reshape(-1)[:9].tolist()}")
     s = need_sqnr(fm, q.path, feeds_x([randn(rng, (1, 3, 8, 8)) for _ in range(4)]))
-    return f"axes Conv 0, ConvTranspose 1, Gemm tB=1 0, Gemm tB=0 1, MatMul 1; SQNR {s:.1f} dB"
+    return (f"axes Conv 0, ConvTranspose 1, Gemm tB=1 0, Gemm tB=0 1, MatMul 1; codes = "
+            f"round-half-even (ties included); SQNR {s:.1f} dB")
 
 
 @case
