@@ -8,7 +8,8 @@
 #          (ORT_ENABLE_EXTENDED) still runs on float data.
 #   cost   per method: `calibrate` wall time on CAL_N calibration samples against the float
 #          executor's time on the same samples (`calibrate bench`, the faster of its latency
-#          and its side-by-side throughput figure; ratio must be <= 2), and
+#          and its side-by-side throughput figure; ratio must be <= 2), the two measured in
+#          turn twice and each the faster of its two, and
 #          the peak RSS of `calibrate` on CAL_N and on RSS_N samples (must not grow).
 #   compare `calibrate compare --percentiles 99.99,99.999` (8 candidates + auto) on the same
 #          CAL_N calibration samples and CMP_EVAL eval samples against one `calibrate --method
@@ -192,11 +193,21 @@ if has_part cost; then
             ln -s "$PWD/$BC/data/$m/calib/$f" "$big/$(printf '%05d' "$i")_$f"
         done
         for meth in $METHODS; do
-            # float executor on the same samples just before (warm-up pass + 2 timed passes,
-            # the faster), calibrate twice (the faster): both sides' best case on a shared
-            # machine
-            if ! out=$("$CAL" bench "$path" --data "$small" --runs 2 2>&1); then
-                printf '%-10s %s\n' "$m" "calibrate bench failed: $(echo "$out" | tail -1)"
+            # the float executor on the same samples (warm-up pass + 2 timed passes) and
+            # calibrate, in turn twice: each side the faster of its two, so a change of load
+            # during the pair falls on both sides alike
+            out=
+            for round in 1 2; do
+                if ! o=$("$CAL" bench "$path" --data "$small" --runs 2 2>&1); then
+                    out=FAILED:$(echo "$o" | tail -1)
+                    break
+                fi
+                out+=$o$'\n'
+                measure "$TMP/m$round" "$CAL" --data "$small" "$path" -o "$TMP/q.onnx" \
+                    --method "$meth" --per-channel -q
+            done
+            if [[ $out == FAILED:* ]]; then
+                printf '%-10s %s\n' "$m" "calibrate bench failed: ${out#FAILED:}"
                 status=1
                 continue
             fi
@@ -206,10 +217,6 @@ if has_part cost; then
                      sort -g | head -1)
             float_s=$(awk -v ms="$min_ms" -v n="${#files[@]}" \
                           'BEGIN { printf "%.2f", ms * n / 1000 }')
-            measure "$TMP/m1" "$CAL" --data "$small" "$path" -o "$TMP/q.onnx" --method "$meth" \
-                --per-channel -q
-            measure "$TMP/m2" "$CAL" --data "$small" "$path" -o "$TMP/q.onnx" --method "$meth" \
-                --per-channel -q
             load=$(cut -d' ' -f1 /proc/loadavg)
             measure "$TMP/m3" "$CAL" --data "$big" "$path" -o "$TMP/q.onnx" --method "$meth" \
                 --per-channel -q
