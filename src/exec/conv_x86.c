@@ -414,10 +414,12 @@ static int lanes(const qc_conv2d *cv, const tile_grid *g, qc_run *r, qc_err *err
 }
 
 /* Whether a stride-1 convolution runs as rows (lanes) rather than tiles: when the tiles'
- * panels (32 channels, the last one 16 when 16 are left) would leave more lanes idle than
+ * panels (32 channels, the last one 16 when 16 are left) would use the FMA units less than
  * the row tails of 32 positions do (24 output channels use 3/4 of the tiles' lanes; a
- * 208-wide row 13/14 of the rows'). QC_CONV_ROWS=0 or 1 in the environment decides instead
- * (tests). */
+ * 16-channel panel does half a 32-channel one's work in about two thirds of its time, one
+ * broadcast per FMA; a 208-wide row uses 13/14 of the rows' lanes). Measured: 24 channels on
+ * 208-wide rows 2.20-2.55 -> 1.59-1.95 ms as rows, 16 -> 16 on 80-wide rows (5/6) 1.32 ->
+ * 1.18 ms. QC_CONV_ROWS=0 or 1 in the environment decides instead (tests). */
 static int use_rows(const qc_conv2d *cv)
 {
     const char *e = getenv("QC_CONV_ROWS");
@@ -426,9 +428,10 @@ static int use_rows(const qc_conv2d *cv)
     if (e && (e[0] == '0' || e[0] == '1'))
         return e[0] == '1';
     int64_t mg = cv->m / cv->group, rem = mg % 32;
-    double tiles = (double)mg / (double)(mg - rem + (rem == 0 ? 0 : rem <= 16 ? 16 : 32));
+    double last = rem == 0 ? 0 : rem <= 16 ? 32.0 * 2 / 3 : 32;  /* lanes' worth of time */
+    double tiles = (double)mg / ((double)(mg - rem) + last);
     double rows = (double)cv->ow / (double)(32 * ((cv->ow + 31) / 32));
-    return rows > tiles + 0.1;
+    return rows > tiles + 0.05;
 }
 
 /* Output channels per tile panel: 48 (three vectors) when they come in 48s but not in 32s
