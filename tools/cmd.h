@@ -21,9 +21,11 @@ int qc_cmd_info(int argc, char **argv);
 int qc_cmd_save(int argc, char **argv);
 int qc_cmd_bench(int argc, char **argv);
 /* bench --profile (bench_profile.c): sec[i] seconds in model node i's kernel over `per`
- * sample runs; prints the op types and the top nodes (top > 0), writes json if given. */
+ * sample runs (median_ms / mean_ms: the timed passes' latency per sample); prints the op
+ * types and the top nodes (top > 0), writes json if given. */
 int qc_bench_profile(const char *model, const qc_model *m, const double *sec, double per,
-                     double median_ms, int top, const char *json, qc_err *err);
+                     double median_ms, double mean_ms, int top, const char *json,
+                     qc_err *err);
 
 /* OpenBLAS's kernels (blas_core.c): the core to use instead of the one OpenBLAS picked, when
  * that one predates AVX2 and the CPU has AVX2 + FMA or AVX-512 ("Haswell", "SkylakeX"), else

@@ -257,16 +257,19 @@ int qc_cmd_bench(int argc, char **argv)
         else
             qc_exec_profile_reset(x);       /* the timed passes only */
     }
-    double median = rc == QC_OK ? 1e3 * t[runs / 2] : 0;
+    double median = 0, mean = 0;
     if (rc == QC_OK) {
+        for (long r = 0; r < runs; r++)
+            mean += 1e3 * t[r] / (double)runs;
         qsort(t, (size_t)runs, sizeof *t, cmp_d);
+        median = 1e3 * t[runs / 2];
         printf("bench: %s: median %.3f ms/sample (min %.3f, max %.3f) over %ld runs of %d "
                "samples, peak activations %.1f MiB\n", model, 1e3 * t[runs / 2], 1e3 * t[0],
                1e3 * t[runs - 1], runs, n, qc_exec_peak_bytes(x) / 1048576.0);
     }
     if (rc == QC_OK && n > 0 && qc_exec_node_seconds(x))
         rc = qc_bench_profile(model, m, qc_exec_node_seconds(x), (double)runs * n, median,
-                              (int)prof_top, prof_json, &err);
+                              mean, (int)prof_top, prof_json, &err);
     if (rc == QC_OK && n > 0)
         rc = bench_throughput(model, m, x, d, n, runs, t, &err);
     if (rc == QC_OK)
