@@ -102,12 +102,21 @@ static int weight_err(const qc_tensor *w, int axis, int sym, int qmin, int qmax,
         rc = qc_errf(err, QC_ENOMEM, "out of memory");
         goto done;
     }
+    if (axis < 0)
+        inner = n;
+    /* [outer][ch][inner], walked a channel's run of inner values at a time (as const_ranges
+     * and quantize_const do), so no index arithmetic per value */
     for (int64_t c = 0; c < ch; c++)
         lo[c] = hi[c] = 0;          /* the range always includes 0 */
-    for (int64_t i = 0; i < n; i++) {
-        int64_t c = (i / inner) % ch;
-        lo[c] = x[i] < lo[c] ? x[i] : lo[c];
-        hi[c] = x[i] > hi[c] ? x[i] : hi[c];
+    for (int64_t at = 0; at < n; at += inner) {
+        int64_t c = (at / inner) % ch, end = n - at < inner ? n : at + inner;
+        float l = lo[c], h = hi[c];
+        for (int64_t i = at; i < end; i++) {
+            l = x[i] < l ? x[i] : l;
+            h = x[i] > h ? x[i] : h;
+        }
+        lo[c] = l;
+        hi[c] = h;
     }
     for (int64_t c = 0; c < ch && rc == QC_OK; c++)
         rc = qc_qparams_from_range((qc_range){ lo[c], hi[c] }, sym, qmin, qmax, &sc[c], &zp[c]);
@@ -116,12 +125,14 @@ static int weight_err(const qc_tensor *w, int axis, int sym, int qmin, int qmax,
         goto done;
     }
     double sum = 0;
-    for (int64_t i = 0; i < n; i++) {
-        int64_t c = (i / inner) % ch;
-        double q = rint((double)(x[i] / sc[c])) + zp[c];
-        q = q < qmin ? qmin : q > qmax ? qmax : q;
-        double e = (q - zp[c]) * (double)sc[c] - x[i];
-        sum += e * e;
+    for (int64_t at = 0; at < n; at += inner) {
+        int64_t c = (at / inner) % ch, end = n - at < inner ? n : at + inner;
+        for (int64_t i = at; i < end; i++) {
+            double q = rint((double)(x[i] / sc[c])) + zp[c];
+            q = q < qmin ? qmin : q > qmax ? qmax : q;
+            double e = (q - zp[c]) * (double)sc[c] - x[i];
+            sum += e * e;
+        }
     }
     *out = sum;
 done:
