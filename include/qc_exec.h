@@ -54,6 +54,11 @@ typedef struct qc_exec_opts {
                                  * unspecified for the hook to fill. Conv (1-D, 2-D) and Gemm
                                  * can; other nodes run as usual */
     int n_sum_only;
+    const char *const *hooked;  /* n_hooked value names the hook reads as they are computed:
+                                 * no fusion computes them away (unlike keep, they are freed
+                                 * at their last use as usual); what a pass that observes a
+                                 * few tensors fuses around (read by qc_exec_new only) */
+    int n_hooked;
 } qc_exec_opts;
 
 /* `m` must outlive the executor. Fails with QC_EUNSUPPORTED naming op, node and opset. */
@@ -91,6 +96,8 @@ const double    *qc_exec_node_seconds(const qc_exec *x);
 void             qc_exec_profile_reset(qc_exec *x);
 /* Number of completed qc_exec_run calls (tests count executor passes). */
 int64_t          qc_exec_runs(const qc_exec *x);
+/* The Sigmoid kernel's value at x, the same bits (derived ranges, src/quant/derived.c). */
+float            qc_exec_sigmoid(float x);
 /* Bytes of activation buffers currently allocated / at peak. */
 size_t           qc_exec_peak_bytes(const qc_exec *x);
 

@@ -52,6 +52,12 @@ typedef struct qc_quantizer qc_quantizer;
 int  qc_quantizer_new(qc_quantizer **out, const qc_model *m, const qc_quant_opts *o,
                       qc_err *err);
 void qc_quantizer_free(qc_quantizer *q);
+/* The executor options for a calibration pass feeding q (before the pass; on every shard's
+ * quantizer): the tensors its hook reads (qc_exec_opts.hooked) and fusion around them. Decides
+ * which tensors take ranges derived from their input's observation instead of their own
+ * (src/quant/derived.c). The arrays belong to q. Without this call every tensor is observed
+ * and an executor made without options serves. */
+int  qc_quantizer_pass_opts(qc_quantizer *q, qc_exec_opts *o, qc_err *err);
 /* Installs the observation hook on an executor planned on the same model. */
 void qc_quantizer_attach(qc_quantizer *q, qc_exec *x);
 /* The hook itself, for callers that feed several quantizers from one executor pass (same

@@ -130,3 +130,58 @@ QC_TEST(ew_chain_not_formed)
     /* the per-column Div leaves the chain: from a, Mul..Add (7 nodes, exit g7) */
     ew_check("a non-scalar operand", C_BCAST, 1000, 6);
 }
+
+/* qc_exec_opts.hooked: a value the hook reads is not fused away (the chain around it forms as
+ * around a graph output) and the hook sees it, with the unfused bits; unlike keep it is not
+ * held after the run. */
+typedef struct hook_seen {
+    int      calls;
+    uint64_t sum;               /* of g4's bits */
+} hook_seen;
+
+static int seen_hook(void *user, const qc_node *node, int node_index,
+                     const qc_tensor *const *outs, int n_outs, qc_err *err)
+{
+    hook_seen *h = user;
+    (void)node, (void)node_index, (void)err;
+    for (int i = 0; i < n_outs; i++)
+        if (!strcmp(outs[i]->name, "g4")) {
+            const uint32_t *b = outs[i]->data;
+            h->calls++;
+            for (int64_t j = 0; j < qc_tensor_numel(outs[i]); j++)
+                h->sum = h->sum * 31 + b[j];
+        }
+    return QC_OK;
+}
+
+QC_TEST(ew_chain_hooked)
+{
+    ew_model t;
+    ew_build(&t, C_GELU);
+    float x[3000];
+    for (int i = 0; i < 3000; i++)
+        x[i] = (float)((i * 37) % 1000) / 100.0f - 5.0f;
+    qc_tensor in = { .name = "x", .dtype = QC_F32, .ndim = 2, .dims = { 1000, 3 }, .data = x };
+    static const char *const hooked[] = { "g4" };
+    hook_seen ha = { 0 }, hb = { 0 };
+    qc_err err = { 0 };
+    qc_exec *a = NULL, *b = NULL;
+    CHECK_OK(qc_exec_new(&a, &t.m, &(qc_exec_opts){ 0 }, &err));
+    CHECK_OK(qc_exec_new(&b, &t.m, &(qc_exec_opts){ .fuse = 1, .fuse_exact = 1,
+                                                   .hooked = hooked, .n_hooked = 1 }, &err));
+    if (!a || !b)
+        return;
+    qc_exec_set_hook(a, seen_hook, &ha);
+    qc_exec_set_hook(b, seen_hook, &hb);
+    CHECK_OK(qc_exec_run(a, &in, 1, &err));
+    CHECK_OK(qc_exec_run(b, &in, 1, &err));
+    /* the same chain as with g4 a graph output (ew_chain_not_formed): from g4, Mul..Mul */
+    CHECK_INT(qc_exec_fused_nodes(b), 3);
+    CHECK_INT(hb.calls, 1);
+    CHECK(ha.calls == 1 && ha.sum == hb.sum);
+    CHECK(qc_exec_value(b, "g4") == NULL);
+    const qc_tensor *ya = qc_exec_output(a, 0), *yb = qc_exec_output(b, 0);
+    CHECK(ya && yb && !memcmp(ya->data, yb->data, qc_tensor_nbytes(ya)));
+    qc_exec_free(a);
+    qc_exec_free(b);
+}

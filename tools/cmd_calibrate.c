@@ -320,9 +320,12 @@ static int observe_pass(const cal_args *a, const qc_model *work, qc_dataset *d, 
                 : qc_errf(err, QC_ENOMEM, "out of memory");
     if (rc == QC_OK)
         sh[0] = (cal_shard){ x, q };
-    for (int s = 1; s < jobs && rc == QC_OK; s++)
-        if ((rc = qc_quantizer_new(&sh[s].q, work, &a->o, err)) == QC_OK)
-            rc = qc_exec_new(&sh[s].x, work, NULL, err);
+    for (int s = 1; s < jobs && rc == QC_OK; s++) {
+        qc_exec_opts xo = { 0 };
+        if ((rc = qc_quantizer_new(&sh[s].q, work, &a->o, err)) == QC_OK &&
+            (rc = qc_quantizer_pass_opts(sh[s].q, &xo, err)) == QC_OK)
+            rc = qc_exec_new(&sh[s].x, work, &xo, err);
+    }
     for (int s = 0; s < jobs && rc == QC_OK; s++)
         qc_quantizer_attach(sh[s].q, sh[s].x);
     qc_pass_ops ops = { &p, pass_sample, pass_after };
@@ -376,11 +379,14 @@ int qc_cmd_calibrate(int argc, char **argv)
     const qc_model *work = prep ? prep : m;
     if (rc == QC_OK)
         rc = qc_quantizer_new(&q, work, &a.o, &err);
-    if (rc == QC_OK)
-        rc = qc_exec_new(&x, work, NULL, &err);
     int n_applied = 0;
     if (rc == QC_OK && a.params_in)
         rc = qc_params_read_json(q, a.params_in, &n_applied, &err);
+    qc_exec_opts xo = { 0 };
+    if (rc == QC_OK && !a.params_in)
+        rc = qc_quantizer_pass_opts(q, &xo, &err);   /* the shards' quantizers: observe_pass */
+    if (rc == QC_OK)
+        rc = qc_exec_new(&x, work, &xo, &err);
     if (rc == QC_OK && a.data)
         rc = qc_dataset_open(&d, a.data, work, &a.pp, &err);
     if (rc == QC_OK && d) {

@@ -13,6 +13,8 @@ typedef struct qc_value {
     int        producer;      /* plan index of the producing node, -1 for inputs/inits */
     int        last_use;      /* plan index of the last consumer; -1 if none */
     int        is_output;     /* a graph output: survives until the next run */
+    int        no_fuse;       /* a graph output, kept (opts.keep) or hooked (opts.hooked):
+                               * no fusion may compute it away */
     int        live;          /* holds a pool buffer right now */
     int        pinned;        /* opts.cache_const: computed once, kept across runs */
     int        owned;         /* VAL_INIT whose data the executor computed and frees (a

@@ -178,6 +178,12 @@ static inline float softplus(float v)
     return v > 0.0f ? v + log1pf(expf(-v)) : log1pf(expf(v));
 }
 
+/* qc_exec.h: run_float's Sigmoid on one value (every clone gives the same bits, ops_ew.h) */
+float qc_exec_sigmoid(float v)
+{
+    return 1.0f / (1.0f + qc_ew_expf(-v));
+}
+
 QC_EW_SIMD_CLONES
 static void run_float(const qc_knode *n, int code, const qc_tensor *x, qc_tensor *y,
                       int64_t len)

@@ -332,7 +332,7 @@ static int fuse_activations(qc_exec *x, qc_err *err)
             continue;
         qc_value *cv = (qc_value *)c->out[0];
         int v = (int)(cv - x->values), r0 = ri.start[v];
-        if (cv->is_output || ri.start[v + 1] - r0 != 2 || ri.list[r0] == ri.list[r0 + 1])
+        if (cv->no_fuse || ri.start[v + 1] - r0 != 2 || ri.list[r0] == ri.list[r0 + 1])
             continue;
         /* the Sigmoid and the Mul, in either order */
         int sk = ri.list[r0], mk = ri.list[r0 + 1];
@@ -342,7 +342,7 @@ static int fuse_activations(qc_exec *x, qc_err *err)
         }
         const qc_knode *s = &x->knodes[sk], *o = &x->knodes[mk];
         if (strcmp(s->node->op_type, "Sigmoid") || s->n_in != 1 || s->n_out < 1 ||
-            ((qc_value *)s->out[0])->is_output)
+            ((qc_value *)s->out[0])->no_fuse)
             continue;
         int sv = (int)((const qc_value *)s->out[0] - x->values);
         if (ri.start[sv + 1] - ri.start[sv] != 1 || ri.list[ri.start[sv]] != mk ||
@@ -474,7 +474,7 @@ int qc_exec_new(qc_exec **out, const qc_model *m, const qc_exec_opts *opts, qc_e
             goto fail;
         }
         x->output_vals[i] = v;
-        x->values[v].is_output = 1;
+        x->values[v].is_output = x->values[v].no_fuse = 1;
     }
     if ((rc = topo_sort(x, err)) != QC_OK)
         goto fail;
@@ -498,7 +498,12 @@ int qc_exec_new(qc_exec **out, const qc_model *m, const qc_exec_opts *opts, qc_e
     for (int i = 0; i < x->opts.n_keep; i++) {
         int v = qc_strmap_get(&x->names, x->opts.keep[i]);
         if (v >= 0)
-            x->values[v].is_output = 1;     /* before fusion: a kept value is not fused away */
+            x->values[v].is_output = x->values[v].no_fuse = 1;
+    }
+    for (int i = 0; i < x->opts.n_hooked; i++) {
+        int v = qc_strmap_get(&x->names, x->opts.hooked[i]);
+        if (v >= 0)
+            x->values[v].no_fuse = 1;
     }
     if (x->opts.n_sum_only > 0 && !x->opts.keep_all && !x->opts.const_only &&
         (rc = mark_sum_only(x, err)) != QC_OK)

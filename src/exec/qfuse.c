@@ -84,7 +84,7 @@ static qc_knode *dq_of(const qc_exec *x, const qc_tensor *t, int per_tensor, int
 static qc_knode *sole_q(const qc_exec *x, int k, int *qk)
 {
     const qc_knode *kn = &x->knodes[k];
-    if (kn->n_out != 1 || val_of(kn->out[0])->is_output || readers(x, kn->out[0], qk) != 1)
+    if (kn->n_out != 1 || val_of(kn->out[0])->no_fuse || readers(x, kn->out[0], qk) != 1)
         return NULL;
     qc_knode *q = &x->knodes[*qk];
     if (!is_op(q, "QuantizeLinear") || q->in[0] != kn->out[0])
@@ -256,7 +256,7 @@ int qc_qfuse(qc_exec *x, qc_err *err)
     for (int k = 0; k < x->n_knodes; k++) {
         int one;
         const qc_knode *kn = &x->knodes[k];
-        if (!x->skip[k] && is_op(kn, "DequantizeLinear") && !val_of(kn->out[0])->is_output &&
+        if (!x->skip[k] && is_op(kn, "DequantizeLinear") && !val_of(kn->out[0])->no_fuse &&
             readers(x, kn->out[0], &one) == 0)
             x->skip[k] = 1;
     }
@@ -285,7 +285,7 @@ int qc_qdq_fuse(qc_exec *x, qc_err *err)
             continue;
         qc_knode *q = &x->knodes[p];
         qc_tensor *s = q->in[1], *z = opt_in(q, 2);
-        if (q->n_in < 2 || val_of(q->out[0])->is_output || readers(x, q->out[0], &one) != 1 ||
+        if (q->n_in < 2 || val_of(q->out[0])->no_fuse || readers(x, q->out[0], &one) != 1 ||
             !is_init(s) || s->dtype != QC_F32 || qc_tensor_numel(s) != 1 ||
             !same_scalar(s, dq->in[1]) || !same_scalar(z, qc_opt_in(dq, 2)) ||
             (z && !is_code(z->dtype)))
@@ -458,7 +458,7 @@ int qc_fuse_last_reader(const qc_exec *x, const qc_tensor *t)
 
 int qc_fuse_read_outside(const qc_exec *x, const qc_tensor *t, const int *s, int n)
 {
-    if (val_of(t)->is_output)
+    if (val_of(t)->no_fuse)
         return 1;
     /* readers come after the producer and by the last use (see qfuse.h) */
     int k0 = val_of(t)->producer + 1, k1 = qc_fuse_last_reader(x, t);
@@ -554,7 +554,7 @@ static int fold_scalar_dq(qc_exec *x, qc_err *err)
         for (int i = 0; i < kn.n_in && all_init; i++)
             all_init = !kn.in[i] || is_init(kn.in[i]);
         if (x->skip[k] || !all_init || !is_op(&kn, "DequantizeLinear") ||
-            val_of(kn.out[0])->is_output)
+            val_of(kn.out[0])->no_fuse)
             continue;
         qc_tensor t = { .name = kn.out[0]->name }, *outs[1] = { &t };
         kn.out = outs;
@@ -592,7 +592,7 @@ int qc_qlut_fuse(qc_exec *x, qc_err *err)
     for (int k = 0; k < x->n_knodes && rc == QC_OK; k++) {
         qc_knode *c = &x->knodes[k];
         if (x->skip[k] || !is_op(c, "Conv") || c->n_out != 1 || c->act != QC_ACT_NONE ||
-            (x->sum_only && x->sum_only[k]) || val_of(c->out[0])->is_output ||
+            (x->sum_only && x->sum_only[k]) || val_of(c->out[0])->no_fuse ||
             readers(x, c->out[0], &fa) != 1 ||
             (rc = find_table(x, fa, 0, s, v, &n, &e, &lut, err)) != QC_OK || !lut)
             continue;

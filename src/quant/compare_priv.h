@@ -23,6 +23,10 @@ typedef struct otensor {
                                  * shared tensor: qc_quant_range_from_method), so histogram
                                  * groups observe it by min/max, as calibrate does */
     int           seen_dtype, rank;
+    int           gate_src;     /* a Sigmoid's output: its input's index here when both take
+                                 * the method's range (an asymmetric percentile is then the
+                                 * sigmoid of the input's, as calibrate derives it:
+                                 * src/quant/derived.c), else -1 */
     qc_observer **obs;          /* one per group */
 } otensor;
 

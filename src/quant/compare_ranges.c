@@ -68,9 +68,17 @@ static int tensor_ranges(rtable *rt, int k, qc_err *err)
         size_t at = (size_t)k * (size_t)rt->nk + (size_t)j;
         if (!usable(t, rt->keys[j].group, &seen))
             continue;
-        int rc = qc_cmp_range(t->obs[rt->keys[j].group], rt->kopt[j], &rt->r[at], err);
+        /* a gate's asymmetric percentile: the sigmoid of its input's, as calibrate takes it */
+        const otensor *src = t->gate_src >= 0 ? &c->t[t->gate_src] : NULL;
+        int derive = src && !strcmp(methods[rt->keys[j].method], "percentile") &&
+                     !rt->kopt[j]->symmetric_act && usable(src, rt->keys[j].group, &seen);
+        int rc = qc_cmp_range(derive ? src->obs[rt->keys[j].group] : t->obs[rt->keys[j].group],
+                              rt->kopt[j], &rt->r[at], err);
         if (rc != QC_OK)
             return rc;
+        if (derive)
+            rt->r[at] = (qc_range){ qc_exec_sigmoid(rt->r[at].lo),
+                                    qc_exec_sigmoid(rt->r[at].hi) };
         rt->have[at] = 1;
     }
     for (int i = 0; i < c->n; i++) {

@@ -26,6 +26,8 @@ typedef struct qtensor {
     int          output_path;   /* reaches a graph output through data movement only */
     int          gate;          /* a Sigmoid's output under mse or entropy: takes its
                                  * observed range (mark_gates) */
+    int          derived_from;  /* a Sigmoid's output whose ranges are its input's mapped
+                                 * through the sigmoid (derived.c): that qtensor, else -1 */
     int          done;          /* parameters computed */
     qc_observer *obs;
     int          has_range;     /* `range` holds the observer's range (computed ahead, in
@@ -57,6 +59,7 @@ struct qc_quantizer {
     int            *out_start, *out_list;  /* node -> qtensor indices of its observed outputs */
     int             act_qmin, act_qmax, w_qmin, w_qmax;
     int             n_quantized;
+    const char    **hooked;         /* qc_quantizer_pass_opts: the tensors the pass observes */
     int            *float_nodes;    /* after build: the nodes left float, in file order */
     int             n_float_nodes;
     char            float_why[64];
@@ -64,6 +67,14 @@ struct qc_quantizer {
 
 /* quantizer.c: item is one of the entries of a comma-separated list (--exclude, --op-types). */
 int qc_quant_in_list(const char *list, const char *item);
+
+/* derived.c: after the pass, a derived tensor takes its source's dtype and rank; its
+ * observed range and chosen range (what compute_params would take from its own observer).
+ * obs_count: its source's observer count (a derived tensor's own observer sees nothing). */
+void    qc_quant_derived_seen(qc_quantizer *q);
+int     qc_quant_derived_ranges(const qc_quantizer *q, const qtensor *t, int seen,
+                                qc_range *range, qc_range *observed, qc_err *err);
+int64_t qc_quant_obs_count(const qc_quantizer *q, const qtensor *t);
 
 /* qdq.c: writes the QDQ model from a computed plan. */
 int qc_quant_rewrite(qc_quantizer *q, qc_model **out, qc_err *err);

@@ -128,7 +128,7 @@ static int add_t(qc_quantizer *q, const char *name, int kind, int producer, qc_e
     q->t[i].name = name;
     q->t[i].kind = kind;
     q->t[i].producer = producer;
-    q->t[i].share_from = -1;
+    q->t[i].share_from = q->t[i].derived_from = -1;
     q->t[i].axis = -1;
     q->t[i].bias_in = q->t[i].bias_w = q->t[i].bias_node = -1;
     if (qc_strmap_put(&q->by_name, name, i) != 0)
@@ -445,7 +445,7 @@ static int observe(qc_quantizer *q, qtensor *t, const qc_tensor *v, qc_err *err)
     if (!t->seen_dtype)
         t->seen_dtype = v->dtype;
     t->rank = v->ndim;
-    if (v->dtype != QC_F32 || !t->obs)
+    if (v->dtype != QC_F32 || !t->obs || t->derived_from >= 0)
         return QC_OK;
     int rc = qc_observer_update(t->obs, v, err);
     if (rc != QC_OK)
@@ -622,7 +622,13 @@ static int compute_params(qc_quantizer *q, int i, qc_err *err)
             if ((rc = alloc_results(t, 1, err)) != QC_OK)
                 return rc;
             int seen = takes_seen_range(t);
-            if (seen && t->fixed)
+            if (t->derived_from >= 0) {
+                qc_range o;
+                if ((rc = qc_quant_derived_ranges(q, t, seen, &r, &o, err)) != QC_OK)
+                    return rc;
+                t->obs_lo[0] = o.lo;
+                t->obs_hi[0] = o.hi;
+            } else if (seen && t->fixed)
                 r = t->fixed_seen;              /* never clip the model's answer, or a gate */
             else if (seen && qc_observer_seen(t->obs, &r) == QC_OK)
                 ;
@@ -640,7 +646,7 @@ static int compute_params(qc_quantizer *q, int i, qc_err *err)
         if (t->fixed) {
             t->obs_lo[0] = t->fixed_seen.lo;
             t->obs_hi[0] = t->fixed_seen.hi;
-        } else if (t->obs) {
+        } else if (t->obs && t->derived_from < 0) {
             qc_range r = { 0, 0 };
             if (qc_observer_seen(t->obs, &r) == QC_OK) {
                 t->obs_lo[0] = r.lo;
@@ -722,7 +728,7 @@ static int ranges_ahead(qc_quantizer *q, qc_err *err)
     for (int i = 0; i < q->n_t; i++) {
         const qtensor *t = &q->t[i];
         if (t->used && t->kind == QT_ACT && t->obs && !t->fixed && !takes_seen_range(t) &&
-            !takes_source_range(q, t))
+            !takes_source_range(q, t) && t->derived_from < 0)
             j.idx[n++] = i;
     }
     int rc = qc_par_each(n, range_item, &j, err);
@@ -772,6 +778,7 @@ int qc_quantizer_build(qc_quantizer *q, qc_model **out, qc_err *err)
     const qc_model *m = q->m;
     int rc;
     *out = NULL;
+    qc_quant_derived_seen(q);
     /* a node is quantized when every tensor it would quantize turned out to be float */
     for (int i = 0; i < m->n_nodes; i++) {
         const qc_node *n = &m->nodes[i];
@@ -783,7 +790,7 @@ int qc_quantizer_build(qc_quantizer *q, qc_model **out, qc_err *err)
                 qn->final = 0;
                 qn->why = q->t[idx].seen_dtype ? "input is not float" : "input never computed";
             } else if (idx >= 0 && slot_role(n, k, m) && q->t[idx].obs && !q->t[idx].fixed &&
-                       qc_observer_count(q->t[idx].obs) == 0) {
+                       qc_quant_obs_count(q, &q->t[idx]) == 0) {
                 qn->final = 0;
                 qn->why = "input had no finite value in the calibration data";
             }
@@ -829,7 +836,7 @@ int qc_quantizer_build(qc_quantizer *q, qc_model **out, qc_err *err)
              * either be dead (the output keeps the float name) or, made live, round the
              * model's answer (class scores in 0..1 on a box-coordinate scale) */
             if (idx >= 0 && q->t[idx].seen_dtype == QC_F32 && dq_readers[idx] > 0 &&
-                (!q->t[idx].obs || q->t[idx].fixed || qc_observer_count(q->t[idx].obs) > 0))
+                (!q->t[idx].obs || q->t[idx].fixed || qc_quant_obs_count(q, &q->t[idx]) > 0))
                 q->t[idx].used = 1;
         }
     }
@@ -870,6 +877,7 @@ void qc_quantizer_free(qc_quantizer *q)
     free(q->out_start);
     free(q->out_list);
     free(q->float_nodes);
+    free(q->hooked);
     qc_strmap_free(&q->by_name);
     free(q);
 }
@@ -907,7 +915,8 @@ int qc_quantizer_tensor(const qc_quantizer *q, int i, qc_qtensor_info *info)
     info->hi = t->hi;
     info->scale = t->scale;
     info->zero_point = t->zp;
-    info->nonfinite = t->obs ? qc_observer_nonfinite(t->obs) : 0;
+    const qtensor *o = t->derived_from >= 0 ? &q->t[t->derived_from] : t;   /* its input's */
+    info->nonfinite = o->obs ? qc_observer_nonfinite(o->obs) : 0;
     info->rank = t->rank;
     return 1;
 }

@@ -941,7 +941,9 @@ def sigmoid_gates(c):
     range with mse and entropy (params JSON method "minmax (sigmoid output)", range = observed
     = numpy's sigmoid of the data's min and max), while the tensor next to it (the Mul's
     output) is clipped by the method; percentile and EMA keep their own range for the gate.
-    The models stay within the SQNR floor."""
+    With minmax and (asymmetric) percentile the gate's ranges are derived from its input's
+    (src/quant/derived.c): exactly the sigmoid of the input's chosen range. The models stay
+    within the SQNR floor."""
     rng = np.random.default_rng(25)
     nodes = [node("Sigmoid", ["x"], ["s"], "sigmoid"),
              node("Mul", ["x", "s"], ["m"], "silu"),
@@ -954,7 +956,8 @@ def sigmoid_gates(c):
     allx = np.concatenate(xs).astype(F32)
     sig = 1.0 / (1.0 + np.exp(-allx.astype(np.float64)))
     figures, clipped = [], 0
-    for meth in ("percentile", "mse", "entropy", "ema"):
+    f32_sigmoid = lambda v: float(np.float32(1.0) / (np.float32(1.0) + np.exp(-np.float32(v))))
+    for meth in ("minmax", "percentile", "mse", "entropy", "ema"):
         p = c.path(f"gates_{meth}.json")
         q = c.calibrate(fm, d, f"gates_{meth}.onnx", "--method", meth, "--params-out", p,
                         "--no-bias-correction")
@@ -965,21 +968,43 @@ def sigmoid_gates(c):
         need(abs(olo - sig.min()) <= 1e-6 * sig.min() + 1e-9 and
              abs(ohi - sig.max()) <= 1e-6, f"{meth}: gate observed [{olo}, {ohi}], numpy "
              f"[{sig.min()}, {sig.max()}]")
-        if meth in ("ema", "percentile"):
+        if meth in ("minmax", "percentile"):
+            xr = t["x"]
+            want = (f32_sigmoid(xr["min"][0]), f32_sigmoid(xr["max"][0]))
+            need(abs(lo - want[0]) <= 1e-6 * want[0] + 1e-12 and abs(hi - want[1]) <= 1e-6,
+                 f"{meth}: gate range [{lo}, {hi}], sigmoid of the input's chosen range "
+                 f"[{xr['min'][0]}, {xr['max'][0]}]: {want}")
+        if meth == "minmax":
+            need(g["method"] == "minmax" and lo == olo and hi == ohi,
+                 f"minmax: gate method '{g['method']}', range [{lo}, {hi}] against observed "
+                 f"[{olo}, {ohi}]")
+        elif meth in ("ema", "percentile"):
             need(g["method"] == meth and (hi < ohi or meth == "percentile"), f"{meth}: gate "
                  f"method {g['method']}, range max {hi} (observed {ohi}): its own range expected")
         else:
             need(g["method"] == "minmax (sigmoid output)" and lo == olo and hi == ohi,
                  f"{meth}: gate method '{g['method']}', range [{lo}, {hi}] against observed "
                  f"[{olo}, {ohi}]")
-        if meth != "ema":
+        if meth not in ("ema", "minmax"):
             clipped += m["max"][0] < m["observed_max"][0]
         need_sqnr(fm, q.path, feeds_x([randn(rng, (1, 4, 8, 8), 2.0) for _ in range(4)]),
                   meth)
         figures.append(f"{meth} gate max {hi:.6f}")
     need(clipped >= 2, f"the Mul output was clipped by {clipped} of 3 clipping methods: the "
          "gate rule must not apply to it")
-    return "; ".join(figures) + f"; Mul output clipped by {clipped} of 3"
+    # where the percentile cuts (65536 values, 99.9): the gate's cut is the sigmoid of its
+    # input's, not the one a histogram of the gate's own values gives (a bin of 1/2048 there)
+    xb = [randn(rng, (1, 4, 8, 8), 2.0) for _ in range(256)]
+    db = c.data("data_big", xb)
+    p = c.path("gates_big.json")
+    c.calibrate(fm, db, "gates_big.onnx", "--method", "percentile", "--percentile", "99.9",
+                "--params-out", p, "--no-bias-correction")
+    t = json.load(open(p, encoding="utf-8"))["tensors"]
+    hi, xhi, ohi = t["s"]["max"][0], t["x"]["max"][0], t["s"]["observed_max"][0]
+    need(xhi < np.concatenate(xb).max() and abs(hi - f32_sigmoid(xhi)) <= 1e-6,
+         f"percentile 99.9: gate max {hi}, input max {xhi} (observed {ohi}): sigmoid "
+         f"{f32_sigmoid(xhi)} expected")
+    return "; ".join(figures) + f"; Mul output clipped by {clipped} of 3; 99.9 gate cut {hi:.6f}"
 
 
 # ---------------------------------------------------------------- driver
