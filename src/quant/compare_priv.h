@@ -96,6 +96,11 @@ struct qc_compare {
 
 void qc_cmp_obs_config(const qc_quant_opts *o, qc_obs_config *cfg);
 int  qc_cmp_range(const qc_observer *shared, const qc_quant_opts *o, qc_range *r, qc_err *err);
+/* compare_ranges.c: tensor k's range under options o from observer group g (which must have
+ * seen it): qc_cmp_range, but a gate's asymmetric percentile is the sigmoid of its input's, as
+ * calibrate derives it (otensor.gate_src, src/quant/derived.c). */
+int  qc_cmp_tensor_range(const struct qc_compare *c, int k, int g, const qc_quant_opts *o,
+                         qc_range *r, qc_err *err);
 /* Whether a shared observer holds a histogram: a histogram group's do, except those of
  * otensor.no_hist tensors (min/max). */
 int  qc_cmp_has_hist(const qc_observer *o);

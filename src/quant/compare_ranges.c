@@ -59,6 +59,19 @@ static int usable(const otensor *t, int group, qc_range *seen)
            qc_observer_seen(o, seen) == QC_OK;
 }
 
+int qc_cmp_tensor_range(const qc_compare *c, int k, int g, const qc_quant_opts *o, qc_range *r,
+                        qc_err *err)
+{
+    const otensor *t = &c->t[k], *src = t->gate_src >= 0 ? &c->t[t->gate_src] : NULL;
+    qc_range seen;
+    int derive = src && !strcmp(o->method, "percentile") && !o->symmetric_act &&
+                 usable(src, g, &seen);
+    int rc = qc_cmp_range(derive ? src->obs[g] : t->obs[g], o, r, err);
+    if (rc == QC_OK && derive)
+        *r = (qc_range){ qc_exec_sigmoid(r->lo), qc_exec_sigmoid(r->hi) };
+    return rc;
+}
+
 static int tensor_ranges(rtable *rt, int k, qc_err *err)
 {
     qc_compare *c = rt->c;
@@ -68,17 +81,9 @@ static int tensor_ranges(rtable *rt, int k, qc_err *err)
         size_t at = (size_t)k * (size_t)rt->nk + (size_t)j;
         if (!usable(t, rt->keys[j].group, &seen))
             continue;
-        /* a gate's asymmetric percentile: the sigmoid of its input's, as calibrate takes it */
-        const otensor *src = t->gate_src >= 0 ? &c->t[t->gate_src] : NULL;
-        int derive = src && !strcmp(methods[rt->keys[j].method], "percentile") &&
-                     !rt->kopt[j]->symmetric_act && usable(src, rt->keys[j].group, &seen);
-        int rc = qc_cmp_range(derive ? src->obs[rt->keys[j].group] : t->obs[rt->keys[j].group],
-                              rt->kopt[j], &rt->r[at], err);
+        int rc = qc_cmp_tensor_range(c, k, rt->keys[j].group, rt->kopt[j], &rt->r[at], err);
         if (rc != QC_OK)
             return rc;
-        if (derive)
-            rt->r[at] = (qc_range){ qc_exec_sigmoid(rt->r[at].lo),
-                                    qc_exec_sigmoid(rt->r[at].hi) };
         rt->have[at] = 1;
     }
     for (int i = 0; i < c->n; i++) {

@@ -146,7 +146,7 @@ static int set_ranges_like(qc_compare *c, const cand_eval *ce, const hybrid *hy,
             if (!qc_cmp_auto_chosen(ce, k, &r))
                 continue;
         } else {
-            int rc = qc_cmp_range(o, &ce->cand->o, &r, err);
+            int rc = qc_cmp_tensor_range(c, k, ce->group, &ce->cand->o, &r, err);
             if (rc != QC_OK)
                 return rc;
         }
