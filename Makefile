@@ -44,6 +44,10 @@ $(BUILD)/libqcal.a: $(LIB_OBJ)
 $(BUILD)/calibrate: $(TOOL_OBJ) $(BUILD)/libqcal.a
 	$(CC) $(CFLAGS) -o $@ $(TOOL_OBJ) $(BUILD)/libqcal.a $(LDLIBS)
 
+# tools/ab/pass_ab.c: the calibration pass before and after derived gates, in one process
+$(BUILD)/pass_ab: $(BUILD)/tools/ab/pass_ab.o $(BUILD)/libqcal.a
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libqcal.a $(LDLIBS)
+
 $(BUILD)/test_runner: $(filter-out $(BUILD)/test/backend.o,$(TEST_OBJ)) $(BUILD)/libqcal.a
 	$(CC) $(CFLAGS) -o $@ $(filter-out $(BUILD)/test/backend.o,$(TEST_OBJ)) \
 	      $(BUILD)/libqcal.a $(LDLIBS)
