@@ -522,14 +522,9 @@ static int plan_tensors(qc_compare *c, qc_err *err)
     for (int k = 0; k < c->n_t; k++) {      /* the Sigmoids' inputs (derived.c's rule) */
         otensor *t = &c->t[k];
         t->gate_src = -1;
-        if (t->producer < 0 || t->no_hist)
-            continue;
-        const qc_node *n = &m->nodes[t->producer];
-        if (strcmp(n->op_type, "Sigmoid") || n->domain[0] || n->n_inputs < 1 ||
-            !n->inputs[0][0] || strcmp(n->outputs[0], t->name))
-            continue;
-        for (int j = 0; j < c->n_t && t->gate_src < 0; j++)
-            if (!c->t[j].no_hist && !strcmp(c->t[j].name, n->inputs[0]))
+        const char *in = t->no_hist ? NULL : qc_quant_sigmoid_input(m, t->producer, t->name);
+        for (int j = 0; in && j < c->n_t && t->gate_src < 0; j++)
+            if (!c->t[j].no_hist && !strcmp(c->t[j].name, in))
                 t->gate_src = j;
     }
     return rc;

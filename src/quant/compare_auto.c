@@ -108,16 +108,7 @@ static int weight_err(const qc_tensor *w, int axis, int sym, int qmin, int qmax,
      * and quantize_const do), so no index arithmetic per value */
     for (int64_t c = 0; c < ch; c++)
         lo[c] = hi[c] = 0;          /* the range always includes 0 */
-    for (int64_t at = 0; at < n; at += inner) {
-        int64_t c = (at / inner) % ch, end = n - at < inner ? n : at + inner;
-        float l = lo[c], h = hi[c];
-        for (int64_t i = at; i < end; i++) {
-            l = x[i] < l ? x[i] : l;
-            h = x[i] > h ? x[i] : h;
-        }
-        lo[c] = l;
-        hi[c] = h;
-    }
+    (void)qc_quant_channel_minmax(x, n, inner, ch, lo, hi);  /* not this function's check */
     for (int64_t c = 0; c < ch && rc == QC_OK; c++)
         rc = qc_qparams_from_range((qc_range){ lo[c], hi[c] }, sym, qmin, qmax, &sc[c], &zp[c]);
     if (rc != QC_OK) {

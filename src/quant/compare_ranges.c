@@ -8,6 +8,7 @@
 #include <string.h>
 #include "compare_priv.h"
 #include "par.h"
+#include "quant_priv.h"
 
 /* What a range depends on; compared with memcmp (zero-initialized). */
 typedef struct rkey {
@@ -64,8 +65,7 @@ int qc_cmp_tensor_range(const qc_compare *c, int k, int g, const qc_quant_opts *
 {
     const otensor *t = &c->t[k], *src = t->gate_src >= 0 ? &c->t[t->gate_src] : NULL;
     qc_range seen;
-    int derive = src && !strcmp(o->method, "percentile") && !o->symmetric_act &&
-                 usable(src, g, &seen);
+    int derive = src && qc_quant_derives_percentile(o) && usable(src, g, &seen);
     int rc = qc_cmp_range(derive ? src->obs[g] : t->obs[g], o, r, err);
     if (rc == QC_OK && derive)
         *r = (qc_range){ qc_exec_sigmoid(r->lo), qc_exec_sigmoid(r->hi) };

@@ -18,24 +18,37 @@
 #include <string.h>
 #include "quant_priv.h"
 
+const char *qc_quant_sigmoid_input(const qc_model *m, int producer, const char *name)
+{
+    if (producer < 0)
+        return NULL;
+    const qc_node *n = &m->nodes[producer];
+    if (strcmp(n->op_type, "Sigmoid") || n->domain[0] || n->n_inputs < 1 ||
+        n->n_outputs < 1 || strcmp(n->outputs[0], name) || !n->inputs[0][0])
+        return NULL;
+    return n->inputs[0];
+}
+
+int qc_quant_derives_percentile(const qc_quant_opts *o)
+{
+    return !strcmp(o->method, "percentile") && !o->symmetric_act;
+}
+
 static int derivable_method(const qc_quantizer *q, const qtensor *t, const qtensor *src)
 {
     if (t->output_path || t->gate || !strcmp(q->o.method, "minmax"))
         return 1;
-    return !strcmp(q->o.method, "percentile") && !q->o.symmetric_act &&
+    return qc_quant_derives_percentile(&q->o) &&
            !strcmp(qc_observer_method(src->obs), "percentile");
 }
 
 /* The qtensor t's range can be derived from, or -1. */
 static int source_of(const qc_quantizer *q, const qtensor *t)
 {
-    if (t->kind != QT_ACT || t->producer < 0 || t->fixed || t->share_from >= 0 || !t->obs)
+    if (t->kind != QT_ACT || t->fixed || t->share_from >= 0 || !t->obs)
         return -1;
-    const qc_node *n = &q->m->nodes[t->producer];
-    if (strcmp(n->op_type, "Sigmoid") || n->domain[0] || n->n_inputs < 1 ||
-        n->n_outputs < 1 || strcmp(n->outputs[0], t->name) || !n->inputs[0][0])
-        return -1;
-    int s = qc_strmap_get(&q->by_name, n->inputs[0]);
+    const char *in = qc_quant_sigmoid_input(q->m, t->producer, t->name);
+    int s = in ? qc_strmap_get(&q->by_name, in) : -1;
     if (s < 0)
         return -1;
     const qtensor *src = &q->t[s];

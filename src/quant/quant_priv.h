@@ -67,6 +67,11 @@ struct qc_quantizer {
 
 /* quantizer.c: item is one of the entries of a comma-separated list (--exclude, --op-types). */
 int qc_quant_in_list(const char *list, const char *item);
+/* quantizer.c: min / max of x[0, n) per channel, laid out [outer][ch][inner] (per tensor: ch
+ * 1, inner n), folded into lo[c] / hi[c] from the caller's start values; 0 if a value is NaN
+ * or Inf (const_ranges and compare's weight error share it). */
+int qc_quant_channel_minmax(const float *x, int64_t n, int64_t inner, int64_t ch, float *lo,
+                            float *hi);
 
 /* derived.c: after the pass, a derived tensor takes its source's dtype and rank; its
  * observed range and chosen range (what compute_params would take from its own observer).
@@ -75,6 +80,11 @@ void    qc_quant_derived_seen(qc_quantizer *q);
 int     qc_quant_derived_ranges(const qc_quantizer *q, const qtensor *t, int seen,
                                 qc_range *range, qc_range *observed, qc_err *err);
 int64_t qc_quant_obs_count(const qc_quantizer *q, const qtensor *t);
+/* derived.c, the rule calibrate and compare share: the input of tensor `name` if node
+ * `producer` is the (default-domain) Sigmoid writing it, else NULL; and whether options o
+ * derive a gate's method range (asymmetric percentile) rather than only its observed one. */
+const char *qc_quant_sigmoid_input(const qc_model *m, int producer, const char *name);
+int         qc_quant_derives_percentile(const qc_quant_opts *o);
 
 /* qdq.c: writes the QDQ model from a computed plan. */
 int qc_quant_rewrite(qc_quantizer *q, qc_model **out, qc_err *err);

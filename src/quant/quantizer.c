@@ -550,6 +550,27 @@ static int alloc_results(qtensor *t, int n_ch, qc_err *err)
     return QC_OK;
 }
 
+/* quant_priv.h. [outer][ch][inner]: each run of inner values has one channel, so no index
+ * arithmetic per value. */
+int qc_quant_channel_minmax(const float *x, int64_t n, int64_t inner, int64_t ch, float *lo,
+                            float *hi)
+{
+    int finite = 1;
+    for (int64_t at = 0; at < n; at += inner) {
+        int64_t c = (at / inner) % ch, end = n - at < inner ? n : at + inner;
+        float l = lo[c], h = hi[c];
+        for (int64_t i = at; i < end; i++) {
+            float v = x[i];
+            finite &= isfinite(v) != 0;
+            l = v < l ? v : l;
+            h = v > h ? v : h;
+        }
+        lo[c] = l;
+        hi[c] = h;
+    }
+    return finite;
+}
+
 /* min/max of a constant, per channel along axis (or whole tensor). */
 static int const_ranges(qtensor *t, const qc_tensor *w, int axis, qc_err *err)
 {
@@ -563,26 +584,8 @@ static int const_ranges(qtensor *t, const qc_tensor *w, int axis, qc_err *err)
         t->obs_lo[c] = INFINITY;
         t->obs_hi[c] = -INFINITY;
     }
-    /* [outer][ch][inner] (ch 1, inner n: per tensor); each run of inner values has one
-     * channel, so no index arithmetic per value */
-    const float *d = w->data;
-    if (axis < 0)
-        inner = n;
-    for (int64_t at = 0; at < n; at += inner) {
-        int64_t c = axis >= 0 ? (at / inner) % ch : 0;
-        float lo = t->obs_lo[c], hi = t->obs_hi[c];
-        int bad = 0;
-        for (int64_t i = at; i < at + inner && i < n; i++) {
-            float v = d[i];
-            bad |= !isfinite(v);
-            lo = v < lo ? v : lo;
-            hi = v > hi ? v : hi;
-        }
-        if (bad)
-            return qc_errf(err, QC_EINPUT, "weight '%s' contains NaN or Inf", t->name);
-        t->obs_lo[c] = lo;
-        t->obs_hi[c] = hi;
-    }
+    if (!qc_quant_channel_minmax(w->data, n, axis >= 0 ? inner : n, ch, t->obs_lo, t->obs_hi))
+        return qc_errf(err, QC_EINPUT, "weight '%s' contains NaN or Inf", t->name);
     for (int64_t c = 0; c < ch; c++) {
         if (t->obs_lo[c] > t->obs_hi[c])
             t->obs_lo[c] = t->obs_hi[c] = 0;
