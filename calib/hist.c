@@ -600,6 +600,56 @@ static void job_of(bin_job *j, const qc_hist *h, float blo, float bhi, float xlo
     }
 }
 
+/* ---- the values a widened range adds ----
+ *
+ * When a sample widens a tensor's range, the values outside the old range [xlo, xhi] still
+ * have to be binned on the grown grid: usually a few values at the new extremes, so instead
+ * of a second binning pass (every value through the index arithmetic and an increment, the
+ * others into the skip slot: a pass as dear as the first, on 7% of nudenet's values and 7%
+ * of ddddocr's), a compare pass finds them and only they are binned, one by one. The same
+ * counts: a value is binned exactly when bin_general bins it. */
+
+#if defined(HAVE_AVX2)
+static __attribute__((target("avx2"))) int64_t
+outside_avx2(bin_job *j, const float *x, int64_t n, double sc)
+{
+    const __m256 xlo = _mm256_set1_ps(j->xlo), xhi = _mm256_set1_ps(j->xhi);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        int m = _mm256_movemask_ps(_mm256_or_ps(_mm256_cmp_ps(v, xlo, _CMP_LT_OQ),
+                                                _mm256_cmp_ps(v, xhi, _CMP_GT_OQ)));
+        while (m) {
+            int l = __builtin_ctz((unsigned)m);
+            uint32_t b = bin_general(j, sc, x[i + l]);
+            if (b < (uint32_t)j->nbins)
+                j->counts[b]++;
+            m &= m - 1;
+        }
+    }
+    return i;
+}
+#endif
+
+/* Bins the values of x[0, n) that job j (a widening job: its exclusion range is the old
+ * range) bins, comparing each value with the old range first. */
+static void bin_outside(bin_job *j, const float *x, int64_t n)
+{
+    double sc = ldexp(1.0, -j->k);
+    int64_t i = 0;
+#if defined(HAVE_AVX2)
+    if (j->isa >= 2)
+        i = outside_avx2(j, x, n, sc);
+#endif
+    for (; i < n; i++) {
+        if (!(x[i] < j->xlo || x[i] > j->xhi))
+            continue;
+        uint32_t b = bin_general(j, sc, x[i]);
+        if (b < (uint32_t)j->nbins)
+            j->counts[b]++;
+    }
+}
+
 /* ---- observer glue ---- */
 
 void qc_hist_view(const qc_hist *d, qc_hist *out)
@@ -705,7 +755,7 @@ static int update_one_pass(qc_observer *o, qc_hist *h, const float *x, int64_t n
     grow(h, mn, mx, scratch);
     if (mn < olo || mx > ohi) {
         job_of(&j, h, mn, mx, olo, ohi);
-        bin_run(&j, x, n, 0, NULL, NULL);
+        bin_outside(&j, x, n);
     }
     h->total += (uint64_t)good;
     return QC_OK;

@@ -28,6 +28,9 @@ typedef struct qtensor {
                                  * observed range (mark_gates) */
     int          derived_from;  /* a Sigmoid's output whose ranges are its input's mapped
                                  * through the sigmoid (derived.c): that qtensor, else -1 */
+    int         *union_of;      /* a Concat output whose histogram is the merge of these
+                                 * qtensors' (derived.c), observed in the pass instead */
+    int          n_union;       /* entries of union_of; 0: observed itself */
     int          done;          /* parameters computed */
     qc_observer *obs;
     int          has_range;     /* `range` holds the observer's range (computed ahead, in
@@ -73,6 +76,9 @@ int qc_quant_in_list(const char *list, const char *item);
 int qc_quant_channel_minmax(const float *x, int64_t n, int64_t inner, int64_t ch, float *lo,
                             float *hi);
 
+/* derived.c: after the pass (and the shards' merge), each Concat output with union sources
+ * gets their observers merged into its own, which saw nothing. Once per quantizer. */
+int     qc_quant_union_fill(qc_quantizer *q, qc_err *err);
 /* derived.c: after the pass, a derived tensor takes its source's dtype and rank; its
  * observed range and chosen range (what compute_params would take from its own observer).
  * obs_count: its source's observer count (a derived tensor's own observer sees nothing). */

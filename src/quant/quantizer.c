@@ -445,7 +445,7 @@ static int observe(qc_quantizer *q, qtensor *t, const qc_tensor *v, qc_err *err)
     if (!t->seen_dtype)
         t->seen_dtype = v->dtype;
     t->rank = v->ndim;
-    if (v->dtype != QC_F32 || !t->obs || t->derived_from >= 0)
+    if (v->dtype != QC_F32 || !t->obs || t->derived_from >= 0 || t->n_union)
         return QC_OK;
     int rc = qc_observer_update(t->obs, v, err);
     if (rc != QC_OK)
@@ -781,6 +781,8 @@ int qc_quantizer_build(qc_quantizer *q, qc_model **out, qc_err *err)
     const qc_model *m = q->m;
     int rc;
     *out = NULL;
+    if ((rc = qc_quant_union_fill(q, err)) != QC_OK)
+        return rc;
     qc_quant_derived_seen(q);
     /* a node is quantized when every tensor it would quantize turned out to be float */
     for (int i = 0; i < m->n_nodes; i++) {
@@ -868,6 +870,7 @@ void qc_quantizer_free(qc_quantizer *q)
     for (int i = 0; i < q->n_t; i++) {
         qtensor *t = &q->t[i];
         qc_observer_free(t->obs);
+        free(t->union_of);
         free(t->obs_lo);
         free(t->obs_hi);
         free(t->lo);

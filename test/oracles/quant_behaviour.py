@@ -1007,6 +1007,60 @@ def sigmoid_gates(c):
     return "; ".join(figures) + f"; Mul output clipped by {clipped} of 3; 99.9 gate cut {hi:.6f}"
 
 
+@case
+def concat_union(c):
+    """A Concat output's histogram is merged from its inputs' after the pass instead of being
+    binned again (src/quant/derived.c): exact, so each method's model is byte-identical to
+    `calibrate compare --write-best`'s, whose pass observes every Concat output itself. Three
+    Concats: every output of a Split plus a Conv output (through the Split's input), a Conv
+    output twice beside another (multiplicity), and two of three Split outputs (must not go
+    through the Split: its third part is not there). The samples widen the ranges as they
+    come, so the merged histograms re-grid."""
+    rng = np.random.default_rng(31)
+    nodes = [node("Conv", ["x", "w1", "b1"], ["r"], "c1", pads=[1, 1, 1, 1]),
+             node("Split", ["r"], ["s0", "s1", "s2"], "split", axis=1),
+             node("Conv", ["x", "w2", "b2"], ["m"], "c2", pads=[1, 1, 1, 1]),
+             node("Concat", ["s0", "s1", "s2", "m"], ["cat_all"], "cat_all", axis=1),
+             node("Concat", ["m", "r", "m"], ["cat_rep"], "cat_rep", axis=1),
+             node("Concat", ["s0", "s2", "m"], ["cat_part"], "cat_part", axis=1),
+             node("Conv", ["cat_all", "w3", "b3"], ["y1"], "c3"),
+             node("Conv", ["cat_rep", "w4", "b4"], ["y2"], "c4"),
+             node("Conv", ["cat_part", "w5", "b5"], ["y3"], "c5")]
+    inits = [init("w1", randn(rng, (6, 4, 3, 3), 0.3)), init("b1", randn(rng, (6,), 0.1)),
+             init("w2", randn(rng, (2, 4, 3, 3), 0.6)), init("b2", randn(rng, (2,), 0.1)),
+             init("w3", randn(rng, (3, 8, 1, 1), 0.3)), init("b3", randn(rng, (3,), 0.1)),
+             init("w4", randn(rng, (3, 10, 1, 1), 0.3)), init("b4", randn(rng, (3,), 0.1)),
+             init("w5", randn(rng, (3, 6, 1, 1), 0.3)), init("b5", randn(rng, (3,), 0.1))]
+    fm = c.model("union", nodes, [vi("x", [1, 4, 8, 8])],
+                 [vi("y1", [1, 3, 8, 8]), vi("y2", [1, 3, 8, 8]), vi("y3", [1, 3, 8, 8])],
+                 inits)
+    d = c.data("calib", [randn(rng, (1, 4, 8, 8), 0.5 + 0.4 * i) for i in range(12)])
+    e = c.data("eval", [randn(rng, (1, 4, 8, 8), 2.0) for _ in range(2)])
+    figures = []
+    for meth, extra in (("percentile", []), ("mse", []), ("entropy", []),
+                        ("percentile", ["--symmetric-activations"])):
+        label = meth + (" sym" if extra else "")
+        best, j = c.path(f"best_{meth}{len(extra)}.onnx"), c.path(f"cmp_{meth}{len(extra)}.json")
+        sym = ["yes"] if extra else ["no"]
+        r = c.run("compare", "--data", d, "--eval", e, fm, "--methods", meth, "--per-channel",
+                  "no", "--symmetric-activations", *sym, "--auto", "no", "--json", j, "--write-best",
+                  best, "-q", *(["--percentiles", "99.99"] if meth == "percentile" else []))
+        need(r.returncode == 0, f"{label}: compare exited {r.returncode}: {r.stderr.strip()[:300]}")
+        rep = json.load(open(j, encoding="utf-8"))
+        args = next(x for x in rep["candidates"] if x["name"] == rep["best"])["calibrate_args"]
+        p = c.path(f"params_{meth}{len(extra)}.json")
+        q = c.calibrate(fm, d, f"cal_{meth}{len(extra)}.onnx", *args, "--params-out", p)
+        t = json.load(open(p, encoding="utf-8"))["tensors"]
+        for cat in ("cat_all", "cat_rep", "cat_part"):
+            need(cat in t and t[cat]["method"] == meth, f"{label}: {cat} not quantized by "
+                 f"{meth}: {t.get(cat, {}).get('method')}")
+        need(open(best, "rb").read() == open(q.path, "rb").read(),
+             f"{label}: calibrate {' '.join(args)} differs from compare --write-best")
+        figures.append(f"{label} cat_all [{t['cat_all']['min'][0]:.4f}, "
+                       f"{t['cat_all']['max'][0]:.4f}]")
+    return "byte-identical to compare: " + "; ".join(figures)
+
+
 # ---------------------------------------------------------------- driver
 
 def main(argv):
