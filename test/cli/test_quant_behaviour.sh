@@ -30,6 +30,7 @@ run_case params_roundtrip
 run_case ranges_include_zero
 run_case nan_in_data
 run_case sigmoid_gates
+run_case concat_union
 run_case depth_space_share_scale
 run_case static_shape_folding
 run_case if_constant_condition
