@@ -300,7 +300,7 @@ static int choose_lockstep(bc_state *st, qc_err *err)
     }
     free(pos);
     st->lockstep = ok && n > 0;
-    const qc_exec_opts fo = { .keep = st->keep, .n_keep = st->n_t };
+    const qc_exec_opts fo = { .keep = st->keep, .n_keep = st->n_t, .fuse = 1, .fuse_exact = 1 };
     for (int s = 0; s < st->n_sh && rc == QC_OK; s++) {
         if (st->lockstep) {
             qc_exec_set_hook(st->sh[s].fx, float_hook, &st->sh[s]);
@@ -591,7 +591,9 @@ int qc_bias_correct(const qc_model *float_m, const qc_model *q, qc_dataset *d,
         if (st.t[k].f_node >= 0)
             st.f_by_node[st.t[k].f_node] = k;
     }
-    const qc_exec_opts fo = { 0 };
+    /* the float run's hook reads the targets' outputs; around them elementwise chains fuse
+     * (a SiLU's Sigmoid and Mul as one step), with the same bits */
+    const qc_exec_opts fo = { .fuse = 1, .fuse_exact = 1, .hooked = st.keep, .n_hooked = st.n_t };
     for (int s = 0; s < st.n_sh && rc == QC_OK; s++) {
         st.sh[s].st = &st;
         st.sh[s].n_in = float_m->n_inputs;
