@@ -535,6 +535,31 @@ static __attribute__((target("avx2"))) int64_t dot_lanes4_avx2(const float *w, c
     return i;
 }
 
+/* dot_lanes4_avx2 for 4 output channels at once (weights w, w + ws, w + 2 ws, w + 3 ws; a[4 k
+ * + l] is channel k's lane l): the same sums, four chains in flight instead of one */
+static __attribute__((target("avx2"))) int64_t dot4_lanes4_avx2(const float *w, int64_t ws,
+                                                                const double *s, int64_t n,
+                                                                double *a)
+{
+    __m256d a0 = _mm256_loadu_pd(a), a1 = _mm256_loadu_pd(a + 4);
+    __m256d a2 = _mm256_loadu_pd(a + 8), a3 = _mm256_loadu_pd(a + 12);
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        __m256d sv = _mm256_loadu_pd(s + i);
+        a0 = _mm256_add_pd(a0, _mm256_mul_pd(_mm256_cvtps_pd(_mm_loadu_ps(w + i)), sv));
+        a1 = _mm256_add_pd(a1, _mm256_mul_pd(_mm256_cvtps_pd(_mm_loadu_ps(w + ws + i)), sv));
+        a2 = _mm256_add_pd(a2, _mm256_mul_pd(_mm256_cvtps_pd(_mm_loadu_ps(w + 2 * ws + i)),
+                                             sv));
+        a3 = _mm256_add_pd(a3, _mm256_mul_pd(_mm256_cvtps_pd(_mm_loadu_ps(w + 3 * ws + i)),
+                                             sv));
+    }
+    _mm256_storeu_pd(a, a0);
+    _mm256_storeu_pd(a + 4, a1);
+    _mm256_storeu_pd(a + 8, a2);
+    _mm256_storeu_pd(a + 12, a3);
+    return i;
+}
+
 static int have_avx2(void)
 {
     __builtin_cpu_init();
@@ -555,6 +580,13 @@ static void row_phases_avx2(const float *x, int64_t n, int64_t sw, double *P)
 static int64_t dot_lanes4_avx2(const float *w, const double *s, int64_t n, double *a)
 {
     (void)w, (void)s, (void)n, (void)a;
+    return 0;
+}
+
+static int64_t dot4_lanes4_avx2(const float *w, int64_t ws, const double *s, int64_t n,
+                                double *a)
+{
+    (void)w, (void)ws, (void)s, (void)n, (void)a;
     return 0;
 }
 #endif
@@ -636,18 +668,26 @@ static int conv_sums(const qc_knode *n, double *sums, qc_err *err)
     }
     const float *bias = n->n_in > 2 && n->in[2] ? n->in[2]->data : NULL;
     int64_t ksz = p.cg * kh * kw;
-    for (int64_t m = 0; m < p.m; m++) {
+    for (int64_t m = 0; m < p.m;) {
+        /* four channels of one group side by side where they can (the same bits) */
+        int nm = avx2 && m + 4 <= p.m && m / p.mg == (m + 3) / p.mg ? 4 : 1;
         const float *wm = w + m * ksz;
         const double *Sg = S + (m / p.mg) * ksz;
-        double a[4] = { 0 };
-        int64_t i = avx2 ? dot_lanes4_avx2(wm, Sg, ksz, a) : 0;
-        for (; i + 4 <= ksz; i += 4)
-            for (int l = 0; l < 4; l++)
-                a[l] += (double)wm[i + l] * Sg[i + l];
-        for (; i < ksz; i++)
-            a[0] += (double)wm[i] * Sg[i];
-        sums[m] = (a[0] + a[1]) + (a[2] + a[3]) +
-                  (bias ? (double)bias[m] * (double)(p.batch * oh * ow) : 0);
+        double a[16] = { 0 };
+        int64_t i0 = !avx2 ? 0 : nm == 4 ? dot4_lanes4_avx2(wm, ksz, Sg, ksz, a)
+                                         : dot_lanes4_avx2(wm, Sg, ksz, a);
+        for (int k = 0; k < nm; k++, m++) {
+            double *ak = a + 4 * k;
+            const float *wk = wm + k * ksz;
+            int64_t i = i0;
+            for (; i + 4 <= ksz; i += 4)
+                for (int l = 0; l < 4; l++)
+                    ak[l] += (double)wk[i + l] * Sg[i + l];
+            for (; i < ksz; i++)
+                ak[0] += (double)wk[i] * Sg[i];
+            sums[m] = (ak[0] + ak[1]) + (ak[2] + ak[3]) +
+                      (bias ? (double)bias[m] * (double)(p.batch * oh * ow) : 0);
+        }
     }
     free(S), free(R), free(P), free(cols);
     return QC_OK;
