@@ -143,6 +143,69 @@ int qc_compare_make_grid(const qc_quant_opts *base, const qc_compare_grid *g, qc
     return QC_OK;
 }
 
+/* ---- Concat outputs merged from their inputs (derived.c's rule) ---- */
+
+static int find_tensor(const qc_compare *c, const char *name)
+{
+    for (int j = 0; j < c->n_t; j++)
+        if (!strcmp(c->t[j].name, name))
+            return j;
+    return -1;
+}
+
+/* A Concat input with the histograms of its own that the pass fills */
+static int union_peer(void *user, const char *name)
+{
+    const qc_compare *c = user;
+    int j = find_tensor(c, name);
+    return j >= 0 && !c->t[j].no_hist &&
+           (c->t[j].producer < 0 || strcmp(c->m->nodes[c->t[j].producer].op_type, "Concat"));
+}
+
+static int find_union(qc_compare *c, int k, qc_err *err)
+{
+    otensor *t = &c->t[k];
+    if (t->no_hist || t->producer < 0)
+        return QC_OK;
+    int cap = c->m->nodes[t->producer].n_inputs;
+    const char **names = malloc(((size_t)cap + 1) * sizeof *names);
+    if (!names || !(t->union_of = malloc(((size_t)cap + 1) * sizeof *t->union_of))) {
+        free(names);
+        return qc_errf(err, QC_ENOMEM, "out of memory");
+    }
+    t->n_union = qc_quant_concat_union(c->m, t->producer, t->name, union_peer, c, names);
+    for (int i = 0; i < t->n_union; i++)
+        t->union_of[i] = find_tensor(c, names[i]);
+    free(names);
+    if (!t->n_union) {
+        free(t->union_of);
+        t->union_of = NULL;
+    }
+    return QC_OK;
+}
+
+static int is_hist_obs(const qc_observer *o)
+{
+    return o->ops == &qc_obs_dual || qc_cmp_has_hist(o);
+}
+
+/* After the pass (and the shards' merge): each union tensor's histograms, from its sources'. */
+static int fill_unions(qc_compare *c, qc_err *err)
+{
+    for (int k = 0; k < c->n_t; k++) {
+        otensor *t = &c->t[k];
+        for (int g = 0; g < c->n_groups; g++)
+            for (int i = 0; t->obs[g] && is_hist_obs(t->obs[g]) && i < t->n_union; i++) {
+                int rc = qc_observer_merge(t->obs[g], c->t[t->union_of[i]].obs[g], err);
+                if (rc != QC_OK) {
+                    qc_err_prefix(err, "tensor '%s'", t->name);
+                    return rc;
+                }
+            }
+    }
+    return QC_OK;
+}
+
 /* ---- the calibration pass ---- */
 
 /* One update of one shared observer: the items of a parallel loop (observers are
@@ -210,11 +273,12 @@ static void add_items(cshard *sh, int k, const qc_tensor *v)
     for (int pass = 0; pass < 2 && !lead; pass++)
         for (int g = 0; g < c->n_groups && !lead; g++)
             if (obs[g] && (pass ? obs[g]->ops->extremes && obs[g]->cfg.per_channel_axis < 0
-                                : obs[g]->ops == &qc_obs_dual))
+                                : obs[g]->ops == &qc_obs_dual && !t->n_union))
                 lead = &sh->items[sh->n_items++], lead->o = obs[g], lead->n_follow = 0;
     for (int g = 0; g < c->n_groups; g++) {
-        if (!obs[g] || (lead && obs[g] == lead->o))
-            continue;                   /* an |x| group fed through its dual; the dual */
+        if (!obs[g] || (lead && obs[g] == lead->o) || (t->n_union && is_hist_obs(obs[g])))
+            continue;                   /* an |x| group fed through its dual; the dual; a
+                                         * histogram merged after the pass (fill_unions) */
         obs_item *it = &sh->items[sh->n_items];
         if (lead && obs[g]->ops->extremes && lead->n_follow < MAX_FOLLOW &&
             obs[g]->cfg.per_channel_axis < 0) {
@@ -454,6 +518,8 @@ int qc_compare_observe_pass(qc_compare *c, const qc_compare_feed *f, int *used, 
             shard_free(&sh[s]);
         free(sh);
     }
+    if (rc == QC_OK)
+        rc = fill_unions(c, err);
     qc_err split_err = { 0 };
     int rs = qc_cmp_split_duals(c, rc == QC_OK ? err : &split_err);
     return rc != QC_OK ? rc : rs;
@@ -519,6 +585,8 @@ static int plan_tensors(qc_compare *c, qc_err *err)
         }
     }
     qc_quantizer_free(probe);
+    for (int k = 0; k < c->n_t && rc == QC_OK; k++)
+        rc = find_union(c, k, err);
     for (int k = 0; k < c->n_t; k++) {      /* the Sigmoids' inputs (derived.c's rule) */
         otensor *t = &c->t[k];
         t->gate_src = -1;
@@ -607,6 +675,7 @@ void qc_compare_free(qc_compare *c)
         for (int g = 0; c->t[i].obs && g < c->n_groups; g++)
             qc_observer_free(c->t[i].obs[g]);
         free(c->t[i].obs);
+        free(c->t[i].union_of);
     }
     for (int i = 0; c->ce && i < c->n; i++) {
         qc_cmp_cand_release(&c->ce[i], 1);

@@ -27,6 +27,10 @@ typedef struct otensor {
                                  * the method's range (an asymmetric percentile is then the
                                  * sigmoid of the input's, as calibrate derives it:
                                  * src/quant/derived.c), else -1 */
+    int          *union_of;     /* a Concat output whose histograms are merged from these
+                                 * tensors' after the pass (derived.c's rule, as calibrate
+                                 * does): its histogram groups do not observe it; or NULL */
+    int           n_union;
     qc_observer **obs;          /* one per group */
 } otensor;
 

@@ -67,19 +67,6 @@ static int source_of(const qc_quantizer *q, const qtensor *t)
     return derivable_method(q, t, src) ? s : -1;
 }
 
-/* Whether qtensor s can stand for a Concat input of t's: its own histogram observer of t's
- * kind, filled in the pass (not derived, not a Concat output itself, whose own sources would
- * have to be merged first). */
-static int union_peer(const qc_quantizer *q, const qtensor *t, int s)
-{
-    if (s < 0)
-        return 0;
-    const qtensor *u = &q->t[s];
-    return u != t && u->kind == QT_ACT && u->obs && !u->fixed && u->derived_from < 0 &&
-           (u->producer < 0 || strcmp(q->m->nodes[u->producer].op_type, "Concat")) &&
-           !strcmp(qc_observer_method(u->obs), qc_observer_method(t->obs));
-}
-
 /* Whether every output of Split node k is one of Concat node c's inputs exactly once. */
 static int split_whole(const qc_model *m, const qc_node *c, int k)
 {
@@ -96,34 +83,64 @@ static int split_whole(const qc_model *m, const qc_node *c, int k)
     return 1;
 }
 
-/* The qtensors whose observers merge into Concat output t's (src, at most its inputs' count);
- * 0 if t is not one or an input does not qualify. */
-static int union_sources(const qc_quantizer *q, const qtensor *t, int *src)
+/* quant_priv.h */
+int qc_quant_concat_union(const qc_model *m, int producer, const char *name,
+                          int (*peer)(void *user, const char *tensor), void *user,
+                          const char **src)
 {
-    const qc_model *m = q->m;
-    if (t->kind != QT_ACT || !t->obs || t->fixed || t->share_from >= 0 || t->producer < 0 ||
-        !qc_quant_is_hist_method(qc_observer_method(t->obs)))
+    if (producer < 0)
         return 0;
-    const qc_node *c = &m->nodes[t->producer];
+    const qc_node *c = &m->nodes[producer];
     if (strcmp(c->op_type, "Concat") || c->domain[0] || c->n_outputs < 1 ||
-        strcmp(c->outputs[0], t->name))
+        strcmp(c->outputs[0], name))
         return 0;
     int n = 0;
     for (int i = 0; i < c->n_inputs; i++) {
         const char *in = c->inputs[i];
         int k = in[0] ? qc_model_producer(m, in) : -1;
-        if (k >= 0 && split_whole(m, c, k) &&
-            union_peer(q, t, qc_strmap_get(&q->by_name, m->nodes[k].inputs[0]))) {
-            /* the Split's first output stands for the group */
-            if (!strcmp(in, m->nodes[k].outputs[0]))
-                src[n++] = qc_strmap_get(&q->by_name, m->nodes[k].inputs[0]);
+        if (k >= 0 && split_whole(m, c, k) && peer(user, m->nodes[k].inputs[0])) {
+            if (!strcmp(in, m->nodes[k].outputs[0]))   /* it stands for the group */
+                src[n++] = m->nodes[k].inputs[0];
             continue;
         }
-        int s = in[0] ? qc_strmap_get(&q->by_name, in) : -1;
-        if (!union_peer(q, t, s))
+        if (!in[0] || !peer(user, in))
             return 0;
-        src[n++] = s;
+        src[n++] = in;
     }
+    return n;
+}
+
+/* A Concat input of qtensor t's may stand for itself: its own histogram observer of t's kind,
+ * filled in the pass (not derived, not a Concat output itself, whose own sources would have
+ * to be merged first). */
+typedef struct peer_ctx {
+    const qc_quantizer *q;
+    const qtensor      *t;
+} peer_ctx;
+
+static int union_peer(void *user, const char *name)
+{
+    const peer_ctx *p = user;
+    int s = qc_strmap_get(&p->q->by_name, name);
+    if (s < 0)
+        return 0;
+    const qtensor *u = &p->q->t[s];
+    return u != p->t && u->kind == QT_ACT && u->obs && !u->fixed && u->derived_from < 0 &&
+           (u->producer < 0 || strcmp(p->q->m->nodes[u->producer].op_type, "Concat")) &&
+           !strcmp(qc_observer_method(u->obs), qc_observer_method(p->t->obs));
+}
+
+/* The qtensors whose observers merge into t's (src, at most its producer's input count); 0 if
+ * t is not a Concat output whose inputs all qualify. */
+static int union_sources(const qc_quantizer *q, const qtensor *t, int *src, const char **names)
+{
+    peer_ctx p = { q, t };
+    if (t->kind != QT_ACT || !t->obs || t->fixed || t->share_from >= 0 ||
+        !qc_quant_is_hist_method(qc_observer_method(t->obs)))
+        return 0;
+    int n = qc_quant_concat_union(q->m, t->producer, t->name, union_peer, &p, names);
+    for (int i = 0; i < n; i++)
+        src[i] = qc_strmap_get(&q->by_name, names[i]);
     return n;
 }
 
@@ -164,12 +181,19 @@ int qc_quantizer_pass_opts(qc_quantizer *q, qc_exec_opts *o, qc_err *err)
         free(t->union_of);
         t->union_of = NULL;
         t->n_union = 0;
-        if (k > 0 && !q->o.external_ranges && !(t->union_of = malloc((size_t)k * sizeof(int))))
+        const char **names = NULL;
+        if (k > 0 && !q->o.external_ranges &&
+            (!(t->union_of = malloc((size_t)k * sizeof(int))) ||
+             !(names = malloc((size_t)k * sizeof *names)))) {
+            free(t->union_of);
+            t->union_of = NULL;
             return qc_errf(err, QC_ENOMEM, "out of memory");
-        if (t->union_of && !(t->n_union = union_sources(q, t, t->union_of))) {
+        }
+        if (t->union_of && !(t->n_union = union_sources(q, t, t->union_of, names))) {
             free(t->union_of);
             t->union_of = NULL;
         }
+        free(names);
         if (t->kind == QT_ACT && t->producer >= 0 && t->derived_from < 0 && !t->n_union)
             q->hooked[n++] = t->name;
     }
