@@ -10,7 +10,7 @@
 
 #define EW_NODES 12
 
-enum { C_GELU, C_GELU_LEAK, C_BCAST, C_INT };
+enum { C_GELU, C_GELU_LEAK, C_BCAST, C_INT, C_SILU, C_SILU_SWAP };
 
 typedef struct ew_model {
     qc_model      m;
@@ -50,6 +50,9 @@ static void ew_build(ew_model *t, int kind)
     if (kind == C_INT) {
         ew_node(t, n++, "Neg", "a", NULL, "g1");
         ew_node(t, n++, "Abs", "g1", NULL, "y");
+    } else if (kind == C_SILU || kind == C_SILU_SWAP) {
+        ew_node(t, n++, "Sigmoid", "a", NULL, "g1");
+        ew_node(t, n++, "Mul", kind == C_SILU ? "a" : "g1", kind == C_SILU ? "g1" : "a", "y");
     } else {
         ew_node(t, n++, "Mul", "c1", "a", "g1");
         ew_node(t, n++, "Mul", "a", "g1", "g2");
@@ -104,8 +107,8 @@ static void ew_check(const char *what, int kind, int64_t rows, int fused)
                 qc_test_fail(__FILE__, __LINE__, "%s: outputs missing or shapes differ", what);
                 break;
             }
-            if (o == 0)
-                CHECK_INT(ya->ndim, kind == C_INT ? 2 : 3);     /* [1,1,1] raised the rank */
+            if (o == 0)                                 /* [1,1,1] raised the GELU's rank */
+                CHECK_INT(ya->ndim, kind == C_INT || kind >= C_SILU ? 2 : 3);
             if (memcmp(ya->data, yb->data, qc_tensor_nbytes(ya)) != 0)
                 qc_test_fail(__FILE__, __LINE__, "%s: output %d differs fused", what, o);
         }
@@ -120,6 +123,10 @@ QC_TEST(ew_chain_same_bytes)
     ew_check("GELU, 7 rows (one short chunk)", C_GELU, 7, 8);
     ew_check("GELU, 30001 rows (tasks in parallel, a tail)", C_GELU, 30001, 8);
     ew_check("int32 Neg -> Abs (whole tensors)", C_INT, 5000, 1);
+    /* x * Sigmoid(x): one kernel for the two (qc_ew_silu), either operand order */
+    ew_check("SiLU, 5 rows", C_SILU, 5, 1);
+    ew_check("SiLU, 30001 rows", C_SILU, 30001, 1);
+    ew_check("SiLU as Mul(Sigmoid(x), x), 30001 rows", C_SILU_SWAP, 30001, 1);
 }
 
 QC_TEST(ew_chain_not_formed)

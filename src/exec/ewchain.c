@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include "ops_ew.h"
 #include "par.h"
 #include "qfuse.h"
 
@@ -25,6 +26,8 @@ typedef struct ew_chain {
                                      * scalar constant or none), 0 the head, j + 1 member j */
     qc_tensor        *full;         /* the run's shapes: [0] the head, [i + 1] member i */
     int               chunked;      /* this run's shapes allow chunks (float, same count) */
+    int               silu;         /* Sigmoid(head), then Mul of the two: one kernel for
+                                     * both (qc_ew_silu), the same bits */
 } ew_chain;
 
 /* Knode i's inputs mapped onto the tensors t[0..n] (the head and the members' values). */
@@ -136,6 +139,18 @@ static void run_chunks(void *ctx, int64_t lo, int64_t hi)
     }
 }
 
+/* A SiLU chain's tasks: one kernel for both nodes; a task with a NaN runs them instead */
+static void silu_tasks(void *ctx, int64_t lo, int64_t hi)
+{
+    chunk_job *j = ctx;
+    int64_t per = (int64_t)CHUNK * CHUNKS_PER_TASK;
+    for (int64_t t = lo; t < hi; t++) {
+        int64_t a = t * per, n = j->numel - a < per ? j->numel - a : per;
+        if (qc_ew_silu(j->head + a, j->out + a, n))
+            run_chunks(j, t, t + 1);
+    }
+}
+
 static int chain_run(qc_knode *kn, qc_run *r, qc_err *err)
 {
     ew_chain *c = kn->state;
@@ -145,7 +160,9 @@ static int chain_run(qc_knode *kn, qc_run *r, qc_err *err)
                     .numel = qc_tensor_numel(kn->in[0]), .r = r, .rc = QC_OK, .err = err };
     int64_t per = (int64_t)CHUNK * CHUNKS_PER_TASK;
     pthread_mutex_init(&j.mu, NULL);
-    qc_par_for((j.numel + per - 1) / per, 1, run_chunks, &j);
+    /* (the fallback re-reads the head: not when the output overwrote it) */
+    int silu = c->silu && j.out != j.head;
+    qc_par_for((j.numel + per - 1) / per, 1, silu ? silu_tasks : run_chunks, &j);
     pthread_mutex_destroy(&j.mu);
     return j.rc;
 }
@@ -218,6 +235,11 @@ static void find_chain(const qc_exec *x, const qc_readers *ri, int h, int *s, in
         *n = 0;
 }
 
+static int is_default_op(const qc_knode *k, const char *op)
+{
+    return k->node && !k->node->domain[0] && !strcmp(k->node->op_type, op);
+}
+
 /* Knode s[n - 1] becomes the chain step reading the head; the others are skipped. */
 static int take_chain(qc_exec *x, int h, const int *s, int n, qc_err *err)
 {
@@ -252,6 +274,9 @@ static int take_chain(qc_exec *x, int h, const int *s, int n, qc_err *err)
                     c->src[i * 3 + p] = q + 1;
         }
     }
+    c->silu = n == 2 && is_default_op(&c->k[0], "Sigmoid") && c->src[0] == 0 &&
+              is_default_op(&c->k[1], "Mul") && c->k[1].n_in == 2 &&
+              c->src[3] + c->src[4] == 1 && c->src[3] * c->src[4] == 0;
     qc_knode *kn = &x->knodes[s[n - 1]];
     in[0] = (qc_tensor *)head;
     kn->in = in;                    /* the member's own in[] now belongs to the chain */

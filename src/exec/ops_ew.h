@@ -43,6 +43,12 @@ static inline float qc_ew_expf(float x)
     return (p * r * r + r + 1.0f) * s;
 }
 
+/* y = x * Sigmoid(x) over n values, the bits of the Sigmoid kernel followed by a Mul (an
+ * elementwise chain of the two runs it in one pass: ewchain.c), except for NaN inputs, whose
+ * result is one of the two NaN operands (which one, the Mul kernel's code decides): returns
+ * 1 if there was one, for the caller to run the two kernels instead. */
+int qc_ew_silu(const float *x, float *y, int64_t n);
+
 int  qc_ew_unary_prepare(qc_knode *n, qc_err *err);
 int  qc_ew_unary_infer(qc_knode *n, qc_err *err);
 int  qc_ew_unary_run(qc_knode *n, qc_run *r, qc_err *err);

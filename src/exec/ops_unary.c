@@ -184,6 +184,19 @@ float qc_exec_sigmoid(float v)
     return 1.0f / (1.0f + qc_ew_expf(-v));
 }
 
+/* ops_ew.h */
+QC_EW_SIMD_CLONES
+int qc_ew_silu(const float *x, float *y, int64_t n)
+{
+    int nan = 0;
+    for (int64_t i = 0; i < n; i++) {
+        float v = x[i];
+        nan |= v != v;
+        y[i] = v * (1.0f / (1.0f + qc_ew_expf(-v)));
+    }
+    return nan;
+}
+
 QC_EW_SIMD_CLONES
 static void run_float(const qc_knode *n, int code, const qc_tensor *x, qc_tensor *y,
                       int64_t len)
