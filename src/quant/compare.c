@@ -189,7 +189,8 @@ static int is_hist_obs(const qc_observer *o)
     return o->ops == &qc_obs_dual || qc_cmp_has_hist(o);
 }
 
-/* After the pass (and the shards' merge): each union tensor's histograms, from its sources'. */
+/* After the pass (and the shards' merge): each union tensor's histograms, from its sources';
+ * then it is an ordinary tensor (a later pass would observe it itself). */
 static int fill_unions(qc_compare *c, qc_err *err)
 {
     for (int k = 0; k < c->n_t; k++) {
@@ -202,6 +203,9 @@ static int fill_unions(qc_compare *c, qc_err *err)
                     return rc;
                 }
             }
+        free(t->union_of);
+        t->union_of = NULL;
+        t->n_union = 0;
     }
     return QC_OK;
 }

@@ -29,7 +29,8 @@ typedef struct otensor {
                                  * src/quant/derived.c), else -1 */
     int          *union_of;     /* a Concat output whose histograms are merged from these
                                  * tensors' after the pass (derived.c's rule, as calibrate
-                                 * does): its histogram groups do not observe it; or NULL */
+                                 * does): its histogram groups do not observe it; or NULL
+                                 * (also once merged) */
     int           n_union;
     qc_observer **obs;          /* one per group */
 } otensor;
