@@ -167,7 +167,7 @@ static int find_union(qc_compare *c, int k, qc_err *err)
     otensor *t = &c->t[k];
     if (t->no_hist || t->producer < 0)
         return QC_OK;
-    int cap = c->m->nodes[t->producer].n_inputs;
+    int cap = c->m->nodes[t->producer].n_inputs * QC_QUANT_UNION_REPEAT;
     const char **names = malloc(((size_t)cap + 1) * sizeof *names);
     if (!names || !(t->union_of = malloc(((size_t)cap + 1) * sizeof *t->union_of))) {
         free(names);

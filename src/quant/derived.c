@@ -24,6 +24,7 @@
  * qualify together, when every one of them is an input exactly once, through the Split's
  * input (a Split partitions it). YOLOv8's C2f blocks concatenate both halves of a Split and
  * the bottlenecks' outputs: 1.1 M of the 9 M values nudenet's percentile pass bins a sample. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include "quant_priv.h"
@@ -83,6 +84,34 @@ static int split_whole(const qc_model *m, const qc_node *c, int k)
     return 1;
 }
 
+/* How many times a nearest Resize by integer factors repeats each input value: opset 11+
+ * layout with constant float scales (no sizes), asymmetric coordinates and floor rounding, so
+ * output index o along an axis reads input index floor(o / s), and each input index is read
+ * by exactly s of the s * n outputs; the product of the factors (at most
+ * QC_QUANT_UNION_REPEAT), or 0 for any other Resize. */
+static int resize_repeats(const qc_model *m, const qc_node *r)
+{
+    if (strcmp(r->op_type, "Resize") || r->domain[0] || r->n_inputs < 3 || !r->inputs[0][0] ||
+        (r->n_inputs > 3 && r->inputs[3][0]) ||
+        strcmp(qc_attr_str(r, "mode", "nearest"), "nearest") ||
+        strcmp(qc_attr_str(r, "coordinate_transformation_mode", "half_pixel"), "asymmetric") ||
+        strcmp(qc_attr_str(r, "nearest_mode", "round_prefer_floor"), "floor"))
+        return 0;
+    const qc_tensor *sc = qc_model_init(m, r->inputs[2]);
+    if (!sc || sc->dtype != QC_F32 || qc_tensor_numel(sc) < 1)
+        return 0;
+    int64_t k = 1;
+    for (int64_t i = 0; i < qc_tensor_numel(sc); i++) {
+        float f = ((const float *)sc->data)[i];
+        if (!(f >= 1.0f && f <= (float)QC_QUANT_UNION_REPEAT && f == floorf(f)))
+            return 0;
+        k *= (int64_t)f;
+        if (k > QC_QUANT_UNION_REPEAT)
+            return 0;
+    }
+    return (int)k;
+}
+
 /* quant_priv.h */
 int qc_quant_concat_union(const qc_model *m, int producer, const char *name,
                           int (*peer)(void *user, const char *tensor), void *user,
@@ -97,9 +126,15 @@ int qc_quant_concat_union(const qc_model *m, int producer, const char *name,
     int n = 0;
     for (int i = 0; i < c->n_inputs; i++) {
         const char *in = c->inputs[i];
-        int k = in[0] ? qc_model_producer(m, in) : -1;
+        int k = in[0] ? qc_model_producer(m, in) : -1, rep;
         if (k >= 0 && split_whole(m, c, k) && peer(user, m->nodes[k].inputs[0])) {
             if (!strcmp(in, m->nodes[k].outputs[0]))   /* it stands for the group */
+                src[n++] = m->nodes[k].inputs[0];
+            continue;
+        }
+        if (k >= 0 && (rep = resize_repeats(m, &m->nodes[k])) > 0 &&
+            peer(user, m->nodes[k].inputs[0])) {
+            while (rep-- > 0)                           /* each value rep times */
                 src[n++] = m->nodes[k].inputs[0];
             continue;
         }
@@ -183,8 +218,8 @@ int qc_quantizer_pass_opts(qc_quantizer *q, qc_exec_opts *o, qc_err *err)
         t->n_union = 0;
         const char **names = NULL;
         if (k > 0 && !q->o.external_ranges &&
-            (!(t->union_of = malloc((size_t)k * sizeof(int))) ||
-             !(names = malloc((size_t)k * sizeof *names)))) {
+            (!(t->union_of = malloc((size_t)k * QC_QUANT_UNION_REPEAT * sizeof(int))) ||
+             !(names = malloc((size_t)k * QC_QUANT_UNION_REPEAT * sizeof *names)))) {
             free(t->union_of);
             t->union_of = NULL;
             return qc_errf(err, QC_ENOMEM, "out of memory");

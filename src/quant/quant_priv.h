@@ -92,10 +92,13 @@ int64_t qc_quant_obs_count(const qc_quantizer *q, const qtensor *t);
 const char *qc_quant_sigmoid_input(const qc_model *m, int producer, const char *name);
 int         qc_quant_derives_percentile(const qc_quant_opts *o);
 /* derived.c, the Concat rule calibrate and compare share: when node `producer` is the Concat
- * writing `name` and each of its inputs either passes peer() (has a histogram the pass fills)
+ * writing `name` and each of its inputs either passes peer() (has a histogram the pass fills),
  * or is one of a Split's outputs that are all inputs exactly once and whose input passes
- * peer(), the tensors whose histograms merge into its (src: at most the node's input count;
- * a Split's group once, as its input); else 0. */
+ * peer(), or is a nearest integer-factor Resize's output whose input passes peer(), the
+ * tensors whose histograms merge into its (src: at most QC_QUANT_UNION_REPEAT times the
+ * node's input count; a Split's group once, as its input; a Resize's input once per copy of
+ * each value); else 0. */
+#define QC_QUANT_UNION_REPEAT 64
 int qc_quant_concat_union(const qc_model *m, int producer, const char *name,
                           int (*peer)(void *user, const char *tensor), void *user,
                           const char **src);

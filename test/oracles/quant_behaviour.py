@@ -1013,10 +1013,12 @@ def concat_union(c):
     binned again (src/quant/derived.c, in calibrate and in compare): exact, so its parameters
     equal those of the same model in which the Concats' inputs are also graph outputs (an
     output keeps its observed range, so it has no histogram to merge and each Concat output is
-    binned itself), and compare --write-best still equals calibrate. Three Concats: every
+    binned itself), and compare --write-best still equals calibrate. Five Concats: every
     output of a Split plus a Conv output (through the Split's input), a Conv output twice
-    beside another (multiplicity), and two of three Split outputs (not through the Split: its
-    third part is missing). The samples widen the ranges as they come, so merges re-grid."""
+    beside another (multiplicity), two of three Split outputs (not through the Split: its
+    third part is missing), two nearest 2x Resizes (each input value 4 times) beside a Conv
+    output at their size (so a wrong count of copies shows) and two 1.5x ones (uneven: not
+    merged). The samples widen the ranges as they come, so merges re-grid."""
     rng = np.random.default_rng(31)
     nodes = [node("Conv", ["x", "w1", "b1"], ["r"], "c1", pads=[1, 1, 1, 1]),
              node("Split", ["r"], ["s0", "s1", "s2"], "split", axis=1),
@@ -1026,13 +1028,32 @@ def concat_union(c):
              node("Concat", ["s0", "s2", "m"], ["cat_part"], "cat_part", axis=1),
              node("Conv", ["cat_all", "w3", "b3"], ["y1"], "c3"),
              node("Conv", ["cat_rep", "w4", "b4"], ["y2"], "c4"),
-             node("Conv", ["cat_part", "w5", "b5"], ["y3"], "c5")]
+             node("Conv", ["cat_part", "w5", "b5"], ["y3"], "c5"),
+             node("Resize", ["m", "", "sc2"], ["m2"], "up_m", mode="nearest",
+                  coordinate_transformation_mode="asymmetric", nearest_mode="floor"),
+             node("Resize", ["r", "", "sc2"], ["r2"], "up_r", mode="nearest",
+                  coordinate_transformation_mode="asymmetric", nearest_mode="floor"),
+             node("Conv", ["m2", "w8", "b8"], ["q16"], "c8", pads=[1, 1, 1, 1]),
+             node("Concat", ["m2", "r2", "q16"], ["cat_up"], "cat_up", axis=1),
+             node("Conv", ["cat_up", "w6", "b6"], ["y4"], "c6"),
+             node("Resize", ["m", "", "sc15"], ["m15"], "up15_m", mode="nearest",
+                  coordinate_transformation_mode="asymmetric", nearest_mode="floor"),
+             node("Resize", ["r", "", "sc15"], ["r15"], "up15_r", mode="nearest",
+                  coordinate_transformation_mode="asymmetric", nearest_mode="floor"),
+             node("Concat", ["m15", "r15"], ["cat_frac"], "cat_frac", axis=1),
+             node("Conv", ["cat_frac", "w7", "b7"], ["y5"], "c7")]
     inits = [init("w1", randn(rng, (6, 4, 3, 3), 0.3)), init("b1", randn(rng, (6,), 0.1)),
              init("w2", randn(rng, (2, 4, 3, 3), 0.6)), init("b2", randn(rng, (2,), 0.1)),
              init("w3", randn(rng, (3, 8, 1, 1), 0.3)), init("b3", randn(rng, (3,), 0.1)),
              init("w4", randn(rng, (3, 10, 1, 1), 0.3)), init("b4", randn(rng, (3,), 0.1)),
-             init("w5", randn(rng, (3, 6, 1, 1), 0.3)), init("b5", randn(rng, (3,), 0.1))]
-    outs = [vi("y1", [1, 3, 8, 8]), vi("y2", [1, 3, 8, 8]), vi("y3", [1, 3, 8, 8])]
+             init("w5", randn(rng, (3, 6, 1, 1), 0.3)), init("b5", randn(rng, (3,), 0.1)),
+             init("w6", randn(rng, (3, 10, 1, 1), 0.3)), init("b6", randn(rng, (3,), 0.1)),
+             init("w8", randn(rng, (2, 2, 3, 3), 0.3)), init("b8", randn(rng, (2,), 0.1)),
+             init("w7", randn(rng, (3, 8, 1, 1), 0.3)), init("b7", randn(rng, (3,), 0.1)),
+             init("sc2", np.array([1, 1, 2, 2], F32)),
+             init("sc15", np.array([1, 1, 1.5, 1.5], F32))]
+    outs = [vi("y1", [1, 3, 8, 8]), vi("y2", [1, 3, 8, 8]), vi("y3", [1, 3, 8, 8]),
+            vi("y4", [1, 3, 16, 16]), vi("y5", [1, 3, 12, 12])]
     fm = c.model("union", nodes, [vi("x", [1, 4, 8, 8])], outs, inits)
     direct = c.model("direct", nodes, [vi("x", [1, 4, 8, 8])],
                      outs + [vi("r", [1, 6, 8, 8]), vi("m", [1, 2, 8, 8])], inits)
@@ -1049,7 +1070,7 @@ def concat_union(c):
             p = c.path(f"{name}_{tag}.json")
             c.calibrate(model, d, f"{name}_{tag}.onnx", *flags, "--params-out", p)
             params[name] = json.load(open(p, encoding="utf-8"))["tensors"]
-        for cat in ("cat_all", "cat_rep", "cat_part"):
+        for cat in ("cat_all", "cat_rep", "cat_part", "cat_up", "cat_frac"):
             u, v = params["union"].get(cat, {}), params["direct"].get(cat, {})
             need(u.get("method") == meth and v.get("method") == meth,
                  f"{label}: {cat} not quantized by {meth}: {u.get('method')} / {v.get('method')}")
