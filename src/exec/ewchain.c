@@ -274,9 +274,10 @@ static int take_chain(qc_exec *x, int h, const int *s, int n, qc_err *err)
                     c->src[i * 3 + p] = q + 1;
         }
     }
+    /* Sigmoid(head), then Mul of the head (src 0) and the Sigmoid (src 1), in either order */
     c->silu = n == 2 && is_default_op(&c->k[0], "Sigmoid") && c->src[0] == 0 &&
               is_default_op(&c->k[1], "Mul") && c->k[1].n_in == 2 &&
-              c->src[3] + c->src[4] == 1 && c->src[3] * c->src[4] == 0;
+              ((c->src[3] == 0 && c->src[4] == 1) || (c->src[3] == 1 && c->src[4] == 0));
     qc_knode *kn = &x->knodes[s[n - 1]];
     in[0] = (qc_tensor *)head;
     kn->in = in;                    /* the member's own in[] now belongs to the chain */

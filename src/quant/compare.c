@@ -162,25 +162,25 @@ static int union_peer(void *user, const char *name)
            (c->t[j].producer < 0 || strcmp(c->m->nodes[c->t[j].producer].op_type, "Concat"));
 }
 
-static int find_union(qc_compare *c, int k, qc_err *err)
+/* Each tensor's union sources (otensor.union_of), before the pass. */
+static int find_unions(qc_compare *c, qc_err *err)
 {
-    otensor *t = &c->t[k];
-    if (t->no_hist || t->producer < 0)
-        return QC_OK;
-    int cap = c->m->nodes[t->producer].n_inputs * QC_QUANT_UNION_REPEAT;
-    const char **names = malloc(((size_t)cap + 1) * sizeof *names);
-    if (!names || !(t->union_of = malloc(((size_t)cap + 1) * sizeof *t->union_of))) {
-        free(names);
+    const char **names = malloc((size_t)qc_quant_union_cap(c->m) * sizeof *names);
+    if (!names)
         return qc_errf(err, QC_ENOMEM, "out of memory");
+    for (int k = 0; k < c->n_t; k++) {
+        otensor *t = &c->t[k];
+        int n = t->no_hist ? 0 : qc_quant_concat_union(c->m, t->producer, t->name, union_peer,
+                                                       c, names);
+        if (n > 0 && !(t->union_of = malloc((size_t)n * sizeof *t->union_of))) {
+            free(names);
+            return qc_errf(err, QC_ENOMEM, "out of memory");
+        }
+        for (int i = 0; i < n; i++)
+            t->union_of[i] = find_tensor(c, names[i]);
+        t->n_union = n;
     }
-    t->n_union = qc_quant_concat_union(c->m, t->producer, t->name, union_peer, c, names);
-    for (int i = 0; i < t->n_union; i++)
-        t->union_of[i] = find_tensor(c, names[i]);
     free(names);
-    if (!t->n_union) {
-        free(t->union_of);
-        t->union_of = NULL;
-    }
     return QC_OK;
 }
 
@@ -589,15 +589,13 @@ static int plan_tensors(qc_compare *c, qc_err *err)
         }
     }
     qc_quantizer_free(probe);
-    for (int k = 0; k < c->n_t && rc == QC_OK; k++)
-        rc = find_union(c, k, err);
+    if (rc == QC_OK)
+        rc = find_unions(c, err);
     for (int k = 0; k < c->n_t; k++) {      /* the Sigmoids' inputs (derived.c's rule) */
         otensor *t = &c->t[k];
-        t->gate_src = -1;
         const char *in = t->no_hist ? NULL : qc_quant_sigmoid_input(m, t->producer, t->name);
-        for (int j = 0; in && j < c->n_t && t->gate_src < 0; j++)
-            if (!c->t[j].no_hist && !strcmp(c->t[j].name, in))
-                t->gate_src = j;
+        int j = in ? find_tensor(c, in) : -1;
+        t->gate_src = j >= 0 && !c->t[j].no_hist ? j : -1;
     }
     return rc;
 }

@@ -113,6 +113,16 @@ static int resize_repeats(const qc_model *m, const qc_node *r)
 }
 
 /* quant_priv.h */
+int qc_quant_union_cap(const qc_model *m)
+{
+    int most = 0;
+    for (int i = 0; i < m->n_nodes; i++)
+        if (!strcmp(m->nodes[i].op_type, "Concat") && m->nodes[i].n_inputs > most)
+            most = m->nodes[i].n_inputs;
+    return most * QC_QUANT_UNION_REPEAT + 1;
+}
+
+/* quant_priv.h */
 int qc_quant_concat_union(const qc_model *m, int producer, const char *name,
                           int (*peer)(void *user, const char *tensor), void *user,
                           const char **src)
@@ -165,18 +175,24 @@ static int union_peer(void *user, const char *name)
            !strcmp(qc_observer_method(u->obs), qc_observer_method(p->t->obs));
 }
 
-/* The qtensors whose observers merge into t's (src, at most its producer's input count); 0 if
- * t is not a Concat output whose inputs all qualify. */
-static int union_sources(const qc_quantizer *q, const qtensor *t, int *src, const char **names)
+/* t->union_of and n_union: the qtensors whose observers merge into t's, or none when t is not
+ * a Concat output whose inputs all qualify. names: qc_quant_union_cap() entries of scratch. */
+static int find_union(const qc_quantizer *q, qtensor *t, const char **names, qc_err *err)
 {
     peer_ctx p = { q, t };
+    free(t->union_of);
+    t->union_of = NULL;
+    t->n_union = 0;
     if (t->kind != QT_ACT || !t->obs || t->fixed || t->share_from >= 0 ||
         !qc_quant_is_hist_method(qc_observer_method(t->obs)))
-        return 0;
+        return QC_OK;
     int n = qc_quant_concat_union(q->m, t->producer, t->name, union_peer, &p, names);
+    if (n > 0 && !(t->union_of = malloc((size_t)n * sizeof *t->union_of)))
+        return qc_errf(err, QC_ENOMEM, "out of memory");
     for (int i = 0; i < n; i++)
-        src[i] = qc_strmap_get(&q->by_name, names[i]);
-    return n;
+        t->union_of[i] = qc_strmap_get(&q->by_name, names[i]);
+    t->n_union = n;
+    return QC_OK;
 }
 
 int qc_quant_union_fill(qc_quantizer *q, qc_err *err)
@@ -210,28 +226,20 @@ int qc_quantizer_pass_opts(qc_quantizer *q, qc_exec_opts *o, qc_err *err)
         qtensor *t = &q->t[i];
         t->derived_from = q->o.external_ranges ? -1 : source_of(q, t);
     }
+    const char **names = malloc((size_t)qc_quant_union_cap(q->m) * sizeof *names);
+    if (!names)
+        return qc_errf(err, QC_ENOMEM, "out of memory");
     for (int i = 0; i < q->n_t; i++) {
         qtensor *t = &q->t[i];
-        int k = t->producer >= 0 ? q->m->nodes[t->producer].n_inputs : 0;
-        free(t->union_of);
-        t->union_of = NULL;
-        t->n_union = 0;
-        const char **names = NULL;
-        if (k > 0 && !q->o.external_ranges &&
-            (!(t->union_of = malloc((size_t)k * QC_QUANT_UNION_REPEAT * sizeof(int))) ||
-             !(names = malloc((size_t)k * QC_QUANT_UNION_REPEAT * sizeof *names)))) {
-            free(t->union_of);
-            t->union_of = NULL;
-            return qc_errf(err, QC_ENOMEM, "out of memory");
+        int rc = q->o.external_ranges ? QC_OK : find_union(q, t, names, err);
+        if (rc != QC_OK) {
+            free(names);
+            return rc;
         }
-        if (t->union_of && !(t->n_union = union_sources(q, t, t->union_of, names))) {
-            free(t->union_of);
-            t->union_of = NULL;
-        }
-        free(names);
         if (t->kind == QT_ACT && t->producer >= 0 && t->derived_from < 0 && !t->n_union)
             q->hooked[n++] = t->name;
     }
+    free(names);
     o->fuse = 1;
     o->fuse_exact = 1;          /* elementwise chains only: every value as unfused */
     o->hooked = q->hooked;

@@ -29,7 +29,7 @@ typedef struct qtensor {
     int          derived_from;  /* a Sigmoid's output whose ranges are its input's mapped
                                  * through the sigmoid (derived.c): that qtensor, else -1 */
     int         *union_of;      /* a Concat output whose histogram is the merge of these
-                                 * qtensors' (derived.c), observed in the pass instead */
+                                 * qtensors' (derived.c) instead of its own observation */
     int          n_union;       /* entries of union_of; 0: observed itself */
     int          done;          /* parameters computed */
     qc_observer *obs;
@@ -99,6 +99,8 @@ int         qc_quant_derives_percentile(const qc_quant_opts *o);
  * node's input count; a Split's group once, as its input; a Resize's input once per copy of
  * each value); else 0. */
 #define QC_QUANT_UNION_REPEAT 64
+/* The src entries qc_quant_concat_union may fill for any tensor of m (at least 1). */
+int qc_quant_union_cap(const qc_model *m);
 int qc_quant_concat_union(const qc_model *m, int producer, const char *name,
                           int (*peer)(void *user, const char *tensor), void *user,
                           const char **src);

@@ -95,9 +95,9 @@ done
 # mse and entropy give Sigmoid outputs their observed range (quantizer.c mark_gates); the
 # candidates' quantizers are fed ranges from compare's shared observers and must apply the
 # same rule: each method alone, its model byte-identical to `calibrate` with its options
-# (nudenet: 57 Sigmoid outputs). calibrate also merges ten Concat outputs' histograms from
-# their inputs' (src/quant/derived.c) where compare bins them: equal bytes say the merge is
-# exact. Not under QC_ASAN (four nudenet runs).
+# (nudenet: 57 Sigmoid outputs; both also merge twelve Concat outputs' histograms from their
+# inputs' by one rule, src/quant/derived.c, whose exactness quant_behaviour.py concat_union
+# checks against direct binning). Not under QC_ASAN (four nudenet runs).
 if [ "${QC_ASAN:-0}" != 1 ]; then
     m=nudenet
     data=models/cache/data/$m
