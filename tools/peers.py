@@ -17,7 +17,7 @@ For each integration model it quantizes with
 each in its own child process (peak RSS from os.wait4), then measures every model in
 onnxruntime (CPU, 2 threads): SQNR of the outputs against the float model on the eval samples,
 task agreement (test/oracles/task_metrics.py), latency (median of --runs runs, models timed
-round-robin so that load from elsewhere hits them alike) and the compute nodes that
+round-robin in a shuffled order so that load from elsewhere hits them alike) and the compute nodes that
 onnxruntime leaves in float after its optimizations (ORT_ENABLE_EXTENDED, saved through
 SessionOptions.optimized_model_filepath). Prints a table per model, the acceptance targets
 with their verdicts, and writes them as markdown to --out (raw numbers in WORK/results.json).
@@ -34,6 +34,7 @@ quantizer run, default 600).
 import argparse
 import json
 import os
+import random
 import resource
 import statistics
 import subprocess
@@ -290,13 +291,18 @@ def evaluate(model_name, path, feeds, ref_outs, opt_path):
 
 
 def latencies(paths, feed, runs):
-    """(median, min) ms per model; one run of each model per round, after two warm-up rounds."""
+    """(median, min) ms per model: one run of each model per round, after two warm-up rounds,
+    in an order shuffled every round (fixed seed). A fixed order biases the models by their
+    place: the one after the float model (or NNCF's, mostly float) starts with its caches full
+    of float weights, the others after a quantized model."""
     sessions = {k: session(p) for k, p in paths.items()}
     times = {k: [] for k in paths}
+    order, rng = list(sessions), random.Random(0)
     for r in range(runs + 2):
-        for k, s in sessions.items():
+        rng.shuffle(order)
+        for k in order:
             t0 = time.perf_counter()
-            s.run(None, feed)
+            sessions[k].run(None, feed)
             if r >= 2:
                 times[k].append((time.perf_counter() - t0) * 1e3)
     return {k: (statistics.median(v), min(v)) for k, v in times.items()}
@@ -531,7 +537,7 @@ def main():
     ap.add_argument("--calib-large", type=int, default=400,
                     help="qcal again on this many samples to show memory stays flat")
     ap.add_argument("--eval", type=int, default=32)
-    ap.add_argument("--runs", type=int, default=50, help="latency runs per model")
+    ap.add_argument("--runs", type=int, default=100, help="latency runs per model")
     ap.add_argument("--no-nncf", dest="nncf", action="store_false")
     ap.add_argument("--out", default=os.path.join(ROOT, "build", "peers.md"))
     ap.add_argument("--work", default=os.path.join(ROOT, "build", "peers"))
@@ -628,7 +634,7 @@ def main():
         "detections matched to the float model's, same class, IoU ≥ 0.5; magika: top-1 label "
         f"agreement). *latency*: median (and min) of {a.runs} runs on one eval sample, "
         "ORT_ENABLE_ALL, thread spinning off (idle pools of the other sessions would spin), "
-        "all models of a table timed round-robin; a tool's models differ only "
+        "all models of a table timed round-robin, in an order shuffled every round; a tool's models differ only "
         "in their scales, so the spread among them is the measurement noise (the machine is "
         f"shared: load average {load0} at the start, {os.getloadavg()[0]:.1f} at the end), and "
         "the latency targets compare the median over each tool's models. "
