@@ -291,10 +291,10 @@ def evaluate(model_name, path, feeds, ref_outs, opt_path):
 
 
 def latencies(paths, feed, runs):
-    """(median, min) ms per model: one run of each model per round, after two warm-up rounds,
-    in an order shuffled every round (fixed seed). A fixed order biases the models by their
-    place: the one after the float model (or NNCF's, mostly float) starts with its caches full
-    of float weights, the others after a quantized model."""
+    """Milliseconds of every timed run per model, in round order: one run of each model per
+    round, after two warm-up rounds, in an order shuffled every round (fixed seed). A fixed
+    order biases the models by their place: the one after the float model (or NNCF's, mostly
+    float) starts with its caches full of float weights, the others after a quantized model."""
     sessions = {k: session(p) for k, p in paths.items()}
     times = {k: [] for k in paths}
     order, rng = list(sessions), random.Random(0)
@@ -305,7 +305,19 @@ def latencies(paths, feed, runs):
             sessions[k].run(None, feed)
             if r >= 2:
                 times[k].append((time.perf_counter() - t0) * 1e3)
-    return {k: (statistics.median(v), min(v)) for k, v in times.items()}
+    return times
+
+
+def paired_ratio(a_runs, b_runs):
+    """Tool A's latency over tool B's, paired by round: in each round the median of A's
+    models' times over the median of B's (a round takes well under a second, so a slow
+    stretch of the shared machine slows both alike); the median of those ratios, and the
+    range of its middle half (quartiles) as the measurement's spread."""
+    rounds = min(len(v) for v in a_runs + b_runs)
+    r = sorted(statistics.median(v[i] for v in a_runs) / statistics.median(v[i] for v in b_runs)
+               for i in range(rounds))
+    q = statistics.quantiles(r, n=4) if len(r) >= 2 else [r[0], r[0], r[0]]
+    return statistics.median(r), q[0], q[2]
 
 
 def ort_bytes_per_sample(model_path, feed):
@@ -460,20 +472,26 @@ def verdicts(rows, n, n_large):
                         f"peers best {f.format(bp[key])} ({bp['tool']} {bp['method']})",
                         bq[key] >= bp[key]))
     # A tool's models differ only in their scales, so their latencies differ only by noise:
-    # pool them (the median of the models' medians) before comparing tools.
+    # pool them (per round, the median over the tool's models) and compare tools round by
+    # round (paired_ratio); the models' own medians are printed beside.
     lat = {}
     for tool in ("qcal", "ORT", "NNCF"):
-        v = [r["latency_ms"] for r in ok if r["tool"] == tool and r.get("latency_ms")]
-        if v:
-            lat[tool] = (statistics.median(v), min(v), max(v), len(v))
+        rs = [r for r in ok if r["tool"] == tool and r.get("latency_runs")]
+        if rs:
+            v = [r["latency_ms"] for r in rs]
+            lat[tool] = (statistics.median(v), min(v), max(v), len(v),
+                         [r["latency_runs"] for r in rs])
     if "qcal" in lat:
         q = lat["qcal"]
         for tool in ("ORT", "NNCF"):
             if tool in lat:
                 o = lat[tool]
-                out.append((f"latency vs {tool}: qcal {q[0]:.2f} ms (its {q[3]} models "
+                ratio, lo, hi = paired_ratio(q[4], o[4])
+                out.append((f"latency vs {tool}: qcal / {tool} {ratio:.3f} (per-round ratio, "
+                            f"median of {len(q[4][0])} rounds, quartiles {lo:.3f}-{hi:.3f}); "
+                            f"medians qcal {q[0]:.2f} ms (its {q[3]} models "
                             f"{q[1]:.1f}-{q[2]:.1f}) vs {tool} {o[0]:.2f} ms ({o[3]} models "
-                            f"{o[1]:.1f}-{o[2]:.1f})", q[0] <= o[0]))
+                            f"{o[1]:.1f}-{o[2]:.1f})", ratio <= 1.0))
     return out
 
 
@@ -594,9 +612,11 @@ def main():
         paths = {"float": mpath}
         paths.update({r["out"]: r["out"] for r in rows if r["ok"] and r["n"] == a.calib})
         lat = latencies(paths, feeds[0], a.runs)
-        fres["latency_ms"], fres["latency_min_ms"] = lat["float"]
-        for r in rows:
-            r["latency_ms"], r["latency_min_ms"] = lat.get(r["out"], (None, None))
+        for r in [fres] + rows:
+            v = lat.get("float" if r is fres else r["out"])
+            r["latency_runs"] = v
+            r["latency_ms"], r["latency_min_ms"] = ((statistics.median(v), min(v)) if v
+                                                    else (None, None))
         res = {"float": fres, "rows": rows, "bytes_per_sample_ort": per_sample}
         res["verdicts"] = verdicts(rows, a.calib, n_large)
         results[name] = res
@@ -634,10 +654,13 @@ def main():
         "detections matched to the float model's, same class, IoU ≥ 0.5; magika: top-1 label "
         f"agreement). *latency*: median (and min) of {a.runs} runs on one eval sample, "
         "ORT_ENABLE_ALL, thread spinning off (idle pools of the other sessions would spin), "
-        "all models of a table timed round-robin, in an order shuffled every round; a tool's models differ only "
-        "in their scales, so the spread among them is the measurement noise (the machine is "
+        "all models of a table timed round-robin, in an order shuffled every round; a tool's "
+        "models differ only in their scales, so the spread among them is the measurement "
+        "noise (the machine is "
         f"shared: load average {load0} at the start, {os.getloadavg()[0]:.1f} at the end), and "
-        "the latency targets compare the median over each tool's models. "
+        "the latency targets compare the tools round by round: in each round the median "
+        "over a tool's models, qcal's over the peer's, and the median of those ratios over "
+        "the rounds. "
         "*float compute nodes*: nodes of a computing "
         "op type (Conv, MatMul, Gemm, Add, Mul, Sigmoid, ...) with a float output in the graph "
         "onnxruntime optimizes at ORT_ENABLE_EXTENDED, i.e. work not done by integer kernels.",
