@@ -190,7 +190,7 @@ for ls in 0 1; do
         --layer-samples $ls --json "$CLI_TMP/fuse-$ls.json" -q \
         >>"$CLI_TMP/fuse.log" 2>&1 || cli_fail fused_eval_run "$(tail -1 "$CLI_TMP/fuse.log")"
 done
-if v=$("$PY" - "$CLI_TMP/fuse-0.json" "$CLI_TMP/fuse-1.json" <<'EOF'
+if v=$("$PY" - "$CLI_TMP/fuse-0.json" "$CLI_TMP/fuse-1.json" 2>&1 <<'EOF'
 import json, sys
 a, b = (json.load(open(p)) for p in sys.argv[1:3])
 assert len(a["candidates"]) == len(b["candidates"]) == 2
@@ -199,7 +199,14 @@ for x, y in zip(a["candidates"], b["candidates"]):
     assert (x["layer_eval_samples"], y["layer_eval_samples"]) == (3, 1), x["name"]
     for k in ("sqnr_db", "cosine", "max_abs", "outputs"):
         assert x[k] == y[k], f'{x["name"]}: {k} differs with the fused chains'
-print(f"{len(a['candidates'])} candidates, 3 samples: same output figures with 2 of them fused")
+    # every quantized activation reaches the per-layer figures (a hooked executor that
+    # fused a layer's Q/DQ into its producer would call the hook under the producer's node)
+    for z in (x, y):
+        lay = z["layers"]
+        empty = [n for n, v in zip(lay["name"], lay["values"]) if not v]
+        assert not empty, f'{z["name"]}: {len(empty)} layers without values, e.g. {empty[0]}'
+print(f"{len(a['candidates'])} candidates, 3 samples: same output figures with 2 of them fused, "
+      "every layer measured")
 EOF
 ); then
     cli_ok "fused_eval_same: $v"
