@@ -396,28 +396,42 @@ def quantize_all(a, name, mpath, calib, n, n_large, mem_per_sample, log):
         jobs.append(dict(tool="NNCF", method="default", n=n, out=out, note="",
                          cmd=me + ["--child", "nncf", "--model", mpath, "--data", calib,
                                    "--n", str(n), "--out-model", out]))
-    rows = []
-    for j in jobs:
-        label = f"{j['tool']} {j['method']} ({j['n']} samples)"
-        logf = j["out"][:-5] + ".log"
-        rc, wall, rss, last = run_child(a.launcher, j["cmd"], logf, a.timeout)
-        row = dict(tool=j["tool"], method=j["method"], n=j["n"], out=j["out"], note=j["note"],
-                   rss_mb=rss, wall_s=wall, calib_s=wall, ok=rc == 0)
-        if rc == 0 and j["tool"] != "qcal":
-            try:
-                said = json.loads(last)
-                row["calib_s"] = said["calib_s"]
-                row["note"] = "; ".join(x for x in (said.get("note", ""), row["note"]) if x)
-            except (ValueError, KeyError):
-                row["ok"] = False
-        if not row["ok"]:
-            row["note"] = (f"failed (exit {rc}"
-                           f"{', killed after %d s' % a.timeout if wall >= a.timeout else ''})"
-                           f": {last[:150]}")
-        log(f"  {label:34s} {row['calib_s']:7.1f} s {rss:8.0f} MB  "
-            f"{'ok' if row['ok'] else row['note']}")
-        rows.append(row)
+    rows = [run_job(a, j, log) for j in jobs]
+    # The minmax time target sits near its line (qcal's whole process against a quantize call
+    # of 1-12 s): both sides run once more, in turn, and each keeps its faster run, as the
+    # cost bench does; a single run on this shared machine moves by 10-40%.
+    pair = [r for r in rows if r["ok"] and r["n"] == n and
+            (r["tool"], r["method"]) in (("qcal", "minmax"), ("ORT", "MinMax"))]
+    for r in pair:
+        again = run_job(a, next(j for j in jobs if j["out"] == r["out"]), log, "again")
+        if again["ok"]:
+            r["calib_runs"] = [r["calib_s"], again["calib_s"]]
+            r["calib_s"] = min(r["calib_runs"])
+            r["rss_mb"] = max(r["rss_mb"], again["rss_mb"])
     return rows
+
+
+def run_job(a, j, log, what=""):
+    """One quantizer run: its result row (without model measurements)."""
+    label = f"{j['tool']} {j['method']} ({j['n']} samples{', ' + what if what else ''})"
+    logf = j["out"][:-5] + ".log"
+    rc, wall, rss, last = run_child(a.launcher, j["cmd"], logf, a.timeout)
+    row = dict(tool=j["tool"], method=j["method"], n=j["n"], out=j["out"], note=j["note"],
+               rss_mb=rss, wall_s=wall, calib_s=wall, ok=rc == 0)
+    if rc == 0 and j["tool"] != "qcal":
+        try:
+            said = json.loads(last)
+            row["calib_s"] = said["calib_s"]
+            row["note"] = "; ".join(x for x in (said.get("note", ""), row["note"]) if x)
+        except (ValueError, KeyError):
+            row["ok"] = False
+    if not row["ok"]:
+        row["note"] = (f"failed (exit {rc}"
+                       f"{', killed after %d s' % a.timeout if wall >= a.timeout else ''})"
+                       f": {last[:150]}")
+    log(f"  {label:34s} {row['calib_s']:7.1f} s {rss:8.0f} MB  "
+        f"{'ok' if row['ok'] else row['note']}")
+    return row
 
 
 def fmt(v, spec, none="-"):
@@ -430,6 +444,12 @@ def fmt(v, spec, none="-"):
 
 def nodes_text(d):
     return " ".join(f"{k}×{v}" for k, v in sorted(d.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def runs_text(r):
+    """' (runs a / b s)' for a time taken as the faster of several runs, else ''."""
+    v = r.get("calib_runs")
+    return f" (runs {' / '.join(f'{t:.2f}' for t in v)} s)" if v else ""
 
 
 def verdicts(rows, n, n_large):
@@ -445,8 +465,9 @@ def verdicts(rows, n, n_large):
         q, o = get("qcal", qm), get("ORT", om)
         if q and o:
             ratio = q["calib_s"] / o["calib_s"]
-            out.append((f"time {qm}: qcal {q['calib_s']:.1f} s vs ORT {om} {o['calib_s']:.1f} s "
-                        f"= {ratio:.2f} (target <= 0.33)", ratio <= 1 / 3))
+            out.append((f"time {qm}: qcal {q['calib_s']:.2f} s{runs_text(q)} vs ORT {om} "
+                        f"{o['calib_s']:.2f} s{runs_text(o)} = {ratio:.3f} (target <= 0.33)",
+                        ratio <= 1 / 3))
     for qm, om in (("entropy", "Entropy"), ("percentile", "Percentile")):
         q, o = get("qcal", qm), get("ORT", om)
         if q and o:
@@ -648,7 +669,9 @@ def main():
         "subset_size=N)`, defaults otherwise (preset PERFORMANCE: symmetric activations, "
         "per-channel symmetric int8 weights, fast bias correction).",
         "- *calib time*: qcal's whole process; for ORT and NNCF the quantize call alone "
-        "(interpreter start and imports excluded). *peak RSS*: the child process's ru_maxrss "
+        "(interpreter start and imports excluded); one run, but for qcal minmax and ORT "
+        "MinMax, whose ratio sits near its target: each the faster of two runs (the second "
+        "ones after all the others, in turn). *peak RSS*: the child process's ru_maxrss "
         "(os.wait4). *SQNR*: 10·log10(Σref²/Σ(q−ref)²) of the outputs over all eval samples "
         "(the worst output). *task agreement*: test/oracles/task_metrics.py (detectors: F1 of "
         "detections matched to the float model's, same class, IoU ≥ 0.5; magika: top-1 label "
