@@ -17,8 +17,8 @@ For each integration model it quantizes with
 each in its own child process (peak RSS from os.wait4), then measures every model in
 onnxruntime (CPU, 2 threads): SQNR of the outputs against the float model on the eval samples,
 task agreement (test/oracles/task_metrics.py), latency (median of --runs runs, models timed
-round-robin in a shuffled order so that load from elsewhere hits them alike) and the compute nodes that
-onnxruntime leaves in float after its optimizations (ORT_ENABLE_EXTENDED, saved through
+round-robin in a shuffled order so that load from elsewhere hits them alike) and the compute
+nodes that onnxruntime leaves in float after its optimizations (ORT_ENABLE_EXTENDED, saved through
 SessionOptions.optimized_model_filepath). Prints a table per model, the acceptance targets
 with their verdicts, and writes them as markdown to --out (raw numbers in WORK/results.json).
 
@@ -292,9 +292,9 @@ def evaluate(model_name, path, feeds, ref_outs, opt_path):
 
 def latencies(paths, feed, runs):
     """Milliseconds of every timed run per model, in round order: one run of each model per
-    round, after two warm-up rounds, in an order shuffled every round (fixed seed). A fixed
-    order biases the models by their place: the one after the float model (or NNCF's, mostly
-    float) starts with its caches full of float weights, the others after a quantized model."""
+    round, after two warm-up rounds, in an order shuffled every round (fixed seed): in a
+    fixed order each model always follows the same one (the first quantized model the float
+    one, whose weights are four times larger), which can bias it by its place."""
     sessions = {k: session(p) for k, p in paths.items()}
     times = {k: [] for k in paths}
     order, rng = list(sessions), random.Random(0)
