@@ -18,8 +18,8 @@ each in its own child process (peak RSS from os.wait4), then measures every mode
 onnxruntime (CPU, 2 threads): SQNR of the outputs against the float model on the eval samples,
 task agreement (test/oracles/task_metrics.py), latency (median of --runs runs, models timed
 round-robin in a shuffled order so that load from elsewhere hits them alike) and the compute
-nodes that onnxruntime leaves in float after its optimizations (ORT_ENABLE_EXTENDED, saved through
-SessionOptions.optimized_model_filepath). Prints a table per model, the acceptance targets
+nodes that onnxruntime leaves in float after its optimizations (ORT_ENABLE_EXTENDED, saved
+through SessionOptions.optimized_model_filepath). Prints a table per model, the acceptance targets
 with their verdicts, and writes them as markdown to --out (raw numbers in WORK/results.json).
 
 ORT's histogram calibrators keep every calibrated tensor of every sample in memory; when that
