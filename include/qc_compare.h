@@ -336,6 +336,9 @@ typedef struct qc_auto_confirm {
     double  tau;                    /* the hybrid chosen; 0: S itself (fallback) */
     int     n_switched;             /* tensors given auto's range */
     int     n_calib;                /* calibration samples of the choice */
+    int     n_hybrids;              /* hybrids measured; 0: none had a tensor to switch (S's
+                                     * range never cost 2x auto's), so none differs from S
+                                     * and nothing was run: S's evaluation stands */
     double  calib_single_db, calib_db;      /* S and the chosen one on them */
     double  sqnr_db, cosine, max_abs, top1; /* the chosen one on the eval samples */
     const qc_model *model;          /* its QDQ model (borrowed until qc_compare_free) */

@@ -424,6 +424,7 @@ static void extras_json(cJSON *root, const qc_compare *c, const int *order, int 
             cJSON *j = cJSON_CreateObject();
             add_num(j, "tau", ac->tau);
             cJSON_AddNumberToObject(j, "tensors_switched", ac->n_switched);
+            cJSON_AddNumberToObject(j, "hybrids_measured", ac->n_hybrids);
             cJSON_AddNumberToObject(j, "calib_samples", ac->n_calib);
             add_num(j, "calib_best_single_sqnr_db", ac->calib_single_db);
             add_num(j, "calib_sqnr_db", ac->calib_db);
@@ -495,6 +496,9 @@ static void print_extras(const qc_compare *c, const int *order, int metric)
             printf("compare: auto's hybrid (chosen on %d calibration samples): %.30s + auto's "
                    "range on %d tensors: %s dB\n", ac->n_calib, rs->cand->name, ac->n_switched,
                    x);
+        else if (ac && !ac->n_hybrids)
+            printf("compare: auto's hybrids: none to try (no tensor's range under %s costs "
+                   "twice auto's)\n", rs->cand->name);
         else if (ac)
             printf("compare: auto's hybrids: none beat %s on %d calibration samples\n",
                    rs->cand->name, ac->n_calib);

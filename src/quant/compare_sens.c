@@ -594,6 +594,15 @@ static int switches(const double *cs, const double *ca, int n, double tau, unsig
     return n_sw;
 }
 
+/* The choice is S itself: its evaluation stands. */
+static void take_single(qc_auto_confirm *ac, const qc_cand_result *r)
+{
+    ac->sqnr_db = r->sqnr_db;
+    ac->cosine = r->cosine;
+    ac->max_abs = r->max_abs;
+    ac->top1 = r->top1;
+}
+
 int qc_compare_auto_confirm(qc_compare *c, int metric, qc_dataset *cd, const int *cidx,
                             int cn, qc_dataset *ed, const int *eidx, int en, qc_err *err)
 {
@@ -654,6 +663,17 @@ int qc_compare_auto_confirm(qc_compare *c, int metric, qc_dataset *cd, const int
                         > 0;
     }
     vj[0].run = 1;
+    int n_hy = 0;
+    for (int i = 0; i < N_TAU; i++)
+        n_hy += vj[i + 1].run;
+    ss->ac.auto_cand = ia;
+    ss->ac.single = is;
+    ss->ac.n_hybrids = n_hy;
+    if (n_hy == 0) {                /* every hybrid is S: nothing to run */
+        ss->ac.calib_single_db = ss->ac.calib_db = NAN;
+        take_single(&ss->ac, &sce->res);
+        goto done;
+    }
     if ((rc = refs_make(c, cd, cidx, cn, 1, &rs, err)) != QC_OK ||
         (rc = run_variants(c, is, &rs, vj, N_TAU + 1, err)) != QC_OK)
         goto done;
@@ -663,19 +683,13 @@ int qc_compare_auto_confirm(qc_compare *c, int metric, qc_dataset *cd, const int
             best = vj[i + 1].v;
             tau = taus[i];
         }
-    ss->ac.auto_cand = ia;
-    ss->ac.single = is;
     ss->ac.tau = tau;
     ss->ac.n_calib = rs.n;
     ss->ac.calib_single_db = vs.sqnr;
     ss->ac.calib_db = best.sqnr;
     qc_cmp_refs_free(&rs, c->m->n_outputs);
-    if (tau == 0) {                 /* S itself: its evaluation stands */
-        const qc_cand_result *r = &sce->res;
-        ss->ac.sqnr_db = r->sqnr_db;
-        ss->ac.cosine = r->cosine;
-        ss->ac.max_abs = r->max_abs;
-        ss->ac.top1 = r->top1;
+    if (tau == 0) {
+        take_single(&ss->ac, &sce->res);
         goto done;
     }
     hybrid hy = { ace, sw };
@@ -700,5 +714,6 @@ done:
 
 const qc_auto_confirm *qc_compare_auto_confirmed(const qc_compare *c)
 {
-    return c->sens && c->sens->ac.auto_cand >= 0 && c->sens->ac.n_calib ? &c->sens->ac : NULL;
+    const qc_auto_confirm *ac = c->sens ? &c->sens->ac : NULL;
+    return ac && ac->auto_cand >= 0 && (ac->n_calib || !ac->n_hybrids) ? ac : NULL;
 }

@@ -180,6 +180,31 @@ else
     cli_fail layer_samples "$(echo "$v" | tail -1)"
 fi
 
+# auto's confirmation on the output: hybrids of the best single method S with auto's range on
+# the tensors where S's costs 2x (8x, 32x) auto's. With no such tensor every hybrid is S:
+# nothing is run (magika on 16 samples); with one (magika on 3) they are measured on the
+# calibration samples.
+"$CAL" compare --data "$data/calib" --eval "$data/eval" "$(model_path $m)" --limit 16 \
+    --eval-limit 8 --json "$CLI_TMP/hy-16.json" -q >"$CLI_TMP/hy.log" 2>&1 ||
+    cli_fail hybrids_run "$(tail -1 "$CLI_TMP/hy.log")"
+if v=$("$PY" - "$CLI_TMP/ls-all.json" "$CLI_TMP/hy-16.json" 2>&1 <<'EOF'
+import json, sys
+three, sixteen = (json.load(open(p))["auto_vs_best_single"] for p in sys.argv[1:3])
+c3, c16 = three["confirmation"], sixteen["confirmation"]
+assert c3["hybrids_measured"] >= 1 and c3["calib_samples"] == 3, c3
+assert c16["hybrids_measured"] == 0 and c16["calib_samples"] == 0, c16
+assert c16["calib_sqnr_db"] is None and c16["tau"] == 0, c16
+assert sixteen["fallback"] and sixteen["final"] == sixteen["best_single"], sixteen
+assert c16["sqnr_db"] == sixteen["best_single_sqnr_db"], sixteen
+print(f"3 samples: {c3['hybrids_measured']} hybrid(s) measured on 3; 16 samples: none to try, "
+      f"auto = {sixteen['final']}")
+EOF
+); then
+    cli_ok "auto_hybrids: $v"
+else
+    cli_fail auto_hybrids "$(echo "$v" | tail -1)"
+fi
+
 # After the --layer-samples samples, candidates run on an executor that folds each quantized
 # SiLU chain (Conv -> Q/DQ -> Sigmoid -> Q/DQ -> Mul -> Q/DQ, 57 of them in YOLOv8n) into its
 # convolution: the output figures must be those of the unfused nodes, to the bit.
