@@ -235,11 +235,6 @@ static void find_chain(const qc_exec *x, const qc_readers *ri, int h, int *s, in
         *n = 0;
 }
 
-static int is_default_op(const qc_knode *k, const char *op)
-{
-    return k->node && !k->node->domain[0] && !strcmp(k->node->op_type, op);
-}
-
 /* Knode s[n - 1] becomes the chain step reading the head; the others are skipped. */
 static int take_chain(qc_exec *x, int h, const int *s, int n, qc_err *err)
 {
@@ -275,8 +270,8 @@ static int take_chain(qc_exec *x, int h, const int *s, int n, qc_err *err)
         }
     }
     /* Sigmoid(head), then Mul of the head (src 0) and the Sigmoid (src 1), in either order */
-    c->silu = n == 2 && is_default_op(&c->k[0], "Sigmoid") && c->src[0] == 0 &&
-              is_default_op(&c->k[1], "Mul") && c->k[1].n_in == 2 &&
+    c->silu = n == 2 && qc_fuse_is_op(&c->k[0], "Sigmoid") && c->src[0] == 0 &&
+              qc_fuse_is_op(&c->k[1], "Mul") && c->k[1].n_in == 2 &&
               ((c->src[3] == 0 && c->src[4] == 1) || (c->src[3] == 1 && c->src[4] == 0));
     qc_knode *kn = &x->knodes[s[n - 1]];
     in[0] = (qc_tensor *)head;

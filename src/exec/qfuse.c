@@ -24,7 +24,8 @@ static qc_tensor *opt_in(const qc_knode *n, int i)
     return i < n->n_in ? n->in[i] : NULL;
 }
 
-static int is_op(const qc_knode *kn, const char *op)
+/* qfuse.h */
+int qc_fuse_is_op(const qc_knode *kn, const char *op)
 {
     return !kn->node->domain[0] && !strcmp(kn->node->op_type, op);
 }
@@ -65,7 +66,7 @@ static qc_knode *dq_of(const qc_exec *x, const qc_tensor *t, int per_tensor, int
     if (!t)
         return NULL;
     int p = val_of(t)->producer;
-    if (p < 0 || x->skip[p] || !is_op(&x->knodes[p], "DequantizeLinear"))
+    if (p < 0 || x->skip[p] || !qc_fuse_is_op(&x->knodes[p], "DequantizeLinear"))
         return NULL;
     qc_knode *dq = &x->knodes[p];
     const qc_tensor *q = dq->in[0], *s = qc_opt_in(dq, 1), *z = qc_opt_in(dq, 2);
@@ -87,7 +88,7 @@ static qc_knode *sole_q(const qc_exec *x, int k, int *qk)
     if (kn->n_out != 1 || val_of(kn->out[0])->no_fuse || readers(x, kn->out[0], qk) != 1)
         return NULL;
     qc_knode *q = &x->knodes[*qk];
-    if (!is_op(q, "QuantizeLinear") || q->in[0] != kn->out[0])
+    if (!qc_fuse_is_op(q, "QuantizeLinear") || q->in[0] != kn->out[0])
         return NULL;
     const qc_tensor *s = qc_opt_in(q, 1), *z = qc_opt_in(q, 2);
     if (!s || !is_init(s) || s->dtype != QC_F32 || qc_tensor_numel(s) != 1 || !z ||
@@ -237,17 +238,17 @@ int qc_qfuse(qc_exec *x, qc_err *err)
         qc_knode *kn = &x->knodes[k];
         if (x->skip[k] || kn->act)
             continue;
-        if (is_op(kn, "Conv"))
+        if (qc_fuse_is_op(kn, "Conv"))
             rc = fuse_conv(x, k, err);
-        else if (is_op(kn, "MatMul"))
+        else if (qc_fuse_is_op(kn, "MatMul"))
             rc = fuse_matmul(x, k, err);
-        else if (is_op(kn, "Sigmoid"))
+        else if (qc_fuse_is_op(kn, "Sigmoid"))
             rc = fuse_unary(x, k, &qc_qlinear_sigmoid, err);
-        else if (is_op(kn, "Softmax"))
+        else if (qc_fuse_is_op(kn, "Softmax"))
             rc = fuse_unary(x, k, &qc_qlinear_softmax, err);
-        else if (is_op(kn, "Add"))
+        else if (qc_fuse_is_op(kn, "Add"))
             rc = fuse_binary(x, k, &qc_qlinear_add, err);
-        else if (is_op(kn, "Mul"))
+        else if (qc_fuse_is_op(kn, "Mul"))
             rc = fuse_binary(x, k, &qc_qlinear_mul, err);
     }
     if (rc != QC_OK)
@@ -256,7 +257,7 @@ int qc_qfuse(qc_exec *x, qc_err *err)
     for (int k = 0; k < x->n_knodes; k++) {
         int one;
         const qc_knode *kn = &x->knodes[k];
-        if (!x->skip[k] && is_op(kn, "DequantizeLinear") && !val_of(kn->out[0])->no_fuse &&
+        if (!x->skip[k] && qc_fuse_is_op(kn, "DequantizeLinear") && !val_of(kn->out[0])->no_fuse &&
             readers(x, kn->out[0], &one) == 0)
             x->skip[k] = 1;
     }
@@ -278,10 +279,10 @@ int qc_qdq_fuse(qc_exec *x, qc_err *err)
     (void)err;
     for (int k = 0; k < x->n_knodes; k++) {
         qc_knode *dq = &x->knodes[k];
-        if (x->skip[k] || !is_op(dq, "DequantizeLinear") || dq->n_in < 2)
+        if (x->skip[k] || !qc_fuse_is_op(dq, "DequantizeLinear") || dq->n_in < 2)
             continue;
         int p = val_of(dq->in[0])->producer, one;
-        if (p < 0 || x->skip[p] || !is_op(&x->knodes[p], "QuantizeLinear"))
+        if (p < 0 || x->skip[p] || !qc_fuse_is_op(&x->knodes[p], "QuantizeLinear"))
             continue;
         qc_knode *q = &x->knodes[p];
         qc_tensor *s = q->in[1], *z = opt_in(q, 2);
@@ -334,7 +335,7 @@ int qc_iconv_mark(qc_exec *x)
 {
     for (int k = 0; k < x->n_knodes; k++) {
         qc_knode *kn = &x->knodes[k];
-        if (x->skip[k] || !is_op(kn, "Conv") || kn->n_in < 2 || !kn->in[0] || !kn->in[1] ||
+        if (x->skip[k] || !qc_fuse_is_op(kn, "Conv") || kn->n_in < 2 || !kn->in[0] || !kn->in[1] ||
             qc_attr_int(kn->node, "group", 1) != 1)
             continue;
         const qc_value *xv = val_of(kn->in[0]);
@@ -372,7 +373,7 @@ static const char *const lut_binary[] = { "Add", "Sub", "Mul", "Div", "Pow", "Mi
 static int op_in(const qc_knode *o, const char *const *ops, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        if (is_op(o, ops[i]))
+        if (qc_fuse_is_op(o, ops[i]))
             return 1;
     return 0;
 }
@@ -553,7 +554,7 @@ static int fold_scalar_dq(qc_exec *x, qc_err *err)
         int all_init = kn.n_in >= 2 && kn.n_out == 1;
         for (int i = 0; i < kn.n_in && all_init; i++)
             all_init = !kn.in[i] || is_init(kn.in[i]);
-        if (x->skip[k] || !all_init || !is_op(&kn, "DequantizeLinear") ||
+        if (x->skip[k] || !all_init || !qc_fuse_is_op(&kn, "DequantizeLinear") ||
             val_of(kn.out[0])->no_fuse)
             continue;
         qc_tensor t = { .name = kn.out[0]->name }, *outs[1] = { &t };
@@ -591,7 +592,7 @@ int qc_qlut_fuse(qc_exec *x, qc_err *err)
     /* into a Conv whose only reader is the FQ (its code computed in the conv kernel) */
     for (int k = 0; k < x->n_knodes && rc == QC_OK; k++) {
         qc_knode *c = &x->knodes[k];
-        if (x->skip[k] || !is_op(c, "Conv") || c->n_out != 1 || c->act != QC_ACT_NONE ||
+        if (x->skip[k] || !qc_fuse_is_op(c, "Conv") || c->n_out != 1 || c->act != QC_ACT_NONE ||
             (x->sum_only && x->sum_only[k]) || val_of(c->out[0])->no_fuse ||
             readers(x, c->out[0], &fa) != 1 ||
             (rc = find_table(x, fa, 0, s, v, &n, &e, &lut, err)) != QC_OK || !lut)

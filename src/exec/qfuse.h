@@ -35,6 +35,8 @@ int qc_qdq_fuse(qc_exec *x, qc_err *err);
  * (conv_i8_x86.c). Planning-time only. */
 int qc_iconv_mark(qc_exec *x);
 
+/* Whether knode kn runs the default-domain operator op. */
+int qc_fuse_is_op(const qc_knode *kn, const char *op);
 /* Whether knode j computes its one output elementwise from values in v (n_v of them, at least
  * one) and scalar float constants (an FQ knode counts: its scale and zero point are
  * constants). */
