@@ -145,11 +145,19 @@ int qc_compare_make_grid(const qc_quant_opts *base, const qc_compare_grid *g, qc
 
 /* ---- Concat outputs merged from their inputs (derived.c's rule) ---- */
 
+/* The otensor of value `name`, or -1: among its producer's outputs (node_start / node_list)
+ * or the graph inputs, not by a walk over every tensor (plan_tensors asks for each Concat
+ * input and each Sigmoid's input). */
 static int find_tensor(const qc_compare *c, const char *name)
 {
-    for (int j = 0; j < c->n_t; j++)
-        if (!strcmp(c->t[j].name, name))
-            return j;
+    const qc_model *m = c->m;
+    int p = qc_model_producer(m, name);
+    for (int i = p >= 0 ? c->node_start[p] : 0; p >= 0 && i < c->node_start[p + 1]; i++)
+        if (!strcmp(c->t[c->node_list[i]].name, name))
+            return c->node_list[i];
+    for (int i = 0; p < 0 && i < m->n_inputs; i++)
+        if (c->input_t[i] >= 0 && !strcmp(m->inputs[i].name, name))
+            return c->input_t[i];
     return -1;
 }
 
