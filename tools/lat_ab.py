@@ -2,11 +2,11 @@
 
     tools/lat_ab.py A.onnx B.onnx SAMPLES_DIR [RUNS]
 
-Both sessions (CPU, 2 threads, thread spinning off) run the first .npy sample of SAMPLES_DIR,
-20 warm-up runs each, then RUNS pairs (default 300) alternating which goes first. Prints each
-model's median / min / 25th percentile in ms and the median of the per-pair ratios B / A: a
-slow stretch of a shared machine hits both runs of a pair alike, so the paired ratio resolves
-differences the two medians cannot.
+Both sessions (peers.py's: CPU, 2 threads, thread spinning off, ORT_ENABLE_ALL) run the first
+.npy sample of SAMPLES_DIR, 20 warm-up runs each, then RUNS pairs (default 300) alternating
+which goes first. Prints each model's median / min / 25th percentile in ms and the median of
+the per-pair ratios B / A: a slow stretch of a shared machine hits both runs of a pair alike,
+so the paired ratio resolves differences the two medians cannot.
 """
 import glob
 import os
@@ -14,15 +14,8 @@ import sys
 import time
 
 import numpy as np
-import onnxruntime as ort
 
-
-def session(path):
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 2
-    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    so.log_severity_level = 3
-    return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+from peers import session   # the sessions `make peers` times, so the figures compare
 
 
 def main():
