@@ -54,6 +54,12 @@ static char *dup(qc_edit *e, const char *s)
     return qc_arena_strdup(&e->arena, s);
 }
 
+/* A name as a key: absent (NULL) ones are "", which nothing reads. */
+static const char *nz(const char *s)
+{
+    return s ? s : "";
+}
+
 static int mark_used(qc_edit *e, const char *name)
 {
     return name && name[0] ? qc_strmap_put(&e->used, name, 1) : 0;
@@ -235,7 +241,7 @@ int qc_edit_remove_init(qc_edit *e, const char *name, qc_err *err)
     if (i >= 0) {
         e->inits[i] = e->inits[--e->n_inits];
         if (qc_strmap_put(&e->init_at, s, -1) != 0 ||
-            (i < e->n_inits && qc_strmap_put(&e->init_at, e->inits[i]->name, i) != 0))
+            (i < e->n_inits && qc_strmap_put(&e->init_at, nz(e->inits[i]->name), i) != 0))
             return qc_errf(err, QC_ENOMEM, "out of memory");
     }
     return QC_OK;
@@ -437,11 +443,6 @@ out:
 }
 
 /* Names a file may leave out (protobuf-c gives NULL for an absent optional string). */
-static const char *nz(const char *s)
-{
-    return s ? s : "";
-}
-
 /* Marks the names node n reads, and those its subgraphs read from outside them (a branch
  * may read any value of the enclosing graphs by name), as referenced. */
 static void add_refs(qc_strmap *refs, const Onnx__NodeProto *n, int depth)
@@ -557,7 +558,7 @@ int qc_edit_finish(qc_edit *e, qc_model **out, qc_err *err)
             qc_strmap_put(&e->removed_inits, nm, 1);    /* drop its graph input too */
     }
     for (int i = 0; i < e->n_inits; i++)
-        if (qc_strmap_get(&refs, e->inits[i]->name) >= 0)
+        if (qc_strmap_get(&refs, nz(e->inits[i]->name)) >= 0)
             g.initializer[g.n_initializer++] = e->inits[i];
     qc_strmap_free(&refs);
     g.n_input = 0;
