@@ -412,6 +412,20 @@ QC_TEST(conv_nv3_against_naive)
     unsetenv("QC_CONV_NV3");
 }
 
+/* The AVX2 + FMA kernels (conv_avx2.c) where the CPU also has AVX-512 (elsewhere they are
+ * the default ones above): tiles, rows, pointwise, plain and with SiLU */
+QC_TEST(conv_avx2_against_naive)
+{
+    setenv("QC_CONV_ISA", "avx2", 1);
+    conv_cases_run("avx2", 0);
+    conv_cases_run("avx2", 1);
+    setenv("QC_CONV_ROWS", "1", 1);
+    conv_cases_run("avx2 rows", 0);
+    conv_cases_run("avx2 rows", 1);
+    unsetenv("QC_CONV_ROWS");
+    unsetenv("QC_CONV_ISA");
+}
+
 /* The planner's Conv + x * Sigmoid(x) fusion, on every path. */
 QC_TEST(conv_fused_silu)
 {

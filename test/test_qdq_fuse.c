@@ -365,9 +365,14 @@ static void qs_check(const char *what, int tail, int64_t c, int64_t m, int64_t k
 
 QC_TEST(qdq_fuse_conv_code_table_same_bytes)
 {
-    for (int portable = 0; portable < 2; portable++) {
-        if (portable)
+    /* the CPU's kernels, the portable path, the AVX2 kernels (where the CPU has AVX-512) */
+    for (int path = 0; path < 3; path++) {
+        if (path == 1)
             setenv("QC_CONV_PORTABLE", "1", 1);
+        if (path == 2) {
+            unsetenv("QC_CONV_PORTABLE");
+            setenv("QC_CONV_ISA", "avx2", 1);
+        }
         qs_check("SiLU, 3x3, 40 channels", T_SILU, 6, 40, 3, 1, 11, 13, 3, 8);
         qs_check("SiLU, 1x1, 20 channels", T_SILU, 24, 20, 1, 1, 9, 7, 3, 8);
         qs_check("SiLU, depthwise 3x3", T_SILU, 8, 8, 3, 8, 10, 10, 3, 8);
@@ -381,7 +386,7 @@ QC_TEST(qdq_fuse_conv_code_table_same_bytes)
         qs_check("int8: GELU-like, 3x3", T_GELU, 6, 40, 3, 1, 11, 13, 2, 8);
         qs_zdt = QC_U8;
     }
-    unsetenv("QC_CONV_PORTABLE");
+    unsetenv("QC_CONV_ISA");
 }
 
 /* Without a Conv before the FQ, the FQ's own knode becomes the table step (vector and scalar

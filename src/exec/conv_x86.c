@@ -1,9 +1,10 @@
-/* AVX-512 direct convolution. The output is computed in tiles of MR consecutive output
- * positions x 32 (or 48) output channels: for every reduction index k = (c, kh, kw) one input
- * value per position is broadcast and multiplied into two (three) 16-channel weight vectors.
- * The input is read in place (zero-padded into scratch only when the conv has padding), so
- * there is no im2col; weights are packed per run into 32- or 48-channel panels. Work is split
- * over qc_par threads by (panel, tile). */
+/* Direct convolution: the driver, and its AVX-512 kernels (the AVX2 + FMA ones are in
+ * conv_avx2.c, conv_kern.h says what a kernel set is). The output is computed in tiles of MR
+ * consecutive output positions x 32 (or 48; 16 with AVX2) output channels: for every
+ * reduction index k = (c, kh, kw) one input value per position is broadcast and multiplied
+ * into two (three) weight vectors. The input is read in place (zero-padded into scratch only
+ * when the conv has padding), so there is no im2col; weights are packed into panels (once
+ * per node for constant weights). Work is split over qc_par threads by (panel, tile). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,11 +13,8 @@
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
+#include "conv_kern.h"
 #include "conv_x86_inl.h"
-
-typedef void (*tile_fn)(const float *xb, const int32_t *off, const float *wp,
-                        const float *bias, int64_t k, float *y, int64_t ldy, int64_t nm,
-                        int act, const float *qp, const float *lut);
 
 /* One reduction step of a tile: MR input values (p[i * SW]) times NV weight vectors. */
 static inline __attribute__((always_inline, target("avx512f"))) void
@@ -90,25 +88,12 @@ TILES(4) TILES(5) TILES(6) TILES(7) TILES(8) TILES(9) TILES(10) TILES(11) TILES(
 TILES(13) TILES(14)
 TILES3(4) TILES3(5) TILES3(6) TILES3(7) TILES3(8) TILES3(9)
 
-/* [MR][stride - 1][vectors - 1]: 32-channel panels (the last one 16 wide when 16 are left),
- * or 48-channel panels (3 vectors, at most MR3_MAX positions: 3 x 9 accumulators) */
+/* 48-channel panels (3 vectors) take at most MR3_MAX positions: 3 x 9 accumulators */
 #define MR3_MAX 9
-static const tile_fn tiles[MR_MAX + 1][2][3] = {
-    [4] = { { tile_4_1_1, tile_4_1_2, tile_4_1_3 }, { tile_4_2_1, tile_4_2_2, tile_4_2_3 } },
-    [5] = { { tile_5_1_1, tile_5_1_2, tile_5_1_3 }, { tile_5_2_1, tile_5_2_2, tile_5_2_3 } },
-    [6] = { { tile_6_1_1, tile_6_1_2, tile_6_1_3 }, { tile_6_2_1, tile_6_2_2, tile_6_2_3 } },
-    [7] = { { tile_7_1_1, tile_7_1_2, tile_7_1_3 }, { tile_7_2_1, tile_7_2_2, tile_7_2_3 } },
-    [8] = { { tile_8_1_1, tile_8_1_2, tile_8_1_3 }, { tile_8_2_1, tile_8_2_2, tile_8_2_3 } },
-    [9] = { { tile_9_1_1, tile_9_1_2, tile_9_1_3 }, { tile_9_2_1, tile_9_2_2, tile_9_2_3 } },
-    [10] = { { tile_10_1_1, tile_10_1_2 }, { tile_10_2_1, tile_10_2_2 } },
-    [11] = { { tile_11_1_1, tile_11_1_2 }, { tile_11_2_1, tile_11_2_2 } },
-    [12] = { { tile_12_1_1, tile_12_1_2 }, { tile_12_2_1, tile_12_2_2 } },
-    [13] = { { tile_13_1_1, tile_13_1_2 }, { tile_13_2_1, tile_13_2_2 } },
-    [14] = { { tile_14_1_1, tile_14_1_2 }, { tile_14_2_1, tile_14_2_2 } },
-};
 
 typedef struct fast_ctx {
     const qc_conv2d *cv;
+    const conv_kset *ks;
     int64_t  cg, mg, k, panels;          /* per group: channels, reduction, panels */
     int64_t  nr;                         /* channels a panel: 32, or 48 (see panel_width) */
     int64_t  oh, ow, ihp, iwp;           /* (possibly linearized) output and input grids */
@@ -121,7 +106,7 @@ typedef struct fast_ctx {
     float   *y;                          /* current batch's output */
     int64_t  batch_index;
     int      pack_w;                     /* weights still need packing this run */
-    tile_fn  fn, fn16;                   /* full panels / panels of <= 16 channels */
+    tile_fn  fn, fn16;                   /* full panels / panels of <= vw channels */
 } fast_ctx;
 
 /* Packs one weight panel (and its bias) of group/panel index gp. */
@@ -193,7 +178,7 @@ static void compute_items(void *vctx, int64_t lo, int64_t hi)
         int64_t gp = g * c->panels + pn;
         int64_t nr = c->nr, m0 = pn * nr, nm = c->mg - m0 < nr ? c->mg - m0 : nr;
         float *y = c->y + (g * c->mg + m0) * ohw + oh * c->ow + ow0;
-        tile_fn fn = nm > 16 ? c->fn : c->fn16;
+        tile_fn fn = nm > c->ks->vw ? c->fn : c->fn16;
         fn(xb, c->off, c->wpk + gp * c->k * nr, c->bpk + gp * nr, c->k, y, ohw, nm,
            c->cv->act, c->cv->qact, c->cv->lut);
     }
@@ -206,10 +191,6 @@ static void compute_items(void *vctx, int64_t lo, int64_t hi)
 
 #define MC_MAX 14
 #define PW_LD  16               /* packed weights: 16 floats per reduction index */
-
-typedef void (*pw_fn)(const float *x, int64_t ldx, const int32_t *off, const float *wp,
-                      const float *bias, int64_t k, float *y, int64_t ldy, __mmask16 m0,
-                      __mmask16 m1, int act, const float *qp, const float *lut);
 
 static inline __attribute__((always_inline, target("avx512f"))) void
 pw_body(const int MC, const int NP, const int OFF, const int FULL, const float *x, int64_t ldx,
@@ -261,10 +242,12 @@ pw_body(const int MC, const int NP, const int OFF, const int FULL, const float *
 #define PW(NAME, OFF, MC)                                                                   \
 static __attribute__((target("avx512f"))) void                                              \
 NAME##_##MC(const float *x, int64_t ldx, const int32_t *off, const float *wp,               \
-            const float *bias, int64_t k, float *y, int64_t ldy, __mmask16 m0, __mmask16 m1, \
-            int act, const float *qp, const float *lut)                                     \
+            const float *bias, int64_t k, float *y, int64_t ldy, int np, int act,           \
+            const float *qp, const float *lut)                                              \
 {                                                                                           \
-    if (m0 == 0xffff && m1 == 0xffff)                                                       \
+    __mmask16 m0 = np >= 16 ? 0xffff : (__mmask16)((1u << np) - 1);                         \
+    __mmask16 m1 = np >= 32 ? 0xffff : np > 16 ? (__mmask16)((1u << (np - 16)) - 1) : 0;    \
+    if (np == 32)                                                                           \
         pw_body(MC, 2, OFF, 1, x, ldx, off, wp, bias, k, y, ldy, m0, m1, act, qp, lut);     \
     else                                                                                    \
         pw_body(MC, 2, OFF, 0, x, ldx, off, wp, bias, k, y, ldy, m0, m1, act, qp, lut);     \
@@ -275,25 +258,34 @@ NAME##_##MC(const float *x, int64_t ldx, const int32_t *off, const float *wp,   
 PWS(pw, 0)
 PWS(rw, 1)
 
-static const pw_fn pw_fns[2][MC_MAX + 1] = {
-    { NULL, pw_1, pw_2, pw_3, pw_4, pw_5, pw_6, pw_7, pw_8, pw_9, pw_10, pw_11, pw_12, pw_13,
-      pw_14 },
-    { NULL, rw_1, rw_2, rw_3, rw_4, rw_5, rw_6, rw_7, rw_8, rw_9, rw_10, rw_11, rw_12, rw_13,
-      rw_14 },
+#define TILE_ROW(MR) [MR] = { { tile_##MR##_1_1, tile_##MR##_1_2 }, { tile_##MR##_2_1, tile_##MR##_2_2 } }
+#define TILE_ROW3(MR) [MR] = { { tile_##MR##_1_1, tile_##MR##_1_2, tile_##MR##_1_3 },        \
+                               { tile_##MR##_2_1, tile_##MR##_2_2, tile_##MR##_2_3 } }
+static const conv_kset k512 = {
+    .name = "avx512", .vw = 16, .mr_max = MR_MAX, .mr3_max = MR3_MAX, .mc_max = MC_MAX,
+    .tile = { TILE_ROW3(4), TILE_ROW3(5), TILE_ROW3(6), TILE_ROW3(7), TILE_ROW3(8),
+              TILE_ROW3(9), TILE_ROW(10), TILE_ROW(11), TILE_ROW(12), TILE_ROW(13),
+              TILE_ROW(14) },
+    .pw = { { NULL, pw_1, pw_2, pw_3, pw_4, pw_5, pw_6, pw_7, pw_8, pw_9, pw_10, pw_11, pw_12,
+              pw_13, pw_14 },
+            { NULL, rw_1, rw_2, rw_3, rw_4, rw_5, rw_6, rw_7, rw_8, rw_9, rw_10, rw_11, rw_12,
+              rw_13, rw_14 } },
 };
 
 typedef struct pw_ctx {
     const qc_conv2d *cv;
-    int64_t  cg, mg, hw, panels, ntiles; /* per group; ntiles of 32 positions */
+    const conv_kset *ks;
+    int64_t  tp, ld;                     /* positions a tile (2 vectors), floats a weight row */
+    int64_t  cg, mg, hw, panels, ntiles; /* per group; ntiles of tp positions */
     int64_t  k;                          /* reduction: cg (1x1), cg * kh * kw (rows) */
-    /* rows (pointwise otherwise): tiles of 32 positions of one output row, tpr a row, reading
+    /* rows (pointwise otherwise): tiles of tp positions of one output row, tpr a row, reading
      * input rows at off[q] from the row's start in the input (padded into xpad when pad) */
     const int32_t *off;
     int64_t  tpr, ihp, iwp;
     int      pad;
     float   *xpad;
-    const float *wpk;                    /* [group][panel][k][PW_LD] */
-    float   *bpk;                        /* [group][panel][PW_LD] */
+    const float *wpk;                    /* [group][panel][k][ld] */
+    float   *bpk;                        /* [group][panel][ld] */
     float   *pack_into;                  /* pack weights here this run (NULL: cached) */
     int64_t  batch_index;
 } pw_ctx;
@@ -309,16 +301,16 @@ static void pw_pack(const pw_ctx *c, int64_t gp, float *wpk, float *bpk)
 {
     const qc_conv2d *cv = c->cv;
     int64_t g = gp / c->panels, m0, mc = pw_panel(c, gp % c->panels, &m0);
-    for (int i = 0; i < PW_LD; i++) {
+    for (int i = 0; i < c->ld; i++) {
         int ok = i < mc;
         int64_t m = g * c->mg + m0 + i;
         if (bpk)
-            bpk[gp * PW_LD + i] = ok && cv->bias ? cv->bias[m] : 0.0f;
+            bpk[gp * c->ld + i] = ok && cv->bias ? cv->bias[m] : 0.0f;
         if (!wpk)
             continue;
-        float *wp = wpk + gp * c->k * PW_LD + i;
+        float *wp = wpk + gp * c->k * c->ld + i;
         for (int64_t q = 0; q < c->k; q++)
-            wp[q * PW_LD] = ok ? cv->w[m * c->k + q] : 0.0f;
+            wp[q * c->ld] = ok ? cv->w[m * c->k + q] : 0.0f;
     }
 }
 
@@ -339,25 +331,23 @@ static void pw_items(void *vctx, int64_t lo, int64_t hi)
         int64_t g = it / per_group, r = it % per_group;
         int64_t t = r / c->panels, pn = r % c->panels, ohw = cv->oh * cv->ow, p0, np;
         const float *x;
-        if (c->off) {           /* rows: 32 positions of output row oh from ow0 */
-            int64_t oh = t / c->tpr, ow0 = t % c->tpr * 32;
-            np = cv->ow - ow0 < 32 ? cv->ow - ow0 : 32;
+        if (c->off) {           /* rows: tp positions of output row oh from ow0 */
+            int64_t oh = t / c->tpr, ow0 = t % c->tpr * c->tp;
+            np = cv->ow - ow0 < c->tp ? cv->ow - ow0 : c->tp;
             p0 = oh * cv->ow + ow0;
             x = (c->pad ? c->xpad : cv->x + c->batch_index * cv->c * cv->ih * cv->iw) +
                 g * c->cg * c->ihp * c->iwp + oh * cv->sh * c->iwp + ow0;
         } else {
-            p0 = t * 32;
-            np = c->hw - p0 < 32 ? c->hw - p0 : 32;
+            p0 = t * c->tp;
+            np = c->hw - p0 < c->tp ? c->hw - p0 : c->tp;
             x = cv->x + (c->batch_index * cv->c + g * c->cg) * c->hw + p0;
         }
-        __mmask16 m0 = np >= 16 ? 0xffff : (__mmask16)((1u << np) - 1);
-        __mmask16 m1 = np >= 32 ? 0xffff : np > 16 ? (__mmask16)((1u << (np - 16)) - 1) : 0;
         int64_t m0c, mc = pw_panel(c, pn, &m0c);
         int64_t gp = g * c->panels + pn;
         float *y = cv->y + (c->batch_index * cv->m + g * c->mg + m0c) * ohw + p0;
-        pw_fns[c->off != NULL][mc](x, c->hw, c->off, c->wpk + gp * c->k * PW_LD,
-                                   c->bpk + gp * PW_LD, c->k, y, ohw, m0, m1, cv->act,
-                                   cv->qact, cv->lut);
+        c->ks->pw[c->off != NULL][mc](x, c->hw, c->off, c->wpk + gp * c->k * c->ld,
+                                      c->bpk + gp * c->ld, c->k, y, ohw, (int)np, cv->act,
+                                      cv->qact, cv->lut);
     }
 }
 
@@ -370,19 +360,23 @@ static void pw_pad_items(void *vctx, int64_t lo, int64_t hi)
 
 /* The lanes kernels: a 1x1 convolution (g NULL), or with g (its tile grid) a stride-1 one
  * as rows of its (padded) input. */
-static int lanes(const qc_conv2d *cv, const tile_grid *g, qc_run *r, qc_err *err)
+static int lanes(const qc_conv2d *cv, const conv_kset *ks, const tile_grid *g, qc_run *r,
+                 qc_err *err)
 {
     pw_ctx c;
     memset(&c, 0, sizeof c);
     c.cv = cv;
+    c.ks = ks;
+    c.tp = 2 * ks->vw;
+    c.ld = ks->vw;
     c.cg = cv->c / cv->group;
     c.mg = cv->m / cv->group;
     c.hw = cv->ih * cv->iw;
     c.k = c.cg * (g ? cv->kh * cv->kw : 1);
-    c.panels = (c.mg + MC_MAX - 1) / MC_MAX;
-    c.ntiles = (c.hw + 31) / 32;
+    c.panels = (c.mg + ks->mc_max - 1) / ks->mc_max;
+    c.ntiles = (c.hw + c.tp - 1) / c.tp;
     if (g) {
-        c.tpr = (cv->ow + 31) / 32;
+        c.tpr = (cv->ow + c.tp - 1) / c.tp;
         c.ntiles = cv->oh * c.tpr;
         c.pad = cv->ph > 0 || cv->pw > 0 || g->ihp > cv->ih || g->iwp > cv->iw;
         c.ihp = c.pad ? g->ihp : cv->ih;
@@ -391,12 +385,13 @@ static int lanes(const qc_conv2d *cv, const tile_grid *g, qc_run *r, qc_err *err
             return QC_EUNSUPPORTED;
     }
     int64_t npack = cv->group * c.panels;
-    size_t wbytes = align64((size_t)(npack * c.k * PW_LD) * sizeof(float));
-    size_t bbytes = align64((size_t)(npack * PW_LD) * sizeof(float));
+    size_t wbytes = align64((size_t)(npack * c.k * c.ld) * sizeof(float));
+    size_t bbytes = align64((size_t)(npack * c.ld) * sizeof(float));
     size_t obytes = g ? align64((size_t)c.k * sizeof(int32_t)) : 0;
     size_t xbytes = c.pad ? (size_t)(cv->c * c.ihp * c.iwp) * sizeof(float) : 0;
     qc_conv_cache *cache = cv->cache;
-    int cs = qc_conv_cache_take(cache, cv->w, wbytes, g ? 3 : 2), cached = cs > 0;
+    int cs = qc_conv_cache_take(cache, cv->w, wbytes, (g ? 3 : 2) + 8 * (ks->vw == 8)),
+        cached = cs > 0;
     for (int64_t gp = 0; cs == 2 && gp < npack; gp++)
         pw_pack(&c, gp, cache->wpk, NULL);
     if (cached)
@@ -428,36 +423,49 @@ static int lanes(const qc_conv2d *cv, const tile_grid *g, qc_run *r, qc_err *err
 }
 
 /* Whether a stride-1 convolution runs as rows (lanes) rather than tiles: when the tiles'
- * panels (32 channels, the last one 16 when 16 are left) would use the FMA units less than
- * the row tails of 32 positions do (24 output channels use 3/4 of the tiles' lanes; a
+ * panels (32 channels, the last one 16 when 16 are left; with AVX2 16 and 8) would use the
+ * FMA units less than the row tails of 32 positions (AVX2: 16) do (24 output channels use 3/4 of the tiles' lanes; a
  * 16-channel panel does half a 32-channel one's work in about two thirds of its time, one
  * broadcast per FMA; a 208-wide row uses 13/14 of the rows' lanes). Measured: 24 channels on
  * 208-wide rows 2.20-2.55 -> 1.59-1.95 ms as rows, 16 -> 16 on 80-wide rows (5/6) 1.32 ->
  * 1.18 ms. QC_CONV_ROWS=0 or 1 in the environment decides instead (tests). */
-static int use_rows(const qc_conv2d *cv)
+static int use_rows(const qc_conv2d *cv, const conv_kset *ks)
 {
     const char *e = getenv("QC_CONV_ROWS");
     if (cv->sw != 1)
         return 0;
     if (e && (e[0] == '0' || e[0] == '1'))
         return e[0] == '1';
-    int64_t mg = cv->m / cv->group, rem = mg % 32;
-    double last = rem == 0 ? 0 : rem <= 16 ? 32.0 * 2 / 3 : 32;  /* lanes' worth of time */
+    int64_t nr = 2 * ks->vw, mg = cv->m / cv->group, rem = mg % nr;
+    double last = rem == 0 ? 0 : rem <= ks->vw ? nr * 2.0 / 3 : nr;  /* lanes' worth of time */
     double tiles = (double)mg / ((double)(mg - rem) + last);
-    double rows = (double)cv->ow / (double)(32 * ((cv->ow + 31) / 32));
+    double rows = (double)cv->ow / (double)(nr * ((cv->ow + nr - 1) / nr));
     return rows > tiles + 0.05;
 }
 
 /* Output channels per tile panel: 48 (three vectors) when they come in 48s but not in 32s
  * (48, 144, ...: 32-channel panels would end in a 16-channel one, whose tiles do half the
- * work for about two thirds of the time), else 32. QC_CONV_NV3=0 or 1 in the environment
- * decides instead where 48 would fit (tests). */
-static int64_t panel_width(int64_t mg)
+ * work for about two thirds of the time), else 32; with AVX2 always 16. QC_CONV_NV3=0 or 1
+ * in the environment decides instead where 48 would fit (tests). */
+static int64_t panel_width(int64_t mg, const conv_kset *ks)
 {
     const char *e = getenv("QC_CONV_NV3");
+    if (!ks->mr3_max)
+        return 2 * ks->vw;
     if (e && (e[0] == '0' || e[0] == '1'))
         return e[0] == '1' && mg > 32 ? 48 : 32;
     return mg % 48 == 0 && mg % 32 != 0 ? 48 : 32;
+}
+
+/* The kernels this CPU runs: AVX-512, else AVX2 + FMA, else none. QC_CONV_ISA=avx2 in the
+ * environment takes the AVX2 ones where both run (tests). */
+static const conv_kset *kernel_set(void)
+{
+    const char *e = getenv("QC_CONV_ISA");
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && !(e && !strcmp(e, "avx2")))
+        return &k512;
+    return qc_conv_kset_avx2();
 }
 
 int qc_conv2d_fast(const qc_conv2d *cv, qc_run *r, qc_err *err)
@@ -465,25 +473,26 @@ int qc_conv2d_fast(const qc_conv2d *cv, qc_run *r, qc_err *err)
     int rc = cv->wq ? qc_conv2d_i8(cv, r, err) : QC_EUNSUPPORTED;
     if (rc != QC_EUNSUPPORTED)
         return rc;
-    __builtin_cpu_init();
-    if (!__builtin_cpu_supports("avx512f") || (cv->sw != 1 && cv->sw != 2))
+    const conv_kset *ks = kernel_set();
+    if (!ks || (cv->sw != 1 && cv->sw != 2))
         return QC_EUNSUPPORTED;
     fast_ctx c;
     memset(&c, 0, sizeof c);
     c.cv = cv;
+    c.ks = ks;
     c.cg = cv->c / cv->group;
     c.mg = cv->m / cv->group;
     c.k = c.cg * cv->kh * cv->kw;
-    c.nr = panel_width(c.mg);
+    c.nr = panel_width(c.mg, ks);
     c.panels = (c.mg + c.nr - 1) / c.nr;
     tile_grid g;
     tile_grid_of(cv, &g);
-    /* Pointwise kernels work in 32-position tiles; on small planes (measured: below 20x20)
-     * or when padding the last tile wastes much, the general tiles below do better. */
-    int64_t hw = cv->ih * cv->iw;
-    if (g.linear && hw >= 400 && ((hw + 31) / 32 * 32 - hw) * 100 <= 15 * hw)
-        return lanes(cv, NULL, r, err);
-    if (!g.linear && use_rows(cv) && (rc = lanes(cv, &g, r, err)) != QC_EUNSUPPORTED)
+    /* Pointwise kernels work in 32-position tiles (AVX2: 16); on small planes (measured: below
+     * 20x20) or when padding the last tile wastes much, the general tiles below do better. */
+    int64_t hw = cv->ih * cv->iw, tp = 2 * ks->vw;
+    if (g.linear && hw >= 400 && ((hw + tp - 1) / tp * tp - hw) * 100 <= 15 * hw)
+        return lanes(cv, ks, NULL, r, err);
+    if (!g.linear && use_rows(cv, ks) && (rc = lanes(cv, ks, &g, r, err)) != QC_EUNSUPPORTED)
         return rc;
     c.oh = g.oh, c.ow = g.ow, c.sh = g.sh, c.sw = g.sw, c.ihp = g.ihp, c.iwp = g.iwp;
     c.pad = !g.linear && (cv->ph > 0 || cv->pw > 0 || c.ihp > cv->ih || c.iwp > cv->iw);
@@ -491,19 +500,20 @@ int qc_conv2d_fast(const qc_conv2d *cv, qc_run *r, qc_err *err)
         c.ihp = cv->ih;
         c.iwp = cv->iw;
     }
-    c.mr = pick_mr(c.ow, c.nr == 48 ? MR3_MAX : MR_MAX);
+    c.mr = pick_mr(c.ow, c.nr == 3 * ks->vw ? ks->mr3_max : ks->mr_max);
     if (!c.mr || cv->c * c.ihp * c.iwp > INT32_MAX)
         return QC_EUNSUPPORTED;
     c.tpr = (c.ow + c.mr - 1) / c.mr;
     c.ntiles = c.oh * c.tpr;
-    c.fn = tiles[c.mr][c.sw - 1][c.nr / 16 - 1];
-    /* a last panel of <= 16 channels: one vector (LD 32); 48-channel panels run whole */
-    c.fn16 = c.nr == 48 ? c.fn : tiles[c.mr][c.sw - 1][0];
+    c.fn = ks->tile[c.mr][c.sw - 1][c.nr / ks->vw - 1];
+    /* a last panel of <= vw channels: one vector (LD nr); 48-channel panels run whole */
+    c.fn16 = c.nr == 3 * ks->vw ? c.fn : ks->tile[c.mr][c.sw - 1][0];
 
     size_t wbytes = align64((size_t)(cv->group * c.panels * c.k * c.nr) * sizeof(float));
     /* packed once per node for constant weights */
     qc_conv_cache *cache = cv->cache;
-    int cs = qc_conv_cache_take(cache, cv->w, wbytes, c.nr == 48 ? 4 : 1), cached = cs > 0;
+    int cs = qc_conv_cache_take(cache, cv->w, wbytes, (c.nr == 48 ? 4 : 1) + 8 * (ks->vw == 8)),
+        cached = cs > 0;
     for (int64_t gp = 0; cs == 2 && gp < cv->group * c.panels; gp++)
         pack_panel(&c, gp, cache->wpk, NULL);
     if (cached)

@@ -1,4 +1,5 @@
-/* AVX-512 direct convolution for 1-D/2-D Conv (private to src/exec, used by ops_conv.c). */
+/* Direct convolution for 1-D/2-D Conv, AVX-512 or AVX2 + FMA kernels (private to src/exec,
+ * used by ops_conv.c). */
 #ifndef QC_CONV_X86_H
 #define QC_CONV_X86_H
 

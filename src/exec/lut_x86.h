@@ -1,5 +1,5 @@
-/* A 256-entry code table looked up 16 values at a time (AVX-512), for the conv kernels'
- * epilogue (QC_CONV_QLUT) and the code-table step (ops_qdq.c). Private to src/exec; x86-64
+/* A 256-entry code table looked up 16 values at a time (AVX-512) or 8 (AVX2), for the conv
+ * kernels' epilogue (QC_CONV_QLUT) and the code-table step (ops_qdq.c). Private to src/exec; x86-64
  * with GCC only (the includer checks). */
 #ifndef QC_LUT_X86_H
 #define QC_LUT_X86_H
@@ -32,6 +32,20 @@ static inline __attribute__((always_inline, target("avx512f"))) __m512 qlut16(__
     for (int j = 0; j < 2; j++)
         v[j] = _mm512_mask_mov_ps(v[2 * j], b6, v[2 * j + 1]);
     return _mm512_mask_mov_ps(v[0], b7, v[1]);
+}
+
+/* qlut16 on 8 lanes: the same code, the table read by a gather. */
+static inline __attribute__((always_inline, target("avx2"))) __m256 qlut8(__m256 y,
+                                                                           const float *q,
+                                                                           const float *lut)
+{
+    __m256 a = _mm256_div_ps(y, _mm256_set1_ps(q[0]));
+    a = _mm256_and_ps(_mm256_min_ps(_mm256_max_ps(a, _mm256_set1_ps(-1e6f)),
+                                    _mm256_set1_ps(1e6f)),
+                      _mm256_cmp_ps(a, a, _CMP_ORD_Q));
+    __m256i c = _mm256_add_epi32(_mm256_cvtps_epi32(a), _mm256_set1_epi32((int)q[1]));
+    c = _mm256_min_epi32(_mm256_max_epi32(c, _mm256_setzero_si256()), _mm256_set1_epi32(255));
+    return _mm256_i32gather_ps(lut, c, 4);
 }
 
 #endif

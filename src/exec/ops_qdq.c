@@ -580,6 +580,16 @@ static __attribute__((target("avx512f"))) int64_t code_table_avx512(const float 
         _mm512_storeu_ps(y + i, qlut16(_mm512_loadu_ps(x + i), q, lut));
     return i;
 }
+
+static __attribute__((target("avx2"))) int64_t code_table_avx2(const float *q, const float *lut,
+                                                                const float *x, float *y,
+                                                                int64_t len)
+{
+    int64_t i = 0;
+    for (; i + 8 <= len; i += 8)
+        _mm256_storeu_ps(y + i, qlut8(_mm256_loadu_ps(x + i), q, lut));
+    return i;
+}
 #endif
 
 /* The codes the QuantizeLinear kernels above give x[0, n) (scale s, uint8 zero point z). */
@@ -603,6 +613,8 @@ static void table_block(const float *q, const float *lut, const float *x, float 
 #if defined(__x86_64__) && defined(__GNUC__)
     if (!scalar && __builtin_cpu_supports("avx512f"))
         i = code_table_avx512(q, lut, x, y, len);
+    else if (!scalar && __builtin_cpu_supports("avx2"))
+        i = code_table_avx2(q, lut, x, y, len);
 #endif
     uint8_t codes[FQ_BLOCK];
     for (; i < len; i += FQ_BLOCK) {

@@ -1,0 +1,239 @@
+/* AVX2 + FMA kernels of the direct convolution (conv_kern.h; the driver is conv_x86.c), for
+ * CPUs without AVX-512. Sixteen ymm registers: a tile is at most 6 positions x 2 vectors of 8
+ * channels (12 accumulators, 2 weight vectors, 1 broadcast), a lanes tile 6 channels x 2
+ * vectors of 8 positions. The epilogues compute what the AVX-512 ones do: SiLU by the same
+ * Cephes exp, and the code-table lookup (QC_CONV_QLUT) with ops_qdq.c's codes. */
+#include <stdint.h>
+#include <stddef.h>
+#include "conv_kern.h"
+#include "conv_x86.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#include "lut_x86.h"
+
+#define A2 __attribute__((target("avx2,fma")))
+#define MR2 6                   /* tile positions */
+#define MC2 6                   /* lanes channels */
+#define LD2 16                  /* tile panel: floats per reduction index */
+#define VW  8
+
+/* x * sigmoid(x) = x / (1 + exp(-x)) as conv_x86_inl.h's silu16, 2^n built in the exponent
+ * bits (n in [-127, 127]; 2^-127 comes out 0, which 1 + ... cannot tell apart). */
+static inline __attribute__((always_inline)) A2 __m256 silu8(__m256 x)
+{
+    const __m256 one = _mm256_set1_ps(1.0f);
+    __m256 t = _mm256_sub_ps(_mm256_setzero_ps(), x);
+    t = _mm256_min_ps(_mm256_max_ps(t, _mm256_set1_ps(-88.0f)), _mm256_set1_ps(88.0f));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(t, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), t);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, one));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n),
+                                                   _mm256_set1_epi32(127)), 23);
+    return _mm256_div_ps(x, _mm256_add_ps(one, _mm256_mul_ps(p, _mm256_castsi256_ps(e))));
+}
+
+static inline __attribute__((always_inline)) A2 void
+epilogue8(__m256 (*acc)[2], const int n, const int nv, int act, const float *qp,
+          const float *lut)
+{
+    /* every loop over acc unrolled: an indexed one would keep the accumulators in memory */
+    if (act == QC_CONV_SILU) {
+#pragma GCC unroll 6
+        for (int i = 0; i < n; i++)
+#pragma GCC unroll 2
+            for (int v = 0; v < nv; v++)
+                acc[i][v] = silu8(acc[i][v]);
+    } else if (act == QC_CONV_QLUT) {
+#pragma GCC unroll 6
+        for (int i = 0; i < n; i++)
+#pragma GCC unroll 2
+            for (int v = 0; v < nv; v++)
+                acc[i][v] = qlut8(acc[i][v], qp, lut);
+    }
+}
+
+/* In-register transpose of an 8x8 block: r[i] lane j becomes r[j] lane i. */
+static inline __attribute__((always_inline)) A2 void tr8(__m256 *r)
+{
+    __m256 t[8], s[8];
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4) {
+        s[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+        s[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+        s[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+        s[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    for (int i = 0; i < 4; i++) {
+        r[i] = _mm256_permute2f128_ps(s[i], s[i + 4], 0x20);
+        r[i + 4] = _mm256_permute2f128_ps(s[i], s[i + 4], 0x31);
+    }
+}
+
+/* The first MR (4..8) lanes of v to y[0, MR), with plain stores (masked stores are slow on
+ * AMD cores). */
+static inline __attribute__((always_inline)) A2 void store_mr(float *y, __m256 v, const int MR)
+{
+    if (MR == 8) {
+        _mm256_storeu_ps(y, v);
+        return;
+    }
+    __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
+    _mm_storeu_ps(y, lo);
+    int rest = MR - 4;
+    if (rest >= 2) {
+        _mm_storel_pi((__m64 *)(y + 4), hi);
+        if (rest == 3)
+            _mm_store_ss(y + 6, _mm_movehl_ps(hi, hi));
+    } else if (rest == 1) {
+        _mm_store_ss(y + 4, hi);
+    }
+}
+
+static inline __attribute__((always_inline)) A2 void
+tile_step8(const int MR, const int SW, const int NV, const float *p, const float *wq,
+           __m256 (*acc)[2])
+{
+    __m256 w0 = _mm256_load_ps(wq), w1 = NV > 1 ? _mm256_load_ps(wq + VW) : w0;
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; i++) {
+        __m256 x = _mm256_broadcast_ss(p + i * SW);
+        acc[i][0] = _mm256_fmadd_ps(x, w0, acc[i][0]);
+        if (NV > 1)
+            acc[i][1] = _mm256_fmadd_ps(x, w1, acc[i][1]);
+    }
+}
+
+/* conv_x86.c's tile_body with 8-channel vectors: the panel streams with a prefetch 8 steps
+ * ahead (one line a step), the last 8 steps without it. */
+static inline __attribute__((always_inline)) A2 void
+tile_body8(const int MR, const int SW, const int NV, const float *xb, const int32_t *off,
+           const float *wp, const float *bias, int64_t k, float *y, int64_t ldy, int64_t nm,
+           int act, const float *qp, const float *lut)
+{
+    __m256 acc[MR2][2];
+    __m256 b0 = _mm256_loadu_ps(bias), b1 = _mm256_loadu_ps(bias + VW);
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; i++)
+        acc[i][0] = b0, acc[i][1] = b1;
+    const int64_t kp = k > 8 ? k - 8 : 0;
+    for (int64_t q = 0; q < kp; q++) {
+        _mm_prefetch((const char *)(wp + (q + 8) * LD2), _MM_HINT_T0);
+        tile_step8(MR, SW, NV, xb + off[q], wp + q * LD2, acc);
+    }
+    for (int64_t q = kp; q < k; q++)
+        tile_step8(MR, SW, NV, xb + off[q], wp + q * LD2, acc);
+    epilogue8(acc, MR, NV, act, qp, lut);
+#pragma GCC unroll 2
+    for (int h = 0; h < NV; h++) {
+        if (h * VW >= nm)
+            break;
+        __m256 r[8];
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; i++)
+            r[i] = i < MR ? acc[i][h] : _mm256_setzero_ps();
+        tr8(r);
+        int64_t n = nm - h * VW < VW ? nm - h * VW : VW;
+        for (int64_t j = 0; j < n; j++)
+            store_mr(y + (h * VW + j) * ldy, r[j], MR);
+    }
+}
+
+#define TILE8(MR, SW, NV)                                                                   \
+static A2 void tile8_##MR##_##SW##_##NV(const float *xb, const int32_t *off, const float *wp, \
+                                        const float *bias, int64_t k, float *y, int64_t ldy, \
+                                        int64_t nm, int act, const float *qp,               \
+                                        const float *lut)                                   \
+{                                                                                           \
+    tile_body8(MR, SW, NV, xb, off, wp, bias, k, y, ldy, nm, act, qp, lut);                 \
+}
+#define TILES8(MR) TILE8(MR, 1, 1) TILE8(MR, 1, 2) TILE8(MR, 2, 1) TILE8(MR, 2, 2)
+TILES8(4) TILES8(5) TILES8(6)
+
+/* Lanes: MC channels x 16 positions; FULL: all 16 valid (plain loads and stores). */
+static inline __attribute__((always_inline)) A2 void
+pw_body8(const int MC, const int OFF, const int FULL, const float *x, int64_t ldx,
+         const int32_t *off, const float *wp, const float *bias, int64_t k, float *y,
+         int64_t ldy, int np, int act, const float *qp, const float *lut)
+{
+    __m256 acc[MC2][2];
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(np), lane);
+    const __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(np - VW), lane);
+#pragma GCC unroll 6
+    for (int i = 0; i < MC; i++)
+        acc[i][0] = acc[i][1] = _mm256_set1_ps(bias[i]);
+    for (int64_t q = 0; q < k; q++) {
+        const float *xr = OFF ? x + off[q] : x + q * ldx, *wq = wp + q * VW;
+        _mm_prefetch((const char *)(xr + 2 * VW), _MM_HINT_T0);
+        __m256 x0 = FULL ? _mm256_loadu_ps(xr) : _mm256_maskload_ps(xr, m0);
+        __m256 x1 = FULL ? _mm256_loadu_ps(xr + VW) : _mm256_maskload_ps(xr + VW, m1);
+#pragma GCC unroll 6
+        for (int i = 0; i < MC; i++) {
+            __m256 w = _mm256_broadcast_ss(wq + i);
+            acc[i][0] = _mm256_fmadd_ps(w, x0, acc[i][0]);
+            acc[i][1] = _mm256_fmadd_ps(w, x1, acc[i][1]);
+        }
+    }
+    epilogue8(acc, MC, 2, act, qp, lut);
+#pragma GCC unroll 6
+    for (int i = 0; i < MC; i++) {
+        if (FULL) {
+            _mm256_storeu_ps(y + i * ldy, acc[i][0]);
+            _mm256_storeu_ps(y + i * ldy + VW, acc[i][1]);
+        } else {
+            _mm256_maskstore_ps(y + i * ldy, m0, acc[i][0]);
+            _mm256_maskstore_ps(y + i * ldy + VW, m1, acc[i][1]);
+        }
+    }
+}
+
+#define PW8(NAME, OFF, MC)                                                                  \
+static A2 void NAME##8_##MC(const float *x, int64_t ldx, const int32_t *off, const float *wp, \
+                            const float *bias, int64_t k, float *y, int64_t ldy, int np,    \
+                            int act, const float *qp, const float *lut)                     \
+{                                                                                           \
+    if (np == 2 * VW)                                                                       \
+        pw_body8(MC, OFF, 1, x, ldx, off, wp, bias, k, y, ldy, np, act, qp, lut);           \
+    else                                                                                    \
+        pw_body8(MC, OFF, 0, x, ldx, off, wp, bias, k, y, ldy, np, act, qp, lut);           \
+}
+#define PWS8(NAME, OFF) PW8(NAME, OFF, 1) PW8(NAME, OFF, 2) PW8(NAME, OFF, 3) PW8(NAME, OFF, 4) \
+    PW8(NAME, OFF, 5) PW8(NAME, OFF, 6)
+PWS8(pw, 0)
+PWS8(rw, 1)
+
+#define ROW8(MR) [MR] = { { tile8_##MR##_1_1, tile8_##MR##_1_2 },                            \
+                          { tile8_##MR##_2_1, tile8_##MR##_2_2 } }
+static const conv_kset k256 = {
+    .name = "avx2", .vw = VW, .mr_max = MR2, .mr3_max = 0, .mc_max = MC2,
+    .tile = { ROW8(4), ROW8(5), ROW8(6) },
+    .pw = { { NULL, pw8_1, pw8_2, pw8_3, pw8_4, pw8_5, pw8_6 },
+            { NULL, rw8_1, rw8_2, rw8_3, rw8_4, rw8_5, rw8_6 } },
+};
+
+const conv_kset *qc_conv_kset_avx2(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? &k256 : NULL;
+}
+
+#else
+
+const conv_kset *qc_conv_kset_avx2(void)
+{
+    return NULL;
+}
+
+#endif
