@@ -14,6 +14,9 @@ typedef struct qc_quant_opts {
     int   symmetric_w;          /* default 1 */
     int   act_dtype;            /* QC_U8 (default), QC_I8 or QC_I16 */
     int   reduce_range;         /* 7-bit ranges for x86 without VNNI */
+    int   pair_guard;           /* default 1: int8 weight pairs onnxruntime's x86 kernels
+                                 * without VNNI add in 16 bits cannot saturate them
+                                 * (src/quant/pairguard.c) */
     int   bias_float;           /* keep Conv/Gemm biases float instead of int32 */
     float percentile;           /* default 99.999 */
     float ema_constant;         /* default 0.01 */

@@ -126,4 +126,18 @@ int qc_quant_is_hist_method(const char *method);
  * observer under a histogram method (compare does the same). Method-independent. */
 int qc_quant_range_from_method(const qc_quantizer *q, const char *name);
 
+/* pairguard.c. Whether q's weights take the guard (symmetric int8 weights, uint8
+ * activations, full range, opts.pair_guard). */
+int  qc_quant_pair_guarded(const qc_quantizer *q);
+/* The pairs (two flat indices each, *ij malloc'd, NULL when none) of weight `name` of m that
+ * onnxruntime's kernels add in 16 bits, by the nodes reading it. */
+int  qc_pairguard_pairs(const qc_model *m, const char *name, const qc_tensor *w,
+                        int64_t **ij, int64_t *n_pairs, qc_err *err);
+/* Codes of same-sign pairs over 128 in magnitude moved toward zero. */
+void qc_pairguard_fix_codes(int8_t *q, const int64_t *ij, int64_t n_pairs);
+/* Each scale group's scale (n_ch of them on axis, or one) raised where that lowers the squared
+ * weight error once the pairs' codes are fixed; *n_moved: the groups whose scale changed. */
+int  qc_pairguard_scales(const qc_model *m, const char *name, const qc_tensor *w, int axis,
+                         int n_ch, float *scale, int *n_moved, qc_err *err);
+
 #endif

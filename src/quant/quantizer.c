@@ -39,6 +39,7 @@ void qc_quant_opts_default(qc_quant_opts *o)
     memset(o, 0, sizeof *o);
     o->method = "minmax";
     o->symmetric_w = 1;
+    o->pair_guard = 1;
     o->act_dtype = QC_U8;
     o->percentile = 99.999f;
     o->ema_constant = 0.01f;
@@ -673,7 +674,18 @@ static int compute_params(qc_quantizer *q, int i, qc_err *err)
         qc_range r = { t->lo[c], t->hi[c] };
         qc_qparams_from_range(r, sym, qmin, qmax, &t->scale[c], &t->zp[c]);
     }
-    return QC_OK;
+    if (t->kind == QT_WEIGHT && qc_quant_pair_guarded(q)) {
+        int moved = 0;
+        rc = qc_pairguard_scales(q->m, t->name, w, axis, t->n_ch, t->scale, &moved, err);
+    }
+    return rc;
+}
+
+/* The pair guard applies to symmetric int8 weights with uint8 activations, full range. */
+int qc_quant_pair_guarded(const qc_quantizer *q)
+{
+    return q->o.pair_guard && q->o.symmetric_w && !q->o.reduce_range &&
+           q->o.act_dtype == QC_U8;
 }
 
 /* int32 bias: scale = input scale * weight scale; where the bias would not fit in int32 the

@@ -108,6 +108,40 @@ class Graph:
 
 # ---------------------------------------------------------------- check
 
+def pairs_over(codes, axis):
+    """Same-sign neighbours (index 2j, 2j + 1 along axis) whose magnitudes sum over 128."""
+    v = np.moveaxis(codes.astype(np.int32), axis, 0)
+    n = v.shape[0] // 2 * 2
+    a, b = v[0:n:2], v[1:n:2]
+    return int(np.sum(((a > 0) & (b > 0) | (a < 0) & (b < 0)) & (np.abs(a) + np.abs(b) > 128)))
+
+
+def pair_guard_violations(g):
+    """Weight pairs onnxruntime's x86 U8S8 kernels without VNNI add in 16 bits (Conv: input
+    channels c, c + 1 at one kernel position, or (kh, kw, c) neighbours when the channel
+    count is odd; MatMul / Gemm: rows k, k + 1 of B) that could saturate: calibrate's pair
+    guard (src/quant/pairguard.c) leaves none."""
+    bad = 0
+    for n in g.m.graph.node:
+        if n.op_type not in ("Conv", "MatMul", "Gemm") or len(n.input) < 2:
+            continue
+        dq = g.prod.get(n.input[1])
+        if dq is None or dq.op_type != "DequantizeLinear" or not g.is_const(dq.input[0]):
+            continue
+        w = g.const(dq.input[0])
+        if w.dtype != np.int8:
+            continue
+        if n.op_type == "Conv" and w.ndim >= 3:
+            bad += pairs_over(w, 1)
+            if w.shape[1] % 2:
+                flat = np.moveaxis(w, 1, -1).reshape(w.shape[0], -1)  # (kh, kw, c) order
+                bad += pairs_over(flat, 1)
+        elif w.ndim == 2:
+            trans = n.op_type == "Gemm" and any(a.name == "transB" and a.i for a in n.attribute)
+            bad += pairs_over(w, 1 if trans else 0)
+    return bad
+
+
 def check_one(spec, samples, float_out):
     path, _, flags = spec.partition("@")
     flags = set(f for f in flags.split(",") if f)
@@ -174,6 +208,10 @@ def check_one(spec, samples, float_out):
     if "asym" in flags and not n_asym:
         return fail(name, f"asymmetric activations expected, all {len(zps)} zero points are "
                           f"{sym}")
+    n_pairs = pair_guard_violations(g)
+    if want_t == TensorProto.UINT8 and n_pairs:
+        return fail(name, f"{n_pairs} int8 weight pairs over 128 together (the pair guard "
+                          "should leave none with uint8 activations)")
     # int32 biases: ORT's fused kernels assume bias scale = input scale x weight scale
     n_bias = 0
     for n in g.m.graph.node:
@@ -212,7 +250,8 @@ def check_one(spec, samples, float_out):
     what = "per-channel" if n_pc else "per-tensor"
     ok(name, f"full_check; {len(qs)} Q / {len(dqs)} DQ; {len(w_dq)} weights ({n_pc} "
              f"per-channel), {what}; {n_asym}/{len(zps)} activation zero points off {sym}; "
-             f"{n_bias} int32 biases consistent; ORT outputs finite on {len(outs)} samples")
+             f"{n_bias} int32 biases consistent; {n_pairs} weight pairs over 128; ORT outputs "
+             f"finite on {len(outs)} samples")
 
 
 def cmd_check(a):

@@ -1,0 +1,233 @@
+/* Pair guard: int8 weights that onnxruntime's x86 integer kernels without VNNI compute exactly.
+ * Those kernels (U8S8: uint8 activations, int8 weights) multiply with VPMADDUBSW, which adds
+ * the products of two neighbouring reduction values into a signed 16-bit lane with saturation:
+ * a * w + a' * w' with codes a, a' up to 255 saturates when w and w' have the same sign and
+ * |w| + |w'| > 128. Measured on an AVX2 machine (onnxruntime 1.32, ddddocr, percentile,
+ * per-channel): output SQNR 20.6 dB with the graph optimizations off (float QDQ), 15.0 dB with
+ * the integer kernels. --reduce-range avoids it by halving every weight range (-3 dB there).
+ *
+ * Here each pair of weights that such a kernel adds together keeps |w| + |w'| <= 128 in codes:
+ * where a pair exceeds it, the two codes move toward zero (the larger one by the larger half of
+ * the excess), and each scale group (a channel, or the whole tensor per-tensor) takes the scale
+ * between absmax / 127 and the scale at which no pair exceeds that gives the smallest squared
+ * weight error, codes moved included. Pairs are neighbours in onnxruntime's reduction order:
+ * Conv (NHWC): input channels c, c + 1 (c even) at one kernel position, and, with an odd
+ * channel count, neighbours of the (kh, kw, c) order too; MatMul / Gemm: rows k, k + 1 (k even)
+ * of B. Other readers add no pairs. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "quant_priv.h"
+
+#define CODE_MAX   127
+#define PAIR_MAX   128
+#define CANDIDATES 24
+
+typedef struct pair_list {
+    int64_t *ij;                /* 2 flat indices a pair */
+    int64_t  n, cap;
+} pair_list;
+
+static int add_pair(pair_list *p, int64_t i, int64_t j)
+{
+    if (p->n == p->cap) {
+        int64_t cap = p->cap ? 2 * p->cap : 1024;
+        int64_t *ij = realloc(p->ij, (size_t)cap * 2 * sizeof *ij);
+        if (!ij)
+            return QC_ENOMEM;
+        p->ij = ij, p->cap = cap;
+    }
+    p->ij[2 * p->n] = i, p->ij[2 * p->n + 1] = j;
+    p->n++;
+    return QC_OK;
+}
+
+/* The pairs of a Conv weight [M, Cg, spatial...]. */
+static int conv_pairs(const qc_tensor *w, pair_list *p)
+{
+    int64_t m = w->dims[0], cg = w->dims[1], sp = 1, rc = QC_OK;
+    for (int d = 2; d < w->ndim; d++)
+        sp *= w->dims[d];
+    for (int64_t o = 0; o < m && rc == QC_OK; o++) {
+        int64_t base = o * cg * sp;
+        for (int64_t s = 0; s < sp && rc == QC_OK; s++)
+            for (int64_t c = 0; c + 1 < cg && rc == QC_OK; c += 2)
+                rc = add_pair(p, base + c * sp + s, base + (c + 1) * sp + s);
+        for (int64_t k = 0; cg % 2 && k + 1 < cg * sp && rc == QC_OK; k += 2)
+            rc = add_pair(p, base + (k % cg) * sp + k / cg, base + ((k + 1) % cg) * sp +
+                          (k + 1) / cg);
+    }
+    return (int)rc;
+}
+
+/* B of a product, rows k, k + 1 for every column; transposed: B is [N, K]. */
+static int matmul_pairs(const qc_tensor *w, int trans, pair_list *p)
+{
+    int64_t rows = trans ? w->dims[1] : w->dims[0], cols = trans ? w->dims[0] : w->dims[1];
+    int rc = QC_OK;
+    for (int64_t k = 0; k + 1 < rows && rc == QC_OK; k += 2)
+        for (int64_t n = 0; n < cols && rc == QC_OK; n++)
+            rc = trans ? add_pair(p, n * rows + k, n * rows + k + 1)
+                       : add_pair(p, k * cols + n, (k + 1) * cols + n);
+    return rc;
+}
+
+static int collect_pairs(const qc_model *m, const char *name, const qc_tensor *w, pair_list *p)
+{
+    int rc = QC_OK;
+    for (int i = 0; i < m->n_nodes && rc == QC_OK; i++) {
+        const qc_node *n = &m->nodes[i];
+        if (n->domain[0] || n->n_inputs < 2 || strcmp(n->inputs[1], name))
+            continue;
+        if (!strcmp(n->op_type, "Conv") && w->ndim >= 3)
+            rc = conv_pairs(w, p);
+        else if (!strcmp(n->op_type, "MatMul") && w->ndim == 2)
+            rc = matmul_pairs(w, 0, p);
+        else if (!strcmp(n->op_type, "Gemm") && w->ndim == 2)
+            rc = matmul_pairs(w, (int)qc_attr_int(n, "transB", 0), p);
+    }
+    return rc;
+}
+
+static inline int code_of(double v, double s)
+{
+    double c = nearbyint(v / s);
+    return c < -CODE_MAX ? -CODE_MAX : c > CODE_MAX ? CODE_MAX : (int)c;
+}
+
+/* Moves the codes of same-sign pairs over PAIR_MAX toward zero (only ever smaller
+ * magnitudes, so a pair fixed stays fixed whatever other pair shares a value). */
+static void fix_pair(int8_t *q, int64_t i, int64_t j)
+{
+    int a = q[i], b = q[j];
+    if ((a > 0) != (b > 0) || a == 0 || b == 0 || abs(a) + abs(b) <= PAIR_MAX)
+        return;
+    int e = abs(a) + abs(b) - PAIR_MAX, big = (e + 1) / 2, small = e / 2;
+    int da = abs(a) >= abs(b) ? big : small, db = e - da;
+    q[i] = (int8_t)(a > 0 ? a - da : a + da);
+    q[j] = (int8_t)(b > 0 ? b - db : b + db);
+}
+
+void qc_pairguard_fix_codes(int8_t *q, const int64_t *ij, int64_t n_pairs)
+{
+    for (int64_t k = 0; k < n_pairs; k++)
+        fix_pair(q, ij[2 * k], ij[2 * k + 1]);
+}
+
+/* Squared error of scale group members (flat indices idx[0, n)) at scale s, codes fixed. */
+static double group_error(const float *w, const int64_t *idx, int64_t n, const int64_t *ij,
+                          int64_t n_pairs, int8_t *q, double s)
+{
+    for (int64_t k = 0; k < n; k++)
+        q[idx[k]] = (int8_t)code_of(w[idx[k]], s);
+    qc_pairguard_fix_codes(q, ij, n_pairs);
+    double e = 0;
+    for (int64_t k = 0; k < n; k++) {
+        double d = w[idx[k]] - s * q[idx[k]];
+        e += d * d;
+    }
+    return e;
+}
+
+/* Pairs sorted by the scale group of their first value (both values of a pair are in the same
+ * output channel, so in the same group). */
+static int64_t group_of(int64_t i, int axis, const qc_tensor *w, int n_ch)
+{
+    if (axis < 0 || n_ch <= 1)
+        return 0;
+    int64_t inner = 1;
+    for (int d = axis + 1; d < w->ndim; d++)
+        inner *= w->dims[d];
+    return (i / inner) % n_ch;
+}
+
+int qc_pairguard_pairs(const qc_model *m, const char *name, const qc_tensor *w,
+                       int64_t **ij, int64_t *n_pairs, qc_err *err)
+{
+    pair_list p = { NULL, 0, 0 };
+    *ij = NULL;
+    *n_pairs = 0;
+    if (w->dtype != QC_F32 || collect_pairs(m, name, w, &p) != QC_OK) {
+        free(p.ij);
+        return w->dtype != QC_F32 ? QC_OK : qc_errf(err, QC_ENOMEM, "out of memory");
+    }
+    *ij = p.ij;
+    *n_pairs = p.n;
+    return QC_OK;
+}
+
+int qc_pairguard_scales(const qc_model *m, const char *name, const qc_tensor *w, int axis,
+                        int n_ch, float *scale, int *n_moved, qc_err *err)
+{
+    int64_t *ij = NULL, n_pairs = 0, n = qc_tensor_numel(w);
+    int rc = qc_pairguard_pairs(m, name, w, &ij, &n_pairs, err);
+    *n_moved = 0;
+    if (rc != QC_OK || n_pairs == 0) {
+        free(ij);
+        return rc;
+    }
+    int groups = axis >= 0 ? n_ch : 1;
+    int64_t *start = calloc((size_t)groups + 1, sizeof *start);
+    int64_t *pstart = calloc((size_t)groups + 1, sizeof *pstart);
+    int64_t *idx = malloc((size_t)n * sizeof *idx), *pij = malloc((size_t)n_pairs * 2 *
+                                                                  sizeof *pij);
+    int8_t *q = malloc((size_t)n);
+    if (!start || !pstart || !idx || !pij || !q) {
+        rc = qc_errf(err, QC_ENOMEM, "out of memory");
+        goto out;
+    }
+    /* members and pairs of each group, by counting sort */
+    for (int64_t i = 0; i < n; i++)
+        start[group_of(i, axis, w, groups) + 1]++;
+    for (int64_t k = 0; k < n_pairs; k++)
+        pstart[group_of(ij[2 * k], axis, w, groups) + 1]++;
+    for (int g = 0; g < groups; g++)
+        start[g + 1] += start[g], pstart[g + 1] += pstart[g];
+    {
+        int64_t *fill = calloc((size_t)groups + 1, sizeof *fill);
+        if (!fill) {
+            rc = qc_errf(err, QC_ENOMEM, "out of memory");
+            goto out;
+        }
+        for (int64_t i = 0; i < n; i++) {
+            int64_t g = group_of(i, axis, w, groups);
+            idx[start[g] + fill[g]++] = i;
+        }
+        memset(fill, 0, ((size_t)groups + 1) * sizeof *fill);
+        for (int64_t k = 0; k < n_pairs; k++) {
+            int64_t g = group_of(ij[2 * k], axis, w, groups), at = pstart[g] + fill[g]++;
+            pij[2 * at] = ij[2 * k], pij[2 * at + 1] = ij[2 * k + 1];
+        }
+        free(fill);
+    }
+    const float *wd = w->data;
+    for (int g = 0; g < groups; g++) {
+        const int64_t *gi = idx + start[g], *gp = pij + 2 * pstart[g];
+        int64_t gn = start[g + 1] - start[g], gpn = pstart[g + 1] - pstart[g];
+        double s0 = scale[g], s_free = s0;
+        for (int64_t k = 0; k < gpn; k++) {
+            float a = wd[gp[2 * k]], b = wd[gp[2 * k + 1]];
+            if ((a > 0 && b > 0) || (a < 0 && b < 0))
+                s_free = fmax(s_free, (fabs(a) + fabs(b)) / PAIR_MAX);
+        }
+        if (!(s0 > 0) || gpn == 0)
+            continue;
+        double best_s = s0, best_e = group_error(wd, gi, gn, gp, gpn, q, s0);
+        for (int c = 1; s_free > s0 && c <= CANDIDATES; c++) {
+            double s = (float)(s0 * pow(s_free / s0, (double)c / CANDIDATES)); /* as stored */
+            double e = group_error(wd, gi, gn, gp, gpn, q, s);
+            if (e < best_e)
+                best_e = e, best_s = s;
+        }
+        *n_moved += best_s != s0;
+        scale[g] = (float)best_s;
+    }
+out:
+    free(start);
+    free(pstart);
+    free(idx);
+    free(pij);
+    free(q);
+    free(ij);
+    return rc;
+}
