@@ -9,6 +9,7 @@
 #include <string.h>
 #include "doctor_priv.h"
 #include "qc_io.h"
+#include "quant_priv.h"
 
 /* Thresholds (documented in the usage text of `calibrate doctor`). */
 #define FEW_SAMPLES        8       /* fewer calibration samples than this: unreliable */
@@ -352,20 +353,38 @@ static void check_weights(qc_doctor *d)
             for (int64_t c = 0; c < nch; c++)
                 for (int64_t i = 0; i < inner; i++)
                     amax[c] = fmaxf(amax[c], fabsf(x[(o * nch + c) * inner + i]));
-        /* int32 bias: a weight scale the quantizer had to grow so the bias fits */
+        /* int32 bias: a weight scale the quantizer had to grow so the bias fits (beyond
+         * what the pair guard chose) */
         double worst_lv = INFINITY, worst_raise = 1;
-        int worst_c = -1;
+        int worst_c = -1, moved = 0;
+        float *nat = calloc((size_t)info.n_channels + 1, sizeof *nat);
+        if (!nat) {
+            free(amax);
+            return;
+        }
         for (int c = 0; c < info.n_channels; c++) {
             double a = info.n_channels == 1 ? fmax(fabs(info.lo[0]), fabs(info.hi[0]))
                                             : (double)amax[c < nch ? c : 0];
-            double natural = d->o.q.symmetric_w ? a / 127.0
-                           : (info.hi[c] - info.lo[c]) / 254.0;
+            nat[c] = (float)(d->o.q.symmetric_w ? a / 127.0 : (info.hi[c] - info.lo[c]) / 254.0);
+        }
+        if (qc_quant_pair_guarded(d->q) &&
+            qc_pairguard_scales(m, w->name, w, info.n_channels > 1 ? axis : -1,
+                                info.n_channels, nat, &moved, NULL) != QC_OK) {
+            free(nat);
+            free(amax);
+            return;
+        }
+        for (int c = 0; c < info.n_channels; c++) {
+            double a = info.n_channels == 1 ? fmax(fabs(info.lo[0]), fabs(info.hi[0]))
+                                            : (double)amax[c < nch ? c : 0];
+            double natural = nat[c];
             if (a > 0 && info.scale[c] > 1.01 * natural && a / info.scale[c] < worst_lv) {
                 worst_lv = a / info.scale[c];
                 worst_raise = info.scale[c] / natural;
                 worst_c = c;
             }
         }
+        free(nat);
         if (worst_c >= 0) {
             char fix[200];
             snprintf(fix, sizeof fix, "--bias float (keeps biases in float), or --exclude %s",
