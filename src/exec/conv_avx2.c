@@ -42,20 +42,20 @@ static inline __attribute__((always_inline)) A2 __m256 silu8(__m256 x)
 }
 
 static inline __attribute__((always_inline)) A2 void
-epilogue8(__m256 (*acc)[3], const int n, const int nv, int act, const float *qp,
+epilogue8(__m256 (*acc)[2], const int n, const int nv, int act, const float *qp,
           const float *lut)
 {
     /* every loop over acc unrolled: an indexed one would keep the accumulators in memory */
     if (act == QC_CONV_SILU) {
 #pragma GCC unroll 6
         for (int i = 0; i < n; i++)
-#pragma GCC unroll 3
+#pragma GCC unroll 2
             for (int v = 0; v < nv; v++)
                 acc[i][v] = silu8(acc[i][v]);
     } else if (act == QC_CONV_QLUT) {
 #pragma GCC unroll 6
         for (int i = 0; i < n; i++)
-#pragma GCC unroll 3
+#pragma GCC unroll 2
             for (int v = 0; v < nv; v++)
                 acc[i][v] = qlut8(acc[i][v], qp, lut);
     }
@@ -103,45 +103,39 @@ static inline __attribute__((always_inline)) A2 void store_mr(float *y, __m256 v
 
 static inline __attribute__((always_inline)) A2 void
 tile_step8(const int MR, const int SW, const int NV, const float *p, const float *wq,
-           __m256 (*acc)[3])
+           __m256 (*acc)[2])
 {
     __m256 w0 = _mm256_load_ps(wq), w1 = NV > 1 ? _mm256_load_ps(wq + VW) : w0;
-    __m256 w2 = NV > 2 ? _mm256_load_ps(wq + 2 * VW) : w0;
 #pragma GCC unroll 6
     for (int i = 0; i < MR; i++) {
         __m256 x = _mm256_broadcast_ss(p + i * SW);
         acc[i][0] = _mm256_fmadd_ps(x, w0, acc[i][0]);
         if (NV > 1)
             acc[i][1] = _mm256_fmadd_ps(x, w1, acc[i][1]);
-        if (NV > 2)
-            acc[i][2] = _mm256_fmadd_ps(x, w2, acc[i][2]);
     }
 }
 
 /* conv_x86.c's tile_body with 8-channel vectors: the panel streams with a prefetch 8 steps
  * ahead (one line a step), the last 8 steps without it. */
 static inline __attribute__((always_inline)) A2 void
-tile_body8(const int MR, const int SW, const int NV, const int LD, const float *xb,
-           const int32_t *off, const float *wp, const float *bias, int64_t k, float *y,
-           int64_t ldy, int64_t nm, int act, const float *qp, const float *lut)
+tile_body8(const int MR, const int SW, const int NV, const float *xb, const int32_t *off,
+           const float *wp, const float *bias, int64_t k, float *y, int64_t ldy, int64_t nm,
+           int act, const float *qp, const float *lut)
 {
-    __m256 acc[MR2][3];
+    __m256 acc[MR2][2];
     __m256 b0 = _mm256_loadu_ps(bias), b1 = _mm256_loadu_ps(bias + VW);
-    __m256 b2 = NV > 2 ? _mm256_loadu_ps(bias + 2 * VW) : b0;
 #pragma GCC unroll 6
     for (int i = 0; i < MR; i++)
-        acc[i][0] = b0, acc[i][1] = b1, acc[i][2] = b2;
+        acc[i][0] = b0, acc[i][1] = b1;
     const int64_t kp = k > 8 ? k - 8 : 0;
     for (int64_t q = 0; q < kp; q++) {
-        _mm_prefetch((const char *)(wp + (q + 8) * LD), _MM_HINT_T0);
-        if (LD > 16)
-            _mm_prefetch((const char *)(wp + (q + 8) * LD + 16), _MM_HINT_T0);
-        tile_step8(MR, SW, NV, xb + off[q], wp + q * LD, acc);
+        _mm_prefetch((const char *)(wp + (q + 8) * LD2), _MM_HINT_T0);
+        tile_step8(MR, SW, NV, xb + off[q], wp + q * LD2, acc);
     }
     for (int64_t q = kp; q < k; q++)
-        tile_step8(MR, SW, NV, xb + off[q], wp + q * LD, acc);
+        tile_step8(MR, SW, NV, xb + off[q], wp + q * LD2, acc);
     epilogue8(acc, MR, NV, act, qp, lut);
-#pragma GCC unroll 3
+#pragma GCC unroll 2
     for (int h = 0; h < NV; h++) {
         if (h * VW >= nm)
             break;
@@ -156,17 +150,16 @@ tile_body8(const int MR, const int SW, const int NV, const int LD, const float *
     }
 }
 
-#define TILE8(MR, SW, NV, LD)                                                               \
+#define TILE8(MR, SW, NV)                                                                   \
 static A2 void tile8_##MR##_##SW##_##NV(const float *xb, const int32_t *off, const float *wp, \
                                         const float *bias, int64_t k, float *y, int64_t ldy, \
                                         int64_t nm, int act, const float *qp,               \
                                         const float *lut)                                   \
 {                                                                                           \
-    tile_body8(MR, SW, NV, LD, xb, off, wp, bias, k, y, ldy, nm, act, qp, lut);             \
+    tile_body8(MR, SW, NV, xb, off, wp, bias, k, y, ldy, nm, act, qp, lut);                 \
 }
-#define TILES8(MR) TILE8(MR, 1, 1, 16) TILE8(MR, 1, 2, 16) TILE8(MR, 2, 1, 16) TILE8(MR, 2, 2, 16)
+#define TILES8(MR) TILE8(MR, 1, 1) TILE8(MR, 1, 2) TILE8(MR, 2, 1) TILE8(MR, 2, 2)
 TILES8(4) TILES8(5) TILES8(6)
-TILE8(4, 1, 3, 24) TILE8(4, 2, 3, 24)
 
 /* Lanes: MC channels x 16 positions; FULL: all 16 valid (plain loads and stores). */
 static inline __attribute__((always_inline)) A2 void
@@ -174,7 +167,7 @@ pw_body8(const int MC, const int OFF, const int FULL, const float *x, int64_t ld
          const int32_t *off, const float *wp, const float *bias, int64_t k, float *y,
          int64_t ldy, int np, int act, const float *qp, const float *lut)
 {
-    __m256 acc[MC2][3];         /* [2] unused: epilogue8 takes tiles too */
+    __m256 acc[MC2][2];
     const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     const __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(np), lane);
     const __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(np - VW), lane);
@@ -224,9 +217,8 @@ PWS8(rw, 1)
 #define ROW8(MR) [MR] = { { tile8_##MR##_1_1, tile8_##MR##_1_2 },                            \
                           { tile8_##MR##_2_1, tile8_##MR##_2_2 } }
 static const conv_kset k256 = {
-    .name = "avx2", .vw = VW, .mr_max = MR2, .mr3_max = 4, .mc_max = MC2,
-    .tile = { [4] = { { tile8_4_1_1, tile8_4_1_2, tile8_4_1_3 },
-                      { tile8_4_2_1, tile8_4_2_2, tile8_4_2_3 } }, ROW8(5), ROW8(6) },
+    .name = "avx2", .vw = VW, .mr_max = MR2, .mr3_max = 0, .mc_max = MC2,
+    .tile = { ROW8(4), ROW8(5), ROW8(6) },
     .pw = { { NULL, pw8_1, pw8_2, pw8_3, pw8_4, pw8_5, pw8_6 },
             { NULL, rw8_1, rw8_2, rw8_3, rw8_4, rw8_5, rw8_6 } },
 };

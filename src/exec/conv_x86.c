@@ -450,14 +450,11 @@ static int use_rows(const qc_conv2d *cv, const conv_kset *ks)
 static int64_t panel_width(int64_t mg, const conv_kset *ks)
 {
     const char *e = getenv("QC_CONV_NV3");
-    int64_t two = 2 * ks->vw, three = 3 * ks->vw;
     if (!ks->mr3_max)
-        return two;
+        return 2 * ks->vw;
     if (e && (e[0] == '0' || e[0] == '1'))
-        return e[0] == '1' && mg > two ? three : two;
-    if (ks->vw == 8)
-        return two;
-    return mg % three == 0 && mg % two != 0 ? three : two;
+        return e[0] == '1' && mg > 32 ? 48 : 32;
+    return mg % 48 == 0 && mg % 32 != 0 ? 48 : 32;
 }
 
 /* The kernels this CPU runs: AVX-512, else AVX2 + FMA, else none. QC_CONV_ISA=avx2 in the
@@ -515,7 +512,7 @@ int qc_conv2d_fast(const qc_conv2d *cv, qc_run *r, qc_err *err)
     size_t wbytes = align64((size_t)(cv->group * c.panels * c.k * c.nr) * sizeof(float));
     /* packed once per node for constant weights */
     qc_conv_cache *cache = cv->cache;
-    int cs = qc_conv_cache_take(cache, cv->w, wbytes, (c.nr == 3 * ks->vw ? 4 : 1) + 8 * (ks->vw == 8)),
+    int cs = qc_conv_cache_take(cache, cv->w, wbytes, (c.nr == 48 ? 4 : 1) + 8 * (ks->vw == 8)),
         cached = cs > 0;
     for (int64_t gp = 0; cs == 2 && gp < cv->group * c.panels; gp++)
         pack_panel(&c, gp, cache->wpk, NULL);
