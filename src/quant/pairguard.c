@@ -21,7 +21,7 @@
 
 #define CODE_MAX   127
 #define PAIR_MAX   128
-#define CANDIDATES 24
+#define CANDIDATES 12
 
 typedef struct pair_list {
     int64_t *ij;                /* 2 flat indices a pair */
@@ -89,12 +89,6 @@ static int collect_pairs(const qc_model *m, const char *name, const qc_tensor *w
     return rc;
 }
 
-static inline int code_of(double v, double s)
-{
-    double c = nearbyint(v / s);
-    return c < -CODE_MAX ? -CODE_MAX : c > CODE_MAX ? CODE_MAX : (int)c;
-}
-
 /* Moves the codes of same-sign pairs over PAIR_MAX toward zero (only ever smaller
  * magnitudes, so a pair fixed stays fixed whatever other pair shares a value). */
 static void fix_pair(int8_t *q, int64_t i, int64_t j)
@@ -114,12 +108,17 @@ void qc_pairguard_fix_codes(int8_t *q, const int64_t *ij, int64_t n_pairs)
         fix_pair(q, ij[2 * k], ij[2 * k + 1]);
 }
 
-/* Squared error of scale group members (flat indices idx[0, n)) at scale s, codes fixed. */
+/* Squared error of scale group members (flat indices idx[0, n)) at scale s, codes fixed.
+ * The codes by a multiplication (the search only ranks candidate scales; qdq.c writes the
+ * chosen one's codes by QuantizeLinear's division, and fixes them the same way). */
 static double group_error(const float *w, const int64_t *idx, int64_t n, const int64_t *ij,
                           int64_t n_pairs, int8_t *q, double s)
 {
-    for (int64_t k = 0; k < n; k++)
-        q[idx[k]] = (int8_t)code_of(w[idx[k]], s);
+    double inv = 1.0 / s;
+    for (int64_t k = 0; k < n; k++) {
+        double c = nearbyint(w[idx[k]] * inv);
+        q[idx[k]] = (int8_t)(c < -CODE_MAX ? -CODE_MAX : c > CODE_MAX ? CODE_MAX : c);
+    }
     qc_pairguard_fix_codes(q, ij, n_pairs);
     double e = 0;
     for (int64_t k = 0; k < n; k++) {
