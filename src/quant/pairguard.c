@@ -21,7 +21,7 @@
 
 #define CODE_MAX   127
 #define PAIR_MAX   128
-#define CANDIDATES 12
+#define CANDIDATES 24
 
 typedef struct pair_list {
     int64_t *ij;                /* 2 flat indices a pair */
