@@ -217,7 +217,7 @@ PWS8(rw, 1)
 #define ROW8(MR) [MR] = { { tile8_##MR##_1_1, tile8_##MR##_1_2 },                            \
                           { tile8_##MR##_2_1, tile8_##MR##_2_2 } }
 static const conv_kset k256 = {
-    .name = "avx2", .vw = VW, .mr_max = MR2, .mr3_max = 0, .mc_max = MC2,
+    .vw = VW, .mr_max = MR2, .mr3_max = 0, .mc_max = MC2,
     .tile = { ROW8(4), ROW8(5), ROW8(6) },
     .pw = { { NULL, pw8_1, pw8_2, pw8_3, pw8_4, pw8_5, pw8_6 },
             { NULL, rw8_1, rw8_2, rw8_3, rw8_4, rw8_5, rw8_6 } },

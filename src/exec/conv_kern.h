@@ -29,7 +29,6 @@ typedef void (*pw_fn)(const float *x, int64_t ldx, const int32_t *off, const flo
                       const float *qp, const float *lut);
 
 typedef struct conv_kset {
-    const char *name;
     int         vw;             /* floats a vector: 16 or 8 */
     int         mr_max;         /* tile positions with up to 2 vectors */
     int         mr3_max;        /* with 3 vectors (panels of 3 vw channels); 0: none */

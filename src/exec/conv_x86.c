@@ -262,7 +262,7 @@ PWS(rw, 1)
 #define TILE_ROW3(MR) [MR] = { { tile_##MR##_1_1, tile_##MR##_1_2, tile_##MR##_1_3 },        \
                                { tile_##MR##_2_1, tile_##MR##_2_2, tile_##MR##_2_3 } }
 static const conv_kset k512 = {
-    .name = "avx512", .vw = 16, .mr_max = MR_MAX, .mr3_max = MR3_MAX, .mc_max = MC_MAX,
+    .vw = 16, .mr_max = MR_MAX, .mr3_max = MR3_MAX, .mc_max = MC_MAX,
     .tile = { TILE_ROW3(4), TILE_ROW3(5), TILE_ROW3(6), TILE_ROW3(7), TILE_ROW3(8),
               TILE_ROW3(9), TILE_ROW(10), TILE_ROW(11), TILE_ROW(12), TILE_ROW(13),
               TILE_ROW(14) },

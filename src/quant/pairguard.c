@@ -128,16 +128,11 @@ static double group_error(const float *w, const int64_t *idx, int64_t n, const i
     return e;
 }
 
-/* Pairs sorted by the scale group of their first value (both values of a pair are in the same
- * output channel, so in the same group). */
-static int64_t group_of(int64_t i, int axis, const qc_tensor *w, int n_ch)
+/* The scale group of flat index i: its channel (inner values a channel run, n_ch channels),
+ * or 0 with one group. Both values of a pair are in one output channel, so in one group. */
+static inline int64_t group_of(int64_t i, int64_t inner, int n_ch)
 {
-    if (axis < 0 || n_ch <= 1)
-        return 0;
-    int64_t inner = 1;
-    for (int d = axis + 1; d < w->ndim; d++)
-        inner *= w->dims[d];
-    return (i / inner) % n_ch;
+    return n_ch <= 1 ? 0 : (i / inner) % n_ch;
 }
 
 int qc_pairguard_pairs(const qc_model *m, const char *name, const qc_tensor *w,
@@ -166,6 +161,9 @@ int qc_pairguard_scales(const qc_model *m, const char *name, const qc_tensor *w,
         return rc;
     }
     int groups = axis >= 0 ? n_ch : 1;
+    int64_t inner = 1;
+    for (int d = axis + 1; axis >= 0 && d < w->ndim; d++)
+        inner *= w->dims[d];
     int64_t *start = calloc((size_t)groups + 1, sizeof *start);
     int64_t *pstart = calloc((size_t)groups + 1, sizeof *pstart);
     int64_t *idx = malloc((size_t)n * sizeof *idx), *pij = malloc((size_t)n_pairs * 2 *
@@ -177,9 +175,9 @@ int qc_pairguard_scales(const qc_model *m, const char *name, const qc_tensor *w,
     }
     /* members and pairs of each group, by counting sort */
     for (int64_t i = 0; i < n; i++)
-        start[group_of(i, axis, w, groups) + 1]++;
+        start[group_of(i, inner, groups) + 1]++;
     for (int64_t k = 0; k < n_pairs; k++)
-        pstart[group_of(ij[2 * k], axis, w, groups) + 1]++;
+        pstart[group_of(ij[2 * k], inner, groups) + 1]++;
     for (int g = 0; g < groups; g++)
         start[g + 1] += start[g], pstart[g + 1] += pstart[g];
     {
@@ -189,12 +187,12 @@ int qc_pairguard_scales(const qc_model *m, const char *name, const qc_tensor *w,
             goto out;
         }
         for (int64_t i = 0; i < n; i++) {
-            int64_t g = group_of(i, axis, w, groups);
+            int64_t g = group_of(i, inner, groups);
             idx[start[g] + fill[g]++] = i;
         }
         memset(fill, 0, ((size_t)groups + 1) * sizeof *fill);
         for (int64_t k = 0; k < n_pairs; k++) {
-            int64_t g = group_of(ij[2 * k], axis, w, groups), at = pstart[g] + fill[g]++;
+            int64_t g = group_of(ij[2 * k], inner, groups), at = pstart[g] + fill[g]++;
             pij[2 * at] = ij[2 * k], pij[2 * at + 1] = ij[2 * k + 1];
         }
         free(fill);
