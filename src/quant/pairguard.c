@@ -91,10 +91,12 @@ static int collect_pairs(const qc_model *m, const char *name, const qc_tensor *w
 
 /* Moves the codes of same-sign pairs over PAIR_MAX toward zero (only ever smaller
  * magnitudes, so a pair fixed stays fixed whatever other pair shares a value). */
-static void fix_pair(int8_t *q, int64_t i, int64_t j)
+static inline void fix_pair(int8_t *q, int64_t i, int64_t j)
 {
     int a = q[i], b = q[j];
-    if ((a > 0) != (b > 0) || a == 0 || b == 0 || abs(a) + abs(b) <= PAIR_MAX)
+    /* over PAIR_MAX needs both codes nonzero (each is at most CODE_MAX); the sign test is
+     * the bit test, no branch on it: same-sign pairs are half of them, unpredictable */
+    if (abs(a) + abs(b) <= PAIR_MAX || (a ^ b) < 0)
         return;
     int e = abs(a) + abs(b) - PAIR_MAX, big = (e + 1) / 2, small = e / 2;
     int da = abs(a) >= abs(b) ? big : small, db = e - da;
@@ -108,24 +110,60 @@ void qc_pairguard_fix_codes(int8_t *q, const int64_t *ij, int64_t n_pairs)
         fix_pair(q, ij[2 * k], ij[2 * k + 1]);
 }
 
+/* nearbyint in the default rounding mode (ties to even) for |x| < 2^51, inline: x is a weight
+ * over a candidate scale, |x| <= CODE_MAX (a candidate is never below absmax / CODE_MAX), or
+ * out of range and clipped after either way; nearbyint is a libm call on baseline x86-64. */
+static inline double round_even(double x)
+{
+    const double magic = 6755399441055744.0;        /* 1.5 * 2^52 */
+    if (!(fabs(x) < 2251799813685248.0))            /* 2^51, and NaN */
+        return nearbyint(x);
+    return (x + magic) - magic;                     /* kept as written without -ffast-math */
+}
+
+static inline double code_of(float w, double inv)
+{
+    double c = round_even(w * inv);
+    return c < -CODE_MAX ? -CODE_MAX : c > CODE_MAX ? CODE_MAX : c;
+}
+
+static inline double sq(double d)
+{
+    return d * d;
+}
+
 /* Squared error of scale group members (flat indices idx[0, n)) at scale s, codes fixed.
  * The codes by a multiplication (the search only ranks candidate scales; qdq.c writes the
- * chosen one's codes by QuantizeLinear's division, and fixes them the same way). */
+ * chosen one's codes by QuantizeLinear's division, and fixes them the same way). The error of
+ * the rounded codes in four running sums (one would be a chain of dependent additions), then
+ * each pair fix replaces its two values' terms. */
 static double group_error(const float *w, const int64_t *idx, int64_t n, const int64_t *ij,
                           int64_t n_pairs, int8_t *q, double s)
 {
-    double inv = 1.0 / s;
-    for (int64_t k = 0; k < n; k++) {
-        double c = nearbyint(w[idx[k]] * inv);
-        q[idx[k]] = (int8_t)(c < -CODE_MAX ? -CODE_MAX : c > CODE_MAX ? CODE_MAX : c);
+    double inv = 1.0 / s, e[4] = { 0, 0, 0, 0 };
+    int64_t k = 0;
+    for (; k + 4 <= n; k += 4)
+        for (int u = 0; u < 4; u++) {
+            float v = w[idx[k + u]];
+            double c = code_of(v, inv);
+            q[idx[k + u]] = (int8_t)c;
+            e[u] += sq(v - s * c);
+        }
+    for (; k < n; k++) {
+        double c = code_of(w[idx[k]], inv);
+        q[idx[k]] = (int8_t)c;
+        e[0] += sq(w[idx[k]] - s * c);
     }
-    qc_pairguard_fix_codes(q, ij, n_pairs);
-    double e = 0;
-    for (int64_t k = 0; k < n; k++) {
-        double d = w[idx[k]] - s * q[idx[k]];
-        e += d * d;
+    double fix = 0;
+    for (int64_t p = 0; p < n_pairs; p++) {
+        int64_t i = ij[2 * p], j = ij[2 * p + 1];
+        int a = q[i], b = q[j];
+        if (abs(a) + abs(b) <= PAIR_MAX || (a ^ b) < 0)
+            continue;
+        fix_pair(q, i, j);
+        fix += sq(w[i] - s * q[i]) + sq(w[j] - s * q[j]) - sq(w[i] - s * a) - sq(w[j] - s * b);
     }
-    return e;
+    return (e[0] + e[1]) + (e[2] + e[3]) + fix;
 }
 
 /* The scale group of flat index i: its channel (inner values a channel run, n_ch channels),

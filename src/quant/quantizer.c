@@ -734,6 +734,28 @@ static int range_item(void *ctx, int64_t k, qc_err *err)
     return rc;
 }
 
+/* The weights' parameters, tensors side by side (the pair guard's scale search is most of a
+ * model's weight work); each weight is computed by one thread and reads nothing another writes. */
+static int weight_item(void *ctx, int64_t k, qc_err *err)
+{
+    range_job *j = ctx;
+    return compute_params(j->q, j->idx[k], err);
+}
+
+static int weights_ahead(qc_quantizer *q, qc_err *err)
+{
+    int n = 0;
+    range_job j = { q, calloc((size_t)q->n_t + 1, sizeof *j.idx) };
+    if (!j.idx)
+        return qc_errf(err, QC_ENOMEM, "out of memory");
+    for (int i = 0; i < q->n_t; i++)
+        if (q->t[i].used && q->t[i].kind == QT_WEIGHT)
+            j.idx[n++] = i;
+    int rc = qc_par_each(n, weight_item, &j, err);
+    free(j.idx);
+    return rc;
+}
+
 static int ranges_ahead(qc_quantizer *q, qc_err *err)
 {
     int n = 0;
@@ -858,7 +880,7 @@ int qc_quantizer_build(qc_quantizer *q, qc_model **out, qc_err *err)
         }
     }
     free(dq_readers);
-    if ((rc = ranges_ahead(q, err)) != QC_OK)
+    if ((rc = ranges_ahead(q, err)) != QC_OK || (rc = weights_ahead(q, err)) != QC_OK)
         return rc;
     for (int i = 0; i < q->n_t; i++) {
         qtensor *t = &q->t[i];
