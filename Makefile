@@ -61,17 +61,22 @@ setup:
 models: setup
 	@tools/fetch_models.sh
 
-ASAN_CFLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
+# -O2: the sanitized suite runs ~20% faster than at -O1 (tools/run_tests.sh unit quant under
+# QC_ASAN: 72 s against 92 s), except the convolution kernels: GCC takes 4.7 minutes on
+# conv_x86.c and 1.8 on conv_i8_x86.c with the sanitizers at -O2 (AVX-512 kernels, not even run
+# on a CPU without it), 1 minute for the whole build at -O1.
+ASAN_CFLAGS = -O2 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
               -fno-sanitize-recover=undefined
+ASAN_MAKE   = BUILD=build-asan CFLAGS="$(ASAN_CFLAGS)" CONV_X86_CFLAGS=-O1
 
 # The whole suite on the optimized build and again under ASan+UBSan+LSan.
 test: setup
 	@$(MAKE) --no-print-directory -j$(JOBS) all
-	@$(MAKE) --no-print-directory -j$(JOBS) BUILD=build-asan CFLAGS="$(ASAN_CFLAGS)" all
+	@$(MAKE) --no-print-directory -j$(JOBS) $(ASAN_MAKE) all
 	@tools/test_all.sh
 
 check-asan: setup
-	@$(MAKE) --no-print-directory -j$(JOBS) BUILD=build-asan CFLAGS="$(ASAN_CFLAGS)" all
+	@$(MAKE) --no-print-directory -j$(JOBS) $(ASAN_MAKE) all
 	@QC_BUILD_DIR=build-asan QC_ASAN=1 tools/run_tests.sh
 
 demo: setup

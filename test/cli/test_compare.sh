@@ -130,9 +130,12 @@ fi
 # repeated) give the same numbers; magika also ranks by top-1 (a classifier).
 m=magika
 data=models/cache/data/$m
+SCHED_ARGS=()
+[ "${QC_ASAN:-0}" = 1 ] && SCHED_ARGS=(--methods minmax,ema --auto no)   # fewer candidates
 for s in sample-major candidate-major; do
     "$CAL" compare --data "$data/calib" --eval "$data/eval" "$(model_path $m)" --limit 3 \
         --eval-limit 2 --schedule "$s" --metric top1 --json "$CLI_TMP/$s.json" -q \
+        "${SCHED_ARGS[@]}" \
         >"$CLI_TMP/$s.log" 2>&1 || cli_fail "schedule_$s" "$(tail -1 "$CLI_TMP/$s.log")"
 done
 if v=$("$PY" - "$CLI_TMP/sample-major.json" "$CLI_TMP/candidate-major.json" <<'EOF'
@@ -240,7 +243,7 @@ else
 fi
 
 # Default split: every 4th sample of --data held out (8 samples: 6 calibrate, 2 evaluate).
-m=nudenet
+m=magika
 if "$CAL" compare --data "models/cache/data/$m/calib" "$(model_path $m)" --limit 8 \
         --methods minmax,percentile --percentiles 99.99 --json "$CLI_TMP/split.json" -q \
         >"$CLI_TMP/split.log" 2>&1 &&
