@@ -47,6 +47,8 @@ typedef struct qc_qtensor_info {
     const int32_t *zero_point;
     int64_t     nonfinite;      /* NaN/Inf values skipped by the observer */
     int         rank;           /* activations: rank seen during calibration */
+    int         guard_moved;    /* weights: scale groups (channels) whose scale the pair guard
+                                 * widened (src/quant/pairguard.c) */
 } qc_qtensor_info;
 
 typedef struct qc_quantizer qc_quantizer;
@@ -91,6 +93,9 @@ int  qc_quantizer_tensor(const qc_quantizer *q, int i, qc_qtensor_info *info);
 /* The index of tensor `name` for qc_quantizer_tensor, -1 if the quantizer has none. */
 int  qc_quantizer_find(const qc_quantizer *q, const char *name);
 int  qc_quantizer_n_quantized_nodes(const qc_quantizer *q);
+/* Whether q's int8 weights take the pair guard (qc_quant_opts.pair_guard, symmetric int8
+ * weights, uint8 activations, full range). */
+int  qc_quant_pair_guarded(const qc_quantizer *q);
 /* Nodes left in float: the i-th one's name, op and reason. Returns 0 past the end. */
 int  qc_quantizer_float_node(const qc_quantizer *q, int i, const char **name,
                              const char **op_type, const char **why);

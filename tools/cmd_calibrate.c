@@ -428,8 +428,13 @@ int qc_cmd_calibrate(int argc, char **argv)
     if (rc == QC_OK && !a.quiet) {
         int n_t = 0, n_float = 0;
         qc_qtensor_info info;
+        int w_scales = 0, w_moved = 0;
         for (int i = 0; i < qc_quantizer_n_tensors(q); i++)
-            n_t += qc_quantizer_tensor(q, i, &info);
+            if (qc_quantizer_tensor(q, i, &info)) {
+                n_t++;
+                if (!strcmp(info.kind, "weight") && info.dtype == QC_I8)
+                    w_scales += info.n_channels, w_moved += info.guard_moved;
+            }
         const char *nm, *op, *why;
         while (qc_quantizer_float_node(q, n_float, &nm, &op, &why))
             n_float++;
@@ -451,6 +456,10 @@ int qc_cmd_calibrate(int argc, char **argv)
         for (int k = 0; k < n_g; k++)
             printf("  float: %-20s x%-4d %s\n", g[k].op_type, g[k].count, g[k].why);
         free(g);
+        if (qc_quant_pair_guarded(q) && w_scales > 0)
+            printf("calibrate: pair guard: %d of %d weight scales widened (int8 weight pairs "
+                   "onnxruntime's x86 kernels without VNNI add in 16 bits; --no-pair-guard: "
+                   "off)\n", w_moved, w_scales);
         if (a.bias_corr)
             print_bias_summary(&bst);
         printf("calibrate: wrote %s (%.2f s", out_path, qc_now() - t0);

@@ -52,6 +52,8 @@ int qc_params_write_json(const qc_quantizer *q, const char *path, qc_err *err)
         cJSON_AddItemToObject(o, "max", float_array(t.hi, t.n_channels));
         cJSON_AddItemToObject(o, "scale", float_array(t.scale, t.n_channels));
         cJSON_AddItemToObject(o, "zero_point", int_array(t.zero_point, t.n_channels));
+        if (t.guard_moved)
+            cJSON_AddNumberToObject(o, "pair_guard_widened", t.guard_moved);
         if (t.rank > 0)
             cJSON_AddNumberToObject(o, "rank", t.rank);
         if (t.nonfinite)

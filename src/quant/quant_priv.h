@@ -32,6 +32,7 @@ typedef struct qtensor {
                                  * qtensors' (derived.c) instead of its own observation */
     int          n_union;       /* entries of union_of; 0: observed itself */
     int          done;          /* parameters computed */
+    int          guard_moved;   /* weights: scale groups the pair guard widened */
     qc_observer *obs;
     int          has_range;     /* `range` holds the observer's range (computed ahead, in
                                  * parallel over tensors: histogram searches are the slow part) */
@@ -126,9 +127,7 @@ int qc_quant_is_hist_method(const char *method);
  * observer under a histogram method (compare does the same). Method-independent. */
 int qc_quant_range_from_method(const qc_quantizer *q, const char *name);
 
-/* pairguard.c. Whether q's weights take the guard (symmetric int8 weights, uint8
- * activations, full range, opts.pair_guard). */
-int  qc_quant_pair_guarded(const qc_quantizer *q);
+/* pairguard.c. */
 /* The pairs (two flat indices each, *ij malloc'd, NULL when none) of weight `name` of m that
  * onnxruntime's kernels add in 16 bits, by the nodes reading it. */
 int  qc_pairguard_pairs(const qc_model *m, const char *name, const qc_tensor *w,

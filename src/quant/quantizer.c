@@ -677,6 +677,7 @@ static int compute_params(qc_quantizer *q, int i, qc_err *err)
     if (t->kind == QT_WEIGHT && qc_quant_pair_guarded(q)) {
         int moved = 0;
         rc = qc_pairguard_scales(q->m, t->name, w, axis, t->n_ch, t->scale, &moved, err);
+        t->guard_moved = moved;
     }
     return rc;
 }
@@ -958,6 +959,7 @@ int qc_quantizer_tensor(const qc_quantizer *q, int i, qc_qtensor_info *info)
     const qtensor *o = t->derived_from >= 0 ? &q->t[t->derived_from] : t;   /* its input's */
     info->nonfinite = o->obs ? qc_observer_nonfinite(o->obs) : 0;
     info->rank = t->rank;
+    info->guard_moved = t->guard_moved;
     return 1;
 }
 

@@ -778,8 +778,32 @@ def per_channel_axes(c):
     # channel 0's pairs of 127s (13.4 dB on an AVX2 machine)
     q = c.calibrate(fm, d, "pc.guard.q.onnx", "--per-channel")
     s = need_sqnr(fm, q.path, feeds_x([randn(rng, (1, 3, 8, 8)) for _ in range(4)]))
+    # the guard's report: the summary line and the params file agree, channel 0 of the Conv
+    # (a pair 127 + 127: input channels 0 and 1 at kernel position 0, 0) is among the widened
+    widened = {}
+    for tag, flags in (("guard", []), ("off", ["--no-pair-guard"])):
+        j = c.path(f"pc.{tag}.json")
+        r = c.run("--data", d, fm, "-o", c.path(f"pc.{tag}.r.onnx"), "--per-channel",
+                  "--params-out", j, *flags)
+        need(r.returncode == 0, f"calibrate {flags} exited {r.returncode}: {r.stderr[:300]}")
+        t = json.load(open(j))["tensors"]
+        got = {k: v["pair_guard_widened"] for k, v in t.items() if "pair_guard_widened" in v}
+        line = [x for x in r.stdout.splitlines() if x.startswith("calibrate: pair guard: ")]
+        if tag == "off":
+            need(not got and not line, f"--no-pair-guard still reports the guard: {got} {line}")
+            continue
+        total = sum(len(v["scale"]) for v in t.values() if v["kind"] == "weight")
+        need(got.get("cw", 0) >= 1, f"Conv weight cw not among the widened: {got}")
+        want = f"calibrate: pair guard: {sum(got.values())} of {total} weight scales widened"
+        need(len(line) == 1 and line[0].startswith(want),
+             f"summary {line}, expected a line starting '{want}'")
+        widened = got
+    _, wq, _ = q.qconst("conv", 1, TensorProto.INT8)
+    pair = int(wq[0, 0, 0, 0]) + int(wq[0, 1, 0, 0])
+    need(pair <= 128, f"guarded conv channel 0 pair sums to {pair} codes")
     return (f"axes Conv 0, ConvTranspose 1, Gemm tB=1 0, Gemm tB=0 1, MatMul 1; codes = "
-            f"round-half-even (ties included); SQNR {s:.1f} dB")
+            f"round-half-even (ties included); guarded: SQNR {s:.1f} dB, widened "
+            f"{sum(widened.values())} scale(s) ({', '.join(sorted(widened))}), reported alike")
 
 
 @case
