@@ -70,7 +70,9 @@ N_CALIB=${QC_AUTO_CALIB:-32}
 N_EVAL=${QC_AUTO_EVAL:-32}
 cli_models compare_auto "$N_CALIB" "$N_EVAL" || exit
 data=models/cache/data/magika
-same_model calibrate_auto_magika "$(model_path magika)" "$data/calib" "$data/eval" --limit 8
+lim=8
+[ "${QC_ASAN:-0}" = 1 ] && lim=3
+same_model calibrate_auto_magika "$(model_path magika)" "$data/calib" "$data/eval" --limit "$lim"
 
 ARGS=(--limit "$N_CALIB" --eval-limit "$N_EVAL")
 [ "${QC_ASAN:-0}" = 1 ] && ARGS=(--limit 3 --eval-limit 2)
