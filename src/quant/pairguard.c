@@ -94,8 +94,9 @@ static int collect_pairs(const qc_model *m, const char *name, const qc_tensor *w
 static inline void fix_pair(int8_t *q, int64_t i, int64_t j)
 {
     int a = q[i], b = q[j];
-    /* over PAIR_MAX needs both codes nonzero (each is at most CODE_MAX); the sign test is
-     * the bit test, no branch on it: same-sign pairs are half of them, unpredictable */
+    /* over PAIR_MAX needs both codes nonzero (each is at most CODE_MAX), so the sign test is
+     * one bit test, and comes second: most pairs are within PAIR_MAX, while which pairs have
+     * one sign is a coin flip a branch mispredicts half the time */
     if (abs(a) + abs(b) <= PAIR_MAX || (a ^ b) < 0)
         return;
     int e = abs(a) + abs(b) - PAIR_MAX, big = (e + 1) / 2, small = e / 2;
