@@ -35,19 +35,28 @@ tally() {
 
 asan_log=$(mktemp) fuzz_log=$(mktemp) log=$(mktemp)
 trap 'rm -f "$asan_log" "$fuzz_log" "$log"' EXIT
-QC_BUILD_DIR=build-asan QC_ASAN=1 tools/run_tests.sh "$@" >"$asan_log" 2>&1 &
+# the background runs in sessions of their own, so that an interrupted `make test` stops
+# them with everything they started
+fuzz_pid=
+rel_pid=
+trap 'kill -TERM -- "-$asan_pid" ${fuzz_pid:+"-$fuzz_pid"} ${rel_pid:+"-$rel_pid"} 2>/dev/null
+      exit 130' INT TERM
+QC_BUILD_DIR=build-asan QC_ASAN=1 setsid tools/run_tests.sh "$@" >"$asan_log" 2>&1 &
 asan_pid=$!
 # Every fuzz target for QC_FUZZ_SECONDS (default 5: a smoke run; 0 skips), two at a time. The
 # crashes found so far are replayed by test/cli/test_fuzz_regressions.sh; real fuzzing:
 # make fuzz. Not when only some suites were asked for.
-fuzz_s=${QC_FUZZ_SECONDS:-5} fuzz_pid=
+fuzz_s=${QC_FUZZ_SECONDS:-5}
 if [ "$fuzz_s" != 0 ] && [ $# = 0 ]; then
-    FUZZ_SECONDS=$fuzz_s FUZZ_JOBS=${FUZZ_JOBS:-2} tools/fuzz.sh >"$fuzz_log" 2>&1 &
+    FUZZ_SECONDS=$fuzz_s FUZZ_JOBS=${FUZZ_JOBS:-2} setsid tools/fuzz.sh >"$fuzz_log" 2>&1 &
     fuzz_pid=$!
 fi
 
-tools/run_tests.sh "$@" 2>&1 | tee "$log" | sed '$d'
-[ "${PIPESTATUS[0]}" = 0 ] || status=1
+# in the background too, waited for: bash runs a trap only once the foreground job is done
+setsid bash -c 'tools/run_tests.sh "$@" 2>&1 | tee "$0" | sed "\$d"; exit "${PIPESTATUS[0]}"' \
+    "$log" "$@" &
+rel_pid=$!
+wait "$rel_pid" || status=1
 tally release "$log" ""
 wait "$asan_pid" || status=1
 echo "== sanitized (build-asan, QC_ASAN=1)"
