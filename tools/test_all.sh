@@ -37,9 +37,9 @@ asan_log=$(mktemp) fuzz_log=$(mktemp) log=$(mktemp)
 trap 'rm -f "$asan_log" "$fuzz_log" "$log"' EXIT
 # the background runs in sessions of their own, so that an interrupted `make test` stops
 # them with everything they started
-fuzz_pid=
-rel_pid=
-trap 'kill -TERM -- "-$asan_pid" ${fuzz_pid:+"-$fuzz_pid"} ${rel_pid:+"-$rel_pid"} 2>/dev/null
+asan_pid= fuzz_pid= rel_pid=
+trap 'kill -TERM -- ${asan_pid:+"-$asan_pid"} ${fuzz_pid:+"-$fuzz_pid"} ${rel_pid:+"-$rel_pid"} \
+      2>/dev/null
       exit 130' INT TERM
 QC_BUILD_DIR=build-asan QC_ASAN=1 setsid tools/run_tests.sh "$@" >"$asan_log" 2>&1 &
 asan_pid=$!

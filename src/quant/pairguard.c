@@ -90,19 +90,20 @@ static int collect_pairs(const qc_model *m, const char *name, const qc_tensor *w
 }
 
 /* Moves the codes of same-sign pairs over PAIR_MAX toward zero (only ever smaller
- * magnitudes, so a pair fixed stays fixed whatever other pair shares a value). */
-static inline void fix_pair(int8_t *q, int64_t i, int64_t j)
+ * magnitudes, so a pair fixed stays fixed whatever other pair shares a value); 1 if it did. */
+static inline int fix_pair(int8_t *q, int64_t i, int64_t j)
 {
     int a = q[i], b = q[j];
     /* over PAIR_MAX needs both codes nonzero (each is at most CODE_MAX), so the sign test is
      * one bit test, and comes second: most pairs are within PAIR_MAX, while which pairs have
      * one sign is a coin flip a branch mispredicts half the time */
     if (abs(a) + abs(b) <= PAIR_MAX || (a ^ b) < 0)
-        return;
+        return 0;
     int e = abs(a) + abs(b) - PAIR_MAX, big = (e + 1) / 2, small = e / 2;
     int da = abs(a) >= abs(b) ? big : small, db = e - da;
     q[i] = (int8_t)(a > 0 ? a - da : a + da);
     q[j] = (int8_t)(b > 0 ? b - db : b + db);
+    return 1;
 }
 
 void qc_pairguard_fix_codes(int8_t *q, const int64_t *ij, int64_t n_pairs)
@@ -159,10 +160,8 @@ static double group_error(const float *w, const int64_t *idx, int64_t n, const i
     for (int64_t p = 0; p < n_pairs; p++) {
         int64_t i = ij[2 * p], j = ij[2 * p + 1];
         int a = q[i], b = q[j];
-        if (abs(a) + abs(b) <= PAIR_MAX || (a ^ b) < 0)
-            continue;
-        fix_pair(q, i, j);
-        fix += sq(w[i] - s * q[i]) + sq(w[j] - s * q[j]) - sq(w[i] - s * a) - sq(w[j] - s * b);
+        if (fix_pair(q, i, j))
+            fix += sq(w[i] - s * q[i]) + sq(w[j] - s * q[j]) - sq(w[i] - s * a) - sq(w[j] - s * b);
     }
     return (e[0] + e[1]) + (e[2] + e[3]) + fix;
 }
