@@ -48,6 +48,8 @@ static inline float qc_ew_expf(float x)
  * result is one of the two NaN operands (which one, the Mul kernel's code decides): returns
  * 1 if there was one, for the caller to run the two kernels instead. */
 int qc_ew_silu(const float *x, float *y, int64_t n);
+/* qc_ew_silu's portable code (the clones), whatever the CPU: for the tests */
+int qc_ew_silu_clone(const float *x, float *y, int64_t n);
 
 int  qc_ew_unary_prepare(qc_knode *n, qc_err *err);
 int  qc_ew_unary_infer(qc_knode *n, qc_err *err);

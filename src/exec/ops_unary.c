@@ -184,9 +184,80 @@ float qc_exec_sigmoid(float v)
     return 1.0f / (1.0f + qc_ew_expf(-v));
 }
 
+/* Sigmoid (silu 0) or x * Sigmoid(x) (silu 1) with AVX2 intrinsics: the operations of
+ * qc_ew_expf and of the map loops, in their order and rounding (no FMA), so the same bits as
+ * the clones and the scalar reference (checked on all 2^32 inputs when written; a sample in
+ * test/test_ops_elementwise.c). GCC vectorizes qc_ew_expf's clamps into compare-and-blend
+ * sequences that make the AVX2 clone 2.3x slower than this (1.66 vs 0.74 ns a value, in L1,
+ * on the AMD EPYC); min / max give the same result, NaN included (the second operand is
+ * returned). Returns 1 if an input was NaN. The AVX-512 clone is kept where the CPU has it
+ * (not measured here). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#include <immintrin.h>
+#define AVX2_ONLY __attribute__((target("avx2")))
+#define S8 _mm256_set1_ps
+
+static inline __attribute__((always_inline)) AVX2_ONLY __m256 exp8(__m256 x)
+{
+    x = _mm256_min_ps(S8(88.3762626647949f), x);
+    x = _mm256_max_ps(S8(-87.3365447505531f), x);
+    __m256 t = _mm256_add_ps(_mm256_mul_ps(x, S8(1.44269504088896341f)), S8(12582912.0f));
+    __m256 n = _mm256_sub_ps(t, S8(12582912.0f));
+    __m256i b = _mm256_slli_epi32(_mm256_add_epi32(_mm256_castps_si256(t),
+                                                   _mm256_set1_epi32(-0x4B400000 + 127)), 23);
+    __m256 r = _mm256_sub_ps(x, _mm256_mul_ps(n, S8(0.693359375f)));
+    r = _mm256_sub_ps(r, _mm256_mul_ps(n, S8(-2.12194440e-4f)));
+    __m256 p = S8(1.9875691500e-4f);
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), S8(1.3981999507e-3f));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), S8(8.3334519073e-3f));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), S8(4.1665795894e-2f));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), S8(1.6666665459e-1f));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), S8(5.0000001201e-1f));
+    p = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(_mm256_mul_ps(p, r), r), r), S8(1.0f));
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(b));
+}
+
+static AVX2_ONLY int logistic_avx2(const float *x, float *y, int64_t n, int silu)
+{
+    const __m256 one = S8(1.0f), neg = S8(-0.0f);
+    __m256 nan = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        __m256 s = _mm256_div_ps(one, _mm256_add_ps(one, exp8(_mm256_xor_ps(v, neg))));
+        nan = _mm256_or_ps(nan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+        _mm256_storeu_ps(y + i, silu ? _mm256_mul_ps(v, s) : s);
+    }
+    int any = _mm256_movemask_ps(nan) != 0;
+    for (; i < n; i++) {
+        float v = x[i], s = 1.0f / (1.0f + qc_ew_expf(-v));
+        any |= v != v;
+        y[i] = silu ? v * s : s;
+    }
+    return any;
+}
+
+/* AVX2 without AVX-512 (libgcc's cpu model: two loads) */
+static int logistic_fast(void)
+{
+    return __builtin_cpu_supports("avx2") && !__builtin_cpu_supports("avx512f");
+}
+#else
+static int logistic_avx2(const float *x, float *y, int64_t n, int silu)
+{
+    (void)x, (void)y, (void)n, (void)silu;
+    return 0;
+}
+
+static int logistic_fast(void)
+{
+    return 0;
+}
+#endif
+
 /* ops_ew.h */
 QC_EW_SIMD_CLONES
-int qc_ew_silu(const float *x, float *y, int64_t n)
+int qc_ew_silu_clone(const float *x, float *y, int64_t n)
 {
     int nan = 0;
     for (int64_t i = 0; i < n; i++) {
@@ -195,6 +266,12 @@ int qc_ew_silu(const float *x, float *y, int64_t n)
         y[i] = v * (1.0f / (1.0f + qc_ew_expf(-v)));
     }
     return nan;
+}
+
+/* ops_ew.h */
+int qc_ew_silu(const float *x, float *y, int64_t n)
+{
+    return logistic_fast() ? logistic_avx2(x, y, n, 1) : qc_ew_silu_clone(x, y, n);
 }
 
 QC_EW_SIMD_CLONES
@@ -420,13 +497,23 @@ typedef struct unary_job {
     qc_tensor       *y;
 } unary_job;
 
+/* run_float, with Sigmoid through logistic_avx2 where that is the faster (the same bits) */
+static void run_float_fast(const qc_knode *n, int code, const qc_tensor *x, qc_tensor *y,
+                           int64_t len)
+{
+    if (code == U_SIGMOID && logistic_fast())
+        logistic_avx2(x->data, y->data, len, 0);
+    else
+        run_float(n, code, x, y, len);
+}
+
 static void unary_chunk(void *arg, int64_t lo, int64_t hi)
 {
     const unary_job *j = arg;
     qc_tensor xs = *j->x, ys = *j->y;
     xs.data = (float *)j->x->data + lo;
     ys.data = (float *)j->y->data + lo;
-    run_float(j->n, j->code, &xs, &ys, hi - lo);
+    run_float_fast(j->n, j->code, &xs, &ys, hi - lo);
 }
 
 int qc_ew_unary_run(qc_knode *n, qc_run *r, qc_err *err)
@@ -443,7 +530,7 @@ int qc_ew_unary_run(qc_knode *n, qc_run *r, qc_err *err)
         unary_job j = { n, op->code, x, y };       /* large tensors: over the thread pool */
         qc_par_for(len, 1 << 14, unary_chunk, &j);
     } else if (op->code <= U_ISINF) {
-        run_float(n, op->code, x, y, len);
+        run_float_fast(n, op->code, x, y, len);
     } else if (op->code < U_CLIP) {
         run_signed(op->code, x, y, len);
     } else if (op->code == U_CLIP) {
