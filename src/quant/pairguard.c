@@ -117,7 +117,7 @@ void qc_pairguard_fix_codes(int8_t *q, const int64_t *ij, int64_t n_pairs)
  * the 1.5 * 2^52 trick, exact for |x| < 2^51; beyond, the sum keeps x's sign and a magnitude
  * over CODE_MAX, and infinities and NaN pass through, so after the clip every x gets
  * nearbyint's code (x is at most CODE_MAX in magnitude anyway: a candidate scale is never
- * below absmax / CODE_MAX). No branch, so the loops over it vectorize. */
+ * below absmax / CODE_MAX). No branch; run_avx2 below does the same with max / min. */
 static inline double code_of(float w, double inv)
 {
     const double magic = 6755399441055744.0;        /* 1.5 * 2^52 */
@@ -134,8 +134,8 @@ static inline double sq(double d)
  * lanes, each value's operations those of code_of and sq in their order (no FMA), so the
  * same sums; max / min give code_of's clip, NaN included. Returns the members done. On the
  * AMD EPYC, calibrate's fixed cost on nudenet (--limit 2 --no-bias-correction, mostly this
- * search) went from 0.48-0.57 to 0.32-0.34 s of CPU (three runs each). have_avx2: the CPU
- * has it and QC_PAIRGUARD_ISA is not "scalar" (test_pairguard.c compares the two). */
+ * search) went from 0.40-0.57 to 0.32-0.34 s of CPU (six and three runs). have_avx2: the
+ * CPU has it and QC_PAIRGUARD_ISA is not "scalar" (test_pairguard.c compares the two). */
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 static int have_avx2(void)
