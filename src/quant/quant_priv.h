@@ -127,9 +127,9 @@ int qc_quant_is_hist_method(const char *method);
  * observer under a histogram method (compare does the same). Method-independent. */
 int qc_quant_range_from_method(const qc_quantizer *q, const char *name);
 
-/* pairguard.c. */
-/* The pairs (two flat indices each, *ij malloc'd, NULL when none) of weight `name` of m that
- * onnxruntime's kernels add in 16 bits, by the nodes reading it. */
+/* pairguard.c: the pairs (two flat indices each, *ij malloc'd, NULL when none) of weight
+ * `name` of m that onnxruntime's kernels add in 16 bits, by the nodes reading it. (Whether a
+ * quantizer's weights take the guard: qc_quant_pair_guarded, qc_quant.h.) */
 int  qc_pairguard_pairs(const qc_model *m, const char *name, const qc_tensor *w,
                         int64_t **ij, int64_t *n_pairs, qc_err *err);
 /* Codes of same-sign pairs over 128 in magnitude moved toward zero. */
