@@ -96,8 +96,10 @@ const double    *qc_exec_node_seconds(const qc_exec *x);
 void             qc_exec_profile_reset(qc_exec *x);
 /* Number of completed qc_exec_run calls (tests count executor passes). */
 int64_t          qc_exec_runs(const qc_exec *x);
-/* The Sigmoid kernel's value at x, the same bits (derived ranges, src/quant/derived.c). */
+/* The Sigmoid and Tanh kernels' value at x, the same bits (derived ranges,
+ * src/quant/derived.c). */
 float            qc_exec_sigmoid(float x);
+float            qc_exec_tanh(float x);
 /* Bytes of activation buffers currently allocated / at peak. */
 size_t           qc_exec_peak_bytes(const qc_exec *x);
 

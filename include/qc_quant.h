@@ -38,6 +38,9 @@ typedef struct qc_qtensor_info {
     const char *method;         /* observer name, "minmax" for weights, "shared" for data
                                  * movement outputs, "derived" for biases */
     const char *shared_with;    /* tensor whose parameters it reuses, or NULL */
+    const char *derived_from;   /* activation whose ranges are this tensor's input's carried
+                                 * through a monotone map (src/quant/derived.c): that input,
+                                 * or NULL */
     int         dtype;          /* quantized dtype */
     int         axis;           /* -1 per-tensor */
     int         n_channels;

@@ -178,10 +178,16 @@ static inline float softplus(float v)
     return v > 0.0f ? v + log1pf(expf(-v)) : log1pf(expf(v));
 }
 
-/* qc_exec.h: run_float's Sigmoid on one value (every clone gives the same bits, ops_ew.h) */
+/* qc_exec.h: run_float's Sigmoid and Tanh on one value (every clone gives the same bits,
+ * ops_ew.h) */
 float qc_exec_sigmoid(float v)
 {
     return 1.0f / (1.0f + qc_ew_expf(-v));
+}
+
+float qc_exec_tanh(float v)
+{
+    return fast_tanh(v);
 }
 
 /* Sigmoid (silu 0) or x * Sigmoid(x) (silu 1) with AVX2 intrinsics: the operations of

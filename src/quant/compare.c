@@ -599,11 +599,11 @@ static int plan_tensors(qc_compare *c, qc_err *err)
     qc_quantizer_free(probe);
     if (rc == QC_OK)
         rc = find_unions(c, err);
-    for (int k = 0; k < c->n_t; k++) {      /* the Sigmoids' inputs (derived.c's rule) */
+    for (int k = 0; k < c->n_t; k++) {      /* the maps' inputs (derived.c's rule) */
         otensor *t = &c->t[k];
-        const char *in = t->no_hist ? NULL : qc_quant_sigmoid_input(m, t->producer, t->name);
+        const char *in = t->no_hist ? NULL : qc_quant_map_input(m, t->producer, t->name, &t->map);
         int j = in ? find_tensor(c, in) : -1;
-        t->gate_src = j >= 0 && !c->t[j].no_hist ? j : -1;
+        t->map_src = j >= 0 && !c->t[j].no_hist ? j : -1;
     }
     return rc;
 }

@@ -4,6 +4,7 @@
 
 #include "qc_compare.h"
 #include "qc_observer.h"
+#include "quant_priv.h"
 
 enum { G_MINMAX = 1, G_EMA, G_HIST };
 
@@ -23,10 +24,12 @@ typedef struct otensor {
                                  * shared tensor: qc_quant_range_from_method), so histogram
                                  * groups observe it by min/max, as calibrate does */
     int           seen_dtype, rank;
-    int           gate_src;     /* a Sigmoid's output: its input's index here when both take
-                                 * the method's range (an asymmetric percentile is then the
-                                 * sigmoid of the input's, as calibrate derives it:
-                                 * src/quant/derived.c), else -1 */
+    int           map_src;      /* a monotone map's output (derived.c): its input's index
+                                 * here when neither is an output path nor shared, else -1;
+                                 * where options derive the map's range (qc_quant_map_derives,
+                                 * not from a gate), it is the input's carried through, as
+                                 * calibrate derives it */
+    qc_qmap       map;
     int          *union_of;     /* a Concat output whose histograms are merged from these
                                  * tensors' after the pass (derived.c's rule, as calibrate
                                  * does): its histogram groups do not observe it; or NULL
@@ -102,8 +105,8 @@ struct qc_compare {
 void qc_cmp_obs_config(const qc_quant_opts *o, qc_obs_config *cfg);
 int  qc_cmp_range(const qc_observer *shared, const qc_quant_opts *o, qc_range *r, qc_err *err);
 /* compare_ranges.c: tensor k's range under options o from observer group g (which must have
- * seen it): qc_cmp_range, but a gate's asymmetric percentile is the sigmoid of its input's, as
- * calibrate derives it (otensor.gate_src, src/quant/derived.c). */
+ * seen it): qc_cmp_range, but a map's output's where o derives it is its input's carried
+ * through the map, as calibrate derives it (otensor.map_src, src/quant/derived.c). */
 int  qc_cmp_tensor_range(const struct qc_compare *c, int k, int g, const qc_quant_opts *o,
                          qc_range *r, qc_err *err);
 /* Whether a shared observer holds a histogram: a histogram group's do, except those of

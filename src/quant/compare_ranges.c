@@ -63,12 +63,14 @@ static int usable(const otensor *t, int group, qc_range *seen)
 int qc_cmp_tensor_range(const qc_compare *c, int k, int g, const qc_quant_opts *o, qc_range *r,
                         qc_err *err)
 {
-    const otensor *t = &c->t[k], *src = t->gate_src >= 0 ? &c->t[t->gate_src] : NULL;
+    const otensor *t = &c->t[k], *src = t->map_src >= 0 ? &c->t[t->map_src] : NULL;
     qc_range seen;
-    int derive = src && qc_quant_derives_percentile(o) && usable(src, g, &seen);
-    int rc = qc_cmp_range(derive ? src->obs[g] : t->obs[g], o, r, err);
-    if (rc == QC_OK && derive)
-        *r = (qc_range){ qc_exec_sigmoid(r->lo), qc_exec_sigmoid(r->hi) };
+    if (!src || !qc_quant_map_derives(&t->map, o) || !usable(src, g, &seen) ||
+        qc_quant_is_gate(c->m, src->producer, o))
+        return qc_cmp_range(t->obs[g], o, r, err);
+    int rc = qc_cmp_tensor_range(c, t->map_src, g, o, r, err);
+    if (rc == QC_OK)
+        *r = qc_quant_map_range(&t->map, *r);
     return rc;
 }
 

@@ -1,69 +1,124 @@
-/* Derived ranges. A Sigmoid is non-decreasing, so the minimum, the maximum and every quantile
- * of its output are the sigmoid of its input's: where the range a method takes from the output
- * is one of those, the input's observation gives it, and the calibration pass need neither
- * observe the output nor compute it. The pass executor is then told which tensors its hook
- * reads (qc_exec_opts.hooked) and fuses the rest: a SiLU (Conv -> Sigmoid -> Mul(conv,
- * sigmoid), every activation of YOLOv8) runs its Sigmoid and Mul as one elementwise step with
- * the same bits (src/exec/ewchain.c) instead of three passes over memory and a third
- * observer.
+/* Derived ranges. A monotone map (a Sigmoid, a Tanh, a Mul or Div by a positive scalar
+ * constant, an Add or Sub of a scalar constant) is non-decreasing, so the minimum, the maximum
+ * and every quantile of its output are the map of its input's: where the range a method takes
+ * from the output is one of those, the input's observation gives it, and the calibration pass
+ * need neither observe the output nor compute it. The pass executor is then told which tensors
+ * its hook reads (qc_exec_opts.hooked) and fuses the rest: a SiLU (Conv -> Sigmoid ->
+ * Mul(conv, sigmoid), every activation of YOLOv8) runs its Sigmoid and Mul as one elementwise
+ * step with the same bits (src/exec/ewchain.c) instead of three passes over memory and a
+ * third observer. Maps chain: in a tanh GELU (magika's, 0.5 x (1 + tanh(k (x + 0.044715
+ * x^3)))) the Mul by k, the Tanh, the Add of 1 and the Mul by 0.5 all derive from the one
+ * observed sum, under asymmetric percentile.
  *
  * Which ranges qualify: the observed range (minmax, a gate under mse or entropy, an output
  * path: the input's observed min and max carried through; the same as observing the output
- * up to the sigmoid's rounding) and the asymmetric percentile (the input's two cut points
- * carried through: the same quantiles, at the resolution of the input's histogram instead of
- * the output's). Not EMA (a mean of per-sample extremes does not commute with the map), not a
- * symmetric percentile (it histograms |x|, which loses the input's signed tail), not
- * --params-in or external ranges.
- *
- * Concat outputs are derived too, exactly: a Concat copies its inputs' values, so over the
- * calibration set its output holds the union of what its inputs held, and a histogram
- * (calib/hist.c) depends on the values alone, not on their order or grouping. Merging the
- * inputs' histogram observers after the pass gives, bit for bit, the observer the output would
- * have filled (qc_quant_union_fill), without binning its values again. An input qualifies
- * with a histogram observer of the output's kind that the pass fills; the outputs of one Split
- * qualify together, when every one of them is an input exactly once, through the Split's
- * input (a Split partitions it). YOLOv8's C2f blocks concatenate both halves of a Split and
- * the bottlenecks' outputs: 1.1 M of the 9 M values nudenet's percentile pass bins a sample. */
+ * up to the map's rounding, none for the float ops, whose rounding is monotone) and the
+ * asymmetric percentile (the input's two cut points carried through: the same quantiles, at
+ * the resolution of the input's histogram instead of the output's). A scaling (Mul, Div by a
+ * positive constant) scales the histogram, |x|'s too, and every histogram method's search is
+ * in bin units (calib/mse.c, entropy.c, percentile.c): its output takes the input's range of
+ * every histogram method, scaled. Not EMA (a mean of per-sample extremes does not commute
+ * with a nonlinear map, and costs nothing), not a symmetric percentile, mse or entropy
+ * through a shift or a nonlinear map (|x| or the zero the range must include move), not
+ * --params-in or external ranges. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include "qc_exec.h"
 #include "quant_priv.h"
 
-const char *qc_quant_sigmoid_input(const qc_model *m, int producer, const char *name)
+/* A finite float scalar initializer (positive with `positive`) in *v. */
+static int scalar_const(const qc_model *m, const char *name, int positive, float *v)
 {
+    const qc_tensor *c = name[0] ? qc_model_init(m, name) : NULL;
+    if (!c || c->dtype != QC_F32 || qc_tensor_numel(c) != 1)
+        return 0;
+    *v = *(const float *)c->data;
+    return isfinite(*v) && (!positive || *v > 0);
+}
+
+/* quant_priv.h */
+const char *qc_quant_map_input(const qc_model *m, int producer, const char *name, qc_qmap *map)
+{
+    static const struct { const char *op; int kind, commutes, positive; } bin[] = {
+        { "Mul", QC_QMAP_MUL, 1, 1 }, { "Div", QC_QMAP_DIV, 0, 1 },
+        { "Add", QC_QMAP_ADD, 1, 0 }, { "Sub", QC_QMAP_SUB, 0, 0 },
+    };
     if (producer < 0)
         return NULL;
     const qc_node *n = &m->nodes[producer];
-    if (strcmp(n->op_type, "Sigmoid") || n->domain[0] || n->n_inputs < 1 ||
-        n->n_outputs < 1 || strcmp(n->outputs[0], name) || !n->inputs[0][0])
+    if (n->domain[0] || n->n_outputs < 1 || strcmp(n->outputs[0], name) || n->n_inputs < 1 ||
+        !n->inputs[0][0])
         return NULL;
-    return n->inputs[0];
+    map->c = 0;
+    if (n->n_inputs == 1 && (!strcmp(n->op_type, "Sigmoid") || !strcmp(n->op_type, "Tanh"))) {
+        map->kind = n->op_type[0] == 'S' ? QC_QMAP_SIGMOID : QC_QMAP_TANH;
+        return n->inputs[0];
+    }
+    if (n->n_inputs != 2)
+        return NULL;
+    for (size_t b = 0; b < sizeof bin / sizeof *bin; b++) {
+        if (strcmp(n->op_type, bin[b].op))
+            continue;
+        for (int x = 0; x <= bin[b].commutes; x++) {    /* the data operand's position */
+            const char *in = n->inputs[x];
+            if (in[0] && !qc_model_init(m, in) &&
+                scalar_const(m, n->inputs[1 - x], bin[b].positive, &map->c)) {
+                map->kind = bin[b].kind;
+                return in;
+            }
+        }
+    }
+    return NULL;
 }
 
-int qc_quant_derives_percentile(const qc_quant_opts *o)
+/* quant_priv.h */
+int qc_quant_map_derives(const qc_qmap *map, const qc_quant_opts *o)
 {
+    if (!strcmp(o->method, "minmax"))
+        return 1;
+    if (map->kind == QC_QMAP_MUL || map->kind == QC_QMAP_DIV)
+        return qc_quant_is_hist_method(o->method);
     return !strcmp(o->method, "percentile") && !o->symmetric_act;
+}
+
+/* quant_priv.h: the operations of the executor's kernels (ops_binary.c: A op B in float) */
+float qc_quant_map_apply(const qc_qmap *map, float x)
+{
+    switch (map->kind) {
+    case QC_QMAP_SIGMOID: return qc_exec_sigmoid(x);
+    case QC_QMAP_TANH:    return qc_exec_tanh(x);
+    case QC_QMAP_MUL:     return x * map->c;
+    case QC_QMAP_DIV:     return x / map->c;
+    case QC_QMAP_ADD:     return x + map->c;
+    default:              return x - map->c;
+    }
+}
+
+qc_range qc_quant_map_range(const qc_qmap *map, qc_range r)
+{
+    return (qc_range){ qc_quant_map_apply(map, r.lo), qc_quant_map_apply(map, r.hi) };
 }
 
 static int derivable_method(const qc_quantizer *q, const qtensor *t, const qtensor *src)
 {
-    if (t->output_path || t->gate || !strcmp(q->o.method, "minmax"))
+    if (t->output_path || t->gate)
         return 1;
-    return qc_quant_derives_percentile(&q->o) &&
-           !strcmp(qc_observer_method(src->obs), "percentile");
+    return qc_quant_map_derives(&t->map, &q->o) &&
+           !strcmp(qc_observer_method(src->obs), q->o.method);
 }
 
-/* The qtensor t's range can be derived from, or -1. */
-static int source_of(const qc_quantizer *q, const qtensor *t)
+/* The qtensor t's range can be derived from (t->map filled in), or -1. */
+static int source_of(const qc_quantizer *q, qtensor *t)
 {
     if (t->kind != QT_ACT || t->fixed || t->share_from >= 0 || !t->obs)
         return -1;
-    const char *in = qc_quant_sigmoid_input(q->m, t->producer, t->name);
+    const char *in = qc_quant_map_input(q->m, t->producer, t->name, &t->map);
     int s = in ? qc_strmap_get(&q->by_name, in) : -1;
     if (s < 0)
         return -1;
     const qtensor *src = &q->t[s];
-    if (src->kind != QT_ACT || !src->obs || src->fixed || src->derived_from >= 0)
+    if (src->kind != QT_ACT || !src->obs || src->fixed)
         return -1;
     return derivable_method(q, t, src) ? s : -1;
 }
@@ -247,13 +302,18 @@ int qc_quantizer_pass_opts(qc_quantizer *q, qc_exec_opts *o, qc_err *err)
     return QC_OK;
 }
 
+const qtensor *qc_quant_observed(const qc_quantizer *q, const qtensor *t)
+{
+    while (t->derived_from >= 0)
+        t = &q->t[t->derived_from];
+    return t;
+}
+
 void qc_quant_derived_seen(qc_quantizer *q)
 {
     for (int i = 0; i < q->n_t; i++) {
         qtensor *t = &q->t[i];
-        if (t->derived_from < 0)
-            continue;
-        const qtensor *s = &q->t[t->derived_from];
+        const qtensor *s = qc_quant_observed(q, t);
         if (!t->seen_dtype)
             t->seen_dtype = s->seen_dtype;
         if (!t->rank)
@@ -263,35 +323,42 @@ void qc_quant_derived_seen(qc_quantizer *q)
 
 int64_t qc_quant_obs_count(const qc_quantizer *q, const qtensor *t)
 {
-    if (t->derived_from >= 0)
-        t = &q->t[t->derived_from];
+    t = qc_quant_observed(q, t);
     return t->obs ? qc_observer_count(t->obs) : 0;
 }
 
-static qc_range sigmoid_of(qc_range r)
+/* t's observed range and, with `method`, its method range: its observer's, or its source's
+ * carried through its map (the root saw a finite value). */
+static int chain_ranges(const qc_quantizer *q, const qtensor *t, int method, qc_range *seen,
+                        qc_range *range, qc_err *err)
 {
-    return (qc_range){ qc_exec_sigmoid(r.lo), qc_exec_sigmoid(r.hi) };
+    int rc = QC_OK;
+    if (t->derived_from < 0) {
+        qc_observer_seen(t->obs, seen);
+        if (method && t->has_range)
+            *range = t->range;
+        else if (method)
+            rc = qc_observer_range(t->obs, 0, range, err);
+        return rc;
+    }
+    rc = chain_ranges(q, &q->t[t->derived_from], method, seen, range, err);
+    *seen = qc_quant_map_range(&t->map, *seen);
+    if (method)
+        *range = qc_quant_map_range(&t->map, *range);
+    return rc;
 }
 
 int qc_quant_derived_ranges(const qc_quantizer *q, const qtensor *t, int seen,
                             qc_range *range, qc_range *observed, qc_err *err)
 {
-    const qtensor *s = &q->t[t->derived_from];
+    const qtensor *s = qc_quant_observed(q, t);
     qc_range r;
     if (qc_observer_seen(s->obs, &r) != QC_OK)
         return qc_errf(err, QC_EINPUT, "tensor '%s': its input '%s' saw no finite value",
                        t->name, s->name);
-    *observed = sigmoid_of(r);
-    if (seen || !strcmp(q->o.method, "minmax")) {
+    int method = !seen && strcmp(q->o.method, "minmax");
+    int rc = chain_ranges(q, t, method, observed, range, err);
+    if (!method)
         *range = *observed;
-        return QC_OK;
-    }
-    int rc = QC_OK;
-    if (s->has_range)
-        r = s->range;
-    else
-        rc = qc_observer_range(s->obs, 0, &r, err);
-    if (rc == QC_OK)
-        *range = sigmoid_of(r);
     return rc;
 }

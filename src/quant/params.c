@@ -43,6 +43,8 @@ int qc_params_write_json(const qc_quantizer *q, const char *path, qc_err *err)
         cJSON_AddStringToObject(o, "method", t.method);
         if (t.shared_with)
             cJSON_AddStringToObject(o, "shared_with", t.shared_with);
+        if (t.derived_from)
+            cJSON_AddStringToObject(o, "derived_from", t.derived_from);
         cJSON_AddStringToObject(o, "dtype", qc_dtype_name(t.dtype));
         if (t.axis >= 0)
             cJSON_AddNumberToObject(o, "axis", t.axis);

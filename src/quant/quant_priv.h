@@ -10,6 +10,14 @@
 
 enum { QT_ACT, QT_WEIGHT, QT_BIAS, QT_CONST };
 
+/* derived.c, the rule calibrate and compare share. A monotone map: a one-input function
+ * node whose output's ranges can be its input's carried through (derived.c's header). */
+enum { QC_QMAP_SIGMOID, QC_QMAP_TANH, QC_QMAP_MUL, QC_QMAP_DIV, QC_QMAP_ADD, QC_QMAP_SUB };
+typedef struct qc_qmap {
+    int   kind;                 /* QC_QMAP_* */
+    float c;                    /* the constant operand (MUL, DIV: positive) */
+} qc_qmap;
+
 typedef struct qtensor {
     const char  *name;          /* model arena */
     int          kind;          /* QT_* */
@@ -26,8 +34,10 @@ typedef struct qtensor {
     int          output_path;   /* reaches a graph output through data movement only */
     int          gate;          /* a Sigmoid's output under mse or entropy: takes its
                                  * observed range (mark_gates) */
-    int          derived_from;  /* a Sigmoid's output whose ranges are its input's mapped
-                                 * through the sigmoid (derived.c): that qtensor, else -1 */
+    int          derived_from;  /* a monotone map's output whose ranges are its input's
+                                 * carried through the map (derived.c): that qtensor (maybe
+                                 * derived itself), else -1 */
+    qc_qmap      map;           /* with derived_from: the map */
     int         *union_of;      /* a Concat output whose histogram is the merge of these
                                  * qtensors' (derived.c) instead of its own observation */
     int          n_union;       /* entries of union_of; 0: observed itself */
@@ -80,18 +90,28 @@ int qc_quant_channel_minmax(const float *x, int64_t n, int64_t inner, int64_t ch
 /* derived.c: after the pass (and the shards' merge), each Concat output with union sources
  * gets their observers merged into its own, which saw nothing. Once per quantizer. */
 int     qc_quant_union_fill(qc_quantizer *q, qc_err *err);
-/* derived.c: after the pass, a derived tensor takes its source's dtype and rank; its
- * observed range and chosen range (what compute_params would take from its own observer).
- * obs_count: its source's observer count (a derived tensor's own observer sees nothing). */
+/* derived.c: after the pass, a derived tensor takes its root's dtype and rank; its observed
+ * range and chosen range (what compute_params would take from its own observer).
+ * obs_count: its root's observer count (a derived tensor's own observer sees nothing). */
 void    qc_quant_derived_seen(qc_quantizer *q);
 int     qc_quant_derived_ranges(const qc_quantizer *q, const qtensor *t, int seen,
                                 qc_range *range, qc_range *observed, qc_err *err);
 int64_t qc_quant_obs_count(const qc_quantizer *q, const qtensor *t);
-/* derived.c, the rule calibrate and compare share: the input of tensor `name` if node
- * `producer` is the (default-domain) Sigmoid writing it, else NULL; and whether options o
- * derive a gate's method range (asymmetric percentile) rather than only its observed one. */
-const char *qc_quant_sigmoid_input(const qc_model *m, int producer, const char *name);
-int         qc_quant_derives_percentile(const qc_quant_opts *o);
+/* The qtensor whose observer saw t's values: t, or the root of its derivation. */
+const qtensor *qc_quant_observed(const qc_quantizer *q, const qtensor *t);
+/* derived.c, the monotone-map rule calibrate and compare share (qc_qmap, above). */
+/* The input of tensor `name` if node `producer` (default domain) writes it as a monotone map
+ * of that input (*map filled in), else NULL. */
+const char *qc_quant_map_input(const qc_model *m, int producer, const char *name, qc_qmap *map);
+/* Whether options o take a map's output's method range as the map of its input's (minmax
+ * always; a scaling under every histogram method; anything under asymmetric percentile). */
+int         qc_quant_map_derives(const qc_qmap *map, const qc_quant_opts *o);
+/* The map's value at x, the executor's bits (qc_exec_sigmoid, qc_exec_tanh, float ops). */
+float       qc_quant_map_apply(const qc_qmap *map, float x);
+qc_range    qc_quant_map_range(const qc_qmap *map, qc_range r);
+/* quantizer.c: whether node `producer`'s output is a gate under options o (mark_gates: it
+ * takes its observed range), so no method range derives from it. */
+int         qc_quant_is_gate(const qc_model *m, int producer, const qc_quant_opts *o);
 /* derived.c, the Concat rule calibrate and compare share: when node `producer` is the Concat
  * writing `name` and each of its inputs either passes peer() (has a histogram the pass fills),
  * or is one of a Split's outputs that are all inputs exactly once and whose input passes

@@ -240,12 +240,17 @@ static void mark_output_paths(qc_quantizer *q)
  * measured 0.2-0.4 dB worse). compare's auto evaluates every range of a gate as before. */
 static void mark_gates(qc_quantizer *q)
 {
-    int clips = !strcmp(q->o.method, "mse") || !strcmp(q->o.method, "entropy");
     for (int i = 0; i < q->n_t; i++) {
         qtensor *t = &q->t[i];
-        t->gate = clips && t->kind == QT_ACT && t->producer >= 0 &&
-                  !strcmp(q->m->nodes[t->producer].op_type, "Sigmoid");
+        t->gate = t->kind == QT_ACT && qc_quant_is_gate(q->m, t->producer, &q->o);
     }
+}
+
+/* quant_priv.h */
+int qc_quant_is_gate(const qc_model *m, int producer, const qc_quant_opts *o)
+{
+    return (!strcmp(o->method, "mse") || !strcmp(o->method, "entropy")) && producer >= 0 &&
+           !strcmp(m->nodes[producer].op_type, "Sigmoid");
 }
 
 static int select_tensors(qc_quantizer *q, qc_err *err)
@@ -947,6 +952,7 @@ int qc_quantizer_tensor(const qc_quantizer *q, int i, qc_qtensor_info *info)
                                         : q->o.method)
                  : t->kind == QT_BIAS ? "derived" : "minmax";
     info->shared_with = t->share_from >= 0 ? q->t[t->share_from].name : NULL;
+    info->derived_from = t->derived_from >= 0 ? q->t[t->derived_from].name : NULL;
     info->dtype = t->qdtype;
     info->axis = t->axis;
     info->n_channels = t->n_ch;
@@ -956,7 +962,7 @@ int qc_quantizer_tensor(const qc_quantizer *q, int i, qc_qtensor_info *info)
     info->hi = t->hi;
     info->scale = t->scale;
     info->zero_point = t->zp;
-    const qtensor *o = t->derived_from >= 0 ? &q->t[t->derived_from] : t;   /* its input's */
+    const qtensor *o = qc_quant_observed(q, t);     /* a derived tensor's: its root's */
     info->nonfinite = o->obs ? qc_observer_nonfinite(o->obs) : 0;
     info->rank = t->rank;
     info->guard_moved = t->guard_moved;

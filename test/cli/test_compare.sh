@@ -97,12 +97,15 @@ done
 # same rule: each method alone, its model byte-identical to `calibrate` with its options
 # (nudenet: 57 Sigmoid outputs; both also merge twelve Concat outputs' histograms from their
 # inputs' by one rule, src/quant/derived.c, whose exactness quant_behaviour.py concat_union
-# checks against direct binning). Not under QC_ASAN (four nudenet runs).
+# checks against direct binning). magika's two tanh GELUs are chains of monotone maps whose
+# ranges calibrate derives from their inputs' (derived.c; percentile: the Mul by k, the Tanh,
+# the Add of 1 and the Mul by 0.5; mse and entropy: the scalings), compare by the same rule.
+# Not under QC_ASAN (ten runs).
 if [ "${QC_ASAN:-0}" != 1 ]; then
-    m=nudenet
-    data=models/cache/data/$m
-    for meth in mse entropy; do
-        name=gates_same_as_calibrate_$meth
+    for mm in nudenet:mse nudenet:entropy magika:percentile magika:mse magika:entropy; do
+        m=${mm%%:*} meth=${mm#*:}
+        data=models/cache/data/$m
+        name=derived_same_as_calibrate_${m}_$meth
         j=$CLI_TMP/$name.json
         if ! "$CAL" compare --data "$data/calib" --eval "$data/eval" "$(model_path $m)" \
                 --limit 4 --eval-limit 2 --methods "$meth" --per-channel yes --auto no \
