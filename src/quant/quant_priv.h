@@ -97,7 +97,7 @@ void    qc_quant_derived_seen(qc_quantizer *q);
 int     qc_quant_derived_ranges(const qc_quantizer *q, const qtensor *t, int seen,
                                 qc_range *range, qc_range *observed, qc_err *err);
 int64_t qc_quant_obs_count(const qc_quantizer *q, const qtensor *t);
-/* The qtensor whose observer saw t's values: t, or the root of its derivation. */
+/* derived.c: the qtensor whose observer saw t's values: t, or the root of its derivation. */
 const qtensor *qc_quant_observed(const qc_quantizer *q, const qtensor *t);
 /* derived.c, the monotone-map rule calibrate and compare share (qc_qmap, above). */
 /* The input of tensor `name` if node `producer` (default domain) writes it as a monotone map
