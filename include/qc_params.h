@@ -11,7 +11,10 @@ int qc_params_write_trt_cache(const qc_quantizer *q, const char *path, qc_err *e
 /* onnxruntime TensorQuantOverrides JSON (activation rmin/rmax, scale, zero point). */
 int qc_params_write_ort_overrides(const qc_quantizer *q, const char *path, qc_err *err);
 /* Applies the activation ranges of a --params-out file to q (no data needed); *n_applied
- * counts the tensors q knew. QC_EINPUT names the file and the problem. */
-int qc_params_read_json(qc_quantizer *q, const char *path, int *n_applied, qc_err *err);
+ * counts the tensors q knew, *n_axis_weights the weights the file holds per channel (weights
+ * are quantized again from the model with q's options: a caller planning per-tensor weights
+ * can say so). QC_EINPUT names the file and the problem. */
+int qc_params_read_json(qc_quantizer *q, const char *path, int *n_applied,
+                        int *n_axis_weights, qc_err *err);
 
 #endif

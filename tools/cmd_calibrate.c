@@ -382,9 +382,13 @@ int qc_cmd_calibrate(int argc, char **argv)
     const qc_model *work = prep ? prep : m;
     if (rc == QC_OK)
         rc = qc_quantizer_new(&q, work, &a.o, &err);
-    int n_applied = 0;
+    int n_applied = 0, n_axis = 0;
     if (rc == QC_OK && a.params_in)
-        rc = qc_params_read_json(q, a.params_in, &n_applied, &err);
+        rc = qc_params_read_json(q, a.params_in, &n_applied, &n_axis, &err);
+    if (rc == QC_OK && n_axis > 0 && !a.o.per_channel)
+        fprintf(stderr, "calibrate: warning: %s holds %d weight%s per channel; without "
+                "--per-channel they are quantized per tensor\n", a.params_in, n_axis,
+                n_axis == 1 ? "" : "s");
     qc_exec_opts xo = { 0 };
     if (rc == QC_OK && !a.params_in)
         rc = qc_quantizer_pass_opts(q, &xo, &err);   /* the shards' quantizers: observe_pass */

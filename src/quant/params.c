@@ -176,7 +176,8 @@ static int number_at(const cJSON *o, const char *key, double *v)
     return 0;
 }
 
-int qc_params_read_json(qc_quantizer *q, const char *path, int *n_applied, qc_err *err)
+int qc_params_read_json(qc_quantizer *q, const char *path, int *n_applied,
+                        int *n_axis_weights, qc_err *err)
 {
     char *text = NULL;
     int rc = read_file(path, &text, err);
@@ -185,6 +186,7 @@ int qc_params_read_json(qc_quantizer *q, const char *path, int *n_applied, qc_er
     cJSON *root = cJSON_Parse(text);
     free(text);
     *n_applied = 0;
+    *n_axis_weights = 0;
     const cJSON *tensors = root ? cJSON_GetObjectItemCaseSensitive(root, "tensors") : NULL;
     const cJSON *fmt = root ? cJSON_GetObjectItemCaseSensitive(root, "format") : NULL;
     if (!root || !cJSON_IsObject(tensors) || !cJSON_IsString(fmt) ||
@@ -196,6 +198,10 @@ int qc_params_read_json(qc_quantizer *q, const char *path, int *n_applied, qc_er
     const cJSON *t;
     cJSON_ArrayForEach(t, tensors) {
         const cJSON *kind = cJSON_GetObjectItemCaseSensitive(t, "kind");
+        double axis;
+        if (cJSON_IsString(kind) && !strcmp(kind->valuestring, "weight") &&
+            !number_at(t, "axis", &axis))
+            (*n_axis_weights)++;
         if (!cJSON_IsString(kind) || strcmp(kind->valuestring, "activation") != 0)
             continue;                   /* weights and biases come from the model itself */
         double lo, hi, olo, ohi, rank = 0;

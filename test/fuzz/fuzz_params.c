@@ -133,14 +133,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     qc_quantizer *q = NULL;
     qc_model *qm = NULL;
     qc_err err = { 0 };
-    int n_applied = 0;
+    int n_applied = 0, n_axis = 0;
     qc_quant_opts_default(&o);
     int rc = qc_quantizer_new(&q, model, &o, &err);
     if (rc != QC_OK) {
         fprintf(stderr, "fuzz: qc_quantizer_new: %s\n", err.msg);
         abort();
     }
-    rc = qc_params_read_json(q, path, &n_applied, &err);
+    rc = qc_params_read_json(q, path, &n_applied, &n_axis, &err);
     fuzz_check_err(rc, &err);
     if (rc == QC_OK && n_applied > 0) {
         rc = qc_quantizer_build(q, &qm, &err);

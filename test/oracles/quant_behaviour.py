@@ -836,8 +836,8 @@ def bias_float(c):
 def params_roundtrip(c):
     """--params-out then --params-in (no --data) rebuilds a byte-identical model (of one
     calibrated without bias correction: the parameters file holds ranges, not the biases the
-    correction measured on data); a corrupt parameters file is refused with exit 2 and one line
-    naming it."""
+    correction measured on data); a per-channel file re-applied without --per-channel gives a
+    warning; a corrupt parameters file is refused with exit 2 and one line naming it."""
     rng = np.random.default_rng(22)
     nodes = [node("Conv", ["x", "w1", "b1"], ["c1"], "conv1", pads=[1, 1, 1, 1]),
              node("Relu", ["c1"], ["r"], "relu"),
@@ -863,6 +863,19 @@ def params_roundtrip(c):
         need(a == b, f"{label}: model from --params-in differs from the calibrated one "
              f"({len(a)} vs {len(b)} bytes)")
         figures.append(f"{label} {len(a)} bytes identical")
+    # weights are quantized again with the options given: a per-channel file re-applied
+    # without --per-channel gives per-tensor weights, and calibrate says so (once, naming the
+    # file and the two weights); with --per-channel it says nothing
+    p = c.path("p_percentile.json")
+    r = c.run("--params-in", p, fm, "-o", c.path("params_pt.onnx"), "-q")
+    warn = [ln for ln in r.stderr.splitlines() if "warning" in ln]
+    need(r.returncode == 0 and len(warn) == 1 and p in warn[0] and "2 weights per channel" in
+         warn[0], f"per-channel file without --per-channel: exit {r.returncode}, stderr "
+         f"{r.stderr.strip()[:300]!r}")
+    r = c.run("--params-in", p, fm, "-o", c.path("params_pc.onnx"), "-q", "--per-channel")
+    need(r.returncode == 0 and not r.stderr.strip(), f"with --per-channel: exit "
+         f"{r.returncode}, stderr {r.stderr.strip()[:300]!r}")
+    figures.append("per-channel file without --per-channel: warned")
     good = open(c.path("p_minmax.json"), encoding="utf-8").read()
     # one activation's min made a string: the message must name the file and that tensor
     doc = json.loads(good)
