@@ -1,9 +1,11 @@
 /* The pair guard's scale search (src/quant/pairguard.c) gives the same scales with its AVX2
  * loop as with the scalar one (QC_PAIRGUARD_ISA=scalar), on a Conv weight (channels in a row:
  * the AVX2 loop, with a tail) and a MatMul weight (columns strided: the scalar loop both
- * times), per channel and per tensor; and it widens some scales, so the search ran. With
- * 1024 channels some choices are near ties: the AVX2 loop's error off by 0.1% fails this
- * (checked when written; 16 channels did not catch it). */
+ * times), per channel and per tensor; and it widens some scales, so the search ran. It only
+ * sees the errors through the scales they choose: the AVX2 loop's squared errors scaled by
+ * 1.01 fail it, by 1.003 or 1.001 they do not (checked at fdc7169; 4096 channels did not
+ * catch 1.001 either), so pairguard_group_error_avx2_bits below compares the errors and codes
+ * themselves, bit for bit (a factor of 1.0000001 fails it). */
 #include <stdlib.h>
 #include <string.h>
 #include "test.h"
@@ -12,14 +14,10 @@
 /* absmax / 127 of each group (channel `axis` of n_ch, or the whole tensor) */
 static void start_scales(const float *w, int64_t n, int64_t inner, int n_ch, float *scale)
 {
+    float lo[1024] = { 0 }, hi[1024] = { 0 };
+    qc_quant_channel_minmax(w, n, inner, n_ch, lo, hi);
     for (int c = 0; c < n_ch; c++)
-        scale[c] = 0;
-    for (int64_t i = 0; i < n; i++) {
-        int c = n_ch > 1 ? (int)((i / inner) % n_ch) : 0;
-        float a = w[i] < 0 ? -w[i] : w[i];
-        if (a / 127.0f > scale[c])
-            scale[c] = a / 127.0f;
-    }
+        scale[c] = (-lo[c] > hi[c] ? -lo[c] : hi[c]) / 127.0f;
 }
 
 static void search_both(const qc_model *m, const char *name, const qc_tensor *w, int axis,
@@ -80,3 +78,51 @@ QC_TEST(pairguard_avx2_same_scales)
     CHECK(moved_c > 0);
     CHECK(moved_m > 0);
 }
+
+/* The AVX2 loop gives qc_pairguard_group_error the very bits of the scalar one: errors and
+ * codes, for Conv-like groups in a row (starts at every offset mod 4, lengths with tails of
+ * 0-3), over scales from below absmax / 127 (codes clipped) to above it, pairs included. */
+QC_TEST(pairguard_group_error_avx2_bits)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (!__builtin_cpu_supports("avx2"))
+        return;
+    enum { N = 4096 };
+    static float w[N];
+    static int8_t qa[N], qb[N];
+    static int64_t idx[N];
+    unsigned seed = 777;
+    for (int i = 0; i < N; i++) {
+        seed = seed * 1103515245u + 12345u;
+        float v = (float)((seed >> 8) & 0xffff) / 65536.0f * 2.0f - 1.0f;
+        w[i] = v * v * v * 3.0f + 0.2f * v;
+    }
+    int64_t ij[] = { 0, 1, 2, 3, 10, 11 };
+    int checked = 0;
+    for (int start = 0; start < 4; start++)
+        for (int n = 1; n <= 203; n += 17) {
+            float amax = 0;
+            for (int k = 0; k < n; k++) {
+                idx[k] = start + 16 * n + k;       /* < 3200 */
+                float a = w[idx[k]] < 0 ? -w[idx[k]] : w[idx[k]];
+                amax = a > amax ? a : amax;
+            }
+            int64_t pij[6];
+            int np = n > 11 ? 3 : 0;
+            for (int p = 0; p < 2 * np; p++)
+                pij[p] = idx[ij[p]];
+            for (double f = 0.5; f <= 2.0; f += 0.125) {
+                double sc = amax / 127.0 * f;
+                memset(qa, 0, sizeof qa);
+                memset(qb, 0, sizeof qb);
+                double ea = qc_pairguard_group_error(w, idx, n, pij, np, qa, sc, 1);
+                double eb = qc_pairguard_group_error(w, idx, n, pij, np, qb, sc, 0);
+                CHECK(memcmp(&ea, &eb, sizeof ea) == 0);
+                CHECK(memcmp(qa, qb, sizeof qa) == 0);
+                checked++;
+            }
+        }
+    CHECK(checked == 4 * 12 * 13);
+#endif
+}
+

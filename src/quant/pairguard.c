@@ -130,12 +130,13 @@ static inline double sq(double d)
     return d * d;
 }
 
-/* group_error's first loop over members in a row, with AVX2: the four running sums are the
- * lanes, each value's operations those of code_of and sq in their order (no FMA), so the
- * same sums; max / min give code_of's clip, NaN included. Returns the members done. On the
- * AMD EPYC, calibrate's fixed cost on nudenet (--limit 2 --no-bias-correction, mostly this
- * search) went from 0.40-0.57 to 0.32-0.34 s of CPU (six and three runs). have_avx2: the
- * CPU has it and QC_PAIRGUARD_ISA is not "scalar" (test_pairguard.c compares the two). */
+/* qc_pairguard_group_error's first loop over members in a row, with AVX2: the four running
+ * sums are the lanes, each value's operations those of code_of and sq in their order (no
+ * FMA), so the same sums; max / min give code_of's clip, NaN included. Returns the members
+ * done. On the AMD EPYC, calibrate's fixed cost on nudenet (--limit 2 --no-bias-correction,
+ * mostly this search) went from 0.40-0.57 to 0.32-0.34 s of CPU (six and three runs).
+ * have_avx2: the CPU has it and QC_PAIRGUARD_ISA is not "scalar" (test_pairguard.c compares
+ * the two, and the errors themselves bit for bit). */
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 static int have_avx2(void)
@@ -178,13 +179,15 @@ static int64_t run_avx2(const float *w, int8_t *q, int64_t n, double s, double i
 }
 #endif
 
-/* Squared error of scale group members (flat indices idx[0, n)) at scale s, codes fixed.
+/* quant_priv.h (exposed for test_pairguard.c). Squared error of scale group members (flat
+ * indices idx[0, n)) at scale s, codes fixed.
  * The codes by a multiplication (the search only ranks candidate scales; qdq.c writes the
  * chosen one's codes by QuantizeLinear's division, and fixes them the same way). The error of
  * the rounded codes in four running sums (one would be a chain of dependent additions), then
  * each pair fix replaces its two values' terms. */
-static double group_error(const float *w, const int64_t *idx, int64_t n, const int64_t *ij,
-                          int64_t n_pairs, int8_t *q, double s, int avx2)
+double qc_pairguard_group_error(const float *w, const int64_t *idx, int64_t n,
+                                const int64_t *ij, int64_t n_pairs, int8_t *q, double s,
+                                int avx2)
 {
     double inv = 1.0 / s, e[4] = { 0, 0, 0, 0 };
     int64_t k = 0;
@@ -297,10 +300,11 @@ int qc_pairguard_scales(const qc_model *m, const char *name, const qc_tensor *w,
         }
         if (!(s0 > 0) || gpn == 0)
             continue;
-        double best_s = s0, best_e = group_error(wd, gi, gn, gp, gpn, q, s0, avx2);
+        double best_s = s0;
+        double best_e = qc_pairguard_group_error(wd, gi, gn, gp, gpn, q, s0, avx2);
         for (int c = 1; s_free > s0 && c <= CANDIDATES; c++) {
             double s = (float)(s0 * pow(s_free / s0, (double)c / CANDIDATES)); /* as stored */
-            double e = group_error(wd, gi, gn, gp, gpn, q, s, avx2);
+            double e = qc_pairguard_group_error(wd, gi, gn, gp, gpn, q, s, avx2);
             if (e < best_e)
                 best_e = e, best_s = s;
         }

@@ -154,6 +154,12 @@ int  qc_pairguard_pairs(const qc_model *m, const char *name, const qc_tensor *w,
                         int64_t **ij, int64_t *n_pairs, qc_err *err);
 /* Codes of same-sign pairs over 128 in magnitude moved toward zero. */
 void qc_pairguard_fix_codes(int8_t *q, const int64_t *ij, int64_t n_pairs);
+/* The scale search's squared error of a scale group (flat indices idx[0, n)) at scale s, its
+ * codes (fixed for the pairs ij) written to q; avx2 (only on a CPU with it): members in a row
+ * by the AVX2 loop, which must give the same bits. Exposed for test_pairguard.c. */
+double qc_pairguard_group_error(const float *w, const int64_t *idx, int64_t n,
+                                const int64_t *ij, int64_t n_pairs, int8_t *q, double s,
+                                int avx2);
 /* Each scale group's scale (n_ch of them on axis, or one) raised where that lowers the squared
  * weight error once the pairs' codes are fixed; *n_moved: the groups whose scale changed. */
 int  qc_pairguard_scales(const qc_model *m, const char *name, const qc_tensor *w, int axis,
