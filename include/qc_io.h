@@ -39,6 +39,10 @@ int  qc_write_json_atomic(struct cJSON *root, const char *path, qc_err *err);
  * QC_EIO naming the path if it exists as something else or cannot be created. */
 int  qc_mkdir_p(const char *path, qc_err *err);
 
+/* "dir/name" (no second '/' when dir ends with one; "name" for an empty dir), malloc'd; NULL
+ * when out of memory. */
+char *qc_path_join(const char *dir, const char *name);
+
 /* A tensor/input name as a single path component: '/' and '\\' become '_', control
  * characters become '_', and "", "." and ".." get a leading '_'. Writes at most n bytes
  * (truncating); returns buf. */

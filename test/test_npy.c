@@ -340,5 +340,12 @@ QC_TEST(io_mkdir_p_and_names)
     CHECK(!strcmp(qc_safe_filename("", buf, sizeof buf), "_"));
     CHECK(!strcmp(qc_safe_filename("output:0", buf, sizeof buf), "output:0"));
     CHECK(!strcmp(qc_safe_filename("abcdef", buf, 4), "abc"));
+    const char *joins[][3] = { { "d", "f.npy", "d/f.npy" }, { "d/", "f", "d/f" },
+                               { "", "f", "f" }, { "/", "f", "/f" }, { "a/b", "", "a/b/" } };
+    for (size_t i = 0; i < sizeof joins / sizeof joins[0]; i++) {
+        char *j = qc_path_join(joins[i][0], joins[i][1]);
+        CHECK(j && !strcmp(j, joins[i][2]));
+        free(j);
+    }
     rm_tree(dir);
 }

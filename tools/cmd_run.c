@@ -37,20 +37,6 @@ typedef struct run_ctx {
     int         n_samples, n_out;
 } run_ctx;
 
-static char *path_join(const char *a, const char *b)
-{
-    size_t na = strlen(a), nb = strlen(b);
-    int slash = na > 0 && a[na - 1] != '/';
-    char *p = malloc(na + (size_t)slash + nb + 1);
-    if (p) {
-        memcpy(p, a, na);
-        if (slash)
-            p[na] = '/';
-        memcpy(p + na + slash, b, nb + 1);
-    }
-    return p;
-}
-
 /* Output folder of each sample: the name without its extension, unless that collides. */
 static int sample_dirs(run_ctx *c, const char *outdir, qc_err *err)
 {
@@ -77,7 +63,7 @@ static int sample_dirs(run_ctx *c, const char *outdir, qc_err *err)
         char safe[512];
         qc_safe_filename(strip ? stems[i] : qc_dataset_sample_name(c->d, i), safe,
                          sizeof safe);
-        if (!(c->dirs[i] = path_join(outdir, safe)))
+        if (!(c->dirs[i] = qc_path_join(outdir, safe)))
             rc = qc_errf(err, QC_ENOMEM, "out of memory");
     }
     for (int i = 0; i < n; i++)
@@ -122,7 +108,7 @@ static int run_sample(run_ctx *c, int i, const char *data, qc_err *err)
         return rc;
     for (int j = 0; j < c->n_out && rc == QC_OK; j++) {
         const qc_tensor *t = qc_exec_output(c->x, j);
-        char *path = path_join(c->dirs[i], c->files[j]);
+        char *path = qc_path_join(c->dirs[i], c->files[j]);
         if (!path)
             return qc_errf(err, QC_ENOMEM, "out of memory");
         rc = t ? qc_npy_write(path, t, err)

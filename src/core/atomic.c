@@ -200,6 +200,20 @@ int qc_mkdir_p(const char *path, qc_err *err)
     return rc;
 }
 
+char *qc_path_join(const char *dir, const char *name)
+{
+    size_t a = strlen(dir), b = strlen(name);
+    int slash = a > 0 && dir[a - 1] != '/';
+    char *p = malloc(a + (size_t)slash + b + 1);
+    if (p) {
+        memcpy(p, dir, a);
+        if (slash)
+            p[a] = '/';
+        memcpy(p + a + slash, name, b + 1);
+    }
+    return p;
+}
+
 const char *qc_safe_filename(const char *name, char *buf, size_t n)
 {
     if (n == 0)

@@ -39,20 +39,6 @@ int qc_data_kind(const char *name)
     return QC_SRC_NONE;
 }
 
-static char *join(const char *dir, const char *name)
-{
-    size_t a = strlen(dir), b = strlen(name);
-    int slash = a > 0 && dir[a - 1] != '/';
-    char *p = malloc(a + (size_t)slash + b + 1);
-    if (p) {
-        memcpy(p, dir, a);
-        if (slash)
-            p[a] = '/';
-        memcpy(p + a + slash, name, b + 1);
-    }
-    return p;
-}
-
 static int cmp_names(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -110,7 +96,7 @@ static int scan(const char *dir, list *files, list *folders, qc_err *err)
     while (rc == QC_OK && (de = readdir(dp)) != NULL) {
         if (de->d_name[0] == '.')
             continue;
-        char *p = join(dir, de->d_name);
+        char *p = qc_path_join(dir, de->d_name);
         struct stat st;
         if (!p) {
             rc = qc_errf(err, QC_ENOMEM, "%s: out of memory", dir);
@@ -149,7 +135,7 @@ static int resolve(const char *folder, const qc_value_info *vi, int k, char **pa
                 snprintf(name, sizeof name, "input_%d%s", k, exts[e]);
             else
                 continue;
-            char *p = join(folder, name);
+            char *p = qc_path_join(folder, name);
             if (!p)
                 return qc_errf(err, QC_ENOMEM, "%s: out of memory", folder);
             if (is_file(p)) {
@@ -210,7 +196,7 @@ static int build(qc_dataset *d, const char *dir, list *files, list *folders, qc_
     if (!d->paths || !d->kinds)
         return qc_errf(err, QC_ENOMEM, "%s: out of memory", dir);
     for (int s = 0; s < d->n; s++) {
-        char *p = join(dir, d->names[s]);
+        char *p = qc_path_join(dir, d->names[s]);
         if (!p)
             return qc_errf(err, QC_ENOMEM, "%s: out of memory", dir);
         int rc = QC_OK;
