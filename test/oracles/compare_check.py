@@ -102,7 +102,7 @@ def metric(ref, got, which):
 
 def common_args(name):
     """The arguments of this check and compare_auto_check.py: CAL MODEL --calib --eval --work
-    [--name] [--limit] [--eval-limit]."""
+    [--name] [--limit] [--eval-limit] [--methods] (compare's own options)."""
     ap = argparse.ArgumentParser()
     ap.add_argument("cal")
     ap.add_argument("model")
@@ -112,12 +112,14 @@ def common_args(name):
     ap.add_argument("--name", default=name)
     ap.add_argument("--limit", type=int, default=0)
     ap.add_argument("--eval-limit", type=int, default=0)
+    ap.add_argument("--methods", default="")
     return ap
 
 
 def prepare(a):
     """Makes --work; returns the eval samples (--eval-limit of them), the --limit arguments
-    and the compare command (-q, the samples and their limits) that each run extends."""
+    and the compare command (-q, the samples and their limits, --methods) that each run
+    extends."""
     os.makedirs(a.work, exist_ok=True)
     eval_samples = list_samples(a.eval)
     if a.eval_limit:
@@ -126,6 +128,8 @@ def prepare(a):
     base = [a.cal, "compare", "--data", a.calib, "--eval", a.eval, a.model, "-q"] + lim
     if a.eval_limit:
         base += ["--eval-limit", str(a.eval_limit)]
+    if a.methods:
+        base += ["--methods", a.methods]
     return eval_samples, lim, base
 
 
