@@ -748,35 +748,33 @@ static int weight_item(void *ctx, int64_t k, qc_err *err)
     return compute_params(j->q, j->idx[k], err);
 }
 
-static int weights_ahead(qc_quantizer *q, qc_err *err)
+/* fn over the tensors `want` picks, side by side (qc_par_each). */
+static int each_tensor(qc_quantizer *q, int (*want)(const qc_quantizer *, const qtensor *),
+                       qc_par_item_fn fn, qc_err *err)
 {
     int n = 0;
     range_job j = { q, calloc((size_t)q->n_t + 1, sizeof *j.idx) };
     if (!j.idx)
         return qc_errf(err, QC_ENOMEM, "out of memory");
     for (int i = 0; i < q->n_t; i++)
-        if (q->t[i].used && q->t[i].kind == QT_WEIGHT)
+        if (want(q, &q->t[i]))
             j.idx[n++] = i;
-    int rc = qc_par_each(n, weight_item, &j, err);
+    int rc = qc_par_each(n, fn, &j, err);
     free(j.idx);
     return rc;
 }
 
-static int ranges_ahead(qc_quantizer *q, qc_err *err)
+static int is_used_weight(const qc_quantizer *q, const qtensor *t)
 {
-    int n = 0;
-    range_job j = { q, calloc((size_t)q->n_t + 1, sizeof *j.idx) };
-    if (!j.idx)
-        return qc_errf(err, QC_ENOMEM, "out of memory");
-    for (int i = 0; i < q->n_t; i++) {
-        const qtensor *t = &q->t[i];
-        if (t->used && t->kind == QT_ACT && t->obs && !t->fixed && !takes_seen_range(t) &&
-            !takes_source_range(q, t) && t->derived_from < 0)
-            j.idx[n++] = i;
-    }
-    int rc = qc_par_each(n, range_item, &j, err);
-    free(j.idx);
-    return rc;
+    (void)q;
+    return t->used && t->kind == QT_WEIGHT;
+}
+
+/* activations whose own observer gives their range (not fixed, seen, sourced or derived) */
+static int needs_obs_range(const qc_quantizer *q, const qtensor *t)
+{
+    return t->used && t->kind == QT_ACT && t->obs && !t->fixed && !takes_seen_range(t) &&
+           !takes_source_range(q, t) && t->derived_from < 0;
 }
 
 /* qnode.float_feed (see qc_quant_reads_float): a data-movement node whose outputs are read,
@@ -886,7 +884,8 @@ int qc_quantizer_build(qc_quantizer *q, qc_model **out, qc_err *err)
         }
     }
     free(dq_readers);
-    if ((rc = ranges_ahead(q, err)) != QC_OK || (rc = weights_ahead(q, err)) != QC_OK)
+    if ((rc = each_tensor(q, needs_obs_range, range_item, err)) != QC_OK ||
+        (rc = each_tensor(q, is_used_weight, weight_item, err)) != QC_OK)
         return rc;
     for (int i = 0; i < q->n_t; i++) {
         qtensor *t = &q->t[i];
