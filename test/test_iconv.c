@@ -4,7 +4,9 @@
  * 32 steps, uint8 and int8 codes at both ends of their range, weights at -128 and 127. Against
  * the exact result (double sums of the dequantized values) the integer path is one rounding
  * away (its sum is exact); the float path on the same values (QC_ICONV=0) is near but rounds
- * every product. On a CPU without AVX-512 VNNI both runs take the float path. */
+ * every product. The AVX2 tiles (VPMADDUBSW) run where the weights' channel pairs fit 16-bit
+ * sums (the "fit" cases, also with QC_ICONV=avx2 on a VNNI CPU); elsewhere without AVX-512
+ * VNNI the integer run must give the float path's bits. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -17,6 +19,7 @@ typedef struct ic_case {
     int64_t batch, c, m, kh, kw, ih, iw, stride, pad, dil;
     int     i8;                 /* int8 input codes (else uint8) */
     int     per_channel;
+    int     fit;                /* weight pairs made to fit the AVX2 tiles (conv_i8_x86.c) */
 } ic_case;
 
 typedef struct ic_model {
@@ -58,6 +61,19 @@ static void ic_build(ic_model *t, const ic_case *k)
     for (int64_t i = 0; i < nw; i++)
         t->wq[i] = (int8_t)((int)(ic_rand(&r) % 256) - 128);
     t->wq[0] = -128, t->wq[nw - 1] = 127;
+    /* fit: channels (c, c + 1), c even, of the same sign keep |w| + |w'| <= 128 at each
+     * kernel position, the smaller one cut (so -128 and 127 stay, beside a 0 or a 1);
+     * pairs of opposite signs stay as drawn (-128 beside 127 sums within 16 bits) */
+    int64_t sp = k->kh * k->kw;
+    for (int64_t m = 0; k->fit && m < k->m; m++)
+        for (int64_t c = 0; c + 1 < k->c; c += 2)
+            for (int64_t j = 0; j < sp; j++) {
+                int8_t *a = &t->wq[(m * k->c + c) * sp + j], *b = a + sp;
+                int big = abs(*a) > abs(*b) ? abs(*a) : abs(*b);
+                int8_t *small = abs(*a) > abs(*b) ? b : a;
+                if ((*a < 0) == (*b < 0) && abs(*a) + abs(*b) > 128)
+                    *small = (int8_t)(*small < 0 ? big - 128 : 128 - big);
+            }
     for (int64_t i = 0; i < ns; i++)
         t->ws[i] = 0.002f + 0.0005f * (float)(i % 5);
     for (int64_t i = 0; i < k->m; i++)
@@ -132,7 +148,8 @@ static double *ic_exact(const ic_case *k, const ic_model *t, const float *x, int
     return y;
 }
 
-static void ic_check(const ic_case *k)
+/* mode: QC_ICONV for the integer run ("1": the CPU's best tiles, "avx2": never VNNI). */
+static void ic_check(const ic_case *k, const char *mode)
 {
     ic_model t;
     ic_build(&t, k);
@@ -150,7 +167,7 @@ static void ic_check(const ic_case *k)
     setenv("QC_ICONV", "0", 1);
     CHECK_OK(qc_exec_new(&xf, &t.m, &o, &err));
     for (int run = 0; xi && xf && run < 2; run++) {      /* the second with packed weights */
-        setenv("QC_ICONV", "1", 1);
+        setenv("QC_ICONV", mode, 1);
         CHECK_OK(qc_exec_run(xi, &in, 1, &err));
         setenv("QC_ICONV", "0", 1);
         CHECK_OK(qc_exec_run(xf, &in, 1, &err));
@@ -176,9 +193,16 @@ static void ic_check(const ic_case *k)
             qc_test_fail(__FILE__, __LINE__, "%s: relative error %.3g (integer), %.3g (float)",
                          k->what, worst_i, worst_f);
         __builtin_cpu_init();
-        int vnni = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw");
-        if (vnni && k->stride <= 2 && !differ)  /* the integer path did not run */
-            qc_test_fail(__FILE__, __LINE__, "%s: the same bits as the float path", k->what);
+        int vnni = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") &&
+                   strcmp(mode, "avx2") != 0;
+        int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        int integer = vnni || (avx2 && k->fit);
+        if (integer && k->stride <= 2 && !differ)   /* the integer path did not run */
+            qc_test_fail(__FILE__, __LINE__, "%s (%s): the same bits as the float path",
+                         k->what, mode);
+        if (!integer && differ)     /* pairs that do not fit must take the float path */
+            qc_test_fail(__FILE__, __LINE__, "%s (%s): %lld values differ from the float "
+                         "path", k->what, mode, (long long)differ);
         free(e);
     }
     unsetenv("QC_ICONV");
@@ -193,14 +217,25 @@ static void ic_check(const ic_case *k)
 QC_TEST(iconv_matches_exact)
 {
     static const ic_case cases[] = {
-        { "3x3 pad 1, 6 -> 40 ch", 1, 6, 40, 3, 3, 11, 13, 1, 1, 1, 0, 1 },
-        { "1x1, 24 -> 20 ch, int8 codes", 1, 24, 20, 1, 1, 9, 7, 1, 0, 1, 1, 1 },
-        { "1x1 on a 24x24 plane, 35 -> 70 ch", 1, 35, 70, 1, 1, 24, 24, 1, 0, 1, 0, 1 },
-        { "3x3 stride 2, 5 -> 33 ch, per tensor", 2, 5, 33, 3, 3, 17, 16, 2, 1, 1, 0, 0 },
-        { "3x3 dilation 2, 16 -> 16 ch", 1, 16, 16, 3, 3, 14, 15, 1, 2, 2, 1, 1 },
-        { "5x1 (1-D along H), 7 -> 64 ch", 1, 7, 64, 5, 1, 40, 1, 1, 2, 1, 0, 1 },
-        { "2x3 no padding, 3 -> 9 ch", 1, 3, 9, 2, 3, 8, 30, 1, 0, 1, 0, 1 },
+        { "3x3 pad 1, 6 -> 40 ch", 1, 6, 40, 3, 3, 11, 13, 1, 1, 1, 0, 1, 0 },
+        { "1x1, 24 -> 20 ch, int8 codes", 1, 24, 20, 1, 1, 9, 7, 1, 0, 1, 1, 1, 0 },
+        { "1x1 on a 24x24 plane, 35 -> 70 ch", 1, 35, 70, 1, 1, 24, 24, 1, 0, 1, 0, 1, 0 },
+        { "3x3 stride 2, 5 -> 33 ch, per tensor", 2, 5, 33, 3, 3, 17, 16, 2, 1, 1, 0, 0, 0 },
+        { "3x3 dilation 2, 16 -> 16 ch", 1, 16, 16, 3, 3, 14, 15, 1, 2, 2, 1, 1, 0 },
+        { "5x1 (1-D along H), 7 -> 64 ch", 1, 7, 64, 5, 1, 40, 1, 1, 2, 1, 0, 1, 0 },
+        { "2x3 no padding, 3 -> 9 ch", 1, 3, 9, 2, 3, 8, 30, 1, 0, 1, 0, 1, 0 },
+        /* weights that fit the AVX2 tiles: 16-channel panels, 1-vector tails, 4-5 positions */
+        { "fit: 3x3 pad 1, 6 -> 40 ch", 1, 6, 40, 3, 3, 11, 13, 1, 1, 1, 0, 1, 1 },
+        { "fit: 3x3 stride 2, 5 -> 33 ch, per tensor", 2, 5, 33, 3, 3, 17, 16, 2, 1, 1, 0, 0,
+          1 },
+        { "fit: 1x1, 24 -> 20 ch, int8 codes", 1, 24, 20, 1, 1, 9, 7, 1, 0, 1, 1, 1, 1 },
+        { "fit: 1x1 on a 24x24 plane, 35 -> 70 ch", 1, 35, 70, 1, 1, 24, 24, 1, 0, 1, 0, 1, 1 },
+        { "fit: 3x3 dilation 2, 16 -> 8 ch", 1, 16, 8, 3, 3, 14, 15, 1, 2, 2, 1, 1, 1 },
+        { "fit: 3x3, 13 -> 16 ch on a 4-wide row", 1, 13, 16, 3, 3, 9, 4, 1, 1, 1, 0, 1, 1 },
+        { "fit: 5x1 (1-D along H), 7 -> 64 ch", 1, 7, 64, 5, 1, 40, 1, 1, 2, 1, 0, 1, 1 },
     };
-    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
-        ic_check(&cases[i]);
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        ic_check(&cases[i], "1");
+        ic_check(&cases[i], "avx2");
+    }
 }

@@ -2,7 +2,8 @@
  * CPUs without AVX-512. Sixteen ymm registers: a tile is at most 6 positions x 2 vectors of 8
  * channels (12 accumulators, 2 weight vectors, 1 broadcast), a lanes tile 6 channels x 2
  * vectors of 8 positions. The epilogues compute what the AVX-512 ones do: SiLU by the same
- * Cephes exp, and the code-table lookup (QC_CONV_QLUT) with ops_qdq.c's codes. */
+ * Cephes exp, and the code-table lookup (QC_CONV_QLUT) with ops_qdq.c's codes. Also the
+ * integer tiles of simulated quantized runs (VPMADDUBSW; conv_i8_x86.c drives them). */
 #include <stdint.h>
 #include <stddef.h>
 #include "conv_kern.h"
@@ -101,6 +102,25 @@ static inline __attribute__((always_inline)) A2 void store_mr(float *y, __m256 v
     }
 }
 
+/* The MR x (NV * 8) tile acc (positions x channels) as nm channel rows of MR positions. */
+static inline __attribute__((always_inline)) A2 void
+store_tile8(__m256 (*acc)[2], const int MR, const int NV, float *y, int64_t ldy, int64_t nm)
+{
+#pragma GCC unroll 2
+    for (int h = 0; h < NV; h++) {
+        if (h * VW >= nm)
+            break;
+        __m256 r[8];
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; i++)
+            r[i] = i < MR ? acc[i][h] : _mm256_setzero_ps();
+        tr8(r);
+        int64_t n = nm - h * VW < VW ? nm - h * VW : VW;
+        for (int64_t j = 0; j < n; j++)
+            store_mr(y + (h * VW + j) * ldy, r[j], MR);
+    }
+}
+
 static inline __attribute__((always_inline)) A2 void
 tile_step8(const int MR, const int SW, const int NV, const float *p, const float *wq,
            __m256 (*acc)[2])
@@ -135,19 +155,7 @@ tile_body8(const int MR, const int SW, const int NV, const float *xb, const int3
     for (int64_t q = kp; q < k; q++)
         tile_step8(MR, SW, NV, xb + off[q], wp + q * LD2, acc);
     epilogue8(acc, MR, NV, act, qp, lut);
-#pragma GCC unroll 2
-    for (int h = 0; h < NV; h++) {
-        if (h * VW >= nm)
-            break;
-        __m256 r[8];
-#pragma GCC unroll 8
-        for (int i = 0; i < 8; i++)
-            r[i] = i < MR ? acc[i][h] : _mm256_setzero_ps();
-        tr8(r);
-        int64_t n = nm - h * VW < VW ? nm - h * VW : VW;
-        for (int64_t j = 0; j < n; j++)
-            store_mr(y + (h * VW + j) * ldy, r[j], MR);
-    }
+    store_tile8(acc, MR, NV, y, ldy, nm);
 }
 
 #define TILE8(MR, SW, NV)                                                                   \
@@ -214,6 +222,71 @@ static A2 void NAME##8_##MC(const float *x, int64_t ldx, const int32_t *off, con
 PWS8(pw, 0)
 PWS8(rw, 1)
 
+/* ---- Integer tiles: MR positions x 2 vectors of 8 channels, int32 sums -------------------
+ * A step is 4 input channels: each position's 4 uint8 codes, broadcast as one 32-bit lane,
+ * times the panel's 4 int8 weights per channel; VPMADDUBSW adds the products of channels
+ * (4g, 4g + 1) and (4g + 2, 4g + 3) into signed 16-bit lanes, saturating, so the sums are
+ * exact only for weights whose pairs keep |w| + |w'| <= 128 (255 * 128 < 2^15): the driver
+ * checks (conv_i8_x86.c). VPMADDWD by ones adds the two pairs into 32 bits. 16 ymm registers:
+ * 10 accumulators at MR 5, 2 weight vectors, the broadcast, the ones and a product. */
+#define IMR2 5
+
+static inline __attribute__((always_inline)) A2 void
+itile_body8(const int MR, const int SW, const int NV, const int32_t *xb, const int32_t *off,
+            const int8_t *wp, const int32_t *corr, const float *scale, const float *bias,
+            int64_t k4, float *y, int64_t ldy, int64_t nm, int act, const float *qp,
+            const float *lut)
+{
+    __m256i acc[IMR2][2];
+    const __m256i ones = _mm256_set1_epi16(1);
+#pragma GCC unroll 5
+    for (int i = 0; i < MR; i++)
+        acc[i][0] = acc[i][1] = _mm256_setzero_si256();
+    for (int64_t q = 0; q < k4; q++) {
+        const int32_t *p = xb + off[q];
+        const __m256i *wq = (const __m256i *)(wp + q * 2 * VW * 4);
+        __m256i w0 = _mm256_load_si256(wq), w1 = NV > 1 ? _mm256_load_si256(wq + 1) : w0;
+#pragma GCC unroll 5
+        for (int i = 0; i < MR; i++) {
+            __m256i v = _mm256_set1_epi32(p[i * SW]);
+            acc[i][0] = _mm256_add_epi32(acc[i][0],
+                                         _mm256_madd_epi16(_mm256_maddubs_epi16(v, w0), ones));
+            if (NV > 1)
+                acc[i][1] = _mm256_add_epi32(
+                    acc[i][1], _mm256_madd_epi16(_mm256_maddubs_epi16(v, w1), ones));
+        }
+    }
+    __m256 f[MR2][2];
+    const __m256i c0 = _mm256_loadu_si256((const __m256i *)corr);
+    const __m256i c1 = _mm256_loadu_si256((const __m256i *)(corr + VW));
+    const __m256 s0 = _mm256_loadu_ps(scale), s1 = _mm256_loadu_ps(scale + VW);
+    const __m256 b0 = _mm256_loadu_ps(bias), b1 = _mm256_loadu_ps(bias + VW);
+#pragma GCC unroll 5
+    for (int i = 0; i < MR; i++) {
+        f[i][0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(acc[i][0], c0)), s0, b0);
+        f[i][1] = NV > 1 ? _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(acc[i][1], c1)),
+                                           s1, b1)
+                         : f[i][0];
+    }
+    epilogue8(f, MR, NV, act, qp, lut);
+    store_tile8(f, MR, NV, y, ldy, nm);
+}
+
+#define ITILE8(MR, SW, NV)                                                                  \
+static A2 void itile8_##MR##_##SW##_##NV(const int32_t *xb, const int32_t *off,            \
+                                         const int8_t *wp, const int32_t *corr,             \
+                                         const float *scale, const float *bias, int64_t k4, \
+                                         float *y, int64_t ldy, int64_t nm, int act,        \
+                                         const float *qp, const float *lut)                 \
+{                                                                                           \
+    itile_body8(MR, SW, NV, xb, off, wp, corr, scale, bias, k4, y, ldy, nm, act, qp, lut); \
+}
+#define ITILES8(MR) ITILE8(MR, 1, 1) ITILE8(MR, 1, 2) ITILE8(MR, 2, 1) ITILE8(MR, 2, 2)
+ITILES8(4) ITILES8(5)
+
+#define IROW8(MR) [MR] = { { itile8_##MR##_1_1, itile8_##MR##_1_2 },                         \
+                           { itile8_##MR##_2_1, itile8_##MR##_2_2 } }
+
 #define ROW8(MR) [MR] = { { tile8_##MR##_1_1, tile8_##MR##_1_2 },                            \
                           { tile8_##MR##_2_1, tile8_##MR##_2_2 } }
 static const conv_kset k256 = {
@@ -221,6 +294,8 @@ static const conv_kset k256 = {
     .tile = { ROW8(4), ROW8(5), ROW8(6) },
     .pw = { { NULL, pw8_1, pw8_2, pw8_3, pw8_4, pw8_5, pw8_6 },
             { NULL, rw8_1, rw8_2, rw8_3, rw8_4, rw8_5, rw8_6 } },
+    .imr_max = IMR2,
+    .itile = { IROW8(4), IROW8(5) },
 };
 
 const conv_kset *qc_conv_kset_avx2(void)

@@ -9,7 +9,12 @@
  * steps. The int32 sums are exact; the epilogue subtracts the zero point's share (zp times the
  * weights' sum), scales by s * w_scale[m], adds the bias and runs the fused activation as the
  * float kernel does. Against the float kernel on the dequantized values, the only difference is
- * rounding: one rounding of the exact sum instead of one per product. */
+ * rounding: one rounding of the exact sum instead of one per product.
+ *
+ * Without VNNI, the same driver runs conv_avx2.c's integer tiles (conv_kset.itile): panels of
+ * 16 channels, the same code layout, and VPMADDUBSW + VPMADDWD in place of vpdpbusd, whose
+ * 16-bit pair sums are exact only for weights whose neighbouring channel pairs fit
+ * (pairs_fit); other weights take the float kernels (README: what it saves on an AMD EPYC). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,17 +23,13 @@
 #include "par.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
+#include "conv_kern.h"
 #include "conv_x86_inl.h"
 
 #define KG    4                 /* reduction values per 32-bit lane of vpdpbusd */
 #define K_MAX 65536             /* K * 255 * 128 stays below 2^31 */
 
 #define VNNI __attribute__((target("avx512f,avx512bw,avx512vnni")))
-
-typedef void (*itile_fn)(const int32_t *xb, const int32_t *off, const int8_t *wp,
-                         const int32_t *corr, const float *scale, const float *bias,
-                         int64_t k4, float *y, int64_t ldy, int64_t nm, int act,
-                         const float *qp, const float *lut);
 
 /* acc += u8 x s8 products of x and w, four to a lane. As inline assembly: GCC 12 gives the
  * builtin's accumulator a copy and a stack store per step (the tiles ran at float speed). */
@@ -106,12 +107,14 @@ typedef struct i8_ctx {
     int64_t  oh, ow, ihp, iwp, sh, sw;   /* (possibly linearized) output and padded input */
     int64_t  ih, iw, ph, pw;             /* the input rows as laid out, and their padding */
     int64_t  mr, tpr, ntiles;
+    int64_t  nr;                         /* channels a panel: 32 (VNNI), 16 (AVX2) */
+    int      avx2;                       /* AVX2 tiles (conv_avx2.c) and code layout */
     float    inv_s;
     const float *x;                      /* current batch's input */
     int32_t *xq;                         /* its codes: [ihp][c4][iwp] groups of 4 */
-    int8_t  *wpk;                        /* [panel][k4][NR][KG] */
-    int32_t *corr;                       /* [panel][NR]: zero point x sum of the weights */
-    float   *scale, *bpk;                /* [panel][NR]: xs * wqs[m], bias */
+    int8_t  *wpk;                        /* [panel][k4][nr][KG] */
+    int32_t *corr;                       /* [panel][nr]: zero point x sum of the weights */
+    float   *scale, *bpk;                /* [panel][nr]: xs * wqs[m], bias */
     int32_t *off;                        /* step -> offset in xq (4-byte units) */
     float   *y;                          /* current batch's output */
     itile_fn fn, fn16;
@@ -173,20 +176,71 @@ static VNNI void layout_row(const i8_ctx *c, int64_t hp, int64_t g)
     memset(row + c->iw * KG, zp, (size_t)(c->iwp - c->pw - c->iw) * KG);
 }
 
+/* Codes of 8 fake-quantized values in the low 8 bytes, as codes16. */
+static inline __attribute__((always_inline, target("avx2"))) __m128i codes8(const float *src,
+                                                                             __m256 inv,
+                                                                             __m256i zp)
+{
+    __m256i c = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(src), inv));
+    c = _mm256_max_epi32(_mm256_add_epi32(c, zp), _mm256_setzero_si256());
+    __m128i w = _mm_packus_epi32(_mm256_castsi256_si128(c), _mm256_extracti128_si256(c, 1));
+    return _mm_packus_epi16(w, w);
+}
+
+/* layout_row with AVX2: 8 columns at a time. */
+static __attribute__((target("avx2"))) void layout_row8(const i8_ctx *c, int64_t hp, int64_t g)
+{
+    const qc_conv2d *cv = c->cv;
+    int64_t h = hp - c->ph;
+    const float *src[KG];
+    for (int e = 0; e < KG; e++) {
+        int64_t ch = g * KG + e;
+        src[e] = h >= 0 && h < c->ih && ch < cv->c ? c->x + (ch * c->ih + h) * c->iw : NULL;
+    }
+    uint8_t *dst = (uint8_t *)(c->xq + (hp * c->c4 + g) * c->iwp);
+    int zp = cv->xzp;
+    if (!src[0] && !src[1] && !src[2] && !src[3]) {
+        memset(dst, zp, (size_t)c->iwp * KG);
+        return;
+    }
+    memset(dst, zp, (size_t)c->pw * KG);
+    uint8_t *row = dst + c->pw * KG;
+    const __m256 inv = _mm256_set1_ps(c->inv_s);
+    const __m256i vzp = _mm256_set1_epi32(zp);
+    const __m128i pad = _mm_set1_epi8((char)zp);
+    int64_t w = 0;
+    for (; w + 8 <= c->iw; w += 8) {
+        __m128i v[KG];
+        for (int e = 0; e < KG; e++)
+            v[e] = src[e] ? codes8(src[e] + w, inv, vzp) : pad;
+        __m128i ab = _mm_unpacklo_epi8(v[0], v[1]), cd = _mm_unpacklo_epi8(v[2], v[3]);
+        _mm_storeu_si128((__m128i *)(row + w * KG), _mm_unpacklo_epi16(ab, cd));
+        _mm_storeu_si128((__m128i *)(row + w * KG + 16), _mm_unpackhi_epi16(ab, cd));
+    }
+    for (; w < c->iw; w++)
+        for (int e = 0; e < KG; e++)
+            row[w * KG + e] = src[e] ? code1(src[e][w], c->inv_s, zp) : (uint8_t)zp;
+    memset(row + c->iw * KG, zp, (size_t)(c->iwp - c->pw - c->iw) * KG);
+}
+
 static void layout_items(void *vctx, int64_t lo, int64_t hi)
 {
     const i8_ctx *c = vctx;
     for (int64_t it = lo; it < hi; it++)
-        layout_row(c, it / c->c4, it % c->c4);
+        if (c->avx2)
+            layout_row8(c, it / c->c4, it % c->c4);
+        else
+            layout_row(c, it / c->c4, it % c->c4);
 }
 
 /* Packs weight panel pn (cache or scratch), its zero-point correction and scales. */
 static void pack_panel_i8(const i8_ctx *c, int64_t pn)
 {
     const qc_conv2d *cv = c->cv;
-    int8_t *wp = c->wpk + pn * c->k4 * NR * KG;
-    for (int j = 0; j < NR; j++) {
-        int64_t m = pn * NR + j;
+    int64_t nr = c->nr;
+    int8_t *wp = c->wpk + pn * c->k4 * nr * KG;
+    for (int j = 0; j < nr; j++) {
+        int64_t m = pn * nr + j;
         int32_t sum = 0;
         for (int64_t a = 0; a < cv->kh; a++)
             for (int64_t b = 0; b < cv->kw; b++)
@@ -196,11 +250,11 @@ static void pack_panel_i8(const i8_ctx *c, int64_t pn)
                         int8_t v = m < cv->m && ch < cv->c
                                        ? cv->wq[((m * cv->c + ch) * cv->kh + a) * cv->kw + b]
                                        : 0;
-                        wp[(q * NR + j) * KG + e] = v;
+                        wp[(q * nr + j) * KG + e] = v;
                         sum += v;
                     }
-        c->corr[pn * NR + j] = cv->xzp * sum;
-        c->scale[pn * NR + j] = m < cv->m ? cv->xs * cv->wqs[cv->n_wqs == 1 ? 0 : m] : 0.0f;
+        c->corr[pn * nr + j] = cv->xzp * sum;
+        c->scale[pn * nr + j] = m < cv->m ? cv->xs * cv->wqs[cv->n_wqs == 1 ? 0 : m] : 0.0f;
     }
 }
 
@@ -219,35 +273,69 @@ static void compute_items_i8(void *vctx, int64_t lo, int64_t hi)
         int64_t oh = t / c->tpr, ow0 = (t % c->tpr) * c->mr;
         if (ow0 + c->mr > c->ow)        /* last tile of a row: shift left, overlapping */
             ow0 = c->ow - c->mr;
-        int64_t m0 = pn * NR, nm = c->cv->m - m0 < NR ? c->cv->m - m0 : NR;
-        itile_fn fn = nm > 16 ? c->fn : c->fn16;
-        fn(c->xq + oh * c->sh * row + ow0 * c->sw, c->off, c->wpk + pn * c->k4 * NR * KG,
+        int64_t m0 = pn * c->nr, nm = c->cv->m - m0 < c->nr ? c->cv->m - m0 : c->nr;
+        itile_fn fn = nm > c->nr / 2 ? c->fn : c->fn16;
+        fn(c->xq + oh * c->sh * row + ow0 * c->sw, c->off, c->wpk + pn * c->k4 * c->nr * KG,
            c->corr + m0, c->scale + m0, c->bpk + m0, c->k4, c->y + m0 * ohw + oh * c->ow + ow0,
            ohw, nm, c->cv->act, c->cv->qact, c->cv->lut);
     }
 }
 
-static int usable(const qc_conv2d *cv)
+/* Whether each pair of neighbouring input channels (c, c + 1), c even, of the same sign keeps
+ * |w| + |w'| <= 128 at every kernel position: with codes in [0, 255] the AVX2 tiles'
+ * VPMADDUBSW is then exact (a pair of opposite signs stays within 255 * 128; an odd last
+ * channel pairs with a zero). qcal's pair guard (src/quant/pairguard.c) keeps these very
+ * pairs so for onnxruntime, so its models fit unless --no-pair-guard. Cached per constant
+ * weight. */
+static int pairs_fit(const qc_conv2d *cv)
+{
+    qc_conv_cache *k = cv->cache;
+    if (k && k->pairs_key == cv->wq)
+        return k->pairs_fit;
+    int64_t sp = cv->kh * cv->kw;
+    int fit = 1;
+    for (int64_t m = 0; m < cv->m && fit; m++)
+        for (int64_t c = 0; c + 1 < cv->c && fit; c += 2) {
+            const int8_t *a = cv->wq + (m * cv->c + c) * sp, *b = a + sp;
+            for (int64_t s = 0; s < sp && fit; s++)
+                fit = (a[s] < 0) != (b[s] < 0) || abs(a[s]) + abs(b[s]) <= 128;
+        }
+    if (k)
+        k->pairs_key = cv->wq, k->pairs_fit = fit;
+    return fit;
+}
+
+/* The integer tiles for cv: 1 AVX-512 VNNI (this file's), 2 AVX2 (*ks's, where the weights'
+ * pairs fit), 0 none. QC_ICONV=0 in the environment: none; QC_ICONV=avx2: never VNNI. */
+static int pick_isa(const qc_conv2d *cv, const conv_kset **ks)
 {
     const char *e = getenv("QC_ICONV");
     __builtin_cpu_init();
-    return cv->wq && !(e && e[0] == '0') && cv->group == 1 && (cv->sw == 1 || cv->sw == 2) &&
-           (cv->n_wqs == 1 || cv->n_wqs == cv->m) && cv->xs > 0 && isfinite(1.0f / cv->xs) &&
-           cv->xzp >= 0 && cv->xzp <= 255 && cv->c * cv->kh * cv->kw <= K_MAX &&
-           __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx512vnni");
+    if (!cv->wq || (e && e[0] == '0') || cv->group != 1 || (cv->sw != 1 && cv->sw != 2) ||
+        (cv->n_wqs != 1 && cv->n_wqs != cv->m) || !(cv->xs > 0) || !isfinite(1.0f / cv->xs) ||
+        cv->xzp < 0 || cv->xzp > 255 || cv->c * cv->kh * cv->kw > K_MAX)
+        return 0;
+    if (!(e && !strcmp(e, "avx2")) && __builtin_cpu_supports("avx512f") &&
+        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni"))
+        return 1;
+    *ks = qc_conv_kset_avx2();
+    return *ks && (*ks)->imr_max && pairs_fit(cv) ? 2 : 0;
 }
 
 int qc_conv2d_i8(const qc_conv2d *cv, qc_run *r, qc_err *err)
 {
-    if (!usable(cv))
+    const conv_kset *ks = NULL;
+    int isa = pick_isa(cv, &ks);
+    if (!isa)
         return QC_EUNSUPPORTED;
     i8_ctx c;
     memset(&c, 0, sizeof c);
     c.cv = cv;
+    c.avx2 = isa == 2;
+    c.nr = c.avx2 ? 2 * ks->vw : NR;
     c.c4 = (cv->c + KG - 1) / KG;
     c.k4 = c.c4 * cv->kh * cv->kw;
-    c.panels = (cv->m + NR - 1) / NR;
+    c.panels = (cv->m + c.nr - 1) / c.nr;
     c.inv_s = 1.0f / cv->xs;
     tile_grid g;
     tile_grid_of(cv, &g);
@@ -257,20 +345,21 @@ int qc_conv2d_i8(const qc_conv2d *cv, qc_run *r, qc_err *err)
     c.iw = g.linear ? cv->ih * cv->iw : cv->iw;
     c.ph = g.linear ? 0 : cv->ph;
     c.pw = g.linear ? 0 : cv->pw;
-    c.mr = pick_mr(c.ow, MR_MAX);
+    c.mr = pick_mr(c.ow, c.avx2 ? ks->imr_max : MR_MAX);
     if (!c.mr || c.ihp * c.c4 * c.iwp > INT32_MAX)
         return QC_EUNSUPPORTED;
     c.tpr = (c.ow + c.mr - 1) / c.mr;
     c.ntiles = c.oh * c.tpr;
-    c.fn = itiles[c.mr][c.sw - 1][1];
-    c.fn16 = itiles[c.mr][c.sw - 1][0];
+    /* full panels, and panels of at most nr / 2 channels (one vector) */
+    c.fn = c.avx2 ? ks->itile[c.mr][c.sw - 1][1] : itiles[c.mr][c.sw - 1][1];
+    c.fn16 = c.avx2 ? ks->itile[c.mr][c.sw - 1][0] : itiles[c.mr][c.sw - 1][0];
 
     /* packed weights, corrections and scales: one block, kept for constant weights */
-    size_t wbytes = align64((size_t)(c.panels * c.k4 * NR * KG));
-    size_t vbytes = align64((size_t)(c.panels * NR) * sizeof(float));
+    size_t wbytes = align64((size_t)(c.panels * c.k4 * c.nr * KG));
+    size_t vbytes = align64((size_t)(c.panels * c.nr) * sizeof(float));
     size_t pbytes = wbytes + 2 * vbytes;
     qc_conv_cache *cache = cv->cache;
-    int cs = qc_conv_cache_take(cache, cv->wq, pbytes, 3), cached = cs > 0;
+    int cs = qc_conv_cache_take(cache, cv->wq, pbytes, c.avx2 ? 11 : 3), cached = cs > 0;
     size_t obytes = align64((size_t)c.k4 * sizeof(int32_t));
     size_t xbytes = align64((size_t)(c.ihp * c.c4 * c.iwp) * sizeof(int32_t));
     char *s = qc_run_scratch(r, (cached ? 0 : pbytes) + vbytes + obytes + xbytes, err);
@@ -286,7 +375,7 @@ int qc_conv2d_i8(const qc_conv2d *cv, qc_run *r, qc_err *err)
     c.xq = (int32_t *)(s + vbytes + obytes);
     if (cs != 1)                    /* into the cache just made, or scratch */
         qc_par_for(c.panels, 1, pack_items, &c);
-    for (int64_t j = 0; j < c.panels * NR; j++)
+    for (int64_t j = 0; j < c.panels * c.nr; j++)
         c.bpk[j] = j < cv->m && cv->bias ? cv->bias[j] : 0.0f;
     for (int64_t a = 0, q = 0; a < cv->kh; a++)
         for (int64_t b = 0; b < cv->kw; b++)

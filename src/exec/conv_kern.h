@@ -28,6 +28,15 @@ typedef void (*pw_fn)(const float *x, int64_t ldx, const int32_t *off, const flo
                       const float *bias, int64_t k, float *y, int64_t ldy, int np, int act,
                       const float *qp, const float *lut);
 
+/* Integer tiles (conv_i8_x86.c drives them): y[j * ldy + i] = act(float(sum_q x(i, q) . w(q, j)
+ * - corr[j]) * scale[j] + bias[j]); position i reads its 4 uint8 codes of step q (4 input
+ * channels) at xb[off[q] + i * SW], the panel holds NR (<= 32) channels x 4 int8 weights a
+ * step. */
+typedef void (*itile_fn)(const int32_t *xb, const int32_t *off, const int8_t *wp,
+                         const int32_t *corr, const float *scale, const float *bias,
+                         int64_t k4, float *y, int64_t ldy, int64_t nm, int act,
+                         const float *qp, const float *lut);
+
 typedef struct conv_kset {
     int         vw;             /* floats a vector: 16 or 8 */
     int         mr_max;         /* tile positions with up to 2 vectors */
@@ -35,6 +44,11 @@ typedef struct conv_kset {
     int         mc_max;         /* lanes: channels a panel (<= vw) */
     tile_fn     tile[KS_MR_MAX + 1][2][3];  /* [MR][stride - 1][vectors - 1] */
     pw_fn       pw[2][KS_MC_MAX + 1];       /* [rows][MC] */
+    /* integer tiles of 2 vectors of vw channels (AVX2: VPMADDUBSW, exact only where each
+     * pair of neighbouring input channels keeps |w| + |w'| <= 128; see conv_i8_x86.c);
+     * imr_max 0: none (AVX-512 VNNI has its own, in conv_i8_x86.c) */
+    int         imr_max;
+    itile_fn    itile[KS_MR_MAX + 1][2][2]; /* [MR][stride - 1][vectors - 1] */
 } conv_kset;
 
 /* conv_avx2.c: NULL unless the CPU has AVX2 and FMA */

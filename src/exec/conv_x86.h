@@ -11,6 +11,8 @@ typedef struct qc_conv_cache {
     void       *wpk;
     size_t      nbytes;
     int         layout;             /* which kernel's packing wpk holds */
+    const void *pairs_key;          /* the int8 weights pairs_fit was found for */
+    int         pairs_fit;          /* conv_i8_x86.c: their pairs fit the AVX2 tiles */
 } qc_conv_cache;
 
 void qc_conv_cache_free(qc_conv_cache *c);
@@ -34,7 +36,7 @@ typedef struct qc_conv2d {
     int64_t      ih, iw, oh, ow, kh, kw, sh, sw, dh, dw, ph, pw;
     int          act;               /* QC_CONV_* */
     const float *qact, *lut;        /* QC_CONV_QLUT: qc_knode.qact and .lut */
-    /* Integer path (group 1, AVX-512 VNNI): x holds a fake quantization's values (scale xs,
+    /* Integer path (group 1, AVX-512 VNNI or AVX2): x holds a fake quantization's values (scale xs,
      * uint8 zero point xzp) and w = wq * wqs[m] (n_wqs: 1 or m scales); NULL wq: float only */
     const int8_t *wq;
     const float *wqs;
@@ -50,8 +52,9 @@ int qc_conv2d_fast(const qc_conv2d *cv, qc_run *r, qc_err *err);
 
 /* The integer path of qc_conv2d_fast (conv_i8_x86.c): codes of x (recovered from its values)
  * times wq with int32 accumulation, then y = act(float(acc - xzp * sum(wq)) * xs * wqs[m] +
- * bias). QC_EUNSUPPORTED, nothing written, when the CPU (AVX-512 VNNI) or the shape is not
- * one it handles; QC_ICONV=0 in the environment turns it off. */
+ * bias). QC_EUNSUPPORTED, nothing written, when the CPU (AVX-512 VNNI, or AVX2 for weights
+ * whose channel pairs fit 16-bit sums), the weights or the shape is not one it handles;
+ * QC_ICONV=0 in the environment turns it off, QC_ICONV=avx2 never takes VNNI. */
 int qc_conv2d_i8(const qc_conv2d *cv, qc_run *r, qc_err *err);
 
 #endif
