@@ -79,6 +79,52 @@ QC_TEST(pairguard_avx2_same_scales)
     CHECK(moved_m > 0);
 }
 
+/* Scales through a shared cache (compare's candidates) are the search's own: on the first
+ * request, on a repeat (kept once: the cache does not grow), per tensor beside per channel,
+ * and from other start scales (a new search, not the kept one). */
+QC_TEST(pairguard_shared_same_scales)
+{
+    enum { CM = 40, CC = 6, KS = 9 };
+    static float wc[CM * CC * KS];
+    unsigned seed = 777;
+    for (int i = 0; i < CM * CC * KS; i++) {
+        seed = seed * 1103515245u + 12345u;
+        float v = (float)((seed >> 8) & 0xffff) / 65536.0f * 2.0f - 1.0f;
+        wc[i] = v * v * (v < 0 ? -0.9f : 1.0f) + 0.3f;
+    }
+    const char *conv_in[] = { "x", "wc" }, *outs[] = { "y" };
+    qc_node node = { "conv", "Conv", "", 2, 1, 0, conv_in, outs, NULL };
+    qc_model m;
+    memset(&m, 0, sizeof m);
+    m.nodes = &node;
+    m.n_nodes = 1;
+    qc_tensor tc = { 0 };
+    tc.name = "wc", tc.dtype = QC_F32, tc.ndim = 4, tc.data = wc;
+    tc.dims[0] = CM, tc.dims[1] = CC, tc.dims[2] = 3, tc.dims[3] = 3;
+    qc_err err = { 0 };
+    qc_pg_cache *c = NULL;
+    CHECK_OK(qc_pg_cache_new(&c, &err));
+    if (!c)
+        return;
+    /* {axis, channels, start factor}: the 4th asks again, the 5th from doubled starts */
+    const int cfg[][3] = { { 0, CM, 1 }, { 0, CM, 1 }, { -1, 1, 1 }, { 0, CM, 1 }, { 0, CM, 2 } };
+    const int size_after[] = { 1, 1, 2, 2, 3 };
+    for (int k = 0; k < 5; k++) {
+        int axis = cfg[k][0], n_ch = cfg[k][1], md = -1, ms = -1;
+        float direct[CM], shared[CM];
+        start_scales(wc, CM * CC * KS, axis < 0 ? 1 : CC * KS, n_ch, direct);
+        for (int i = 0; i < n_ch; i++)
+            direct[i] *= (float)cfg[k][2], shared[i] = direct[i];
+        CHECK_OK(qc_pairguard_scales(&m, "wc", &tc, axis, n_ch, direct, &md, &err));
+        CHECK_OK(qc_pairguard_scales_shared(c, &m, "wc", &tc, axis, n_ch, shared, &ms, &err));
+        CHECK(memcmp(direct, shared, (size_t)n_ch * sizeof *direct) == 0);
+        CHECK_INT(ms, md);
+        CHECK_INT(qc_pg_cache_size(c), size_after[k]);
+        CHECK(k > 0 || md > 0);     /* the search moved scales: there is something to keep */
+    }
+    qc_pg_cache_free(c);
+}
+
 /* The AVX2 loop gives qc_pairguard_group_error the very bits of the scalar one: errors and
  * codes, for Conv-like groups in a row (starts at every offset mod 4, lengths with tails of
  * 0-3), over scales from below absmax / 127 (codes clipped) to above it, pairs included. */

@@ -628,6 +628,8 @@ int qc_compare_new(qc_compare **out, const qc_model *m, const qc_cand *cands, in
         rc = qc_errf(err, QC_ENOMEM, "out of memory");
         goto fail;
     }
+    if ((rc = qc_pg_cache_new(&c->pg_cache, err)) != QC_OK)
+        goto fail;
     memcpy(c->cands, cands, (size_t)n_cands * sizeof *cands);
     for (int i = 0; i < n_cands; i++) {
         ogroup g;
@@ -652,6 +654,7 @@ int qc_compare_new(qc_compare **out, const qc_model *m, const qc_cand *cands, in
             qc_err_prefix(err, "candidate '%s'", ce->cand->name);
             goto fail;
         }
+        qc_quant_share_guard(ce->q, c->pg_cache);
     }
     if ((rc = qc_cmp_auto_setup(c, err)) != QC_OK)
         goto fail;
@@ -696,6 +699,7 @@ void qc_compare_free(qc_compare *c)
         free(c->ce[i].lst);
     }
     qc_cmp_sens_free(c);
+    qc_pg_cache_free(c->pg_cache);
     qc_cmp_refs_free(&c->eval_refs, c->m->n_outputs);
     free(c->eval_refs_all);
     shard_free(c->own);

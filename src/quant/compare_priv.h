@@ -100,6 +100,8 @@ struct qc_compare {
     int            *eval_refs_all;
     int             eval_refs_pos;
     struct sens_state *sens;                /* compare_sens.c, NULL until used */
+    qc_pg_cache    *pg_cache;               /* pair-guard scales: candidates and mixed
+                                             * precision quantize the same weights */
 };
 
 void qc_cmp_obs_config(const qc_quant_opts *o, qc_obs_config *cfg);

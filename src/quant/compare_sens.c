@@ -221,6 +221,7 @@ static int variant_h(qc_compare *c, int base, const hybrid *hy, const char *extr
     }
     if ((rc = qc_quantizer_new(&q, m, &o, err)) != QC_OK)
         goto done;
+    qc_quant_share_guard(q, c->pg_cache);
     qc_cmp_auto_apply_weights(ce, q);
     if ((rc = set_ranges_like(c, ce, hy, q, err)) != QC_OK ||
         (rc = qc_quantizer_build(q, &qm, err)) != QC_OK ||

@@ -15,6 +15,7 @@
  * channel count, neighbours of the (kh, kw, c) order too; MatMul / Gemm: rows k, k + 1 (k even)
  * of B. Other readers add no pairs. */
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include "quant_priv.h"
@@ -319,4 +320,105 @@ out:
     free(q);
     free(ij);
     return rc;
+}
+
+/* ---- Shared results: one search per weight, axis and start scales for many quantizers ---- */
+
+typedef struct pg_entry {
+    const qc_model  *m;
+    const qc_tensor *w;
+    int              axis, n_ch, moved;
+    float           *in, *out;      /* start scales, guarded scales: n_ch each */
+} pg_entry;
+
+struct qc_pg_cache {
+    pthread_mutex_t mu;
+    pg_entry       *e;
+    int             n, cap;
+};
+
+int qc_pg_cache_new(qc_pg_cache **out, qc_err *err)
+{
+    qc_pg_cache *c = calloc(1, sizeof *c);
+    if (!c || pthread_mutex_init(&c->mu, NULL) != 0) {
+        free(c);
+        return qc_errf(err, QC_ENOMEM, "out of memory");
+    }
+    *out = c;
+    return QC_OK;
+}
+
+void qc_pg_cache_free(qc_pg_cache *c)
+{
+    if (!c)
+        return;
+    for (int i = 0; i < c->n; i++)
+        free(c->e[i].in);           /* out lives in the same block */
+    free(c->e);
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+}
+
+int qc_pg_cache_size(qc_pg_cache *c)
+{
+    pthread_mutex_lock(&c->mu);
+    int n = c->n;
+    pthread_mutex_unlock(&c->mu);
+    return n;
+}
+
+static const pg_entry *pg_find(const qc_pg_cache *c, const qc_model *m, const qc_tensor *w,
+                               int axis, int n_ch, const float *scale)
+{
+    for (int i = 0; i < c->n; i++) {
+        const pg_entry *e = &c->e[i];
+        if (e->m == m && e->w == w && e->axis == axis && e->n_ch == n_ch &&
+            !memcmp(e->in, scale, (size_t)n_ch * sizeof *scale))
+            return e;
+    }
+    return NULL;
+}
+
+int qc_pairguard_scales_shared(qc_pg_cache *c, const qc_model *m, const char *name,
+                               const qc_tensor *w, int axis, int n_ch, float *scale,
+                               int *n_moved, qc_err *err)
+{
+    if (!c || n_ch < 1)
+        return qc_pairguard_scales(m, name, w, axis, n_ch, scale, n_moved, err);
+    size_t nb = (size_t)n_ch * sizeof *scale;
+    pthread_mutex_lock(&c->mu);
+    const pg_entry *hit = pg_find(c, m, w, axis, n_ch, scale);
+    if (hit) {
+        memcpy(scale, hit->out, nb);
+        *n_moved = hit->moved;
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (hit)
+        return QC_OK;
+    /* searched outside the lock (weights are searched side by side); two quantizers asking
+     * at once both search and get the same scales, the first one's are kept */
+    float *in = malloc(2 * nb);
+    if (in)
+        memcpy(in, scale, nb);
+    int rc = qc_pairguard_scales(m, name, w, axis, n_ch, scale, n_moved, err);
+    if (rc != QC_OK || !in) {
+        free(in);
+        return rc;                  /* no memory to keep it: only the sharing is lost */
+    }
+    memcpy(in + n_ch, scale, nb);
+    pthread_mutex_lock(&c->mu);
+    int keep = !pg_find(c, m, w, axis, n_ch, in);
+    if (keep && c->n == c->cap) {
+        int cap = c->cap ? 2 * c->cap : 64;
+        pg_entry *e = realloc(c->e, (size_t)cap * sizeof *e);
+        if (e)
+            c->e = e, c->cap = cap;
+        keep = e != NULL;
+    }
+    if (keep)
+        c->e[c->n++] = (pg_entry){ m, w, axis, n_ch, *n_moved, in, in + n_ch };
+    pthread_mutex_unlock(&c->mu);
+    if (!keep)
+        free(in);
+    return QC_OK;
 }

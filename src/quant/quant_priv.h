@@ -77,6 +77,7 @@ struct qc_quantizer {
     int            *float_nodes;    /* after build: the nodes left float, in file order */
     int             n_float_nodes;
     char            float_why[64];
+    struct qc_pg_cache *pg_cache;   /* borrowed (qc_quant_share_guard), or NULL */
 };
 
 /* quantizer.c: item is one of the entries of a comma-separated list (--exclude, --op-types). */
@@ -164,5 +165,18 @@ double qc_pairguard_group_error(const float *w, const int64_t *idx, int64_t n,
  * weight error once the pairs' codes are fixed; *n_moved: the groups whose scale changed. */
 int  qc_pairguard_scales(const qc_model *m, const char *name, const qc_tensor *w, int axis,
                          int n_ch, float *scale, int *n_moved, qc_err *err);
+/* Guarded scales kept for the quantizers of one model that ask for the same weight, axis and
+ * start scales (compare's candidates, mixed precision): qc_pairguard_scales once per distinct
+ * question. Thread-safe; the quantizers borrow it (qc_quant_share_guard). */
+typedef struct qc_pg_cache qc_pg_cache;
+int  qc_pg_cache_new(qc_pg_cache **out, qc_err *err);
+void qc_pg_cache_free(qc_pg_cache *c);
+int  qc_pg_cache_size(qc_pg_cache *c);       /* searches kept (tests) */
+/* qc_pairguard_scales through cache c (NULL: none). */
+int  qc_pairguard_scales_shared(qc_pg_cache *c, const qc_model *m, const char *name,
+                                const qc_tensor *w, int axis, int n_ch, float *scale,
+                                int *n_moved, qc_err *err);
+/* Quantizer q takes its guarded weight scales through c (borrowed; NULL: its own). */
+void qc_quant_share_guard(qc_quantizer *q, qc_pg_cache *c);
 
 #endif

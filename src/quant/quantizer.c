@@ -681,10 +681,16 @@ static int compute_params(qc_quantizer *q, int i, qc_err *err)
     }
     if (t->kind == QT_WEIGHT && qc_quant_pair_guarded(q)) {
         int moved = 0;
-        rc = qc_pairguard_scales(q->m, t->name, w, axis, t->n_ch, t->scale, &moved, err);
+        rc = qc_pairguard_scales_shared(q->pg_cache, q->m, t->name, w, axis, t->n_ch,
+                                        t->scale, &moved, err);
         t->guard_moved = moved;
     }
     return rc;
+}
+
+void qc_quant_share_guard(qc_quantizer *q, qc_pg_cache *c)
+{
+    q->pg_cache = c;
 }
 
 /* The pair guard applies to symmetric int8 weights with uint8 activations, full range. */
