@@ -137,27 +137,46 @@ static inline uint8_t code1(float v, float inv, int zp)
     return (uint8_t)(c < 0 ? 0 : c > 255 ? 255 : c);
 }
 
-/* Lays out padded row `hp`, channel group g: iwp groups of 4 codes. */
-static VNNI void layout_row(const i8_ctx *c, int64_t hp, int64_t g)
+/* Padded row `hp`, channel group g (iwp groups of 4 codes), begun: its 4 channels' source
+ * rows in src (NULL: padding) and the left padding written; returns where the columns go, or
+ * NULL when the whole row is padding (then written). */
+static uint8_t *row_begin(const i8_ctx *c, int64_t hp, int64_t g, const float **src)
 {
     const qc_conv2d *cv = c->cv;
     int64_t h = hp - c->ph;
-    const float *src[KG];
     for (int e = 0; e < KG; e++) {
         int64_t ch = g * KG + e;
         src[e] = h >= 0 && h < c->ih && ch < cv->c ? c->x + (ch * c->ih + h) * c->iw : NULL;
     }
     uint8_t *dst = (uint8_t *)(c->xq + (hp * c->c4 + g) * c->iwp);
-    int zp = cv->xzp;
     if (!src[0] && !src[1] && !src[2] && !src[3]) {
-        memset(dst, zp, (size_t)c->iwp * KG);
-        return;
+        memset(dst, cv->xzp, (size_t)c->iwp * KG);
+        return NULL;
     }
-    memset(dst, zp, (size_t)c->pw * KG);
-    uint8_t *row = dst + c->pw * KG;
+    memset(dst, cv->xzp, (size_t)c->pw * KG);
+    return dst + c->pw * KG;
+}
+
+/* The row's columns from w on, one at a time, and its right padding. */
+static void row_end(const i8_ctx *c, const float *const *src, uint8_t *row, int64_t w)
+{
+    int zp = c->cv->xzp;
+    for (; w < c->iw; w++)
+        for (int e = 0; e < KG; e++)
+            row[w * KG + e] = src[e] ? code1(src[e][w], c->inv_s, zp) : (uint8_t)zp;
+    memset(row + c->iw * KG, zp, (size_t)(c->iwp - c->pw - c->iw) * KG);
+}
+
+/* Lays out padded row `hp`, channel group g: 16 columns at a time. */
+static VNNI void layout_row(const i8_ctx *c, int64_t hp, int64_t g)
+{
+    const float *src[KG];
+    uint8_t *row = row_begin(c, hp, g, src);
+    if (!row)
+        return;
     const __m512 inv = _mm512_set1_ps(c->inv_s);
-    const __m512i vzp = _mm512_set1_epi32(zp);
-    const __m128i pad = _mm_set1_epi8((char)zp);
+    const __m512i vzp = _mm512_set1_epi32(c->cv->xzp);
+    const __m128i pad = _mm_set1_epi8((char)c->cv->xzp);
     int64_t w = 0;
     for (; w + 16 <= c->iw; w += 16) {
         __m128i v[KG];
@@ -170,10 +189,7 @@ static VNNI void layout_row(const i8_ctx *c, int64_t hp, int64_t g)
         _mm_storeu_si128((__m128i *)(row + w * KG + 32), _mm_unpacklo_epi16(ab1, cd1));
         _mm_storeu_si128((__m128i *)(row + w * KG + 48), _mm_unpackhi_epi16(ab1, cd1));
     }
-    for (; w < c->iw; w++)
-        for (int e = 0; e < KG; e++)
-            row[w * KG + e] = src[e] ? code1(src[e][w], c->inv_s, zp) : (uint8_t)zp;
-    memset(row + c->iw * KG, zp, (size_t)(c->iwp - c->pw - c->iw) * KG);
+    row_end(c, src, row, w);
 }
 
 /* Codes of 8 fake-quantized values in the low 8 bytes, as codes16. */
@@ -190,24 +206,13 @@ static inline __attribute__((always_inline, target("avx2"))) __m128i codes8(cons
 /* layout_row with AVX2: 8 columns at a time. */
 static __attribute__((target("avx2"))) void layout_row8(const i8_ctx *c, int64_t hp, int64_t g)
 {
-    const qc_conv2d *cv = c->cv;
-    int64_t h = hp - c->ph;
     const float *src[KG];
-    for (int e = 0; e < KG; e++) {
-        int64_t ch = g * KG + e;
-        src[e] = h >= 0 && h < c->ih && ch < cv->c ? c->x + (ch * c->ih + h) * c->iw : NULL;
-    }
-    uint8_t *dst = (uint8_t *)(c->xq + (hp * c->c4 + g) * c->iwp);
-    int zp = cv->xzp;
-    if (!src[0] && !src[1] && !src[2] && !src[3]) {
-        memset(dst, zp, (size_t)c->iwp * KG);
+    uint8_t *row = row_begin(c, hp, g, src);
+    if (!row)
         return;
-    }
-    memset(dst, zp, (size_t)c->pw * KG);
-    uint8_t *row = dst + c->pw * KG;
     const __m256 inv = _mm256_set1_ps(c->inv_s);
-    const __m256i vzp = _mm256_set1_epi32(zp);
-    const __m128i pad = _mm_set1_epi8((char)zp);
+    const __m256i vzp = _mm256_set1_epi32(c->cv->xzp);
+    const __m128i pad = _mm_set1_epi8((char)c->cv->xzp);
     int64_t w = 0;
     for (; w + 8 <= c->iw; w += 8) {
         __m128i v[KG];
@@ -217,10 +222,7 @@ static __attribute__((target("avx2"))) void layout_row8(const i8_ctx *c, int64_t
         _mm_storeu_si128((__m128i *)(row + w * KG), _mm_unpacklo_epi16(ab, cd));
         _mm_storeu_si128((__m128i *)(row + w * KG + 16), _mm_unpackhi_epi16(ab, cd));
     }
-    for (; w < c->iw; w++)
-        for (int e = 0; e < KG; e++)
-            row[w * KG + e] = src[e] ? code1(src[e][w], c->inv_s, zp) : (uint8_t)zp;
-    memset(row + c->iw * KG, zp, (size_t)(c->iwp - c->pw - c->iw) * KG);
+    row_end(c, src, row, w);
 }
 
 static void layout_items(void *vctx, int64_t lo, int64_t hi)
