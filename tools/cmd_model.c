@@ -1,5 +1,5 @@
 /* Small model utilities: `info` (inputs, outputs, ops, whether qcal can run it), `save` (load
- * and write back: the round-trip check), `bench` (float latency of the executor). */
+ * and write back: the round-trip check), `bench` (latency of the executor, as `run` runs it). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,7 +151,8 @@ static int bench_throughput(const char *path, const qc_model *m, qc_exec *x, qc_
     for (int s = 1; s < jobs && rc == QC_OK; s++) {
         sh[s].n_in = m->n_inputs;
         if ((rc = qc_dataset_clone(d, &sh[s].d, err)) == QC_OK)
-            rc = qc_exec_new(&sh[s].x, m, &(qc_exec_opts){ .fuse = 1 }, err);
+            rc = qc_exec_new(&sh[s].x, m, &(qc_exec_opts){ .fuse = 1, .fuse_qdq = 1,
+                                                            .cache_const = 1 }, err);
     }
     qc_pass_ops ops = { sh, tp_sample, NULL };
     for (long r = -1; r < runs && rc == QC_OK; r++) {
@@ -187,8 +188,10 @@ int qc_cmd_bench(int argc, char **argv)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             puts("usage: calibrate bench MODEL.onnx --data DIR [--runs N] [--profile N]\n"
                  "                       [--profile-json FILE]\n\n"
-                 "Float latency of qcal's executor: one warm-up pass over the samples, then N\n"
-                 "timed passes; prints the median milliseconds per sample. Then throughput:\n"
+                 "Latency of qcal's executor, run as `calibrate run` runs it (a QDQ model's\n"
+                 "weights dequantized once, its Q/DQ pairs as one step): one warm-up pass over\n"
+                 "the samples, then N timed passes; prints the median milliseconds per sample.\n"
+                 "Then throughput:\n"
                  "N passes with one sample per thread side by side (QC_THREADS threads, each\n"
                  "single-threaded, loading included), as calibration passes run; prints the\n"
                  "median wall milliseconds per sample.\n\n"
@@ -236,7 +239,7 @@ int qc_cmd_bench(int argc, char **argv)
     double *t = calloc((size_t)runs, sizeof *t);
     int rc = t ? qc_model_load(&m, model, &err) : qc_errf(&err, QC_ENOMEM, "out of memory");
     if (rc == QC_OK)
-        rc = qc_exec_new(&x, m, &(qc_exec_opts){ .fuse = 1,
+        rc = qc_exec_new(&x, m, &(qc_exec_opts){ .fuse = 1, .fuse_qdq = 1, .cache_const = 1,
                                                 .profile = prof_top > 0 || prof_json }, &err);
     if (rc == QC_OK)
         rc = qc_dataset_open(&d, data, m, &pp, &err);

@@ -82,6 +82,28 @@ else
     cli_fail bench_profile "$(tail -3 "$CLI_TMP/prof.out" | tr '\n' '|') $msg"
 fi
 
+# bench runs a QDQ model as `calibrate run` does: the weights' DequantizeLinear in the warm-up
+# pass only (no kernel time in the timed ones), each activation's Q -> DQ pair as one step.
+if "$CAL" --data "$FX/data_ok" "$FX/conv.onnx" -o "$CLI_TMP/conv.q.onnx" -q \
+        >"$CLI_TMP/qdq.out" 2>&1 &&
+        "$CAL" bench "$CLI_TMP/conv.q.onnx" --data "$FX/data_ok" --runs 2 \
+        --profile-json "$CLI_TMP/qprof.json" >>"$CLI_TMP/qdq.out" 2>&1 &&
+        msg=$("$PY" - "$CLI_TMP/qprof.json" <<'PYEOF'
+import json, sys
+p = json.load(open(sys.argv[1]))
+dq = [n for n in p["nodes"] if n["op"] == "DequantizeLinear"]
+ms = {n["op"]: n["ms"] for n in p["nodes"] if n["op"] == "Conv"}
+assert ms and ms["Conv"] > 0, p["nodes"]
+cached = [n["name"] for n in dq if n["ms"] == 0]
+assert cached, [(n["name"], n["ms"]) for n in dq]
+print(f"{len(dq)} DequantizeLinear, {len(cached)} without kernel time in the timed runs")
+PYEOF
+); then
+    cli_ok "bench_qdq: $msg"
+else
+    cli_fail bench_qdq "$(tail -3 "$CLI_TMP/qdq.out" | tr '\n' '|') $msg"
+fi
+
 # tools/profile_vs_ort.py: both sides profiled and matched node by node (onnxruntime fuses the
 # fixture's Conv + Relu into one NCHWc kernel named after the Relu's output: it must count as
 # the Conv's time)
