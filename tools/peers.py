@@ -408,6 +408,15 @@ def quantize_all(a, name, mpath, calib, n, n_large, mem_per_sample, log):
             r["calib_runs"] = [r["calib_s"], again["calib_s"]]
             r["calib_s"] = min(r["calib_runs"])
             r["rss_mb"] = max(r["rss_mb"], again["rss_mb"])
+    # Memory flatness compares qcal with itself at n and n_large samples: each side the lower
+    # peak of two runs (magika's peak is 46 or 51 MB from run to run whatever the samples, and
+    # one run against one read that as growth). rss_mb stays the higher, for the peers.
+    flat = [r for r in rows if r["ok"] and r["tool"] == "qcal" and n_large and
+            r["method"] in a.large_methods and r["n"] in (n, n_large)]
+    for r in flat:
+        again = run_job(a, next(j for j in jobs if j["out"] == r["out"]), log, "again")
+        r["rss_low_mb"] = min(r["rss_mb"], again["rss_mb"]) if again["ok"] else r["rss_mb"]
+        r["rss_mb"] = max(r["rss_mb"], again["rss_mb"]) if again["ok"] else r["rss_mb"]
     return rows
 
 
@@ -478,10 +487,11 @@ def verdicts(rows, n, n_large):
                         f" = {ratio:.3f} (target <= 0.5{extra})", ratio <= 0.5))
         big = get("qcal", qm, n_large) if n_large else None
         if q and big:
-            growth = big["rss_mb"] / q["rss_mb"]
-            out.append((f"memory flat {qm}: qcal {q['rss_mb']:.0f} MB at {n} samples, "
-                        f"{big['rss_mb']:.0f} MB at {n_large} = x{growth:.2f} (target <= x1.10)",
-                        growth <= 1.10))
+            lo_q, lo_big = q.get("rss_low_mb", q["rss_mb"]), big.get("rss_low_mb", big["rss_mb"])
+            growth = lo_big / lo_q
+            out.append((f"memory flat {qm}: qcal {lo_q:.0f} MB at {n} samples, "
+                        f"{lo_big:.0f} MB at {n_large} = x{growth:.2f} (target <= x1.10; the "
+                        "lower of two runs each)", growth <= 1.10))
     qs = [r for r in ok if r["tool"] == "qcal" and r["n"] == n and "sqnr_db" in r]
     ps = [r for r in ok if r["tool"] != "qcal" and "sqnr_db" in r]
     if qs and ps:
