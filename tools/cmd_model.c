@@ -138,6 +138,10 @@ static int tp_sample(void *user, int shard, int i, qc_err *err)
 
 /* The float executor the way calibration passes run it (qc_pass.h): whole samples side by
  * side, one shard per thread; shard 0 reuses x and d. t: `runs` doubles of scratch. */
+/* How bench runs a model, for latency and throughput alike: as `calibrate run` does
+ * (cmd_run.c), a QDQ model's weights dequantized once and its Q/DQ pairs as one step. */
+static const qc_exec_opts bench_opts = { .fuse = 1, .fuse_qdq = 1, .cache_const = 1 };
+
 static int bench_throughput(const char *path, const qc_model *m, qc_exec *x, qc_dataset *d,
                             int n, long runs, double *t, qc_err *err)
 {
@@ -151,8 +155,7 @@ static int bench_throughput(const char *path, const qc_model *m, qc_exec *x, qc_
     for (int s = 1; s < jobs && rc == QC_OK; s++) {
         sh[s].n_in = m->n_inputs;
         if ((rc = qc_dataset_clone(d, &sh[s].d, err)) == QC_OK)
-            rc = qc_exec_new(&sh[s].x, m, &(qc_exec_opts){ .fuse = 1, .fuse_qdq = 1,
-                                                            .cache_const = 1 }, err);
+            rc = qc_exec_new(&sh[s].x, m, &bench_opts, err);
     }
     qc_pass_ops ops = { sh, tp_sample, NULL };
     for (long r = -1; r < runs && rc == QC_OK; r++) {
@@ -238,9 +241,10 @@ int qc_cmd_bench(int argc, char **argv)
     qc_dataset *d = NULL;
     double *t = calloc((size_t)runs, sizeof *t);
     int rc = t ? qc_model_load(&m, model, &err) : qc_errf(&err, QC_ENOMEM, "out of memory");
+    qc_exec_opts xo = bench_opts;
+    xo.profile = prof_top > 0 || prof_json;
     if (rc == QC_OK)
-        rc = qc_exec_new(&x, m, &(qc_exec_opts){ .fuse = 1, .fuse_qdq = 1, .cache_const = 1,
-                                                .profile = prof_top > 0 || prof_json }, &err);
+        rc = qc_exec_new(&x, m, &xo, &err);
     if (rc == QC_OK)
         rc = qc_dataset_open(&d, data, m, &pp, &err);
     int n = rc == QC_OK ? qc_dataset_count(d) : 0;

@@ -353,8 +353,9 @@ int qc_conv2d_i8(const qc_conv2d *cv, qc_run *r, qc_err *err)
     c.tpr = (c.ow + c.mr - 1) / c.mr;
     c.ntiles = c.oh * c.tpr;
     /* full panels, and panels of at most nr / 2 channels (one vector) */
-    c.fn = c.avx2 ? ks->itile[c.mr][c.sw - 1][1] : itiles[c.mr][c.sw - 1][1];
-    c.fn16 = c.avx2 ? ks->itile[c.mr][c.sw - 1][0] : itiles[c.mr][c.sw - 1][0];
+    const itile_fn (*tiles)[2][2] = c.avx2 ? ks->itile : itiles;
+    c.fn = tiles[c.mr][c.sw - 1][1];
+    c.fn16 = tiles[c.mr][c.sw - 1][0];
 
     /* packed weights, corrections and scales: one block, kept for constant weights */
     size_t wbytes = align64((size_t)(c.panels * c.k4 * c.nr * KG));
