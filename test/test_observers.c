@@ -14,6 +14,7 @@
 #include "qc_observer.h"
 #include "qc_qparams.h"
 #include "test.h"
+#include "vlog.h"
 
 #define ORACLE "test/oracles/observers_ref.py"
 
@@ -1116,6 +1117,68 @@ QC_TEST(qparams_vs_onnxruntime)
 }
 
 /* ---- speed ---- */
+
+/* The entropy search on 256-bit registers and on the baseline's gives the same thresholds,
+ * bit for bit (QC_HIST_ISA=sse2 takes the baseline; the same on a CPU without AVX2). */
+QC_TEST(entropy_search_paths_same)
+{
+    dataset ds[3];
+    make_signed(&ds[0]);
+    make_relu(&ds[1]);
+    make_offset(&ds[2]);
+    for (int i = 0; i < 3; i++) {
+        qc_range r[2];
+        for (int p = 0; p < 2; p++) {
+            if (p)
+                setenv("QC_HIST_ISA", "sse2", 1);
+            qc_observer *o = new_kind(K_ENT_S);
+            feed_order(o, &ds[i], NULL);
+            r[p] = range_of(o, 0);
+            qc_observer_free(o);
+            unsetenv("QC_HIST_ISA");
+        }
+        CHECK(memcmp(&r[0], &r[1], sizeof r[0]) == 0);
+        free(ds[i].x);
+    }
+}
+
+/* The entropy search's vector log (calib/vlog.h) within one ulp of libm's on what it gets:
+ * ratios of counts (1 / 2048 .. 2^40), values near 1 (where log(1 + f) loses digits to a
+ * careless formula) and both sides of the sqrt(2) mantissa split. */
+QC_TEST(log4d_vs_libm)
+{
+    seed(21);
+    double worst = 0;
+    for (int it = 0; it < 200000; it++) {
+        qc_v4d x, y;
+        for (int l = 0; l < 4; l++) {
+            double u = urand();
+            switch ((it + l) % 4) {
+            case 0: x[l] = floor(u * 1e12 + 1) / floor(urand() * 2048 + 1); break;
+            case 1: x[l] = 1.0 + (u - 0.5) * 1e-6; break;
+            case 2: x[l] = ldexp(1.4142135623730951 + (u - 0.5) * 1e-3, (int)(urand() * 80) - 40);
+                    break;
+            default: x[l] = exp((u - 0.5) * 100); break;
+            }
+        }
+        qc_log4d(&x, &y);
+        for (int l = 0; l < 4; l++) {
+            double r = log(x[l]), ulp = fabs(nextafter(r, INFINITY) - r);
+            if (r == 0)
+                ulp = 4.9e-324;
+            double e = fabs(y[l] - r) / ulp;
+            if (e > worst)
+                worst = e;
+        }
+    }
+    CHECK(worst <= 1.0);
+    qc_v4d one = { 1.0, 2.0, 0.5, 1.0 / 2048 }, y;
+    qc_log4d(&one, &y);
+    CHECK(y[0] == 0.0);
+    CHECK(y[1] == log(2.0));
+    CHECK(y[2] == log(0.5));
+    CHECK_NEAR(y[3], log(1.0 / 2048), 1e-16, 0);
+}
 
 static double now_ms(void)
 {
