@@ -224,9 +224,9 @@ if has_part cost; then
             read -r w2 r2 rc2 <"$TMP/m2"
             # growth needs more samples than CAL_N: with as many, the two peaks differ only
             # by the run-to-run spread of the threaded pass (up to 10 MB on ddddocr). Each
-            # side's peak is the lower of two runs: magika's is 44-46 or 51 MB from run to
+            # side's peak is the lower of two runs: magika's was 44-46 or 51 MB from run to
             # run, at 100 samples as at 1000 (one run of 1000 against two of 100 read that as
-            # growth)
+            # growth), before calibrate fixed glibc's mmap threshold (tools/calibrate.c)
             r3=0 rc3=0
             if [ "$RSS_N" -gt "$CAL_N" ]; then
                 for round in 3 4; do

@@ -409,8 +409,9 @@ def quantize_all(a, name, mpath, calib, n, n_large, mem_per_sample, log):
             r["calib_s"] = min(r["calib_runs"])
             r["rss_mb"] = max(r["rss_mb"], again["rss_mb"])
     # Memory flatness compares qcal with itself at n and n_large samples: each side the lower
-    # peak of two runs (magika's peak is 46 or 51 MB from run to run whatever the samples, and
-    # one run against one read that as growth). rss_mb stays the higher, for the peers.
+    # peak of two runs (magika's peak was 46 or 51 MB from run to run whatever the samples, and
+    # one run against one read that as growth, before calibrate fixed glibc's mmap threshold).
+    # rss_mb stays the higher, for the peers.
     flat = [r for r in rows if r["ok"] and r["tool"] == "qcal" and n_large and
             r["method"] in a.large_methods and r["n"] in (n, n_large)]
     for r in flat:
