@@ -161,8 +161,8 @@ QC_TEST(pairguard_group_error_avx2_bits)
                 double sc = amax / 127.0 * f;
                 memset(qa, 0, sizeof qa);
                 memset(qb, 0, sizeof qb);
-                double ea = qc_pairguard_group_error(w, idx, n, pij, np, qa, sc, 1);
-                double eb = qc_pairguard_group_error(w, idx, n, pij, np, qb, sc, 0);
+                double ea = qc_pairguard_group_error(w, idx, 0, n, pij, np, qa, sc, 1);
+                double eb = qc_pairguard_group_error(w, idx, 0, n, pij, np, qb, sc, 0);
                 CHECK(memcmp(&ea, &eb, sizeof ea) == 0);
                 CHECK(memcmp(qa, qb, sizeof qa) == 0);
                 checked++;

@@ -43,53 +43,6 @@ static int add_pair(pair_list *p, int64_t i, int64_t j)
     return QC_OK;
 }
 
-/* The pairs of a Conv weight [M, Cg, spatial...]. */
-static int conv_pairs(const qc_tensor *w, pair_list *p)
-{
-    int64_t m = w->dims[0], cg = w->dims[1], sp = 1, rc = QC_OK;
-    for (int d = 2; d < w->ndim; d++)
-        sp *= w->dims[d];
-    for (int64_t o = 0; o < m && rc == QC_OK; o++) {
-        int64_t base = o * cg * sp;
-        for (int64_t s = 0; s < sp && rc == QC_OK; s++)
-            for (int64_t c = 0; c + 1 < cg && rc == QC_OK; c += 2)
-                rc = add_pair(p, base + c * sp + s, base + (c + 1) * sp + s);
-        for (int64_t k = 0; cg % 2 && k + 1 < cg * sp && rc == QC_OK; k += 2)
-            rc = add_pair(p, base + (k % cg) * sp + k / cg, base + ((k + 1) % cg) * sp +
-                          (k + 1) / cg);
-    }
-    return (int)rc;
-}
-
-/* B of a product, rows k, k + 1 for every column; transposed: B is [N, K]. */
-static int matmul_pairs(const qc_tensor *w, int trans, pair_list *p)
-{
-    int64_t rows = trans ? w->dims[1] : w->dims[0], cols = trans ? w->dims[0] : w->dims[1];
-    int rc = QC_OK;
-    for (int64_t k = 0; k + 1 < rows && rc == QC_OK; k += 2)
-        for (int64_t n = 0; n < cols && rc == QC_OK; n++)
-            rc = trans ? add_pair(p, n * rows + k, n * rows + k + 1)
-                       : add_pair(p, k * cols + n, (k + 1) * cols + n);
-    return rc;
-}
-
-static int collect_pairs(const qc_model *m, const char *name, const qc_tensor *w, pair_list *p)
-{
-    int rc = QC_OK;
-    for (int i = 0; i < m->n_nodes && rc == QC_OK; i++) {
-        const qc_node *n = &m->nodes[i];
-        if (n->domain[0] || n->n_inputs < 2 || strcmp(n->inputs[1], name))
-            continue;
-        if (!strcmp(n->op_type, "Conv") && w->ndim >= 3)
-            rc = conv_pairs(w, p);
-        else if (!strcmp(n->op_type, "MatMul") && w->ndim == 2)
-            rc = matmul_pairs(w, 0, p);
-        else if (!strcmp(n->op_type, "Gemm") && w->ndim == 2)
-            rc = matmul_pairs(w, (int)qc_attr_int(n, "transB", 0), p);
-    }
-    return rc;
-}
-
 /* Moves the codes of same-sign pairs over PAIR_MAX toward zero (only ever smaller
  * magnitudes, so a pair fixed stays fixed whatever other pair shares a value); 1 if it did. */
 static inline int fix_pair(int8_t *q, int64_t i, int64_t j)
@@ -107,10 +60,67 @@ static inline int fix_pair(int8_t *q, int64_t i, int64_t j)
     return 1;
 }
 
-void qc_pairguard_fix_codes(int8_t *q, const int64_t *ij, int64_t n_pairs)
+/* Where pairs go as they are found: appended to a list, or (q not NULL) fixed in the codes q
+ * right away, in the same order, so without the list's 16 bytes a pair. */
+typedef struct pair_sink {
+    pair_list *list;
+    int8_t    *q;
+} pair_sink;
+
+static inline int put_pair(pair_sink *s, int64_t i, int64_t j)
 {
-    for (int64_t k = 0; k < n_pairs; k++)
-        fix_pair(q, ij[2 * k], ij[2 * k + 1]);
+    if (s->q) {
+        fix_pair(s->q, i, j);
+        return QC_OK;
+    }
+    return add_pair(s->list, i, j);
+}
+
+/* The pairs of a Conv weight [M, Cg, spatial...]. */
+static int conv_pairs(const qc_tensor *w, pair_sink *p)
+{
+    int64_t m = w->dims[0], cg = w->dims[1], sp = 1, rc = QC_OK;
+    for (int d = 2; d < w->ndim; d++)
+        sp *= w->dims[d];
+    for (int64_t o = 0; o < m && rc == QC_OK; o++) {
+        int64_t base = o * cg * sp;
+        for (int64_t s = 0; s < sp && rc == QC_OK; s++)
+            for (int64_t c = 0; c + 1 < cg && rc == QC_OK; c += 2)
+                rc = put_pair(p, base + c * sp + s, base + (c + 1) * sp + s);
+        for (int64_t k = 0; cg % 2 && k + 1 < cg * sp && rc == QC_OK; k += 2)
+            rc = put_pair(p, base + (k % cg) * sp + k / cg, base + ((k + 1) % cg) * sp +
+                          (k + 1) / cg);
+    }
+    return (int)rc;
+}
+
+/* B of a product, rows k, k + 1 for every column; transposed: B is [N, K]. */
+static int matmul_pairs(const qc_tensor *w, int trans, pair_sink *p)
+{
+    int64_t rows = trans ? w->dims[1] : w->dims[0], cols = trans ? w->dims[0] : w->dims[1];
+    int rc = QC_OK;
+    for (int64_t k = 0; k + 1 < rows && rc == QC_OK; k += 2)
+        for (int64_t n = 0; n < cols && rc == QC_OK; n++)
+            rc = trans ? put_pair(p, n * rows + k, n * rows + k + 1)
+                       : put_pair(p, k * cols + n, (k + 1) * cols + n);
+    return rc;
+}
+
+static int collect_pairs(const qc_model *m, const char *name, const qc_tensor *w, pair_sink *p)
+{
+    int rc = QC_OK;
+    for (int i = 0; i < m->n_nodes && rc == QC_OK; i++) {
+        const qc_node *n = &m->nodes[i];
+        if (n->domain[0] || n->n_inputs < 2 || strcmp(n->inputs[1], name))
+            continue;
+        if (!strcmp(n->op_type, "Conv") && w->ndim >= 3)
+            rc = conv_pairs(w, p);
+        else if (!strcmp(n->op_type, "MatMul") && w->ndim == 2)
+            rc = matmul_pairs(w, 0, p);
+        else if (!strcmp(n->op_type, "Gemm") && w->ndim == 2)
+            rc = matmul_pairs(w, (int)qc_attr_int(n, "transB", 0), p);
+    }
+    return rc;
 }
 
 /* The code of w at scale 1 / inv: w * inv rounded to the nearest, ties to even (nearbyint in
@@ -181,33 +191,36 @@ static int64_t run_avx2(const float *w, int8_t *q, int64_t n, double s, double i
 #endif
 
 /* quant_priv.h (exposed for test_pairguard.c). Squared error of scale group members (flat
- * indices idx[0, n)) at scale s, codes fixed.
+ * indices idx[0, n), or with idx NULL base .. base + n - 1) at scale s, codes fixed.
  * The codes by a multiplication (the search only ranks candidate scales; qdq.c writes the
  * chosen one's codes by QuantizeLinear's division, and fixes them the same way). The error of
  * the rounded codes in four running sums (one would be a chain of dependent additions), then
  * each pair fix replaces its two values' terms. */
-double qc_pairguard_group_error(const float *w, const int64_t *idx, int64_t n,
+double qc_pairguard_group_error(const float *w, const int64_t *idx, int64_t base, int64_t n,
                                 const int64_t *ij, int64_t n_pairs, int8_t *q, double s,
                                 int avx2)
 {
     double inv = 1.0 / s, e[4] = { 0, 0, 0, 0 };
     int64_t k = 0;
-    if (avx2 && n > 0 && idx[n - 1] - idx[0] == n - 1) {
+    if (avx2 && n > 0 && (!idx || idx[n - 1] - idx[0] == n - 1)) {
         /* the members in a row (a Conv channel; idx ascends) */
-        k = run_avx2(w + idx[0], q + idx[0], n, s, inv, e);
+        int64_t first = idx ? idx[0] : base;
+        k = run_avx2(w + first, q + first, n, s, inv, e);
     } else {
         for (; k + 4 <= n; k += 4)
             for (int u = 0; u < 4; u++) {
-                float v = w[idx[k + u]];
+                int64_t at = idx ? idx[k + u] : base + k + u;
+                float v = w[at];
                 double c = code_of(v, inv);
-                q[idx[k + u]] = (int8_t)c;
+                q[at] = (int8_t)c;
                 e[u] += sq(v - s * c);
             }
     }
     for (; k < n; k++) {
-        double c = code_of(w[idx[k]], inv);
-        q[idx[k]] = (int8_t)c;
-        e[0] += sq(w[idx[k]] - s * c);
+        int64_t at = idx ? idx[k] : base + k;
+        double c = code_of(w[at], inv);
+        q[at] = (int8_t)c;
+        e[0] += sq(w[at] - s * c);
     }
     double fix = 0;
     for (int64_t p = 0; p < n_pairs; p++) {
@@ -230,15 +243,23 @@ int qc_pairguard_pairs(const qc_model *m, const char *name, const qc_tensor *w,
                        int64_t **ij, int64_t *n_pairs, qc_err *err)
 {
     pair_list p = { NULL, 0, 0 };
+    pair_sink sink = { &p, NULL };
     *ij = NULL;
     *n_pairs = 0;
-    if (w->dtype != QC_F32 || collect_pairs(m, name, w, &p) != QC_OK) {
+    if (w->dtype != QC_F32 || collect_pairs(m, name, w, &sink) != QC_OK) {
         free(p.ij);
         return w->dtype != QC_F32 ? QC_OK : qc_errf(err, QC_ENOMEM, "out of memory");
     }
     *ij = p.ij;
     *n_pairs = p.n;
     return QC_OK;
+}
+
+void qc_pairguard_fix_weight(const qc_model *m, const char *name, const qc_tensor *w, int8_t *q)
+{
+    pair_sink sink = { NULL, q };
+    if (w->dtype == QC_F32)
+        collect_pairs(m, name, w, &sink);   /* fixing allocates nothing: cannot fail */
 }
 
 int qc_pairguard_scales(const qc_model *m, const char *name, const qc_tensor *w, int axis,
@@ -257,41 +278,54 @@ int qc_pairguard_scales(const qc_model *m, const char *name, const qc_tensor *w,
         inner *= w->dims[d];
     int64_t *start = calloc((size_t)groups + 1, sizeof *start);
     int64_t *pstart = calloc((size_t)groups + 1, sizeof *pstart);
-    int64_t *idx = malloc((size_t)n * sizeof *idx), *pij = malloc((size_t)n_pairs * 2 *
-                                                                  sizeof *pij);
+    int64_t *idx = NULL, *pij = NULL;
     int8_t *q = malloc((size_t)n);
-    if (!start || !pstart || !idx || !pij || !q) {
+    if (!start || !pstart || !q) {
         rc = qc_errf(err, QC_ENOMEM, "out of memory");
         goto out;
     }
-    /* members and pairs of each group, by counting sort */
+    /* members and pairs of each group; pairs in group order as found (a Conv's, by output
+     * channel) and members in a row (one group, or channels on axis 0: inner values each)
+     * need no index, else a counting sort makes them */
+    int in_order = 1;
     for (int64_t i = 0; i < n; i++)
         start[group_of(i, inner, groups) + 1]++;
-    for (int64_t k = 0; k < n_pairs; k++)
-        pstart[group_of(ij[2 * k], inner, groups) + 1]++;
+    for (int64_t k = 0; k < n_pairs; k++) {
+        int64_t g = group_of(ij[2 * k], inner, groups);
+        pstart[g + 1]++;
+        in_order &= k == 0 || g >= group_of(ij[2 * k - 2], inner, groups);
+    }
     for (int g = 0; g < groups; g++)
         start[g + 1] += start[g], pstart[g + 1] += pstart[g];
-    {
+    int rows = groups == 1 || (axis == 0 && n_ch == w->dims[0]);
+    if (!rows && !(idx = malloc((size_t)n * sizeof *idx)))
+        rc = qc_errf(err, QC_ENOMEM, "out of memory");
+    if (rc == QC_OK && !in_order && !(pij = malloc((size_t)n_pairs * 2 * sizeof *pij)))
+        rc = qc_errf(err, QC_ENOMEM, "out of memory");
+    if (rc == QC_OK && (idx || pij)) {
         int64_t *fill = calloc((size_t)groups + 1, sizeof *fill);
         if (!fill) {
             rc = qc_errf(err, QC_ENOMEM, "out of memory");
             goto out;
         }
-        for (int64_t i = 0; i < n; i++) {
+        for (int64_t i = 0; idx && i < n; i++) {
             int64_t g = group_of(i, inner, groups);
             idx[start[g] + fill[g]++] = i;
         }
         memset(fill, 0, ((size_t)groups + 1) * sizeof *fill);
-        for (int64_t k = 0; k < n_pairs; k++) {
+        for (int64_t k = 0; pij && k < n_pairs; k++) {
             int64_t g = group_of(ij[2 * k], inner, groups), at = pstart[g] + fill[g]++;
             pij[2 * at] = ij[2 * k], pij[2 * at + 1] = ij[2 * k + 1];
         }
         free(fill);
     }
+    if (rc != QC_OK)
+        goto out;
     const float *wd = w->data;
+    const int64_t *pairs = pij ? pij : ij;
     int avx2 = have_avx2();
     for (int g = 0; g < groups; g++) {
-        const int64_t *gi = idx + start[g], *gp = pij + 2 * pstart[g];
+        const int64_t *gi = idx ? idx + start[g] : NULL, *gp = pairs + 2 * pstart[g];
         int64_t gn = start[g + 1] - start[g], gpn = pstart[g + 1] - pstart[g];
         double s0 = scale[g], s_free = s0;
         for (int64_t k = 0; k < gpn; k++) {
@@ -302,10 +336,10 @@ int qc_pairguard_scales(const qc_model *m, const char *name, const qc_tensor *w,
         if (!(s0 > 0) || gpn == 0)
             continue;
         double best_s = s0;
-        double best_e = qc_pairguard_group_error(wd, gi, gn, gp, gpn, q, s0, avx2);
+        double best_e = qc_pairguard_group_error(wd, gi, start[g], gn, gp, gpn, q, s0, avx2);
         for (int c = 1; s_free > s0 && c <= CANDIDATES; c++) {
             double s = (float)(s0 * pow(s_free / s0, (double)c / CANDIDATES)); /* as stored */
-            double e = qc_pairguard_group_error(wd, gi, gn, gp, gpn, q, s, avx2);
+            double e = qc_pairguard_group_error(wd, gi, start[g], gn, gp, gpn, q, s, avx2);
             if (e < best_e)
                 best_e = e, best_s = s;
         }

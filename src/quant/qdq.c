@@ -108,12 +108,8 @@ static int quantize_const(qc_edit *e, const qc_quantizer *q, const qtensor *t, c
     }
 #undef QUANT_RUN
     int rc = QC_OK;
-    if (t->kind == QT_WEIGHT && t->qdtype == QC_I8 && qc_quant_pair_guarded(q)) {
-        int64_t *ij = NULL, n_pairs = 0;
-        if ((rc = qc_pairguard_pairs(q->m, t->name, w, &ij, &n_pairs, err)) == QC_OK)
-            qc_pairguard_fix_codes(out.data, ij, n_pairs);
-        free(ij);
-    }
+    if (t->kind == QT_WEIGHT && t->qdtype == QC_I8 && qc_quant_pair_guarded(q))
+        qc_pairguard_fix_weight(q->m, t->name, w, out.data);
     if (rc == QC_OK)
         rc = qc_edit_add_init(e, &out, err);
     free(out.data);

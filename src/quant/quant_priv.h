@@ -153,12 +153,14 @@ int qc_quant_range_from_method(const qc_quantizer *q, const char *name);
  * quantizer's weights take the guard: qc_quant_pair_guarded, qc_quant.h.) */
 int  qc_pairguard_pairs(const qc_model *m, const char *name, const qc_tensor *w,
                         int64_t **ij, int64_t *n_pairs, qc_err *err);
-/* Codes of same-sign pairs over 128 in magnitude moved toward zero. */
-void qc_pairguard_fix_codes(int8_t *q, const int64_t *ij, int64_t n_pairs);
-/* The scale search's squared error of a scale group (flat indices idx[0, n)) at scale s, its
- * codes (fixed for the pairs ij) written to q; avx2 (only on a CPU with it): members in a row
- * by the AVX2 loop, which must give the same bits. Exposed for test_pairguard.c. */
-double qc_pairguard_group_error(const float *w, const int64_t *idx, int64_t n,
+/* The codes q of weight `name` (w: its float values) with every same-sign pair over 128 in
+ * magnitude moved toward zero, the pairs fixed as they are found (no list). */
+void qc_pairguard_fix_weight(const qc_model *m, const char *name, const qc_tensor *w, int8_t *q);
+/* The scale search's squared error of a scale group (flat indices idx[0, n), or with idx NULL
+ * base .. base + n - 1) at scale s, its codes (fixed for the pairs ij) written to q; avx2
+ * (only on a CPU with it): members in a row by the AVX2 loop, which must give the same bits.
+ * Exposed for test_pairguard.c. */
+double qc_pairguard_group_error(const float *w, const int64_t *idx, int64_t base, int64_t n,
                                 const int64_t *ij, int64_t n_pairs, int8_t *q, double s,
                                 int avx2);
 /* Each scale group's scale (n_ch of them on axis, or one) raised where that lowers the squared
