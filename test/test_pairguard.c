@@ -127,7 +127,8 @@ QC_TEST(pairguard_shared_same_scales)
 
 /* The AVX2 loop gives qc_pairguard_group_error the very bits of the scalar one: errors and
  * codes, for Conv-like groups in a row (starts at every offset mod 4, lengths with tails of
- * 0-3), over scales from below absmax / 127 (codes clipped) to above it, pairs included. */
+ * 0-3), over scales from below absmax / 127 (codes clipped) to above it, pairs included; and
+ * so does the row without an index (idx NULL, from base). */
 QC_TEST(pairguard_group_error_avx2_bits)
 {
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -135,7 +136,7 @@ QC_TEST(pairguard_group_error_avx2_bits)
         return;
     enum { N = 4096 };
     static float w[N];
-    static int8_t qa[N], qb[N];
+    static int8_t qa[N], qb[N], qc[N];
     static int64_t idx[N];
     unsigned seed = 777;
     for (int i = 0; i < N; i++) {
@@ -165,6 +166,13 @@ QC_TEST(pairguard_group_error_avx2_bits)
                 double eb = qc_pairguard_group_error(w, idx, 0, n, pij, np, qb, sc, 0);
                 CHECK(memcmp(&ea, &eb, sizeof ea) == 0);
                 CHECK(memcmp(qa, qb, sizeof qa) == 0);
+                /* the same members as a row from idx[0] (no index), both loops */
+                for (int v = 0; v < 2; v++) {
+                    memset(qc, 0, sizeof qc);
+                    double ec = qc_pairguard_group_error(w, NULL, idx[0], n, pij, np, qc, sc, v);
+                    CHECK(memcmp(&ec, &eb, sizeof ec) == 0);
+                    CHECK(memcmp(qc, qb, sizeof qc) == 0);
+                }
                 checked++;
             }
         }
