@@ -239,8 +239,10 @@ static inline int64_t group_of(int64_t i, int64_t inner, int n_ch)
     return n_ch <= 1 ? 0 : (i / inner) % n_ch;
 }
 
-int qc_pairguard_pairs(const qc_model *m, const char *name, const qc_tensor *w,
-                       int64_t **ij, int64_t *n_pairs, qc_err *err)
+/* The pairs (two flat indices each, *ij malloc'd, NULL when none) of weight `name` of m that
+ * onnxruntime's kernels add in 16 bits, by the nodes reading it. */
+static int pairs_of(const qc_model *m, const char *name, const qc_tensor *w, int64_t **ij,
+                    int64_t *n_pairs, qc_err *err)
 {
     pair_list p = { NULL, 0, 0 };
     pair_sink sink = { &p, NULL };
@@ -266,7 +268,7 @@ int qc_pairguard_scales(const qc_model *m, const char *name, const qc_tensor *w,
                         int n_ch, float *scale, int *n_moved, qc_err *err)
 {
     int64_t *ij = NULL, n_pairs = 0, n = qc_tensor_numel(w);
-    int rc = qc_pairguard_pairs(m, name, w, &ij, &n_pairs, err);
+    int rc = pairs_of(m, name, w, &ij, &n_pairs, err);
     *n_moved = 0;
     if (rc != QC_OK || n_pairs == 0) {
         free(ij);
@@ -290,10 +292,11 @@ int qc_pairguard_scales(const qc_model *m, const char *name, const qc_tensor *w,
     int in_order = 1;
     for (int64_t i = 0; i < n; i++)
         start[group_of(i, inner, groups) + 1]++;
-    for (int64_t k = 0; k < n_pairs; k++) {
+    for (int64_t k = 0, prev = 0; k < n_pairs; k++) {
         int64_t g = group_of(ij[2 * k], inner, groups);
         pstart[g + 1]++;
-        in_order &= k == 0 || g >= group_of(ij[2 * k - 2], inner, groups);
+        in_order &= g >= prev;
+        prev = g;
     }
     for (int g = 0; g < groups; g++)
         start[g + 1] += start[g], pstart[g + 1] += pstart[g];

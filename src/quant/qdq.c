@@ -107,11 +107,9 @@ static int quantize_const(qc_edit *e, const qc_quantizer *q, const qtensor *t, c
         }
     }
 #undef QUANT_RUN
-    int rc = QC_OK;
     if (t->kind == QT_WEIGHT && t->qdtype == QC_I8 && qc_quant_pair_guarded(q))
         qc_pairguard_fix_weight(q->m, t->name, w, out.data);
-    if (rc == QC_OK)
-        rc = qc_edit_add_init(e, &out, err);
+    int rc = qc_edit_add_init(e, &out, err);
     free(out.data);
     return rc;
 }

@@ -148,13 +148,9 @@ int qc_quant_is_hist_method(const char *method);
  * observer under a histogram method (compare does the same). Method-independent. */
 int qc_quant_range_from_method(const qc_quantizer *q, const char *name);
 
-/* pairguard.c: the pairs (two flat indices each, *ij malloc'd, NULL when none) of weight
- * `name` of m that onnxruntime's kernels add in 16 bits, by the nodes reading it. (Whether a
- * quantizer's weights take the guard: qc_quant_pair_guarded, qc_quant.h.) */
-int  qc_pairguard_pairs(const qc_model *m, const char *name, const qc_tensor *w,
-                        int64_t **ij, int64_t *n_pairs, qc_err *err);
-/* The codes q of weight `name` (w: its float values) with every same-sign pair over 128 in
- * magnitude moved toward zero, the pairs fixed as they are found (no list). */
+/* pairguard.c (whether a quantizer's weights take the guard: qc_quant_pair_guarded,
+ * qc_quant.h). The codes q of weight `name` (w: its float values) with every same-sign pair
+ * over 128 in magnitude moved toward zero, the pairs fixed as they are found (no list). */
 void qc_pairguard_fix_weight(const qc_model *m, const char *name, const qc_tensor *w, int8_t *q);
 /* The scale search's squared error of a scale group (flat indices idx[0, n), or with idx NULL
  * base .. base + n - 1) at scale s, its codes (fixed for the pairs ij) written to q; avx2
