@@ -48,6 +48,10 @@ $(BUILD)/calibrate: $(TOOL_OBJ) $(BUILD)/libqcal.a
 $(BUILD)/pass_ab: $(BUILD)/tools/ab/pass_ab.o $(BUILD)/libqcal.a
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libqcal.a $(LDLIBS)
 
+# tools/ab/env_ab.c: the float executor under two values of an environment variable
+$(BUILD)/env_ab: $(BUILD)/tools/ab/env_ab.o $(BUILD)/libqcal.a
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libqcal.a $(LDLIBS)
+
 $(BUILD)/test_runner: $(filter-out $(BUILD)/test/backend.o,$(TEST_OBJ)) $(BUILD)/libqcal.a
 	$(CC) $(CFLAGS) -o $@ $(filter-out $(BUILD)/test/backend.o,$(TEST_OBJ)) \
 	      $(BUILD)/libqcal.a $(LDLIBS)
