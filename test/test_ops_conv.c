@@ -329,43 +329,55 @@ static void check_sums(const char *what, tnode *t, int ndim, const int64_t *yd,
     }
 }
 
+/* Conv case cc as a one-node model (Conv, or Conv + SiLU) on random x, w, b (the caller
+ * frees them and tn); yd: the output dims. */
+static void conv_case_build(const conv_case *cc, int silu, tnode *tn, float **x, float **w,
+                            float **b, int64_t *yd)
+{
+    int nsp = cc->nsp;
+    int64_t xd[5] = { cc->n, cc->c }, wd[5] = { cc->m, cc->c / cc->group };
+    yd[0] = cc->n;
+    yd[1] = cc->m;
+    for (int i = 0; i < nsp; i++) {
+        xd[2 + i] = cc->in[i];
+        wd[2 + i] = cc->k[i];
+        int64_t ek = (cc->k[i] - 1) * cc->d[i] + 1;
+        yd[2 + i] = (cc->in[i] + cc->pads[i] + cc->pads[nsp + i] - ek) / cc->s[i] + 1;
+    }
+    *x = rand_buf(prod(xd, nsp + 2)), *w = rand_buf(prod(wd, nsp + 2));
+    *b = rand_buf(cc->m);
+    tn_init(tn, "Conv", 13, cc->bias ? 3 : 2, 1);
+    if (silu)
+        tn_silu(tn);
+    tn_input(tn, 0, QC_F32, nsp + 2, xd, *x);
+    tn_input(tn, 1, QC_F32, nsp + 2, wd, *w);
+    int64_t one = cc->m;
+    if (cc->bias)
+        tn_input(tn, 2, QC_F32, 1, &one, *b);
+    tn_ints(tn, "strides", nsp, cc->s);
+    tn_ints(tn, "dilations", nsp, cc->d);
+    if (cc->group != 1)
+        tn_int(tn, "group", cc->group);
+    if (cc->auto_pad)
+        tn_str(tn, "auto_pad", cc->auto_pad);
+    else
+        tn_ints(tn, "pads", 2 * nsp, cc->pads);
+}
+
 static void conv_cases_run(const char *path, int silu)
 {
     for (size_t t = 0; t < sizeof conv_cases / sizeof conv_cases[0]; t++) {
         const conv_case *cc = &conv_cases[t];
         int nsp = cc->nsp;
-        int64_t xd[5] = { cc->n, cc->c }, wd[5] = { cc->m, cc->c / cc->group }, yd[5];
-        yd[0] = cc->n;
-        yd[1] = cc->m;
-        for (int i = 0; i < nsp; i++) {
-            xd[2 + i] = cc->in[i];
-            wd[2 + i] = cc->k[i];
-            int64_t ek = (cc->k[i] - 1) * cc->d[i] + 1;
-            yd[2 + i] = (cc->in[i] + cc->pads[i] + cc->pads[nsp + i] - ek) / cc->s[i] + 1;
-        }
-        float *x = rand_buf(prod(xd, nsp + 2)), *w = rand_buf(prod(wd, nsp + 2));
-        float *b = rand_buf(cc->m), *want = malloc((size_t)prod(yd, nsp + 2) * sizeof *want);
+        int64_t yd[5];
+        float *x, *w, *b;
+        tnode tn;
+        conv_case_build(cc, silu, &tn, &x, &w, &b, yd);
+        float *want = malloc((size_t)prod(yd, nsp + 2) * sizeof *want);
         conv_ref(cc, x, w, cc->bias ? b : NULL, yd + 2, want);
         if (silu)
             for (int64_t i = 0, len = prod(yd, nsp + 2); i < len; i++)
                 want[i] = (float)(want[i] / (1.0 + exp(-(double)want[i])));
-        tnode tn;
-        tn_init(&tn, "Conv", 13, cc->bias ? 3 : 2, 1);
-        if (silu)
-            tn_silu(&tn);
-        tn_input(&tn, 0, QC_F32, nsp + 2, xd, x);
-        tn_input(&tn, 1, QC_F32, nsp + 2, wd, w);
-        int64_t one = cc->m;
-        if (cc->bias)
-            tn_input(&tn, 2, QC_F32, 1, &one, b);
-        tn_ints(&tn, "strides", nsp, cc->s);
-        tn_ints(&tn, "dilations", nsp, cc->d);
-        if (cc->group != 1)
-            tn_int(&tn, "group", cc->group);
-        if (cc->auto_pad)
-            tn_str(&tn, "auto_pad", cc->auto_pad);
-        else
-            tn_ints(&tn, "pads", 2 * nsp, cc->pads);
         char what[96];
         snprintf(what, sizeof what, "%s (%s%s)", cc->name, path, silu ? ", silu" : "");
         check_out(what, tn_run(&tn, 0), nsp + 2, yd, want, 1e-4, 1e-4);
@@ -378,6 +390,51 @@ static void conv_cases_run(const char *path, int silu)
         free(w);
         free(b);
         free(want);
+    }
+}
+
+/* Tiles in blocks (conv_x86.c tiles_a_block: every panel over a block of tiles before the
+ * next; on large inputs only, so forced here with QC_CONV_TB) give the same bits as without:
+ * blocks of 1, 2 and 5 tiles, the last one partial, plain and with SiLU. */
+QC_TEST(conv_tile_blocks_same_bits)
+{
+    for (size_t t = 0; t < sizeof conv_cases / sizeof conv_cases[0]; t++) {
+        const conv_case *cc = &conv_cases[t];
+        for (int silu = 0; silu < 2 && cc->nsp <= 2; silu++) {
+            int64_t yd[5];
+            float *x, *w, *b;
+            tnode tn;
+            conv_case_build(cc, silu, &tn, &x, &w, &b, yd);
+            size_t nb = (size_t)prod(yd, cc->nsp + 2) * sizeof(float);
+            const qc_tensor *y = tn_run(&tn, 0);
+            float *base = y ? malloc(nb) : NULL;
+            if (base)
+                memcpy(base, y->data, nb);
+            tn_free(&tn);
+            static const char *const blocks[] = { "1", "2", "5" };
+            int64_t nx = prod(tn.inputs[0].dims, cc->nsp + 2);
+            for (int k = 0; base && k < 3; k++) {
+                /* a run on other input first: its output buffer, freed, is likely the one
+                 * the blocked run gets, so a tile it skipped keeps a wrong value */
+                for (int64_t i = 0; i < nx; i++)
+                    x[i] = -x[i];
+                tn_run(&tn, 0);
+                tn_free(&tn);
+                for (int64_t i = 0; i < nx; i++)
+                    x[i] = -x[i];
+                setenv("QC_CONV_TB", blocks[k], 1);
+                y = tn_run(&tn, 0);
+                if (y && memcmp(y->data, base, nb) != 0)
+                    qc_test_fail(__FILE__, __LINE__, "%s%s: blocks of %s tiles differ",
+                                 cc->name, silu ? " (silu)" : "", blocks[k]);
+                tn_free(&tn);
+                unsetenv("QC_CONV_TB");
+            }
+            free(base);
+            free(x);
+            free(w);
+            free(b);
+        }
     }
 }
 
