@@ -483,8 +483,8 @@ static int64_t l2_bytes(void)
  * convolution as its own model, alternating in one process (build/env_ab ... QC_CONV_TB
  * 100000000 "" 60, two threads): 3x3 stride 2, 24 -> 48 channels from 208 x 208 (4.2 MB of
  * padded input) 0.86-0.98x the time, 48 -> 96 from 104 x 104 (2.2 MB) 0.92-0.97x (the gain
- * grows with the machine's load); inputs of 0.45-1.7 MB 0.98-1.035x, hence the threshold. QC_CONV_TB in the environment sets the
- * block (tests). */
+ * grows with the machine's load); inputs of 0.45-1.7 MB 0.98-1.035x, hence the threshold.
+ * QC_CONV_TB in the environment sets the block (tests). */
 static int64_t tiles_a_block(const fast_ctx *c)
 {
     const char *e = getenv("QC_CONV_TB");
