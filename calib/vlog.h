@@ -1,6 +1,7 @@
 /* log of four doubles at once, for the entropy observer's threshold search (calib/entropy.c:
  * ~250k logs a tensor; with libm's log the search was 3.3% of the CPU samples of nudenet's
- * 100-sample entropy calibration, 1.8% with this, README). fdlibm's e_log.c on four lanes, for positive normal x only: x = 2^k (1 + f) with
+ * 100-sample entropy calibration, 1.8% with this, README). fdlibm's e_log.c on four lanes,
+ * for positive normal x only: x = 2^k (1 + f) with
  * 1 + f in [sqrt(2) / 2, sqrt(2)), log(1 + f) = f - hfsq + s (hfsq + R(s^2)), s = f / (2 + f);
  * within one ulp of glibc's log (test_observers: log4d_vs_libm). GCC's vector extensions: the
  * same operations, rounded alike, whatever width the target gives them (no contraction into

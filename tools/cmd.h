@@ -17,6 +17,9 @@ int qc_cmd_compare(int argc, char **argv);
 int qc_cmd_doctor(int argc, char **argv);
 
 /* `calibrate info MODEL`, `calibrate save MODEL -o OUT`, `calibrate bench MODEL --data DIR`. */
+/* How bench runs a model (also tools/ab/env_ab.c, so its figures are bench's): as `calibrate
+ * run` does, a QDQ model's weights dequantized once and its Q/DQ pairs as one step. */
+#define QC_BENCH_EXEC_OPTS { .fuse = 1, .fuse_qdq = 1, .cache_const = 1 }
 int qc_cmd_info(int argc, char **argv);
 int qc_cmd_save(int argc, char **argv);
 int qc_cmd_bench(int argc, char **argv);

@@ -138,11 +138,10 @@ static int tp_sample(void *user, int shard, int i, qc_err *err)
 
 /* How bench runs a model, for latency and throughput alike: as `calibrate run` does
  * (cmd_run.c), a QDQ model's weights dequantized once and its Q/DQ pairs as one step. */
-static const qc_exec_opts bench_opts = { .fuse = 1, .fuse_qdq = 1, .cache_const = 1 };
+static const qc_exec_opts bench_opts = QC_BENCH_EXEC_OPTS;
 
 /* The float executor the way calibration passes run it (qc_pass.h): whole samples side by
  * side, one shard per thread; shard 0 reuses x and d. t: `runs` doubles of scratch. */
-
 static int bench_throughput(const char *path, const qc_model *m, qc_exec *x, qc_dataset *d,
                             int n, long runs, double *t, qc_err *err)
 {

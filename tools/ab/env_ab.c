@@ -16,6 +16,7 @@
 #include "qc_data.h"
 #include "qc_exec.h"
 #include "qc_model.h"
+#include "../cmd.h"
 
 static double now(void)
 {
@@ -60,7 +61,7 @@ int main(int argc, char **argv)
     qc_dataset *d = NULL;
     qc_preproc pp;
     qc_preproc_init(&pp);
-    qc_exec_opts xo = { .fuse = 1, .fuse_qdq = 1, .cache_const = 1 };
+    qc_exec_opts xo = QC_BENCH_EXEC_OPTS;
     double *t[2] = { calloc((size_t)rounds, sizeof(double)),
                      calloc((size_t)rounds, sizeof(double)) };
     double *ratio = calloc((size_t)rounds, sizeof(double));
