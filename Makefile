@@ -52,6 +52,10 @@ $(BUILD)/pass_ab: $(BUILD)/tools/ab/pass_ab.o $(BUILD)/libqcal.a
 $(BUILD)/env_ab: $(BUILD)/tools/ab/env_ab.o $(BUILD)/libqcal.a
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libqcal.a $(LDLIBS)
 
+# tools/ab/hist_rate.c: nanoseconds a value of a histogram observer's update
+$(BUILD)/hist_rate: $(BUILD)/tools/ab/hist_rate.o $(BUILD)/libqcal.a
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libqcal.a $(LDLIBS)
+
 $(BUILD)/test_runner: $(filter-out $(BUILD)/test/backend.o,$(TEST_OBJ)) $(BUILD)/libqcal.a
 	$(CC) $(CFLAGS) -o $@ $(filter-out $(BUILD)/test/backend.o,$(TEST_OBJ)) \
 	      $(BUILD)/libqcal.a $(LDLIBS)

@@ -808,12 +808,12 @@ QC_TEST(hist_counts_exact)
     free(x);
 }
 
-/* Runs of one value longer than the local uint16 counts can hold: hist.c flushes them before
- * they could overflow. A feed is split into at most 64 chunks; the thread pool gives the
- * workers one chunk at a time (inside a sample-parallel pass one call counts them all, e.g.
- * ddddocr's 1.4M-value activations), so here only a feed of over 64 x 8 x 65535 values
- * (33.5M) puts more than 65535 of one bin into one local count: 36M values of 1.0 after a
- * feed that set the range [0, 2] (so the big one takes the one-pass path), all in one bin. */
+/* A long run of one value: 36M values of 1.0 after a feed that set the range [0, 2] (so the
+ * big one takes the one-pass path), all in one bin, every increment chained through the same
+ * four local counts. Written when those counts were uint16 and hist.c had to flush them before
+ * they overflowed (over 64 x 8 x 65535 values a feed); as uint32 they would overflow only past
+ * 4 x UINT32_MAX values in one chunk, which no test can feed, so this now checks the count of
+ * a long run. */
 QC_TEST(hist_counts_one_bin)
 {
     enum { N = 36000000 };
