@@ -396,7 +396,10 @@ static void conv_cases_run(const char *path, int silu)
 /* Tiles in blocks (conv_x86.c tiles_a_block: every panel over a block of tiles before the
  * next; on large inputs only, so forced here with QC_CONV_TB) give the same bits as without:
  * blocks of 1, 2 and 5 tiles, the last one partial, plain and with SiLU. */
-QC_TEST(conv_tile_blocks_same_bits)
+/* Every case (plain and with SiLU) run as by default, then with var set to each of vals:
+ * the same bits, or a failure naming `what` */
+static void same_bits_under(const char *var, const char *const *vals, int n_vals,
+                            const char *what)
 {
     for (size_t t = 0; t < sizeof conv_cases / sizeof conv_cases[0]; t++) {
         const conv_case *cc = &conv_cases[t];
@@ -411,24 +414,23 @@ QC_TEST(conv_tile_blocks_same_bits)
             if (base)
                 memcpy(base, y->data, nb);
             tn_free(&tn);
-            static const char *const blocks[] = { "1", "2", "5" };
             int64_t nx = prod(tn.inputs[0].dims, cc->nsp + 2);
-            for (int k = 0; base && k < 3; k++) {
+            for (int k = 0; base && k < n_vals; k++) {
                 /* a run on other input first: its output buffer, freed, is likely the one
-                 * the blocked run gets, so a tile it skipped keeps a wrong value */
+                 * the next run gets, so a value that run skipped keeps a wrong value */
                 for (int64_t i = 0; i < nx; i++)
                     x[i] = -x[i];
                 tn_run(&tn, 0);
                 tn_free(&tn);
                 for (int64_t i = 0; i < nx; i++)
                     x[i] = -x[i];
-                setenv("QC_CONV_TB", blocks[k], 1);
+                setenv(var, vals[k], 1);
                 y = tn_run(&tn, 0);
                 if (y && memcmp(y->data, base, nb) != 0)
-                    qc_test_fail(__FILE__, __LINE__, "%s%s: blocks of %s tiles differ",
-                                 cc->name, silu ? " (silu)" : "", blocks[k]);
+                    qc_test_fail(__FILE__, __LINE__, "%s%s: %s %s differ", cc->name,
+                                 silu ? " (silu)" : "", what, vals[k]);
                 tn_free(&tn);
-                unsetenv("QC_CONV_TB");
+                unsetenv(var);
             }
             free(base);
             free(x);
@@ -436,6 +438,21 @@ QC_TEST(conv_tile_blocks_same_bits)
             free(b);
         }
     }
+}
+
+QC_TEST(conv_tile_blocks_same_bits)
+{
+    static const char *const blocks[] = { "1", "2", "5" };
+    same_bits_under("QC_CONV_TB", blocks, 3, "blocks of tiles:");
+}
+
+/* Padded inputs padded block by block (conv_x86.c pad_block_rows: inputs over L2 only, so
+ * forced here; blocks of at most oh / (4 x threads) rows, many on these small planes) give
+ * the same bits as the whole padded copy, and so does the whole copy forced */
+QC_TEST(conv_pad_blocks_same_bits)
+{
+    static const char *const on[] = { "1", "0" };
+    same_bits_under("QC_CONV_PADBLK", on, 2, "QC_CONV_PADBLK=");
 }
 
 QC_TEST(conv_against_naive)

@@ -3,8 +3,9 @@
  * consecutive output positions x 32 (or 48; 16 with AVX2) output channels: for every
  * reduction index k = (c, kh, kw) one input value per position is broadcast and multiplied
  * into two (three) weight vectors. The input is read in place (zero-padded into scratch only
- * when the conv has padding), so there is no im2col; weights are packed into panels (once
- * per node for constant weights). Work is split over qc_par threads by (panel, tile). */
+ * when the conv has padding: whole, or block by block when it is over L2), so there is no
+ * im2col; weights are packed into panels (once per node for constant weights). Work is split
+ * over qc_par threads by (panel, tile), or by blocks of output rows. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,6 +102,11 @@ typedef struct fast_ctx {
     int64_t  sh, sw, mr, tpr, ntiles;    /* tiles: mr positions, tpr per output row */
     int64_t  tb;                         /* tiles a block (all panels run over a block) */
     int      pad;                        /* input goes through the padded copy */
+    /* padded by blocks (pad_blocks): each block of blk_rows output rows pads the rin input
+     * rows it reads into a slot of xpad (slot floats each) just before its tiles run */
+    int64_t  blk_rows, rin, span_h, slot;
+    int      n_slots;
+    unsigned long slots_busy;            /* bit s: slot s in use (atomic) */
     const float *xb;                     /* current batch's input (padded or not) */
     float   *xpad;                       /* padded copy (pad) */
     float   *wpk, *bpk;                  /* packed weights / bias: [group][panel] */
@@ -154,7 +160,7 @@ static void prep_items(void *vctx, int64_t lo, int64_t hi)
 {
     fast_ctx *c = vctx;
     const qc_conv2d *cv = c->cv;
-    int64_t nch = c->pad ? cv->c : 0;
+    int64_t nch = c->pad && !c->blk_rows ? cv->c : 0;
     for (int64_t it = lo; it < hi; it++) {
         if (it < nch) {
             pad_channel(cv, c->batch_index, it, c->xpad, c->ihp, c->iwp);
@@ -164,29 +170,84 @@ static void prep_items(void *vctx, int64_t lo, int64_t hi)
     }
 }
 
+/* Tile t of panel pn in group g; its input rows from x (planes `plane` floats apart, input
+ * row 0 of x being padded row row0). */
+static inline void run_tile(const fast_ctx *c, int64_t g, int64_t pn, int64_t t, const float *x,
+                            int64_t plane, int64_t row0)
+{
+    int64_t ohw = c->oh * c->ow;
+    int64_t oh = t / c->tpr, ow0 = (t % c->tpr) * c->mr;
+    if (ow0 + c->mr > c->ow)            /* last tile of a row: shift left, overlapping */
+        ow0 = c->ow - c->mr;
+    const float *xb = x + g * c->cg * plane + (oh * c->sh - row0) * c->iwp + ow0 * c->sw;
+    int64_t gp = g * c->panels + pn;
+    int64_t nr = c->nr, m0 = pn * nr, nm = c->mg - m0 < nr ? c->mg - m0 : nr;
+    float *y = c->y + (g * c->mg + m0) * ohw + oh * c->ow + ow0;
+    tile_fn fn = nm > c->ks->vw ? c->fn : c->fn16;
+    fn(xb, c->off, c->wpk + gp * c->k * nr, c->bpk + gp * nr, c->k, y, ohw, nm,
+       c->cv->act, c->cv->qact, c->cv->lut);
+}
+
 /* Phase 2: (group, panel, tile) items. */
 static void compute_items(void *vctx, int64_t lo, int64_t hi)
 {
     fast_ctx *c = vctx;
     int64_t per_group = c->panels * c->ntiles;
-    int64_t plane = c->ihp * c->iwp, ohw = c->oh * c->ow;
     int64_t per_block = c->panels * c->tb;
     for (int64_t it = lo; it < hi; it++) {
         int64_t g = it / per_group, r = it % per_group;
         int64_t blk = r / per_block, rb = r % per_block, t0 = blk * c->tb;
         int64_t bt = c->ntiles - t0 < c->tb ? c->ntiles - t0 : c->tb;
-        int64_t pn = rb / bt, t = t0 + rb % bt;
-        int64_t oh = t / c->tpr, ow0 = (t % c->tpr) * c->mr;
-        if (ow0 + c->mr > c->ow)        /* last tile of a row: shift left, overlapping */
-            ow0 = c->ow - c->mr;
-        const float *xb = c->xb + g * c->cg * plane + oh * c->sh * c->iwp + ow0 * c->sw;
-        int64_t gp = g * c->panels + pn;
-        int64_t nr = c->nr, m0 = pn * nr, nm = c->mg - m0 < nr ? c->mg - m0 : nr;
-        float *y = c->y + (g * c->mg + m0) * ohw + oh * c->ow + ow0;
-        tile_fn fn = nm > c->ks->vw ? c->fn : c->fn16;
-        fn(xb, c->off, c->wpk + gp * c->k * nr, c->bpk + gp * nr, c->k, y, ohw, nm,
-           c->cv->act, c->cv->qact, c->cv->lut);
+        run_tile(c, g, rb / bt, t0 + rb % bt, c->xb, c->ihp * c->iwp, 0);
     }
+}
+
+/* Padded rows [r0, r0 + n) of every input channel into dst, planes `plane` floats apart:
+ * pad_channel's rows, a block of them. */
+static void pad_rows(const fast_ctx *c, int64_t r0, int64_t n, float *dst, int64_t plane)
+{
+    const qc_conv2d *cv = c->cv;
+    int64_t iwp = c->iwp, right = iwp - cv->pw - cv->iw;
+    for (int64_t ch = 0; ch < cv->c; ch++) {
+        const float *src = cv->x + (c->batch_index * cv->c + ch) * cv->ih * cv->iw;
+        for (int64_t i = 0; i < n; i++) {
+            float *d = dst + ch * plane + i * iwp;
+            int64_t h = r0 + i - cv->ph;
+            if (h < 0 || h >= cv->ih) {
+                memset(d, 0, (size_t)iwp * sizeof *d);
+                continue;
+            }
+            memset(d, 0, (size_t)cv->pw * sizeof *d);
+            memcpy(d + cv->pw, src + h * cv->iw, (size_t)cv->iw * sizeof *d);
+            memset(d + cv->pw + cv->iw, 0, (size_t)right * sizeof *d);
+        }
+    }
+}
+
+/* Phase 2 padded by blocks: each item a block of blk_rows output rows, padded into a slot
+ * of its own (claimed for the call: at most one call a thread runs at once) and then run,
+ * every group and panel over its tiles. */
+static void block_items(void *vctx, int64_t lo, int64_t hi)
+{
+    fast_ctx *c = vctx;
+    int s = 0;
+    for (;; s = (s + 1) % c->n_slots) {
+        unsigned long bit = 1ul << s;
+        if (!(__atomic_fetch_or(&c->slots_busy, bit, __ATOMIC_ACQUIRE) & bit))
+            break;
+    }
+    float *buf = c->xpad + (int64_t)s * c->slot;
+    for (int64_t b = lo; b < hi; b++) {
+        int64_t oh0 = b * c->blk_rows;
+        int64_t n = c->oh - oh0 < c->blk_rows ? c->oh - oh0 : c->blk_rows;
+        int64_t r0 = oh0 * c->sh, rows = (n - 1) * c->sh + c->span_h;
+        pad_rows(c, r0, rows, buf, c->rin * c->iwp);
+        for (int64_t g = 0; g < c->cv->group; g++)
+            for (int64_t pn = 0; pn < c->panels; pn++)
+                for (int64_t t = oh0 * c->tpr; t < (oh0 + n) * c->tpr; t++)
+                    run_tile(c, g, pn, t, buf, c->rin * c->iwp, r0);
+    }
+    __atomic_fetch_and(&c->slots_busy, ~(1ul << s), __ATOMIC_RELEASE);
 }
 
 /* ---- pointwise (1x1, stride 1, no padding): y[m, p] = b[m] + sum_c w[m, c] x[c, p] ----
@@ -501,6 +562,27 @@ static int64_t tiles_a_block(const fast_ctx *c)
     return rows >= 1 ? rows * c->tpr : c->tpr;
 }
 
+/* Output rows a block when a padded input is padded block by block (block_items), 0 when it
+ * is copied whole first. A whole copy reads and writes the input once more before the tiles
+ * read it; by blocks each block's rows are padded into a slot near 3/8 of L2 and read from
+ * there at once. For inputs over L2 (smaller ones stay in cache between the copy and the
+ * tiles); blocks of at most oh / (4 x threads) rows, so the threads share them evenly.
+ * QC_CONV_PADBLK=0 or 1 in the environment decides instead (tests). */
+static int64_t pad_block_rows(const fast_ctx *c)
+{
+    const char *e = getenv("QC_CONV_PADBLK");
+    if (!c->pad || (e && e[0] == '0'))
+        return 0;
+    const qc_conv2d *cv = c->cv;
+    int64_t row = cv->c * (int64_t)sizeof(float) * c->iwp;     /* one row, every channel */
+    if (!(e && e[0] == '1') && row * c->ihp <= l2_bytes())
+        return 0;
+    int64_t rows = (l2_bytes() / 8 * 3 / row - c->span_h) / c->sh + 1;
+    int64_t quarter = 4 * (int64_t)qc_par_threads(), even = (c->oh + quarter - 1) / quarter;
+    rows = rows < even ? rows : even;
+    return rows >= 1 ? rows : 1;
+}
+
 /* The kernels this CPU runs: AVX-512, else AVX2 + FMA, else none. QC_CONV_ISA=avx2 in the
  * environment takes the AVX2 ones where both run (tests). */
 static const conv_kset *kernel_set(void)
@@ -550,6 +632,13 @@ int qc_conv2d_fast(const qc_conv2d *cv, qc_run *r, qc_err *err)
     c.tpr = (c.ow + c.mr - 1) / c.mr;
     c.ntiles = c.oh * c.tpr;
     c.tb = tiles_a_block(&c);
+    c.span_h = (cv->kh - 1) * cv->dh + 1;
+    c.blk_rows = pad_block_rows(&c);
+    c.rin = (c.blk_rows - 1) * c.sh + c.span_h;
+    c.n_slots = qc_par_threads();
+    if (c.n_slots > (int)(8 * sizeof c.slots_busy))
+        c.n_slots = (int)(8 * sizeof c.slots_busy);
+    c.slot = (int64_t)(align64((size_t)(cv->c * c.rin * c.iwp) * sizeof(float)) / sizeof(float));
     c.fn = ks->tile[c.mr][c.sw - 1][c.nr / ks->vw - 1];
     /* a last panel of <= vw channels: one vector (LD nr); 48-channel panels run whole */
     c.fn16 = c.nr == 3 * ks->vw ? c.fn : ks->tile[c.mr][c.sw - 1][0];
@@ -565,7 +654,8 @@ int qc_conv2d_fast(const qc_conv2d *cv, qc_run *r, qc_err *err)
         wbytes = 0;
     size_t bbytes = align64((size_t)(cv->group * c.panels * c.nr) * sizeof(float));
     size_t obytes = align64((size_t)c.k * sizeof(int32_t));
-    size_t xbytes = c.pad ? (size_t)(cv->c * c.ihp * c.iwp) * sizeof(float) : 0;
+    size_t xbytes = !c.pad ? 0 : c.blk_rows ? (size_t)(c.n_slots * c.slot) * sizeof(float)
+                                            : (size_t)(cv->c * c.ihp * c.iwp) * sizeof(float);
     char *s = qc_run_scratch(r, wbytes + bbytes + obytes + xbytes, err);
     if (!s)
         return err && err->code ? err->code : QC_ENOMEM;
@@ -574,19 +664,24 @@ int qc_conv2d_fast(const qc_conv2d *cv, qc_run *r, qc_err *err)
     c.bpk = (float *)(s + wbytes);
     c.off = (int32_t *)(s + wbytes + bbytes);
     c.xpad = c.pad ? (float *)(s + wbytes + bbytes + obytes) : NULL;
+    int64_t plane = c.blk_rows ? c.rin * c.iwp : c.ihp * c.iwp;     /* the slot's planes */
     for (int64_t ch = 0, q = 0; ch < c.cg; ch++)
         for (int64_t a = 0; a < cv->kh; a++)
             for (int64_t b = 0; b < cv->kw; b++)
-                c.off[q++] = (int32_t)(ch * c.ihp * c.iwp + a * cv->dh * c.iwp + b * cv->dw);
+                c.off[q++] = (int32_t)(ch * plane + a * cv->dh * c.iwp + b * cv->dw);
     for (int64_t bi = 0; bi < cv->batch; bi++) {
         c.batch_index = bi;
         c.xb = c.pad ? c.xpad : cv->x + bi * cv->c * cv->ih * cv->iw;
         c.y = cv->y + bi * cv->m * cv->oh * cv->ow;
-        int64_t nprep = (c.pad ? cv->c : 0) + (bi == 0 ? cv->group * c.panels : 0);
+        int64_t nprep = (c.pad && !c.blk_rows ? cv->c : 0) +
+                        (bi == 0 ? cv->group * c.panels : 0);
         c.pack_w = !cached;
         qc_par_for(nprep, 4, prep_items, &c);
         int64_t items = cv->group * c.panels * c.ntiles;
-        qc_par_for(items, items / (8 * qc_par_threads()) + 1, compute_items, &c);
+        if (c.blk_rows)
+            qc_par_for((c.oh + c.blk_rows - 1) / c.blk_rows, 1, block_items, &c);
+        else
+            qc_par_for(items, items / (8 * qc_par_threads()) + 1, compute_items, &c);
     }
     return QC_OK;
 }
