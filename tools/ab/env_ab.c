@@ -12,18 +12,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include "ab.h"
 #include "qc_data.h"
 #include "qc_exec.h"
 #include "qc_model.h"
 #include "../cmd.h"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -43,6 +36,20 @@ static void set_side(const char *var, const char *val)
         setenv(var, val, 1);
     else
         unsetenv(var);
+}
+
+typedef struct env_sides {
+    qc_exec    *x;
+    int         n_in;
+    const char *var, *val[2];
+} env_sides;
+
+/* side b: the variable set to its value, then one run */
+static int run_side(void *user, int b, const qc_tensor *in, qc_err *err)
+{
+    env_sides *e = user;
+    set_side(e->var, e->val[b]);
+    return qc_exec_run(e->x, in, e->n_in, err);
 }
 
 int main(int argc, char **argv)
@@ -71,21 +78,10 @@ int main(int argc, char **argv)
     if (rc == QC_OK)
         rc = qc_dataset_open(&d, argv[2], m, &pp, &err);
     int n = rc == QC_OK ? qc_dataset_count(d) : 0;
-    /* round -1 warms both sides up (weight packing, buffers) and is not counted */
-    for (int r = -1; r < rounds && rc == QC_OK; r++)
-        for (int i = 0; i < n && rc == QC_OK; i++) {
-            qc_tensor *in;
-            if ((rc = qc_dataset_load(d, i, &in, &err)) != QC_OK)
-                break;
-            for (int k = 0; k < 2 && rc == QC_OK; k++) {
-                int b = (i + r + k) & 1;        /* which side goes first alternates */
-                set_side(var, val[b]);
-                double t0 = now();
-                rc = qc_exec_run(x, in, m->n_inputs, &err);
-                if (r >= 0)
-                    t[b][r] += now() - t0;
-            }
-        }
+    /* a first round warms both sides up (weight packing, buffers) and is not counted */
+    env_sides e = { x, m ? m->n_inputs : 0, var, { val[0], val[1] } };
+    if (rc == QC_OK)
+        rc = ab_alternate(d, rounds, 1, run_side, &e, t, &err);
     if (rc == QC_OK && n > 0) {
         for (int r = 0; r < rounds; r++)
             ratio[r] = t[1][r] / t[0][r];

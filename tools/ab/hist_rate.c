@@ -10,16 +10,9 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
+#include "ab.h"
 #include "qc_observer.h"
 #include "qc_tensor.h"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 int main(int argc, char **argv)
 {
@@ -50,13 +43,13 @@ int main(int argc, char **argv)
     }
     double best = 1e30;
     for (int r = 0; r < 5; r++) {
-        double t0 = now();
+        double t0 = ab_now();
         for (int i = 0; i < reps / 5; i++)
             if (qc_observer_update(o, &t, &err) != QC_OK) {
                 fprintf(stderr, "hist_rate: %s\n", err.msg);
                 return 1;
             }
-        double ns = (now() - t0) / (reps / 5) / N_VAL * 1e9;
+        double ns = (ab_now() - t0) / (reps / 5) / N_VAL * 1e9;
         best = ns < best ? ns : best;
     }
     printf("hist_rate: %.3f ns a value (percentile observer, %d values a feed, best of 5 x %d "

@@ -11,18 +11,25 @@
  * Prints the milliseconds per sample of each side (observation included) and their ratio. */
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
+#include "ab.h"
 #include "qc_data.h"
 #include "qc_exec.h"
 #include "qc_model.h"
 #include "qc_prepare.h"
 #include "qc_quant.h"
 
-static double now(void)
+typedef struct pass_sides {
+    qc_exec      *x[2];
+    qc_quantizer *q[2];
+    int           n_in;
+} pass_sides;
+
+/* side b: its quantizer observes the inputs, its executor runs (and its hook observes) */
+static int run_side(void *user, int b, const qc_tensor *in, qc_err *err)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+    pass_sides *p = user;
+    int rc = qc_quantizer_observe_inputs(p->q[b], in, p->n_in, err);
+    return rc == QC_OK ? qc_exec_run(p->x[b], in, p->n_in, err) : rc;
 }
 
 int main(int argc, char **argv)
@@ -56,23 +63,20 @@ int main(int argc, char **argv)
         rc = qc_exec_new(&x[1], m, &xo, &err);
     if (rc == QC_OK)
         rc = qc_dataset_open(&d, argv[2], m, &pp, &err);
-    double t[2] = { 0, 0 };
     int n = d ? qc_dataset_count(d) : 0;
     for (int b = 0; b < 2 && rc == QC_OK; b++)
         qc_quantizer_attach(q[b], x[b]);
-    for (int r = 0; r < rounds && rc == QC_OK; r++)
-        for (int i = 0; i < n && rc == QC_OK; i++) {
-            qc_tensor *in;
-            if ((rc = qc_dataset_load(d, i, &in, &err)) != QC_OK)
-                break;
-            for (int k = 0; k < 2 && rc == QC_OK; k++) {
-                int b = (i + r + k) & 1;        /* which side goes first alternates */
-                double t0 = now();
-                if ((rc = qc_quantizer_observe_inputs(q[b], in, m->n_inputs, &err)) == QC_OK)
-                    rc = qc_exec_run(x[b], in, m->n_inputs, &err);
-                t[b] += now() - t0;
-            }
-        }
+    double *tr[2] = { calloc((size_t)rounds + 1, sizeof(double)),
+                      calloc((size_t)rounds + 1, sizeof(double)) }, t[2] = { 0, 0 };
+    if (rc == QC_OK && (!tr[0] || !tr[1]))
+        rc = qc_errf(&err, QC_ENOMEM, "out of memory");
+    pass_sides p = { { x[0], x[1] }, { q[0], q[1] }, m ? m->n_inputs : 0 };
+    if (rc == QC_OK)
+        rc = ab_alternate(d, rounds, 0, run_side, &p, tr, &err);
+    for (int r = 0; rc == QC_OK && r < rounds; r++)
+        t[0] += tr[0][r], t[1] += tr[1][r];
+    free(tr[0]);
+    free(tr[1]);
     if (rc == QC_OK && n > 0 && rounds > 0)
         printf("pass_ab: %s %s: A (every tensor observed) %.2f ms/sample, B (as calibrate) "
                "%.2f ms/sample, B/A %.3f over %d x %d samples\n", argv[1], o.method,
