@@ -102,7 +102,7 @@ typedef struct fast_ctx {
     int64_t  sh, sw, mr, tpr, ntiles;    /* tiles: mr positions, tpr per output row */
     int64_t  tb;                         /* tiles a block (all panels run over a block) */
     int      pad;                        /* input goes through the padded copy */
-    /* padded by blocks (pad_blocks): each block of blk_rows output rows pads the rin input
+    /* padded by blocks (pad_block_rows): each block of blk_rows output rows pads the rin input
      * rows it reads into a slot of xpad (slot floats each) just before its tiles run */
     int64_t  blk_rows, rin, span_h, slot;
     int      n_slots;
