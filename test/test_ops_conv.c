@@ -393,9 +393,6 @@ static void conv_cases_run(const char *path, int silu)
     }
 }
 
-/* Tiles in blocks (conv_x86.c tiles_a_block: every panel over a block of tiles before the
- * next; on large inputs only, so forced here with QC_CONV_TB) give the same bits as without:
- * blocks of 1, 2 and 5 tiles, the last one partial, plain and with SiLU. */
 /* Every case (plain and with SiLU) run as by default, then with var set to each of vals:
  * the same bits, or a failure naming `what` */
 static void same_bits_under(const char *var, const char *const *vals, int n_vals,
@@ -440,6 +437,9 @@ static void same_bits_under(const char *var, const char *const *vals, int n_vals
     }
 }
 
+/* Tiles in blocks (conv_x86.c tiles_a_block: every panel over a block of tiles before the
+ * next; on large inputs only, so forced here with QC_CONV_TB) give the same bits as without:
+ * blocks of 1, 2 and 5 tiles, the last one partial, plain and with SiLU. */
 QC_TEST(conv_tile_blocks_same_bits)
 {
     static const char *const blocks[] = { "1", "2", "5" };

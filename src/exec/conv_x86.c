@@ -136,22 +136,32 @@ static void pack_panel(const fast_ctx *c, int64_t gp, float *wpk, float *bpk)
     }
 }
 
+/* Padded rows [r0, r0 + n) (rows of the padded grid, iwp wide) of input channel ch of batch
+ * bi into dst, row i at dst + i * iwp. Only the padding is zeroed besides the copied values:
+ * the copy is memory-bound on large inputs. */
+static void pad_rows(const qc_conv2d *cv, int64_t bi, int64_t ch, int64_t r0, int64_t n,
+                     float *dst, int64_t iwp)
+{
+    const float *src = cv->x + (bi * cv->c + ch) * cv->ih * cv->iw;
+    int64_t right = iwp - cv->pw - cv->iw;
+    for (int64_t i = 0; i < n; i++) {
+        float *d = dst + i * iwp;
+        int64_t h = r0 + i - cv->ph;
+        if (h < 0 || h >= cv->ih) {
+            memset(d, 0, (size_t)iwp * sizeof *d);
+            continue;
+        }
+        memset(d, 0, (size_t)cv->pw * sizeof *d);
+        memcpy(d + cv->pw, src + h * cv->iw, (size_t)cv->iw * sizeof *d);
+        memset(d + cv->pw + cv->iw, 0, (size_t)right * sizeof *d);
+    }
+}
+
 /* Input channel ch of batch bi, zero-padded to ihp x iwp at xpad (its plane ch). */
 static void pad_channel(const qc_conv2d *cv, int64_t bi, int64_t ch, float *xpad, int64_t ihp,
                         int64_t iwp)
 {
-    const float *src = cv->x + (bi * cv->c + ch) * cv->ih * cv->iw;
-    float *dst = xpad + ch * ihp * iwp;
-    int64_t right = iwp - cv->pw - cv->iw, below = ihp - cv->ph - cv->ih;
-    /* Only the border is zeroed: the copy is memory-bound on large inputs. */
-    memset(dst, 0, (size_t)(cv->ph * iwp + cv->pw) * sizeof *dst);
-    for (int64_t h = 0; h < cv->ih; h++) {
-        float *row = dst + (h + cv->ph) * iwp + cv->pw;
-        memcpy(row, src + h * cv->iw, (size_t)cv->iw * sizeof *dst);
-        /* right pad of this row and left pad of the next */
-        memset(row + cv->iw, 0, (size_t)(right + (h + 1 < cv->ih ? cv->pw : 0)) * sizeof *dst);
-    }
-    memset(dst + (cv->ph + cv->ih) * iwp, 0, (size_t)(below * iwp) * sizeof *dst);
+    pad_rows(cv, bi, ch, 0, ihp, xpad + ch * ihp * iwp, iwp);
 }
 
 /* Phase 1, items [0, c): padded copy of input channel i (when padding); items
@@ -202,28 +212,6 @@ static void compute_items(void *vctx, int64_t lo, int64_t hi)
     }
 }
 
-/* Padded rows [r0, r0 + n) of every input channel into dst, planes `plane` floats apart:
- * pad_channel's rows, a block of them. */
-static void pad_rows(const fast_ctx *c, int64_t r0, int64_t n, float *dst, int64_t plane)
-{
-    const qc_conv2d *cv = c->cv;
-    int64_t iwp = c->iwp, right = iwp - cv->pw - cv->iw;
-    for (int64_t ch = 0; ch < cv->c; ch++) {
-        const float *src = cv->x + (c->batch_index * cv->c + ch) * cv->ih * cv->iw;
-        for (int64_t i = 0; i < n; i++) {
-            float *d = dst + ch * plane + i * iwp;
-            int64_t h = r0 + i - cv->ph;
-            if (h < 0 || h >= cv->ih) {
-                memset(d, 0, (size_t)iwp * sizeof *d);
-                continue;
-            }
-            memset(d, 0, (size_t)cv->pw * sizeof *d);
-            memcpy(d + cv->pw, src + h * cv->iw, (size_t)cv->iw * sizeof *d);
-            memset(d + cv->pw + cv->iw, 0, (size_t)right * sizeof *d);
-        }
-    }
-}
-
 /* Phase 2 padded by blocks: each item a block of blk_rows output rows, padded into a slot
  * of its own (claimed for the call: at most one call a thread runs at once) and then run,
  * every group and panel over its tiles. */
@@ -241,7 +229,8 @@ static void block_items(void *vctx, int64_t lo, int64_t hi)
         int64_t oh0 = b * c->blk_rows;
         int64_t n = c->oh - oh0 < c->blk_rows ? c->oh - oh0 : c->blk_rows;
         int64_t r0 = oh0 * c->sh, rows = (n - 1) * c->sh + c->span_h;
-        pad_rows(c, r0, rows, buf, c->rin * c->iwp);
+        for (int64_t ch = 0; ch < c->cv->c; ch++)
+            pad_rows(c->cv, c->batch_index, ch, r0, rows, buf + ch * c->rin * c->iwp, c->iwp);
         for (int64_t g = 0; g < c->cv->group; g++)
             for (int64_t pn = 0; pn < c->panels; pn++)
                 for (int64_t t = oh0 * c->tpr; t < (oh0 + n) * c->tpr; t++)
@@ -633,12 +622,14 @@ int qc_conv2d_fast(const qc_conv2d *cv, qc_run *r, qc_err *err)
     c.ntiles = c.oh * c.tpr;
     c.tb = tiles_a_block(&c);
     c.span_h = (cv->kh - 1) * cv->dh + 1;
-    c.blk_rows = pad_block_rows(&c);
-    c.rin = (c.blk_rows - 1) * c.sh + c.span_h;
-    c.n_slots = qc_par_threads();
-    if (c.n_slots > (int)(8 * sizeof c.slots_busy))
-        c.n_slots = (int)(8 * sizeof c.slots_busy);
-    c.slot = (int64_t)(align64((size_t)(cv->c * c.rin * c.iwp) * sizeof(float)) / sizeof(float));
+    if ((c.blk_rows = pad_block_rows(&c)) > 0) {
+        c.rin = (c.blk_rows - 1) * c.sh + c.span_h;
+        c.n_slots = qc_par_threads();
+        if (c.n_slots > (int)(8 * sizeof c.slots_busy))
+            c.n_slots = (int)(8 * sizeof c.slots_busy);
+        c.slot = (int64_t)(align64((size_t)(cv->c * c.rin * c.iwp) * sizeof(float)) /
+                           sizeof(float));
+    }
     c.fn = ks->tile[c.mr][c.sw - 1][c.nr / ks->vw - 1];
     /* a last panel of <= vw channels: one vector (LD nr); 48-channel panels run whole */
     c.fn16 = c.nr == 3 * ks->vw ? c.fn : ks->tile[c.mr][c.sw - 1][0];
