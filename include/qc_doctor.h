@@ -34,6 +34,13 @@ typedef struct qc_doctor_opts {
 
 typedef struct qc_doctor qc_doctor;
 
+/* Sets o->per_channel to what QDQ model `given` does with its weights: per channel if one of
+ * its weights (an int8 or uint8 initializer into a DequantizeLinear) has a scale per channel,
+ * per tensor if they all have one scale; unchanged without quantized weights. The weight
+ * checks then describe the given model, not a rebuild with other options. Returns 1 if it
+ * changed o->per_channel. */
+int  qc_doctor_match_given(qc_quant_opts *o, const qc_model *given);
+
 /* m: the prepared float model (must outlive the doctor). */
 int  qc_doctor_new(qc_doctor **out, const qc_model *m, const qc_doctor_opts *o, qc_err *err);
 void qc_doctor_free(qc_doctor *d);

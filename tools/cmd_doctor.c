@@ -58,6 +58,7 @@ typedef struct doc_args {
     const char *model, *quantized, *data, *eval, *json;
     long        limit, eval_limit;
     int         quiet, no_prepare, all, fail_on;
+    int         matched;        /* o.per_channel set from the given model's weights */
     qc_quant_opts o;
     qc_preproc  pp;
 } doc_args;
@@ -150,7 +151,9 @@ static void print_report(const qc_doctor *dr, const doc_args *a, const double *t
            "evaluation %.2f)\n", t[4] - t[0], t[1] - t[0], t[2] - t[1], t[3] - t[2],
            t[4] - t[3]);
     if (a->quantized)
-        printf("doctor: evaluating %s (given)\n", a->quantized);
+        printf("doctor: evaluating %s (given)%s\n", a->quantized,
+               !a->matched ? "" : a->o.per_channel ? "; weights per channel as in it"
+                                                   : "; weights per tensor as in it");
     else if (s.quantized)
         printf("doctor: built with the options given: %d nodes quantized, %d left in float\n",
                s.n_quantized_nodes, s.n_float_nodes);
@@ -238,6 +241,9 @@ int qc_cmd_doctor(int argc, char **argv)
     const qc_model *work = prep ? prep : m;
     if (rc == QC_OK && a.quantized)
         rc = qc_model_load(&given, a.quantized, &err);
+    /* the weight checks look at the given model's weights as it quantized them */
+    if (rc == QC_OK && given)
+        a.matched = qc_doctor_match_given(&a.o, given);
     if (rc == QC_OK)
         rc = qc_dataset_open(&d, a.data, work, &a.pp, &err);
     if (rc == QC_OK && a.eval)

@@ -374,13 +374,18 @@ static void check_weights(qc_doctor *d)
             free(amax);
             return;
         }
+        /* a given model's own scales where it has them (the same channels), else the
+         * rebuild's */
+        const qc_tensor *gs = qc_dr_given_weight_scale(d, nd->name, w, axis);
+        const float *scale = gs && qc_tensor_numel(gs) == info.n_channels ? gs->data
+                                                                          : info.scale;
         for (int c = 0; c < info.n_channels; c++) {
             double a = info.n_channels == 1 ? fmax(fabs(info.lo[0]), fabs(info.hi[0]))
                                             : (double)amax[c < nch ? c : 0];
             double natural = nat[c];
-            if (a > 0 && info.scale[c] > 1.01 * natural && a / info.scale[c] < worst_lv) {
-                worst_lv = a / info.scale[c];
-                worst_raise = info.scale[c] / natural;
+            if (a > 0 && scale[c] > 1.01 * natural && a / scale[c] < worst_lv) {
+                worst_lv = a / scale[c];
+                worst_raise = scale[c] / natural;
                 worst_c = c;
             }
         }
@@ -469,13 +474,28 @@ static int check_model(qc_doctor *d, qc_err *err)
     const qc_model *m = d->m;
     qc_qtensor_info info;
     /* Concat mixing ranges so different that an input collapses to a few levels (box
-     * coordinates and class scores in one tensor) */
+     * coordinates and class scores in one tensor); in a given model, at the scale it
+     * quantizes the Concat with (its output range: the union of the inputs') */
     for (int j = 0; d->qm && j < m->n_nodes; j++) {
         const qc_node *nd = &m->nodes[j];
-        if (strcmp(nd->op_type, "Concat") || nd->n_outputs < 1 ||
-            !quantized_act(d, nd->outputs[0], &info))
+        double sc, ohi, owidth;
+        if (strcmp(nd->op_type, "Concat") || nd->n_outputs < 1)
             continue;
-        double sc = info.scale[0], owidth = info.obs_hi[0] - info.obs_lo[0];
+        if (d->given) {
+            double lo = INFINITY, hi = -INFINITY;
+            for (int k = 0; k < nd->n_inputs; k++) {
+                const dstat *s = qc_dr_stat(d, nd->inputs[k]);
+                if (s && s->count > 0)
+                    lo = fmin(lo, s->lo), hi = fmax(hi, s->hi);
+            }
+            if (!((sc = qc_dr_given_out_scale(d, nd->name)) > 0) || !(hi > lo))
+                continue;
+            ohi = hi, owidth = hi - lo;
+        } else if (quantized_act(d, nd->outputs[0], &info)) {
+            sc = info.scale[0], ohi = info.obs_hi[0], owidth = info.obs_hi[0] - info.obs_lo[0];
+        } else {
+            continue;
+        }
         int tail = reaches_output(d, nd->outputs[0], 0);
         for (int k = 0; k < nd->n_inputs; k++) {
             const dstat *s = qc_dr_stat(d, nd->inputs[k]);
@@ -491,8 +511,7 @@ static int check_model(qc_doctor *d, qc_err *err)
                           700 + 10 / fmax(lv, 0.1), nd->name, fix, "Concat%s mixes input '%s' "
                           "in [%.3g, %.3g] with others up to %.3g: at scale %.3g that input "
                           "gets %.1f levels (scores collapse to 0)", tail ? " before an output"
-                          : "", s->name, (double)s->lo, (double)s->hi, (double)info.obs_hi[0],
-                          sc, lv);
+                          : "", s->name, (double)s->lo, (double)s->hi, ohi, sc, lv);
                 break;
             }
         }
@@ -507,7 +526,8 @@ static int check_model(qc_doctor *d, qc_err *err)
     }
     /* ops left in float, grouped by op and reason */
     qc_float_group *g = NULL;
-    int n_g = d->qm ? qc_quantizer_float_groups(d->q, &g) : 0;
+    int n_g = d->given ? qc_dr_given_float_groups(d->given, &g)
+                       : d->qm ? qc_quantizer_float_groups(d->q, &g) : 0;
     if (n_g < 0)
         return qc_errf(err, QC_ENOMEM, "out of memory");
     for (int k = 0; k < n_g; k++)

@@ -126,4 +126,10 @@ const dstat *qc_dr_stat(const qc_doctor *d, const char *name);
 /* Integer range QuantizeLinear saturates at for a zero point of this dtype. */
 void   qc_dr_dtype_range(int dtype, double *lo, double *hi);
 
+/* doctor_given.c: what a given model (d->given) does itself; NULL, 0 when it does not say */
+const qc_tensor *qc_dr_given_weight_scale(const qc_doctor *d, const char *node,
+                                         const qc_tensor *w, int axis);
+double qc_dr_given_out_scale(const qc_doctor *d, const char *node);
+int    qc_dr_given_float_groups(const qc_model *g, qc_float_group **out);
+
 #endif

@@ -141,6 +141,8 @@ int qc_quant_reads_float(const qc_quantizer *q, int node);
 int qc_opset_upgrade(qc_edit *e, const qc_quantizer *q, qc_err *err);
 /* Data-movement ops whose output reuses the input's scale and zero point. */
 int qc_quant_is_movement(const char *op_type);
+/* An op type quantized by default (the --op-types default list). */
+int qc_quant_default_op(const char *op_type);
 /* percentile, mse or entropy: the methods that keep a histogram */
 int qc_quant_is_hist_method(const char *method);
 /* Whether activation `name`'s range can come from the method: not for an output path (its

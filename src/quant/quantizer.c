@@ -59,14 +59,18 @@ int qc_quant_in_list(const char *list, const char *item)
     return 0;
 }
 
-static int op_selected(const qc_quant_opts *o, const char *op)
+/* quant_priv.h */
+int qc_quant_default_op(const char *op)
 {
-    if (o->op_types)
-        return qc_quant_in_list(o->op_types, op);
     for (int i = 0; default_ops[i]; i++)
         if (!strcmp(op, default_ops[i]))
             return 1;
     return 0;
+}
+
+static int op_selected(const qc_quant_opts *o, const char *op)
+{
+    return o->op_types ? qc_quant_in_list(o->op_types, op) : qc_quant_default_op(op);
 }
 
 /* Input slots of an op that carry quantizable float data, and the role of each:
