@@ -455,6 +455,86 @@ QC_TEST(conv_pad_blocks_same_bits)
     same_bits_under("QC_CONV_PADBLK", on, 2, "QC_CONV_PADBLK=");
 }
 
+/* Depthwise convolutions (src/exec/conv_dw.c) to the bit against a float loop in the order
+ * they promise: the bias (+0 for none or -0), kernel rows, kernel columns, taps outside
+ * skipped. Rows narrower than a vector, of one vector, of a vector and a few (the last block
+ * overlapping), of 64 + 16 and longer; strides 1 and 2 (padded plane) and 3 (scalar) along
+ * the row; dilation; a multiplier of 2; a kernel with a NaN (scalar for that channel, NaN
+ * outputs only where a NaN tap is inside); a -0 bias. */
+typedef struct dw_case {
+    int64_t c, mult, h, w, kh, kw, sh, sw, dh, dw, ph, pw;
+} dw_case;
+
+static void dw_ref(const dw_case *d, const float *x, const float *w, const float *b,
+                   int64_t oh_n, int64_t ow_n, float *y)
+{
+    for (int64_t m = 0; m < d->c * d->mult; m++) {
+        const float *xc = x + (m / d->mult) * d->h * d->w;
+        for (int64_t oh = 0; oh < oh_n; oh++)
+            for (int64_t ow = 0; ow < ow_n; ow++) {
+                float acc = b[m] != 0.0f ? b[m] : 0.0f;
+                for (int64_t kh = 0; kh < d->kh; kh++) {
+                    int64_t ih = oh * d->sh - d->ph + kh * d->dh;
+                    for (int64_t kw = 0; kw < d->kw && ih >= 0 && ih < d->h; kw++) {
+                        int64_t iw = ow * d->sw - d->pw + kw * d->dw;
+                        if (iw >= 0 && iw < d->w)
+                            acc += w[(m * d->kh + kh) * d->kw + kw] * xc[ih * d->w + iw];
+                    }
+                }
+                y[(m * oh_n + oh) * ow_n + ow] = acc;
+            }
+    }
+}
+
+QC_TEST(conv_depthwise_exact_order)
+{
+    static const dw_case cases[] = {
+        { 3, 1, 4, 5, 3, 3, 1, 1, 1, 1, 1, 1 },         /* narrower than a vector */
+        { 4, 1, 6, 8, 3, 3, 1, 1, 1, 1, 1, 1 },
+        { 5, 2, 5, 13, 5, 5, 1, 1, 1, 1, 2, 2 },        /* 8 + an overlapping 8 */
+        { 6, 1, 12, 80, 5, 5, 1, 1, 1, 1, 2, 2 },       /* 64 + 16 */
+        { 3, 1, 7, 150, 3, 3, 2, 1, 1, 1, 1, 1 },
+        { 4, 1, 9, 161, 3, 3, 1, 2, 1, 1, 1, 1 },       /* stride 2 along the row */
+        { 3, 1, 10, 47, 5, 3, 2, 2, 2, 2, 3, 1 },       /* dilation */
+        { 2, 1, 9, 40, 3, 3, 3, 3, 1, 1, 1, 1 },        /* stride 3: scalar */
+        { 2, 1, 9, 30, 7, 7, 1, 1, 1, 1, 0, 0 },        /* no padding */
+    };
+    for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
+        const dw_case *d = &cases[t];
+        int64_t m = d->c * d->mult;
+        int64_t oh = (d->h + 2 * d->ph - (d->kh - 1) * d->dh - 1) / d->sh + 1;
+        int64_t ow = (d->w + 2 * d->pw - (d->kw - 1) * d->dw - 1) / d->sw + 1;
+        int64_t xd[4] = { 1, d->c, d->h, d->w }, wd[4] = { m, 1, d->kh, d->kw }, yd[4] = {
+            1, m, oh, ow };
+        float *x = rand_buf(prod(xd, 4)), *w = rand_buf(prod(wd, 4)), *b = rand_buf(m);
+        float *want = malloc((size_t)prod(yd, 4) * sizeof *want);
+        b[0] = -0.0f;
+        if (t == 3)
+            w[d->kh * d->kw + 2] = NAN;            /* channel 1: the scalar loop */
+        dw_ref(d, x, w, b, oh, ow, want);
+        tnode tn;
+        tn_init(&tn, "Conv", 13, 3, 1);
+        tn_input(&tn, 0, QC_F32, 4, xd, x);
+        tn_input(&tn, 1, QC_F32, 4, wd, w);
+        tn_input(&tn, 2, QC_F32, 1, &m, b);
+        tn_int(&tn, "group", d->c);
+        tn_ints(&tn, "strides", 2, (const int64_t[]){ d->sh, d->sw });
+        tn_ints(&tn, "dilations", 2, (const int64_t[]){ d->dh, d->dw });
+        tn_ints(&tn, "pads", 4, (const int64_t[]){ d->ph, d->pw, d->ph, d->pw });
+        const qc_tensor *y = tn_run(&tn, 0);
+        if (y && (y->ndim != 4 || y->dims[2] != oh || y->dims[3] != ow))
+            qc_test_fail(__FILE__, __LINE__, "case %zu: output shape", t);
+        else if (y && memcmp(y->data, want, (size_t)prod(yd, 4) * sizeof *want) != 0)
+            qc_test_fail(__FILE__, __LINE__, "case %zu: not the same bits as the ordered loop",
+                         t);
+        tn_free(&tn);
+        free(x);
+        free(w);
+        free(b);
+        free(want);
+    }
+}
+
 QC_TEST(conv_against_naive)
 {
     conv_cases_run("default", 0);

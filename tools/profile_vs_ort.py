@@ -112,6 +112,8 @@ def main():
         sys.exit(f"profile_vs_ort: {a.model}: more than one input (only one is supported)")
     feeds = [np.load(f) for f in files]
     ops = {n.name: n.op_type for n in m.graph.node}
+    # qcal names an unnamed node <op type>_<index> (the model's Constant nodes, often)
+    ops.update({f"{n.op_type}_{i}": n.op_type for i, n in enumerate(m.graph.node) if not n.name})
     best_q, best_o, lat, ort_ops = {}, {}, [], {}
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(a.rounds):

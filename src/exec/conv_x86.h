@@ -45,6 +45,10 @@ typedef struct qc_conv2d {
     int          xzp;
 } qc_conv2d;
 
+/* A depthwise convolution (group == c, one input channel a group; conv_dw.c): every CPU, AVX2
+ * where the CPU has it; act, cache and the integer fields are not used. */
+void qc_conv2d_depthwise(const qc_conv2d *cv);
+
 /* Runs the convolution on the fast path. Returns QC_EUNSUPPORTED, with nothing written and
  * err untouched, when the CPU or the shape is not one it handles (the caller then uses the
  * portable path); other errors come from qc_run_scratch. */

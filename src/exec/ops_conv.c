@@ -1,6 +1,6 @@
 /* Convolutions: Conv (1-D/2-D fast paths, N-d general) and ConvTranspose, both through
  * qc_sgemm. Conv: pointwise convs multiply the input directly, convs with one input channel
- * per group (depthwise) run a direct loop, everything else goes im2col + sgemm.
+ * per group (depthwise) run conv_dw.c, everything else goes im2col + sgemm.
  * ConvTranspose: sgemm into columns, then col2im accumulates them into the output. */
 #include <math.h>
 #include <stdlib.h>
@@ -277,33 +277,6 @@ static void im2col_nd(const float *x, float *col, const convp *p)
     }
 }
 
-/* One output channel of a conv whose group has a single input channel (depthwise):
- * y (oh x ow, already holding the bias) += w (kh x kw) correlated with x. */
-static void depthwise2d(const float *x, const float *w, float *y, const conv2 *q)
-{
-    for (int64_t oh = 0; oh < q->oh; oh++) {
-        float *yr = y + oh * q->ow;
-        for (int64_t kh = 0; kh < q->kh; kh++) {
-            int64_t ih = oh * q->sh - q->ph + kh * q->dh;
-            if (ih < 0 || ih >= q->ih)
-                continue;
-            const float *xr = x + ih * q->iw;
-            for (int64_t kw = 0; kw < q->kw; kw++) {
-                float wv = w[kh * q->kw + kw];
-                int64_t off = kw * q->dw - q->pw, lo, hi;
-                valid_range(q->ow, q->sw, off, q->iw, &lo, &hi);
-                const float *xs = xr + off;
-                if (q->sw == 1)
-                    for (int64_t ow = lo; ow < hi; ow++)
-                        yr[ow] += wv * xs[ow];
-                else
-                    for (int64_t ow = lo; ow < hi; ow++)
-                        yr[ow] += wv * xs[ow * q->sw];
-            }
-        }
-    }
-}
-
 static void fill_bias(float *y, const float *bias, int64_t channels, int64_t len)
 {
     for (int64_t c = 0; c < channels; c++) {
@@ -348,13 +321,11 @@ static int conv_compute(qc_knode *n, qc_run *r, int act, int *act_done, qc_err *
     int two_d = p.nsp <= 2;
 
     if (p.cg == 1 && two_d && !pointwise) {
-        for (int64_t bi = 0; bi < p.batch; bi++) {
-            for (int64_t m = 0; m < p.m; m++) {
-                float *ym = y + (bi * p.m + m) * p.out_sz;
-                fill_bias(ym, bd ? bd + m : NULL, 1, p.out_sz);
-                depthwise2d(xd + (bi * p.c + m / p.mg) * p.in_sz, wd + m * p.k_sz, ym, &q);
-            }
-        }
+        qc_conv2d_depthwise(&(qc_conv2d){
+            .x = xd, .w = wd, .bias = bd, .y = y, .batch = p.batch, .c = p.c, .m = p.m,
+            .group = p.group, .ih = q.ih, .iw = q.iw, .oh = q.oh, .ow = q.ow, .kh = q.kh,
+            .kw = q.kw, .sh = q.sh, .sw = q.sw, .dh = q.dh, .dw = q.dw, .ph = q.ph,
+            .pw = q.pw });
         return QC_OK;
     }
 
