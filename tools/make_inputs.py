@@ -219,9 +219,10 @@ def magika_features(content, cfg):
 
 
 def magika_files(cache, manifest):
-    """(name, bytes) for every member of the pinned wheels, sorted, deterministic."""
+    """(name, bytes) for every member of the pinned wheels, sorted, deterministic (not the
+    wheels of "extra" entries, added later: magika's samples stay what they were)."""
     files = []
-    for whl in sorted({r["wheel"] for r in manifest}):
+    for whl in sorted({r["wheel"] for r in manifest if r["kind"] != "extra"}):
         with zipfile.ZipFile(os.path.join(cache, "wheels", whl)) as z:
             for info in sorted(z.infolist(), key=lambda i: i.filename):
                 if info.is_dir() or info.file_size < 8 or info.file_size > (16 << 20):
