@@ -516,6 +516,25 @@ static int check_model(qc_doctor *d, qc_err *err)
             }
         }
     }
+    /* a given model that rounds the arithmetic of a decomposed normalization to 8 bits inside
+     * the normalization (what calibrate keeps float: quantizer.c mark_statistics; the last
+     * node's output, which the next Conv or MatMul reads, is quantized either way) */
+    const char *nm, *op, *why, *first = NULL, *first_op = NULL;
+    int n_norm = 0;
+    for (int i = 0; d->given && d->qm && qc_quantizer_float_node(d->q, i, &nm, &op, &why); i++)
+        if (strstr(why, "normalization arithmetic") && qc_dr_given_rounds_norm(d, nm)) {
+            if (!first)
+                first = nm, first_op = op;
+            n_norm++;
+        }
+    if (n_norm > 0)
+        qc_dr_add(d, QC_SEV_WARNING, "model.norm-quantized", 650 + n_norm, first,
+                  "keep normalization arithmetic in float: calibrate does (or exclude these "
+                  "nodes in the tool that made the model)", "%d node%s of decomposed "
+                  "normalizations (LayerNorm, RMS norm or softmax as elementwise ops) quantize "
+                  "their output, e.g. '%s' (%s): they subtract or divide nearly equal values, "
+                  "whose 8-bit error the rest of the normalization amplifies", n_norm,
+                  n_norm == 1 ? "" : "s", first, first_op);
     if (d->nan_node >= 0) {
         const qc_node *nd = &m->nodes[d->nan_node];
         qc_dr_add(d, QC_SEV_ERROR, "model.float-nan", 900, nd->name, "the float model fails on "

@@ -1,6 +1,7 @@
 /* What a given QDQ model (calibrate doctor MODEL QUANTIZED) does with the model: its weights'
- * scheme and scales, the scale of a node's output, its float nodes. The doctor's checks use
- * these so that they describe the given model, not a rebuild with the doctor's options. */
+ * scheme and scales, the scale of a node's output, its float nodes, where it rounds a
+ * normalization. The doctor's checks use these so that they describe the given model, not a
+ * rebuild with the doctor's options. */
 #include <stdlib.h>
 #include <string.h>
 #include "doctor_priv.h"
@@ -118,3 +119,37 @@ int qc_dr_given_float_groups(const qc_model *g, qc_float_group **out)
     return n;
 }
 
+/* Node `name` of the prepared model is normalization arithmetic calibrate keeps float. */
+static int norm_arith(const qc_doctor *d, const char *name)
+{
+    const char *nm, *op, *why;
+    for (int i = 0; qc_quantizer_float_node(d->q, i, &nm, &op, &why); i++)
+        if (!strcmp(nm, name))
+            return strstr(why, "normalization arithmetic") != NULL;
+    return 0;
+}
+
+/* doctor_priv.h. The given model quantizes node `name`'s output, and a reader of it is still
+ * inside the normalization: a statistic (reduction, square root, power, reciprocal) or more
+ * of its arithmetic. */
+int qc_dr_given_rounds_norm(const qc_doctor *d, const char *name)
+{
+    static const char *const stats[] = { "ReduceSum", "ReduceMean", "ReduceSumSquare",
+                                         "ReduceL2", "ReduceLogSumExp", "Sqrt", "Reciprocal",
+                                         "Pow", NULL };
+    const qc_model *m = d->m;
+    int j = 0;
+    while (j < m->n_nodes && strcmp(m->nodes[j].name, name))
+        j++;
+    if (j == m->n_nodes || m->nodes[j].n_outputs < 1 || !(qc_dr_given_out_scale(d, name) > 0))
+        return 0;
+    for (int r = 0, i; (i = qc_model_reader(m, m->nodes[j].outputs[0], r)) >= 0; r++) {
+        const qc_node *rd = &m->nodes[i];
+        int k = 0;
+        while (stats[k] && strcmp(stats[k], rd->op_type))
+            k++;
+        if (stats[k] || norm_arith(d, rd->name))
+            return 1;
+    }
+    return 0;
+}

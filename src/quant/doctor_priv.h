@@ -131,5 +131,6 @@ const qc_tensor *qc_dr_given_weight_scale(const qc_doctor *d, const char *node,
                                          const qc_tensor *w, int axis);
 double qc_dr_given_out_scale(const qc_doctor *d, const char *node);
 int    qc_dr_given_float_groups(const qc_model *g, qc_float_group **out);
+int    qc_dr_given_rounds_norm(const qc_doctor *d, const char *name);
 
 #endif

@@ -150,6 +150,16 @@ expect first float_nan model.float-nan log "preprocessing" -- --data calib nan.o
 expect absent float_nan_clean model.float-nan "" "" -- --data calib nan_ok.onnx
 expect first float_ops model.float-ops tanh "--op-types" -- --data calib tanh.onnx
 expect absent float_ops_clean model.float-ops "" "" -- --data calib base.onnx
+# a given model that quantizes a decomposed LayerNorm inside it (onnxruntime's quantize_static,
+# made by the fixture script); qcal's model of the same (its arithmetic float) does not
+expect first norm_quantized_given model.norm-quantized square "keep normalization" -- \
+    --data calib norm.onnx norm_ort.onnx
+if (cd "$DX" && "$OLDPWD/$CAL" -q --data calib norm.onnx -o norm_q.onnx) >"$CLI_TMP/out" 2>&1; then
+    expect absent norm_quantized_clean model.norm-quantized "" "" -- \
+        --data calib norm.onnx norm_q.onnx
+else
+    cli_fail norm_quantized_clean "calibrate failed: $(head -c 300 "$CLI_TMP/out")"
+fi
 # ... and a given model's float ops are its own (Tanh quantized in the doctor's rebuild only)
 if (cd "$DX" && "$OLDPWD/$CAL" -q --data calib tanh.onnx -o tanh_q.onnx) >"$CLI_TMP/out" 2>&1; then
     expect has float_ops_given model.float-ops tanh "--op-types" -- \

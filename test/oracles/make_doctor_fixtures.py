@@ -26,6 +26,8 @@ OUTDIR/
   nhwc.onnx        base on NHWC input [1,8,8,3] (a Transpose first)
   diff.onnx        1x1 Conv 'diff' computing differences of the input channels -> y: a large
                    common offset in the input cancels, its quantization error does not
+  norm.onnx        a LayerNorm over the last axis as elementwise ops, then a 1x1 Conv;
+  norm_ort.onnx    onnxruntime's quantize_static of it (its arithmetic quantized)
   calib/           16 samples N(0, 1)
   eval/            16 samples N(0, 1)
   eval_shift/      16 samples N(3, 1)
@@ -213,6 +215,52 @@ def main():
               to_nhwc([tint + rng.standard_normal(SHAPE) for _ in range(16)]))
     write_set(os.path.join(out, "eval_rgb_nhwc"), to_nhwc(rgb))
     write_set(os.path.join(out, "eval_bgr_nhwc"), to_nhwc([a[:, ::-1] for a in rgb]))
+
+    norm_fixtures(out)
+
+
+def norm_fixtures(out):
+    """norm.onnx: a LayerNorm over the last axis written as elementwise ops (mean, x - mean,
+    its square, variance + eps, sqrt, divide, gamma, beta), then a 1x1 Conv; norm_ort.onnx:
+    onnxruntime's quantize_static of it (QDQ, MinMax, on calib/), which quantizes the square
+    and the variance + eps among others. Its own generator, after every other fixture: theirs
+    stay what they were."""
+    rng = np.random.default_rng(12)
+    mean = lambda src, dst, name: helper.make_node("ReduceMean", [src], [dst], name=name,
+                                                   axes=[-1], keepdims=1)
+    nodes = [mean("x", "mu", "mean"),
+             helper.make_node("Sub", ["x", "mu"], ["d"], name="center"),
+             helper.make_node("Mul", ["d", "d"], ["d2"], name="square"),
+             mean("d2", "var", "variance"),
+             helper.make_node("Add", ["var", "eps"], ["ve"], name="var_eps"),
+             helper.make_node("Sqrt", ["ve"], ["sd"], name="std"),
+             helper.make_node("Div", ["d", "sd"], ["n"], name="normalize"),
+             helper.make_node("Mul", ["n", "gamma"], ["ng"], name="scale"),
+             helper.make_node("Add", ["ng", "beta"], ["nb"], name="shift"),
+             helper.make_node("Conv", ["nb", "w", "b"], ["y"], name="proj")]
+    inits = {"eps": np.float32(1e-5), "gamma": 1 + 0.1 * rng.standard_normal(8),
+             "beta": 0.1 * rng.standard_normal(8),
+             "w": rng.standard_normal((4, 3, 1, 1)) / np.sqrt(3),
+             "b": 0.1 * rng.standard_normal(4)}
+    path = os.path.join(out, "norm.onnx")
+    save(model(nodes, inits), path)
+    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
+                                          quantize_static)
+    files = sorted(os.path.join(out, "calib", f) for f in os.listdir(os.path.join(out, "calib")))
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.i = 0
+
+        def get_next(self):
+            if self.i >= len(files):
+                return None
+            self.i += 1
+            return {"x": np.load(files[self.i - 1])}
+
+    quantize_static(path, os.path.join(out, "norm_ort.onnx"), Reader(),
+                    quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8,
+                    weight_type=QuantType.QInt8)
 
 
 if __name__ == "__main__":
