@@ -269,6 +269,33 @@ QC_TEST(ew_clip_inputs_and_attrs)
     kn_free(&kn);
 }
 
+/* HardSigmoid and HardSwish: the clamp to [0, 1] at both ends, over a vector's worth of values
+ * and a tail; NaN stays NaN (HardSigmoid gave 1 when its clamp was fmaxf / fminf), +-inf give
+ * the ends (HardSwish: inf times 1, -inf times 0 is NaN, as in the formula). */
+QC_TEST(ew_hard_sigmoid_swish_clamps)
+{
+    qc_err err = { 0 };
+    knode kn;
+    float x[11] = { -4, -3, -1, 0, 1.5f, 3, 4, NAN, INFINITY, -INFINITY, 2.5f };
+    kn_init(&kn, "HardSigmoid", 6, 1, 1);
+    kn_in(&kn, 0, QC_F32, 1, (int64_t[]){ 11 }, x);
+    CHECK_OK(kn_run(&kn, &err));
+    const float *y = kn.outs[0].data;
+    for (int i = 0; i < 11; i++) {
+        float t = 0.2f * x[i] + 0.5f, want = t < 0 ? 0 : t > 1 ? 1 : t;
+        CHECK(isnan(x[i]) ? isnan(y[i]) : y[i] == want);
+    }
+    kn_free(&kn);
+    kn_init(&kn, "HardSwish", 14, 1, 1);
+    kn_in(&kn, 0, QC_F32, 1, (int64_t[]){ 11 }, x);
+    CHECK_OK(kn_run(&kn, &err));
+    y = kn.outs[0].data;
+    CHECK(y[0] == 0 && y[1] == 0 && y[2] == -1 * (-1.0f / 6.0f + 0.5f) && y[3] == 0);
+    CHECK(y[5] == 3 && y[6] == 4 && isnan(y[7]) && isinf(y[8]) && y[8] > 0 && isnan(y[9]));
+    CHECK(y[4] == 1.5f * (1.5f * (1.0f / 6.0f) + 0.5f));
+    kn_free(&kn);
+}
+
 QC_TEST(ew_softmax_rows_sum_to_one)
 {
     qc_err err = { 0 };

