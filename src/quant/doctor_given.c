@@ -134,9 +134,6 @@ static int norm_arith(const qc_doctor *d, const char *name)
  * of its arithmetic. */
 int qc_dr_given_rounds_norm(const qc_doctor *d, const char *name)
 {
-    static const char *const stats[] = { "ReduceSum", "ReduceMean", "ReduceSumSquare",
-                                         "ReduceL2", "ReduceLogSumExp", "Sqrt", "Reciprocal",
-                                         "Pow", NULL };
     const qc_model *m = d->m;
     int j = 0;
     while (j < m->n_nodes && strcmp(m->nodes[j].name, name))
@@ -145,10 +142,7 @@ int qc_dr_given_rounds_norm(const qc_doctor *d, const char *name)
         return 0;
     for (int r = 0, i; (i = qc_model_reader(m, m->nodes[j].outputs[0], r)) >= 0; r++) {
         const qc_node *rd = &m->nodes[i];
-        int k = 0;
-        while (stats[k] && strcmp(stats[k], rd->op_type))
-            k++;
-        if (stats[k] || norm_arith(d, rd->name))
+        if (qc_quant_stat_seed(rd->op_type) || norm_arith(d, rd->name))
             return 1;
     }
     return 0;

@@ -143,6 +143,9 @@ int qc_opset_upgrade(qc_edit *e, const qc_quantizer *q, qc_err *err);
 int qc_quant_is_movement(const char *op_type);
 /* An op type quantized by default (the --op-types default list). */
 int qc_quant_default_op(const char *op_type);
+/* An op computing a statistic (a reduction, square root, power, reciprocal): where the
+ * normalization arithmetic calibrate keeps float starts (quantizer.c mark_statistics). */
+int qc_quant_stat_seed(const char *op_type);
 /* percentile, mse or entropy: the methods that keep a histogram */
 int qc_quant_is_hist_method(const char *method);
 /* Whether activation `name`'s range can come from the method: not for an output path (its

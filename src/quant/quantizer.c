@@ -154,11 +154,18 @@ static int is_one_of(const char *op, const char *const *list)
  * costs nothing next to the convolutions and matmuls around it. Tensors derived from a
  * reduction, square, root or reciprocal, through elementwise ops only, are "statistics"; the
  * elementwise ops reading them stay float. The region ends at compute ops (MatMul, Conv...). */
+static const char *const stat_seeds[] = { "ReduceSum", "ReduceMean", "ReduceSumSquare",
+                                          "ReduceL2", "ReduceLogSumExp", "Sqrt", "Reciprocal",
+                                          "Pow", NULL };
+
+/* quant_priv.h */
+int qc_quant_stat_seed(const char *op)
+{
+    return is_one_of(op, stat_seeds);
+}
+
 static void mark_statistics(qc_quantizer *q)
 {
-    static const char *const seeds[] = { "ReduceSum", "ReduceMean", "ReduceSumSquare",
-                                         "ReduceL2", "ReduceLogSumExp", "Sqrt", "Reciprocal",
-                                         "Pow", NULL };
     static const char *const flow[] = { "Add", "Sub", "Mul", "Div", "Max", "Min", "Sqrt",
                                         "Reciprocal", "Pow", "Neg", "Exp", "Log", "Expand",
                                         "Reshape", "Unsqueeze", "Squeeze", "Identity", NULL };
@@ -171,7 +178,7 @@ static void mark_statistics(qc_quantizer *q)
     for (int sweep = 0; sweep < 2; sweep++)
         for (int i = 0; i < m->n_nodes; i++) {
             const qc_node *n = &m->nodes[i];
-            int in_stat = is_one_of(n->op_type, seeds);
+            int in_stat = qc_quant_stat_seed(n->op_type);
             if (!strcmp(n->op_type, "Mul") && n->n_inputs == 2 &&
                 !strcmp(n->inputs[0], n->inputs[1]))
                 in_stat = 1;                                    /* a square */
