@@ -7,6 +7,7 @@
 #include <string.h>
 #include "ops.h"
 #include "conv_x86.h"
+#include "par.h"
 #include "qfuse.h"
 
 typedef struct convp {
@@ -666,29 +667,48 @@ static int conv_sums(const qc_knode *n, double *sums, qc_err *err)
 
 /* ---- ConvTranspose ------------------------------------------------------------------- */
 
-/* y (mg output channels) += scatter of col rows (m, kh, kw), each over the input grid. */
-static void col2im2d(const float *col, float *y, const conv2 *q, int64_t mg)
+/* Output channel m of y += the scatter of its col rows (m, kh, kw), each over the input grid. */
+static void col2im2d_channel(const float *col, float *y, const conv2 *q, int64_t m)
 {
     int64_t in_sz = q->ih * q->iw;
-    for (int64_t m = 0; m < mg; m++) {
-        float *ym = y + m * q->oh * q->ow;
-        for (int64_t kh = 0; kh < q->kh; kh++) {
-            for (int64_t kw = 0; kw < q->kw; kw++) {
-                const float *row = col + ((m * q->kh + kh) * q->kw + kw) * in_sz;
-                int64_t off = kw * q->dw - q->pw, lo, hi;
-                valid_range(q->iw, q->sw, off, q->ow, &lo, &hi);
-                for (int64_t ih = 0; ih < q->ih; ih++) {
-                    int64_t oh = ih * q->sh - q->ph + kh * q->dh;
-                    if (oh < 0 || oh >= q->oh)
-                        continue;
-                    float *yr = ym + oh * q->ow + off;
-                    const float *src = row + ih * q->iw;
-                    for (int64_t iw = lo; iw < hi; iw++)
-                        yr[iw * q->sw] += src[iw];
-                }
+    float *ym = y + m * q->oh * q->ow;
+    for (int64_t kh = 0; kh < q->kh; kh++) {
+        for (int64_t kw = 0; kw < q->kw; kw++) {
+            const float *row = col + ((m * q->kh + kh) * q->kw + kw) * in_sz;
+            int64_t off = kw * q->dw - q->pw, lo, hi;
+            valid_range(q->iw, q->sw, off, q->ow, &lo, &hi);
+            for (int64_t ih = 0; ih < q->ih; ih++) {
+                int64_t oh = ih * q->sh - q->ph + kh * q->dh;
+                if (oh < 0 || oh >= q->oh)
+                    continue;
+                float *yr = ym + oh * q->ow + off;
+                const float *src = row + ih * q->iw;
+                for (int64_t iw = lo; iw < hi; iw++)
+                    yr[iw * q->sw] += src[iw];
             }
         }
     }
+}
+
+typedef struct col2im_job {
+    const float *col;
+    float       *y;
+    const conv2 *q;
+} col2im_job;
+
+static void col2im_items(void *vctx, int64_t lo, int64_t hi)
+{
+    const col2im_job *j = vctx;
+    for (int64_t m = lo; m < hi; m++)
+        col2im2d_channel(j->col, j->y, j->q, m);
+}
+
+/* y (mg output channels) += the scatter of col, the channels side by side on the worker
+ * threads (each channel's sums in the same order whoever computes it). */
+static void col2im2d(const float *col, float *y, const conv2 *q, int64_t mg)
+{
+    col2im_job j = { col, y, q };
+    qc_par_for(mg, mg / (8 * qc_par_threads()) + 1, col2im_items, &j);
 }
 
 static void col2im_nd(const float *col, float *y, const convp *p)
