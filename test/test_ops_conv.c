@@ -498,6 +498,8 @@ QC_TEST(conv_depthwise_exact_order)
         { 3, 1, 10, 47, 5, 3, 2, 2, 2, 2, 3, 1 },       /* dilation */
         { 2, 1, 9, 40, 3, 3, 3, 3, 1, 1, 1, 1 },        /* stride 3: scalar */
         { 2, 1, 9, 30, 7, 7, 1, 1, 1, 1, 0, 0 },        /* no padding */
+        { 3, 2, 6, 9, 3, 3, 2, 2, 1, 1, 1, 1 },         /* stride 2, 5 outputs a row */
+        { 2, 1, 5, 4, 5, 5, 1, 1, 1, 1, 2, 2 },         /* kernel wider than the row */
     };
     for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
         const dw_case *d = &cases[t];
