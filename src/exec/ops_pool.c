@@ -314,6 +314,21 @@ static void avg2d(const float *x, float *y, const pool2 *q, int64_t planes, int 
     }
 }
 
+typedef struct avg_job {
+    const float *x;
+    float       *y;
+    const pool2 *q;
+    int          kind, include_pad;
+    float        pw;
+} avg_job;
+
+static void avg2d_items(void *vctx, int64_t lo, int64_t hi)
+{
+    const avg_job *j = vctx;
+    int64_t in = j->q->ih * j->q->iw, out = j->q->oh * j->q->ow;
+    avg2d(j->x + lo * in, j->y + lo * out, j->q, hi - lo, j->kind, j->include_pad, j->pw);
+}
+
 /* General N-d pooling (float, any kind; max also for int8/uint8 via the float copy of v). */
 static void pool_nd(const void *xv, void *yv, int64_t *idx, const poolp *p, int kind,
                     int dtype)
@@ -406,8 +421,12 @@ static int pool_run_kind(qc_knode *n, int kind, qc_err *err)
     pool2 q;
     to_pool2(&p, &q);
     int colmaj = qc_attr_int(n->node, "storage_order", 0) != 0;
-    if (kind != POOL_MAX)
-        avg2d(x->data, n->out[0]->data, &q, p.planes, kind, p.include_pad, p.p);
+    if (kind != POOL_MAX) {
+        /* planes side by side on the worker threads, each computed as alone */
+        avg_job j = { x->data, n->out[0]->data, &q, kind, p.include_pad, p.p };
+        int64_t per = q.oh * q.ow * q.kh * q.kw;       /* rough work per plane */
+        qc_par_for(p.planes, 65536 / (per + 1) + 1, avg2d_items, &j);
+    }
     else if (x->dtype == QC_U8)
         max2d_u8(x->data, n->out[0]->data, idx, &q, p.planes, colmaj);
     else if (x->dtype == QC_I8)
