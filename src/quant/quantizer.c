@@ -20,12 +20,17 @@ static const char *const movement_ops[] = {
     NULL
 };
 
-int qc_quant_is_movement(const char *op)
+static int is_one_of(const char *op, const char *const *list)
 {
-    for (int i = 0; movement_ops[i]; i++)
-        if (!strcmp(op, movement_ops[i]))
+    for (int i = 0; list[i]; i++)
+        if (!strcmp(op, list[i]))
             return 1;
     return 0;
+}
+
+int qc_quant_is_movement(const char *op)
+{
+    return is_one_of(op, movement_ops);
 }
 
 int qc_quant_is_hist_method(const char *method)
@@ -62,10 +67,7 @@ int qc_quant_in_list(const char *list, const char *item)
 /* quant_priv.h */
 int qc_quant_default_op(const char *op)
 {
-    for (int i = 0; default_ops[i]; i++)
-        if (!strcmp(op, default_ops[i]))
-            return 1;
-    return 0;
+    return is_one_of(op, default_ops);
 }
 
 static int op_selected(const qc_quant_opts *o, const char *op)
@@ -141,19 +143,6 @@ static int add_t(qc_quantizer *q, const char *name, int kind, int producer, qc_e
     return i;
 }
 
-static int is_one_of(const char *op, const char *const *list)
-{
-    for (int i = 0; list[i]; i++)
-        if (!strcmp(op, list[i]))
-            return 1;
-    return 0;
-}
-
-/* Decomposed normalizations (LayerNorm written as E[x^2] - E[x]^2, softmax, RMS norms) subtract
- * nearly equal quantities: int8 error there is amplified without bound, while the arithmetic
- * costs nothing next to the convolutions and matmuls around it. Tensors derived from a
- * reduction, square, root or reciprocal, through elementwise ops only, are "statistics"; the
- * elementwise ops reading them stay float. The region ends at compute ops (MatMul, Conv...). */
 static const char *const stat_seeds[] = { "ReduceSum", "ReduceMean", "ReduceSumSquare",
                                           "ReduceL2", "ReduceLogSumExp", "Sqrt", "Reciprocal",
                                           "Pow", NULL };
@@ -164,6 +153,11 @@ int qc_quant_stat_seed(const char *op)
     return is_one_of(op, stat_seeds);
 }
 
+/* Decomposed normalizations (LayerNorm written as E[x^2] - E[x]^2, softmax, RMS norms) subtract
+ * nearly equal quantities: int8 error there is amplified without bound, while the arithmetic
+ * costs nothing next to the convolutions and matmuls around it. Tensors derived from a
+ * reduction, square, root or reciprocal, through elementwise ops only, are "statistics"; the
+ * elementwise ops reading them stay float. The region ends at compute ops (MatMul, Conv...). */
 static void mark_statistics(qc_quantizer *q)
 {
     static const char *const flow[] = { "Add", "Sub", "Mul", "Div", "Max", "Min", "Sqrt",
