@@ -198,6 +198,7 @@ void qc_doctor_free(qc_doctor *d)
     free(d->outs);
     qc_strmap_free(&d->by_name);
     qc_strmap_free(&d->layer_by_name);
+    qc_strmap_free(&d->given_nodes);
     qc_quantizer_free(d->q);
     qc_quantizer_free(d->q2);
     qc_exec_free(d->x);
@@ -428,6 +429,12 @@ int qc_doctor_build(qc_doctor *d, const qc_model *given, qc_err *err)
     if (d->n_used > 0 && (rc = qc_quantizer_build(d->q, &d->qm, err)) != QC_OK)
         return rc;
     d->given = given;
+    if (given && qc_strmap_init(&d->given_nodes, (size_t)given->n_nodes + 16) != 0)
+        return qc_errf(err, QC_ENOMEM, "out of memory");
+    for (int i = 0; given && i < given->n_nodes; i++)     /* the first of a repeated name */
+        if (qc_strmap_get(&d->given_nodes, given->nodes[i].name) < 0 &&
+            qc_strmap_put(&d->given_nodes, given->nodes[i].name, i) != 0)
+            return qc_errf(err, QC_ENOMEM, "out of memory");
     const qc_model *qm = given ? given : d->qm;
     if (!qm)
         return QC_OK;

@@ -519,14 +519,10 @@ static int check_model(qc_doctor *d, qc_err *err)
     /* a given model that rounds the arithmetic of a decomposed normalization to 8 bits inside
      * the normalization (what calibrate keeps float: quantizer.c mark_statistics; the last
      * node's output, which the next Conv or MatMul reads, is quantized either way) */
-    const char *nm, *op, *why, *first = NULL, *first_op = NULL;
-    int n_norm = 0;
-    for (int i = 0; d->given && d->qm && qc_quantizer_float_node(d->q, i, &nm, &op, &why); i++)
-        if (strstr(why, "normalization arithmetic") && qc_dr_given_rounds_norm(d, nm)) {
-            if (!first)
-                first = nm, first_op = op;
-            n_norm++;
-        }
+    const char *first = NULL, *first_op = NULL;
+    int n_norm = d->given && d->qm ? qc_dr_given_norm_rounded(d, &first, &first_op) : 0;
+    if (n_norm < 0)
+        return qc_errf(err, QC_ENOMEM, "out of memory");
     if (n_norm > 0)
         qc_dr_add(d, QC_SEV_WARNING, "model.norm-quantized", 650 + n_norm, first,
                   "keep normalization arithmetic in float: calibrate does (or exclude these "

@@ -28,6 +28,12 @@ int qc_doctor_match_given(qc_quant_opts *o, const qc_model *given)
     return 1;
 }
 
+/* Index of the given model's node named `name`, -1 if none (or no given model). */
+static int given_node(const qc_doctor *d, const char *name)
+{
+    return d->given ? qc_strmap_get(&d->given_nodes, name) : -1;
+}
+
 /* The scales of node `node`'s weight in the given model: those of the DequantizeLinear of an
  * int8 initializer into its weight input, when that initializer is weight w as prepared here,
  * quantized along `axis` or per tensor (dequantized, within 14 dB SQNR of w: rounding, the
@@ -38,10 +44,8 @@ const qc_tensor *qc_dr_given_weight_scale(const qc_doctor *d, const char *node,
                                          const qc_tensor *w, int axis)
 {
     const qc_model *g = d->given;
-    int k = -1;
-    for (int i = 0; g && node[0] && i < g->n_nodes && k < 0; i++)
-        if (!strcmp(g->nodes[i].name, node) && g->nodes[i].n_inputs > 1)
-            k = qc_model_producer(g, g->nodes[i].inputs[1]);
+    int i = given_node(d, node);
+    int k = i >= 0 && g->nodes[i].n_inputs > 1 ? qc_model_producer(g, g->nodes[i].inputs[1]) : -1;
     if (k < 0 || strcmp(g->nodes[k].op_type, "DequantizeLinear") || g->nodes[k].n_inputs < 2)
         return NULL;
     const qc_tensor *q = qc_model_init(g, g->nodes[k].inputs[0]);
@@ -70,10 +74,8 @@ const qc_tensor *qc_dr_given_weight_scale(const qc_doctor *d, const char *node,
 double qc_dr_given_out_scale(const qc_doctor *d, const char *node)
 {
     const qc_model *g = d->given;
-    const char *out = NULL;
-    for (int i = 0; g && node[0] && i < g->n_nodes && !out; i++)
-        if (!strcmp(g->nodes[i].name, node) && g->nodes[i].n_outputs > 0)
-            out = g->nodes[i].outputs[0];
+    int j = given_node(d, node);
+    const char *out = j >= 0 && g->nodes[j].n_outputs > 0 ? g->nodes[j].outputs[0] : NULL;
     for (int r = 0, i; out && (i = qc_model_reader(g, out, r)) >= 0; r++) {
         const qc_node *nd = &g->nodes[i];
         if (strcmp(nd->op_type, "QuantizeLinear") || nd->n_inputs < 2 ||
@@ -119,31 +121,34 @@ int qc_dr_given_float_groups(const qc_model *g, qc_float_group **out)
     return n;
 }
 
-/* Node `name` of the prepared model is normalization arithmetic calibrate keeps float. */
-static int norm_arith(const qc_doctor *d, const char *name)
-{
-    const char *nm, *op, *why;
-    for (int i = 0; qc_quantizer_float_node(d->q, i, &nm, &op, &why); i++)
-        if (!strcmp(nm, name))
-            return strstr(why, "normalization arithmetic") != NULL;
-    return 0;
-}
-
-/* doctor_priv.h. The given model quantizes node `name`'s output, and a reader of it is still
- * inside the normalization: a statistic (reduction, square root, power, reciprocal) or more
- * of its arithmetic. */
-int qc_dr_given_rounds_norm(const qc_doctor *d, const char *name)
+/* doctor_priv.h. The nodes calibrate keeps float as normalization arithmetic
+ * (quantizer.c mark_statistics) whose output the given model quantizes while a reader is still
+ * inside the normalization: a statistic (reduction, square root, power, reciprocal) or more of
+ * its arithmetic. Their number (-1 out of memory) and the first one, in node order. */
+int qc_dr_given_norm_rounded(const qc_doctor *d, const char **first, const char **first_op)
 {
     const qc_model *m = d->m;
-    int j = 0;
-    while (j < m->n_nodes && strcmp(m->nodes[j].name, name))
-        j++;
-    if (j == m->n_nodes || m->nodes[j].n_outputs < 1 || !(qc_dr_given_out_scale(d, name) > 0))
-        return 0;
-    for (int r = 0, i; (i = qc_model_reader(m, m->nodes[j].outputs[0], r)) >= 0; r++) {
-        const qc_node *rd = &m->nodes[i];
-        if (qc_quant_stat_seed(rd->op_type) || norm_arith(d, rd->name))
-            return 1;
+    const char *nm, *op, *why;
+    qc_strmap norm;
+    int n = 0;
+    *first = *first_op = NULL;
+    if (qc_strmap_init(&norm, (size_t)m->n_nodes + 16) != 0)
+        return -1;
+    for (int i = 0; qc_quantizer_float_node(d->q, i, &nm, &op, &why) && n >= 0; i++)
+        if (strstr(why, "normalization arithmetic") && qc_strmap_put(&norm, nm, 1) != 0)
+            n = -1;
+    for (int j = 0; j < m->n_nodes && n >= 0; j++) {
+        const qc_node *nd = &m->nodes[j];
+        int inside = 0;
+        if (qc_strmap_get(&norm, nd->name) < 0 || nd->n_outputs < 1 ||
+            !(qc_dr_given_out_scale(d, nd->name) > 0))
+            continue;
+        for (int r = 0, i; !inside && (i = qc_model_reader(m, nd->outputs[0], r)) >= 0; r++)
+            inside = qc_quant_stat_seed(m->nodes[i].op_type) ||
+                     qc_strmap_get(&norm, m->nodes[i].name) >= 0;
+        if (inside && n++ == 0)
+            *first = nd->name, *first_op = nd->op_type;
     }
-    return 0;
+    qc_strmap_free(&norm);
+    return n;
 }

@@ -90,6 +90,7 @@ struct qc_doctor {
     /* evaluation */
     qc_model       *qm;             /* built QDQ model (owned) */
     const qc_model *given;
+    qc_strmap       given_nodes;    /* given model: node name -> index */
     qc_model       *em[2];          /* evaluated models (constants folded), main and fix */
     qc_exec        *qx[2];
     qc_exec        *fx;             /* float, every intermediate kept */
@@ -131,6 +132,7 @@ const qc_tensor *qc_dr_given_weight_scale(const qc_doctor *d, const char *node,
                                          const qc_tensor *w, int axis);
 double qc_dr_given_out_scale(const qc_doctor *d, const char *node);
 int    qc_dr_given_float_groups(const qc_model *g, qc_float_group **out);
-int    qc_dr_given_rounds_norm(const qc_doctor *d, const char *name);
+int    qc_dr_given_norm_rounded(const qc_doctor *d, const char **first,
+                                const char **first_op);
 
 #endif
