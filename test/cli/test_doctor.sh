@@ -54,6 +54,16 @@ sys.exit(0 if ok else 1)
 EOF
 }
 
+# quantize NAME ARGS...: `calibrate ARGS` in the fixture folder, making a given model for case
+# NAME; if it fails, case NAME fails (returns 1: the caller skips its checks)
+quantize() {
+    local name=$1
+    shift
+    (cd "$DX" && "$OLDPWD/$CAL" -q "$@") >"$CLI_TMP/out" 2>&1 && return 0
+    cli_fail "$name" "calibrate failed: $(head -c 300 "$CLI_TMP/out")"
+    return 1
+}
+
 # expect MODE NAME CHECK SUBJECT FIX -- doctor args...
 expect() {
     local mode=$1 name=$2 check=$3 subject=$4 fix=$5
@@ -105,14 +115,12 @@ expect absent imbalance_clean weight.channel-imbalance "" "" -- \
     --data calib imbalance.onnx --per-channel
 # a given model: the weight checks look at its weights as it quantized them (per channel or
 # per tensor, whatever the doctor's own options say)
-if (cd "$DX" && "$OLDPWD/$CAL" -q --data calib imbalance.onnx --per-channel -o imb_pc.onnx &&
-    "$OLDPWD/$CAL" -q --data calib imbalance.onnx -o imb_pt.onnx) >"$CLI_TMP/out" 2>&1; then
+if quantize imbalance_given --data calib imbalance.onnx --per-channel -o imb_pc.onnx &&
+    quantize imbalance_given --data calib imbalance.onnx -o imb_pt.onnx; then
     expect absent imbalance_given_pc weight.channel-imbalance "" "" -- \
         --data calib imbalance.onnx imb_pc.onnx
     expect has imbalance_given_pt weight.channel-imbalance conv1 "--per-channel" -- \
         --data calib imbalance.onnx imb_pt.onnx --per-channel
-else
-    cli_fail imbalance_given "calibrate failed: $(head -c 300 "$CLI_TMP/out")"
 fi
 expect first saturation range.saturation x "covers the eval data" -- \
     --data calib --eval eval_wide base.onnx
@@ -123,28 +131,22 @@ expect first head_mix model.head-mix cat "--exclude cat,tr,pick" -- --data calib
 expect absent head_mix_clean model.head-mix "" "" -- --data calib head.onnx --exclude cat,tr,pick
 # a given model's Concat at the scale it quantizes it with, whatever the doctor's own options
 # would build (onnxruntime's YOLOv8 models quantize the output Concat: its scores collapse)
-if (cd "$DX" && "$OLDPWD/$CAL" -q --data calib head.onnx -o head_q.onnx &&
-    "$OLDPWD/$CAL" -q --data calib head.onnx --exclude cat,tr,pick -o head_qx.onnx) \
-    >"$CLI_TMP/out" 2>&1; then
+if quantize head_mix_given --data calib head.onnx -o head_q.onnx &&
+    quantize head_mix_given --data calib head.onnx --exclude cat,tr,pick -o head_qx.onnx; then
     expect has head_mix_given model.head-mix cat "--exclude cat,tr,pick" -- \
         --data calib head.onnx head_q.onnx --exclude cat,tr,pick
     expect absent head_mix_given_clean model.head-mix "" "" -- --data calib head.onnx head_qx.onnx
-else
-    cli_fail head_mix_given "calibrate failed: $(head -c 300 "$CLI_TMP/out")"
 fi
 expect first bias_overflow model.bias-overflow conv1 "--bias float" -- --data calib bias.onnx
 expect absent bias_overflow_clean model.bias-overflow "" "" -- \
     --data calib bias.onnx --bias float
 # ... and the weight scales of a given model: raised for its int32 bias, or not (float bias)
-if (cd "$DX" && "$OLDPWD/$CAL" -q --data calib bias.onnx -o bias_q.onnx &&
-    "$OLDPWD/$CAL" -q --data calib bias.onnx --bias float -o bias_qf.onnx) \
-    >"$CLI_TMP/out" 2>&1; then
+if quantize bias_overflow_given --data calib bias.onnx -o bias_q.onnx &&
+    quantize bias_overflow_given --data calib bias.onnx --bias float -o bias_qf.onnx; then
     expect has bias_overflow_given model.bias-overflow conv1 "--bias float" -- \
         --data calib bias.onnx bias_q.onnx
     expect absent bias_overflow_given_float model.bias-overflow "" "" -- \
         --data calib bias.onnx bias_qf.onnx
-else
-    cli_fail bias_overflow_given "calibrate failed: $(head -c 300 "$CLI_TMP/out")"
 fi
 expect first float_nan model.float-nan log "preprocessing" -- --data calib nan.onnx
 expect absent float_nan_clean model.float-nan "" "" -- --data calib nan_ok.onnx
@@ -154,18 +156,14 @@ expect absent float_ops_clean model.float-ops "" "" -- --data calib base.onnx
 # made by the fixture script); qcal's model of the same (its arithmetic float) does not
 expect first norm_quantized_given model.norm-quantized square "keep normalization" -- \
     --data calib norm.onnx norm_ort.onnx
-if (cd "$DX" && "$OLDPWD/$CAL" -q --data calib norm.onnx -o norm_q.onnx) >"$CLI_TMP/out" 2>&1; then
+if quantize norm_quantized_clean --data calib norm.onnx -o norm_q.onnx; then
     expect absent norm_quantized_clean model.norm-quantized "" "" -- \
         --data calib norm.onnx norm_q.onnx
-else
-    cli_fail norm_quantized_clean "calibrate failed: $(head -c 300 "$CLI_TMP/out")"
 fi
 # ... and a given model's float ops are its own (Tanh quantized in the doctor's rebuild only)
-if (cd "$DX" && "$OLDPWD/$CAL" -q --data calib tanh.onnx -o tanh_q.onnx) >"$CLI_TMP/out" 2>&1; then
+if quantize float_ops_given --data calib tanh.onnx -o tanh_q.onnx; then
     expect has float_ops_given model.float-ops tanh "--op-types" -- \
         --data calib tanh.onnx tanh_q.onnx --op-types Conv,Relu,Tanh
-else
-    cli_fail float_ops_given "calibrate failed: $(head -c 300 "$CLI_TMP/out")"
 fi
 expect first unfused model.unfused conv2 "" -- --data calib base.onnx
 expect absent unfused_clean model.unfused "" "" -- --data calib div_ok.onnx
@@ -180,12 +178,9 @@ expect absent attribution_fixed error.attribution "" "" -- \
     --data calib_spike15 square.onnx --exclude square,clip
 expect has attribution_after_cause error.attribution sq "--exclude square,clip" -- \
     --data calib_spike31 square.onnx
-if (cd "$DX" && "$OLDPWD/$CAL" -q --data calib_spike31 square.onnx -o sq_q.onnx) \
-    >"$CLI_TMP/out" 2>&1; then
+if quantize attribution_given --data calib_spike31 square.onnx -o sq_q.onnx; then
     expect has attribution_given error.attribution sq "" -- \
         --data calib_spike31 square.onnx sq_q.onnx
-else
-    cli_fail attribution_given "calibrate failed: $(head -c 300 "$CLI_TMP/out")"
 fi
 
 # 5. outputs
