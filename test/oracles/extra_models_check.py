@@ -65,7 +65,7 @@ def main():
                 worst = max(worst, err)
             if worst > 1e-4:
                 raise RuntimeError(f"max |qcal - onnxruntime| / max |onnxruntime| = {worst:.3g}")
-            print(f"ok   {name}")
+            print(f"ok   {name}: max |qcal - onnxruntime| / max |onnxruntime| = {worst:.2g}")
         except Exception as e:             # noqa: BLE001 (reported, counted)
             print(f"FAIL {name}: {e}")
             failed += 1
