@@ -451,6 +451,8 @@ int qc_cmd_calibrate(int argc, char **argv)
         if (rep.n_if_inlined)
             printf("; %d If node%s with a constant condition replaced by its branch",
                    rep.n_if_inlined, rep.n_if_inlined == 1 ? "" : "s");
+        if (rep.n_merged)
+            printf("; merged %d duplicate node%s", rep.n_merged, rep.n_merged == 1 ? "" : "s");
         printf("\n");
         printf("calibrate: %d tensors quantized, %d nodes quantized, %d left in float\n", n_t,
                qc_quantizer_n_quantized_nodes(q), n_float);

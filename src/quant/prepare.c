@@ -199,6 +199,245 @@ static int fold_batchnorm(const qc_model *m, qc_model **out, int *n_folded, qc_e
     return e ? qc_edit_finish(e, out, err) : QC_OK;
 }
 
+/* ---- merging duplicate nodes (common subexpressions) ----
+ * Two nodes with the same op, the same inputs and the same attributes compute the same
+ * values: the later one is dropped and its readers read the first one's outputs. Exported
+ * models carry such copies (YOLOX's focus layer slices the image twice the same way); the
+ * quantized graph would slice, quantize and time each copy. Nodes are compared in file order,
+ * inputs through the merges already made, so chains of copies merge too. */
+
+typedef struct keybuf {
+    char  *p;
+    size_t len, cap;
+    int    bad;                 /* something that cannot be compared: the node stays */
+} keybuf;
+
+static void key_put(keybuf *k, const void *b, size_t n)
+{
+    if (k->bad)
+        return;
+    if (k->len + n + 1 > k->cap) {
+        size_t cap = (k->len + n + 1) * 2;
+        char *q = realloc(k->p, cap);
+        if (!q) {
+            k->bad = -1;
+            return;
+        }
+        k->p = q, k->cap = cap;
+    }
+    memcpy(k->p + k->len, b, n);
+    k->len += n;
+    k->p[k->len] = 0;
+}
+
+/* A length-prefixed string, so no name can run into the next one. */
+static void key_str(keybuf *k, const char *s)
+{
+    char pre[24];
+    size_t n = s ? strlen(s) : 0;
+    int w = snprintf(pre, sizeof pre, "%zu:", n);
+    key_put(k, pre, (size_t)w);
+    key_put(k, s, n);
+}
+
+/* Binary data as hex: the key is a C string (strmap), and numbers hold zero bytes. */
+static void key_bin(keybuf *k, const void *b, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *u = b;
+    key_put(k, "#", 1);
+    for (size_t j = 0; j < n; j++) {
+        char h[2] = { hex[u[j] >> 4], hex[u[j] & 15] };
+        key_put(k, h, 2);
+    }
+    key_put(k, ";", 1);
+}
+
+/* Values that the serialized key cannot hold: subgraphs, sparse tensors, types, and tensor
+ * attributes over 256 bytes (a Constant that large was folded into an initializer). */
+static void key_attr(keybuf *k, const qc_attr *a)
+{
+    char hdr[32];
+    key_str(k, a->name);
+    snprintf(hdr, sizeof hdr, "%d", a->type);
+    key_str(k, hdr);
+    switch (a->type) {
+    case QC_ATTR_FLOAT:
+        key_bin(k, &a->f, sizeof a->f);
+        break;
+    case QC_ATTR_INT:
+        key_bin(k, &a->i, sizeof a->i);
+        break;
+    case QC_ATTR_STRING:
+        key_str(k, a->s);
+        break;
+    case QC_ATTR_FLOATS:
+        key_bin(k, a->floats, (size_t)a->n * sizeof *a->floats);
+        break;
+    case QC_ATTR_INTS:
+        key_bin(k, a->ints, (size_t)a->n * sizeof *a->ints);
+        break;
+    case QC_ATTR_STRINGS:
+        key_bin(k, &a->n, sizeof a->n);
+        for (int64_t j = 0; j < a->n; j++)
+            key_str(k, a->strings[j]);
+        break;
+    case QC_ATTR_TENSOR:
+        if (!a->t || !a->t->data || qc_tensor_nbytes(a->t) > 256) {
+            k->bad = 1;
+            break;
+        }
+        key_bin(k, &a->t->dtype, sizeof a->t->dtype);
+        key_bin(k, a->t->dims, (size_t)a->t->ndim * sizeof *a->t->dims);
+        key_bin(k, a->t->data, qc_tensor_nbytes(a->t));
+        break;
+    default:
+        k->bad = 1;
+    }
+}
+
+static int has_subgraph(const qc_node *n)
+{
+    for (int a = 0; a < n->n_attrs; a++)
+        if (n->attrs[a].type == QC_ATTR_GRAPH || n->attrs[a].type == QC_ATTR_GRAPHS)
+            return 1;
+    return 0;
+}
+
+/* Ops whose outputs differ from call to call. */
+static int is_random(const qc_node *n)
+{
+    static const char *const ops[] = { "RandomNormal", "RandomUniform", "RandomNormalLike",
+                                       "RandomUniformLike", "Multinomial", "Bernoulli",
+                                       "Dropout" };
+    for (size_t j = 0; j < sizeof ops / sizeof *ops; j++)
+        if (!strcmp(n->op_type, ops[j]))
+            return 1;
+    return 0;
+}
+
+/* What tensor `name` is after the merges in canon[] (its own name if not merged away). */
+static const char *merged_name(const qc_model *m, const int *canon, const char *name)
+{
+    int p = name[0] ? qc_model_producer(m, name) : -1;
+    if (p < 0 || canon[p] < 0)
+        return name;
+    for (int k = 0; k < m->nodes[p].n_outputs; k++)
+        if (!strcmp(m->nodes[p].outputs[k], name))
+            return m->nodes[canon[p]].outputs[k];
+    return name;
+}
+
+/* Whether node i may be dropped for node c (same key): the same outputs are present, and
+ * none of i's is a graph output (that name must stay). */
+static int can_merge(const qc_model *m, const qc_strmap *graph_out, int i, int c)
+{
+    const qc_node *n = &m->nodes[i], *o = &m->nodes[c];
+    if (n->n_outputs != o->n_outputs)
+        return 0;
+    for (int k = 0; k < n->n_outputs; k++)
+        if (!n->outputs[k][0] != !o->outputs[k][0] ||
+            (n->outputs[k][0] && qc_strmap_get(graph_out, n->outputs[k]) >= 0))
+            return 0;
+    return 1;
+}
+
+static int node_key(const qc_model *m, const int *canon, int i, keybuf *k)
+{
+    const qc_node *n = &m->nodes[i];
+    k->len = 0, k->bad = 0;
+    if (n->n_inputs == 0 || is_random(n) || has_subgraph(n))
+        return 0;
+    key_str(k, n->op_type);
+    key_str(k, n->domain);
+    key_bin(k, &n->n_inputs, sizeof n->n_inputs);
+    for (int j = 0; j < n->n_inputs; j++)
+        key_str(k, merged_name(m, canon, n->inputs[j]));
+    for (int a = 0; a < n->n_attrs; a++)
+        key_attr(k, &n->attrs[a]);
+    return k->bad < 0 ? QC_ENOMEM : !k->bad;
+}
+
+static int merge_duplicates(const qc_model *m, qc_model **out, int *n_merged, qc_err *err)
+{
+    qc_strmap seen, graph_out;
+    keybuf k = { 0 };
+    char **keys = calloc((size_t)m->n_nodes + 1, sizeof *keys);
+    int *canon = malloc(((size_t)m->n_nodes + 1) * sizeof *canon);
+    int rc = QC_OK, n_keys = 0;
+    qc_edit *e = NULL;
+    *out = NULL;
+    *n_merged = 0;
+    for (int i = 0; i < m->n_nodes; i++)
+        if (has_subgraph(&m->nodes[i])) {   /* a branch may read any value by its name */
+            free(keys);
+            free(canon);
+            return QC_OK;
+        }
+    if (!keys || !canon || qc_strmap_init(&seen, (size_t)m->n_nodes * 2 + 8) != 0) {
+        free(keys);
+        free(canon);
+        return qc_errf(err, QC_ENOMEM, "out of memory");
+    }
+    if (qc_strmap_init(&graph_out, (size_t)m->n_outputs * 2 + 8) != 0) {
+        rc = qc_errf(err, QC_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (int i = 0; i < m->n_outputs; i++)
+        qc_strmap_put(&graph_out, m->outputs[i].name, 1);
+    for (int i = 0; i < m->n_nodes; i++)
+        canon[i] = -1;
+    for (int i = 0; i < m->n_nodes; i++) {
+        int r = node_key(m, canon, i, &k);
+        if (r < 0) {
+            rc = qc_errf(err, QC_ENOMEM, "out of memory");
+            break;
+        }
+        if (!r)
+            continue;
+        int c = qc_strmap_get(&seen, k.p);
+        if (c >= 0 && can_merge(m, &graph_out, i, c)) {
+            canon[i] = c;
+            (*n_merged)++;
+        } else if (c < 0) {
+            if (!(keys[n_keys] = strdup(k.p)) || qc_strmap_put(&seen, keys[n_keys], i) != 0) {
+                rc = qc_errf(err, QC_ENOMEM, "out of memory");
+                break;
+            }
+            n_keys++;
+        }
+    }
+    if (rc == QC_OK && *n_merged && (rc = qc_edit_begin(&e, m, err)) == QC_OK) {
+        for (int i = 0; i < m->n_nodes && rc == QC_OK; i++) {
+            const qc_node *n = &m->nodes[i];
+            if (canon[i] >= 0) {
+                rc = qc_edit_remove_node(e, i, err);
+                continue;
+            }
+            for (int j = 0; j < n->n_inputs && rc == QC_OK; j++) {
+                const char *to = merged_name(m, canon, n->inputs[j]);
+                if (to != n->inputs[j])
+                    rc = qc_edit_set_input(e, i, j, to, err);
+            }
+        }
+        if (rc == QC_OK)
+            rc = qc_edit_finish(e, out, err);
+        else
+            qc_edit_free(e);
+    }
+    qc_strmap_free(&graph_out);
+out:
+    if (rc != QC_OK)
+        qc_err_prefix(err, "merging duplicate nodes");
+    for (int j = 0; j < n_keys; j++)
+        free(keys[j]);
+    free(keys);
+    free(canon);
+    free(k.p);
+    qc_strmap_free(&seen);
+    return rc;
+}
+
 /* If nodes whose condition folded to a constant become the branch taken (then folded in
  * turn: a branch may hold constants and If nodes of its own). *out NULL when none. */
 static int inline_ifs(const qc_model *m, qc_model **out, int *n_inlined, qc_err *err)
@@ -255,6 +494,13 @@ int qc_prepare(const qc_model *in, qc_model **out, qc_prep_report *rep, qc_err *
             qc_model_free(a);
             a = d;
             r.n_folded_nodes += n_f;
+        }
+    }
+    if (rc == QC_OK) {
+        qc_model *c = NULL;
+        if ((rc = merge_duplicates(a ? a : in, &c, &r.n_merged, err)) == QC_OK && c) {
+            qc_model_free(a);
+            a = c;
         }
     }
     if (rc == QC_OK)

@@ -522,6 +522,47 @@ def if_constant_condition(c):
 
 
 @case
+def duplicate_nodes(c):
+    """Copies of a node (same op, inputs and attributes) merge before calibration, chains of
+    them too; a copy whose output is a graph output stays, and so do nodes differing in an
+    attribute (LeakyRelu alpha, Slice steps). The summary counts the merges."""
+    rng = np.random.default_rng(29)
+    sl = lambda src, out, name, step: node("Slice", [src, "st", "en", "ax", step], [out], name)
+    nodes = [node("Conv", ["x", "w", "b"], ["c"], "conv", pads=[1, 1, 1, 1]),
+             sl("c", "s1", "slice1", "one"), sl("c", "s2", "slice2", "one"),   # copies
+             sl("c", "s3", "slice3", "two"),                                    # other steps
+             node("LeakyRelu", ["s1"], ["l1"], "leaky1", alpha=0.1),
+             node("LeakyRelu", ["s2"], ["l2"], "leaky2", alpha=0.1),   # a copy once s2 is s1
+             node("LeakyRelu", ["s1"], ["l3"], "leaky3", alpha=0.2),   # another alpha
+             node("LeakyRelu", ["s1"], ["y2"], "leaky4", alpha=0.1),   # a copy, graph output
+             node("Concat", ["l1", "l2", "l3"], ["cat"], "cat", axis=1),
+             node("Add", ["s3", "s3"], ["s3x2"], "add"),
+             node("Conv", ["cat", "w2"], ["y"], "conv2")]
+    fm = c.model("dup", nodes, [vi("x", [1, 3, 8, 8])],
+                 [vi("y", [1, 4, 8, 4]), vi("y2", [1, 4, 8, 4]), vi("s3x2", [1, 4, 8, 8])],
+                 [init("w", randn(rng, (4, 3, 3, 3), 0.3)), init("b", randn(rng, (4,), 0.1)),
+                  init("w2", randn(rng, (4, 12, 1, 1), 0.3)),
+                  init("st", np.array([0], np.int64)), init("en", np.array([8], np.int64)),
+                  init("ax", np.array([3], np.int64)), init("one", np.array([2], np.int64)),
+                  init("two", np.array([1], np.int64))])
+    d = c.data("data", [randn(rng, (1, 3, 8, 8)) for _ in range(6)])
+    out = c.path("dup.q.onnx")
+    r = c.run("--data", d, fm, "-o", out)
+    need(r.returncode == 0, f"calibrate exited {r.returncode}: {r.stderr.strip()[:300]}")
+    need("merged 2 duplicate nodes" in r.stdout, "summary lacks 'merged 2 duplicate nodes': " +
+         " ".join(l for l in r.stdout.splitlines() if "folded" in l))
+    q = QModel(out)
+    names = {n.name for n in q.nodes}
+    need(not {"slice2", "leaky2"} & names, f"copies left: {sorted({'slice2', 'leaky2'} & names)}")
+    need({"slice1", "slice3", "leaky1", "leaky3", "leaky4"} <= names,
+         f"nodes merged that differ or write a graph output: "
+         f"{sorted({'slice1', 'slice3', 'leaky1', 'leaky3', 'leaky4'} - names)}")
+    s = need_sqnr(fm, q.path, feeds_x([randn(rng, (1, 3, 8, 8)) for _ in range(3)]))
+    return f"slice2 and leaky2 merged, leaky3 (alpha), slice3 (steps), leaky4 (graph output) " \
+           f"kept, SQNR {s:.1f} dB"
+
+
+@case
 def zero_width_range(c):
     """An activation that is always zero (x * 0) gets a positive finite scale; onnxruntime
     output has no NaN and matches the float model."""
