@@ -149,6 +149,18 @@ static int bias_correct(const cal_args *a, const qc_model *work, qc_dataset *d,
     return qc_bias_correct(work, qm, d, &bo, out, bst, err);
 }
 
+/* Whether onnxruntime's integer kernels on this CPU add products in 32 bits (VNNI), where
+ * the pair guard protects nothing (it still does on the CPUs the model may be deployed to). */
+static int host_has_vnni(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512vnni") || __builtin_cpu_supports("avxvnni");
+#else
+    return 0;
+#endif
+}
+
 static void print_bias_summary(const qc_biascorr_stats *b)
 {
     if (!b->n_samples) {
@@ -465,7 +477,8 @@ int qc_cmd_calibrate(int argc, char **argv)
         if (qc_quant_pair_guarded(q) && w_scales > 0)
             printf("calibrate: pair guard: %d of %d weight scales widened (int8 weight pairs "
                    "onnxruntime's x86 kernels without VNNI add in 16 bits; --no-pair-guard: "
-                   "off)\n", w_moved, w_scales);
+                   "off%s)\n", w_moved, w_scales,
+                   host_has_vnni() ? "; this CPU has VNNI and does not need it" : "");
         if (a.bias_corr)
             print_bias_summary(&bst);
         printf("calibrate: wrote %s (%.2f s", out_path, qc_now() - t0);
