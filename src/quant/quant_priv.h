@@ -30,6 +30,9 @@ typedef struct qtensor {
     int          seen_dtype;    /* dtype observed at run time (activations), 0 = never seen */
     int          rank;          /* rank observed at run time (0 = unknown) */
     int          used;          /* referenced by a quantized node: gets Q/DQ */
+    int          moved_input;   /* a model input that float data-movement nodes move, or
+                                 * their output (mark_input_movers): its readers' scale comes
+                                 * from it even though it is not quantized itself */
     int          n_readers;     /* node inputs reading it (graph outputs not counted) */
     int          output_path;   /* reaches a graph output through data movement only */
     int          gate;          /* a Sigmoid's output under mse or entropy: takes its
@@ -61,6 +64,8 @@ typedef struct qnode {
     const char *why;            /* reason it stays float */
     int float_feed;             /* a data-movement node only float-reading nodes read: it reads
                                  * float too (mark_float_feeds) */
+    int input_mover;            /* a data-movement node moving a model input: float
+                                 * (mark_input_movers) */
 } qnode;
 
 struct qc_quantizer {

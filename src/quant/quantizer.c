@@ -606,10 +606,15 @@ static int const_ranges(qtensor *t, const qc_tensor *w, int axis, qc_err *err)
     return QC_OK;
 }
 
-/* A shared activation whose source is quantized takes the source's parameters. */
+/* A shared activation whose source is quantized takes the source's parameters; so does one
+ * moved from a model input left float (mark_input_movers) while that input has a range (it
+ * has none under --params-in, which saves only quantized tensors: the shared one's own saved
+ * range is the same). */
 static int takes_source_range(const qc_quantizer *q, const qtensor *t)
 {
-    return t->share_from >= 0 && q->t[t->share_from].used;
+    const qtensor *s = t->share_from >= 0 ? &q->t[t->share_from] : NULL;
+    return s && (s->used || (s->moved_input && s->kind == QT_ACT &&
+                             (s->fixed || (s->obs && qc_quant_obs_count(q, s) > 0))));
 }
 
 static int compute_params(qc_quantizer *q, int i, qc_err *err)
@@ -825,6 +830,54 @@ static void mark_float_feeds(qc_quantizer *q)
         }
 }
 
+static int is_graph_input(const qc_model *m, const char *name)
+{
+    for (int i = 0; i < m->n_inputs; i++)
+        if (!strcmp(m->inputs[i].name, name))
+            return 1;
+    return 0;
+}
+
+static void mark_moved(qc_quantizer *q, const char *name)
+{
+    int idx = name[0] ? qc_strmap_get(&q->by_name, name) : -1;
+    if (idx >= 0)
+        q->t[idx].moved_input = 1;
+}
+
+/* A data-movement node that moves a model input (directly or through other such nodes) stays
+ * float: the input is quantized where a computing node reads it, as onnxruntime's quantizer
+ * places it. Same codes either way (moving values commutes with rounding them), but not the
+ * same speed: onnxruntime slices uint8 along the last axis at 2.1 ns a value against 0.9 for
+ * float (YOLOX's focus layer on ddddocr's detector, its profiler, 281 against 120 us a Slice;
+ * 1.3 ms of a 17 ms model). Reverse dependencies are followed in file order (topological),
+ * twice for any other order. */
+static void mark_input_movers(qc_quantizer *q)
+{
+    const qc_model *m = q->m;
+    for (int j = 0; j < m->n_nodes; j++)
+        q->nodes[j].input_mover = 0;
+    for (int i = 0; i < q->n_t; i++)
+        q->t[i].moved_input = 0;
+    for (int sweep = 0; sweep < 2; sweep++)
+        for (int j = 0; j < m->n_nodes; j++) {
+            const qc_node *n = &m->nodes[j];
+            qnode *qn = &q->nodes[j];
+            if (qn->input_mover || !qn->final || !qc_quant_is_movement(n->op_type) ||
+                n->n_inputs < 1 || !n->inputs[0][0])
+                continue;
+            int p = qc_model_producer(m, n->inputs[0]);
+            if (p >= 0 ? q->nodes[p].input_mover : is_graph_input(m, n->inputs[0])) {
+                qn->input_mover = 1;
+                qn->final = 0;
+                qn->why = "moves a model input (quantized where a computing node reads it)";
+                mark_moved(q, n->inputs[0]);
+                for (int k = 0; k < n->n_outputs; k++)
+                    mark_moved(q, n->outputs[k]);
+            }
+        }
+}
+
 int qc_quantizer_build(qc_quantizer *q, qc_model **out, qc_err *err)
 {
     const qc_model *m = q->m;
@@ -854,6 +907,7 @@ int qc_quantizer_build(qc_quantizer *q, qc_model **out, qc_err *err)
             qn->final = 1;          /* linear Resize is fused too; kept for clarity */
         }
     }
+    mark_input_movers(q);
     mark_float_feeds(q);
     free(q->float_nodes);
     q->n_float_nodes = 0;
@@ -961,7 +1015,11 @@ int qc_quantizer_tensor(const qc_quantizer *q, int i, qc_qtensor_info *info)
                                         : t->gate ? "minmax (sigmoid output)"
                                         : q->o.method)
                  : t->kind == QT_BIAS ? "derived" : "minmax";
-    info->shared_with = t->share_from >= 0 ? q->t[t->share_from].name : NULL;
+    /* through float movers of a model input, the input itself (mark_input_movers) */
+    const qtensor *src = t->share_from >= 0 ? &q->t[t->share_from] : NULL;
+    while (src && !src->used && src->moved_input && src->share_from >= 0)
+        src = &q->t[src->share_from];
+    info->shared_with = src ? src->name : NULL;
     info->derived_from = t->derived_from >= 0 ? q->t[t->derived_from].name : NULL;
     info->dtype = t->qdtype;
     info->axis = t->axis;

@@ -563,6 +563,44 @@ def duplicate_nodes(c):
 
 
 @case
+def input_movers(c):
+    """A model input reaching a Conv through data-movement nodes only (YOLOX's focus layer:
+    four strided Slices and a Concat) is quantized where the computing nodes read it: the
+    Slices read the float input and each Concat input gets its QuantizeLinear, all with one
+    scale, as onnxruntime's quantizer places them. Same for a Transpose before a Conv."""
+    rng = np.random.default_rng(30)
+    def sl(src, out, name, start, axis):
+        return node("Slice", [src, f"b{start}", "big", f"a{axis}", "two"], [out], name)
+    nodes = [sl("x", "h0", "sh0", 0, 2), sl("x", "h1", "sh1", 1, 2),
+             sl("h0", "f0", "sw00", 0, 3), sl("h0", "f1", "sw01", 1, 3),
+             sl("h1", "f2", "sw10", 0, 3), sl("h1", "f3", "sw11", 1, 3),
+             node("Concat", ["f0", "f1", "f2", "f3"], ["cat"], "cat", axis=1),
+             node("Conv", ["cat", "w", "b"], ["y"], "conv", pads=[1, 1, 1, 1]),
+             node("Transpose", ["x"], ["xt"], "tr", perm=[0, 1, 3, 2]),
+             node("Conv", ["xt", "w2"], ["y2"], "conv2")]
+    fm = c.model("focus", nodes, [vi("x", [1, 3, 8, 8])],
+                 [vi("y", [1, 8, 4, 4]), vi("y2", [1, 2, 7, 8])],
+                 [init("w", randn(rng, (8, 12, 3, 3), 0.2)), init("b", randn(rng, (8,), 0.1)),
+                  init("w2", randn(rng, (2, 3, 2, 1), 0.3)),
+                  init("b0", np.array([0], np.int64)), init("b1", np.array([1], np.int64)),
+                  init("big", np.array([1 << 30], np.int64)), init("two", np.array([2], np.int64)),
+                  init("a2", np.array([2], np.int64)), init("a3", np.array([3], np.int64))])
+    d = c.data("data", [randn(rng, (1, 3, 8, 8)) for _ in range(6)])
+    q = c.calibrate(fm, d, "focus.q.onnx")
+    readers = sorted(n.op_type for n in q.consumers.get("x", []))
+    need(readers == ["Slice", "Slice", "Transpose"], f"the input is read by {readers}, "
+         "expected the float Slices and Transpose only")
+    scales = set()
+    for t in ("f0", "f1", "f2", "f3", "xt"):
+        qn = q.q_of(t)
+        need(q.dq_feeding(t) is None, f"'{t}' comes from a DequantizeLinear")
+        scales.add(float(q.arr(qn.input[1])) if t != "xt" else None)
+    need(len(scales - {None}) == 1, f"the Concat inputs have scales {sorted(scales - {None})}")
+    s = need_sqnr(fm, q.path, feeds_x([randn(rng, (1, 3, 8, 8)) for _ in range(3)]))
+    return f"Slices and Transpose float, QuantizeLinear after them (one scale), SQNR {s:.1f} dB"
+
+
+@case
 def zero_width_range(c):
     """An activation that is always zero (x * 0) gets a positive finite scale; onnxruntime
     output has no NaN and matches the float model."""
