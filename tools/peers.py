@@ -75,8 +75,12 @@ import numpy as np  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "test", "oracles"))
 
-# M-bc: calibrate --method M --no-bias-correction (the defaults' cost without the correction)
-QCAL_METHODS = ["minmax", "entropy", "percentile", "mse", "ema", "minmax-bc"]
+# M-bc: calibrate --method M --no-bias-correction (the defaults' cost without the correction);
+# M-ng: --no-pair-guard, the peers' setting (nothing keeps onnxruntime's x86 kernels without
+# VNNI from saturating): on a VNNI CPU the comparison with equal settings
+QCAL_METHODS = ["minmax", "entropy", "percentile", "mse", "ema", "minmax-bc", "percentile-ng",
+                "mse-ng"]
+VARIANT_FLAGS = {"": [], "bc": ["--no-bias-correction"], "ng": ["--no-pair-guard"]}
 ORT_METHODS = ["MinMax", "Entropy", "Percentile", "Distribution"]
 FAMILY = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
 # The pinned wheels hold ~253 distinct files for magika's calibration split.
@@ -349,6 +353,18 @@ def model_path(name):
     sys.exit(f"peers: unknown model '{name}'")
 
 
+def cpu_has_vnni():
+    """AVX512-VNNI or AVX-VNNI in /proc/cpuinfo's flags (onnxruntime's integer kernels then
+    add u8 x s8 products in 32 bits; without it, pairs of them in saturating 16 bits)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((ln.split(":", 1)[1].split() for ln in f if ln.startswith("flags")),
+                         [])
+    except OSError:
+        return False
+    return "avx512_vnni" in flags or "avx_vnni" in flags
+
+
 def make_data(a, name, n_calib, n_eval):
     cache = os.path.join(a.work, "cache")
     os.makedirs(cache, exist_ok=True)
@@ -377,7 +393,7 @@ def quantize_all(a, name, mpath, calib, n, n_large, mem_per_sample, log):
             jobs.append(dict(tool="qcal", method=meth, n=k, out=out, note="",
                              cmd=[cal, "-q", "--data", calib, "--limit", str(k), mpath, "-o",
                                   out, "--method", base, "--per-channel"] +
-                             (["--no-bias-correction"] if variant == "bc" else [])))
+                             VARIANT_FLAGS[variant]))
     budget = a.ort_mem_gb * 1e9
     for meth in a.ort_methods:
         out = os.path.join(wdir, f"ort-{meth}-{n}.onnx")
@@ -666,7 +682,10 @@ def main():
         "",
         "- **qcal**: `calibrate --method M --per-channel` (QDQ, asymmetric uint8 activations, "
         "symmetric int8 per-channel weights, int32 bias, bias correction on 16 samples); "
-        "percentile 99.999, 2048 bins; minmax-bc: minmax with --no-bias-correction.",
+        "percentile 99.999, 2048 bins; minmax-bc: minmax with --no-bias-correction; M-ng: M "
+        "with --no-pair-guard (int8 weights without the guard against onnxruntime's 16-bit "
+        f"sums on x86 CPUs without VNNI, as the peers make them; this CPU: "
+        f"{'VNNI' if cpu_has_vnni() else 'no VNNI, so those models may saturate here'}).",
         "- **ORT**: onnxruntime "
         f"{version('onnxruntime')} `quantize_static(QuantFormat.QDQ, per_channel=True, "
         "activation_type=QUInt8, weight_type=QInt8, calibrate_method=M)`, without "
