@@ -214,7 +214,7 @@ typedef struct keybuf {
 
 static void key_put(keybuf *k, const void *b, size_t n)
 {
-    if (k->bad)
+    if (k->bad || !n)
         return;
     if (k->len + n + 1 > k->cap) {
         size_t cap = (k->len + n + 1) * 2;
@@ -283,7 +283,8 @@ static void key_attr(keybuf *k, const qc_attr *a)
             key_str(k, a->strings[j]);
         break;
     case QC_ATTR_TENSOR:
-        if (!a->t || !a->t->data || qc_tensor_nbytes(a->t) > 256) {
+        if (!a->t || !a->t->data || !qc_dtype_size(a->t->dtype) ||
+            qc_tensor_nbytes(a->t) > 256) {
             k->bad = 1;
             break;
         }

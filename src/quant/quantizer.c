@@ -850,8 +850,8 @@ static void mark_moved(qc_quantizer *q, const char *name)
  * places it. Same codes either way (moving values commutes with rounding them), but not the
  * same speed: onnxruntime slices uint8 along the last axis at 2.1 ns a value against 0.9 for
  * float (YOLOX's focus layer on ddddocr's detector, its profiler, 281 against 120 us a Slice;
- * 1.3 ms of a 17 ms model). Reverse dependencies are followed in file order (topological),
- * twice for any other order. */
+ * 1.3 ms of a 17 ms model). File order (topological: producers first), twice for any other
+ * order. */
 static void mark_input_movers(qc_quantizer *q)
 {
     const qc_model *m = q->m;
