@@ -558,8 +558,22 @@ def duplicate_nodes(c):
          f"nodes merged that differ or write a graph output: "
          f"{sorted({'slice1', 'slice3', 'leaky1', 'leaky3', 'leaky4'} - names)}")
     s = need_sqnr(fm, q.path, feeds_x([randn(rng, (1, 3, 8, 8)) for _ in range(3)]))
+    # tensor attributes: ConstantOfShape of a symbolic shape (not folded), values 2, 2, 3
+    cos = lambda out, name, v: node("ConstantOfShape", ["shp"], [out], name,
+                                    value=helper.make_tensor("v", TensorProto.FLOAT, [1], [v]))
+    nodes = [node("Shape", ["x"], ["shp"], "shape"), cos("k1", "cos1", 2.0),
+             cos("k2", "cos2", 2.0), cos("k3", "cos3", 3.0),
+             node("Mul", ["x", "k1"], ["m1"], "mul1"), node("Mul", ["m1", "k2"], ["m2"], "mul2"),
+             node("Add", ["m2", "k3"], ["a"], "add"),
+             node("Conv", ["a", "w"], ["y"], "conv", pads=[1, 1, 1, 1])]
+    fm2 = c.model("dup_cos", nodes, [vi("x", ["N", 3, 8, 8])], [vi("y", ["N", 4, 8, 8])],
+                  [init("w", randn(rng, (4, 3, 3, 3), 0.3))])
+    q2 = c.calibrate(fm2, d, "dup_cos.q.onnx")
+    left = sorted(n.name for n in q2.ops("ConstantOfShape"))
+    need(left == ["cos1", "cos3"], f"ConstantOfShape nodes left {left}, expected cos1 and cos3")
+    s2 = need_sqnr(fm2, q2.path, feeds_x([randn(rng, (1, 3, 8, 8)) for _ in range(3)]))
     return f"slice2 and leaky2 merged, leaky3 (alpha), slice3 (steps), leaky4 (graph output) " \
-           f"kept, SQNR {s:.1f} dB"
+           f"kept, SQNR {s:.1f} dB; ConstantOfShape value 2 merged, 3 kept ({s2:.1f} dB)"
 
 
 @case
