@@ -347,7 +347,7 @@ static int node_key(const qc_model *m, const int *canon, int i, keybuf *k)
 {
     const qc_node *n = &m->nodes[i];
     k->len = 0, k->bad = 0;
-    if (n->n_inputs == 0 || is_random(n) || has_subgraph(n))
+    if (n->n_inputs == 0 || is_random(n))     /* no subgraphs: merge_duplicates */
         return 0;
     key_str(k, n->op_type);
     key_str(k, n->domain);

@@ -613,8 +613,7 @@ static int const_ranges(qtensor *t, const qc_tensor *w, int axis, qc_err *err)
 static int takes_source_range(const qc_quantizer *q, const qtensor *t)
 {
     const qtensor *s = t->share_from >= 0 ? &q->t[t->share_from] : NULL;
-    return s && (s->used || (s->moved_input && s->kind == QT_ACT &&
-                             (s->fixed || (s->obs && qc_quant_obs_count(q, s) > 0))));
+    return s && (s->used || (s->moved_input && (s->fixed || qc_quant_obs_count(q, s) > 0)));
 }
 
 static int compute_params(qc_quantizer *q, int i, qc_err *err)

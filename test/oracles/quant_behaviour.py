@@ -604,12 +604,11 @@ def input_movers(c):
     readers = sorted(n.op_type for n in q.consumers.get("x", []))
     need(readers == ["Slice", "Slice", "Transpose"], f"the input is read by {readers}, "
          "expected the float Slices and Transpose only")
-    scales = set()
     for t in ("f0", "f1", "f2", "f3", "xt"):
-        qn = q.q_of(t)
+        q.q_of(t)
         need(q.dq_feeding(t) is None, f"'{t}' comes from a DequantizeLinear")
-        scales.add(float(q.arr(qn.input[1])) if t != "xt" else None)
-    need(len(scales - {None}) == 1, f"the Concat inputs have scales {sorted(scales - {None})}")
+    scales = {float(q.arr(q.q_of(t).input[1])) for t in ("f0", "f1", "f2", "f3")}
+    need(len(scales) == 1, f"the Concat inputs have scales {sorted(scales)}")
     s = need_sqnr(fm, q.path, feeds_x([randn(rng, (1, 3, 8, 8)) for _ in range(3)]))
     return f"Slices and Transpose float, QuantizeLinear after them (one scale), SQNR {s:.1f} dB"
 
