@@ -105,19 +105,31 @@ def mse(x, bins, qmin, qmax, symmetric):
     return max((j0 + a) * w, float(x.min())), min((j0 + b + 1) * w, float(x.max())), w
 
 
-def entropy(x, bins, levels, symmetric):
+def entropy(x, bins, levels, symmetric, qmin, qmax):
     c, k, j0 = histogram(x, bins, True)
     w = 2.0 ** k
     amax = float(np.abs(x).max())
+    xlo, xhi = float(x.min()), float(x.max())
+    # levels on [0, t] of a range [-t, t]: TensorRT's 128 for 8 bits, scaled by the target's
+    # steps as a power of two
+    per2t = levels * 2.0 ** round(math.log2((qmax - qmin) / 255.0))
     first, last = used(c)
     c[0] = c[1]  # pytorch-quantization's fix for the zero spike of ReLU outputs
     kls = {}
     for i in range(levels, last + 2):
+        # the quantization steps the target spends on [0, t]: an asymmetric one spans
+        # [max(min, -t), min(max, t)] widened to hold 0
+        t = min((i + 0.5) * w, amax)
+        ratio = 1.0
+        if not symmetric:
+            lo, hi = min(max(xlo, -t), 0.0), max(min(xhi, t), 0.0)
+            ratio = 2.0 * t / (hi - lo)
+        nl = min(max(int(math.floor(per2t * ratio + 0.5)), 2), i)
         p = c[:i].copy()
         p[i - 1] += c[i:].sum()
-        level = (np.arange(i) * levels) // i
-        mass = np.bincount(level, weights=c[:i], minlength=levels)  # unclipped bins
-        nonzero = np.bincount(level, weights=(p > 0).astype(np.float64), minlength=levels)
+        level = (np.arange(i) * nl) // i
+        mass = np.bincount(level, weights=c[:i], minlength=nl)  # unclipped bins
+        nonzero = np.bincount(level, weights=(p > 0).astype(np.float64), minlength=nl)
         q = np.where(p > 0, mass[level] / np.maximum(nonzero[level], 1), 0.0)
         if q.sum() == 0 or np.any((p > 0) & (q == 0)):
             continue  # infinite divergence
@@ -129,7 +141,7 @@ def entropy(x, bins, levels, symmetric):
     t = min((best_i + 0.5) * w, amax) if best_i else amax
     if symmetric:
         return -t, t, w
-    lo, hi = max(float(x.min()), -t), min(float(x.max()), t)
+    lo, hi = max(xlo, -t), min(xhi, t)
     if lo > hi:
         if x.min() > 0:
             lo = hi
@@ -168,8 +180,8 @@ def ranges(path):
         ("percentile_asym",) + percentile(x, bins, pct, False),
         ("mse_sym",) + mse(x, bins, sqmin, sqmax, True),
         ("mse_asym",) + mse(x, bins, aqmin, aqmax, False),
-        ("entropy_sym",) + entropy(x, bins, levels, True),
-        ("entropy_asym",) + entropy(x, bins, levels, False),
+        ("entropy_sym",) + entropy(x, bins, levels, True, sqmin, sqmax),
+        ("entropy_asym",) + entropy(x, bins, levels, False, aqmin, aqmax),
     ]
     for name, a, b, w in out:
         print(f"{name} {a!r} {b!r} {w!r}")
