@@ -17,6 +17,9 @@ typedef struct qc_quant_opts {
     int   pair_guard;           /* default 1: int8 weight pairs onnxruntime's x86 kernels
                                  * without VNNI add in 16 bits cannot saturate them
                                  * (src/quant/pairguard.c) */
+    int   concat_share;         /* default 1: a quantized Concat's inputs take its output's
+                                 * range, so onnxruntime copies them instead of requantizing
+                                 * (src/quant/concat_share.c) */
     int   bias_float;           /* keep Conv/Gemm biases float instead of int32 */
     float percentile;           /* default 99.999 */
     float ema_constant;         /* default 0.01 */
@@ -52,6 +55,9 @@ typedef struct qc_qtensor_info {
     int         rank;           /* activations: rank seen during calibration */
     int         guard_moved;    /* weights: scale groups (channels) whose scale the pair guard
                                  * widened (src/quant/pairguard.c) */
+    const char *concat_group;   /* activations sharing a Concat group's range
+                                 * (src/quant/concat_share.c): the group's representative */
+    float       own_lo, own_hi; /* with concat_group: the range it had before */
 } qc_qtensor_info;
 
 typedef struct qc_quantizer qc_quantizer;
@@ -99,6 +105,9 @@ int  qc_quantizer_n_quantized_nodes(const qc_quantizer *q);
 /* Whether q's int8 weights take the pair guard (qc_quant_opts.pair_guard, symmetric int8
  * weights, uint8 activations, full range). */
 int  qc_quant_pair_guarded(const qc_quantizer *q);
+/* After qc_quantizer_build: Concat inputs and outputs that took their group's shared range,
+ * and members of such groups that kept their own (read elsewhere, much narrower). */
+void qc_quant_concat_counts(const qc_quantizer *q, int *shared, int *own);
 /* Nodes left in float: the i-th one's name, op and reason. Returns 0 past the end. */
 int  qc_quantizer_float_node(const qc_quantizer *q, int i, const char **name,
                              const char **op_type, const char **why);

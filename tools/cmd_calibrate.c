@@ -38,6 +38,10 @@ static const char cal_usage[] =
     "  --no-pair-guard         int8 weights without the pair guard (by default no two\n"
     "                          weights onnxruntime's x86 kernels without VNNI add in 16 bits\n"
     "                          exceed 128 together, so those kernels cannot saturate)\n"
+    "  --no-concat-share       each Concat input keeps its own range (default: a quantized\n"
+    "                          Concat's inputs take its output's, so onnxruntime copies\n"
+    "                          them instead of requantizing; an input read elsewhere too\n"
+    "                          keeps its own if the shared range is over 4x as wide)\n"
     "  --bias float|int32      int32 biases (default) or keep them float\n"
     "  --percentile P          for --method percentile (default 99.999)\n"
     "  --ema-constant C        for --method ema (default 0.01)\n"
@@ -479,6 +483,15 @@ int qc_cmd_calibrate(int argc, char **argv)
                    "onnxruntime's x86 kernels without VNNI add in 16 bits; --no-pair-guard: "
                    "off%s)\n", w_moved, w_scales,
                    host_has_vnni() ? "; this CPU has VNNI and does not need it" : "");
+        int c_shared, c_own;
+        qc_quant_concat_counts(q, &c_shared, &c_own);
+        if (c_shared)
+            printf("calibrate: concat scales: %d Concat inputs and outputs share their group's "
+                   "range (onnxruntime copies instead of requantizing)%s", c_shared,
+                   c_own ? "" : "\n");
+        if (c_own)
+            printf("; %d kept their own (read elsewhere, the shared range over 4x as "
+                   "wide)\n", c_own);
         if (a.bias_corr)
             print_bias_summary(&bst);
         printf("calibrate: wrote %s (%.2f s", out_path, qc_now() - t0);

@@ -148,6 +148,11 @@ int qc_cmd_quant_opt(qc_quant_opts *o, int argc, char **argv, int *i, const char
         (*i)++;
         return 1;
     }
+    if (!strcmp(s, "--no-concat-share")) {
+        o->concat_share = 0;
+        (*i)++;
+        return 1;
+    }
     for (int k = 0; valued[k]; k++) {
         if (!(val = qc_cmd_optval(argc, argv, i, valued[k], NULL, &missing)) && !missing)
             continue;

@@ -56,6 +56,11 @@ int qc_params_write_json(const qc_quantizer *q, const char *path, qc_err *err)
         cJSON_AddItemToObject(o, "zero_point", int_array(t.zero_point, t.n_channels));
         if (t.guard_moved)
             cJSON_AddNumberToObject(o, "pair_guard_widened", t.guard_moved);
+        if (t.concat_group) {
+            cJSON_AddStringToObject(o, "concat_group", t.concat_group);
+            cJSON_AddItemToObject(o, "own_min", float_array(&t.own_lo, 1));
+            cJSON_AddItemToObject(o, "own_max", float_array(&t.own_hi, 1));
+        }
         if (t.rank > 0)
             cJSON_AddNumberToObject(o, "rank", t.rank);
         if (t.nonfinite)

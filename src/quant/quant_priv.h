@@ -46,6 +46,9 @@ typedef struct qtensor {
     int          n_union;       /* entries of union_of; 0: observed itself */
     int          done;          /* parameters computed */
     int          guard_moved;   /* weights: scale groups the pair guard widened */
+    int          concat_rep;    /* shares a Concat group's range (concat_share.c): the
+                                 * group's representative qtensor, else -1 */
+    float        own_lo, own_hi; /* with concat_rep: its range before */
     qc_observer *obs;
     int          has_range;     /* `range` holds the observer's range (computed ahead, in
                                  * parallel over tensors: histogram searches are the slow part) */
@@ -83,6 +86,7 @@ struct qc_quantizer {
     int             n_float_nodes;
     char            float_why[64];
     struct qc_pg_cache *pg_cache;   /* borrowed (qc_quant_share_guard), or NULL */
+    int             n_concat_shared, n_concat_own;  /* concat_share.c, after build */
 };
 
 /* quantizer.c: item is one of the entries of a comma-separated list (--exclude, --op-types). */
@@ -92,6 +96,10 @@ int qc_quant_in_list(const char *list, const char *item);
  * or Inf (const_ranges and compare's weight error share it). */
 int qc_quant_channel_minmax(const float *x, int64_t n, int64_t inner, int64_t ch, float *lo,
                             float *hi);
+
+/* concat_share.c: after every used tensor's parameters, before the biases': each quantized
+ * Concat's inputs take its output's range (see there). */
+int qc_quant_share_concat_scales(qc_quantizer *q, qc_err *err);
 
 /* derived.c: after the pass (and the shards' merge), each Concat output with union sources
  * gets their observers merged into its own, which saw nothing. Once per quantizer. */

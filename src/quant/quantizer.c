@@ -45,6 +45,7 @@ void qc_quant_opts_default(qc_quant_opts *o)
     o->method = "minmax";
     o->symmetric_w = 1;
     o->pair_guard = 1;
+    o->concat_share = 1;
     o->act_dtype = QC_U8;
     o->percentile = 99.999f;
     o->ema_constant = 0.01f;
@@ -135,7 +136,7 @@ static int add_t(qc_quantizer *q, const char *name, int kind, int producer, qc_e
     q->t[i].name = name;
     q->t[i].kind = kind;
     q->t[i].producer = producer;
-    q->t[i].share_from = q->t[i].derived_from = -1;
+    q->t[i].share_from = q->t[i].derived_from = q->t[i].concat_rep = -1;
     q->t[i].axis = -1;
     q->t[i].bias_in = q->t[i].bias_w = q->t[i].bias_node = -1;
     if (qc_strmap_put(&q->by_name, name, i) != 0)
@@ -703,6 +704,12 @@ void qc_quant_share_guard(qc_quantizer *q, qc_pg_cache *c)
 }
 
 /* The pair guard applies to symmetric int8 weights with uint8 activations, full range. */
+void qc_quant_concat_counts(const qc_quantizer *q, int *shared, int *own)
+{
+    *shared = q->n_concat_shared;
+    *own = q->n_concat_own;
+}
+
 int qc_quant_pair_guarded(const qc_quantizer *q)
 {
     return q->o.pair_guard && q->o.symmetric_w && !q->o.reduce_range &&
@@ -959,6 +966,8 @@ int qc_quantizer_build(qc_quantizer *q, qc_model **out, qc_err *err)
         if (t->used && (rc = compute_params(q, i, err)) != QC_OK)
             return rc;
     }
+    if ((rc = qc_quant_share_concat_scales(q, err)) != QC_OK)
+        return rc;
     for (int i = 0; i < q->n_t; i++)
         if (q->t[i].used && q->t[i].kind == QT_BIAS &&
             (rc = finish_bias(q, &q->t[i], err)) != QC_OK)
@@ -1033,6 +1042,9 @@ int qc_quantizer_tensor(const qc_quantizer *q, int i, qc_qtensor_info *info)
     info->nonfinite = o->obs ? qc_observer_nonfinite(o->obs) : 0;
     info->rank = t->rank;
     info->guard_moved = t->guard_moved;
+    info->concat_group = t->concat_rep >= 0 ? q->t[t->concat_rep].name : NULL;
+    info->own_lo = t->own_lo;
+    info->own_hi = t->own_hi;
     return 1;
 }
 

@@ -505,7 +505,8 @@ def if_constant_condition(c):
                  node("Conv", ["y0", "w", "b"], ["y"], "conv")]
         fm = c.model(f"if_{threshold}_{batch}", nodes, [vi("x", [batch, 3, 8, 8])],
                      [vi("y", [batch, 4, 6, 6])],
-                     [init("one", np.array(1, np.int64)), init("thr", np.array(threshold, np.int64)),
+                     [init("one", np.array(1, np.int64)),
+                      init("thr", np.array(threshold, np.int64)),
                       init("w", randn(rng, (4, 3, 3, 3), 0.3)), init("b", randn(rng, (4,), 0.1))])
         if batch == "N":
             r = c.run("--data", d, fm, "-o", c.path("if_sym.q.onnx"), "-q")
@@ -1297,7 +1298,9 @@ def concat_union(c):
     for meth, extra in (("percentile", []), ("mse", []), ("entropy", []),
                         ("percentile", ["--symmetric-activations"])):
         label, tag = meth + (" sym" if extra else ""), f"{meth}{len(extra)}"
-        flags = ["--method", meth, "--no-bias-correction", *extra]
+        # --no-concat-share: shared Concat scales (concat_share.c) would give every member the
+        # group's range, and the direct model's members are outputs (observed ranges)
+        flags = ["--method", meth, "--no-bias-correction", "--no-concat-share", *extra]
         params = {}
         for name, model in (("union", fm), ("direct", direct)):
             p = c.path(f"{name}_{tag}.json")
@@ -1313,17 +1316,81 @@ def concat_union(c):
         best, j = c.path(f"best_{tag}.onnx"), c.path(f"cmp_{tag}.json")
         r = c.run("compare", "--data", d, "--eval", e, fm, "--methods", meth, "--per-channel",
                   "no", "--symmetric-activations", "yes" if extra else "no", "--auto", "no",
-                  "--json", j, "--write-best", best, "-q",
+                  "--json", j, "--write-best", best, "-q", "--no-concat-share",
                   *(["--percentiles", "99.99"] if meth == "percentile" else []))
         need(r.returncode == 0, f"{label}: compare exited {r.returncode}: {r.stderr.strip()[:300]}")
         rep = json.load(open(j, encoding="utf-8"))
         args = next(x for x in rep["candidates"] if x["name"] == rep["best"])["calibrate_args"]
-        q = c.calibrate(fm, d, f"cal_{tag}.onnx", *args)
+        q = c.calibrate(fm, d, f"cal_{tag}.onnx", *args, "--no-concat-share")
         need(open(best, "rb").read() == open(q.path, "rb").read(),
              f"{label}: calibrate {' '.join(args)} differs from compare --write-best")
         t = params["union"]["cat_all"]
         figures.append(f"{label} cat_all [{t['min'][0]:.4f}, {t['max'][0]:.4f}]")
     return "as binned directly, compare = calibrate: " + "; ".join(figures)
+
+
+@case
+def concat_share(c):
+    """A quantized Concat's inputs take its output's scale and zero point (concat_share.c), so
+    onnxruntime's QLinearConcat copies them instead of requantizing: here two Concats joined by
+    a shared input (b), a MaxPool output whose source (g) takes the group's range with it, an
+    input only the Concat reads (a) joining although its own range is ~1/100 of the group's,
+    and one read by a Conv too (t) with such a range keeping its own. --no-concat-share keeps
+    every input's own range."""
+    rng = np.random.default_rng(32)
+    conv = lambda src, w, out, name: node("Conv", [src, w], [out], name, pads=[1, 1, 1, 1])
+    nodes = [conv("x", "wa", "a", "ca"), conv("x", "wb", "b", "cb"), conv("x", "wg", "g", "cg"),
+             conv("x", "wt", "t", "ct"),
+             node("MaxPool", ["g"], ["mp"], "mp", kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+             node("Concat", ["a", "b", "mp"], ["cat1"], "cat1", axis=1),
+             node("Concat", ["b", "t"], ["cat2"], "cat2", axis=1),
+             conv("cat1", "w1", "y1", "c1"), conv("cat2", "w2", "y2", "c2"),
+             conv("b", "w3", "y3", "c3"), conv("t", "w4", "y4", "c4"),
+             conv("g", "w5", "y5", "c5")]
+    inits = [init("wa", randn(rng, (2, 3, 3, 3), 0.002)), init("wb", randn(rng, (2, 3, 3, 3), 0.3)),
+             init("wg", randn(rng, (2, 3, 3, 3), 0.2)), init("wt", randn(rng, (2, 3, 3, 3), 0.002)),
+             init("w1", randn(rng, (2, 6, 3, 3), 0.2)), init("w2", randn(rng, (2, 4, 3, 3), 0.2)),
+             init("w3", randn(rng, (2, 2, 3, 3), 0.2)), init("w4", randn(rng, (2, 2, 3, 3), 50.0)),
+             init("w5", randn(rng, (2, 2, 3, 3), 0.2))]
+    outs = [vi(f"y{k}", [1, 2, 8, 8]) for k in range(1, 6)]
+    fm = c.model("share", nodes, [vi("x", [1, 3, 8, 8])], outs, inits)
+    d = c.data("calib", [randn(rng, (1, 3, 8, 8)) for _ in range(8)])
+    p = c.path("share.json")
+    q = c.calibrate(fm, d, "share.q.onnx", "--no-bias-correction", "--params-out", p)
+    params = json.load(open(p, encoding="utf-8"))["tensors"]
+
+    def qparams(qm, tensor):
+        qn = qm.q_of(tensor)
+        return float(qm.arr(qn.input[1])), int(qm.zero_point(qn)[1])
+
+    def read_scale(qm, node_name, slot):
+        dq = qm.dq_feeding(qm.node(node_name).input[slot])
+        need(dq is not None, f"{node_name} input {slot} is not read from a DequantizeLinear")
+        return float(qm.arr(dq.input[1])), int(qm.zero_point(dq)[1])
+
+    out = qparams(q, "cat1")
+    need(qparams(q, "cat2") == out, f"cat2's output {qparams(q, 'cat2')}, cat1's {out}: "
+         "the Concats share b, so one group")
+    for name, slot in (("cat1", 0), ("cat1", 1), ("cat1", 2), ("cat2", 0)):
+        got = read_scale(q, name, slot)
+        need(got == out, f"{name} input {slot} reads scale / zero point {got}, the output {out}")
+    need(qparams(q, "g") == out, f"g (MaxPool's source) has {qparams(q, 'g')}, the group {out}")
+    own_t = read_scale(q, "cat2", 1)
+    need(own_t != out, "t (read by a Conv too, ~1/100 of the group's range) took the group's")
+    need("concat_group" not in params["t"], f"t's params say {params['t'].get('concat_group')}")
+    a = params["a"]
+    need(a.get("concat_group") and a["own_max"][0] - a["own_min"][0] <
+         (a["max"][0] - a["min"][0]) / 20, f"a's params: {a}")
+    r = c.run("--data", d, fm, "-o", c.path("share2.q.onnx"), "--no-bias-correction")
+    line = next((x for x in r.stdout.splitlines() if "concat scales:" in x), "")
+    need("1 kept their own" in line, f"summary line: '{line}'")
+    s = need_sqnr(fm, q.path, feeds_x([randn(rng, (1, 3, 8, 8)) for _ in range(3)]))
+    n = c.calibrate(fm, d, "own.q.onnx", "--no-bias-correction", "--no-concat-share")
+    need(read_scale(n, "cat1", 0) != qparams(n, "cat1"),
+         "--no-concat-share: a still reads the Concat output's scale")
+    s2 = need_sqnr(fm, n.path, feeds_x([randn(rng, (1, 3, 8, 8)) for _ in range(3)]))
+    return (f"4 Concat inputs + g at the output's scale {out[0]:.4g}, t its own {own_t[0]:.4g}; "
+            f"SQNR {s:.1f} dB (own scales {s2:.1f} dB)")
 
 
 # ---------------------------------------------------------------- driver
