@@ -9,11 +9,11 @@
  *   - the group: a quantized Concat's output and its quantized activation inputs, each taken
  *     at its source (shared tensors, e.g. a MaxPool output, follow theirs), joined across
  *     Concats that share a tensor (union-find); range = the union of the members' ranges;
- *   - a member read by nodes besides the Concat keeps its own range when the union is more
+ *   - a member read by nodes besides Concats keeps its own range when the union is more
  *     than CONCAT_WIDEN times as wide as it (it would lose more than two bits for those
- *     readers; e.g. a detector's scores beside its box offsets). A member only the Concat
- *     reads always joins: the Concat's readers see the output's scale either way, and one
- *     rounding replaces two.
+ *     readers; e.g. a detector's scores beside its box offsets). A member only Concats read
+ *     joins when their outputs do: the Concats' readers see the output's scale either way,
+ *     and one rounding replaces two.
  * On make peers' data (100 samples, --no-bias-correction), against each input's own range:
  * ddddocr minmax 15.82 -> 19.38 dB, percentile 21.92 -> 22.74 dB, nudenet minmax 26.54 ->
  * 26.86, percentile 27.10 -> 26.77 dB; onnxruntime's 18 QLinearConcat on ddddocr (percentile)
@@ -48,26 +48,35 @@ static int member(const qc_quantizer *q, const char *name)
     return root_of(q, i);
 }
 
-/* A member that only Concat nodes of its group read, not a graph output: it loses nothing. */
-static int concat_only(const qc_quantizer *q, int r)
+/* Whether member r (a root) is read only by quantized Concats (not a graph output, not moved
+ * on): -1 if not; else 2 if every such Concat's output joins its group (in[] == 2), 1 if one
+ * does not, 3 while one is undecided (in[] == 3). */
+static int concat_only(const qc_quantizer *q, int r, const char *in)
 {
     const qtensor *t = &q->t[r];
     if (t->output_path)
-        return 0;
+        return -1;
     for (int i = 0; i < q->n_t; i++)
         if (i != r && q->t[i].share_from >= 0 && root_of(q, i) == r)
-            return 0;                   /* moved on: read elsewhere through the mover */
-    int n = 0;
+            return -1;                  /* moved on: read elsewhere through the mover */
+    int n = 0, verdict = 2;
     for (int k = 0; k < q->m->n_nodes; k++) {
         const qc_node *nd = &q->m->nodes[k];
-        for (int j = 0; j < nd->n_inputs; j++)
-            if (!strcmp(nd->inputs[j], t->name)) {
-                if (strcmp(nd->op_type, "Concat") || !q->nodes[k].final)
-                    return 0;
-                n++;
-            }
+        for (int j = 0; j < nd->n_inputs; j++) {
+            if (strcmp(nd->inputs[j], t->name))
+                continue;
+            int o = !strcmp(nd->op_type, "Concat") && q->nodes[k].final && nd->n_outputs > 0
+                        ? member(q, nd->outputs[0]) : -1;
+            if (o < 0)
+                return -1;
+            n++;
+            if (in[o] == 1)
+                verdict = 1;
+            else if (in[o] == 3 && verdict == 2)
+                verdict = 3;
+        }
     }
-    return n > 0;
+    return n > 0 ? verdict : -1;
 }
 
 static void set_range(qc_quantizer *q, qtensor *t, float lo, float hi)
@@ -134,14 +143,30 @@ int qc_quant_share_concat_scales(qc_quantizer *q, qc_err *err)
         free(seen);
         if (pass)
             break;
+        /* members read elsewhere join if the group's range is at most CONCAT_WIDEN times
+         * theirs; then, outputs first (a Concat feeding a Concat), members only Concats read
+         * join with their Concats' outputs */
         for (int i = 0; i < q->n_t; i++) {
             if (!in[i])
                 continue;
             int g = par[i];
             double own = (double)q->t[i].hi[0] - q->t[i].lo[0];
             double all = (double)hi[g] - lo[g];
-            in[i] = all <= CONCAT_WIDEN * own || concat_only(q, i) ? 2 : 1;
+            in[i] = 3;
+            if (concat_only(q, i, in) < 0)
+                in[i] = all <= CONCAT_WIDEN * own ? 2 : 1;
         }
+        for (int changed = 1; changed;) {
+            changed = 0;
+            for (int i = 0; i < q->n_t; i++) {
+                int v = in[i] == 3 ? concat_only(q, i, in) : 3;
+                if (v == 1 || v == 2)
+                    in[i] = (char)v, changed = 1;
+            }
+        }
+        for (int i = 0; i < q->n_t; i++)
+            if (in[i] == 3)
+                in[i] = 1;
     }
     /* a group keeps its members' own ranges unless two or more join */
     int *joined = calloc((size_t)q->n_t + 1, sizeof *joined);

@@ -1335,8 +1335,10 @@ def concat_share(c):
     onnxruntime's QLinearConcat copies them instead of requantizing: here two Concats joined by
     a shared input (b), a MaxPool output whose source (g) takes the group's range with it, an
     input only the Concat reads (a) joining although its own range is ~1/100 of the group's,
-    and one read by a Conv too (t) with such a range keeping its own. --no-concat-share keeps
-    every input's own range."""
+    and one read by a Conv too (t) with such a range keeping its own; so does a small Concat's
+    output (cs, read by a Conv and by a Concat with b), and then its inputs (u, v), which only
+    it reads, keep theirs too rather than take the group's. --no-concat-share keeps every
+    input's own range."""
     rng = np.random.default_rng(32)
     conv = lambda src, w, out, name: node("Conv", [src, w], [out], name, pads=[1, 1, 1, 1])
     nodes = [conv("x", "wa", "a", "ca"), conv("x", "wb", "b", "cb"), conv("x", "wg", "g", "cg"),
@@ -1346,13 +1348,18 @@ def concat_share(c):
              node("Concat", ["b", "t"], ["cat2"], "cat2", axis=1),
              conv("cat1", "w1", "y1", "c1"), conv("cat2", "w2", "y2", "c2"),
              conv("b", "w3", "y3", "c3"), conv("t", "w4", "y4", "c4"),
-             conv("g", "w5", "y5", "c5")]
+             conv("g", "w5", "y5", "c5"),
+             conv("x", "wu", "u", "cu"), conv("x", "wv", "v", "cv"),
+             node("Concat", ["u", "v"], ["cs"], "cat_s", axis=1), conv("cs", "w2", "y6", "c6"),
+             node("Concat", ["cs", "b"], ["cb"], "cat_b", axis=1), conv("cb", "w1", "y7", "c7")]
     inits = [init("wa", randn(rng, (2, 3, 3, 3), 0.002)), init("wb", randn(rng, (2, 3, 3, 3), 0.3)),
              init("wg", randn(rng, (2, 3, 3, 3), 0.2)), init("wt", randn(rng, (2, 3, 3, 3), 0.002)),
              init("w1", randn(rng, (2, 6, 3, 3), 0.2)), init("w2", randn(rng, (2, 4, 3, 3), 0.2)),
              init("w3", randn(rng, (2, 2, 3, 3), 0.2)), init("w4", randn(rng, (2, 2, 3, 3), 50.0)),
-             init("w5", randn(rng, (2, 2, 3, 3), 0.2))]
-    outs = [vi(f"y{k}", [1, 2, 8, 8]) for k in range(1, 6)]
+             init("w5", randn(rng, (2, 2, 3, 3), 0.2)),
+             init("wu", randn(rng, (2, 3, 3, 3), 0.002)),
+             init("wv", randn(rng, (2, 3, 3, 3), 0.003))]
+    outs = [vi(f"y{k}", [1, 2, 8, 8]) for k in range(1, 8)]
     fm = c.model("share", nodes, [vi("x", [1, 3, 8, 8])], outs, inits)
     d = c.data("calib", [randn(rng, (1, 3, 8, 8)) for _ in range(8)])
     p = c.path("share.json")
@@ -1378,12 +1385,16 @@ def concat_share(c):
     own_t = read_scale(q, "cat2", 1)
     need(own_t != out, "t (read by a Conv too, ~1/100 of the group's range) took the group's")
     need("concat_group" not in params["t"], f"t's params say {params['t'].get('concat_group')}")
+    need(qparams(q, "cb") == out and read_scale(q, "cat_b", 1) == out, "cb is not in the group")
+    for t in ("cs", "u", "v"):
+        need(qparams(q, t) != out and "concat_group" not in params[t],
+             f"{t} took the group's range: {params[t]}")
     a = params["a"]
     need(a.get("concat_group") and a["own_max"][0] - a["own_min"][0] <
          (a["max"][0] - a["min"][0]) / 20, f"a's params: {a}")
     r = c.run("--data", d, fm, "-o", c.path("share2.q.onnx"), "--no-bias-correction")
     line = next((x for x in r.stdout.splitlines() if "concat scales:" in x), "")
-    need("1 kept their own" in line, f"summary line: '{line}'")
+    need("4 kept their own" in line, f"summary line: '{line}'")
     s = need_sqnr(fm, q.path, feeds_x([randn(rng, (1, 3, 8, 8)) for _ in range(3)]))
     n = c.calibrate(fm, d, "own.q.onnx", "--no-bias-correction", "--no-concat-share")
     need(read_scale(n, "cat1", 0) != qparams(n, "cat1"),
