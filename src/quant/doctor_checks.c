@@ -579,6 +579,21 @@ static int check_model(qc_doctor *d, qc_err *err)
                       "quantized: onnxruntime runs it in float (no integer kernel)",
                       nd->op_type, n_dq, n_dq == 1 ? "" : "s");
     }
+    /* Concat inputs onnxruntime requantizes: avoidable unless calibrate kept them on purpose
+     * (a rebuild with shared Concat scales: only inputs read elsewhere and much narrower) */
+    int n_cat = 0;
+    const char *first_cat = NULL;
+    int n_req = qm && (d->given || !d->o.q.concat_share)
+                    ? qc_dr_concat_requant(qm, &n_cat, &first_cat) : 0;
+    if (n_req)
+        qc_dr_add(d, QC_SEV_INFO, "model.concat-requant", 140 + n_req, first_cat,
+                  d->given ? "calibrate's default gives a Concat's inputs its output's scale "
+                             "(unless other nodes read one whose own range is 4x narrower)"
+                           : "drop --no-concat-share",
+                  "%d input%s of %d Concat%s (e.g. '%s') with a scale or zero point other than "
+                  "the output's: onnxruntime's QLinearConcat requantizes them (a lookup per "
+                  "byte, a second rounding) instead of copying", n_req, n_req == 1 ? "" : "s",
+                  n_cat, n_cat == 1 ? "" : "s", first_cat);
     return QC_OK;
 }
 

@@ -152,3 +152,60 @@ int qc_dr_given_norm_rounded(const qc_doctor *d, const char **first, const char 
     qc_strmap_free(&norm);
     return n;
 }
+
+/* The scalar scale (bits) and zero point of Q/DQ node n of model g; 0 if not scalars. */
+static int qdq_params(const qc_model *g, const qc_node *n, float *scale, int64_t *zp)
+{
+    const qc_tensor *s = n->n_inputs > 1 ? qc_model_init(g, n->inputs[1]) : NULL;
+    const qc_tensor *z = n->n_inputs > 2 && n->inputs[2][0] ? qc_model_init(g, n->inputs[2])
+                                                            : NULL;
+    if (!s || s->dtype != QC_F32 || qc_tensor_numel(s) != 1 ||
+        (z && qc_tensor_numel(z) != 1))
+        return 0;
+    *scale = ((const float *)s->data)[0];
+    *zp = 0;
+    if (z) {
+        switch (z->dtype) {
+        case QC_U8: *zp = ((const uint8_t *)z->data)[0]; break;
+        case QC_I8: *zp = ((const int8_t *)z->data)[0]; break;
+        case QC_U16: *zp = ((const uint16_t *)z->data)[0]; break;
+        case QC_I16: *zp = ((const int16_t *)z->data)[0]; break;
+        default: return 0;
+        }
+    }
+    return 1;
+}
+
+/* doctor_priv.h */
+int qc_dr_concat_requant(const qc_model *g, int *n_concats, const char **first)
+{
+    int n = 0;
+    *n_concats = 0;
+    *first = NULL;
+    for (int j = 0; j < g->n_nodes; j++) {
+        const qc_node *nd = &g->nodes[j];
+        float so = 0;
+        int64_t zo = 0;
+        int have = 0, here = 0;
+        if (nd->domain[0] || strcmp(nd->op_type, "Concat") || nd->n_outputs < 1)
+            continue;
+        for (int r = 0, i; !have && (i = qc_model_reader(g, nd->outputs[0], r)) >= 0; r++)
+            have = !strcmp(g->nodes[i].op_type, "QuantizeLinear") &&
+                   !strcmp(g->nodes[i].inputs[0], nd->outputs[0]) &&
+                   qdq_params(g, &g->nodes[i], &so, &zo);
+        for (int k = 0; have && k < nd->n_inputs; k++) {
+            int p = nd->inputs[k][0] ? qc_model_producer(g, nd->inputs[k]) : -1;
+            float s;
+            int64_t z;
+            if (p >= 0 && !strcmp(g->nodes[p].op_type, "DequantizeLinear") &&
+                qdq_params(g, &g->nodes[p], &s, &z) &&
+                (memcmp(&s, &so, sizeof s) != 0 || z != zo))
+                here++;
+        }
+        if (here && !*first)
+            *first = nd->name;
+        n += here;
+        *n_concats += here > 0;
+    }
+    return n;
+}

@@ -134,5 +134,9 @@ double qc_dr_given_out_scale(const qc_doctor *d, const char *node);
 int    qc_dr_given_float_groups(const qc_model *g, qc_float_group **out);
 int    qc_dr_given_norm_rounded(const qc_doctor *d, const char **first,
                                 const char **first_op);
+/* Inputs of Concats of QDQ model g (the given one or the doctor's) whose DequantizeLinear
+ * scale or zero point differs from the Concat output's QuantizeLinear: onnxruntime's
+ * QLinearConcat requantizes them. Their number; *n_concats the Concats, *first the first. */
+int    qc_dr_concat_requant(const qc_model *g, int *n_concats, const char **first);
 
 #endif

@@ -165,6 +165,18 @@ if quantize float_ops_given --data calib tanh.onnx -o tanh_q.onnx; then
     expect has float_ops_given model.float-ops tanh "--op-types" -- \
         --data calib tanh.onnx tanh_q.onnx --op-types Conv,Relu,Tanh
 fi
+# Concat inputs onnxruntime requantizes: a given model with their own scales (and the rebuild
+# under --no-concat-share) says so; calibrate's default model and rebuild do not
+if quantize concat_requant_given --data calib cat.onnx --no-concat-share -o cat_own.onnx &&
+    quantize concat_requant_given_clean --data calib cat.onnx -o cat_q.onnx; then
+    expect has concat_requant_given model.concat-requant cat "output's scale" -- \
+        --data calib cat.onnx cat_own.onnx
+    expect absent concat_requant_given_clean model.concat-requant "" "" -- \
+        --data calib cat.onnx cat_q.onnx
+fi
+expect has concat_requant model.concat-requant cat "drop --no-concat-share" -- \
+    --data calib cat.onnx --no-concat-share
+expect absent concat_requant_clean model.concat-requant "" "" -- --data calib cat.onnx
 expect first unfused model.unfused conv2 "" -- --data calib base.onnx
 expect absent unfused_clean model.unfused "" "" -- --data calib div_ok.onnx
 

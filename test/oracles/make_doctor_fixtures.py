@@ -24,6 +24,7 @@ OUTDIR/
                    and Slice 'pick' of channel 2 -> y2: one step of t spans all of y2,
                    no Concat (no head-mix)
   nhwc.onnx        base on NHWC input [1,8,8,3] (a Transpose first)
+  cat.onnx         two Convs of x (ranges 1:3) -> Concat 'cat' -> Conv -> y
   diff.onnx        1x1 Conv 'diff' computing differences of the input channels -> y: a large
                    common offset in the input cancels, its quantization error does not
   norm.onnx        a LayerNorm over the last axis as elementwise ops, then a 1x1 Conv;
@@ -130,6 +131,13 @@ def main():
           helper.make_node("Add", ["ax", "one"], ["ax1"], name="plus1"),
           helper.make_node("Log", ["ax1"], ["lx"], name="log")] + base_nodes("lx")
     save(model(ok, dict(base, one=np.float32(1))), os.path.join(out, "nan_ok.onnx"))
+
+    wk, w3 = 3 * conv_weights(rng, 8, 3), conv_weights(rng, 4, 16)
+    cat = [helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], name="conv1", pads=[1] * 4),
+           helper.make_node("Conv", ["x", "wk"], ["ck"], name="convk", pads=[1] * 4),
+           helper.make_node("Concat", ["c1", "ck"], ["cc"], name="cat", axis=1),
+           helper.make_node("Conv", ["cc", "w3"], ["y"], name="conv3", pads=[1] * 4)]
+    save(model(cat, {"w1": w1, "b1": b1, "wk": wk, "w3": w3}), os.path.join(out, "cat.onnx"))
 
     wa, wc = conv_weights(rng, 4, 3), conv_weights(rng, 2, 3)
     head = [helper.make_node("Conv", ["x", "wa"], ["ca"], name="box_conv", pads=[1] * 4),
