@@ -49,34 +49,27 @@ static int member(const qc_quantizer *q, const char *name)
 }
 
 /* Whether member r (a root) is read only by quantized Concats (not a graph output, not moved
- * on): -1 if not; else 2 if every such Concat's output joins its group (in[] == 2), 1 if one
- * does not, 3 while one is undecided (in[] == 3). */
-static int concat_only(const qc_quantizer *q, int r, const char *in)
+ * on: followed[r], see below): -1 if not; else 2 if every such Concat's output joins its group
+ * (in[] == 2), 1 if one does not, 3 while one is undecided (in[] == 3). A node reading r
+ * twice counts twice, which changes nothing. */
+static int concat_only(const qc_quantizer *q, int r, const char *in, const char *followed)
 {
     const qtensor *t = &q->t[r];
-    if (t->output_path)
+    if (t->output_path || followed[r])
         return -1;
-    for (int i = 0; i < q->n_t; i++)
-        if (i != r && q->t[i].share_from >= 0 && root_of(q, i) == r)
-            return -1;                  /* moved on: read elsewhere through the mover */
-    int n = 0, verdict = 2;
-    for (int k = 0; k < q->m->n_nodes; k++) {
+    int verdict = 2, r_i = 0;
+    for (int k; (k = qc_model_reader(q->m, t->name, r_i)) >= 0; r_i++) {
         const qc_node *nd = &q->m->nodes[k];
-        for (int j = 0; j < nd->n_inputs; j++) {
-            if (strcmp(nd->inputs[j], t->name))
-                continue;
-            int o = !strcmp(nd->op_type, "Concat") && q->nodes[k].final && nd->n_outputs > 0
-                        ? member(q, nd->outputs[0]) : -1;
-            if (o < 0)
-                return -1;
-            n++;
-            if (in[o] == 1)
-                verdict = 1;
-            else if (in[o] == 3 && verdict == 2)
-                verdict = 3;
-        }
+        int o = !strcmp(nd->op_type, "Concat") && !nd->domain[0] && q->nodes[k].final &&
+                        nd->n_outputs > 0 ? member(q, nd->outputs[0]) : -1;
+        if (o < 0)
+            return -1;
+        if (in[o] == 1)
+            verdict = 1;
+        else if (in[o] == 3 && verdict == 2)
+            verdict = 3;
     }
-    return n > 0 ? verdict : -1;
+    return r_i > 0 ? verdict : -1;
 }
 
 static void set_range(qc_quantizer *q, qtensor *t, float lo, float hi)
@@ -96,14 +89,18 @@ int qc_quant_share_concat_scales(qc_quantizer *q, qc_err *err)
         return QC_OK;
     int *par = malloc(((size_t)q->n_t + 1) * sizeof *par);
     char *in = calloc((size_t)q->n_t + 1, 1);       /* 1 member, 2 joins */
+    char *followed = calloc((size_t)q->n_t + 1, 1); /* a tensor shares its parameters */
     float *lo = malloc(((size_t)q->n_t + 1) * sizeof *lo);
     float *hi = malloc(((size_t)q->n_t + 1) * sizeof *hi);
-    if (!par || !in || !lo || !hi) {
-        free(par), free(in), free(lo), free(hi);
+    if (!par || !in || !lo || !hi || !followed) {
+        free(par), free(in), free(lo), free(hi), free(followed);
         return qc_errf(err, QC_ENOMEM, "out of memory");
     }
-    for (int i = 0; i < q->n_t; i++)
+    for (int i = 0; i < q->n_t; i++) {
         par[i] = i;
+        if (q->t[i].share_from >= 0)
+            followed[root_of(q, i)] = 1;    /* moved on: read elsewhere through the mover */
+    }
     for (int k = 0; k < m->n_nodes; k++) {
         const qc_node *n = &m->nodes[k];
         if (strcmp(n->op_type, "Concat") || n->domain[0] || !q->nodes[k].final ||
@@ -128,7 +125,7 @@ int qc_quant_share_concat_scales(qc_quantizer *q, qc_err *err)
             lo[i] = hi[i] = 0, par[i] = in[i] ? find(par, i) : par[i];
         char *seen = calloc((size_t)q->n_t + 1, 1);
         if (!seen) {
-            free(par), free(in), free(lo), free(hi);
+            free(par), free(in), free(lo), free(hi), free(followed);
             return qc_errf(err, QC_ENOMEM, "out of memory");
         }
         for (int i = 0; i < q->n_t; i++) {
@@ -153,13 +150,13 @@ int qc_quant_share_concat_scales(qc_quantizer *q, qc_err *err)
             double own = (double)q->t[i].hi[0] - q->t[i].lo[0];
             double all = (double)hi[g] - lo[g];
             in[i] = 3;
-            if (concat_only(q, i, in) < 0)
+            if (concat_only(q, i, in, followed) < 0)
                 in[i] = all <= CONCAT_WIDEN * own ? 2 : 1;
         }
         for (int changed = 1; changed;) {
             changed = 0;
             for (int i = 0; i < q->n_t; i++) {
-                int v = in[i] == 3 ? concat_only(q, i, in) : 3;
+                int v = in[i] == 3 ? concat_only(q, i, in, followed) : 3;
                 if (v == 1 || v == 2)
                     in[i] = (char)v, changed = 1;
             }
@@ -171,7 +168,7 @@ int qc_quant_share_concat_scales(qc_quantizer *q, qc_err *err)
     /* a group keeps its members' own ranges unless two or more join */
     int *joined = calloc((size_t)q->n_t + 1, sizeof *joined);
     if (!joined) {
-        free(par), free(in), free(lo), free(hi);
+        free(par), free(in), free(lo), free(hi), free(followed);
         return qc_errf(err, QC_ENOMEM, "out of memory");
     }
     for (int i = 0; i < q->n_t; i++)
@@ -206,6 +203,6 @@ int qc_quant_share_concat_scales(qc_quantizer *q, qc_err *err)
             t->zp[0] = s->zp[0];
         }
     }
-    free(joined), free(par), free(in), free(lo), free(hi);
+    free(joined), free(par), free(in), free(lo), free(hi), free(followed);
     return QC_OK;
 }
