@@ -17,7 +17,8 @@
  * On make peers' data (100 samples, --no-bias-correction), against each input's own range:
  * ddddocr minmax 15.82 -> 19.38 dB, percentile 21.92 -> 22.74 dB, nudenet minmax 26.54 ->
  * 26.86, percentile 27.10 -> 26.77 dB; onnxruntime's 18 QLinearConcat on ddddocr (percentile)
- * 0.86 -> 0.36 ms a run (its profiler). --no-concat-share keeps every input's own range. */
+ * 1.00 -> 0.42 ms a run (tools/ort_op_times.py). --no-concat-share keeps every input's own
+ * range. */
 #include <stdlib.h>
 #include <string.h>
 #include "qc_qparams.h"
