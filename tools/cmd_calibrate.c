@@ -485,13 +485,14 @@ int qc_cmd_calibrate(int argc, char **argv)
                    host_has_vnni() ? "; this CPU has VNNI and does not need it" : "");
         int c_shared, c_own;
         qc_quant_concat_counts(q, &c_shared, &c_own);
-        if (c_shared)
+        if (c_shared)   /* an own range is counted only in a group that shares */
             printf("calibrate: concat scales: %d Concat inputs and outputs share their group's "
-                   "range (onnxruntime copies instead of requantizing)%s", c_shared,
-                   c_own ? "" : "\n");
+                   "range (onnxruntime copies instead of requantizing)", c_shared);
         if (c_own)
-            printf("; %d kept their own (read elsewhere, the shared range over 4x as "
-                   "wide)\n", c_own);
+            printf("; %d kept their own (read elsewhere, the shared range over 4x as wide)",
+                   c_own);
+        if (c_shared)
+            printf("\n");
         if (a.bias_corr)
             print_bias_summary(&bst);
         printf("calibrate: wrote %s (%.2f s", out_path, qc_now() - t0);

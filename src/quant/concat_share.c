@@ -19,6 +19,7 @@
  * 26.86, percentile 27.10 -> 26.77 dB; onnxruntime's 18 QLinearConcat on ddddocr (percentile)
  * 1.00 -> 0.42 ms a run (tools/ort_op_times.py). --no-concat-share keeps every input's own
  * range. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include "qc_qparams.h"
@@ -82,20 +83,37 @@ static void set_range(qc_quantizer *q, qtensor *t, float lo, float hi)
                           &t->zp[0]);
 }
 
+/* Per group (indexed by its union-find root, par[] flattened): the union of the ranges of
+ * its members with in[] >= want; lo > hi for a group without one. */
+static void group_ranges(const qc_quantizer *q, const int *par, const char *in, int want,
+                         float *lo, float *hi)
+{
+    for (int i = 0; i < q->n_t; i++)
+        lo[i] = INFINITY, hi[i] = -INFINITY;
+    for (int i = 0; i < q->n_t; i++) {
+        if (!in[i] || in[i] < want)
+            continue;
+        int g = par[i];
+        lo[g] = fminf(lo[g], q->t[i].lo[0]);
+        hi[g] = fmaxf(hi[g], q->t[i].hi[0]);
+    }
+}
+
 int qc_quant_share_concat_scales(qc_quantizer *q, qc_err *err)
 {
     const qc_model *m = q->m;
     q->n_concat_shared = q->n_concat_own = 0;
     if (!q->o.concat_share)
         return QC_OK;
-    int *par = malloc(((size_t)q->n_t + 1) * sizeof *par);
-    char *in = calloc((size_t)q->n_t + 1, 1);       /* 1 member, 2 joins */
-    char *followed = calloc((size_t)q->n_t + 1, 1); /* a tensor shares its parameters */
-    float *lo = malloc(((size_t)q->n_t + 1) * sizeof *lo);
-    float *hi = malloc(((size_t)q->n_t + 1) * sizeof *hi);
-    if (!par || !in || !lo || !hi || !followed) {
-        free(par), free(in), free(lo), free(hi), free(followed);
-        return qc_errf(err, QC_ENOMEM, "out of memory");
+    size_t n = (size_t)q->n_t + 1;
+    int *par = malloc(n * sizeof *par), *joined = calloc(n, sizeof *joined);
+    char *in = calloc(n, 1);            /* 1 member, 2 joins (3 undecided) */
+    char *followed = calloc(n, 1);      /* a tensor shares its parameters */
+    float *lo = malloc(n * sizeof *lo), *hi = malloc(n * sizeof *hi);
+    int rc = QC_OK;
+    if (!par || !joined || !in || !followed || !lo || !hi) {
+        rc = qc_errf(err, QC_ENOMEM, "out of memory");
+        goto out;
     }
     for (int i = 0; i < q->n_t; i++) {
         par[i] = i;
@@ -103,75 +121,53 @@ int qc_quant_share_concat_scales(qc_quantizer *q, qc_err *err)
             followed[root_of(q, i)] = 1;    /* moved on: read elsewhere through the mover */
     }
     for (int k = 0; k < m->n_nodes; k++) {
-        const qc_node *n = &m->nodes[k];
-        if (strcmp(n->op_type, "Concat") || n->domain[0] || !q->nodes[k].final ||
-            n->n_outputs < 1)
+        const qc_node *nd = &m->nodes[k];
+        if (strcmp(nd->op_type, "Concat") || nd->domain[0] || !q->nodes[k].final ||
+            nd->n_outputs < 1)
             continue;
-        int o = member(q, n->outputs[0]);
+        int o = member(q, nd->outputs[0]);
         if (o < 0)
             continue;
         in[o] = 1;
-        for (int j = 0; j < n->n_inputs; j++) {
-            int r = member(q, n->inputs[j]);
+        for (int j = 0; j < nd->n_inputs; j++) {
+            int r = member(q, nd->inputs[j]);
             if (r >= 0) {
                 in[r] = 1;
                 par[find(par, r)] = find(par, o);
             }
         }
     }
-    /* per group (indexed by its union-find root): the union of all members' ranges, then of
-     * the members that join */
-    for (int pass = 0; pass < 2; pass++) {
-        for (int i = 0; i < q->n_t; i++)
-            lo[i] = hi[i] = 0, par[i] = in[i] ? find(par, i) : par[i];
-        char *seen = calloc((size_t)q->n_t + 1, 1);
-        if (!seen) {
-            free(par), free(in), free(lo), free(hi), free(followed);
-            return qc_errf(err, QC_ENOMEM, "out of memory");
-        }
-        for (int i = 0; i < q->n_t; i++) {
-            if (!in[i] || (pass && in[i] != 2))
-                continue;
-            int g = par[i];
-            float a = q->t[i].lo[0], b = q->t[i].hi[0];
-            lo[g] = seen[g] && lo[g] < a ? lo[g] : a;
-            hi[g] = seen[g] && hi[g] > b ? hi[g] : b;
-            seen[g] = 1;
-        }
-        free(seen);
-        if (pass)
-            break;
-        /* members read elsewhere join if the group's range is at most CONCAT_WIDEN times
-         * theirs; then, outputs first (a Concat feeding a Concat), members only Concats read
-         * join with their Concats' outputs */
-        for (int i = 0; i < q->n_t; i++) {
-            if (!in[i])
-                continue;
-            int g = par[i];
-            double own = (double)q->t[i].hi[0] - q->t[i].lo[0];
-            double all = (double)hi[g] - lo[g];
-            in[i] = 3;
-            if (concat_only(q, i, in, followed) < 0)
-                in[i] = all <= CONCAT_WIDEN * own ? 2 : 1;
-        }
-        for (int changed = 1; changed;) {
-            changed = 0;
-            for (int i = 0; i < q->n_t; i++) {
-                int v = in[i] == 3 ? concat_only(q, i, in, followed) : 3;
-                if (v == 1 || v == 2)
-                    in[i] = (char)v, changed = 1;
-            }
-        }
-        for (int i = 0; i < q->n_t; i++)
-            if (in[i] == 3)
-                in[i] = 1;
+    for (int i = 0; i < q->n_t; i++)
+        if (in[i])
+            par[i] = find(par, i);
+    /* members read elsewhere join if the group's range (of all its members) is at most
+     * CONCAT_WIDEN times theirs; then, outputs first (a Concat feeding a Concat), members
+     * only Concats read join with their Concats' outputs */
+    group_ranges(q, par, in, 1, lo, hi);
+    for (int i = 0; i < q->n_t; i++) {
+        if (!in[i])
+            continue;
+        int g = par[i];
+        double own = (double)q->t[i].hi[0] - q->t[i].lo[0];
+        double all = (double)hi[g] - lo[g];
+        in[i] = 3;
+        if (concat_only(q, i, in, followed) < 0)
+            in[i] = all <= CONCAT_WIDEN * own ? 2 : 1;
     }
-    /* a group keeps its members' own ranges unless two or more join */
-    int *joined = calloc((size_t)q->n_t + 1, sizeof *joined);
-    if (!joined) {
-        free(par), free(in), free(lo), free(hi), free(followed);
-        return qc_errf(err, QC_ENOMEM, "out of memory");
+    for (int changed = 1; changed;) {
+        changed = 0;
+        for (int i = 0; i < q->n_t; i++) {
+            int v = in[i] == 3 ? concat_only(q, i, in, followed) : 3;
+            if (v == 1 || v == 2)
+                in[i] = (char)v, changed = 1;
+        }
     }
+    for (int i = 0; i < q->n_t; i++)
+        if (in[i] == 3)
+            in[i] = 1;
+    /* the shared range: the union of the members that join; a group keeps its members' own
+     * ranges unless two or more join */
+    group_ranges(q, par, in, 2, lo, hi);
     for (int i = 0; i < q->n_t; i++)
         if (in[i] == 2)
             joined[par[i]]++;
@@ -204,6 +200,7 @@ int qc_quant_share_concat_scales(qc_quantizer *q, qc_err *err)
             t->zp[0] = s->zp[0];
         }
     }
-    free(joined), free(par), free(in), free(lo), free(hi), free(followed);
-    return QC_OK;
+out:
+    free(par), free(joined), free(in), free(followed), free(lo), free(hi);
+    return rc;
 }

@@ -163,16 +163,7 @@ static int qdq_params(const qc_model *g, const qc_node *n, float *scale, int64_t
         (z && qc_tensor_numel(z) != 1))
         return 0;
     *scale = ((const float *)s->data)[0];
-    *zp = 0;
-    if (z) {
-        switch (z->dtype) {
-        case QC_U8: *zp = ((const uint8_t *)z->data)[0]; break;
-        case QC_I8: *zp = ((const int8_t *)z->data)[0]; break;
-        case QC_U16: *zp = ((const uint16_t *)z->data)[0]; break;
-        case QC_I16: *zp = ((const int16_t *)z->data)[0]; break;
-        default: return 0;
-        }
-    }
+    *zp = z ? qc_tensor_get_i(z, 0) : 0;
     return 1;
 }
 

@@ -703,13 +703,13 @@ void qc_quant_share_guard(qc_quantizer *q, qc_pg_cache *c)
     q->pg_cache = c;
 }
 
-/* The pair guard applies to symmetric int8 weights with uint8 activations, full range. */
 void qc_quant_concat_counts(const qc_quantizer *q, int *shared, int *own)
 {
     *shared = q->n_concat_shared;
     *own = q->n_concat_own;
 }
 
+/* The pair guard applies to symmetric int8 weights with uint8 activations, full range. */
 int qc_quant_pair_guarded(const qc_quantizer *q)
 {
     return q->o.pair_guard && q->o.symmetric_w && !q->o.reduce_range &&
