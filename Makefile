@@ -36,7 +36,8 @@ $(BUILD)/%.o: %.c $(BUILD)/gen/onnx.pb-c.h $(wildcard include/*.h src/*/*.h cali
 
 # Extra flags for the AVX-512 / AVX2 convolution kernels alone (tools/fuzz.sh: clang's UBSan on their
 # unrolled intrinsics takes two minutes to compile and checks nothing the intrinsics do).
-$(BUILD)/src/exec/conv_x86.o $(BUILD)/src/exec/conv_i8_x86.o $(BUILD)/src/exec/conv_avx2.o: override CFLAGS += $(CONV_X86_CFLAGS)
+$(BUILD)/src/exec/conv_x86.o $(BUILD)/src/exec/conv_i8_x86.o $(BUILD)/src/exec/conv_avx2.o \
+  $(BUILD)/src/exec/conv_wino.o: override CFLAGS += $(CONV_X86_CFLAGS)
 
 $(BUILD)/libqcal.a: $(LIB_OBJ)
 	rm -f $@ && ar rcs $@ $^

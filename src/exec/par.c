@@ -124,6 +124,11 @@ void qc_par_set_serial(int on)
     in_loop = on != 0;
 }
 
+int qc_par_serial(void)
+{
+    return in_loop;
+}
+
 int qc_par_threads(void)
 {
     pthread_once(&once, init_pool);

@@ -23,6 +23,10 @@ typedef int (*qc_par_item_fn)(void *ctx, int64_t i, qc_err *err);
  * items after it still ran). */
 int  qc_par_each(int64_t n, qc_par_item_fn fn, void *ctx, qc_err *err);
 
+/* 1 when a qc_par_for called from this thread would run serially whatever its size (inside
+ * a loop's item, or after qc_par_set_serial(1)): kernels then need not split work. */
+int  qc_par_serial(void);
+
 /* on != 0: every qc_par_for called from this thread runs serially in it (threads that run
  * whole samples side by side, each on one core); 0 restores the pool. */
 void qc_par_set_serial(int on);

@@ -1,0 +1,204 @@
+/* The Winograd F(4x4, 3x3) convolution (src/exec/conv_wino.c) through the executor: against
+ * a double loop within a bound on its rounding, the same bits whatever the work split, and
+ * taken by default only where conv_wino.c says it pays. */
+#include <math.h>
+#include "tnode.h"
+#include "par.h"
+
+typedef struct wcase {
+    const char *name;
+    int64_t     n, c, m, h, w, pads[4];     /* pads: h, w begins, then h, w ends */
+    int         bias;
+} wcase;
+
+static const wcase wcases[] = {
+    { "one_tile", 1, 3, 5, 4, 4, { 1, 1, 1, 1 }, 1 },
+    { "partial_tiles", 1, 9, 11, 13, 14, { 1, 1, 1, 1 }, 1 },
+    { "no_pad_batch2", 2, 8, 16, 10, 19, { 0, 0, 0, 0 }, 0 },
+    { "asym_pads", 1, 5, 7, 9, 11, { 2, 0, 1, 2 }, 1 },
+    { "two_segments", 1, 4, 9, 6, 70, { 1, 1, 1, 1 }, 1 },   /* 18 tiles a row */
+    { "blocks", 1, 32, 33, 44, 36, { 1, 1, 1, 1 }, 1 },      /* 11 x 9 tiles */
+    { "default_on", 1, 12, 16, 20, 20, { 1, 1, 1, 1 }, 1 },  /* 12 in, 16 out, 25 tiles */
+    { "default_off_c", 1, 11, 16, 20, 20, { 1, 1, 1, 1 }, 1 },
+    { "default_off_tiles", 1, 40, 24, 14, 14, { 1, 1, 1, 1 }, 1 },    /* 16 tiles */
+};
+
+static void wcase_out(const wcase *wc, int64_t *yd)
+{
+    yd[0] = wc->n;
+    yd[1] = wc->m;
+    yd[2] = wc->h + wc->pads[0] + wc->pads[2] - 2;
+    yd[3] = wc->w + wc->pads[1] + wc->pads[3] - 2;
+}
+
+/* y and, per output, the sum of its terms' magnitudes (the scale of its rounding) */
+static void wino_ref(const wcase *wc, const float *x, const float *w, const float *b,
+                     double *y, double *mag)
+{
+    int64_t yd[4];
+    wcase_out(wc, yd);
+    for (int64_t n = 0; n < wc->n; n++)
+    for (int64_t m = 0; m < wc->m; m++)
+    for (int64_t oy = 0; oy < yd[2]; oy++)
+    for (int64_t ox = 0; ox < yd[3]; ox++) {
+        double acc = b ? b[m] : 0.0, s = b ? fabs(b[m]) : 0.0;
+        for (int64_t c = 0; c < wc->c; c++)
+            for (int64_t ky = 0; ky < 3; ky++)
+                for (int64_t kx = 0; kx < 3; kx++) {
+                    int64_t iy = oy + ky - wc->pads[0], ix = ox + kx - wc->pads[1];
+                    if (iy < 0 || iy >= wc->h || ix < 0 || ix >= wc->w)
+                        continue;
+                    double t = (double)x[((n * wc->c + c) * wc->h + iy) * wc->w + ix] *
+                               w[((m * wc->c + c) * 3 + ky) * 3 + kx];
+                    acc += t;
+                    s += fabs(t);
+                }
+        int64_t o = ((n * wc->m + m) * yd[2] + oy) * yd[3] + ox;
+        y[o] = acc;
+        mag[o] = s;
+    }
+}
+
+typedef struct wrun {
+    tnode  tn;
+    float *x, *w, *b;
+    int64_t yd[4], ny;
+} wrun;
+
+static void wrun_build(wrun *r, const wcase *wc, int silu)
+{
+    int64_t xd[4] = { wc->n, wc->c, wc->h, wc->w }, wd[4] = { wc->m, wc->c, 3, 3 };
+    static const int64_t ones[2] = { 1, 1 };
+    wcase_out(wc, r->yd);
+    r->ny = prod(r->yd, 4);
+    r->x = rand_buf(prod(xd, 4));
+    r->w = rand_buf(prod(wd, 4));
+    r->b = rand_buf(wc->m);
+    tn_init(&r->tn, "Conv", 13, wc->bias ? 3 : 2, 1);
+    if (silu)
+        tn_silu(&r->tn);
+    tn_input(&r->tn, 0, QC_F32, 4, xd, r->x);
+    tn_input(&r->tn, 1, QC_F32, 4, wd, r->w);
+    if (wc->bias)
+        tn_input(&r->tn, 2, QC_F32, 1, &wc->m, r->b);
+    tn_ints(&r->tn, "strides", 2, ones);
+    tn_ints(&r->tn, "pads", 4, wc->pads);
+}
+
+static void wrun_free(wrun *r)
+{
+    tn_free(&r->tn);
+    free(r->x);
+    free(r->w);
+    free(r->b);
+}
+
+/* The output (a copy) with QC_CONV_WINO set to mode (NULL: unset); serial: one thread. */
+static float *run_mode(wrun *r, const char *mode, int serial)
+{
+    if (mode)
+        setenv("QC_CONV_WINO", mode, 1);
+    else
+        unsetenv("QC_CONV_WINO");
+    qc_par_set_serial(serial);
+    const qc_tensor *y = tn_run(&r->tn, 0);
+    qc_par_set_serial(0);
+    unsetenv("QC_CONV_WINO");
+    float *out = NULL;
+    if (y && y->ndim == 4 && !memcmp(y->dims, r->yd, sizeof r->yd)) {
+        out = malloc((size_t)r->ny * sizeof *out);
+        memcpy(out, y->data, (size_t)r->ny * sizeof *out);
+    } else if (y) {
+        qc_test_fail(__FILE__, __LINE__, "unexpected output shape");
+    }
+    tn_free(&r->tn);
+    return out;
+}
+
+/* Winograd's rounding grows with its transforms' constants: up to 1.8e-6 of the sum of the
+ * terms' magnitudes on these cases (15 float epsilons); a misplaced tap or tile, or one
+ * transform constant off by 4% (1/23 for 1/24 in G), is of the order of one term. */
+#define WINO_BOUND 1e-5
+
+/* Whether this CPU has the Winograd path (AVX-512); without it every mode is the direct one. */
+static int have_wino(void)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f");
+#else
+    return 0;
+#endif
+}
+
+QC_TEST(conv_wino_against_naive)
+{
+    for (size_t t = 0; t < sizeof wcases / sizeof wcases[0]; t++)
+        for (int silu = 0; silu < 2; silu++) {
+            const wcase *wc = &wcases[t];
+            wrun r;
+            wrun_build(&r, wc, silu);
+            double *want = malloc((size_t)r.ny * sizeof *want);
+            double *mag = malloc((size_t)r.ny * sizeof *mag);
+            wino_ref(wc, r.x, r.w, wc->bias ? r.b : NULL, want, mag);
+            float *got = run_mode(&r, "1", 0), *direct = run_mode(&r, "0", 0);
+            double worst = 0.0;
+            int64_t differ = 0;
+            for (int64_t i = 0; got && direct && i < r.ny; i++) {
+                double v = silu ? want[i] / (1.0 + exp(-want[i])) : want[i];
+                double e = fabs(got[i] - v) / (mag[i] + 1e-30);
+                worst = e > worst ? e : worst;
+                differ += memcmp(&got[i], &direct[i], sizeof *got) != 0;
+            }
+            if (!(worst <= WINO_BOUND))
+                qc_test_fail(__FILE__, __LINE__, "%s%s: error %.3g of the terms' magnitude "
+                             "(bound %.1g)", wc->name, silu ? " (silu)" : "", worst,
+                             WINO_BOUND);
+            if (got && direct && (differ == 0) == have_wino())   /* did Winograd run? */
+                qc_test_fail(__FILE__, __LINE__, "%s%s: QC_CONV_WINO=1 %s the direct kernels' "
+                             "output on this CPU", wc->name, silu ? " (silu)" : "",
+                             differ ? "differs from" : "gave");
+            free(got);
+            free(direct);
+            free(want);
+            free(mag);
+            wrun_free(&r);
+        }
+}
+
+/* Blocks of tile rows and output channel parts follow the threads (two items a thread,
+ * one block on one thread): every output the same bits either way. */
+QC_TEST(conv_wino_same_bits_any_split)
+{
+    for (size_t t = 0; t < sizeof wcases / sizeof wcases[0]; t++) {
+        wrun r;
+        wrun_build(&r, &wcases[t], 0);
+        float *a = run_mode(&r, "1", 0), *b = run_mode(&r, "1", 1);
+        if (a && b && memcmp(a, b, (size_t)r.ny * sizeof *a) != 0)
+            qc_test_fail(__FILE__, __LINE__, "%s: serial and threaded runs differ",
+                         wcases[t].name);
+        free(a);
+        free(b);
+        wrun_free(&r);
+    }
+}
+
+/* Unset, it runs where it pays (12+ channels in, 16+ out, 20+ tiles) and nowhere else. */
+QC_TEST(conv_wino_default_choice)
+{
+    for (size_t t = 0; t < sizeof wcases / sizeof wcases[0]; t++) {
+        const wcase *wc = &wcases[t];
+        int64_t tiles = ((wc->h + wc->pads[0] + wc->pads[2] - 2 + 3) / 4) *
+                        ((wc->w + wc->pads[1] + wc->pads[3] - 2 + 3) / 4);
+        int expect = have_wino() && wc->c >= 12 && wc->m >= 16 && tiles >= 20;
+        wrun r;
+        wrun_build(&r, wc, 0);
+        float *def = run_mode(&r, NULL, 0), *on = run_mode(&r, expect ? "1" : "0", 0);
+        if (def && on && memcmp(def, on, (size_t)r.ny * sizeof *def) != 0)
+            qc_test_fail(__FILE__, __LINE__, "%s: by default not the %s kernels' output",
+                         wc->name, expect ? "Winograd" : "direct");
+        free(def);
+        free(on);
+        wrun_free(&r);
+    }
+}
