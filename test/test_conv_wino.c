@@ -120,15 +120,25 @@ static float *run_mode(wrun *r, const char *mode, int serial)
  * transform constant off by 4% (1/23 for 1/24 in G), is of the order of one term. */
 #define WINO_BOUND 1e-5
 
-/* Whether this CPU has the Winograd path (AVX-512); without it every mode is the direct one. */
-static int have_wino(void)
+/* Whether this CPU has the Winograd path (AVX-512, or AVX2 + FMA); without it every mode is
+ * the direct one. avx512: the AVX-512 set in particular. */
+static int have_wino_isa(int avx512)
 {
 #if defined(__x86_64__) && defined(__GNUC__)
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f");
+    if (avx512)
+        return __builtin_cpu_supports("avx512f");
+    return __builtin_cpu_supports("avx512f") ||
+           (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"));
 #else
+    (void)avx512;
     return 0;
 #endif
+}
+
+static int have_wino(void)
+{
+    return have_wino_isa(0);
 }
 
 QC_TEST(conv_wino_against_naive)
@@ -166,6 +176,50 @@ QC_TEST(conv_wino_against_naive)
         }
 }
 
+/* The AVX2 set (QC_CONV_ISA=avx2, as on a CPU without AVX-512) does the AVX-512 set's
+ * operations in the same order on 8 lanes: the same bits, plain and with SiLU, and so does
+ * its split serial or threaded. */
+QC_TEST(conv_wino_avx2_same_bits)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (!have_wino_isa(1) || !__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))
+        return;
+#else
+    return;
+#endif
+    for (size_t t = 0; t < sizeof wcases / sizeof wcases[0]; t++)
+        for (int silu = 0; silu < 2; silu++) {
+            wrun r;
+            wrun_build(&r, &wcases[t], silu);
+            const char *isa = getenv("QC_CONV_ISA");
+            char *keep = isa ? strdup(isa) : NULL;
+            unsetenv("QC_CONV_ISA");
+            float *a = run_mode(&r, "1", 0);
+            setenv("QC_CONV_ISA", "avx2", 1);
+            float *b = run_mode(&r, "1", 0), *c = run_mode(&r, "1", 1);
+            float *direct = run_mode(&r, "0", 0);
+            if (keep)
+                setenv("QC_CONV_ISA", keep, 1);
+            else
+                unsetenv("QC_CONV_ISA");
+            free(keep);
+            if (a && b && c && memcmp(a, b, (size_t)r.ny * sizeof *a) != 0)
+                qc_test_fail(__FILE__, __LINE__, "%s%s: the AVX2 and AVX-512 sets differ",
+                             wcases[t].name, silu ? " (silu)" : "");
+            if (b && c && memcmp(b, c, (size_t)r.ny * sizeof *b) != 0)
+                qc_test_fail(__FILE__, __LINE__, "%s%s: AVX2 serial and threaded runs differ",
+                             wcases[t].name, silu ? " (silu)" : "");
+            if (b && direct && !memcmp(b, direct, (size_t)r.ny * sizeof *b))
+                qc_test_fail(__FILE__, __LINE__, "%s%s: QC_CONV_ISA=avx2 QC_CONV_WINO=1 gave "
+                             "the direct kernels' output", wcases[t].name, silu ? " (silu)" : "");
+            free(a);
+            free(b);
+            free(c);
+            free(direct);
+            wrun_free(&r);
+        }
+}
+
 /* Blocks of tile rows and output channel parts follow the threads (two items a thread,
  * one block on one thread): every output the same bits either way. */
 QC_TEST(conv_wino_same_bits_any_split)
@@ -183,7 +237,8 @@ QC_TEST(conv_wino_same_bits_any_split)
     }
 }
 
-/* Unset, it runs where it pays (12+ channels in, 16+ out, 20+ tiles) and nowhere else. */
+/* Unset, it runs where it pays (12+ channels in, 16+ out, 20+ tiles; the same shapes with
+ * either set) and nowhere else. */
 QC_TEST(conv_wino_default_choice)
 {
     for (size_t t = 0; t < sizeof wcases / sizeof wcases[0]; t++) {

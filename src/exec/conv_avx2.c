@@ -6,7 +6,9 @@
  * integer tiles of simulated quantized runs (VPMADDUBSW; conv_i8_x86.c drives them). */
 #include <stdint.h>
 #include <stddef.h>
+#include <string.h>
 #include "conv_kern.h"
+#include "conv_wino.h"
 #include "conv_x86.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -317,9 +319,238 @@ const conv_kset *qc_conv_kset_avx2(void)
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? &k256 : NULL;
 }
 
+/* ---- Winograd F(4x4, 3x3) (conv_wino.h): the AVX-512 set's operations on 8 lanes in the
+ * same order (transforms, sums over the input channels from 0, epilogues), so the same
+ * bits. Partial stores go through a buffer: masked stores are slow on AMD cores. ---- */
+
+#define WUNROLL _Pragma("GCC unroll 8")
+
+static inline __attribute__((always_inline)) A2 void bt6_8(const __m256 *z, __m256 *o)
+{
+    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f),
+                 five = _mm256_set1_ps(5.0f);
+    __m256 t0 = _mm256_fnmadd_ps(four, z[2], z[4]);
+    __m256 t1 = _mm256_fnmadd_ps(four, z[1], z[3]);
+    __m256 t2 = _mm256_sub_ps(z[4], z[2]);
+    __m256 t3 = _mm256_mul_ps(two, _mm256_sub_ps(z[3], z[1]));
+    o[0] = _mm256_fmadd_ps(four, z[0], _mm256_fnmadd_ps(five, z[2], z[4]));
+    o[1] = _mm256_add_ps(t0, t1);
+    o[2] = _mm256_sub_ps(t0, t1);
+    o[3] = _mm256_add_ps(t2, t3);
+    o[4] = _mm256_sub_ps(t2, t3);
+    o[5] = _mm256_fmadd_ps(four, z[1], _mm256_fnmadd_ps(five, z[3], z[5]));
+}
+
+static inline __attribute__((always_inline)) A2 void at6_8(const __m256 *z, __m256 *o)
+{
+    __m256 s12 = _mm256_add_ps(z[1], z[2]), d12 = _mm256_sub_ps(z[1], z[2]);
+    __m256 s34 = _mm256_add_ps(z[3], z[4]), d34 = _mm256_sub_ps(z[3], z[4]);
+    o[0] = _mm256_add_ps(_mm256_add_ps(z[0], s12), s34);
+    o[1] = _mm256_fmadd_ps(_mm256_set1_ps(2.0f), d34, d12);
+    o[2] = _mm256_fmadd_ps(_mm256_set1_ps(4.0f), s34, s12);
+    o[3] = _mm256_add_ps(_mm256_fmadd_ps(_mm256_set1_ps(8.0f), d34, d12), z[5]);
+}
+
+/* lanes [lo, hi) of 8 as a load mask */
+static inline __attribute__((always_inline)) A2 __m256i lanes8(int64_t lo, int64_t hi)
+{
+    const __m256i i = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    lo = lo < 0 ? 0 : lo > 8 ? 8 : lo;
+    hi = hi < 0 ? 0 : hi > 8 ? 8 : hi;
+    return _mm256_and_si256(_mm256_cmpgt_epi32(i, _mm256_set1_epi32((int)lo - 1)),
+                            _mm256_cmpgt_epi32(_mm256_set1_epi32((int)hi), i));
+}
+
+/* y[0, n) = the first n (<= 8) lanes of v */
+static inline __attribute__((always_inline)) A2 void store_n8(float *y, __m256 v, int64_t n)
+{
+    if (n >= 8) {
+        _mm256_storeu_ps(y, v);
+    } else if (n > 0) {
+        float t[8];
+        _mm256_storeu_ps(t, v);
+        memcpy(y, t, (size_t)n * sizeof *y);
+    }
+}
+
+/* conv_wino.c's row_transform for 8 tiles: the 32 columns as an 8 x 4 transpose (its lanes
+ * come out as tiles 0 2 4 6 1 3 5 7, put back in order), columns 32 and 33 read alone. */
+static inline __attribute__((always_inline)) A2 void
+row_transform8(const float *row, int64_t x0, int64_t iw, __m256 *h)
+{
+    const __m256i fix = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    const __m256i next = _mm256_setr_epi32(1, 2, 3, 4, 5, 6, 7, 0);
+    __m256 a[4], p[6];
+    WUNROLL for (int v = 0; v < 4; v++) {
+        int64_t lo = -(x0 + 8 * v), hi = iw - (x0 + 8 * v);
+        a[v] = lo <= 0 && hi >= 8 ? _mm256_loadu_ps(row + x0 + 8 * v)
+                                  : _mm256_maskload_ps(row + x0 + 8 * v, lanes8(lo, hi));
+    }
+    float e32 = x0 + 32 >= 0 && x0 + 32 < iw ? row[x0 + 32] : 0.0f;
+    float e33 = x0 + 33 >= 0 && x0 + 33 < iw ? row[x0 + 33] : 0.0f;
+    __m256 u0 = _mm256_unpacklo_ps(a[0], a[1]), u1 = _mm256_unpackhi_ps(a[0], a[1]);
+    __m256 u2 = _mm256_unpacklo_ps(a[2], a[3]), u3 = _mm256_unpackhi_ps(a[2], a[3]);
+    p[0] = _mm256_permutevar8x32_ps(_mm256_shuffle_ps(u0, u2, _MM_SHUFFLE(1, 0, 1, 0)), fix);
+    p[1] = _mm256_permutevar8x32_ps(_mm256_shuffle_ps(u0, u2, _MM_SHUFFLE(3, 2, 3, 2)), fix);
+    p[2] = _mm256_permutevar8x32_ps(_mm256_shuffle_ps(u1, u3, _MM_SHUFFLE(1, 0, 1, 0)), fix);
+    p[3] = _mm256_permutevar8x32_ps(_mm256_shuffle_ps(u1, u3, _MM_SHUFFLE(3, 2, 3, 2)), fix);
+    p[4] = _mm256_blend_ps(_mm256_permutevar8x32_ps(p[0], next), _mm256_set1_ps(e32), 0x80);
+    p[5] = _mm256_blend_ps(_mm256_permutevar8x32_ps(p[1], next), _mm256_set1_ps(e33), 0x80);
+    bt6_8(p, h);
+}
+
+static A2 void wino_in8(const wino *w, const float *xb, int64_t ty0, int64_t ntb, int64_t ldv,
+                        float *h, float *v)
+{
+    const qc_conv2d *cv = w->cv;
+    int64_t plane = cv->ih * cv->iw, rows = ntb / w->tw;
+    for (int64_t ci = 0; ci < w->c; ci++) {
+        const float *xc = xb + ci * plane;
+        for (int64_t yr = 0; yr < 4 * rows + 2; yr++) {
+            int64_t y = 4 * ty0 - cv->ph + yr, r = yr % 4;
+            float *dst[2];
+            int nd = 0;
+            if (yr / 4 < rows)
+                dst[nd++] = h + r * ldv + yr / 4 * w->tw;
+            if (r < 2 && yr >= 4)
+                dst[nd++] = h + (r + 4) * ldv + (yr / 4 - 1) * w->tw;
+            for (int d = 0; d < nd && (y < 0 || y >= cv->ih); d++)
+                for (int k = 0; k < 6; k++)
+                    memset(dst[d] + k * 6 * ldv, 0, (size_t)w->tw * sizeof *h);
+            for (int64_t tx = 0; tx < w->tw && y >= 0 && y < cv->ih; tx += 8) {
+                __m256 o[6];
+                row_transform8(xc + y * cv->iw, 4 * tx - cv->pw, cv->iw, o);
+                for (int d = 0; d < nd; d++)
+                    WUNROLL for (int k = 0; k < 6; k++)
+                        store_n8(dst[d] + k * 6 * ldv + tx, o[k], w->tw - tx);
+            }
+        }
+        for (int q = 0; q < 36 && ntb < ldv; q++)
+            memset(h + q * ldv + ntb, 0, (size_t)(ldv - ntb) * sizeof *h);
+        for (int64_t g = 0; g < ldv; g += 8)
+            WUNROLL for (int k = 0; k < 6; k++) {
+                __m256 z[6], o[6];
+                WUNROLL for (int r = 0; r < 6; r++)
+                    z[r] = _mm256_load_ps(h + (k * 6 + r) * ldv + g);
+                bt6_8(z, o);
+                WUNROLL for (int i = 0; i < 6; i++)
+                    _mm256_store_ps(v + ((int64_t)(i * 6 + k) * w->c + ci) * ldv + g, o[i]);
+            }
+    }
+}
+
+/* 4 of a panel's WR rows (u: their first, WR apart per input channel) x NV vectors of 8 */
+#define WGEMM8(NV)                                                                            \
+static A2 void wgemm8_##NV(const float *u, const float *v, int64_t c, int64_t ldv, float *mo) \
+{                                                                                             \
+    __m256 acc[4][NV];                                                                        \
+    WUNROLL for (int r = 0; r < 4; r++)                                                       \
+        WUNROLL for (int j = 0; j < NV; j++)                                                  \
+            acc[r][j] = _mm256_setzero_ps();                                                  \
+    for (int64_t ci = 0; ci < c; ci++) {                                                      \
+        __m256 x[NV];                                                                         \
+        WUNROLL for (int j = 0; j < NV; j++)                                                  \
+            x[j] = _mm256_load_ps(v + ci * ldv + 8 * j);                                      \
+        WUNROLL for (int r = 0; r < 4; r++) {                                                 \
+            __m256 b = _mm256_broadcast_ss(u + ci * WR + r);                                  \
+            WUNROLL for (int j = 0; j < NV; j++)                                              \
+                acc[r][j] = _mm256_fmadd_ps(b, x[j], acc[r][j]);                              \
+        }                                                                                     \
+    }                                                                                         \
+    WUNROLL for (int r = 0; r < 4; r++)                                                       \
+        WUNROLL for (int j = 0; j < NV; j++)                                                  \
+            _mm256_store_ps(mo + r * ldv + 8 * j, acc[r][j]);                                 \
+}
+WGEMM8(1)
+WGEMM8(2)
+WGEMM8(3)
+
+static void wino_gemm8(const wino *w, const float *v, int64_t ldv, int64_t co0, int64_t co1,
+                       float *mo)
+{
+    for (int64_t k = 0; k < WK; k++)
+        for (int64_t cb = co0; cb < co1; cb += WR)
+            for (int half = 0; half < WR; half += 4) {
+                const float *uk = w->u + ((k * (w->mp / WR) + cb / WR) * w->c) * WR + half;
+                const float *vk = v + k * w->c * ldv;
+                float *mk = mo + (k * (co1 - co0) + cb - co0 + half) * ldv;
+                int64_t j = 0;
+                for (; j + 24 <= ldv; j += 24)
+                    wgemm8_3(uk, vk + j, w->c, ldv, mk + j);
+                if (ldv - j == 16)
+                    wgemm8_2(uk, vk + j, w->c, ldv, mk + j);
+                else if (ldv - j == 8)
+                    wgemm8_1(uk, vk + j, w->c, ldv, mk + j);
+            }
+}
+
+static A2 void wino_out8(const wino *w, int64_t bi, int64_t ty0, int64_t ntb, int64_t co0,
+                         int64_t co1, int64_t ldv, const float *mo, float *q)
+{
+    const qc_conv2d *cv = w->cv;
+    int64_t plane = cv->oh * cv->ow, rows = co1 - co0, trows = ntb / w->tw;
+    for (int64_t co = co0; co < co1 && co < w->m; co++) {
+        for (int64_t g = 0; g < ldv; g += 8)
+            WUNROLL for (int j = 0; j < 6; j++) {
+                __m256 z[6], t[4];
+                WUNROLL for (int i = 0; i < 6; i++)
+                    z[i] = _mm256_load_ps(mo + ((int64_t)(i * 6 + j) * rows + co - co0) * ldv +
+                                          g);
+                at6_8(z, t);
+                WUNROLL for (int a = 0; a < 4; a++)
+                    _mm256_store_ps(q + (a * 6 + j) * ldv + g, t[a]);
+            }
+        float *yc = cv->y + (bi * w->m + co) * plane;
+        __m256 bias = _mm256_set1_ps(cv->bias ? cv->bias[co] : 0.0f);
+        for (int64_t ty = 0; ty < trows; ty++)
+            for (int a = 0; a < 4 && 4 * (ty0 + ty) + a < cv->oh; a++) {
+                float *yr = yc + (4 * (ty0 + ty) + a) * cv->ow;
+                for (int64_t tx = 0; tx < w->tw; tx += 8) {
+                    __m256i in = lanes8(0, w->tw - tx);
+                    __m256 z[6], o[4];
+                    WUNROLL for (int j = 0; j < 6; j++)
+                        z[j] = _mm256_maskload_ps(q + (a * 6 + j) * ldv + ty * w->tw + tx, in);
+                    at6_8(z, o);
+                    WUNROLL for (int b = 0; b < 4; b++) {
+                        o[b] = _mm256_add_ps(o[b], bias);
+                        if (cv->act == QC_CONV_SILU)
+                            o[b] = silu8(o[b]);
+                        else if (cv->act == QC_CONV_QLUT)
+                            o[b] = qlut8(o[b], cv->qact, cv->lut);
+                    }
+                    /* lane l of o[b]: column 4 l + b; as 32 consecutive columns */
+                    __m256 u0 = _mm256_unpacklo_ps(o[0], o[1]), u1 = _mm256_unpackhi_ps(o[0], o[1]);
+                    __m256 u2 = _mm256_unpacklo_ps(o[2], o[3]), u3 = _mm256_unpackhi_ps(o[2], o[3]);
+                    __m256 v0 = _mm256_shuffle_ps(u0, u2, _MM_SHUFFLE(1, 0, 1, 0));
+                    __m256 v1 = _mm256_shuffle_ps(u0, u2, _MM_SHUFFLE(3, 2, 3, 2));
+                    __m256 v2 = _mm256_shuffle_ps(u1, u3, _MM_SHUFFLE(1, 0, 1, 0));
+                    __m256 v3 = _mm256_shuffle_ps(u1, u3, _MM_SHUFFLE(3, 2, 3, 2));
+                    __m256 f[4] = { _mm256_permute2f128_ps(v0, v1, 0x20),
+                                    _mm256_permute2f128_ps(v2, v3, 0x20),
+                                    _mm256_permute2f128_ps(v0, v1, 0x31),
+                                    _mm256_permute2f128_ps(v2, v3, 0x31) };
+                    WUNROLL for (int v = 0; v < 4; v++)
+                        store_n8(yr + 4 * tx + 8 * v, f[v], cv->ow - 4 * tx - 8 * v);
+                }
+            }
+    }
+}
+
+static const wino_kern wk256 = { wino_in8, wino_gemm8, wino_out8 };
+
+const wino_kern *qc_wino_kern_avx2(void)
+{
+    return qc_conv_kset_avx2() ? &wk256 : NULL;
+}
+
 #else
 
 const conv_kset *qc_conv_kset_avx2(void)
+{
+    return NULL;
+}
+
+const wino_kern *qc_wino_kern_avx2(void)
 {
     return NULL;
 }

@@ -1,45 +1,33 @@
-/* Winograd F(4x4, 3x3) for float 3x3 stride-1 convolutions on AVX-512 (private to src/exec;
- * qc_conv2d_fast tries it first). Each 4x4 block of outputs (a tile) comes from the 6x6 input
- * patch under it: V = Bt d B per input channel, U = G g Gt per weight (once per node, in
- * double, cached), then for each of the 36 components k a product M_k = U_k V_k over the
- * input channels, and y = At M A + bias. 36 multiplies per 16 outputs and channel pair
- * instead of 144; the transforms add rounding of their own (a few ulps of the inputs' and
- * outputs' magnitudes, against the direct kernels' one rounding a product).
+/* Winograd F(4x4, 3x3) for float 3x3 stride-1 convolutions: the driver and the AVX-512
+ * kernel set (the AVX2 + FMA one, the same operations on 8 lanes, is in conv_avx2.c;
+ * conv_wino.h says what a set is). Private to src/exec; qc_conv2d_fast tries it first. Each
+ * 4x4 block of outputs (a tile) comes from the 6x6 input patch under it: V = Bt d B per input
+ * channel, U = G g Gt per weight (once per node, in double, cached), then for each of the 36
+ * components k a product M_k = U_k V_k over the input channels, and y = At M A + bias. 36
+ * multiplies per 16 outputs and channel pair instead of 144; the transforms add rounding of
+ * their own (a few ulps of the inputs' and outputs' magnitudes, against the direct kernels'
+ * one rounding a product).
  *
- * Tiles go along vector lanes, 16 a vector. Input rows are read whole (masked loads: padding
- * reads as 0, no padded copy) and split into the stride-4 phases of the tiles' columns by
- * permutes; outputs are interleaved back and stored as whole rows. The product broadcasts U
- * and streams V, every sum over the input channels in order from 0. Work items are blocks of
- * tile rows x ranges of output channels; each item transforms its tiles' inputs into a slot
- * of its own, so every output is the same bits whatever the blocks, ranges and threads. */
+ * Tiles go along vector lanes, 16 a vector (8 with AVX2). Input rows are read whole (masked
+ * loads: padding reads as 0, no padded copy) and split into the stride-4 phases of the tiles'
+ * columns by permutes; outputs are interleaved back and stored as whole rows. The product
+ * broadcasts U and streams V, every sum over the input channels in order from 0. Work items
+ * are blocks of tile rows x ranges of output channels; each item transforms its tiles' inputs
+ * into a slot of its own, so every output is the same bits whatever the blocks, ranges,
+ * threads and kernel set. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include "conv_x86.h"
+#include "conv_wino.h"
 #include "par.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #include "conv_x86_inl.h"
 
-#define WR   8              /* output channels a product tile (broadcast rows) */
 #define WNV  3              /* vectors of 16 tiles a product tile */
-#define WK   36             /* components of a transformed tile */
 #define WINO_LAYOUT 64      /* qc_conv_cache layout id of U */
 #define UNROLL _Pragma("GCC unroll 8")
-
-typedef struct wino {
-    const qc_conv2d *cv;
-    const float *u;                 /* [36][mp / WR][c][WR], zero rows past m */
-    int64_t  c, m, mp;              /* mp: m rounded up to WR */
-    int64_t  th, tw, nt;            /* tiles down, across, an image */
-    int64_t  tb, nblk;              /* tiles a block (whole tile rows), blocks an image */
-    int64_t  mchunk, mparts;        /* output channels an item (multiple of WR), items a block */
-    float   *buf;                   /* n_slots slots of slot floats: h (or q), V, M */
-    int64_t  slot;
-    int      n_slots;
-    unsigned long busy;             /* bit s: slot s in use (atomic) */
-} wino;
 
 /* U = G g Gt for every (output, input) channel pair, in double, packed for the product. */
 static void pack_u(const float *w, int64_t m, int64_t c, int64_t mp, float *u)
@@ -202,6 +190,24 @@ GEMM_TILE(1)
 GEMM_TILE(2)
 GEMM_TILE(3)              /* WNV */
 
+static void gemm_block(const wino *w, const float *v, int64_t ldv, int64_t co0, int64_t co1,
+                       float *mo)
+{
+    for (int64_t k = 0; k < WK; k++)
+        for (int64_t cb = co0; cb < co1; cb += WR) {
+            const float *uk = w->u + ((k * (w->mp / WR) + cb / WR) * w->c) * WR;
+            const float *vk = v + k * w->c * ldv;
+            float *mk = mo + (k * (co1 - co0) + cb - co0) * ldv;
+            int64_t j = 0;
+            for (; j + 16 * WNV <= ldv; j += 16 * WNV)
+                gemm_3(uk, vk + j, w->c, ldv, mk + j, ldv);
+            if (ldv - j == 32)
+                gemm_2(uk, vk + j, w->c, ldv, mk + j, ldv);
+            else if (ldv - j == 16)
+                gemm_1(uk, vk + j, w->c, ldv, mk + j, ldv);
+        }
+}
+
 /* The four vectors o[b] (lane l: output column 4 l + b of tile l) as 64 consecutive columns */
 static inline __attribute__((always_inline, target("avx512f"))) void
 interleave4(const __m512 *o, __m512 *f)
@@ -270,6 +276,8 @@ output_transform(const wino *w, int64_t bi, int64_t ty0, int64_t ntb, int64_t co
     }
 }
 
+static const wino_kern k512 = { input_transform, gemm_block, output_transform };
+
 /* Item: image bi, block blk of tile rows, output channel part p (one slot for its h, V, M). */
 static void wino_items(void *vctx, int64_t lo, int64_t hi)
 {
@@ -288,22 +296,9 @@ static void wino_items(void *vctx, int64_t lo, int64_t hi)
         int64_t t0 = blk * w->tb, ntb = w->nt - t0 < w->tb ? w->nt - t0 : w->tb;
         int64_t ldv = (ntb + 15) / 16 * 16;
         int64_t co0 = p * w->mchunk, co1 = co0 + w->mchunk < w->mp ? co0 + w->mchunk : w->mp;
-        input_transform(w, w->cv->x + bi * w->c * w->cv->ih * w->cv->iw, t0 / w->tw, ntb, ldv,
-                        h, v);
-        for (int64_t k = 0; k < WK; k++)
-            for (int64_t cb = co0; cb < co1; cb += WR) {
-                const float *uk = w->u + ((k * (w->mp / WR) + cb / WR) * w->c) * WR;
-                const float *vk = v + k * w->c * ldv;
-                float *mk = mo + (k * (co1 - co0) + cb - co0) * ldv;
-                int64_t j = 0;
-                for (; j + 16 * WNV <= ldv; j += 16 * WNV)
-                    gemm_3(uk, vk + j, w->c, ldv, mk + j, ldv);
-                if (ldv - j == 32)
-                    gemm_2(uk, vk + j, w->c, ldv, mk + j, ldv);
-                else if (ldv - j == 16)
-                    gemm_1(uk, vk + j, w->c, ldv, mk + j, ldv);
-            }
-        output_transform(w, bi, t0 / w->tw, ntb, co0, co1, ldv, mo, q);
+        w->k->in(w, w->cv->x + bi * w->c * w->cv->ih * w->cv->iw, t0 / w->tw, ntb, ldv, h, v);
+        w->k->gemm(w, v, ldv, co0, co1, mo);
+        w->k->out(w, bi, t0 / w->tw, ntb, co0, co1, ldv, mo, q);
     }
     __atomic_fetch_and(&w->busy, ~(1ul << s), __ATOMIC_RELEASE);
 }
@@ -315,7 +310,7 @@ static int wino_mode(void)
     return !e || !*e ? -1 : e[0] == '1';
 }
 
-int qc_conv2d_wino(const qc_conv2d *cv, qc_run *r, qc_err *err)
+int qc_conv2d_wino(const qc_conv2d *cv, int vw, qc_run *r, qc_err *err)
 {
     int mode = wino_mode();
     if (mode == 0 || cv->wq || cv->group != 1 || cv->kh != 3 || cv->kw != 3 || cv->sh != 1 ||
@@ -327,15 +322,19 @@ int qc_conv2d_wino(const qc_conv2d *cv, qc_run *r, qc_err *err)
      * thread, nudenet and ddddocr): from 12 channels in and 16 out and 20 tiles, 1.1-2.5x the
      * direct kernels (16 -> 16 channels on 80x80 1.4x, 12 -> 24 on 208x208 1.9x, 64 -> 64 on
      * 40x40 2.0-2.2x, on 20x20 1.1-1.2x); on 13x13 planes (16 tiles) 1.0-1.07x, on 10x10 (9)
-     * 0.5-0.75x: lanes past the tiles and the transforms cost more than the multiplies saved. */
+     * 0.5-0.75x: lanes past the tiles and the transforms cost more than the multiplies saved.
+     * The AVX2 set against the AVX2 direct kernels (QC_CONV_ISA=avx2 there) gains 1.1-2.1x
+     * from 26x26 up but loses on 64 -> 64 at 20x20 (0.9-0.96x); it takes the same shapes all
+     * the same, so that a model calibrates to the same bytes with either set. */
     if (mode < 0 && (cv->c < 12 || cv->m < 16 || ((cv->oh + 3) / 4) * ((cv->ow + 3) / 4) < 20))
         return QC_EUNSUPPORTED;
-    __builtin_cpu_init();
-    if (!__builtin_cpu_supports("avx512f"))
+    const wino_kern *k = vw == 16 ? &k512 : vw == 8 ? qc_wino_kern_avx2() : NULL;
+    if (!k)
         return QC_EUNSUPPORTED;
     wino w;
     memset(&w, 0, sizeof w);
     w.cv = cv;
+    w.k = k;
     w.c = cv->c;
     w.m = cv->m;
     w.mp = (cv->m + WR - 1) / WR * WR;
@@ -385,9 +384,9 @@ int qc_conv2d_wino(const qc_conv2d *cv, qc_run *r, qc_err *err)
 
 #else
 
-int qc_conv2d_wino(const qc_conv2d *cv, qc_run *r, qc_err *err)
+int qc_conv2d_wino(const qc_conv2d *cv, int vw, qc_run *r, qc_err *err)
 {
-    (void)cv; (void)r; (void)err;
+    (void)cv; (void)vw; (void)r; (void)err;
     return QC_EUNSUPPORTED;
 }
 

@@ -55,9 +55,10 @@ void qc_conv2d_depthwise(const qc_conv2d *cv);
 int qc_conv2d_fast(const qc_conv2d *cv, qc_run *r, qc_err *err);
 
 /* The Winograd path of qc_conv2d_fast (conv_wino.c): float 3x3 stride-1 convolutions, group
- * 1, linear or SiLU, on AVX-512, where it pays (QC_CONV_WINO=1: wherever it can run, 0:
- * never). QC_EUNSUPPORTED, nothing written, otherwise. */
-int qc_conv2d_wino(const qc_conv2d *cv, qc_run *r, qc_err *err);
+ * 1, with the kernel set of vector width vw (16: AVX-512, 8: AVX2 + FMA), where it pays
+ * (QC_CONV_WINO=1: wherever it can run, 0: never). QC_EUNSUPPORTED, nothing written,
+ * otherwise. */
+int qc_conv2d_wino(const qc_conv2d *cv, int vw, qc_run *r, qc_err *err);
 
 /* The integer path of qc_conv2d_fast (conv_i8_x86.c): codes of x (recovered from its values)
  * times wq with int32 accumulation, then y = act(float(acc - xzp * sum(wq)) * xs * wqs[m] +
