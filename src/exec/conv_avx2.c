@@ -407,26 +407,18 @@ static A2 void wino_in8(const wino *w, const float *xb, int64_t ty0, int64_t ntb
     for (int64_t ci = 0; ci < w->c; ci++) {
         const float *xc = xb + ci * plane;
         for (int64_t yr = 0; yr < 4 * rows + 2; yr++) {
-            int64_t y = 4 * ty0 - cv->ph + yr, r = yr % 4;
             float *dst[2];
-            int nd = 0;
-            if (yr / 4 < rows)
-                dst[nd++] = h + r * ldv + yr / 4 * w->tw;
-            if (r < 2 && yr >= 4)
-                dst[nd++] = h + (r + 4) * ldv + (yr / 4 - 1) * w->tw;
-            for (int d = 0; d < nd && (y < 0 || y >= cv->ih); d++)
-                for (int k = 0; k < 6; k++)
-                    memset(dst[d] + k * 6 * ldv, 0, (size_t)w->tw * sizeof *h);
-            for (int64_t tx = 0; tx < w->tw && y >= 0 && y < cv->ih; tx += 8) {
+            int nd = wino_row_dst(w, ty0, rows, yr, ldv, h, dst);
+            const float *row = nd > 0 ? xc + (4 * ty0 - cv->ph + yr) * cv->iw : NULL;
+            for (int64_t tx = 0; tx < w->tw && nd > 0; tx += 8) {
                 __m256 o[6];
-                row_transform8(xc + y * cv->iw, 4 * tx - cv->pw, cv->iw, o);
+                row_transform8(row, 4 * tx - cv->pw, cv->iw, o);
                 for (int d = 0; d < nd; d++)
                     WUNROLL for (int k = 0; k < 6; k++)
                         store_n8(dst[d] + k * 6 * ldv + tx, o[k], w->tw - tx);
             }
         }
-        for (int q = 0; q < 36 && ntb < ldv; q++)
-            memset(h + q * ldv + ntb, 0, (size_t)(ldv - ntb) * sizeof *h);
+        wino_zero_tail(h, ntb, ldv);
         for (int64_t g = 0; g < ldv; g += 8)
             WUNROLL for (int k = 0; k < 6; k++) {
                 __m256 z[6], o[6];

@@ -128,28 +128,19 @@ input_transform(const wino *w, const float *xb, int64_t ty0, int64_t ntb, int64_
     for (int64_t ci = 0; ci < w->c; ci++) {
         const float *xc = xb + ci * plane;
         for (int64_t yr = 0; yr < 4 * rows + 2; yr++) {
-            /* input row y is row r of tile row yr / 4's patches and row r + 4 of the one above */
-            int64_t y = 4 * ty0 - cv->ph + yr, r = yr % 4;
             float *dst[2];
-            int nd = 0;
-            if (yr / 4 < rows)
-                dst[nd++] = h + r * ldv + yr / 4 * w->tw;
-            if (r < 2 && yr >= 4)
-                dst[nd++] = h + (r + 4) * ldv + (yr / 4 - 1) * w->tw;
-            for (int d = 0; d < nd && (y < 0 || y >= cv->ih); d++)
-                for (int k = 0; k < 6; k++)
-                    memset(dst[d] + k * 6 * ldv, 0, (size_t)w->tw * sizeof *h);
-            for (int64_t tx = 0; tx < w->tw && y >= 0 && y < cv->ih; tx += 16) {
+            int nd = wino_row_dst(w, ty0, rows, yr, ldv, h, dst);
+            const float *row = nd > 0 ? xc + (4 * ty0 - cv->ph + yr) * cv->iw : NULL;
+            for (int64_t tx = 0; tx < w->tw && nd > 0; tx += 16) {
                 __m512 o[6];
                 __mmask16 in = first_lanes(w->tw - tx);
-                row_transform(xc + y * cv->iw, 4 * tx - cv->pw, cv->iw, o);
+                row_transform(row, 4 * tx - cv->pw, cv->iw, o);
                 for (int d = 0; d < nd; d++)
                     UNROLL for (int k = 0; k < 6; k++)
                         _mm512_mask_storeu_ps(dst[d] + k * 6 * ldv + tx, in, o[k]);
             }
         }
-        for (int q = 0; q < 36 && ntb < ldv; q++)       /* lanes past the tiles */
-            memset(h + q * ldv + ntb, 0, (size_t)(ldv - ntb) * sizeof *h);
+        wino_zero_tail(h, ntb, ldv);
         for (int64_t g = 0; g < ldv; g += 16)
             UNROLL for (int k = 0; k < 6; k++) {
                 __m512 z[6], o[6];
@@ -282,12 +273,7 @@ static const wino_kern k512 = { input_transform, gemm_block, output_transform };
 static void wino_items(void *vctx, int64_t lo, int64_t hi)
 {
     wino *w = vctx;
-    int s = 0;
-    for (;; s = (s + 1) % w->n_slots) {
-        unsigned long bit = 1ul << s;
-        if (!(__atomic_fetch_or(&w->busy, bit, __ATOMIC_ACQUIRE) & bit))
-            break;
-    }
+    int s = qc_slot_claim(&w->busy, w->n_slots);
     int64_t tbv = (w->tb + 15) / 16 * 16;
     float *h = w->buf + (int64_t)s * w->slot, *v = h + WK * tbv, *mo = v + WK * w->c * tbv;
     float *q = h;                       /* output_transform's rows, after h's last use */
@@ -300,7 +286,7 @@ static void wino_items(void *vctx, int64_t lo, int64_t hi)
         w->k->gemm(w, v, ldv, co0, co1, mo);
         w->k->out(w, bi, t0 / w->tw, ntb, co0, co1, ldv, mo, q);
     }
-    __atomic_fetch_and(&w->busy, ~(1ul << s), __ATOMIC_RELEASE);
+    qc_slot_release(&w->busy, s);
 }
 
 /* QC_CONV_WINO: 0 never, 1 on every convolution it can run, unset: where it pays. */

@@ -4,6 +4,7 @@
 #define QC_CONV_WINO_H
 
 #include <stdint.h>
+#include <string.h>
 #include "conv_x86.h"
 
 #define WR 8                        /* output channels a product tile (broadcast rows) */
@@ -39,6 +40,36 @@ struct wino_kern {
     void (*out)(const wino *w, int64_t bi, int64_t ty0, int64_t ntb, int64_t co0, int64_t co1,
                 int64_t ldv, const float *mo, float *q);
 };
+
+/* For the sets' input transforms: input row yr of a block of `rows` tile rows from ty0
+ * (counted from the first row the block's patches read; 4 rows + 2 in all) is row yr % 4 of
+ * tile row yr / 4's patches and row yr % 4 + 4 of the one above. dst[] gets where its six
+ * transforms go in h ([k][r][tile], ldv apart: component k at + 6 k ldv), at the tile row's
+ * first tile; returns how many (1-2), or 0 for a row outside the image, whose places it
+ * zeroes. */
+static inline int wino_row_dst(const wino *w, int64_t ty0, int64_t rows, int64_t yr,
+                               int64_t ldv, float *h, float **dst)
+{
+    int64_t y = 4 * ty0 - w->cv->ph + yr, r = yr % 4;
+    int nd = 0;
+    if (yr / 4 < rows)
+        dst[nd++] = h + r * ldv + yr / 4 * w->tw;
+    if (r < 2 && yr >= 4)
+        dst[nd++] = h + (r + 4) * ldv + (yr / 4 - 1) * w->tw;
+    if (y >= 0 && y < w->cv->ih)
+        return nd;
+    for (int d = 0; d < nd; d++)
+        for (int k = 0; k < 6; k++)
+            memset(dst[d] + k * 6 * ldv, 0, (size_t)w->tw * sizeof *h);
+    return 0;
+}
+
+/* Lanes [ntb, ldv) of h's 36 rows: 0 */
+static inline void wino_zero_tail(float *h, int64_t ntb, int64_t ldv)
+{
+    for (int q = 0; q < WK && ntb < ldv; q++)
+        memset(h + q * ldv + ntb, 0, (size_t)(ldv - ntb) * sizeof *h);
+}
 
 /* The AVX2 + FMA set (conv_avx2.c); NULL without AVX2 and FMA. */
 const wino_kern *qc_wino_kern_avx2(void);

@@ -218,12 +218,7 @@ static void compute_items(void *vctx, int64_t lo, int64_t hi)
 static void block_items(void *vctx, int64_t lo, int64_t hi)
 {
     fast_ctx *c = vctx;
-    int s = 0;
-    for (;; s = (s + 1) % c->n_slots) {
-        unsigned long bit = 1ul << s;
-        if (!(__atomic_fetch_or(&c->slots_busy, bit, __ATOMIC_ACQUIRE) & bit))
-            break;
-    }
+    int s = qc_slot_claim(&c->slots_busy, c->n_slots);
     float *buf = c->xpad + (int64_t)s * c->slot;
     for (int64_t b = lo; b < hi; b++) {
         int64_t oh0 = b * c->blk_rows;
@@ -236,7 +231,7 @@ static void block_items(void *vctx, int64_t lo, int64_t hi)
                 for (int64_t t = oh0 * c->tpr; t < (oh0 + n) * c->tpr; t++)
                     run_tile(c, g, pn, t, buf, c->rin * c->iwp, r0);
     }
-    __atomic_fetch_and(&c->slots_busy, ~(1ul << s), __ATOMIC_RELEASE);
+    qc_slot_release(&c->slots_busy, s);
 }
 
 /* ---- pointwise (1x1, stride 1, no padding): y[m, p] = b[m] + sum_c w[m, c] x[c, p] ----

@@ -27,6 +27,21 @@ int  qc_par_each(int64_t n, qc_par_item_fn fn, void *ctx, qc_err *err);
  * a loop's item, or after qc_par_set_serial(1)): kernels then need not split work. */
 int  qc_par_serial(void);
 
+/* A per-thread scratch slot for a loop's items: claims one of the n (<= 64) slots whose
+ * bits in *busy are clear (atomically; at most one item a thread runs at once, so with n the
+ * loop's threads one is always free) and returns its index; qc_slot_release gives it back. */
+static inline int qc_slot_claim(unsigned long *busy, int n)
+{
+    for (int s = 0;; s = (s + 1) % n)
+        if (!(__atomic_fetch_or(busy, 1ul << s, __ATOMIC_ACQUIRE) & (1ul << s)))
+            return s;
+}
+
+static inline void qc_slot_release(unsigned long *busy, int s)
+{
+    __atomic_fetch_and(busy, ~(1ul << s), __ATOMIC_RELEASE);
+}
+
 /* on != 0: every qc_par_for called from this thread runs serially in it (threads that run
  * whole samples side by side, each on one core); 0 restores the pool. */
 void qc_par_set_serial(int on);
