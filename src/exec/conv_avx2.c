@@ -457,23 +457,20 @@ WGEMM8(1)
 WGEMM8(2)
 WGEMM8(3)
 
-static void wino_gemm8(const wino *w, const float *v, int64_t ldv, int64_t co0, int64_t co1,
-                       float *mo)
+/* a panel of WR rows as two halves of 4 */
+static void wino_panel8(const float *u, const float *v, int64_t c, int64_t ldv, float *m)
 {
-    for (int64_t k = 0; k < WK; k++)
-        for (int64_t cb = co0; cb < co1; cb += WR)
-            for (int half = 0; half < WR; half += 4) {
-                const float *uk = w->u + ((k * (w->mp / WR) + cb / WR) * w->c) * WR + half;
-                const float *vk = v + k * w->c * ldv;
-                float *mk = mo + (k * (co1 - co0) + cb - co0 + half) * ldv;
-                int64_t j = 0;
-                for (; j + 24 <= ldv; j += 24)
-                    wgemm8_3(uk, vk + j, w->c, ldv, mk + j);
-                if (ldv - j == 16)
-                    wgemm8_2(uk, vk + j, w->c, ldv, mk + j);
-                else if (ldv - j == 8)
-                    wgemm8_1(uk, vk + j, w->c, ldv, mk + j);
-            }
+    for (int half = 0; half < WR; half += 4) {
+        const float *uh = u + half;
+        float *mh = m + half * ldv;
+        int64_t j = 0;
+        for (; j + 24 <= ldv; j += 24)
+            wgemm8_3(uh, v + j, c, ldv, mh + j);
+        if (ldv - j == 16)
+            wgemm8_2(uh, v + j, c, ldv, mh + j);
+        else if (ldv - j == 8)
+            wgemm8_1(uh, v + j, c, ldv, mh + j);
+    }
 }
 
 static A2 void wino_out8(const wino *w, int64_t bi, int64_t ty0, int64_t ntb, int64_t co0,
@@ -528,7 +525,7 @@ static A2 void wino_out8(const wino *w, int64_t bi, int64_t ty0, int64_t ntb, in
     }
 }
 
-static const wino_kern wk256 = { wino_in8, wino_gemm8, wino_out8 };
+static const wino_kern wk256 = { wino_in8, wino_panel8, wino_out8 };
 
 const wino_kern *qc_wino_kern_avx2(void)
 {

@@ -181,22 +181,15 @@ GEMM_TILE(1)
 GEMM_TILE(2)
 GEMM_TILE(3)              /* WNV */
 
-static void gemm_block(const wino *w, const float *v, int64_t ldv, int64_t co0, int64_t co1,
-                       float *mo)
+static void gemm_panel(const float *u, const float *v, int64_t c, int64_t ldv, float *m)
 {
-    for (int64_t k = 0; k < WK; k++)
-        for (int64_t cb = co0; cb < co1; cb += WR) {
-            const float *uk = w->u + ((k * (w->mp / WR) + cb / WR) * w->c) * WR;
-            const float *vk = v + k * w->c * ldv;
-            float *mk = mo + (k * (co1 - co0) + cb - co0) * ldv;
-            int64_t j = 0;
-            for (; j + 16 * WNV <= ldv; j += 16 * WNV)
-                gemm_3(uk, vk + j, w->c, ldv, mk + j, ldv);
-            if (ldv - j == 32)
-                gemm_2(uk, vk + j, w->c, ldv, mk + j, ldv);
-            else if (ldv - j == 16)
-                gemm_1(uk, vk + j, w->c, ldv, mk + j, ldv);
-        }
+    int64_t j = 0;
+    for (; j + 16 * WNV <= ldv; j += 16 * WNV)
+        gemm_3(u, v + j, c, ldv, m + j, ldv);
+    if (ldv - j == 32)
+        gemm_2(u, v + j, c, ldv, m + j, ldv);
+    else if (ldv - j == 16)
+        gemm_1(u, v + j, c, ldv, m + j, ldv);
 }
 
 /* The four vectors o[b] (lane l: output column 4 l + b of tile l) as 64 consecutive columns */
@@ -267,7 +260,7 @@ output_transform(const wino *w, int64_t bi, int64_t ty0, int64_t ntb, int64_t co
     }
 }
 
-static const wino_kern k512 = { input_transform, gemm_block, output_transform };
+static const wino_kern k512 = { input_transform, gemm_panel, output_transform };
 
 /* Item: image bi, block blk of tile rows, output channel part p (one slot for its h, V, M). */
 static void wino_items(void *vctx, int64_t lo, int64_t hi)
@@ -283,7 +276,11 @@ static void wino_items(void *vctx, int64_t lo, int64_t hi)
         int64_t ldv = (ntb + 15) / 16 * 16;
         int64_t co0 = p * w->mchunk, co1 = co0 + w->mchunk < w->mp ? co0 + w->mchunk : w->mp;
         w->k->in(w, w->cv->x + bi * w->c * w->cv->ih * w->cv->iw, t0 / w->tw, ntb, ldv, h, v);
-        w->k->gemm(w, v, ldv, co0, co1, mo);
+        for (int64_t k = 0; k < WK; k++)
+            for (int64_t cb = co0; cb < co1; cb += WR)
+                w->k->panel(w->u + ((k * (w->mp / WR) + cb / WR) * w->c) * WR,
+                            v + k * w->c * ldv, w->c, ldv,
+                            mo + (k * (co1 - co0) + cb - co0) * ldv);
         w->k->out(w, bi, t0 / w->tw, ntb, co0, co1, ldv, mo, q);
     }
     qc_slot_release(&w->busy, s);
@@ -312,21 +309,20 @@ int qc_conv2d_wino(const qc_conv2d *cv, int vw, qc_run *r, qc_err *err)
      * The AVX2 set against the AVX2 direct kernels (QC_CONV_ISA=avx2 there) gains 1.1-2.1x
      * from 26x26 up but loses on 64 -> 64 at 20x20 (0.9-0.96x); it takes the same shapes all
      * the same, so that a model calibrates to the same bytes with either set. */
-    if (mode < 0 && (cv->c < 12 || cv->m < 16 || ((cv->oh + 3) / 4) * ((cv->ow + 3) / 4) < 20))
-        return QC_EUNSUPPORTED;
-    const wino_kern *k = vw == 16 ? &k512 : vw == 8 ? qc_wino_kern_avx2() : NULL;
-    if (!k)
-        return QC_EUNSUPPORTED;
     wino w;
     memset(&w, 0, sizeof w);
-    w.cv = cv;
-    w.k = k;
-    w.c = cv->c;
-    w.m = cv->m;
-    w.mp = (cv->m + WR - 1) / WR * WR;
     w.th = (cv->oh + 3) / 4;
     w.tw = (cv->ow + 3) / 4;
     w.nt = w.th * w.tw;
+    if (mode < 0 && (cv->c < 12 || cv->m < 16 || w.nt < 20))
+        return QC_EUNSUPPORTED;
+    w.k = vw == 16 ? &k512 : vw == 8 ? qc_wino_kern_avx2() : NULL;
+    if (!w.k)
+        return QC_EUNSUPPORTED;
+    w.cv = cv;
+    w.c = cv->c;
+    w.m = cv->m;
+    w.mp = (cv->m + WR - 1) / WR * WR;
     int threads = qc_par_serial() ? 1 : qc_par_threads();
     /* Blocks of whole tile rows, near 240 tiles or V and M near 2 MiB (at least one row);
      * smaller blocks (not under 48 tiles: lanes past a block's tiles are wasted), then output

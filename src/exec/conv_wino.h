@@ -29,14 +29,14 @@ typedef struct wino {
 } wino;
 
 /* A kernel set. in: V[k][ci][lane] of the block's tiles (tile rows from ty0, ntb tiles) from
- * image xb, h scratch of 36 ldv floats. gemm: M[k][co - co0][lane] = sum over ci in order of
- * U[k][co][ci] V[k][ci][lane], co in [co0, co1) (multiples of WR). out: y of output channels
- * [co0, co1) of image bi from M, bias and act added, q scratch of 24 ldv floats. */
+ * image xb, h scratch of 36 ldv floats. panel: for one component and one panel of WR output
+ * channels, m[r][lane] = sum over ci in order from 0 of u[ci][r] v[ci][lane] (c input
+ * channels; v and m ldv floats a row, all ldv lanes). out: y of output channels [co0, co1)
+ * of image bi from M ([k][co - co0][lane]), bias and act added, q scratch of 24 ldv floats. */
 struct wino_kern {
     void (*in)(const wino *w, const float *xb, int64_t ty0, int64_t ntb, int64_t ldv, float *h,
                float *v);
-    void (*gemm)(const wino *w, const float *v, int64_t ldv, int64_t co0, int64_t co1,
-                 float *mo);
+    void (*panel)(const float *u, const float *v, int64_t c, int64_t ldv, float *m);
     void (*out)(const wino *w, int64_t bi, int64_t ty0, int64_t ntb, int64_t co0, int64_t co1,
                 int64_t ldv, const float *mo, float *q);
 };
