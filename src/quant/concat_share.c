@@ -50,6 +50,16 @@ static int member(const qc_quantizer *q, const char *name)
     return root_of(q, i);
 }
 
+/* The member that node k's output is if k is a Concat the model quantizes, else -1 */
+static int concat_out(const qc_quantizer *q, int k)
+{
+    const qc_node *nd = &q->m->nodes[k];
+    if (strcmp(nd->op_type, "Concat") || nd->domain[0] || !q->nodes[k].final ||
+        nd->n_outputs < 1)
+        return -1;
+    return member(q, nd->outputs[0]);
+}
+
 /* Whether member r (a root) is read only by quantized Concats (not a graph output, not moved
  * on: followed[r], see below): -1 if not; else 2 if every such Concat's output joins its group
  * (in[] == 2), 1 if one does not, 3 while one is undecided (in[] == 3). A node reading r
@@ -61,9 +71,7 @@ static int concat_only(const qc_quantizer *q, int r, const char *in, const char 
         return -1;
     int verdict = 2, r_i = 0;
     for (int k; (k = qc_model_reader(q->m, t->name, r_i)) >= 0; r_i++) {
-        const qc_node *nd = &q->m->nodes[k];
-        int o = !strcmp(nd->op_type, "Concat") && !nd->domain[0] && q->nodes[k].final &&
-                        nd->n_outputs > 0 ? member(q, nd->outputs[0]) : -1;
+        int o = concat_out(q, k);
         if (o < 0)
             return -1;
         if (in[o] == 1)
@@ -122,10 +130,7 @@ int qc_quant_share_concat_scales(qc_quantizer *q, qc_err *err)
     }
     for (int k = 0; k < m->n_nodes; k++) {
         const qc_node *nd = &m->nodes[k];
-        if (strcmp(nd->op_type, "Concat") || nd->domain[0] || !q->nodes[k].final ||
-            nd->n_outputs < 1)
-            continue;
-        int o = member(q, nd->outputs[0]);
+        int o = concat_out(q, k);
         if (o < 0)
             continue;
         in[o] = 1;
