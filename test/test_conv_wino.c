@@ -1,41 +1,56 @@
-/* The Winograd F(4x4, 3x3) convolution (src/exec/conv_wino.c) through the executor: against
- * a double loop within a bound on its rounding, the same bits whatever the work split, and
- * taken by default only where conv_wino.c says it pays. */
+/* The Winograd convolutions through the executor, F(4x4, 3x3) (src/exec/conv_wino.c) and the
+ * 1-D F(m, r) (conv_wino1d.c): against a double loop within a bound on their rounding, the
+ * same bits whatever the work split, and taken by default only where they pay. */
 #include <math.h>
-#include "tnode.h"
+#include "ops_ew.h"
 #include "par.h"
+#include "tnode.h"
 
 typedef struct wcase {
     const char *name;
     int64_t     n, c, m, h, w, pads[4];     /* pads: h, w begins, then h, w ends */
     int         bias;
+    int64_t     kh, kw;                     /* h 0: a 1-D conv on [n, c, w] (kh 1) */
 } wcase;
 
 static const wcase wcases[] = {
-    { "one_tile", 1, 3, 5, 4, 4, { 1, 1, 1, 1 }, 1 },
-    { "partial_tiles", 1, 9, 11, 13, 14, { 1, 1, 1, 1 }, 1 },
-    { "no_pad_batch2", 2, 8, 16, 10, 19, { 0, 0, 0, 0 }, 0 },
-    { "asym_pads", 1, 5, 7, 9, 11, { 2, 0, 1, 2 }, 1 },
-    { "two_segments", 1, 4, 9, 6, 70, { 1, 1, 1, 1 }, 1 },   /* 18 tiles a row */
-    { "blocks", 1, 32, 33, 44, 36, { 1, 1, 1, 1 }, 1 },      /* 11 x 9 tiles */
-    { "default_on", 1, 12, 16, 20, 20, { 1, 1, 1, 1 }, 1 },  /* 12 in, 16 out, 25 tiles */
-    { "default_off_c", 1, 11, 16, 20, 20, { 1, 1, 1, 1 }, 1 },
-    { "default_off_tiles", 1, 40, 24, 14, 14, { 1, 1, 1, 1 }, 1 },    /* 16 tiles */
+    { "one_tile", 1, 3, 5, 4, 4, { 1, 1, 1, 1 }, 1, 3, 3 },
+    { "partial_tiles", 1, 9, 11, 13, 14, { 1, 1, 1, 1 }, 1, 3, 3 },
+    { "no_pad_batch2", 2, 8, 16, 10, 19, { 0, 0, 0, 0 }, 0, 3, 3 },
+    { "asym_pads", 1, 5, 7, 9, 11, { 2, 0, 1, 2 }, 1, 3, 3 },
+    { "two_segments", 1, 4, 9, 6, 70, { 1, 1, 1, 1 }, 1, 3, 3 },   /* 18 tiles a row */
+    { "blocks", 1, 32, 33, 44, 36, { 1, 1, 1, 1 }, 1, 3, 3 },      /* 11 x 9 tiles */
+    { "default_on", 1, 12, 16, 20, 20, { 1, 1, 1, 1 }, 1, 3, 3 },  /* 12 in, 16 out, 25 tiles */
+    { "default_off_c", 1, 11, 16, 20, 20, { 1, 1, 1, 1 }, 1, 3, 3 },
+    { "default_off_tiles", 1, 40, 24, 14, 14, { 1, 1, 1, 1 }, 1, 3, 3 },  /* 16 tiles */
+    /* 1-D: r taps, tiles of 9 - r outputs */
+    { "row_k5", 1, 16, 24, 1, 101, { 0, 2, 0, 2 }, 1, 1, 5 },      /* 26 tiles, last partial */
+    { "col_k5", 1, 20, 17, 130, 1, { 2, 0, 2, 0 }, 1, 5, 1 },      /* [n, c, h, 1] as a row */
+    { "conv1d_k3_batch2", 2, 9, 16, 0, 50, { 0, 1, 0, 1 }, 0, 1, 3 },
+    { "row_k7_asym", 1, 5, 7, 1, 40, { 0, 3, 0, 1 }, 1, 1, 7 },
+    { "row_k2", 1, 4, 8, 1, 30, { 0, 0, 0, 0 }, 1, 1, 2 },
+    { "row_k6_short", 1, 8, 8, 1, 4, { 0, 2, 0, 3 }, 1, 1, 6 },   /* one tile, mostly padding */
+    { "row_blocks", 1, 64, 40, 1, 1300, { 0, 2, 0, 2 }, 1, 1, 5 }, /* 325 tiles */
+    { "row_default_on", 1, 128, 128, 0, 128, { 0, 2, 0, 2 }, 1, 1, 5 },
+    { "row_default_off_c", 1, 64, 128, 0, 512, { 0, 2, 0, 2 }, 1, 1, 5 },
+    { "row_default_off_k3", 1, 128, 128, 0, 256, { 0, 1, 0, 1 }, 1, 1, 3 },
 };
 
 static void wcase_out(const wcase *wc, int64_t *yd)
 {
     yd[0] = wc->n;
     yd[1] = wc->m;
-    yd[2] = wc->h + wc->pads[0] + wc->pads[2] - 2;
-    yd[3] = wc->w + wc->pads[1] + wc->pads[3] - 2;
+    yd[2] = wc->h + wc->pads[0] + wc->pads[2] - wc->kh + 1;
+    yd[3] = wc->w + wc->pads[1] + wc->pads[3] - wc->kw + 1;
+    if (!wc->h)
+        yd[2] = 1;
 }
 
 /* y and, per output, the sum of its terms' magnitudes (the scale of its rounding) */
 static void wino_ref(const wcase *wc, const float *x, const float *w, const float *b,
                      double *y, double *mag)
 {
-    int64_t yd[4];
+    int64_t yd[4], h = wc->h ? wc->h : 1;
     wcase_out(wc, yd);
     for (int64_t n = 0; n < wc->n; n++)
     for (int64_t m = 0; m < wc->m; m++)
@@ -43,13 +58,13 @@ static void wino_ref(const wcase *wc, const float *x, const float *w, const floa
     for (int64_t ox = 0; ox < yd[3]; ox++) {
         double acc = b ? b[m] : 0.0, s = b ? fabs(b[m]) : 0.0;
         for (int64_t c = 0; c < wc->c; c++)
-            for (int64_t ky = 0; ky < 3; ky++)
-                for (int64_t kx = 0; kx < 3; kx++) {
+            for (int64_t ky = 0; ky < wc->kh; ky++)
+                for (int64_t kx = 0; kx < wc->kw; kx++) {
                     int64_t iy = oy + ky - wc->pads[0], ix = ox + kx - wc->pads[1];
-                    if (iy < 0 || iy >= wc->h || ix < 0 || ix >= wc->w)
+                    if (iy < 0 || iy >= h || ix < 0 || ix >= wc->w)
                         continue;
-                    double t = (double)x[((n * wc->c + c) * wc->h + iy) * wc->w + ix] *
-                               w[((m * wc->c + c) * 3 + ky) * 3 + kx];
+                    double t = (double)x[((n * wc->c + c) * h + iy) * wc->w + ix] *
+                               w[((m * wc->c + c) * wc->kh + ky) * wc->kw + kx];
                     acc += t;
                     s += fabs(t);
                 }
@@ -67,22 +82,28 @@ typedef struct wrun {
 
 static void wrun_build(wrun *r, const wcase *wc, int silu)
 {
-    int64_t xd[4] = { wc->n, wc->c, wc->h, wc->w }, wd[4] = { wc->m, wc->c, 3, 3 };
+    int d3 = wc->h == 0, rank = d3 ? 3 : 4;
+    int64_t xd[4] = { wc->n, wc->c, wc->h, wc->w }, wd[4] = { wc->m, wc->c, wc->kh, wc->kw };
+    int64_t pads[4] = { wc->pads[0], wc->pads[1], wc->pads[2], wc->pads[3] };
     static const int64_t ones[2] = { 1, 1 };
+    if (d3) {
+        xd[2] = wc->w, wd[2] = wc->kw;      /* [n, c, w], [m, c, kw], pads w begin, end */
+        pads[0] = wc->pads[1], pads[1] = wc->pads[3];
+    }
     wcase_out(wc, r->yd);
     r->ny = prod(r->yd, 4);
-    r->x = rand_buf(prod(xd, 4));
-    r->w = rand_buf(prod(wd, 4));
+    r->x = rand_buf(prod(xd, rank));
+    r->w = rand_buf(prod(wd, rank));
     r->b = rand_buf(wc->m);
     tn_init(&r->tn, "Conv", 13, wc->bias ? 3 : 2, 1);
     if (silu)
         tn_silu(&r->tn);
-    tn_input(&r->tn, 0, QC_F32, 4, xd, r->x);
-    tn_input(&r->tn, 1, QC_F32, 4, wd, r->w);
+    tn_input(&r->tn, 0, QC_F32, rank, xd, r->x);
+    tn_input(&r->tn, 1, QC_F32, rank, wd, r->w);
     if (wc->bias)
         tn_input(&r->tn, 2, QC_F32, 1, &wc->m, r->b);
-    tn_ints(&r->tn, "strides", 2, ones);
-    tn_ints(&r->tn, "pads", 4, wc->pads);
+    tn_ints(&r->tn, "strides", rank - 2, ones);
+    tn_ints(&r->tn, "pads", 2 * (rank - 2), pads);
 }
 
 static void wrun_free(wrun *r)
@@ -105,7 +126,8 @@ static float *run_mode(wrun *r, const char *mode, int serial)
     qc_par_set_serial(0);
     unsetenv("QC_CONV_WINO");
     float *out = NULL;
-    if (y && y->ndim == 4 && !memcmp(y->dims, r->yd, sizeof r->yd)) {
+    if (y && prod(y->dims, y->ndim) == r->ny && y->dims[1] == r->yd[1] &&
+        y->dims[y->ndim - 1] == r->yd[3]) {
         out = malloc((size_t)r->ny * sizeof *out);
         memcpy(out, y->data, (size_t)r->ny * sizeof *out);
     } else if (y) {
@@ -237,15 +259,27 @@ QC_TEST(conv_wino_same_bits_any_split)
     }
 }
 
-/* Unset, it runs where it pays (12+ channels in, 16+ out, 20+ tiles; the same shapes with
- * either set) and nowhere else. */
+/* Whether the default runs Winograd on case wc: 3x3 from 12 channels in, 16 out and 20 tiles;
+ * 1-D from 3 taps, 128 channels in and out and 128 outputs (256 at 3 taps). */
+static int default_wino(const wcase *wc)
+{
+    int64_t yd[4];
+    wcase_out(wc, yd);
+    if (wc->kh == 3 && wc->kw == 3) {
+        int64_t tiles = ((yd[2] + 3) / 4) * ((yd[3] + 3) / 4);
+        return wc->c >= 12 && wc->m >= 16 && tiles >= 20;
+    }
+    int row = wc->kh == 1 && yd[2] == 1;
+    int64_t r = row ? wc->kw : wc->kh, ol = row ? yd[3] : yd[2];
+    return r >= 3 && wc->c >= 128 && wc->m >= 128 && ol >= (r == 3 ? 256 : 128);
+}
+
+/* Unset, it runs where it pays and nowhere else, the same shapes with either set. */
 QC_TEST(conv_wino_default_choice)
 {
     for (size_t t = 0; t < sizeof wcases / sizeof wcases[0]; t++) {
         const wcase *wc = &wcases[t];
-        int64_t tiles = ((wc->h + wc->pads[0] + wc->pads[2] - 2 + 3) / 4) *
-                        ((wc->w + wc->pads[1] + wc->pads[3] - 2 + 3) / 4);
-        int expect = have_wino() && wc->c >= 12 && wc->m >= 16 && tiles >= 20;
+        int expect = have_wino() && default_wino(wc);
         wrun r;
         wrun_build(&r, wc, 0);
         float *def = run_mode(&r, NULL, 0), *on = run_mode(&r, expect ? "1" : "0", 0);
@@ -255,5 +289,36 @@ QC_TEST(conv_wino_default_choice)
         free(def);
         free(on);
         wrun_free(&r);
+    }
+}
+
+/* On the 1-D path a fused SiLU gives the bits of the unfused Sigmoid and Mul (qc_ew_silu) on
+ * the conv's output. (The 3x3 path and the direct kernels have their own, silu16: within an
+ * ulp or two of those.) */
+QC_TEST(conv_wino_silu_as_unfused)
+{
+    for (size_t t = 0; t < sizeof wcases / sizeof wcases[0]; t++) {
+        if (wcases[t].kh == 3 && wcases[t].kw == 3)
+            continue;
+        wrun a, b;
+        uint32_t seed = rng;
+        wrun_build(&a, &wcases[t], 1);
+        float *fused = run_mode(&a, "1", 0);
+        rng = seed;                     /* the same x, w and b again */
+        wrun_build(&b, &wcases[t], 0);
+        float *lin = run_mode(&b, "1", 0);
+        if (fused && lin) {
+            qc_ew_silu(lin, lin, b.ny);
+            int64_t i = 0;
+            while (i < b.ny && !memcmp(&fused[i], &lin[i], sizeof *lin))
+                i++;
+            if (i < b.ny)
+                qc_test_fail(__FILE__, __LINE__, "%s: y[%lld] = %.9g fused, %.9g unfused",
+                             wcases[t].name, (long long)i, fused[i], lin[i]);
+        }
+        free(fused);
+        free(lin);
+        wrun_free(&a);
+        wrun_free(&b);
     }
 }

@@ -228,12 +228,15 @@ static void qs_node(qs_model *t, int i, const char *op, int n_in, const char *a,
  * ranges). */
 static int qs_zdt = QC_U8;
 
+/* qs_row set: the kernels are 1 x k (a row; pads along w alone) */
+static int qs_row;
+
 /* c input channels, m output channels, k x k kernel (pad k / 2), `group` groups; k = 0: an
  * Identity in place of the Conv (m = c) */
 static void qs_build(qs_model *t, int tail, int64_t c, int64_t m, int64_t k, int64_t group)
 {
     memset(t, 0, sizeof *t);
-    int64_t nw = m * (c / group) * k * k;
+    int64_t kh = qs_row ? 1 : k, nw = m * (c / group) * kh * k;
     t->w = malloc((size_t)nw * sizeof *t->w);
     t->b = malloc((size_t)m * sizeof *t->b);
     uint32_t r = 11;
@@ -255,7 +258,7 @@ static void qs_build(qs_model *t, int tail, int64_t c, int64_t m, int64_t k, int
         t->inits[3 + i] = (qc_tensor){ .name = zn[i], .dtype = qs_zdt, .data = &t->z[i] };
     }
     t->inits[6] = (qc_tensor){ .name = "w", .dtype = QC_F32, .ndim = 4,
-                               .dims = { m, c / group, k, k }, .data = t->w };
+                               .dims = { m, c / group, kh, k }, .data = t->w };
     t->inits[7] = (qc_tensor){ .name = "b", .dtype = QC_F32, .ndim = 1, .dims = { m },
                                .data = t->b };
     t->inits[8] = (qc_tensor){ .name = "k1", .dtype = QC_F32, .data = &t->k[0] };
@@ -267,7 +270,7 @@ static void qs_build(qs_model *t, int tail, int64_t c, int64_t m, int64_t k, int
     t->inits[12] = (qc_tensor){ .name = "k1z", .dtype = QC_I8, .data = &t->kq[1] };
     qs_node(t, 0, k ? "Conv" : "Identity", k ? 3 : 1, "x", "w", "b", "y0");
     for (int i = 0; i < 4; i++)
-        t->pads[i] = k / 2;
+        t->pads[i] = qs_row && i % 2 == 0 ? 0 : k / 2;
     t->attrs[0] = (qc_attr){ .name = "pads", .type = QC_ATTR_INTS, .ints = t->pads, .n = 4 };
     t->attrs[1] = (qc_attr){ .name = "group", .type = QC_ATTR_INT, .i = group };
     t->nodes[0].attrs = t->attrs;
@@ -385,6 +388,12 @@ QC_TEST(qdq_fuse_conv_code_table_same_bytes)
         qs_check("int8: SiLU, 3x3, 40 channels", T_SILU, 6, 40, 3, 1, 11, 13, 3, 8);
         qs_check("int8: GELU-like, 3x3", T_GELU, 6, 40, 3, 1, 11, 13, 2, 8);
         qs_zdt = QC_U8;
+        qs_row = 1;     /* 1-D rows, on the Winograd path where the CPU has one */
+        setenv("QC_CONV_WINO", "1", 1);
+        qs_check("SiLU, 1x5 row", T_SILU, 6, 40, 5, 1, 1, 70, 3, 8);
+        qs_check("Q/DQ only, 1x3 row", T_FQ, 6, 40, 3, 1, 1, 70, 1, 2);
+        unsetenv("QC_CONV_WINO");
+        qs_row = 0;
     }
     unsetenv("QC_CONV_ISA");
 }

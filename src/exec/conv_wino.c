@@ -262,6 +262,12 @@ output_transform(const wino *w, int64_t bi, int64_t ty0, int64_t ntb, int64_t co
 
 static const wino_kern k512 = { input_transform, gemm_panel, output_transform };
 
+/* conv_wino.h */
+const wino_kern *qc_wino_kern(int vw)
+{
+    return vw == 16 ? &k512 : vw == 8 ? qc_wino_kern_avx2() : NULL;
+}
+
 /* Item: image bi, block blk of tile rows, output channel part p (one slot for its h, V, M). */
 static void wino_items(void *vctx, int64_t lo, int64_t hi)
 {
@@ -286,8 +292,8 @@ static void wino_items(void *vctx, int64_t lo, int64_t hi)
     qc_slot_release(&w->busy, s);
 }
 
-/* QC_CONV_WINO: 0 never, 1 on every convolution it can run, unset: where it pays. */
-static int wino_mode(void)
+/* conv_wino.h */
+int qc_wino_mode(void)
 {
     const char *e = getenv("QC_CONV_WINO");
     return !e || !*e ? -1 : e[0] == '1';
@@ -295,7 +301,7 @@ static int wino_mode(void)
 
 int qc_conv2d_wino(const qc_conv2d *cv, int vw, qc_run *r, qc_err *err)
 {
-    int mode = wino_mode();
+    int mode = qc_wino_mode();
     if (mode == 0 || cv->wq || cv->group != 1 || cv->kh != 3 || cv->kw != 3 || cv->sh != 1 ||
         cv->sw != 1 || cv->dh != 1 || cv->dw != 1 || cv->oh < 1 || cv->ow < 1)
         return QC_EUNSUPPORTED;
@@ -316,7 +322,7 @@ int qc_conv2d_wino(const qc_conv2d *cv, int vw, qc_run *r, qc_err *err)
     w.nt = w.th * w.tw;
     if (mode < 0 && (cv->c < 12 || cv->m < 16 || w.nt < 20))
         return QC_EUNSUPPORTED;
-    w.k = vw == 16 ? &k512 : vw == 8 ? qc_wino_kern_avx2() : NULL;
+    w.k = qc_wino_kern(vw);
     if (!w.k)
         return QC_EUNSUPPORTED;
     w.cv = cv;

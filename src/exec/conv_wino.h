@@ -73,5 +73,10 @@ static inline void wino_zero_tail(float *h, int64_t ntb, int64_t ldv)
 
 /* The AVX2 + FMA set (conv_avx2.c); NULL without AVX2 and FMA. */
 const wino_kern *qc_wino_kern_avx2(void);
+/* The set of vector width vw (16: AVX-512, 8: AVX2 + FMA), NULL if none (conv_wino.c). */
+const wino_kern *qc_wino_kern(int vw);
+/* QC_CONV_WINO: 0 never, 1 on every convolution a Winograd path can run, -1 (unset): where it
+ * pays. Read per call (tests switch it). */
+int qc_wino_mode(void);
 
 #endif

@@ -586,7 +586,8 @@ int qc_conv2d_fast(const qc_conv2d *cv, qc_run *r, qc_err *err)
     const conv_kset *ks = kernel_set();
     if (!ks || (cv->sw != 1 && cv->sw != 2))
         return QC_EUNSUPPORTED;
-    if ((rc = qc_conv2d_wino(cv, ks->vw, r, err)) != QC_EUNSUPPORTED)
+    if ((rc = qc_conv2d_wino(cv, ks->vw, r, err)) != QC_EUNSUPPORTED ||
+        (rc = qc_conv1d_wino(cv, ks->vw, r, err)) != QC_EUNSUPPORTED)
         return rc;
     fast_ctx c;
     memset(&c, 0, sizeof c);

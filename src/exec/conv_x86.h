@@ -59,6 +59,9 @@ int qc_conv2d_fast(const qc_conv2d *cv, qc_run *r, qc_err *err);
  * (QC_CONV_WINO=1: wherever it can run, 0: never). QC_EUNSUPPORTED, nothing written,
  * otherwise. */
 int qc_conv2d_wino(const qc_conv2d *cv, int vw, qc_run *r, qc_err *err);
+/* The 1-D Winograd path (conv_wino1d.c): float rows (ih = oh = kh = 1) of 2 to 7 taps, stride
+ * and dilation 1, group 1, under the same switch; QC_EUNSUPPORTED otherwise. */
+int qc_conv1d_wino(const qc_conv2d *cv, int vw, qc_run *r, qc_err *err);
 
 /* The integer path of qc_conv2d_fast (conv_i8_x86.c): codes of x (recovered from its values)
  * times wq with int32 accumulation, then y = act(float(acc - xzp * sum(wq)) * xs * wqs[m] +
