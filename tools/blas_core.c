@@ -8,7 +8,14 @@
  * initializes, by OPENBLAS_CORETYPE, read by its constructor: so when the core it picked
  * predates AVX2 and the CPU (and the OS, which must save the wider registers) has AVX2 + FMA
  * or AVX-512, calibrate executes itself once more with the matching core. A
- * OPENBLAS_CORETYPE set by the user is left alone, and so is any core OpenBLAS recognized. */
+ * OPENBLAS_CORETYPE set by the user is left alone, and so is any core OpenBLAS recognized.
+ *
+ * Its threads: qcal runs OpenBLAS single-threaded (qc_sgemm splits large products over its own
+ * pool), but with more than one thread (OPENBLAS_NUM_THREADS, else GOTO_NUM_THREADS or
+ * OMP_NUM_THREADS, else every CPU) the constructor starts workers that spin on sched_yield for
+ * about 0.1 s waiting for work, taking a core from the tool's start: calibrate --method minmax
+ * of magika took 0.36-0.37 s with OPENBLAS_NUM_THREADS=2 and 0.31-0.32 s with 1. So the same
+ * re-execution also sets OPENBLAS_NUM_THREADS=1 (about 3 ms: the start of the process). */
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,17 +56,29 @@ const char *qc_blas_core_better(void)
 
 void qc_blas_core_fix(char **argv)
 {
-    if (getenv("OPENBLAS_CORETYPE"))
-        return;                 /* the user's choice, or this process already re-executed */
-    const char *core = qc_blas_core_better();
-    if (!core || setenv("OPENBLAS_CORETYPE", core, 1) != 0)
+    /* OPENBLAS_CORETYPE set: the user's choice, or this process already re-executed */
+    const char *core = getenv("OPENBLAS_CORETYPE") ? NULL : qc_blas_core_better();
+    int threads = openblas_get_num_threads() > 1;
+    if (!core && !threads)
         return;
-    execv("/proc/self/exe", argv);
-    unsetenv("OPENBLAS_CORETYPE");      /* no /proc: carry on with the kernels loaded */
+    char *keep = getenv("OPENBLAS_NUM_THREADS");
+    keep = keep ? strdup(keep) : NULL;
+    if ((!core || setenv("OPENBLAS_CORETYPE", core, 1) == 0) &&
+        (!threads || setenv("OPENBLAS_NUM_THREADS", "1", 1) == 0))
+        execv("/proc/self/exe", argv);
+    /* no /proc: carry on as loaded */
+    if (core)
+        unsetenv("OPENBLAS_CORETYPE");
+    if (keep)
+        setenv("OPENBLAS_NUM_THREADS", keep, 1);
+    else
+        unsetenv("OPENBLAS_NUM_THREADS");
+    free(keep);
 }
 
 void qc_blas_core_print(const char *prefix)
 {
-    printf("%sOpenBLAS kernels: %s (%s)\n", prefix, openblas_get_corename(),
-           openblas_get_config());
+    int n = openblas_get_num_threads();
+    printf("%sOpenBLAS kernels: %s (%s), %d thread%s\n", prefix, openblas_get_corename(),
+           openblas_get_config(), n, n == 1 ? "" : "s");
 }

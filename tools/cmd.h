@@ -32,12 +32,13 @@ int qc_bench_profile(const char *model, const qc_model *m, const double *sec, do
 
 /* OpenBLAS's kernels (blas_core.c): the core to use instead of the one OpenBLAS picked, when
  * that one predates AVX2 and the CPU has AVX2 + FMA or AVX-512 ("Haswell", "SkylakeX"), else
- * NULL; and, when there is one and OPENBLAS_CORETYPE is unset, executing the tool again with
- * it set (returns only if there is nothing to do or the exec failed). */
+ * NULL; and, when there is one and OPENBLAS_CORETYPE is unset, or when OpenBLAS loaded with
+ * more than one thread, executing the tool again with OPENBLAS_CORETYPE set to it and
+ * OPENBLAS_NUM_THREADS=1 (returns only if there is nothing to do or the exec failed). */
 const char *qc_blas_core_better(void);
 void qc_blas_core_fix(char **argv);
-/* "<prefix>OpenBLAS kernels: <core> (<OpenBLAS's config string>)" on stdout (--version, bench;
- * tools/run_tests.sh and the tests read it) */
+/* "<prefix>OpenBLAS kernels: <core> (<OpenBLAS's config string>), <n> thread(s)" on stdout
+ * (--version, bench; tools/run_tests.sh and the tests read it) */
 void qc_blas_core_print(const char *prefix);
 
 /* One option of a command's table (ended by { 0 }): a string (*str takes its value), a count

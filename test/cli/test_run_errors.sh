@@ -57,6 +57,14 @@ if env -u OPENBLAS_CORETYPE "$CAL" --version | grep -q "^OpenBLAS kernels: $core
 else
     cli_fail version_names_blas_core "calibrate --version: $("$CAL" --version | tr '\n' '|')"
 fi
+# OpenBLAS runs on one thread whatever the environment asks (its idle workers would spin at
+# the start: tools/blas_core.c), the user's core choice kept through the re-execution
+v=$(OPENBLAS_NUM_THREADS=2 OPENBLAS_CORETYPE=Prescott "$CAL" --version)
+if grep -q "^OpenBLAS kernels: Prescott .*, 1 thread$" <<<"$v"; then
+    cli_ok blas_one_thread
+else
+    cli_fail blas_one_thread "OPENBLAS_NUM_THREADS=2 calibrate --version: $(tr '\n' '|' <<<"$v")"
+fi
 
 # bench --profile: per-op and per-node kernel time; the JSON lists every node, its times add
 # up to the kernel total, which cannot exceed the mean latency per sample of the same runs
