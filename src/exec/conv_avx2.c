@@ -402,9 +402,9 @@ row_transform8(const float *row, int64_t x0, int64_t iw, __m256 *h)
 static A2 void wino_in8(const wino *w, const float *xb, int64_t ty0, int64_t ntb, int64_t ldv,
                         float *h, float *v)
 {
-    const qc_conv2d *cv = w->cv;
+    const qc_conv2d *cv = w->job.cv;
     int64_t plane = cv->ih * cv->iw, rows = ntb / w->tw;
-    for (int64_t ci = 0; ci < w->c; ci++) {
+    for (int64_t ci = 0; ci < w->job.c; ci++) {
         const float *xc = xb + ci * plane;
         for (int64_t yr = 0; yr < 4 * rows + 2; yr++) {
             float *dst[2];
@@ -426,7 +426,7 @@ static A2 void wino_in8(const wino *w, const float *xb, int64_t ty0, int64_t ntb
                     z[r] = _mm256_load_ps(h + (k * 6 + r) * ldv + g);
                 bt6_8(z, o);
                 WUNROLL for (int i = 0; i < 6; i++)
-                    _mm256_store_ps(v + ((int64_t)(i * 6 + k) * w->c + ci) * ldv + g, o[i]);
+                    _mm256_store_ps(v + ((int64_t)(i * 6 + k) * w->job.c + ci) * ldv + g, o[i]);
             }
     }
 }
@@ -476,9 +476,9 @@ static void wino_panel8(const float *u, const float *v, int64_t c, int64_t ldv, 
 static A2 void wino_out8(const wino *w, int64_t bi, int64_t ty0, int64_t ntb, int64_t co0,
                          int64_t co1, int64_t ldv, const float *mo, float *q)
 {
-    const qc_conv2d *cv = w->cv;
+    const qc_conv2d *cv = w->job.cv;
     int64_t plane = cv->oh * cv->ow, rows = co1 - co0, trows = ntb / w->tw;
-    for (int64_t co = co0; co < co1 && co < w->m; co++) {
+    for (int64_t co = co0; co < co1 && co < w->job.m; co++) {
         for (int64_t g = 0; g < ldv; g += 8)
             WUNROLL for (int j = 0; j < 6; j++) {
                 __m256 z[6], t[4];
@@ -489,7 +489,7 @@ static A2 void wino_out8(const wino *w, int64_t bi, int64_t ty0, int64_t ntb, in
                 WUNROLL for (int a = 0; a < 4; a++)
                     _mm256_store_ps(q + (a * 6 + j) * ldv + g, t[a]);
             }
-        float *yc = cv->y + (bi * w->m + co) * plane;
+        float *yc = cv->y + (bi * w->job.m + co) * plane;
         __m256 bias = _mm256_set1_ps(cv->bias ? cv->bias[co] : 0.0f);
         for (int64_t ty = 0; ty < trows; ty++)
             for (int a = 0; a < 4 && 4 * (ty0 + ty) + a < cv->oh; a++) {

@@ -123,9 +123,9 @@ static __attribute__((target("avx512f"))) void
 input_transform(const wino *w, const float *xb, int64_t ty0, int64_t ntb, int64_t ldv,
                 float *h, float *v)
 {
-    const qc_conv2d *cv = w->cv;
+    const qc_conv2d *cv = w->job.cv;
     int64_t plane = cv->ih * cv->iw, rows = ntb / w->tw;
-    for (int64_t ci = 0; ci < w->c; ci++) {
+    for (int64_t ci = 0; ci < w->job.c; ci++) {
         const float *xc = xb + ci * plane;
         for (int64_t yr = 0; yr < 4 * rows + 2; yr++) {
             float *dst[2];
@@ -148,7 +148,7 @@ input_transform(const wino *w, const float *xb, int64_t ty0, int64_t ntb, int64_
                     z[r] = _mm512_load_ps(h + (k * 6 + r) * ldv + g);
                 bt6(z, o);
                 UNROLL for (int i = 0; i < 6; i++)
-                    _mm512_store_ps(v + ((int64_t)(i * 6 + k) * w->c + ci) * ldv + g, o[i]);
+                    _mm512_store_ps(v + ((int64_t)(i * 6 + k) * w->job.c + ci) * ldv + g, o[i]);
             }
     }
 }
@@ -219,9 +219,9 @@ static __attribute__((target("avx512f"))) void
 output_transform(const wino *w, int64_t bi, int64_t ty0, int64_t ntb, int64_t co0, int64_t co1,
                  int64_t ldv, const float *mo, float *q)
 {
-    const qc_conv2d *cv = w->cv;
+    const qc_conv2d *cv = w->job.cv;
     int64_t plane = cv->oh * cv->ow, rows = co1 - co0, trows = ntb / w->tw;
-    for (int64_t co = co0; co < co1 && co < w->m; co++) {
+    for (int64_t co = co0; co < co1 && co < w->job.m; co++) {
         for (int64_t g = 0; g < ldv; g += 16)
             UNROLL for (int j = 0; j < 6; j++) {
                 __m512 z[6], t[4];
@@ -232,7 +232,7 @@ output_transform(const wino *w, int64_t bi, int64_t ty0, int64_t ntb, int64_t co
                 UNROLL for (int a = 0; a < 4; a++)
                     _mm512_store_ps(q + (a * 6 + j) * ldv + g, t[a]);
             }
-        float *yc = cv->y + (bi * w->m + co) * plane;
+        float *yc = cv->y + (bi * w->job.m + co) * plane;
         __m512 bias = _mm512_set1_ps(cv->bias ? cv->bias[co] : 0.0f);
         for (int64_t ty = 0; ty < trows; ty++)
             for (int a = 0; a < 4 && 4 * (ty0 + ty) + a < cv->oh; a++) {
@@ -268,28 +268,80 @@ const wino_kern *qc_wino_kern(int vw)
     return vw == 16 ? &k512 : vw == 8 ? qc_wino_kern_avx2() : NULL;
 }
 
-/* Item: image bi, block blk of tile rows, output channel part p (one slot for its h, V, M). */
-static void wino_items(void *vctx, int64_t lo, int64_t hi)
+/* Item: image bi, block blk of tiles, output channel part p (one slot for its scratch, V, M). */
+static void job_items(void *vctx, int64_t lo, int64_t hi)
 {
-    wino *w = vctx;
-    int s = qc_slot_claim(&w->busy, w->n_slots);
-    int64_t tbv = (w->tb + 15) / 16 * 16;
-    float *h = w->buf + (int64_t)s * w->slot, *v = h + WK * tbv, *mo = v + WK * w->c * tbv;
-    float *q = h;                       /* output_transform's rows, after h's last use */
+    wino_job *j = vctx;
+    int s = qc_slot_claim(&j->busy, j->n_slots);
+    int64_t tbv = (j->tb + 15) / 16 * 16;
+    float *pre = j->buf + (int64_t)s * j->slot, *v = pre + j->pre * tbv,
+          *mo = v + j->nk * j->c * tbv;
     for (int64_t it = lo; it < hi; it++) {
-        int64_t p = it % w->mparts, blk = it / w->mparts % w->nblk, bi = it / w->mparts / w->nblk;
-        int64_t t0 = blk * w->tb, ntb = w->nt - t0 < w->tb ? w->nt - t0 : w->tb;
+        int64_t p = it % j->mparts, blk = it / j->mparts % j->nblk, bi = it / j->mparts / j->nblk;
+        int64_t t0 = blk * j->tb, ntb = j->nt - t0 < j->tb ? j->nt - t0 : j->tb;
         int64_t ldv = (ntb + 15) / 16 * 16;
-        int64_t co0 = p * w->mchunk, co1 = co0 + w->mchunk < w->mp ? co0 + w->mchunk : w->mp;
-        w->k->in(w, w->cv->x + bi * w->c * w->cv->ih * w->cv->iw, t0 / w->tw, ntb, ldv, h, v);
-        for (int64_t k = 0; k < WK; k++)
+        int64_t co0 = p * j->mchunk, co1 = co0 + j->mchunk < j->mp ? co0 + j->mchunk : j->mp;
+        j->in(j, j->cv->x + bi * j->c * j->cv->ih * j->cv->iw, t0, ntb, ldv, pre, v);
+        for (int64_t k = 0; k < j->nk; k++)
             for (int64_t cb = co0; cb < co1; cb += WR)
-                w->k->panel(w->u + ((k * (w->mp / WR) + cb / WR) * w->c) * WR,
-                            v + k * w->c * ldv, w->c, ldv,
+                j->k->panel(j->u + ((k * (j->mp / WR) + cb / WR) * j->c) * WR,
+                            v + k * j->c * ldv, j->c, ldv,
                             mo + (k * (co1 - co0) + cb - co0) * ldv);
-        w->k->out(w, bi, t0 / w->tw, ntb, co0, co1, ldv, mo, q);
+        j->out(j, bi, t0, ntb, co0, co1, ldv, mo, pre);
     }
-    qc_slot_release(&w->busy, s);
+    qc_slot_release(&j->busy, s);
+}
+
+/* conv_wino.h */
+int qc_wino_run(wino_job *j, int threads, size_t ubytes, int layout,
+                void (*pack)(const wino_job *j, float *u), qc_run *r, qc_err *err)
+{
+    int64_t want = 2 * threads, batch = j->cv->batch;
+    j->mchunk = j->mp;
+    j->mparts = 1;
+    if (batch * j->nblk < want) {
+        int64_t parts = (want + batch * j->nblk - 1) / (batch * j->nblk);
+        j->mchunk = (j->mp / WR + parts - 1) / parts * WR;
+        j->mparts = (j->mp + j->mchunk - 1) / j->mchunk;
+    }
+    qc_conv_cache *cache = j->cv->cache;
+    int cs = qc_conv_cache_take(cache, j->cv->w, ubytes, layout);
+    j->n_slots = threads < (int)(8 * sizeof j->busy) ? threads : (int)(8 * sizeof j->busy);
+    j->busy = 0;
+    int64_t tbv = (j->tb + 15) / 16 * 16;
+    j->slot = (int64_t)(align64((size_t)(tbv * (j->pre + j->nk * (j->c + j->mchunk))) *
+                                sizeof(float)) / sizeof(float));
+    size_t sbytes = (size_t)(j->n_slots * j->slot) * sizeof(float);
+    char *s = qc_run_scratch(r, (cs > 0 ? 0 : ubytes) + sbytes, err);
+    if (!s)
+        return err && err->code ? err->code : QC_ENOMEM;
+    float *u = cs > 0 ? cache->wpk : (float *)s;
+    if (cs != 1)
+        pack(j, u);
+    j->u = u;
+    j->buf = (float *)(s + (cs > 0 ? 0 : ubytes));
+    qc_par_for(batch * j->nblk * j->mparts, 1, job_items, j);
+    return QC_OK;
+}
+
+/* The kernel set's transforms, on tile rows */
+static void in_rows(const wino_job *j, const float *xb, int64_t t0, int64_t ntb, int64_t ldv,
+                    float *h, float *v)
+{
+    const wino *w = (const wino *)j;
+    j->k->in(w, xb, t0 / w->tw, ntb, ldv, h, v);
+}
+
+static void out_rows(const wino_job *j, int64_t bi, int64_t t0, int64_t ntb, int64_t co0,
+                     int64_t co1, int64_t ldv, const float *mo, float *q)
+{
+    const wino *w = (const wino *)j;
+    j->k->out(w, bi, t0 / w->tw, ntb, co0, co1, ldv, mo, q);
+}
+
+static void pack_job(const wino_job *j, float *u)
+{
+    pack_u(j->cv->w, j->m, j->c, j->mp, u);
 }
 
 /* conv_wino.h */
@@ -317,57 +369,38 @@ int qc_conv2d_wino(const qc_conv2d *cv, int vw, qc_run *r, qc_err *err)
      * the same, so that a model calibrates to the same bytes with either set. */
     wino w;
     memset(&w, 0, sizeof w);
+    wino_job *j = &w.job;
     w.th = (cv->oh + 3) / 4;
     w.tw = (cv->ow + 3) / 4;
-    w.nt = w.th * w.tw;
-    if (mode < 0 && (cv->c < 12 || cv->m < 16 || w.nt < 20))
+    j->nt = w.th * w.tw;
+    if (mode < 0 && (cv->c < 12 || cv->m < 16 || j->nt < 20))
         return QC_EUNSUPPORTED;
-    w.k = qc_wino_kern(vw);
-    if (!w.k)
+    j->k = qc_wino_kern(vw);
+    if (!j->k)
         return QC_EUNSUPPORTED;
-    w.cv = cv;
-    w.c = cv->c;
-    w.m = cv->m;
-    w.mp = (cv->m + WR - 1) / WR * WR;
+    j->cv = cv;
+    j->in = in_rows;
+    j->out = out_rows;
+    j->nk = WK;
+    j->pre = WK;                /* h, then the output transform's q (24 rows) */
+    j->c = cv->c;
+    j->m = cv->m;
+    j->mp = (cv->m + WR - 1) / WR * WR;
     int threads = qc_par_serial() ? 1 : qc_par_threads();
     /* Blocks of whole tile rows, near 240 tiles or V and M near 2 MiB (at least one row);
      * smaller blocks (not under 48 tiles: lanes past a block's tiles are wasted), then output
-     * channel parts, until every thread has two items. */
+     * channel parts (qc_wino_run), until every thread has two items. */
     int64_t want = 2 * threads;
-    int64_t target = (int64_t)(512 * 1024) / (WK * (w.c + w.mp));
+    int64_t target = (int64_t)(512 * 1024) / (WK * (j->c + j->mp));
     target = target < 48 ? 48 : target > 240 ? 240 : target;
     int64_t rb = target / w.tw < 1 ? 1 : target / w.tw;
     rb = rb > w.th ? w.th : rb;
     while (rb > 1 && (rb - 1) * w.tw >= 48 && cv->batch * ((w.th + rb - 1) / rb) < want)
         rb--;
-    w.tb = rb * w.tw;
-    w.nblk = (w.th + rb - 1) / rb;
-    w.mchunk = w.mp;
-    w.mparts = 1;
-    if (cv->batch * w.nblk < want) {
-        int64_t parts = (want + cv->batch * w.nblk - 1) / (cv->batch * w.nblk);
-        w.mchunk = (w.mp / WR + parts - 1) / parts * WR;
-        w.mparts = (w.mp + w.mchunk - 1) / w.mchunk;
-    }
-    size_t ubytes = align64((size_t)(WK * w.mp * w.c) * sizeof(float));
-    qc_conv_cache *cache = cv->cache;
-    int cs = qc_conv_cache_take(cache, cv->w, ubytes, WINO_LAYOUT);
-    w.n_slots = threads < (int)(8 * sizeof w.busy) ? threads : (int)(8 * sizeof w.busy);
-    int64_t tbv = (w.tb + 15) / 16 * 16;
-    w.slot = (int64_t)(align64((size_t)(WK * tbv * (1 + w.c + w.mchunk)) * sizeof(float)) /
-                       sizeof(float));
-    size_t sbytes = (size_t)(w.n_slots * w.slot) * sizeof(float);
-    char *s = qc_run_scratch(r, (cs > 0 ? 0 : ubytes) + sbytes, err);
-    if (!s)
-        return err && err->code ? err->code : QC_ENOMEM;
-    float *u = cs > 0 ? cache->wpk : (float *)s;
-    if (cs != 1)
-        pack_u(cv->w, w.m, w.c, w.mp, u);
-    w.u = u;
-    w.buf = (float *)(s + (cs > 0 ? 0 : ubytes));
-    int64_t items = cv->batch * w.nblk * w.mparts;
-    qc_par_for(items, 1, wino_items, &w);
-    return QC_OK;
+    j->tb = rb * w.tw;
+    j->nblk = (w.th + rb - 1) / rb;
+    return qc_wino_run(j, threads, align64((size_t)(WK * j->mp * j->c) * sizeof(float)),
+                       WINO_LAYOUT, pack_job, r, err);
 }
 
 #else

@@ -1,5 +1,6 @@
-/* Winograd F(4x4, 3x3) convolution: what the driver (conv_wino.c) hands its kernel sets
- * (AVX-512 in conv_wino.c, AVX2 + FMA in conv_avx2.c). Private to src/exec. */
+/* Winograd convolutions: what the driver (conv_wino.c) shares with the 1-D path
+ * (conv_wino1d.c) and hands its kernel sets (AVX-512 in conv_wino.c, AVX2 + FMA in
+ * conv_avx2.c). Private to src/exec. */
 #ifndef QC_CONV_WINO_H
 #define QC_CONV_WINO_H
 
@@ -8,24 +9,53 @@
 #include "conv_x86.h"
 
 #define WR 8                        /* output channels a product tile (broadcast rows) */
-#define WK 36                       /* components of a transformed tile */
+#define WK 36                       /* components of a transformed 4x4 tile */
 
 typedef struct wino_kern wino_kern;
+typedef struct wino_job wino_job;
 
-/* One convolution's plan. Tiles are 4x4 outputs; a block is whole tile rows; lanes past a
- * block's tiles (up to ldv, a multiple of 16) are computed on zeros and never stored. */
-typedef struct wino {
+/* A path's transforms of one work item: in, the tiles t0.. (ntb of them) of image xb into
+ * V[k][ci][lane] (scratch: pre ldv floats); out, y of output channels [co0, co1) of image bi
+ * from M ([k][co - co0][lane]), bias and activation added (the same scratch). */
+typedef void (*wino_in_fn)(const wino_job *j, const float *xb, int64_t t0, int64_t ntb,
+                           int64_t ldv, float *scratch, float *v);
+typedef void (*wino_out_fn)(const wino_job *j, int64_t bi, int64_t t0, int64_t ntb,
+                            int64_t co0, int64_t co1, int64_t ldv, const float *m,
+                            float *scratch);
+
+/* The part of a Winograd convolution's plan both paths share: work items are image x block
+ * of tiles x part of the output channels; each transforms its block's inputs into V in a slot
+ * of its own, multiplies every component by U panel by panel (k->panel) and transforms M
+ * back. Lanes past a block's tiles (up to ldv, a multiple of 16) are computed and never
+ * stored. */
+struct wino_job {
     const qc_conv2d *cv;
-    const wino_kern *k;
-    const float *u;                 /* [36][mp / WR][c][WR], zero rows past m */
+    const wino_kern *k;             /* the kernel set: its panel product */
+    wino_in_fn   in;
+    wino_out_fn  out;
+    int64_t  nk, pre;               /* components; scratch rows of a slot before V */
     int64_t  c, m, mp;              /* mp: m rounded up to WR */
-    int64_t  th, tw, nt;            /* tiles down, across, an image */
-    int64_t  tb, nblk;              /* tiles a block (whole tile rows), blocks an image */
+    int64_t  nt, tb, nblk;          /* tiles an image, tiles a block, blocks an image */
     int64_t  mchunk, mparts;        /* output channels an item (multiple of WR), items a block */
-    float   *buf;                   /* n_slots slots of slot floats: h (or q), V, M */
+    const float *u;                 /* [nk][mp / WR][c][WR], zero rows past m */
+    float   *buf;                   /* n_slots slots of slot floats: scratch, V, M */
     int64_t  slot;
     int      n_slots;
     unsigned long busy;             /* bit s: slot s in use (atomic) */
+};
+
+/* Splits the output channels into parts (multiples of WR) until every one of `threads` has
+ * two items, takes U (ubytes, qc_conv_cache layout `layout`) from the node's cache or the
+ * run's scratch, packing it with pack unless the cache held it, and the slots from scratch,
+ * then runs the items (conv_wino.c). j: everything but mchunk, mparts, u, buf, slot, n_slots
+ * and busy set. */
+int qc_wino_run(wino_job *j, int threads, size_t ubytes, int layout,
+                void (*pack)(const wino_job *j, float *u), qc_run *r, qc_err *err);
+
+/* One F(4x4, 3x3) convolution's plan. Tiles are 4x4 outputs; a block is whole tile rows. */
+typedef struct wino {
+    wino_job job;                   /* first: the driver's part (nk = WK, pre = WK) */
+    int64_t  th, tw;                /* tiles down, across an image (job.nt = th tw) */
 } wino;
 
 /* A kernel set. in: V[k][ci][lane] of the block's tiles (tile rows from ty0, ntb tiles) from
@@ -50,13 +80,13 @@ struct wino_kern {
 static inline int wino_row_dst(const wino *w, int64_t ty0, int64_t rows, int64_t yr,
                                int64_t ldv, float *h, float **dst)
 {
-    int64_t y = 4 * ty0 - w->cv->ph + yr, r = yr % 4;
+    int64_t y = 4 * ty0 - w->job.cv->ph + yr, r = yr % 4;
     int nd = 0;
     if (yr / 4 < rows)
         dst[nd++] = h + r * ldv + yr / 4 * w->tw;
     if (r < 2 && yr >= 4)
         dst[nd++] = h + (r + 4) * ldv + (yr / 4 - 1) * w->tw;
-    if (y >= 0 && y < w->cv->ih)
+    if (y >= 0 && y < w->job.cv->ih)
         return nd;
     for (int d = 0; d < nd; d++)
         for (int k = 0; k < 6; k++)

@@ -30,17 +30,9 @@
 #define W1_LAYOUT 65                /* qc_conv_cache layout id of U (+ r) */
 
 typedef struct w1 {
-    const qc_conv2d *cv;
-    const wino_kern *k;
+    wino_job job;                   /* first: the driver's part (nk = A1, pre = A1 + 1) */
     int      r, mo;                 /* taps, outputs a tile */
     float    bt[A1][A1], at[A1][A1];   /* at: mo rows */
-    const float *u;                 /* [A1][mp / WR][c][WR], zero rows past m */
-    int64_t  c, m, mp, nt;          /* nt: tiles a row */
-    int64_t  tb, nblk, mchunk, mparts;
-    float   *buf;                   /* n_slots slots: ph (or q), V, M */
-    int64_t  slot;
-    int      n_slots;
-    unsigned long busy;
 } w1;
 
 static const double pts[A1 - 1] = { 0, 1, -1, 2, -2, 0.5, -0.5 };
@@ -113,10 +105,12 @@ combine(float *dst, const float *const *src, const float *c, int n, int64_t len)
  * the stretch, 0 outside the row), so that input j of the lanes' tiles is phase j % mo from
  * q = j / mo on; then V[k] = sum over j in order of Bt[k][j] times that (zero terms left out). */
 QC_EW_SIMD_CLONES
-static void input_transform(const w1 *w, const float *xb, int64_t t0, int64_t ldv,
-                            float *ph, float *v)
+static void input_transform(const wino_job *job, const float *xb, int64_t t0, int64_t ntb,
+                            int64_t ldv, float *ph, float *v)
 {
-    const qc_conv2d *cv = w->cv;
+    const w1 *w = (const w1 *)job;
+    const qc_conv2d *cv = job->cv;
+    (void)ntb;
     int mo = w->mo;
     int64_t nq = ldv + (A1 - 1) / mo + 1, s0 = t0 * mo - cv->pw;
     /* q in [qa, qb): the whole group of mo inputs inside the row */
@@ -135,7 +129,7 @@ static void input_transform(const w1 *w, const float *xb, int64_t t0, int64_t ld
                 cf[k][nterm[k]++] = w->bt[k][j];
             }
     }
-    for (int64_t ci = 0; ci < w->c; ci++) {
+    for (int64_t ci = 0; ci < job->c; ci++) {
         const float *x = xb + ci * cv->iw;
         for (int p = 0; p < mo; p++) {
             float *php = ph + p * nq;
@@ -152,7 +146,7 @@ static void input_transform(const w1 *w, const float *xb, int64_t t0, int64_t ld
             }
         }
         for (int k = 0; k < A1; k++)
-            combine(v + ((int64_t)k * w->c + ci) * ldv, src[k], cf[k], nterm[k], ldv);
+            combine(v + ((int64_t)k * job->c + ci) * ldv, src[k], cf[k], nterm[k], ldv);
     }
 }
 
@@ -160,16 +154,17 @@ static void input_transform(const w1 *w, const float *xb, int64_t t0, int64_t ld
  * tile l = sum over k in order of At[i][k] M[k][l] (zero terms left out; into q[i][l]), plus
  * the bias; then the activation over the row's stretch, as the unfused nodes compute it. */
 QC_EW_SIMD_CLONES
-static void output_transform(const w1 *w, int64_t bi, int64_t t0, int64_t ntb, int64_t co0,
-                             int64_t co1, int64_t ldv, const float *mo, float *q)
+static void output_transform(const wino_job *job, int64_t bi, int64_t t0, int64_t ntb,
+                             int64_t co0, int64_t co1, int64_t ldv, const float *mo, float *q)
 {
-    const qc_conv2d *cv = w->cv;
+    const w1 *w = (const w1 *)job;
+    const qc_conv2d *cv = job->cv;
     int64_t rows = co1 - co0, x0 = t0 * w->mo;
     int64_t x1 = (t0 + ntb) * w->mo < cv->ow ? (t0 + ntb) * w->mo : cv->ow;
     const float *src[A1][A1];
     float cf[A1][A1];
     int nterm[A1];
-    for (int64_t co = co0; co < co1 && co < w->m; co++) {
+    for (int64_t co = co0; co < co1 && co < job->m; co++) {
         for (int i = 0; i < w->mo; i++) {
             nterm[i] = 0;
             for (int k = 0; k < A1; k++)
@@ -179,7 +174,7 @@ static void output_transform(const w1 *w, int64_t bi, int64_t t0, int64_t ntb, i
                 }
             combine(q + i * ldv, src[i], cf[i], nterm[i], ldv);
         }
-        float *y = cv->y + (bi * w->m + co) * cv->ow;
+        float *y = cv->y + (bi * job->m + co) * cv->ow;
         float bias = cv->bias ? cv->bias[co] : 0.0f;
         for (int64_t l = 0, x = x0; x < x1; l++)
             for (int i = 0; i < w->mo && x < x1; i++, x++)
@@ -191,29 +186,9 @@ static void output_transform(const w1 *w, int64_t bi, int64_t t0, int64_t ntb, i
     }
 }
 
-/* Item: image bi, block blk of tiles, output channel part p (one slot for its ph, V, M). */
-static void w1_items(void *vctx, int64_t lo, int64_t hi)
+static void pack_job(const wino_job *j, float *u)
 {
-    w1 *w = vctx;
-    int s = qc_slot_claim(&w->busy, w->n_slots);
-    int64_t tbv = (w->tb + 15) / 16 * 16;
-    /* ph (input_transform's phases) and q (output_transform's rows): A1 + 1 rows of tbv */
-    float *ph = w->buf + (int64_t)s * w->slot, *v = ph + (A1 + 1) * tbv,
-          *mo = v + A1 * w->c * tbv;
-    for (int64_t it = lo; it < hi; it++) {
-        int64_t p = it % w->mparts, blk = it / w->mparts % w->nblk, bi = it / w->mparts / w->nblk;
-        int64_t t0 = blk * w->tb, ntb = w->nt - t0 < w->tb ? w->nt - t0 : w->tb;
-        int64_t ldv = (ntb + 15) / 16 * 16;
-        int64_t co0 = p * w->mchunk, co1 = co0 + w->mchunk < w->mp ? co0 + w->mchunk : w->mp;
-        input_transform(w, w->cv->x + bi * w->c * w->cv->iw, t0, ldv, ph, v);
-        for (int64_t k = 0; k < A1; k++)
-            for (int64_t cb = co0; cb < co1; cb += WR)
-                w->k->panel(w->u + ((k * (w->mp / WR) + cb / WR) * w->c) * WR,
-                            v + k * w->c * ldv, w->c, ldv,
-                            mo + (k * (co1 - co0) + cb - co0) * ldv);
-        output_transform(w, bi, t0, ntb, co0, co1, ldv, mo, ph);
-    }
-    qc_slot_release(&w->busy, s);
+    pack_u(j->cv->w, ((const w1 *)j)->r, j->m, j->c, j->mp, u);
 }
 
 int qc_conv1d_wino(const qc_conv2d *cv, int vw, qc_run *r, qc_err *err)
@@ -225,66 +200,48 @@ int qc_conv1d_wino(const qc_conv2d *cv, int vw, qc_run *r, qc_err *err)
         return QC_EUNSUPPORTED;
     w1 w;
     memset(&w, 0, sizeof w);
+    wino_job *j = &w.job;
     w.r = (int)cv->kw;
     w.mo = A1 + 1 - w.r;
-    w.nt = (cv->ow + w.mo - 1) / w.mo;
-    /* Where it pays on the Zen 4 it was measured on (calibrate bench, one thread, one-conv
-     * models with c = m in 8..128 and 256 -> 512 channels, 32 to 512 outputs, r = 2..7):
-     * from 128 channels in and out and 128 outputs (256 at r = 3), 1.2-2x the direct
-     * kernels; below, the transforms (per channel, not per channel pair) and the lanes past
-     * the last tile cost more than the multiplies saved (64 -> 64 at 128 outputs: 0.65-1.2x,
-     * 16 -> 16: 0.3-0.65x); at r = 2 (1.75x fewer multiplies) only 256 -> 512 channels on
-     * 512 outputs gained (1.17x). */
+    j->nt = (cv->ow + w.mo - 1) / w.mo;
+    /* Where it pays on the Zen 4 it was measured on (tools/conv1d_sweep.py: calibrate bench,
+     * one thread, one-conv models with c = m in 8..128 and 256 -> 512 channels, 32 to 512
+     * outputs, r = 2..7): from 128 channels in and out and 128 outputs (256 at r = 3),
+     * 1.16-2.1x the direct kernels; below, the transforms (per channel, not per channel pair)
+     * and the lanes past the last tile cost more than the multiplies saved (64 -> 64: 0.65-1.2x,
+     * 16 -> 16: 0.3-0.65x); at r = 2 (1.75x fewer multiplies) only 256 -> 512 channels on 512
+     * outputs gained (1.17x). */
     if (mode < 0 && (w.r < 3 || cv->c < 128 || cv->m < 128 || cv->ow < (w.r == 3 ? 256 : 128)))
         return QC_EUNSUPPORTED;
-    w.k = qc_wino_kern(vw);
-    if (!w.k)
+    j->k = qc_wino_kern(vw);
+    if (!j->k)
         return QC_EUNSUPPORTED;
     double bt[A1][A1], at[A1][A1], g[A1][A1];
     transforms(w.r, bt, at, g);
     for (int i = 0; i < A1; i++)
-        for (int j = 0; j < A1; j++)
-            w.bt[i][j] = (float)bt[i][j], w.at[i][j] = (float)at[i][j];
-    w.cv = cv;
-    w.c = cv->c;
-    w.m = cv->m;
-    w.mp = (cv->m + WR - 1) / WR * WR;
+        for (int k = 0; k < A1; k++)
+            w.bt[i][k] = (float)bt[i][k], w.at[i][k] = (float)at[i][k];
+    j->cv = cv;
+    j->in = input_transform;
+    j->out = output_transform;
+    j->nk = A1;
+    j->pre = A1 + 1;            /* input_transform's phases, then output_transform's rows */
+    j->c = cv->c;
+    j->m = cv->m;
+    j->mp = (cv->m + WR - 1) / WR * WR;
     int threads = qc_par_serial() ? 1 : qc_par_threads();
     /* Blocks of tiles near V and M of 512 KiB (48 to 240 tiles), fewer while threads lack
-     * two items each (not under 48), then output channel parts. */
+     * two items each (not under 48), then output channel parts (qc_wino_run). */
     int64_t want = 2 * threads;
-    int64_t tb = (int64_t)(512 * 1024) / (A1 * (w.c + w.mp) * (int64_t)sizeof(float));
+    int64_t tb = (int64_t)(512 * 1024) / (A1 * (j->c + j->mp) * (int64_t)sizeof(float));
     tb = tb < 48 ? 48 : tb > 240 ? 240 : tb;
-    int64_t nb = (w.nt + tb - 1) / tb;
-    while (cv->batch * nb < want && (w.nt + nb) / (nb + 1) >= 48)
+    int64_t nb = (j->nt + tb - 1) / tb;
+    while (cv->batch * nb < want && (j->nt + nb) / (nb + 1) >= 48)
         nb++;
-    w.tb = (w.nt + nb - 1) / nb;
-    w.nblk = (w.nt + w.tb - 1) / w.tb;
-    w.mchunk = w.mp;
-    w.mparts = 1;
-    if (cv->batch * w.nblk < want) {
-        int64_t parts = (want + cv->batch * w.nblk - 1) / (cv->batch * w.nblk);
-        w.mchunk = (w.mp / WR + parts - 1) / parts * WR;
-        w.mparts = (w.mp + w.mchunk - 1) / w.mchunk;
-    }
-    size_t ubytes = align64((size_t)(A1 * w.mp * w.c) * sizeof(float));
-    qc_conv_cache *cache = cv->cache;
-    int cs = qc_conv_cache_take(cache, cv->w, ubytes, W1_LAYOUT + w.r);
-    w.n_slots = threads < (int)(8 * sizeof w.busy) ? threads : (int)(8 * sizeof w.busy);
-    int64_t tbv = (w.tb + 15) / 16 * 16;
-    w.slot = (int64_t)(align64((size_t)(tbv * (A1 + 1 + A1 * (w.c + w.mchunk))) * sizeof(float)) /
-                       sizeof(float));
-    size_t sbytes = (size_t)(w.n_slots * w.slot) * sizeof(float);
-    char *s = qc_run_scratch(r, (cs > 0 ? 0 : ubytes) + sbytes, err);
-    if (!s)
-        return err && err->code ? err->code : QC_ENOMEM;
-    float *u = cs > 0 ? cache->wpk : (float *)s;
-    if (cs != 1)
-        pack_u(cv->w, w.r, w.m, w.c, w.mp, u);
-    w.u = u;
-    w.buf = (float *)(s + (cs > 0 ? 0 : ubytes));
-    qc_par_for(cv->batch * w.nblk * w.mparts, 1, w1_items, &w);
-    return QC_OK;
+    j->tb = (j->nt + nb - 1) / nb;
+    j->nblk = (j->nt + j->tb - 1) / j->tb;
+    return qc_wino_run(j, threads, align64((size_t)(A1 * j->mp * j->c) * sizeof(float)),
+                       W1_LAYOUT + w.r, pack_job, r, err);
 }
 
 #else
