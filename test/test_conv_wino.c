@@ -23,6 +23,7 @@ static const wcase wcases[] = {
     { "default_on", 1, 12, 16, 20, 20, { 1, 1, 1, 1 }, 1, 3, 3 },  /* 12 in, 16 out, 25 tiles */
     { "default_off_c", 1, 11, 16, 20, 20, { 1, 1, 1, 1 }, 1, 3, 3 },
     { "default_off_tiles", 1, 40, 24, 14, 14, { 1, 1, 1, 1 }, 1, 3, 3 },  /* 16 tiles */
+    { "pads_3", 1, 6, 16, 7, 8, { 3, 3, 3, 3 }, 1, 3, 3 },         /* outputs on padding alone */
     /* 1-D: r taps, tiles of 9 - r outputs */
     { "row_k5", 1, 16, 24, 1, 101, { 0, 2, 0, 2 }, 1, 1, 5 },      /* 26 tiles, last partial */
     { "col_k5", 1, 20, 17, 130, 1, { 2, 0, 2, 0 }, 1, 5, 1 },      /* [n, c, h, 1] as a row */
@@ -30,6 +31,7 @@ static const wcase wcases[] = {
     { "row_k7_asym", 1, 5, 7, 1, 40, { 0, 3, 0, 1 }, 1, 1, 7 },
     { "row_k2", 1, 4, 8, 1, 30, { 0, 0, 0, 0 }, 1, 1, 2 },
     { "row_k6_short", 1, 8, 8, 1, 4, { 0, 2, 0, 3 }, 1, 1, 6 },   /* one tile, mostly padding */
+    { "row_k2_pad_only", 1, 25, 20, 1, 29, { 0, 2, 0, 2 }, 1, 1, 2 },  /* y[0]: bias alone */
     { "row_blocks", 1, 64, 40, 1, 1300, { 0, 2, 0, 2 }, 1, 1, 5 }, /* 325 tiles */
     { "row_default_on", 1, 128, 128, 0, 128, { 0, 2, 0, 2 }, 1, 1, 5 },
     { "row_default_off_c", 1, 64, 128, 0, 512, { 0, 2, 0, 2 }, 1, 1, 5 },
@@ -137,10 +139,29 @@ static float *run_mode(wrun *r, const char *mode, int serial)
     return out;
 }
 
-/* Winograd's rounding grows with its transforms' constants: up to 1.8e-6 of the sum of the
- * terms' magnitudes on these cases (15 float epsilons); a misplaced tap or tile, or one
- * transform constant off by 4% (1/23 for 1/24 in G), is of the order of one term. */
+/* Winograd's rounding grows with its transforms' constants, and mixes a tile's outputs: an
+ * output's error follows the largest sum of terms' magnitudes in its tile (an output whose
+ * window is all padding is its bias plus the rounding of its neighbours' terms). Up to 1.8e-6
+ * of that on these cases (15 float epsilons); a misplaced tap or tile, or one transform
+ * constant off by 4% (1/23 for 1/24 in G), is of the order of one term. */
 #define WINO_BOUND 1e-5
+
+/* The largest of mag over the tile of output i: 4x4 outputs (3x3 kernels), else 9 - r along
+ * the row or column of an r-tap 1-D kernel */
+static double tile_mag(const wcase *wc, const double *mag, int64_t i)
+{
+    int64_t yd[4];
+    wcase_out(wc, yd);
+    int two_d = wc->kh == 3 && wc->kw == 3, row = wc->kh == 1 && yd[2] == 1;
+    int64_t th = two_d ? 4 : row ? 1 : 9 - wc->kh, tw = two_d ? 4 : row ? 9 - wc->kw : 1;
+    int64_t plane = yd[2] * yd[3], base = i - i % plane, oy = i % plane / yd[3];
+    int64_t ox = i % yd[3], y0 = oy - oy % th, x0 = ox - ox % tw;
+    double m = 0;
+    for (int64_t y = y0; y < y0 + th && y < yd[2]; y++)
+        for (int64_t x = x0; x < x0 + tw && x < yd[3]; x++)
+            m = mag[base + y * yd[3] + x] > m ? mag[base + y * yd[3] + x] : m;
+    return m;
+}
 
 /* Whether this CPU has the Winograd path (AVX-512, or AVX2 + FMA); without it every mode is
  * the direct one. avx512: the AVX-512 set in particular. */
@@ -163,39 +184,67 @@ static int have_wino(void)
     return have_wino_isa(0);
 }
 
+/* Case wc with QC_CONV_WINO=1 against wino_ref within WINO_BOUND; ran: also that Winograd
+ * ran (some output differs from the direct kernels' where the CPU has the path). */
+static void naive_check(const wcase *wc, int silu, int ran)
+{
+    wrun r;
+    wrun_build(&r, wc, silu);
+    double *want = malloc((size_t)r.ny * sizeof *want);
+    double *mag = malloc((size_t)r.ny * sizeof *mag);
+    wino_ref(wc, r.x, r.w, wc->bias ? r.b : NULL, want, mag);
+    float *got = run_mode(&r, "1", 0), *direct = run_mode(&r, "0", 0);
+    double worst = 0.0;
+    int64_t differ = 0;
+    for (int64_t i = 0; got && direct && i < r.ny; i++) {
+        double v = silu ? want[i] / (1.0 + exp(-want[i])) : want[i];
+        double e = fabs(got[i] - v) / (tile_mag(wc, mag, i) + 1e-30);
+        worst = e > worst ? e : worst;
+        differ += memcmp(&got[i], &direct[i], sizeof *got) != 0;
+    }
+    if (!(worst <= WINO_BOUND))
+        qc_test_fail(__FILE__, __LINE__, "%s%s: error %.3g of the terms' magnitude (bound "
+                     "%.1g)", wc->name, silu ? " (silu)" : "", worst, WINO_BOUND);
+    if (ran && got && direct && (differ == 0) == have_wino())
+        qc_test_fail(__FILE__, __LINE__, "%s%s: QC_CONV_WINO=1 %s the direct kernels' output "
+                     "on this CPU", wc->name, silu ? " (silu)" : "",
+                     differ ? "differs from" : "gave");
+    free(got);
+    free(direct);
+    free(want);
+    free(mag);
+    wrun_free(&r);
+}
+
 QC_TEST(conv_wino_against_naive)
 {
     for (size_t t = 0; t < sizeof wcases / sizeof wcases[0]; t++)
-        for (int silu = 0; silu < 2; silu++) {
-            const wcase *wc = &wcases[t];
-            wrun r;
-            wrun_build(&r, wc, silu);
-            double *want = malloc((size_t)r.ny * sizeof *want);
-            double *mag = malloc((size_t)r.ny * sizeof *mag);
-            wino_ref(wc, r.x, r.w, wc->bias ? r.b : NULL, want, mag);
-            float *got = run_mode(&r, "1", 0), *direct = run_mode(&r, "0", 0);
-            double worst = 0.0;
-            int64_t differ = 0;
-            for (int64_t i = 0; got && direct && i < r.ny; i++) {
-                double v = silu ? want[i] / (1.0 + exp(-want[i])) : want[i];
-                double e = fabs(got[i] - v) / (mag[i] + 1e-30);
-                worst = e > worst ? e : worst;
-                differ += memcmp(&got[i], &direct[i], sizeof *got) != 0;
-            }
-            if (!(worst <= WINO_BOUND))
-                qc_test_fail(__FILE__, __LINE__, "%s%s: error %.3g of the terms' magnitude "
-                             "(bound %.1g)", wc->name, silu ? " (silu)" : "", worst,
-                             WINO_BOUND);
-            if (got && direct && (differ == 0) == have_wino())   /* did Winograd run? */
-                qc_test_fail(__FILE__, __LINE__, "%s%s: QC_CONV_WINO=1 %s the direct kernels' "
-                             "output on this CPU", wc->name, silu ? " (silu)" : "",
-                             differ ? "differs from" : "gave");
-            free(got);
-            free(direct);
-            free(want);
-            free(mag);
-            wrun_free(&r);
+        for (int silu = 0; silu < 2; silu++)
+            naive_check(&wcases[t], silu, 1);
+}
+
+/* 1-D convolutions of random shapes (1 to 7 taps, 1 to 40 channels, 1 to 300 long, pads up
+ * to r + 1 at either end, the three layouts) against the double loop. */
+QC_TEST(conv_wino1d_random_shapes)
+{
+    uint32_t s = 77;
+    for (int k = 0; k < 60; k++) {
+        int64_t v[8];
+        for (int i = 0; i < 8; i++) {
+            s = s * 1664525u + 1013904223u;
+            v[i] = (int64_t)(s >> 8);
         }
+        int64_t r = 1 + v[0] % 7, pb = v[1] % (r + 2), pe = v[2] % (r + 2), len = 1 + v[3] % 300;
+        int form = (int)(v[4] % 3);         /* [n, c, l], [n, c, 1, l], [n, c, l, 1] */
+        if (len + pb + pe - r + 1 < 1)
+            continue;
+        wcase wc = { "random_1d", 1 + v[5] % 2, 1 + v[6] % 40, 1 + v[7] % 40, form == 0 ? 0 : 1,
+                     len, { 0, pb, 0, pe }, (int)(v[0] / 7 % 2), 1, r };
+        if (form == 2)      /* the column form: along h */
+            wc.h = len, wc.w = 1, wc.kh = r, wc.kw = 1,
+            wc.pads[0] = pb, wc.pads[1] = 0, wc.pads[2] = pe, wc.pads[3] = 0;
+        naive_check(&wc, 0, 0);
+    }
 }
 
 /* The AVX2 set (QC_CONV_ISA=avx2, as on a CPU without AVX-512) does the AVX-512 set's
