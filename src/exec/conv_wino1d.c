@@ -137,9 +137,8 @@ static void input_transform(const wino_job *job, const float *xb, int64_t t0, in
                 int64_t i = s0 + q * mo + p;
                 php[q] = i >= 0 && i < cv->iw ? x[i] : 0.0f;
             }
-            const float *xs = x + (s0 + qa * mo + p);
-            for (int64_t q = qa; q < qb; q++)
-                php[q] = xs[(q - qa) * mo];
+            for (int64_t q = qa, i = s0 + qa * mo + p; q < qb; q++, i += mo)
+                php[q] = x[i];
             for (int64_t q = qb; q < nq; q++) {
                 int64_t i = s0 + q * mo + p;
                 php[q] = i >= 0 && i < cv->iw ? x[i] : 0.0f;
