@@ -58,7 +58,9 @@ void qc_blas_core_fix(char **argv)
 {
     /* OPENBLAS_CORETYPE set: the user's choice, or this process already re-executed */
     const char *core = getenv("OPENBLAS_CORETYPE") ? NULL : qc_blas_core_better();
-    int threads = openblas_get_num_threads() > 1;
+    /* more threads than asked (an OpenBLAS that ignores the variable): no second try */
+    const char *nt = getenv("OPENBLAS_NUM_THREADS");
+    int threads = openblas_get_num_threads() > 1 && !(nt && !strcmp(nt, "1"));
     if (!core && !threads)
         return;
     char *keep = getenv("OPENBLAS_NUM_THREADS");
