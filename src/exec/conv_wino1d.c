@@ -16,7 +16,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#pragma GCC optimize("vect-cost-model=dynamic")
 #include "conv_wino.h"
 #include "ops_ew.h"
 #include "par.h"
