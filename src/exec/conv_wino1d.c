@@ -205,10 +205,10 @@ int qc_conv1d_wino(const qc_conv2d *cv, int vw, qc_run *r, qc_err *err)
     /* Where it pays on the Zen 4 it was measured on (tools/conv1d_sweep.py: calibrate bench,
      * one thread, one-conv models with c = m in 8..128 and 256 -> 512 channels, 32 to 512
      * outputs, r = 2..7): from 128 channels in and out and 128 outputs (256 at r = 3),
-     * 1.16-2.1x the direct kernels; below, the transforms (per channel, not per channel pair)
-     * and the lanes past the last tile cost more than the multiplies saved (64 -> 64: 0.65-1.2x,
-     * 16 -> 16: 0.3-0.65x); at r = 2 (1.75x fewer multiplies) only 256 -> 512 channels on 512
-     * outputs gained (1.17x). */
+     * 1.16-2x the direct kernels; below, the transforms (per channel, not per channel pair)
+     * and the lanes past the last tile cost about what the multiplies save (64 -> 64:
+     * 0.65-0.95x at r = 3, 0.95-1.2x at 7, 1-1.44x at 5; 16 -> 16: 0.3-0.65x); at r = 2 (1.75x
+     * fewer multiplies) only 256 -> 512 channels on 512 outputs gained (1.17x). */
     if (mode < 0 && (w.r < 3 || cv->c < 128 || cv->m < 128 || cv->ow < (w.r == 3 ? 256 : 128)))
         return QC_EUNSUPPORTED;
     j->k = qc_wino_kern(vw);
