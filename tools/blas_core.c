@@ -63,8 +63,7 @@ void qc_blas_core_fix(char **argv)
     int threads = openblas_get_num_threads() > 1 && !(nt && !strcmp(nt, "1"));
     if (!core && !threads)
         return;
-    char *keep = getenv("OPENBLAS_NUM_THREADS");
-    keep = keep ? strdup(keep) : NULL;
+    char *keep = nt ? strdup(nt) : NULL;     /* the user's value, for a failed exec */
     if ((!core || setenv("OPENBLAS_CORETYPE", core, 1) == 0) &&
         (!threads || setenv("OPENBLAS_NUM_THREADS", "1", 1) == 0))
         execv("/proc/self/exe", argv);
