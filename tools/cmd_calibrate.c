@@ -138,18 +138,26 @@ static char *default_output(const char *model)
     return out;
 }
 
-/* Bias correction on the first --bias-samples samples (at most --limit). */
+/* Bias correction on the first --bias-samples samples (at most --limit); stash: what the
+ * calibration pass kept of them, or NULL. */
+static void bias_opts(const cal_args *a, qc_biascorr_opts *bo)
+{
+    qc_biascorr_opts_default(bo);
+    if (a->bias_samples > 0)
+        bo->n_samples = (int)a->bias_samples;
+    if (a->bias_verify >= 0)
+        bo->n_verify = (int)a->bias_verify;
+    if (a->limit > 0 && a->limit < bo->n_samples)
+        bo->n_samples = (int)a->limit;
+}
+
 static int bias_correct(const cal_args *a, const qc_model *work, qc_dataset *d,
-                        const qc_model *qm, qc_model **out, qc_biascorr_stats *bst, qc_err *err)
+                        const qc_model *qm, const qc_bc_stash *stash, qc_model **out,
+                        qc_biascorr_stats *bst, qc_err *err)
 {
     qc_biascorr_opts bo;
-    qc_biascorr_opts_default(&bo);
-    if (a->bias_samples > 0)
-        bo.n_samples = (int)a->bias_samples;
-    if (a->bias_verify >= 0)
-        bo.n_verify = (int)a->bias_verify;
-    if (a->limit > 0 && a->limit < bo.n_samples)
-        bo.n_samples = (int)a->limit;
+    bias_opts(a, &bo);
+    bo.stash = stash;
     return qc_bias_correct(work, qm, d, &bo, out, bst, err);
 }
 
@@ -171,8 +179,11 @@ static void print_bias_summary(const qc_biascorr_stats *b)
         printf("calibrate: bias correction: no Conv/ConvTranspose/Gemm bias to correct\n");
         return;
     }
-    printf("calibrate: bias correction: %d biases, mean shift %.3g (measured on %d samples)",
+    printf("calibrate: bias correction: %d biases, mean shift %.3g (measured on %d samples",
            b->n_nodes, b->mean_abs, b->n_samples);
+    if (b->n_stashed)
+        printf(", %d with the float values the calibration pass kept", b->n_stashed);
+    printf(")");
     if (b->n_verify && b->applied)
         printf("; output SQNR %.2f -> %.2f dB on %d of them: kept", b->sqnr_before,
                b->sqnr_after, b->n_verify);
@@ -228,7 +239,7 @@ static int calibrate_auto(const cal_args *a, const char *out_path, qc_err *err)
     qc_model *bcm = NULL;
     qc_biascorr_stats bst = { 0 };
     if (rc == QC_OK && a->bias_corr &&
-        (rc = bias_correct(a, work, d, qm, &bcm, &bst, err)) == QC_OK && bcm)
+        (rc = bias_correct(a, work, d, qm, NULL, &bcm, &bst, err)) == QC_OK && bcm)
         qm = bcm;
     if (rc == QC_OK)
         rc = qc_model_save(qm, out_path, 0, err);
@@ -269,6 +280,8 @@ static int calibrate_auto(const cal_args *a, const char *out_path, qc_err *err)
 typedef struct cal_shard {
     qc_exec      *x;
     qc_quantizer *q;
+    qc_bc_stash  *stash;            /* bias correction's float values, or NULL */
+    int           sample;           /* the sample running */
 } cal_shard;
 
 typedef struct cal_pass {
@@ -278,6 +291,50 @@ typedef struct cal_pass {
     qc_ema_log     *log;            /* ema on several shards, else NULL */
 } cal_pass;
 
+/* The stash's byte budget: QC_BC_STASH_BYTES (tests: 0 keeps nothing, a small one part of
+ * the samples), else QC_BC_STASH_BUDGET. */
+static size_t stash_budget(void)
+{
+    const char *e = getenv("QC_BC_STASH_BYTES");
+    char *end;
+    unsigned long long v = e && *e ? strtoull(e, &end, 10) : 0;
+    return e && *e && !*end ? (size_t)v : QC_BC_STASH_BUDGET;
+}
+
+/* The pass executor's hook: the stash, then the observers. */
+static int cal_hook(void *user, const qc_node *node, int node_index,
+                    const qc_tensor *const *outs, int n_outs, qc_err *err)
+{
+    cal_shard *s = user;
+    if (s->stash)
+        qc_bc_stash_node(s->stash, s->sample, node_index, outs, n_outs);
+    return qc_quantizer_observe(s->q, node, node_index, outs, n_outs, err);
+}
+
+/* A pass executor for q's observers: what they read, and the stash's values, hooked (not
+ * fused away). */
+static int pass_exec_new(qc_quantizer *q, const qc_model *work, const qc_bc_stash *stash,
+                         qc_exec **x, qc_err *err)
+{
+    qc_exec_opts xo = { 0 };
+    int rc = qc_quantizer_pass_opts(q, &xo, err);
+    const char *const *sn = NULL;
+    int n_sn = stash ? qc_bc_stash_names(stash, &sn) : 0;
+    const char **names = rc == QC_OK ? malloc(((size_t)xo.n_hooked + n_sn + 1) * sizeof *names)
+                                     : NULL;
+    if (rc == QC_OK && !names)
+        rc = qc_errf(err, QC_ENOMEM, "out of memory");
+    if (rc == QC_OK) {
+        memcpy(names, xo.hooked, (size_t)xo.n_hooked * sizeof *names);
+        memcpy(names + xo.n_hooked, sn, (size_t)n_sn * sizeof *names);
+        xo.hooked = names;
+        xo.n_hooked += n_sn;
+        rc = qc_exec_new(x, work, &xo, err);    /* reads the names only here */
+    }
+    free(names);
+    return rc;
+}
+
 static int pass_sample(void *user, int shard, int i, qc_err *err)
 {
     cal_pass *p = user;
@@ -286,10 +343,13 @@ static int pass_sample(void *user, int shard, int i, qc_err *err)
     int rc = p->log ? qc_ema_log_begin(p->log, shard, i, err) : QC_OK;
     if (rc != QC_OK)
         return rc;
+    s->sample = i;
     rc = qc_cmd_feed_load(&p->feed, shard, i, &in, err);
     if (rc == QC_OK && (rc = qc_quantizer_observe_inputs(s->q, in, p->work->n_inputs, err)) ==
         QC_OK && (rc = qc_exec_run(s->x, in, p->work->n_inputs, err)) != QC_OK)
         qc_cmd_feed_failed(&p->feed, i, err);
+    if (rc == QC_OK && s->stash)
+        qc_bc_stash_done(s->stash, i, s->x);
     if (p->log)
         qc_ema_log_end(p->log, shard, i, rc >= 0);
     return rc;
@@ -324,8 +384,8 @@ static void pass_after(void *user, int i, int status, int n_finished)
  * single-threaded), and the shards' observers are merged into q: exact for every method (ema
  * through qc_ema_log.h; --params-in runs as one shard). */
 static int observe_pass(const cal_args *a, const qc_model *work, qc_dataset *d, qc_exec *x,
-                        qc_quantizer *q, int n, qc_progress *prog, int *used, int *skipped,
-                        qc_err *err)
+                        qc_quantizer *q, qc_bc_stash *stash, int n, qc_progress *prog,
+                        int *used, int *skipped, qc_err *err)
 {
     int jobs = qc_pass_default_jobs();
     if (a->params_in)
@@ -338,15 +398,14 @@ static int observe_pass(const cal_args *a, const qc_model *work, qc_dataset *d, 
                                    n, prog, err)
                 : qc_errf(err, QC_ENOMEM, "out of memory");
     if (rc == QC_OK)
-        sh[0] = (cal_shard){ x, q };
+        sh[0] = (cal_shard){ x, q, stash, -1 };
     for (int s = 1; s < jobs && rc == QC_OK; s++) {
-        qc_exec_opts xo = { 0 };
-        if ((rc = qc_quantizer_new(&sh[s].q, work, &a->o, err)) == QC_OK &&
-            (rc = qc_quantizer_pass_opts(sh[s].q, &xo, err)) == QC_OK)
-            rc = qc_exec_new(&sh[s].x, work, &xo, err);
+        sh[s].stash = stash;
+        if ((rc = qc_quantizer_new(&sh[s].q, work, &a->o, err)) == QC_OK)
+            rc = pass_exec_new(sh[s].q, work, stash, &sh[s].x, err);
     }
     for (int s = 0; s < jobs && rc == QC_OK; s++)
-        qc_quantizer_attach(sh[s].q, sh[s].x);
+        qc_exec_set_hook(sh[s].x, cal_hook, &sh[s]);
     qc_pass_ops ops = { &p, pass_sample, pass_after };
     if (rc == QC_OK && jobs > 1 && !strcmp(a->o.method, "ema"))
         rc = ema_log_setup(&p, q, n, jobs, err);
@@ -405,10 +464,17 @@ int qc_cmd_calibrate(int argc, char **argv)
         fprintf(stderr, "calibrate: warning: %s holds %d weight%s per channel; without "
                 "--per-channel they are quantized per tensor\n", a.params_in, n_axis,
                 n_axis == 1 ? "" : "s");
+    /* bias correction's float values, kept by the pass (not with --params-in: one shard,
+     * observing nothing, and a float run of its own) */
+    qc_bc_stash *stash = NULL;
+    qc_biascorr_opts bo;
+    bias_opts(&a, &bo);
+    if (rc == QC_OK && a.bias_corr && !a.params_in && stash_budget() > 0)
+        rc = qc_bc_stash_new(&stash, work, bo.n_samples, stash_budget(), &err);
     qc_exec_opts xo = { 0 };
     if (rc == QC_OK && !a.params_in)
-        rc = qc_quantizer_pass_opts(q, &xo, &err);   /* the shards' quantizers: observe_pass */
-    if (rc == QC_OK)
+        rc = pass_exec_new(q, work, stash, &x, &err);   /* the shards': observe_pass */
+    else if (rc == QC_OK)
         rc = qc_exec_new(&x, work, &xo, &err);
     if (rc == QC_OK && a.data)
         rc = qc_dataset_open(&d, a.data, work, &a.pp, &err);
@@ -418,7 +484,7 @@ int qc_cmd_calibrate(int argc, char **argv)
             n = (int)a.limit;
         qc_progress_start(&prog, "calibrate", "samples", n, a.quiet);
         t_pass = qc_now();
-        rc = observe_pass(&a, work, d, x, q, n, &prog, &used, &skipped, &err);
+        rc = observe_pass(&a, work, d, x, q, stash, n, &prog, &used, &skipped, &err);
         t_pass = qc_now() - t_pass;
         qc_progress_end(&prog);
         qc_exec_free(x);            /* its buffers are not needed for what follows */
@@ -431,12 +497,14 @@ int qc_cmd_calibrate(int argc, char **argv)
     qc_biascorr_stats bst = { 0 };
     qc_model *bcm = NULL;
     double t_bc = qc_now();
-    if (rc == QC_OK && a.bias_corr && (rc = bias_correct(&a, work, d, qm, &bcm, &bst, &err)) ==
+    if (rc == QC_OK && a.bias_corr && (rc = bias_correct(&a, work, d, qm, stash, &bcm, &bst, &err)) ==
         QC_OK && bcm) {
         qc_model_free(qm);
         qm = bcm;
     }
     t_bc = qc_now() - t_bc;
+    qc_bc_stash_free(stash);
+    stash = NULL;
     if (rc == QC_OK)
         rc = qc_model_save(qm, out_path, 0, &err);
     if (rc == QC_OK && a.params_out)
@@ -502,6 +570,7 @@ int qc_cmd_calibrate(int argc, char **argv)
             printf(", bias correction %.2f", t_bc);
         printf(")\n");
     }
+    qc_bc_stash_free(stash);
     qc_quantizer_free(q);
     qc_dataset_free(d);
     qc_exec_free(x);

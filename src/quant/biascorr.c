@@ -31,6 +31,7 @@ typedef struct target {
     int         q_node;         /* its index in the quantized model */
     int         f_node;         /* the float model's node computing `out`, or -1 */
     int         bad;            /* output missing in the float model or shapes differ */
+    int         slot;           /* its output in the pass's stash (qc_bc_stash_find) */
     double     *sum;            /* sum of (quantized - float) per channel, this pass */
     int64_t     count;          /* values summed per channel */
 } target;
@@ -49,6 +50,8 @@ typedef struct bc_shard {
     qc_dataset *d;              /* the caller's for shard 0, a clone for the others */
     qc_exec    *fx, *qx;        /* float (keep_all), quantized (the current model) */
     int         n_in;
+    int         cur;            /* the sample running, if its float values are stashed; -1 */
+    int         n_stashed;      /* samples it measured that way */
     bc_acc      a;
 } bc_shard;
 
@@ -62,6 +65,7 @@ struct bc_state {
     int           *f_by_node;   /* node index in the float model -> target or -1 */
     const qc_model *float_m;
     const char   **keep;        /* the targets' outputs (the float executors without lockstep) */
+    const qc_bc_stash *pass;    /* the calibration pass's float values (opts.stash), or NULL */
     int            lockstep;    /* the quantized run follows the float one (see measure) */
     bc_shard      *sh;
     int            n_sh;
@@ -71,6 +75,7 @@ void qc_biascorr_opts_default(qc_biascorr_opts *o)
 {
     o->n_samples = 16;
     o->n_verify = 8;
+    o->stash = NULL;
 }
 
 static int is_biased_op(const qc_node *n)
@@ -168,7 +173,9 @@ static int hook(void *user, const qc_node *node, int node_index, const qc_tensor
     if (k < 0 || n_outs < 1)
         return QC_OK;
     const target *t = &st->t[k];
-    const qc_tensor *qy = outs[0], *fy = qc_exec_value(sh->fx, qy->name);
+    const qc_tensor *qy = outs[0];
+    const qc_tensor *fy = sh->cur >= 0 ? qc_bc_stash_value(st->pass, sh->cur, t->slot)
+                                       : qc_exec_value(sh->fx, qy->name);
     /* summed instead of run (sum_only): the output is ours to fill, with the float value */
     const double *sums = qc_exec_node_sums(sh->qx, &n_sums);
     int comparable = fy && fy->dtype == QC_F32 && qy->dtype == QC_F32 &&
@@ -253,7 +260,14 @@ static int measure_sample(void *user, int shard, int i, qc_err *err)
         return rc;
     if (qc_tensors_nonfinite(in, n_in))
         return 1;                   /* calibration skipped (and reported) it too */
-    if (sh->st->lockstep) {
+    bc_state *st = sh->st;
+    sh->cur = qc_bc_stash_has(st->pass, i) ? i : -1;
+    if (sh->cur >= 0) {
+        rc = qc_exec_run(sh->qx, in, n_in, err);    /* the hook reads the stash */
+        sh->n_stashed++;
+    } else if (!sh->fx) {
+        rc = qc_errf(err, QC_EINTERNAL, "no float values stashed and no float executor");
+    } else if (st->lockstep) {
         if ((rc = qc_exec_begin(sh->qx, in, n_in, err)) == QC_OK &&
             (rc = qc_exec_run(sh->fx, in, n_in, err)) == QC_OK)
             rc = qc_exec_finish(sh->qx, err);
@@ -265,9 +279,9 @@ static int measure_sample(void *user, int shard, int i, qc_err *err)
         return rc;
     }
     /* the float outputs verification compares with (each sample has its own slots) */
-    bc_state *st = sh->st;
     for (int j = 0; i < st->n_stash && j < st->n_out && rc == QC_OK; j++) {
-        const qc_tensor *f = qc_exec_output(sh->fx, j);
+        const qc_tensor *f = sh->cur >= 0 ? qc_bc_stash_output(st->pass, i, j)
+                                          : qc_exec_output(sh->fx, j);
         qc_tensor *dst = &st->stash[(size_t)i * st->n_out + j];
         if (!f || f->dtype != QC_F32)
             continue;               /* nothing to compare */
@@ -315,7 +329,8 @@ static int choose_lockstep(bc_state *st, qc_err *err)
 
 /* Every sample through both models on every shard; the shards' integer sums add up into
  * each target's per-channel mean drift. q: the model the targets were found in. */
-static int measure(const qc_model *q, int n, bc_state *st, int *used, qc_err *err)
+static int measure(const qc_model *q, int n, bc_state *st, int *used, int *n_stashed,
+                   qc_err *err)
 {
     int rc = QC_OK;
     for (int s = 0; s < st->n_sh && rc == QC_OK; s++) {
@@ -329,11 +344,13 @@ static int measure(const qc_model *q, int n, bc_state *st, int *used, qc_err *er
                  .n_sum_only = st->n_t }, err)) == QC_OK)
             qc_exec_set_hook(sh->qx, hook, sh);
     }
-    if (rc == QC_OK)
+    if (rc == QC_OK && st->sh[0].fx)
         rc = choose_lockstep(st, err);
     qc_pass_ops ops = { st->sh, measure_sample, NULL };
     if (rc == QC_OK)
         rc = qc_pass_run(&ops, n, st->n_sh, used, NULL, err);
+    for (int s = 0; s < st->n_sh && rc == QC_OK; s++)
+        *n_stashed += st->sh[s].n_stashed;
     for (int k = 0; k < st->n_t && rc == QC_OK; k++) {
         target *t = &st->t[k];
         t->count = 0;
@@ -591,21 +608,30 @@ int qc_bias_correct(const qc_model *float_m, const qc_model *q, qc_dataset *d,
         if (st.t[k].f_node >= 0)
             st.f_by_node[st.t[k].f_node] = k;
     }
+    /* the pass's stash serves if it holds every target's output */
+    st.pass = o->stash;
+    for (int k = 0; rc == QC_OK && st.pass && k < st.n_t; k++)
+        if ((st.t[k].slot = qc_bc_stash_find(st.pass, st.t[k].out)) < 0)
+            st.pass = NULL;
+    int need_float = 0;
+    for (int i = 0; i < n; i++)
+        need_float |= !qc_bc_stash_has(st.pass, i);
     /* the float run's hook reads the targets' outputs; around them elementwise chains fuse
      * (a SiLU's Sigmoid and Mul as one step), with the same bits */
     const qc_exec_opts fo = { .fuse = 1, .fuse_exact = 1, .hooked = st.keep, .n_hooked = st.n_t };
     for (int s = 0; s < st.n_sh && rc == QC_OK; s++) {
         st.sh[s].st = &st;
+        st.sh[s].cur = -1;
         st.sh[s].n_in = float_m->n_inputs;
         if (s == 0)
             st.sh[s].d = d;
         else
             rc = qc_dataset_clone(d, &st.sh[s].d, err);
-        if (rc == QC_OK)
+        if (rc == QC_OK && need_float)
             rc = qc_exec_new(&st.sh[s].fx, float_m, &fo, err);
     }
     int used = 0;
-    if (rc == QC_OK && (rc = measure(q, n, &st, &used, err)) == QC_OK && used == 0)
+    if (rc == QC_OK && (rc = measure(q, n, &st, &used, &stats->n_stashed, err)) == QC_OK && used == 0)
         rc = qc_errf(err, QC_EINPUT, "no usable sample");
     if (rc == QC_OK) {
         stats->n_samples = used;

@@ -13,6 +13,7 @@ and calibrate without either flag to write the corrected model (correction is th
 Prints "ok   NAME: figures" or "FAIL NAME: why" per check; exit status 1 if one failed.
 """
 import os
+import re
 import subprocess
 import sys
 
@@ -70,6 +71,34 @@ def calibrate(cal, model, calib, out, *flags):
         raise RuntimeError(f"calibrate {' '.join(flags)} exited {r.returncode}: "
                            f"{r.stderr.strip()[:300]}")
     return onnx.load(out)
+
+
+def stash_runs(cal, model, calib, work):
+    """Bias correction measured from the float values the calibration pass kept (the
+    default), from float runs of its own (QC_BC_STASH_BYTES=0: nothing kept) and from both (a
+    budget that holds a few of the 16 samples): the same model, byte for byte, and the summary
+    says how many samples came from the pass."""
+    name = "bias_correction_stash"
+    got, seen = {}, {}
+    for budget in ("", "0", "40000"):
+        out = os.path.join(work, f"stash{budget or 'default'}.onnx")
+        env = dict(os.environ, QC_BC_STASH_BYTES=budget)
+        r = subprocess.run([cal, "--data", calib, model, "-o", out], env=env,
+                           capture_output=True, text=True, timeout=300)
+        line = next((ln for ln in r.stdout.splitlines() if "bias correction:" in ln), "")
+        if r.returncode != 0 or not line:
+            return fail(name, f"QC_BC_STASH_BYTES={budget!r}: exit {r.returncode}, "
+                              f"{(r.stderr or r.stdout).strip()[:200]}")
+        m = re.search(r"(\d+) with the float values the calibration pass kept", line)
+        seen[budget] = int(m.group(1)) if m else 0
+        with open(out, "rb") as f:
+            got[budget] = f.read()
+    if not (seen[""] == 16 and seen["0"] == 0 and 0 < seen["40000"] < 16):
+        return fail(name, f"samples from the pass: {seen} (want 16, 0, and between)")
+    if not got[""] == got["0"] == got["40000"]:
+        return fail(name, "the models differ")
+    ok(name, f"the same model from {seen['']}, {seen['0']} and {seen['40000']} of 16 samples' "
+             "stashed float values")
 
 
 def inits(m):
@@ -150,6 +179,7 @@ def main():
         else:
             ok(name, f"mean |channel error| {e0:.4f} -> {e1:.4f}, SQNR {s0:.2f} -> {s1:.2f} dB, "
                      f"changed {', '.join(changed)}")
+    stash_runs(cal, model, calib, work)
     sys.exit(1 if failures() else 0)
 
 
