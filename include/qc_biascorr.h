@@ -14,12 +14,13 @@
 /* The float values bias correction reads, kept by the calibration pass as it computes them,
  * so that measuring runs only the quantized model: for each of samples 0..n-1, the outputs
  * of the float model's biased Conv/ConvTranspose/Gemm nodes and the model outputs. Copies of
- * the pass's values, so the same bits as a float run of the sample; a sample's copies are
- * dropped (it is measured with a float run, as without a stash) once the whole stash would
- * exceed its byte budget. The pass fills different samples from different threads. */
+ * the pass's values, so the same bits as a float run of the sample. All or nothing: when the
+ * samples would not all fit the byte budget (the first one done tells), nothing is kept and
+ * bias correction runs the float model itself, as without a stash. The pass fills different
+ * samples from different threads. */
 typedef struct qc_bc_stash qc_bc_stash;
 
-/* calibrate's budget: nudenet's 16 bias samples (14.3 MB each) fit, ddddocr's (38 MB) 6 */
+/* calibrate's budget: nudenet's 16 bias samples (14.3 MB each) fit, ddddocr's (38 MB) not */
 #define QC_BC_STASH_BUDGET ((size_t)256 << 20)
 
 int  qc_bc_stash_new(qc_bc_stash **out, const qc_model *float_m, int n_samples, size_t budget,
@@ -39,7 +40,7 @@ int  qc_bc_stash_has(const qc_bc_stash *s, int i);
 int  qc_bc_stash_find(const qc_bc_stash *s, const char *name);
 const qc_tensor *qc_bc_stash_value(const qc_bc_stash *s, int i, int k);
 const qc_tensor *qc_bc_stash_output(const qc_bc_stash *s, int i, int j);
-/* Bytes kept (for tests and messages). */
+/* Bytes kept (0 once it gave up). */
 size_t qc_bc_stash_bytes(const qc_bc_stash *s);
 
 typedef struct qc_biascorr_opts {

@@ -173,7 +173,7 @@ static int host_has_vnni(void)
 #endif
 }
 
-static void print_bias_summary(const qc_biascorr_stats *b)
+static void print_bias_summary(const qc_biascorr_stats *b, size_t stash_bytes)
 {
     if (!b->n_samples) {
         printf("calibrate: bias correction: no Conv/ConvTranspose/Gemm bias to correct\n");
@@ -182,7 +182,8 @@ static void print_bias_summary(const qc_biascorr_stats *b)
     printf("calibrate: bias correction: %d biases, mean shift %.3g (measured on %d samples",
            b->n_nodes, b->mean_abs, b->n_samples);
     if (b->n_stashed)
-        printf(", %d with the float values the calibration pass kept", b->n_stashed);
+        printf(", %d with the float values the calibration pass kept, %.0f MB", b->n_stashed,
+               stash_bytes / 1e6);
     printf(")");
     if (b->n_verify && b->applied)
         printf("; output SQNR %.2f -> %.2f dB on %d of them: kept", b->sqnr_before,
@@ -263,7 +264,7 @@ static int calibrate_auto(const cal_args *a, const char *out_path, qc_err *err)
         printf("; %d of %d weights per tensor\n", ai.n_weights_per_tensor, ai.n_weights);
         printf("calibrate: %d nodes quantized\n", qc_quantizer_n_quantized_nodes(q));
         if (a->bias_corr)
-            print_bias_summary(&bst);
+            print_bias_summary(&bst, 0);
         printf("calibrate: wrote %s (%.2f s)\n", out_path, qc_now() - t0);
     }
     qc_model_free(bcm);
@@ -503,6 +504,7 @@ int qc_cmd_calibrate(int argc, char **argv)
         qm = bcm;
     }
     t_bc = qc_now() - t_bc;
+    size_t stash_bytes = qc_bc_stash_bytes(stash);
     qc_bc_stash_free(stash);
     stash = NULL;
     if (rc == QC_OK)
@@ -562,7 +564,7 @@ int qc_cmd_calibrate(int argc, char **argv)
         if (c_shared)
             printf("\n");
         if (a.bias_corr)
-            print_bias_summary(&bst);
+            print_bias_summary(&bst, stash_bytes);
         printf("calibrate: wrote %s (%.2f s", out_path, qc_now() - t0);
         if (d)
             printf(": calibration pass %.2f", t_pass);

@@ -2,7 +2,8 @@
  * Measuring a bias sample otherwise runs the float model on it once more, beside the quantized
  * one: on nudenet (YOLOv8n) 20 of a sample's 28.5 ms. The pass computed those values already;
  * kept, the measure runs the quantized model alone. Budgeted: nudenet keeps 14.3 MB a sample
- * (its 64 biased Conv outputs at 320x320), ddddocr 38 MB. */
+ * (its 64 biased Conv outputs at 320x320), 229 MB for its 16 bias samples; ddddocr would keep
+ * 38 MB a sample and does not fit. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,15 +19,19 @@ struct qc_bc_stash {
     int         *slot_by_node;  /* model node index -> name index, or -1 */
     qc_tensor   *v;             /* [sample][name] */
     qc_tensor   *out;           /* [sample][output] */
-    char        *state;         /* per sample: 0 filling, 1 complete, 2 dropped */
+    char        *done;          /* per sample: its values are all here */
+    /* All or nothing: once the samples cannot all fit, the stash gives up (`failed`, set by
+     * any thread) and its pages go back to the system. A partial stash would save part of
+     * the float runs but keep both its memory and the float executors'. The first sample
+     * done tells the size of all (the same shapes: a model whose shapes vary by sample fails
+     * when the budget runs out). */
+    int          failed;
     /* The copies' memory: one reservation of the budget, handed out by an atomic bump
-     * offset (the pass's threads), returned all at once. Fresh pages fault in as they are
-     * written; 4 KiB pages made a page fault every 4 KiB copied (on nudenet the copies cost
-     * 130 ms of CPU, mostly faults: perf record), so the reservation asks for huge pages
-     * (2 MiB: a fault each), where the kernel has them. Space of a dropped sample is not
-     * reused: a sample is dropped only once the budget is spent. */
-    char        *base, *map;
-    size_t       budget, map_len, used;
+     * offset (the pass's threads), returned all at once. Not huge pages: on this VM a
+     * MADV_HUGEPAGE reservation took 0.05 s or, compacting memory, 0.5 s to fill 229 MB,
+     * 4 KiB pages 0.1 s (a page fault each 4 KiB; /tmp test program, three runs). */
+    char        *base;
+    size_t       budget, used;
 };
 
 static int biased(const qc_node *n)
@@ -47,23 +52,12 @@ int qc_bc_stash_new(qc_bc_stash **out, const qc_model *m, int n_samples, size_t 
     s->n_out = m->n_outputs;
     s->n_nodes = m->n_nodes;
     s->budget = budget;
-    if (budget > 0) {
-        s->map_len = budget + HUGE_PAGE;
-        void *p = mmap(NULL, s->map_len, PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-        if (p == MAP_FAILED) {
-            s->budget = 0;          /* nothing kept: every sample measured with a float run */
-        } else {
-            s->map = p;
-            s->base = (char *)(((uintptr_t)p + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1));
-        }
-    }
     size_t nv = (size_t)s->n_samples;
     s->names = calloc((size_t)m->n_nodes + 1, sizeof *s->names);
     s->slot_by_node = malloc(((size_t)m->n_nodes + 1) * sizeof *s->slot_by_node);
-    s->state = calloc(nv + 1, 1);
+    s->done = calloc(nv + 1, 1);
     s->out = calloc(nv * (size_t)s->n_out + 1, sizeof *s->out);
-    if (!s->names || !s->slot_by_node || !s->state || !s->out) {
+    if (!s->names || !s->slot_by_node || !s->done || !s->out) {
         qc_bc_stash_free(s);
         return qc_errf(err, QC_ENOMEM, "out of memory");
     }
@@ -78,31 +72,28 @@ int qc_bc_stash_new(qc_bc_stash **out, const qc_model *m, int n_samples, size_t 
         qc_bc_stash_free(s);
         return qc_errf(err, QC_ENOMEM, "out of memory");
     }
+    void *p = budget > 0 ? mmap(NULL, budget, PROT_READ | PROT_WRITE,
+                                MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+                         : MAP_FAILED;
+    if (p == MAP_FAILED)
+        s->failed = 1;              /* nothing kept: every sample measured with a float run */
+    else
+        s->base = p;
     *out = s;
     return QC_OK;
-}
-
-/* Forgets sample i's copies (only the thread running sample i calls this during the pass). */
-static void drop(qc_bc_stash *s, int i)
-{
-    for (int k = 0; k < s->n_names; k++)
-        memset(&s->v[(size_t)i * s->n_names + k], 0, sizeof *s->v);
-    for (int j = 0; j < s->n_out; j++)
-        memset(&s->out[(size_t)i * s->n_out + j], 0, sizeof *s->out);
-    s->state[i] = 2;
 }
 
 void qc_bc_stash_free(qc_bc_stash *s)
 {
     if (!s)
         return;
-    if (s->map)
-        munmap(s->map, s->map_len);
+    if (s->base)
+        munmap(s->base, s->budget);
     free(s->names);
     free(s->slot_by_node);
     free(s->v);
     free(s->out);
-    free(s->state);
+    free(s->done);
     free(s);
 }
 
@@ -112,57 +103,72 @@ int qc_bc_stash_names(const qc_bc_stash *s, const char *const **names)
     return s->n_names;
 }
 
-/* A copy of t into *dst within the budget: 1 kept, 0 over budget (nothing kept). */
-static int keep(qc_bc_stash *s, qc_tensor *dst, const qc_tensor *t)
+static int failed(const qc_bc_stash *s)
+{
+    return __atomic_load_n(&s->failed, __ATOMIC_RELAXED);
+}
+
+/* Gives up (any thread, once or more): the pages go back, the reservation stays until
+ * qc_bc_stash_free, so a copy still running on another thread writes into mapped memory. */
+static void give_up(qc_bc_stash *s)
+{
+    if (!__atomic_exchange_n(&s->failed, 1, __ATOMIC_RELAXED) && s->base)
+        (void)madvise(s->base, s->budget, MADV_DONTNEED);
+}
+
+/* A copy of t into *dst within the budget, or giving up. */
+static void keep(qc_bc_stash *s, qc_tensor *dst, const qc_tensor *t)
 {
     size_t nb = qc_tensor_nbytes(t), len = (nb + ALIGN - 1) / ALIGN * ALIGN;
     size_t at = __atomic_fetch_add(&s->used, len, __ATOMIC_RELAXED);
-    if (at > s->budget || len > s->budget - at)
-        return 0;                   /* used stays past the budget: nothing else fits */
+    if (at > s->budget || len > s->budget - at) {
+        give_up(s);
+        return;
+    }
     *dst = *t;
     dst->name = NULL;
     dst->data = s->base + at;
     dst->capacity = len;
     memcpy(dst->data, t->data, nb);
-    return 1;
 }
 
 void qc_bc_stash_node(qc_bc_stash *s, int sample, int node_index,
                       const qc_tensor *const *outs, int n_outs)
 {
-    if (sample < 0 || sample >= s->n_samples || s->state[sample] || node_index < 0 ||
-        node_index >= s->n_nodes || n_outs < 1)
+    if (sample < 0 || sample >= s->n_samples || node_index < 0 || node_index >= s->n_nodes ||
+        n_outs < 1 || s->slot_by_node[node_index] < 0 || failed(s))
         return;
-    int k = s->slot_by_node[node_index];
-    if (k >= 0 && !keep(s, &s->v[(size_t)sample * s->n_names + k], outs[0]))
-        drop(s, sample);            /* measured with a float run instead */
+    keep(s, &s->v[(size_t)sample * s->n_names + s->slot_by_node[node_index]], outs[0]);
 }
 
 void qc_bc_stash_done(qc_bc_stash *s, int sample, const qc_exec *x)
 {
-    if (sample < 0 || sample >= s->n_samples || s->state[sample])
+    if (sample < 0 || sample >= s->n_samples || failed(s))
         return;
-    for (int k = 0; k < s->n_names; k++)
-        if (!s->v[(size_t)sample * s->n_names + k].data) {
-            drop(s, sample);        /* a biased node the run did not reach: nothing to use */
+    size_t bytes = 0;
+    for (int k = 0; k < s->n_names; k++) {
+        const qc_tensor *t = &s->v[(size_t)sample * s->n_names + k];
+        if (!t->data) {
+            give_up(s);             /* a biased node the run did not reach */
             return;
         }
+        bytes += t->capacity;
+    }
     for (int j = 0; j < s->n_out; j++) {
         const qc_tensor *f = qc_exec_output(x, j);
-        qc_tensor *dst = &s->out[(size_t)sample * s->n_out + j];
-        if (!f || f->dtype != QC_F32)
-            continue;               /* nothing to compare (as measure_sample) */
-        if (!keep(s, dst, f)) {
-            drop(s, sample);
-            return;
-        }
+        if (f && f->dtype == QC_F32) /* else nothing to compare (as measure_sample) */
+            keep(s, &s->out[(size_t)sample * s->n_out + j], f);
+        bytes += f && f->dtype == QC_F32 ? (qc_tensor_nbytes(f) + ALIGN - 1) / ALIGN * ALIGN : 0;
     }
-    s->state[sample] = 1;
+    /* the first samples done (shards claim them in order) tell whether all will fit */
+    if (bytes > s->budget / (size_t)s->n_samples)
+        give_up(s);
+    s->done[sample] = 1;
 }
 
 int qc_bc_stash_has(const qc_bc_stash *s, int i)
 {
-    return s && i >= 0 && i < s->n_samples && s->state[i] == 1;
+    return s && i >= 0 && i < s->n_samples && s->done[i] && !failed(s);
 }
 
 int qc_bc_stash_find(const qc_bc_stash *s, const char *name)
@@ -189,8 +195,5 @@ const qc_tensor *qc_bc_stash_output(const qc_bc_stash *s, int i, int j)
 
 size_t qc_bc_stash_bytes(const qc_bc_stash *s)
 {
-    if (!s)
-        return 0;
-    size_t used = __atomic_load_n(&s->used, __ATOMIC_RELAXED);
-    return used < s->budget ? used : s->budget;
+    return s && !failed(s) ? __atomic_load_n(&s->used, __ATOMIC_RELAXED) : 0;
 }
