@@ -292,8 +292,8 @@ typedef struct cal_pass {
     qc_ema_log     *log;            /* ema on several shards, else NULL */
 } cal_pass;
 
-/* The stash's byte budget: QC_BC_STASH_BYTES (tests: 0 keeps nothing, a small one part of
- * the samples), else QC_BC_STASH_BUDGET. */
+/* The stash's byte budget: QC_BC_STASH_BYTES (tests: 0, or one too small for every bias
+ * sample, keeps nothing; a large one lets ddddocr's fit), else QC_BC_STASH_BUDGET. */
 static size_t stash_budget(void)
 {
     const char *e = getenv("QC_BC_STASH_BYTES");
@@ -498,8 +498,8 @@ int qc_cmd_calibrate(int argc, char **argv)
     qc_biascorr_stats bst = { 0 };
     qc_model *bcm = NULL;
     double t_bc = qc_now();
-    if (rc == QC_OK && a.bias_corr && (rc = bias_correct(&a, work, d, qm, stash, &bcm, &bst, &err)) ==
-        QC_OK && bcm) {
+    if (rc == QC_OK && a.bias_corr &&
+        (rc = bias_correct(&a, work, d, qm, stash, &bcm, &bst, &err)) == QC_OK && bcm) {
         qc_model_free(qm);
         qm = bcm;
     }

@@ -9,9 +9,9 @@
 #include <string.h>
 #include <sys/mman.h>
 #include "qc_biascorr.h"
+#include "quant_priv.h"
 
-#define HUGE_PAGE ((size_t)2 << 20)
-#define ALIGN     64
+#define ALIGN 64
 
 struct qc_bc_stash {
     const char **names;         /* the biased nodes' outputs (the model's arena) */
@@ -27,14 +27,17 @@ struct qc_bc_stash {
      * when the budget runs out). */
     int          failed;
     /* The copies' memory: one reservation of the budget, handed out by an atomic bump
-     * offset (the pass's threads), returned all at once. Not huge pages: on this VM a
-     * MADV_HUGEPAGE reservation took 0.05 s or, compacting memory, 0.5 s to fill 229 MB,
-     * 4 KiB pages 0.1 s (a page fault each 4 KiB; /tmp test program, three runs). */
+     * offset (the pass's threads), returned all at once. Its pages fault in as they are
+     * first written, 4 KiB at a time: on nudenet most of the copies' cost (perf record of a
+     * minmax run: ~0.15 s of CPU in page faults under the copies). Not huge pages: asked
+     * for with MADV_HUGEPAGE, filling 229 MB took 0.05 s, or 0.5 s when the kernel
+     * compacted memory first (this machine's THP defrag setting is "madvise"). */
     char        *base;
     size_t       budget, used;
 };
 
-static int biased(const qc_node *n)
+/* quant_priv.h */
+int qc_quant_biased_node(const qc_node *n)
 {
     return n->domain[0] == 0 && n->n_inputs >= 3 && n->inputs[2][0] && n->n_outputs >= 1 &&
            (!strcmp(n->op_type, "Conv") || !strcmp(n->op_type, "ConvTranspose") ||
@@ -63,7 +66,7 @@ int qc_bc_stash_new(qc_bc_stash **out, const qc_model *m, int n_samples, size_t 
     }
     for (int i = 0; i < m->n_nodes; i++) {
         s->slot_by_node[i] = -1;
-        if (biased(&m->nodes[i]) && m->nodes[i].outputs[0][0]) {
+        if (qc_quant_biased_node(&m->nodes[i]) && m->nodes[i].outputs[0][0]) {
             s->slot_by_node[i] = s->n_names;
             s->names[s->n_names++] = m->nodes[i].outputs[0];
         }

@@ -15,6 +15,7 @@
 #include "qc_edit.h"
 #include "qc_exec.h"
 #include "qc_pass.h"
+#include "quant_priv.h"
 
 /* finish_bias (quantizer.c) keeps int32 biases within half of int32: the integer kernel adds a
  * whole dot product to them */
@@ -78,13 +79,6 @@ void qc_biascorr_opts_default(qc_biascorr_opts *o)
     o->stash = NULL;
 }
 
-static int is_biased_op(const qc_node *n)
-{
-    return n->domain[0] == 0 && n->n_inputs >= 3 && n->inputs[2][0] && n->n_outputs >= 1 &&
-           (!strcmp(n->op_type, "Conv") || !strcmp(n->op_type, "ConvTranspose") ||
-            !strcmp(n->op_type, "Gemm"));
-}
-
 /* The bias of node n as a float initializer, or as int32 behind a DequantizeLinear with a
  * zero point of 0 (what the QDQ rewrite writes). 0 if neither, or if it is shared (one bias
  * cannot follow two nodes' errors). */
@@ -107,7 +101,8 @@ static int bias_of(const qc_model *m, const qc_node *n, target *t)
     const qc_tensor *qb = qc_model_init(m, dq->inputs[0]), *s = qc_model_init(m, dq->inputs[1]);
     const qc_tensor *zp = dq->n_inputs > 2 && dq->inputs[2][0] ? qc_model_init(m, dq->inputs[2])
                                                                : NULL;
-    if (!qb || qb->dtype != QC_I32 || !s || s->dtype != QC_F32 || qc_model_n_readers(m, dq->inputs[0]) != 1)
+    if (!qb || qb->dtype != QC_I32 || !s || s->dtype != QC_F32 ||
+        qc_model_n_readers(m, dq->inputs[0]) != 1)
         return 0;
     int64_t nb = qc_tensor_numel(qb), ns = qc_tensor_numel(s);
     if (nb < 1 || (ns != 1 && ns != nb))
@@ -128,7 +123,7 @@ static int find_targets(const qc_model *q, bc_state *st, qc_err *err)
     for (int i = 0; i < q->n_nodes; i++) {
         target *t = &st->t[st->n_t];
         st->by_node[i] = -1;
-        if (!is_biased_op(&q->nodes[i]) || !bias_of(q, &q->nodes[i], t))
+        if (!qc_quant_biased_node(&q->nodes[i]) || !bias_of(q, &q->nodes[i], t))
             continue;
         t->node = q->nodes[i].name;
         t->out = q->nodes[i].outputs[0];
@@ -631,7 +626,8 @@ int qc_bias_correct(const qc_model *float_m, const qc_model *q, qc_dataset *d,
             rc = qc_exec_new(&st.sh[s].fx, float_m, &fo, err);
     }
     int used = 0;
-    if (rc == QC_OK && (rc = measure(q, n, &st, &used, &stats->n_stashed, err)) == QC_OK && used == 0)
+    if (rc == QC_OK && (rc = measure(q, n, &st, &used, &stats->n_stashed, err)) == QC_OK &&
+        used == 0)
         rc = qc_errf(err, QC_EINPUT, "no usable sample");
     if (rc == QC_OK) {
         stats->n_samples = used;

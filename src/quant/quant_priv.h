@@ -195,4 +195,7 @@ int  qc_pairguard_scales_shared(qc_pg_cache *c, const qc_model *m, const char *n
 /* Quantizer q takes its guarded weight scales through c (borrowed; NULL: its own). */
 void qc_quant_share_guard(qc_quantizer *q, qc_pg_cache *c);
 
+/* A Conv / ConvTranspose / Gemm with a bias input (bias correction's targets; bcstash.c) */
+int qc_quant_biased_node(const qc_node *n);
+
 #endif
