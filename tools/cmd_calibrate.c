@@ -326,8 +326,10 @@ static int pass_exec_new(qc_quantizer *q, const qc_model *work, const qc_bc_stas
     if (rc == QC_OK && !names)
         rc = qc_errf(err, QC_ENOMEM, "out of memory");
     if (rc == QC_OK) {
-        memcpy(names, xo.hooked, (size_t)xo.n_hooked * sizeof *names);
-        memcpy(names + xo.n_hooked, sn, (size_t)n_sn * sizeof *names);
+        for (int i = 0; i < xo.n_hooked; i++)
+            names[i] = xo.hooked[i];
+        for (int i = 0; i < n_sn; i++)
+            names[xo.n_hooked + i] = sn[i];
         xo.hooked = names;
         xo.n_hooked += n_sn;
         rc = qc_exec_new(x, work, &xo, err);    /* reads the names only here */

@@ -132,7 +132,8 @@ static void keep(qc_bc_stash *s, qc_tensor *dst, const qc_tensor *t)
     dst->name = NULL;
     dst->data = s->base + at;
     dst->capacity = len;
-    memcpy(dst->data, t->data, nb);
+    if (nb)
+        memcpy(dst->data, t->data, nb);
 }
 
 void qc_bc_stash_node(qc_bc_stash *s, int sample, int node_index,
