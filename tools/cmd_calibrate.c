@@ -182,8 +182,8 @@ static void print_bias_summary(const qc_biascorr_stats *b, size_t stash_bytes)
     printf("calibrate: bias correction: %d biases, mean shift %.3g (measured on %d samples",
            b->n_nodes, b->mean_abs, b->n_samples);
     if (b->n_stashed)
-        printf(", %d with the float values the calibration pass kept, %.0f MB", b->n_stashed,
-               stash_bytes / 1e6);
+        printf(", %d with the float values the calibration pass kept, %.*f MB", b->n_stashed,
+               stash_bytes < 10000000 ? 2 : 0, stash_bytes / 1e6);
     printf(")");
     if (b->n_verify && b->applied)
         printf("; output SQNR %.2f -> %.2f dB on %d of them: kept", b->sqnr_before,
