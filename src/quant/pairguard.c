@@ -288,10 +288,10 @@ int qc_pairguard_scales(const qc_model *m, const char *name, const qc_tensor *w,
     }
     /* members and pairs of each group; pairs in group order as found (a Conv's, by output
      * channel) and members in a row (one group, or channels on axis 0: inner values each)
-     * need no index, else a counting sort makes them */
-    /* rows: group g is the values g * inner .. (g + 1) * inner - 1 (inner n with one group),
-     * so a value's group needs no division (a division a value and a pair was a third of
-     * the search's time on nudenet: perf annotate) */
+     * need no index, else a counting sort makes them. In a row, group g is the values
+     * g * inner .. (g + 1) * inner - 1 (all n with one group), so a value's or a pair's group
+     * needs no division (those 64-bit divisions were over a third of this function's own
+     * time on nudenet: perf annotate) */
     int in_order = 1, rows = groups == 1 || (axis == 0 && n_ch == w->dims[0]);
     int64_t g_len = groups == 1 ? n : inner;
     for (int64_t i = 0; rows && i < n; i += g_len)
