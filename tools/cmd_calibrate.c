@@ -138,8 +138,7 @@ static char *default_output(const char *model)
     return out;
 }
 
-/* Bias correction on the first --bias-samples samples (at most --limit); stash: what the
- * calibration pass kept of them, or NULL. */
+/* Bias correction on the first --bias-samples samples (at most --limit). */
 static void bias_opts(const cal_args *a, qc_biascorr_opts *bo)
 {
     qc_biascorr_opts_default(bo);
@@ -152,12 +151,10 @@ static void bias_opts(const cal_args *a, qc_biascorr_opts *bo)
 }
 
 static int bias_correct(const cal_args *a, const qc_model *work, qc_dataset *d,
-                        const qc_model *qm, const qc_bc_stash *stash, qc_model **out,
-                        qc_biascorr_stats *bst, qc_err *err)
+                        const qc_model *qm, qc_model **out, qc_biascorr_stats *bst, qc_err *err)
 {
     qc_biascorr_opts bo;
     bias_opts(a, &bo);
-    bo.stash = stash;
     return qc_bias_correct(work, qm, d, &bo, out, bst, err);
 }
 
@@ -240,7 +237,7 @@ static int calibrate_auto(const cal_args *a, const char *out_path, qc_err *err)
     qc_model *bcm = NULL;
     qc_biascorr_stats bst = { 0 };
     if (rc == QC_OK && a->bias_corr &&
-        (rc = bias_correct(a, work, d, qm, NULL, &bcm, &bst, err)) == QC_OK && bcm)
+        (rc = bias_correct(a, work, d, qm, &bcm, &bst, err)) == QC_OK && bcm)
         qm = bcm;
     if (rc == QC_OK)
         rc = qc_model_save(qm, out_path, 0, err);
@@ -472,8 +469,10 @@ int qc_cmd_calibrate(int argc, char **argv)
     qc_bc_stash *stash = NULL;
     qc_biascorr_opts bo;
     bias_opts(&a, &bo);
-    if (rc == QC_OK && a.bias_corr && !a.params_in && stash_budget() > 0)
-        rc = qc_bc_stash_new(&stash, work, bo.n_samples, stash_budget(), &err);
+    size_t budget = stash_budget();
+    if (rc == QC_OK && a.bias_corr && !a.params_in && budget > 0)
+        rc = qc_bc_stash_new(&stash, work, bo.n_samples, budget, &err);
+    bo.stash = stash;               /* bias correction reads what the pass keeps in it */
     qc_exec_opts xo = { 0 };
     if (rc == QC_OK && !a.params_in)
         rc = pass_exec_new(q, work, stash, &x, &err);   /* the shards': observe_pass */
@@ -501,7 +500,7 @@ int qc_cmd_calibrate(int argc, char **argv)
     qc_model *bcm = NULL;
     double t_bc = qc_now();
     if (rc == QC_OK && a.bias_corr &&
-        (rc = bias_correct(&a, work, d, qm, stash, &bcm, &bst, &err)) == QC_OK && bcm) {
+        (rc = qc_bias_correct(work, qm, d, &bo, &bcm, &bst, &err)) == QC_OK && bcm) {
         qc_model_free(qm);
         qm = bcm;
     }

@@ -4,7 +4,6 @@
  * kept, the measure runs the quantized model alone. Budgeted: nudenet keeps 14.3 MB a sample
  * (its 64 biased Conv outputs at 320x320), 229 MB for its 16 bias samples; ddddocr would keep
  * 38 MB a sample and does not fit. */
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
