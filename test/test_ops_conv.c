@@ -5,9 +5,12 @@
 #include <string.h>
 #include "tnode.h"
 
-/* Compares a float output with the expected values and shape; reports the first mismatch. */
-static void check_out(const char *what, const qc_tensor *y, int ndim, const int64_t *dims,
-                      const float *want, double rtol, double atol)
+/* Compares a float output with the expected values and shape, within atol + rtol |want[i]|
+ * (+ mrel mag[i] with mag: Winograd's transforms round on the scale of the sum of the
+ * products' magnitudes, not of the output's); reports the first mismatch. */
+static void check_out_mag(const char *what, const qc_tensor *y, int ndim, const int64_t *dims,
+                          const float *want, double rtol, double atol, const float *mag,
+                          double mrel)
 {
     if (!y)
         return;
@@ -22,12 +25,18 @@ static void check_out(const char *what, const qc_tensor *y, int ndim, const int6
     }
     const float *got = y->data;
     for (int64_t i = 0, n = prod(dims, ndim); i < n; i++) {
-        if (!(fabs(got[i] - want[i]) <= atol + rtol * fabs(want[i]))) {
+        if (!(fabs(got[i] - want[i]) <= atol + rtol * fabs(want[i]) + (mag ? mrel * mag[i] : 0))) {
             qc_test_fail(__FILE__, __LINE__, "%s: y[%lld] = %.7g, expected %.7g", what,
                          (long long)i, got[i], want[i]);
             return;
         }
     }
+}
+
+static void check_out(const char *what, const qc_tensor *y, int ndim, const int64_t *dims,
+                      const float *want, double rtol, double atol)
+{
+    check_out_mag(what, y, ndim, dims, want, rtol, atol, NULL, 0);
 }
 
 /* ---- Conv ---------------------------------------------------------------------------- */
@@ -88,8 +97,9 @@ static const conv_case conv_cases[] = {
       { 0, 1, 0, 0, 0, 1 }, 0, 0 },
 };
 
+/* mag (if not NULL): each output's sum of the magnitudes of its products and bias */
 static void conv_ref(const conv_case *cc, const float *x, const float *w, const float *b,
-                     const int64_t *out, float *y)
+                     const int64_t *out, float *y, float *mag)
 {
     int nsp = cc->nsp;
     int64_t cg = cc->c / cc->group, mg = cc->m / cc->group;
@@ -102,7 +112,7 @@ static void conv_ref(const conv_case *cc, const float *x, const float *w, const 
             oi[i] = rem % out[i];
             rem /= out[i];
         }
-        double acc = b ? b[m] : 0.0;
+        double acc = b ? b[m] : 0.0, sum_abs = fabs(acc);
         for (int64_t c = 0; c < cg; c++)
         for (int64_t kf = 0; kf < ksz; kf++) {
             int64_t kr = kf, off = 0, inside = 1, ki[3];
@@ -115,11 +125,16 @@ static void conv_ref(const conv_case *cc, const float *x, const float *w, const 
                 inside &= v >= 0 && v < cc->in[i];
                 off = off * cc->in[i] + v;
             }
-            if (inside)
-                acc += (double)x[(bi * cc->c + (m / mg) * cg + c) * isz + off] *
-                       w[(m * cg + c) * ksz + kf];
+            if (inside) {
+                double p = (double)x[(bi * cc->c + (m / mg) * cg + c) * isz + off] *
+                           w[(m * cg + c) * ksz + kf];
+                acc += p;
+                sum_abs += fabs(p);
+            }
         }
         y[(bi * cc->m + m) * osz + o] = (float)acc;
+        if (mag)
+            mag[(bi * cc->m + m) * osz + o] = (float)sum_abs;
     }
 }
 
@@ -217,23 +232,35 @@ static void conv_case_build(const conv_case *cc, int silu, tnode *tn, float **x,
         tn_ints(tn, "pads", 2 * nsp, cc->pads);
 }
 
-static void conv_cases_run(const char *path, int silu)
+/* Every case against conv_ref, within 1e-4 (absolute and relative) and, with mrel > 0, mrel
+ * times the largest sum of products' magnitudes in the output's channel plane (Winograd's
+ * bound, test_conv_wino.c: an output mixes its tile's rounding) */
+static void conv_cases_check(const char *path, int silu, double mrel)
 {
     for (size_t t = 0; t < sizeof conv_cases / sizeof conv_cases[0]; t++) {
         const conv_case *cc = &conv_cases[t];
         int nsp = cc->nsp;
-        int64_t yd[5];
+        int64_t yd[5], len, plane;
         float *x, *w, *b;
         tnode tn;
         conv_case_build(cc, silu, &tn, &x, &w, &b, yd);
-        float *want = malloc((size_t)prod(yd, nsp + 2) * sizeof *want);
-        conv_ref(cc, x, w, cc->bias ? b : NULL, yd + 2, want);
+        len = prod(yd, nsp + 2), plane = prod(yd + 2, nsp);
+        float *want = malloc((size_t)len * sizeof *want);
+        float *mag = mrel > 0 ? malloc((size_t)len * sizeof *mag) : NULL;
+        conv_ref(cc, x, w, cc->bias ? b : NULL, yd + 2, want, mag);
+        for (int64_t p0 = 0; mag && p0 < len; p0 += plane) {
+            float top = 0;
+            for (int64_t i = p0; i < p0 + plane; i++)
+                top = mag[i] > top ? mag[i] : top;
+            for (int64_t i = p0; i < p0 + plane; i++)
+                mag[i] = silu ? 1.1f * top : top;       /* |silu'| <= 1.1 */
+        }
         if (silu)
-            for (int64_t i = 0, len = prod(yd, nsp + 2); i < len; i++)
+            for (int64_t i = 0; i < len; i++)
                 want[i] = (float)(want[i] / (1.0 + exp(-(double)want[i])));
         char what[96];
         snprintf(what, sizeof what, "%s (%s%s)", cc->name, path, silu ? ", silu" : "");
-        check_out(what, tn_run(&tn, 0), nsp + 2, yd, want, 1e-4, 1e-4);
+        check_out_mag(what, tn_run(&tn, 0), nsp + 2, yd, want, 1e-4, 1e-4, mag, mrel);
         if (!silu)
             check_sums(what, &tn, nsp + 2, yd, want, nsp <= 2);
         if (silu && tn.x)
@@ -243,7 +270,13 @@ static void conv_cases_run(const char *path, int silu)
         free(w);
         free(b);
         free(want);
+        free(mag);
     }
+}
+
+static void conv_cases_run(const char *path, int silu)
+{
+    conv_cases_check(path, silu, 0);
 }
 
 /* Every case (plain and with SiLU) run as by default, then with var set to each of vals:
@@ -435,6 +468,20 @@ QC_TEST(conv_avx2_against_naive)
     unsetenv("QC_CONV_ISA");
 }
 
+/* Every 3x3 stride-1 ungrouped case as Winograd F(4x4, 3x3) (conv_wino.c; by default from 12
+ * input and 16 output channels and 20 tiles), on either kernel set, plain and with SiLU. */
+QC_TEST(conv_cases_as_wino)
+{
+    setenv("QC_CONV_WINO", "1", 1);
+    conv_cases_check("wino", 0, 1e-5);
+    conv_cases_check("wino", 1, 1e-5);
+    setenv("QC_CONV_ISA", "avx2", 1);
+    conv_cases_check("wino avx2", 0, 1e-5);
+    conv_cases_check("wino avx2", 1, 1e-5);
+    unsetenv("QC_CONV_ISA");
+    unsetenv("QC_CONV_WINO");
+}
+
 /* The planner's Conv + x * Sigmoid(x) fusion, on every path. */
 QC_TEST(conv_fused_silu)
 {
@@ -503,7 +550,7 @@ QC_TEST(conv_cached_weights_two_runs)
     CHECK_OK(qc_exec_new(&tn.x, &tn.m, NULL, &err));
     for (int run = 0; run < 2 && tn.x; run++) {
         float *x = rand_buf(prod(xd, 4));
-        conv_ref(cc, x, w, NULL, yd + 2, want);
+        conv_ref(cc, x, w, NULL, yd + 2, want, NULL);
         tn_input(&tn, 0, QC_F32, 4, xd, x);
         CHECK_OK(qc_exec_run(tn.x, tn.inputs, 1, &err));
         check_out(run ? "second run" : "first run", qc_exec_output(tn.x, 0), 4, yd, want,

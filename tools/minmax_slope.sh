@@ -15,7 +15,10 @@ MODELS=${1:-nudenet ddddocr}
 COUNTS=${2:-25 100 200}
 REPS=${3:-2}
 PY=.venv-peers/bin/python
-[ -x "$PY" ] || { echo "minmax_slope: run 'make peers' first (it makes $PY and the data)" >&2; exit 2; }
+if [ ! -x "$PY" ]; then
+    echo "minmax_slope: run 'make peers' first (it makes $PY and the data)" >&2
+    exit 2
+fi
 export OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 QC_THREADS=2 MKL_NUM_THREADS=2
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -42,7 +45,8 @@ for m in $MODELS; do
             best_q=$(echo "$q $best_q" | tr ' ' '\n' | grep . | sort -g | head -1)
         done
         awk -v m="$m" -v n="$n" -v q="$best_q" -v o="$best_o" \
-            'BEGIN { printf "%s n=%d: qcal %.2f s, ORT MinMax %.2f s, ratio %.3f\n", m, n, q, o, q / o }'
+            'BEGIN { printf "%s n=%d: qcal %.2f s, ORT MinMax %.2f s, ratio %.3f\n", m, n, q, o,
+                     q / o }'
         echo "$n $best_q $best_o" >> "$tmp/$m"
     done
     read -r n0 q0 o0 < <(head -1 "$tmp/$m")
