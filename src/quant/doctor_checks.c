@@ -517,7 +517,7 @@ static int check_model(qc_doctor *d, qc_err *err)
         }
     }
     /* a given model that rounds the arithmetic of a decomposed normalization to 8 bits inside
-     * the normalization (what calibrate keeps float: quantizer.c mark_statistics; the last
+     * the normalization (what calibrate keeps float: qselect.c mark_statistics; the last
      * node's output, which the next Conv or MatMul reads, is quantized either way) */
     const char *first = NULL, *first_op = NULL;
     int n_norm = d->given && d->qm ? qc_dr_given_norm_rounded(d, &first, &first_op) : 0;

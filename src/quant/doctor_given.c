@@ -122,7 +122,7 @@ int qc_dr_given_float_groups(const qc_model *g, qc_float_group **out)
 }
 
 /* doctor_priv.h. The nodes calibrate keeps float as normalization arithmetic
- * (quantizer.c mark_statistics) whose output the given model quantizes while a reader is still
+ * (qselect.c mark_statistics) whose output the given model quantizes while a reader is still
  * inside the normalization: a statistic (reduction, square root, power, reciprocal) or more of
  * its arithmetic. Their number (-1 out of memory) and the first one, in node order. */
 int qc_dr_given_norm_rounded(const qc_doctor *d, const char **first, const char **first_op)

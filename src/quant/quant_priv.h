@@ -1,5 +1,5 @@
-/* Private to src/quant: the quantization plan shared by quantizer.c (selection, observation,
- * ranges) and qdq.c (graph rewrite). */
+/* Private to src/quant: the quantization plan shared by qselect.c (selection), quantizer.c
+ * (observation, ranges) and qdq.c (graph rewrite). */
 #ifndef QC_QUANT_PRIV_H
 #define QC_QUANT_PRIV_H
 
@@ -89,8 +89,17 @@ struct qc_quantizer {
     int             n_concat_shared, n_concat_own;  /* concat_share.c, after build */
 };
 
-/* quantizer.c: item is one of the entries of a comma-separated list (--exclude, --op-types). */
+/* qselect.c: item is one of the entries of a comma-separated list (--exclude, --op-types). */
 int qc_quant_in_list(const char *list, const char *item);
+/* qselect.c: the tensors q plans for (qc_quantizer_new; the qtensors and qnode.quantize). */
+int  qc_quant_select_tensors(qc_quantizer *q, qc_err *err);
+/* qselect.c: the role of input slot `slot` of node n: 'a' activation, 'w' weight, 'b' bias, 0
+ * none (not quantized data). */
+char qc_quant_slot_role(const qc_node *n, int slot, const qc_model *m);
+/* qselect.c, after the pass: qnode.final and why for every node (quantized when every tensor
+ * it would quantize turned out float and seen; data-movement nodes moving a model input or
+ * feeding only float nodes stay float), and q->float_nodes. */
+int  qc_quant_finalize_nodes(qc_quantizer *q, qc_err *err);
 /* quantizer.c: min / max of x[0, n) per channel, laid out [outer][ch][inner] (per tensor: ch
  * 1, inner n), folded into lo[c] / hi[c] from the caller's start values; 0 if a value is NaN
  * or Inf (const_ranges and compare's weight error share it). */
@@ -123,7 +132,7 @@ int         qc_quant_map_derives(const qc_qmap *map, const qc_quant_opts *o);
 /* The map's value at x, the executor's bits (qc_exec_sigmoid, qc_exec_tanh, float ops). */
 float       qc_quant_map_apply(const qc_qmap *map, float x);
 qc_range    qc_quant_map_range(const qc_qmap *map, qc_range r);
-/* quantizer.c: whether node `producer`'s output is a gate under options o (mark_gates: it
+/* qselect.c: whether node `producer`'s output is a gate under options o (mark_gates: it
  * takes its observed range), so no method range derives from it. */
 int         qc_quant_is_gate(const qc_model *m, int producer, const qc_quant_opts *o);
 /* derived.c, the Concat rule calibrate and compare share: when node `producer` is the Concat
@@ -157,7 +166,7 @@ int qc_quant_is_movement(const char *op_type);
 /* An op type quantized by default (the --op-types default list). */
 int qc_quant_default_op(const char *op_type);
 /* An op computing a statistic (a reduction, square root, power, reciprocal): where the
- * normalization arithmetic calibrate keeps float starts (quantizer.c mark_statistics). */
+ * normalization arithmetic calibrate keeps float starts (qselect.c mark_statistics). */
 int qc_quant_stat_seed(const char *op_type);
 /* percentile, mse or entropy: the methods that keep a histogram */
 int qc_quant_is_hist_method(const char *method);
