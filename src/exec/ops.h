@@ -111,6 +111,7 @@ extern const qc_op_def qc_ops_elementwise[];
 extern const qc_op_def qc_ops_reduce[];
 extern const qc_op_def qc_ops_norm[];
 extern const qc_op_def qc_ops_shape[];
+extern const qc_op_def qc_ops_source[];
 extern const qc_op_def qc_ops_index[];
 extern const qc_op_def qc_ops_conv[];
 extern const qc_op_def qc_ops_gemm[];

@@ -3,10 +3,9 @@
 #include "ops.h"
 
 static const qc_op_def *const families[] = {
-    qc_ops_elementwise, qc_ops_reduce, qc_ops_norm, qc_ops_shape, qc_ops_index,
-    qc_ops_conv, qc_ops_gemm, qc_ops_pool, qc_ops_resize, qc_ops_qdq, qc_ops_rnn,
-    qc_ops_space, qc_ops_nms, qc_ops_einsum, qc_ops_gridsample,
-    qc_ops_misc,
+    qc_ops_elementwise, qc_ops_reduce, qc_ops_norm, qc_ops_shape, qc_ops_source,
+    qc_ops_index, qc_ops_conv, qc_ops_gemm, qc_ops_pool, qc_ops_resize, qc_ops_qdq,
+    qc_ops_rnn, qc_ops_space, qc_ops_nms, qc_ops_einsum, qc_ops_gridsample, qc_ops_misc,
 };
 
 const qc_op_def *qc_op_find(const char *domain, const char *op_type, int64_t opset)
