@@ -1,4 +1,5 @@
-/* What to quantize, observing activations during calibration, and ranges -> scales. */
+/* The quantizer: observing activations during calibration and ranges -> scales and zero
+ * points, int32 biases, then the QDQ model (qdq.c); what to quantize is qselect.c's. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
