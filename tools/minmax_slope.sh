@@ -34,9 +34,14 @@ for m in $MODELS; do
     for n in $COUNTS; do
         best_o= best_q=
         for _ in $(seq "$REPS"); do
-            o=$("$PY" tools/peers.py --child ort --model "$P" --data "$D" --n "$n" \
-                  --method MinMax --out-model "$tmp/ort.onnx" --stride 0 2>/dev/null | tail -1 |
-                "$PY" -c 'import json,sys; print("%.3f" % json.loads(sys.stdin.read())["calib_s"])')
+            if ! o=$("$PY" tools/peers.py --child ort --model "$P" --data "$D" --n "$n" \
+                       --method MinMax --out-model "$tmp/ort.onnx" --stride 0 2>"$tmp/ort.err" |
+                     tail -1 | "$PY" -c 'import json, sys
+print("%.3f" % json.loads(sys.stdin.read())["calib_s"])' 2>/dev/null); then
+                echo "minmax_slope: $m, $n samples: onnxruntime's quantize_static failed:" \
+                     "$(tail -1 "$tmp/ort.err")" >&2
+                exit 1
+            fi
             s=$(date +%s.%N)
             build/calibrate -q --data "$D" --limit "$n" "$P" -o "$tmp/q.onnx" --method minmax \
                 --per-channel
