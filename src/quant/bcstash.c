@@ -118,10 +118,16 @@ static void give_up(qc_bc_stash *s)
         (void)madvise(s->base, s->budget, MADV_DONTNEED);
 }
 
+/* The bytes a copy of nb bytes takes in the reservation */
+static size_t padded(size_t nb)
+{
+    return (nb + ALIGN - 1) / ALIGN * ALIGN;
+}
+
 /* A copy of t into *dst within the budget, or giving up. */
 static void keep(qc_bc_stash *s, qc_tensor *dst, const qc_tensor *t)
 {
-    size_t nb = qc_tensor_nbytes(t), len = (nb + ALIGN - 1) / ALIGN * ALIGN;
+    size_t nb = qc_tensor_nbytes(t), len = padded(nb);
     size_t at = __atomic_fetch_add(&s->used, len, __ATOMIC_RELAXED);
     if (at > s->budget || len > s->budget - at) {
         give_up(s);
@@ -159,9 +165,10 @@ void qc_bc_stash_done(qc_bc_stash *s, int sample, const qc_exec *x)
     }
     for (int j = 0; j < s->n_out; j++) {
         const qc_tensor *f = qc_exec_output(x, j);
-        if (f && f->dtype == QC_F32) /* else nothing to compare (as measure_sample) */
-            keep(s, &s->out[(size_t)sample * s->n_out + j], f);
-        bytes += f && f->dtype == QC_F32 ? (qc_tensor_nbytes(f) + ALIGN - 1) / ALIGN * ALIGN : 0;
+        if (!f || f->dtype != QC_F32)
+            continue;               /* nothing to compare (as measure_sample) */
+        keep(s, &s->out[(size_t)sample * s->n_out + j], f);
+        bytes += padded(qc_tensor_nbytes(f));
     }
     /* the first samples done (shards claim them in order) tell whether all will fit */
     if (bytes > s->budget / (size_t)s->n_samples)
